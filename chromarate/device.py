@@ -1,0 +1,76 @@
+"""Resolution of compute devices and dtypes; the only torch import outside ``fit/``."""
+
+from __future__ import annotations
+
+from .errors import DeviceError
+
+__all__ = ["resolve_device", "resolve_dtype", "describe_device"]
+
+
+def resolve_device(spec: str = "auto"):
+    """Turn a device string into a ``torch.device``.
+
+    Parameters
+    ----------
+    spec : str
+        "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "cuda:N" or "mps".
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    DeviceError
+        If an explicitly requested device is not available or the name is unknown.
+    """
+    import torch
+
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(spec)
+    except (RuntimeError, ValueError) as exc:
+        raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {spec!r} requested but CUDA is not available here")
+        index = 0 if dev.index is None else dev.index
+        if index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"device {spec!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+        return torch.device("cuda", index)
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError(f"device {spec!r} requested but MPS is not available here")
+        return dev
+    raise DeviceError(f"unsupported device type {dev.type!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def resolve_dtype(name: str):
+    """Map "float32"/"float64" to the torch dtype."""
+    import torch
+
+    table = {"float32": torch.float32, "float64": torch.float64}
+    if name not in table:
+        raise DeviceError(f"unsupported dtype {name!r}; use float32 or float64")
+    return table[name]
+
+
+def describe_device(device) -> str:
+    """Human-readable device name, e.g. ``"cuda:0 (NVIDIA H200)"`` or ``"cpu"``."""
+    import torch
+
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)

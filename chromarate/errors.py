@@ -1,0 +1,73 @@
+"""Exception hierarchy of chromarate.
+
+Every error that chromarate raises on purpose derives from :class:`ChromarateError`, and
+each subclass also derives from the built-in exception that fits it, so callers may catch
+either. Messages name the file (when there is one) and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "ChromarateError",
+    "ConfigError",
+    "DeviceError",
+    "FitDivergedError",
+    "InputFormatError",
+    "ResultStoreError",
+    "SegmentationError",
+    "StageError",
+]
+
+
+class ChromarateError(Exception):
+    """Base class of all errors raised by chromarate.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong and what was expected.
+    path : str or Path, optional
+        The file the error is about; it is prefixed to the message.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.path = None if path is None else str(path)
+        self.message = message
+        super().__init__(f"{self.path}: {message}" if self.path else message)
+
+    def __reduce__(self):  # keep pickling (dask workers) working with keyword-only path
+        return (_rebuild, (type(self), self.message, self.path))
+
+
+def _rebuild(cls, message, path):
+    return cls(message, path=path)
+
+
+class InputFormatError(ChromarateError, ValueError):
+    """An input file is missing, empty, corrupt or has columns/units that cannot be used."""
+
+
+class ConfigError(ChromarateError, ValueError):
+    """A configuration value is invalid or a configuration file cannot be read."""
+
+
+class DeviceError(ChromarateError, RuntimeError):
+    """A requested compute device is not available."""
+
+
+class StageError(ChromarateError, ValueError):
+    """A pipeline stage received data it cannot process (empty map, no nucleus, ...)."""
+
+
+class SegmentationError(StageError):
+    """No nucleus could be segmented from a density map."""
+
+
+class FitDivergedError(ChromarateError, FloatingPointError):
+    """The loss of a fit became non-finite."""
+
+
+class ResultStoreError(ChromarateError, OSError):
+    """A result store is foreign, damaged, or cannot be written."""

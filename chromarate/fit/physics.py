@@ -1,0 +1,106 @@
+"""Residuals of the physics models, written once for numpy arrays and torch tensors.
+
+Each function takes fields and their derivatives as plain arrays (or tensors) and uses
+only arithmetic, so the same code scores a PINN (torch), the closed-form inversion and the
+forward simulator (numpy). Lengths are in micrometres, time in units of 1/Gamma_ac.
+
+Chromatin model (DESIGN.md section 4), with phi_h = (1 - phi_w + phi_d)/2 and
+phi_e = (1 - phi_w - phi_d)/2::
+
+    mu_d = -phi_e + f'(phi_h) - l^2 lap(phi_d),   f'(p) = p (pm - p)(pm - 2 p)
+    r    = M lap(mu_d) + 2 (lambda phi_e - phi_h)
+
+``lap(mu_d)`` is expanded with the chain rule so that only linear derivatives of the fields
+are needed (one pass of the mollifier layer)::
+
+    lap(mu_d) = -lap(phi_e) + f''(phi_h) lap(phi_h) + f'''(phi_h) |grad phi_h|^2 - l^2 bilap(phi_d)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+__all__ = [
+    "ChromatinParams",
+    "chromatin_lap_mu",
+    "chromatin_rate_closed_form",
+    "chromatin_residual",
+    "f_prime",
+    "f_second",
+    "f_third",
+]
+
+
+@dataclass(frozen=True)
+class ChromatinParams:
+    """phi_max, interface length l (um) and mobility M of the chromatin model."""
+
+    phi_max: float = 0.7
+    interface_um: float = 0.03
+    mobility: float = 1.0
+
+    @classmethod
+    def from_config(cls, physics) -> "ChromatinParams":
+        return cls(phi_max=physics.phi_max, interface_um=physics.interface_um,
+                   mobility=physics.mobility)
+
+
+def f_prime(p, phi_max: float):
+    """Derivative of the double well, p (pm - p)(pm - 2 p)."""
+    return p * (phi_max - p) * (phi_max - 2.0 * p)
+
+
+def f_second(p, phi_max: float):
+    """pm^2 - 6 pm p + 6 p^2."""
+    return phi_max**2 - 6.0 * phi_max * p + 6.0 * p * p
+
+
+def f_third(p, phi_max: float):
+    """-6 pm + 12 p."""
+    return -6.0 * phi_max + 12.0 * p
+
+
+def chromatin_lap_mu(d: Mapping[str, Any], w: Mapping[str, Any], params: ChromatinParams):
+    """Laplacian of the chemical potential mu_d.
+
+    Parameters
+    ----------
+    d : mapping
+        Derivatives of phi_d: ``u``, ``u_x``, ``u_y``, ``lap``, ``bilap``.
+    w : mapping
+        Derivatives of phi_w: ``u``, ``u_x``, ``u_y``, ``lap``.
+    params : ChromatinParams
+    """
+    pm = params.phi_max
+    phi_h = 0.5 * (1.0 - w["u"] + d["u"])
+    hx = 0.5 * (d["u_x"] - w["u_x"])
+    hy = 0.5 * (d["u_y"] - w["u_y"])
+    lap_h = 0.5 * (d["lap"] - w["lap"])
+    lap_e = -0.5 * (d["lap"] + w["lap"])
+    return (
+        -lap_e
+        + f_second(phi_h, pm) * lap_h
+        + f_third(phi_h, pm) * (hx * hx + hy * hy)
+        - params.interface_um**2 * d["bilap"]
+    )
+
+
+def chromatin_residual(d: Mapping[str, Any], w: Mapping[str, Any], rate, params: ChromatinParams):
+    """Steady-state residual r = M lap(mu_d) + 2 (lambda phi_e - phi_h)."""
+    phi_h = 0.5 * (1.0 - w["u"] + d["u"])
+    phi_e = 0.5 * (1.0 - w["u"] - d["u"])
+    return params.mobility * chromatin_lap_mu(d, w, params) + 2.0 * (rate * phi_e - phi_h)
+
+
+def chromatin_rate_closed_form(d: Mapping[str, Any], w: Mapping[str, Any], params: ChromatinParams,
+                               *, min_phi_e: float = 1e-3):
+    """lambda = (phi_h - (M/2) lap(mu_d)) / phi_e, where phi_e > min_phi_e (NaN elsewhere)."""
+    import numpy as np
+
+    phi_h = 0.5 * (1.0 - w["u"] + d["u"])
+    phi_e = 0.5 * (1.0 - w["u"] - d["u"])
+    num = phi_h - 0.5 * params.mobility * chromatin_lap_mu(d, w, params)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(phi_e > min_phi_e, num / np.where(phi_e > min_phi_e, phi_e, 1.0), np.nan)
+    return out

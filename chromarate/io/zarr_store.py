@@ -1,0 +1,636 @@
+"""Result stores: one OME-Zarr image per nucleus (DESIGN.md section 6).
+
+Layout written by :func:`write_result` (NGFF 0.5 on zarr v3 by default, NGFF 0.4 on zarr v2
+on request)::
+
+    <name>.ome.zarr/
+        zarr.json | .zattrs   "ome" (0.5) or top level (0.4): multiscales, omero, labels;
+                              "chromarate": the provenance block (schema_version, ...)
+        0/                    float32 (c, y, x), chunks (1, 256, 256)
+        labels/
+            nucleus/          label image: multiscales (y, x) + image-label
+                0/            integer (y, x)
+
+Axes are ``c`` (channel), ``y`` and ``x`` (space, nanometer). Each resolution level carries
+a ``scale`` transform ``[1, p, p]`` and a ``translation`` ``[0, origin_y, origin_x]``, where
+``origin`` is the corner of pixel (0, 0) as everywhere in chromarate (DESIGN.md section 3).
+
+Writes are atomic: the store is built in a hidden sibling directory and renamed into place,
+so a result path holds either a complete store or nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import numpy as np
+
+from .._types import ResultStack
+from ..errors import ResultStoreError
+from ..export import SCHEMA_VERSION, json_safe
+
+__all__ = [
+    "NGFF_VERSIONS",
+    "SUPPORTED_SCHEMA_VERSIONS",
+    "is_complete_result",
+    "read_result",
+    "write_result",
+]
+
+#: NGFF versions :func:`write_result` can write, with the zarr format each one uses.
+NGFF_VERSIONS: dict[str, int] = {"0.5": 3, "0.4": 2}
+
+#: ``chromarate`` block schema versions :func:`read_result` understands.
+SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (SCHEMA_VERSION,)
+
+_BLOCK = "chromarate"
+_CHUNK_YX = 256
+_UNIT = "nanometer"
+
+#: Display colours (RRGGBB) of the known channels; others cycle through _FALLBACK_COLORS.
+_CHANNEL_COLORS = {
+    "density": "FFFFFF",
+    "denoised": "FFFFFF",
+    "phi_d_observed": "FF00FF",
+    "phi_d_fitted": "00FFFF",
+    "rate": "FFFF00",
+    "rate_std": "FF8000",
+    "residual": "00FF00",
+}
+_FALLBACK_COLORS = ("FF0000", "00FF00", "0000FF", "FFFF00", "FF00FF", "00FFFF", "FFFFFF")
+#: Channels shown when a generic OME-Zarr viewer opens the image.
+_ACTIVE_CHANNELS = ("denoised", "rate")
+_LABEL_RGBA = [255, 200, 0, 128]
+
+
+# --------------------------------------------------------------------------------------
+# Resolution levels. Only full resolution is written for now; a pyramid would add levels
+# here and everything below (arrays, datasets, transforms) follows.
+
+
+@dataclass(frozen=True)
+class _Level:
+    path: str
+    factor: int  # downsampling factor relative to full resolution
+
+
+def _levels(shape_yx: tuple[int, int]) -> list[_Level]:
+    return [_Level(path="0", factor=1)]
+
+
+def _downsample(data: np.ndarray, factor: int, *, labels: bool) -> np.ndarray:
+    if factor == 1:
+        return data
+    # Not used yet: nearest for labels, block mean would do for intensities.
+    return data[..., ::factor, ::factor]
+
+
+# --------------------------------------------------------------------------------------
+# Metadata
+
+
+def _axes(with_channel: bool) -> list[dict[str, str]]:
+    axes = [{"name": "c", "type": "channel"}] if with_channel else []
+    axes += [
+        {"name": "y", "type": "space", "unit": _UNIT},
+        {"name": "x", "type": "space", "unit": _UNIT},
+    ]
+    return axes
+
+
+def _datasets(levels: list[_Level], stack: ResultStack, with_channel: bool) -> list[dict]:
+    p = float(stack.pixel_size_nm)
+    oy, ox = (float(v) for v in stack.origin_nm)
+    lead = [1.0] if with_channel else []
+    lead0 = [0.0] if with_channel else []
+    out = []
+    for lv in levels:
+        out.append({
+            "path": lv.path,
+            "coordinateTransformations": [
+                {"type": "scale", "scale": lead + [p * lv.factor, p * lv.factor]},
+                {"type": "translation", "translation": lead0 + [oy, ox]},
+            ],
+        })
+    return out
+
+
+def _multiscales(name: str, levels, stack, *, with_channel: bool, ngff: str) -> list[dict]:
+    ms: dict[str, Any] = {}
+    if ngff == "0.4":
+        ms["version"] = "0.4"
+    ms["name"] = name
+    ms["axes"] = _axes(with_channel)
+    ms["datasets"] = _datasets(levels, stack, with_channel)
+    return [ms]
+
+
+def _window(data: np.ndarray) -> dict[str, float]:
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        return {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}
+    lo, hi = float(finite.min()), float(finite.max())
+    start, end = (float(v) for v in np.percentile(finite, [1.0, 99.0]))
+    if not end > start:
+        start, end = lo, hi
+    if not hi > lo:
+        hi = lo + 1.0
+        start, end = lo, hi
+    return {"min": lo, "max": hi, "start": start, "end": end}
+
+
+def _omero(name: str, stack: ResultStack) -> dict:
+    channels = []
+    for i, (cname, data) in enumerate(stack.channels.items()):
+        channels.append({
+            "label": cname,
+            "color": _CHANNEL_COLORS.get(cname, _FALLBACK_COLORS[i % len(_FALLBACK_COLORS)]),
+            "window": _window(np.asarray(data)),
+            "active": cname in _ACTIVE_CHANNELS,
+            "coefficient": 1.0,
+            "family": "linear",
+            "inverted": False,
+        })
+    return {
+        "name": name,
+        "channels": channels,
+        "rdefs": {"model": "color", "defaultT": 0, "defaultZ": 0},
+    }
+
+
+def _image_label(label_name: str, data: np.ndarray, ngff: str) -> dict:
+    values = [int(v) for v in np.unique(data) if v != 0]
+    block: dict[str, Any] = {}
+    if ngff == "0.4":
+        block["version"] = "0.4"
+    block["source"] = {"image": "../../"}
+    block["colors"] = [{"label-value": v, "rgba": list(_LABEL_RGBA)} for v in values[:256]]
+    block["properties"] = [{"label-value": v, "name": f"{label_name} {v}"} for v in values[:256]]
+    return block
+
+
+def _put_ome(group, ome: dict, ngff: str, extra: Mapping[str, Any] | None = None) -> None:
+    """Write NGFF metadata where the version puts it: under "ome" (0.5) or top level (0.4)."""
+    attrs: dict[str, Any] = {}
+    if ngff == "0.5":
+        attrs["ome"] = {"version": "0.5", **ome}
+    else:
+        attrs.update(ome)
+    if extra:
+        attrs.update(extra)
+    group.attrs.update(attrs)
+
+
+def _get_ome(attrs: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+    """Return (NGFF version, NGFF metadata) of a group's attributes."""
+    ome = attrs.get("ome")
+    if isinstance(ome, Mapping):
+        return (str(ome.get("version")) if ome.get("version") is not None else None), ome
+    ms = attrs.get("multiscales")
+    if isinstance(ms, list) and ms and isinstance(ms[0], Mapping):
+        return (str(ms[0].get("version")) if ms[0].get("version") is not None else None), attrs
+    il = attrs.get("image-label")
+    if isinstance(il, Mapping):
+        return (str(il.get("version")) if il.get("version") is not None else None), attrs
+    return None, attrs
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+
+
+def _store_name(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.zarr", ".zarr"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _validate_stack(stack: ResultStack, path: Path) -> tuple[int, int]:
+    if not stack.channels:
+        raise ResultStoreError("result stack has no channels", path=path)
+    shape = None
+    for name, data in stack.channels.items():
+        if not isinstance(name, str) or not name:
+            raise ResultStoreError(f"channel names must be non-empty strings, got {name!r}",
+                                   path=path)
+        a = np.asarray(data)
+        if a.ndim != 2:
+            raise ResultStoreError(f"channel {name!r} must be 2-D, got shape {a.shape}",
+                                   path=path)
+        if shape is None:
+            shape = a.shape
+        elif a.shape != shape:
+            raise ResultStoreError(
+                f"channel {name!r} has shape {a.shape}, expected {shape} like the others",
+                path=path)
+    for name, data in stack.labels.items():
+        a = np.asarray(data)
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ResultStoreError(f"invalid label name {name!r}", path=path)
+        if a.shape != shape:
+            raise ResultStoreError(
+                f"label {name!r} has shape {a.shape}, expected {shape}", path=path)
+        if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+            raise ResultStoreError(
+                f"label {name!r} must be integer, got dtype {a.dtype}", path=path)
+    p = float(stack.pixel_size_nm)
+    if not (math.isfinite(p) and p > 0):
+        raise ResultStoreError(f"pixel size must be positive, got {p}", path=path)
+    if len(stack.origin_nm) != 2 or not all(math.isfinite(float(v)) for v in stack.origin_nm):
+        raise ResultStoreError(f"origin must be two finite numbers, got {stack.origin_nm}",
+                               path=path)
+    return shape  # type: ignore[return-value]
+
+
+def _provenance_block(stack: ResultStack, path: Path) -> dict:
+    block = json_safe(dict(stack.provenance))
+    version = block.setdefault("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ResultStoreError(
+            f"provenance says schema_version {version!r}; this chromarate writes "
+            f"{SCHEMA_VERSION}", path=path)
+    json.dumps(block, allow_nan=False)
+    return block
+
+
+def _create_array(group, name: str, data: np.ndarray, *, zarr_format: int,
+                  dims: list[str], fill_value):
+    chunks = tuple([1] * (data.ndim - 2)
+                   + [min(_CHUNK_YX, data.shape[-2]), min(_CHUNK_YX, data.shape[-1])])
+    kwargs: dict[str, Any] = {}
+    if zarr_format == 3:
+        kwargs["dimension_names"] = dims
+    else:
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    arr = group.create_array(
+        name,
+        shape=data.shape,
+        dtype=data.dtype,
+        chunks=chunks,
+        fill_value=fill_value,
+        # every chunk is stored, so a missing chunk file means a damaged store
+        config={"write_empty_chunks": True},
+        **kwargs,
+    )
+    arr[...] = data
+    return arr
+
+
+def _write_image(stack: ResultStack, root, *, name: str, ngff: str, zarr_format: int,
+                 block: dict) -> None:
+    shape = next(iter(stack.channels.values())).shape
+    levels = _levels(shape)
+    cyx = np.stack([np.asarray(a, dtype=np.float32) for a in stack.channels.values()])
+    for lv in levels:
+        _create_array(root, lv.path, _downsample(cyx, lv.factor, labels=False),
+                      zarr_format=zarr_format, dims=["c", "y", "x"], fill_value=np.nan)
+    _write_labels(stack, root, ngff=ngff, zarr_format=zarr_format)
+    ome: dict[str, Any] = {
+        "multiscales": _multiscales(name, levels, stack, with_channel=True, ngff=ngff),
+        "omero": _omero(name, stack),
+    }
+    # the root metadata goes last: a store whose root names its arrays has them all
+    _put_ome(root, ome, ngff, extra={_BLOCK: block})
+
+
+def _write_labels(stack: ResultStack, root, *, ngff: str, zarr_format: int) -> None:
+    if not stack.labels:
+        return
+    labels_group = root.create_group("labels")
+    for lname, data in stack.labels.items():
+        a = np.asarray(data)
+        if a.dtype == np.bool_:
+            a = a.astype(np.uint8)
+        levels = _levels(a.shape)
+        g = labels_group.create_group(lname)
+        for lv in levels:
+            _create_array(g, lv.path, _downsample(a, lv.factor, labels=True),
+                          zarr_format=zarr_format, dims=["y", "x"], fill_value=0)
+        _put_ome(g, {
+            "multiscales": _multiscales(lname, levels, stack, with_channel=False, ngff=ngff),
+            "image-label": _image_label(lname, a, ngff),
+        }, ngff)
+    _put_ome(labels_group, {"labels": list(stack.labels)}, ngff)
+
+
+def _remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def write_result(
+    stack: ResultStack,
+    path: str | os.PathLike,
+    *,
+    ngff_version: Literal["0.5", "0.4"] = "0.5",
+    overwrite: bool = True,
+) -> Path:
+    """Write a result stack as one OME-Zarr image, atomically.
+
+    Parameters
+    ----------
+    stack : ResultStack
+        Channels (2-D, one grid), labels, pixel size, origin and a JSON-able provenance.
+        Its ``schema_version`` is set to the current one when missing.
+    path : str or path-like
+        The store to create, conventionally ``<nucleus-id>.ome.zarr``. Missing parent
+        directories are created.
+    ngff_version : {"0.5", "0.4"}
+        NGFF 0.5 on zarr v3 (default) or NGFF 0.4 on zarr v2 for older viewers.
+    overwrite : bool
+        Replace an existing store at ``path``. The old store stays in place until the new
+        one is complete.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    ResultStoreError
+        If the stack is invalid, ``path`` exists and ``overwrite`` is False, or the store
+        cannot be written. Nothing at ``path`` is changed then.
+    """
+    import zarr
+
+    path = Path(path)
+    if ngff_version not in NGFF_VERSIONS:
+        raise ResultStoreError(
+            f"unsupported NGFF version {ngff_version!r}; choose one of "
+            f"{', '.join(NGFF_VERSIONS)}", path=path)
+    zarr_format = NGFF_VERSIONS[ngff_version]
+    _validate_stack(stack, path)
+    block = _provenance_block(stack, path)
+    if os.path.lexists(path) and not overwrite:
+        raise ResultStoreError("result store already exists (overwrite=False)", path=path)
+
+    parent = path.parent
+    token = uuid.uuid4().hex[:12]
+    tmp = parent / f".{path.name}.tmp-{token}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        root = zarr.open_group(str(tmp), mode="w-", zarr_format=zarr_format)
+        _write_image(stack, root, name=_store_name(path), ngff=ngff_version,
+                     zarr_format=zarr_format, block=block)
+        _commit(tmp, path, overwrite=overwrite, token=token)
+    except BaseException as exc:
+        _remove_tree(tmp)
+        if isinstance(exc, ResultStoreError) or not isinstance(exc, Exception):
+            raise
+        raise ResultStoreError(f"cannot write result store: {exc}", path=path) from exc
+    return path
+
+
+def _commit(tmp: Path, path: Path, *, overwrite: bool, token: str) -> None:
+    """Move the finished store at ``tmp`` to ``path``; keep any old store until it is there."""
+    if not os.path.lexists(path):
+        os.rename(tmp, path)  # fails rather than merging if someone created path meanwhile
+        return
+    if not overwrite:
+        raise ResultStoreError("result store already exists (overwrite=False)", path=path)
+    old = path.parent / f".{path.name}.old-{token}"
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)  # put the previous store back
+        raise
+    _remove_tree(old)
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What :func:`_inspect` found: everything needed to load the arrays."""
+
+    ngff: str
+    channel_names: list[str]
+    image_path: str
+    pixel_size_nm: float
+    origin_nm: tuple[float, float]
+    labels: dict[str, str]  # label name -> array path inside the store
+    provenance: dict
+
+
+def _fail(path: Path, message: str) -> ResultStoreError:
+    return ResultStoreError(message, path=path)
+
+
+def _transforms(path: Path, where: str, dataset: Mapping, ndim: int):
+    scale = translation = None
+    for t in dataset.get("coordinateTransformations") or []:
+        if not isinstance(t, Mapping):
+            continue
+        if t.get("type") == "scale":
+            scale = t.get("scale")
+        elif t.get("type") == "translation":
+            translation = t.get("translation")
+    if not (isinstance(scale, list) and len(scale) == ndim):
+        raise _fail(path, f"{where}: expected a scale transform with {ndim} values, "
+                          f"got {scale!r}")
+    if translation is None:
+        translation = [0.0] * ndim
+    if not (isinstance(translation, list) and len(translation) == ndim):
+        raise _fail(path, f"{where}: expected a translation with {ndim} values, "
+                          f"got {translation!r}")
+    try:
+        return [float(v) for v in scale], [float(v) for v in translation]
+    except (TypeError, ValueError):
+        raise _fail(path, f"{where}: non-numeric coordinate transform") from None
+
+
+def _open_array(root, key: str, path: Path, what: str):
+    try:
+        arr = root[key]
+    except KeyError:
+        raise _fail(path, f"{what}: array {key!r} is missing") from None
+    except Exception as exc:
+        raise _fail(path, f"{what}: array {key!r} is damaged ({exc})") from exc
+    if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
+        raise _fail(path, f"{what}: {key!r} is a group, expected an array")
+    try:
+        initialized = arr.nchunks_initialized
+    except Exception as exc:
+        raise _fail(path, f"{what}: array {key!r} is damaged ({exc})") from exc
+    if initialized != arr.nchunks:
+        raise _fail(path, f"{what}: array {key!r} is incomplete ({initialized} of "
+                          f"{arr.nchunks} chunks stored)")
+    return arr
+
+
+def _inspect(path: Path):
+    """Check a store's metadata and arrays (not their values); return (root, plan)."""
+    try:
+        return _inspect_unguarded(path)
+    except ResultStoreError:
+        raise
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        raise _fail(path, f"damaged result metadata ({type(exc).__name__}: {exc})") from exc
+
+
+def _inspect_unguarded(path: Path):
+    import zarr
+
+    if not os.path.exists(path):
+        raise _fail(path, "no such result store")
+    if not path.is_dir():
+        raise _fail(path, "not a zarr store (a file, expected a directory)")
+    try:
+        root = zarr.open_group(str(path), mode="r")
+    except Exception as exc:
+        raise _fail(path, f"not a zarr store ({type(exc).__name__}: {exc})") from None
+    try:
+        attrs = dict(root.attrs.asdict())
+    except Exception as exc:
+        raise _fail(path, f"damaged zarr metadata ({exc})") from exc
+
+    block = attrs.get(_BLOCK)
+    ngff, ome = _get_ome(attrs)
+    if not isinstance(block, Mapping):
+        kind = "an OME-Zarr image" if "multiscales" in ome else "a zarr group"
+        raise _fail(path, f"not a chromarate result: {kind} without a {_BLOCK!r} "
+                          f"attribute block")
+    version = block.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise _fail(path, f"result schema version {version!r} is not supported (this "
+                          f"chromarate reads {', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))})")
+    if ngff not in NGFF_VERSIONS:
+        raise _fail(path, f"unsupported or missing NGFF version {ngff!r} (expected "
+                          f"{' or '.join(NGFF_VERSIONS)})")
+
+    ms = ome.get("multiscales")
+    if not (isinstance(ms, list) and ms and isinstance(ms[0], Mapping)):
+        raise _fail(path, "missing 'multiscales' metadata")
+    axes = [a.get("name") if isinstance(a, Mapping) else a for a in ms[0].get("axes") or []]
+    if axes != ["c", "y", "x"]:
+        raise _fail(path, f"expected axes ['c', 'y', 'x'], got {axes}")
+    datasets = ms[0].get("datasets")
+    if not (isinstance(datasets, list) and datasets and isinstance(datasets[0], Mapping)
+            and isinstance(datasets[0].get("path"), str)):
+        raise _fail(path, "multiscales has no datasets")
+    image_path = datasets[0]["path"]
+    scale, translation = _transforms(path, f"dataset {image_path!r}", datasets[0], 3)
+    if not math.isclose(scale[1], scale[2], rel_tol=1e-9):
+        raise _fail(path, f"pixels are not square: scale {scale}")
+    pixel = scale[1]
+    if not (math.isfinite(pixel) and pixel > 0):
+        raise _fail(path, f"invalid pixel size {pixel}")
+
+    omero = ome.get("omero")
+    channels = omero.get("channels") if isinstance(omero, Mapping) else None
+    if not isinstance(channels, list):
+        raise _fail(path, "missing 'omero' channel names")
+    names = [c.get("label") if isinstance(c, Mapping) else None for c in channels]
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise _fail(path, f"channel labels must be unique non-empty strings, got {names}")
+
+    arr = _open_array(root, image_path, path, "image")
+    if len(arr.shape) != 3 or arr.shape[0] != len(names):
+        raise _fail(path, f"image array {image_path!r} has shape {arr.shape}, expected "
+                          f"({len(names)}, y, x) for channels {names}")
+    if np.dtype(arr.dtype) != np.float32:
+        raise _fail(path, f"image array {image_path!r} has dtype {arr.dtype}, expected "
+                          f"float32")
+
+    labels: dict[str, str] = {}
+    if "labels" in root:
+        try:
+            lattrs = dict(root["labels"].attrs.asdict())
+        except Exception as exc:
+            raise _fail(path, f"damaged labels group ({exc})") from exc
+        _, lome = _get_ome(lattrs)
+        for lname in lome.get("labels") or []:
+            key = f"labels/{lname}"
+            if key not in root:
+                raise _fail(path, f"label image {key!r} is missing")
+            _, il = _get_ome(dict(root[key].attrs.asdict()))
+            lms = il.get("multiscales")
+            if not (isinstance(lms, list) and lms and lms[0].get("datasets")):
+                raise _fail(path, f"label image {key!r} has no multiscales")
+            lpath = f"{key}/{lms[0]['datasets'][0]['path']}"
+            larr = _open_array(root, lpath, path, f"label {lname!r}")
+            if tuple(larr.shape) != tuple(arr.shape[1:]):
+                raise _fail(path, f"label {lname!r} has shape {larr.shape}, expected "
+                                  f"{arr.shape[1:]}")
+            labels[str(lname)] = lpath
+
+    plan = _Plan(
+        ngff=ngff,
+        channel_names=list(names),
+        image_path=image_path,
+        pixel_size_nm=pixel,
+        origin_nm=(translation[1], translation[2]),
+        labels=labels,
+        provenance=json.loads(json.dumps(block)),
+    )
+    return root, plan
+
+
+def read_result(path: str | os.PathLike) -> ResultStack:
+    """Read a result store written by :func:`write_result` (NGFF 0.5 or 0.4).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.ome.zarr`` directory.
+
+    Returns
+    -------
+    ResultStack
+        Channels by name (float32 (ny, nx)), labels, pixel size and origin in nm, and the
+        ``chromarate`` provenance block.
+
+    Raises
+    ------
+    ResultStoreError
+        If the path is missing, not a zarr store, an OME-Zarr not written by chromarate,
+        of an unsupported schema version, or has missing or damaged arrays.
+    """
+    path = Path(path)
+    root, plan = _inspect(path)
+    try:
+        cyx = np.asarray(root[plan.image_path][...], dtype=np.float32)
+        labels = {name: np.asarray(root[key][...]) for name, key in plan.labels.items()}
+    except ResultStoreError:
+        raise
+    except Exception as exc:
+        raise _fail(path, f"damaged array data ({type(exc).__name__}: {exc})") from exc
+    channels = {name: cyx[i] for i, name in enumerate(plan.channel_names)}
+    return ResultStack(
+        channels=channels,
+        labels=labels,
+        pixel_size_nm=plan.pixel_size_nm,
+        origin_nm=plan.origin_nm,
+        provenance=plan.provenance,
+    )
+
+
+def is_complete_result(path: str | os.PathLike) -> bool:
+    """True if ``path`` is a chromarate result store whose metadata and arrays are all there.
+
+    Checks what :func:`read_result` checks except the chunk contents; never raises for a
+    bad store (useful to skip finished nuclei when a batch resumes).
+    """
+    try:
+        _inspect(Path(path))
+    except ResultStoreError:
+        return False
+    return True
