@@ -138,16 +138,16 @@ class MollifierConfig(_Model):
         Smooth compact weight of the kernels.
     radius_px : float or "auto"
         Kernel radius in pixels; "auto" picks it from a noise estimate of the data.
-    degree : int
-        Degree of the local polynomial the kernels reproduce exactly (>= highest
-        derivative order + 2).
+    degree : int or None
+        Degree of the polynomials every kernel reproduces exactly; None (default) uses
+        order + 2 for the kernel of each derivative order (lowest noise gain).
     method : {"auto", "direct", "fft"}
         Convolution path.
     """
 
     kernel: Literal["bump", "wendland"] = "bump"
     radius_px: float | Literal["auto"] = "auto"
-    degree: int = Field(6, ge=2, le=10)
+    degree: int | None = Field(None, ge=4, le=10)
     method: Literal["auto", "direct", "fft"] = "auto"
 
     @model_validator(mode="after")
@@ -187,6 +187,9 @@ class FitConfig(_Model):
     ----------
     method : {"pinn", "direct"}
         Mollifier-layer PINN, or the closed-form inversion.
+    residual_form : {"weak", "strong"}
+        ``weak``: all derivatives on the mollifier kernels (noise-robust, default);
+        ``strong``: derivatives of the mollified fields combined by the chain rule.
     steps : int
         Adam steps.
     learning_rate : float
@@ -206,14 +209,15 @@ class FitConfig(_Model):
     """
 
     method: Literal["pinn", "direct"] = "pinn"
+    residual_form: Literal["weak", "strong"] = "weak"
     physics: PhysicsConfig = PhysicsConfig()
     mollifier: MollifierConfig = MollifierConfig()
     network: NetworkConfig = NetworkConfig()
-    steps: int = Field(600, ge=1, le=10_000_000)
+    steps: int = Field(250, ge=1, le=10_000_000)
     learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
     data_weight: float = Field(1.0, ge=0.0)
     residual_weight: float = Field(1.0, ge=0.0)
-    rate_smoothness: float = Field(1e-3, ge=0.0)
+    rate_smoothness: float = Field(1.0, ge=0.0)
     rate_fourier_features: int = Field(32, ge=0, le=1024)
     rate_fourier_scale_per_um: float = Field(0.3, gt=0.0, le=100.0)
     seed: int = Field(0, ge=0)
@@ -235,7 +239,7 @@ class SimulateConfig(_Model):
     precision_nm: tuple[float, float] = (10.0, 20.0)
     background_fraction: float = Field(0.03, ge=0.0, lt=1.0)
     n_frames: int = Field(20_000, ge=1)
-    tolerance: float = Field(1e-7, gt=0.0)
+    tolerance: float = Field(1e-3, gt=0.0)
     max_steps: int = Field(200_000, ge=1)
     seed: int = Field(0, ge=0)
     physics: PhysicsConfig = PhysicsConfig()

@@ -9,7 +9,7 @@ import numpy as np
 from .._types import FitResult, PhaseFields
 from ..config import FitConfig
 from .mollifier import apply_2d_numpy, make_kernels
-from .physics import ChromatinParams, chromatin_rate_closed_form
+from .physics import ChromatinParams, chromatin_rate_closed_form, chromatin_weak_rate
 from .width import choose_radius, estimate_noise, trusted_mask
 
 __all__ = ["invert_direct", "mollified_derivatives", "resolve_radius"]
@@ -24,7 +24,7 @@ def resolve_radius(fields: PhaseFields, config: FitConfig) -> tuple[float, float
     pixel_um = fields.pixel_size_nm / 1000.0
     phi_e = fields.phi_e[fields.mask]
     reaction = 2.0 * float(np.mean(fields.phi_h[fields.mask]))  # = 2 lambda phi_e on average
-    r_min = max(4.0, (m.degree + 2) / 2.0)
+    r_min = max(4.0, ((m.degree or 6) + 2) / 2.0)
     radius = choose_radius(noise, pixel_um=pixel_um, kind=m.kernel, degree=m.degree,
                            interface_um=config.physics.interface_um,
                            mobility=config.physics.mobility,
@@ -43,7 +43,8 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     """Rate map from the closed form lambda = (phi_h - (M/2) lap mu_d) / phi_e.
 
     All fields and derivatives come from the mollifier kernels applied to the observed
-    phase fields; no fitting. The result is pointwise (no smoothness prior), so it shows
+    phase fields; no fitting. With ``residual_form="weak"`` (default) the derivatives are
+    moved onto the kernels (:func:`~chromarate.fit.physics.chromatin_weak_rate`). The result is pointwise (no smoothness prior), so it shows
     how much the fourth-order derivatives amplify noise.
 
     Parameters
@@ -64,8 +65,12 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
                       max_order=4, pixel=pixel_um)
     params = ChromatinParams.from_config(config.physics)
     d = mollified_derivatives(fields.phi_d, ks)
-    w = mollified_derivatives(fields.phi_w, ks)
-    rate = chromatin_rate_closed_form(d, w, params)
+    if config.residual_form == "weak":
+        rate = chromatin_weak_rate(lambda name, f: apply_2d_numpy(f, ks, name, mode="same"),
+                                   fields.phi_d, fields.phi_w, params)
+    else:
+        w = mollified_derivatives(fields.phi_w, ks)
+        rate = chromatin_rate_closed_form(d, w, params)
     trusted = trusted_mask(fields.mask, radius)
     rate = np.where(trusted, rate, np.nan)
     residual = np.where(trusted, 0.0, np.nan)

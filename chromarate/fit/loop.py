@@ -32,7 +32,7 @@ from .derivatives import MollifierBackend, make_grid
 from .direct import invert_direct, resolve_radius
 from .mollifier import make_kernels
 from .networks import FourierMLP, RateNetwork
-from .physics import ChromatinParams, chromatin_residual
+from .physics import ChromatinParams, chromatin_residual, chromatin_weak_residual
 from .width import trusted_mask
 
 __all__ = ["iter_fit", "fit_rates", "FIELD_DERIVATIVES"]
@@ -128,10 +128,10 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     sigma = max(noise, 1e-3 * span)
     scale_r = max(2.0 * phi_h_mean, 1e-3)
 
+    halo = backend.halo
     anchored = config.network.parameterization == "anchored"
     if anchored:
         base = torch.zeros(1, 2, device=dev, dtype=dtype)
-        halo = backend.halo
         padded = np.pad(obs_np, ((0, 0), (halo, halo), (halo, halo)), mode="reflect")
         offset = torch.as_tensor(padded, device=dev, dtype=dtype)
     else:
@@ -142,7 +142,14 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
                            n_fourier=config.rate_fourier_features,
                            scale_per_um=config.rate_fourier_scale_per_um,
                            generator=gen).to(device=dev, dtype=dtype)
-    xy_rate = grid.coords(dev, dtype)
+    weak = config.residual_form == "weak"
+    pgrid = grid.padded(halo)
+    xy_pad = pgrid.coords(dev, dtype)
+    xy_rate = xy_pad if weak else grid.coords(dev, dtype)
+    inner_sl = (slice(halo, halo + grid.ny), slice(halo, halo + grid.nx))
+
+    def conv(name, field):
+        return backend.convolve(field.unsqueeze(0), (name,))[name][0]
     opt = torch.optim.Adam(list(field_net.parameters()) + list(rate_net.parameters()),
                            lr=config.learning_rate)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps,
@@ -151,12 +158,23 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     inner_x = mask[:, 1:] & mask[:, :-1]
 
     def losses():
-        f = backend.fields(field_net, grid, FIELD_DERIVATIVES, offset=offset)
-        d = {k: v[0] for k, v in f.items()}
-        w = {k: v[1] for k, v in f.items()}
-        lam = rate_net(xy_rate).view(grid.ny, grid.nx)
-        r = chromatin_residual(d, w, lam, params)
-        data = ((f["u"] - obs) ** 2)[:, mask].mean() / sigma**2
+        if weak:
+            g = field_net(xy_pad).T.reshape(2, pgrid.ny, pgrid.nx)
+            if offset is not None:
+                g = g + offset
+            lam_pad = rate_net(xy_rate).view(pgrid.ny, pgrid.nx)
+            r = chromatin_weak_residual(conv, g[0], g[1], lam_pad, params)
+            lam = lam_pad[inner_sl]
+            g_in = g[:, inner_sl[0], inner_sl[1]]
+            f = {"u": backend.convolve(g, ("u",))["u"]}
+            data = ((g_in - obs) ** 2)[:, mask].mean() / sigma**2
+        else:
+            f = backend.fields(field_net, grid, FIELD_DERIVATIVES, offset=offset)
+            d = {k: v[0] for k, v in f.items()}
+            w = {k: v[1] for k, v in f.items()}
+            lam = rate_net(xy_rate).view(grid.ny, grid.nx)
+            r = chromatin_residual(d, w, lam, params)
+            data = ((f["u"] - obs) ** 2)[:, mask].mean() / sigma**2
         res = (r[trusted] ** 2).mean() / scale_r**2
         gy = (lam[1:, :] - lam[:-1, :])[inner] / pixel_um
         gx = (lam[:, 1:] - lam[:, :-1])[inner_x] / pixel_um

@@ -166,6 +166,7 @@ class MollifierKernels:
     kind : str
     radius_px : float
     degree : int
+        Polynomial degree of all kernels, or -1 when each order ``a`` uses ``a + 2``.
     pixel : float
         Grid spacing in the physical unit (um in the physics).
     kernels : tuple of ndarray
@@ -190,13 +191,23 @@ class MollifierKernels:
         return DERIVATIVES[name]
 
 
-def make_kernels(kind: str, radius_px: float, *, degree: int = 6, max_order: int = 4,
+def make_kernels(kind: str, radius_px: float, *, degree: int | None = None, max_order: int = 4,
                  pixel: float = 1.0) -> MollifierKernels:
-    """Build the kernels of orders 0..max_order for one weight, radius and degree."""
-    if max_order > degree:
+    """Build the kernels of orders 0..max_order for one weight and radius.
+
+    Parameters
+    ----------
+    degree : int or None
+        Polynomial degree reproduced exactly by every kernel. ``None`` (default) uses the
+        smallest degree the design asks for, ``order + 2`` per order: fewer vanishing
+        moments mean less oscillating kernels and a lower noise gain.
+    """
+    if degree is not None and max_order > degree:
         raise ConfigError(f"max derivative order {max_order} exceeds polynomial degree {degree}")
-    ks = tuple(kernel_1d(kind, radius_px, a, degree, pixel=pixel) for a in range(max_order + 1))
-    return MollifierKernels(kind=kind, radius_px=float(radius_px), degree=int(degree),
+    ks = tuple(kernel_1d(kind, radius_px, a, a + 2 if degree is None else degree, pixel=pixel)
+               for a in range(max_order + 1))
+    return MollifierKernels(kind=kind, radius_px=float(radius_px),
+                            degree=-1 if degree is None else int(degree),
                             pixel=float(pixel), kernels=ks)
 
 

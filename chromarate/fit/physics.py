@@ -26,6 +26,8 @@ __all__ = [
     "chromatin_lap_mu",
     "chromatin_rate_closed_form",
     "chromatin_residual",
+    "chromatin_weak_rate",
+    "chromatin_weak_residual",
     "f_prime",
     "f_second",
     "f_third",
@@ -104,3 +106,41 @@ def chromatin_rate_closed_form(d: Mapping[str, Any], w: Mapping[str, Any], param
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.where(phi_e > min_phi_e, num / np.where(phi_e > min_phi_e, phi_e, 1.0), np.nan)
     return out
+
+
+def chromatin_weak_residual(conv, phi_d, phi_w, rate, params: ChromatinParams):
+    """Mollified (weak-form) residual: every derivative is moved onto the kernels.
+
+    With ``conv(name, field)`` applying the mollifier operator ``name`` ("u", "lap",
+    "bilap") to a pointwise field::
+
+        r_eps = M (lap_eps * (f'(phi_h) - phi_e) - l^2 bilap_eps * phi_d)
+                + eta_eps * (2 (lambda phi_e - phi_h))
+
+    This equals ``eta_eps * r`` for smooth fields (integration by parts against the
+    mollifier), but no derivative of the (noisy) fields is ever formed: noise enters
+    linearly through the kernels and averages out, instead of through products of noisy
+    gradients as in the strong form's chain rule.
+    """
+    phi_h = 0.5 * (1.0 - phi_w + phi_d)
+    phi_e = 0.5 * (1.0 - phi_w - phi_d)
+    flux = conv("lap", f_prime(phi_h, params.phi_max) - phi_e) \
+        - params.interface_um**2 * conv("bilap", phi_d)
+    return params.mobility * flux + conv("u", 2.0 * (rate * phi_e - phi_h))
+
+
+def chromatin_weak_rate(conv, phi_d, phi_w, params: ChromatinParams, *, min_phi_e: float = 1e-3):
+    """Rate that zeroes the weak residual for a locally constant lambda:
+
+    lambda = (eta * phi_h - (M/2)(lap_eps * (f' - phi_e) - l^2 bilap_eps * phi_d)) / (eta * phi_e)
+    """
+    import numpy as np
+
+    phi_h = 0.5 * (1.0 - phi_w + phi_d)
+    phi_e = 0.5 * (1.0 - phi_w - phi_d)
+    flux = conv("lap", f_prime(phi_h, params.phi_max) - phi_e) \
+        - params.interface_um**2 * conv("bilap", phi_d)
+    num = conv("u", phi_h) - 0.5 * params.mobility * flux
+    den = conv("u", phi_e)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > min_phi_e, num / np.where(den > min_phi_e, den, 1.0), np.nan)

@@ -194,7 +194,7 @@ def steady_state(rate: np.ndarray, *, pixel_um: float, params: ChromatinParams =
         gamma, c_e = 2.0, 0.0
     else:
         gamma, c_e = float(np.mean(rate)) + 1.0, 0.5
-    S = 0.5 * beta  # stabilisation >= max|f''| beta / 2 over the wells
+    S = 0.25 * beta  # Eyre: S >= max|f''| / 2 over the wells (|f''| <= phi_max^2 = 0.49)
     k2 = grid.k2
     dt, t = 1e-3, 0.0
     res = spectral_residual(phi_d, rate, grid, params, closure=closure, phi_e0=phi_e0, phi_w=pw)
@@ -225,3 +225,4 @@ def steady_state(rate: np.ndarray, *, pixel_um: float, params: ChromatinParams =
     _, _, phi_w_out, _ = _fields(phi_d, closure, phi_e0, pw)
     return SteadyState(phi_d=phi_d, phi_w=np.asarray(phi_w_out, dtype=np.float64), residual=res,
                        residual_max=rmax, steps=step, time=t, converged=rmax < tol)
+

@@ -1,0 +1,157 @@
+"""The pipeline: localizations -> density -> denoised -> nucleus -> phase fields -> fit -> stack.
+
+Written once as a generator (:meth:`Pipeline.iter_run`) yielding typed events, with a plain
+wrapper (:meth:`Pipeline.run`). No file access here: callers read inputs and write results
+through :mod:`chromarate.io`.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from . import __version__
+from ._types import DensityMap, FitDone, FitProgress, FitResult, Localizations, PhaseFields, ResultStack, StageDone
+from .config import PipelineConfig, config_hash
+from .denoise import denoise_density
+from .export import build_result_stack
+from .fit.loop import iter_fit
+from .phase import phase_fields
+from .render import render_density
+from .segment import crop_to_mask, segment_nucleus
+
+__all__ = ["Pipeline", "NucleusResult", "crop_density"]
+
+
+@dataclass(frozen=True)
+class NucleusResult:
+    """Everything the pipeline produced for one nucleus."""
+
+    nucleus_id: int
+    stack: ResultStack
+    fit: FitResult
+    fields: PhaseFields
+    timings: Mapping[str, float] = field(default_factory=dict)
+    n_localizations: int = 0
+
+
+def crop_density(density: DensityMap, slices: tuple[slice, slice]) -> DensityMap:
+    """Crop a density map, moving its origin so the crop maps back to the parent grid."""
+    sy, sx = slices
+    p = density.pixel_size_nm
+    origin = (density.origin_nm[0] + sy.start * p, density.origin_nm[1] + sx.start * p)
+    return replace(density, data=np.ascontiguousarray(density.data[sy, sx]), origin_nm=origin)
+
+
+class Pipeline:
+    """An ordered run of the stages for one acquisition.
+
+    Parameters
+    ----------
+    config : PipelineConfig
+
+    Examples
+    --------
+    >>> from chromarate import Pipeline, PipelineConfig
+    >>> pipe = Pipeline(PipelineConfig())
+    >>> # results = pipe.run(read_localizations("cell.csv"))
+    """
+
+    stages = ("render", "denoise", "segment", "phase", "fit", "export")
+
+    def __init__(self, config: PipelineConfig = PipelineConfig()) -> None:
+        self.config = config
+
+    def iter_run(self, locs: Localizations, *, device: str | None = None,
+                 provenance: Mapping[str, Any] | None = None
+                 ) -> Iterator[StageDone | FitProgress | NucleusResult]:
+        """Run all stages, yielding events.
+
+        Yields
+        ------
+        StageDone
+            After each stage (with the nucleus id for per-nucleus stages).
+        FitProgress
+            While a fit trains.
+        NucleusResult
+            Once per nucleus, when its result stack is assembled.
+        """
+        cfg = self.config
+        timings: dict[str, float] = {}
+
+        def timed(name, fn, *args, nucleus_id=None):
+            t0 = time.perf_counter()
+            out = fn(*args)
+            timings[name] = time.perf_counter() - t0
+            return out, StageDone(stage=name, seconds=timings[name], nucleus_id=nucleus_id)
+
+        density, ev = timed("render", render_density, locs, cfg.render)
+        yield ev
+        denoised, ev = timed("denoise", denoise_density, density, cfg.denoise)
+        yield ev
+        mask, ev = timed("segment", segment_nucleus, denoised, cfg.segment)
+        yield ev
+        nucleus_id = 1
+        margin = int(np.ceil(cfg.fit.mollifier.radius_px if cfg.fit.mollifier.radius_px != "auto"
+                             else 24)) + 2
+        slices = crop_to_mask(mask, margin)
+        dens_c, den_c = crop_density(density, slices), crop_density(denoised, slices)
+        mask_c = np.ascontiguousarray(mask[slices])
+        fields, ev = timed("phase", phase_fields, den_c, mask_c, cfg.phase, nucleus_id=nucleus_id)
+        yield ev
+        t0 = time.perf_counter()
+        fit = None
+        for event in iter_fit(fields, cfg.fit, device=device):
+            if isinstance(event, FitDone):
+                fit = event.result
+            else:
+                yield event
+        timings["fit"] = time.perf_counter() - t0
+        yield StageDone(stage="fit", seconds=timings["fit"], nucleus_id=nucleus_id)
+        x, y = locs.table["x_nm"].to_numpy(), locs.table["y_nm"].to_numpy()
+        p = density.pixel_size_nm
+        iy = np.floor((y - den_c.origin_nm[0]) / p).astype(np.int64)
+        ix = np.floor((x - den_c.origin_nm[1]) / p).astype(np.int64)
+        ok = (iy >= 0) & (iy < mask_c.shape[0]) & (ix >= 0) & (ix < mask_c.shape[1])
+        n_in = int(mask_c[iy[ok], ix[ok]].sum())
+        prov = {
+            "config": cfg.model_dump(mode="json"),
+            "config_hash": config_hash(cfg),
+            "versions": _versions(),
+            "nucleus_id": nucleus_id,
+            "n_localizations": n_in,
+            "phase": dict(fields.meta),
+            "timings": dict(timings),
+            **dict(provenance or {}),
+        }
+        stack, ev = timed("export", lambda: build_result_stack(
+            density=dens_c, denoised=den_c, fields=fields, fit=fit, provenance=prov),
+            nucleus_id=nucleus_id)
+        yield ev
+        yield NucleusResult(nucleus_id=nucleus_id, stack=stack, fit=fit, fields=fields,
+                            timings=dict(timings), n_localizations=n_in)
+
+    def run(self, locs: Localizations, *, device: str | None = None,
+            provenance: Mapping[str, Any] | None = None) -> list[NucleusResult]:
+        """Run all stages and return one :class:`NucleusResult` per nucleus."""
+        return [e for e in self.iter_run(locs, device=device, provenance=provenance)
+                if isinstance(e, NucleusResult)]
+
+
+def _versions() -> dict[str, str]:
+    out = {"chromarate": __version__, "python": platform.python_version(),
+           "numpy": np.__version__}
+    try:
+        from importlib.metadata import version
+        for pkg in ("torch", "zarr", "scipy", "scikit-image"):
+            try:
+                out[pkg] = version(pkg)
+            except Exception:  # noqa: BLE001 - a missing optional package is fine
+                pass
+    except ImportError:  # pragma: no cover
+        pass
+    return out
