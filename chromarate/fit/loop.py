@@ -197,10 +197,10 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         if step % config.log_every == 0 or step == config.steps:
             vals = {k: float(v.detach()) for k, v in terms.items()}
             history["step"].append(step)
-            history["loss"].append(float(total))
+            history["loss"].append(float(total.detach()))
             for k, v in vals.items():
                 history[k].append(v)
-            yield FitProgress(step=step, total_steps=config.steps, loss=float(total), terms=vals,
+            yield FitProgress(step=step, total_steps=config.steps, loss=float(total.detach()), terms=vals,
                               elapsed_s=time.perf_counter() - t_start)
     train_s = time.perf_counter() - t_train
 

@@ -1,0 +1,113 @@
+"""The CLI, run in-process with click's CliRunner on tiny inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from chromarate.cli import cli, main
+from chromarate.io.zarr_store import read_result
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["--set", "fit.steps=6", "--set", "fit.log_every=2", "--set", "fit.network.width=16",
+        "--set", "fit.network.fourier_features=16"]
+
+
+def test_run_writes_result_and_summary(tiny_nucleus, tmp_path):
+    csv, _, syn = tiny_nucleus
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["run", str(REPO / "pipelines/quick-cpu.yaml"), str(csv),
+                                   "--out", str(out), *FAST])
+    assert res.exit_code == 0, res.output
+    summary = pd.read_csv(out / "summary.csv")
+    for col in ("input", "nucleus_id", "n_localizations", "pixel_size_nm", "rate_mean",
+                "rate_median", "fit_seconds", "device", "result_path", "rate_corr_truth"):
+        assert col in summary.columns
+    row = summary.iloc[0]
+    assert row["status"] == "ok"
+    assert 0 < row["n_localizations"] <= len(syn.localizations)
+    assert np.isfinite(row["rate_corr_truth"])  # the truth file beside the input was found
+    stack = read_result(row["result_path"])
+    assert stack.pixel_size_nm == 20.0
+    assert "rate" in stack.channels
+    assert "corr(truth)" in res.output and "fit" in res.output
+
+
+def _fail(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("name,text,phrase", [
+    ("noxy.csv", '"frame","photons"\n1,100\n', "x"),
+    ("empty.csv", "", "empty"),
+    ("nonnum.csv", '"frame","x [nm]","y [nm]"\n1,10,abc\n', "line"),
+    ("units.csv", '"frame","x [furlong]","y [furlong]"\n1,10,20\n', "furlong"),
+])
+def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, capsys, name, text, phrase):
+    p = _fail(tmp_path, name, text)
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(REPO / "pipelines/quick-cpu.yaml"), str(p), "--out", str(tmp_path / "o")])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert name in err and "FAILED" in err
+    assert phrase.lower() in err.lower()
+    assert "Traceback" not in err
+    summary = pd.read_csv(tmp_path / "o" / "summary.csv")
+    assert summary.iloc[0]["status"] == "failed"
+
+
+def test_bad_config_is_a_clean_error(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("fit:\n  steps: -3\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(cfg), "whatever.csv", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "fit.steps" in err and "Traceback" not in err
+
+
+def test_unknown_override_key(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(REPO / "pipelines/default.yaml"), "x.csv", "--out", str(tmp_path),
+              "--set", "fit.nope=1"])
+    assert exc.value.code == 1
+    assert "fit.nope" in capsys.readouterr().err
+
+
+def test_unavailable_device_is_a_clean_error(tiny_nucleus, tmp_path, capsys):
+    csv, _, _ = tiny_nucleus
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: cuda:0 is a valid device here")
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(REPO / "pipelines/quick-cpu.yaml"), str(csv), "--out", str(tmp_path),
+              "--device", "cuda:0", *FAST])
+    assert exc.value.code == 1
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_simulate_writes_csv_and_truth(tmp_path):
+    out = tmp_path / "s.csv.gz"
+    res = CliRunner().invoke(cli, ["simulate", "--out", str(out), "--size", "48",
+                                   "--n-localizations", "3000", "--tolerance", "0.05"])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and (tmp_path / "s.truth.npz").is_file()
+    from chromarate.io.localizations import read_localizations
+    from chromarate.io.truth import read_truth
+
+    assert len(read_localizations(out)) == 3000
+    assert read_truth(tmp_path / "s.truth.npz")["rate"].shape == (48, 48)
+
+
+def test_version_and_help():
+    r = CliRunner().invoke(cli, ["--version"])
+    assert r.exit_code == 0 and "chromarate" in r.output
+    r = CliRunner().invoke(cli, ["--help"])
+    assert "run" in r.output and "demo" in r.output and "simulate" in r.output
