@@ -1,0 +1,73 @@
+"""Configs: defaults, validation, YAML round trip, overrides, hashing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chromarate.config import (
+    CONFIG_VERSION, DenoiseConfig, FitConfig, PhaseConfig, PipelineConfig, RenderConfig,
+    SegmentConfig, config_hash, dump_config, load_config, with_overrides,
+)
+from chromarate.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_config_builds_with_defaults():
+    for cls in (PipelineConfig, RenderConfig, DenoiseConfig, SegmentConfig, PhaseConfig, FitConfig):
+        cls()
+    cfg = PipelineConfig()
+    assert cfg.version == CONFIG_VERSION
+    assert cfg.render.pixel_size_nm == 20.0
+    assert cfg.phase.phi_e0 == 0.2 and cfg.fit.physics.phi_max == 0.7
+    assert cfg.fit.physics.interface_um == 0.03 and cfg.fit.physics.mobility == 1.0
+    assert isinstance(cfg.fit.seed, int)
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = with_overrides(PipelineConfig(), {"fit.steps": 17, "fit.seed": 5,
+                                            "fit.mollifier.radius_px": 9.5})
+    p = tmp_path / "c.yaml"
+    p.write_text(dump_config(cfg))
+    back = load_config(p)
+    assert back == cfg
+    assert config_hash(back) == config_hash(cfg)
+    assert config_hash(PipelineConfig()) != config_hash(cfg)
+
+
+@pytest.mark.parametrize("text,phrase", [
+    ("fit:\n  steps: 0\n", "fit.steps"),
+    ("fit:\n  stepz: 10\n", "fit.stepz"),
+    ("render:\n  pixel_size_nm: -1\n", "render.pixel_size_nm"),
+    ("version: 99\n", "version 99"),
+    ("phase:\n  phi_max: 0.6\n", "phi_max"),
+    ("- a\n- b\n", "mapping"),
+    ("fit: [\n", "YAML"),
+    ("fit:\n  mollifier:\n    radius_px: 100\n", "radius_px"),
+    ("segment:\n  threshold: 1.5\n", "threshold"),
+])
+def test_bad_config_files(tmp_path, text, phrase):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert "bad.yaml" in str(exc.value) and phrase in str(exc.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_presets_validate():
+    for p in sorted((REPO / "pipelines").glob("*.yaml")):
+        cfg = load_config(p)
+        assert cfg.name == p.stem
+
+
+def test_configs_are_frozen():
+    cfg = PipelineConfig()
+    with pytest.raises(Exception):
+        cfg.fit = FitConfig(steps=3)  # type: ignore[misc]
