@@ -39,6 +39,11 @@ files are missing):
 Peak memory: every configuration runs in a fresh child process (this script with
 ``--child``); the child reads ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` once after its
 imports and set-up (baseline) and once after the work; the difference is reported in MB.
+For (b) the set-up ends with one throwaway step on a 1x1 grid, so that the one-off lazy
+initialisation of torch kernels (15-20 MB) is not counted as memory of the step; for (a) the
+whole fit, initialisation included, is counted. Children use one torch thread by default
+(``--threads``): on a shared or loaded machine, multi-threaded CPU kernels contend for cores
+and their timings scatter by an order of magnitude.
 Children run under an address-space limit (``--mem-cap-mb``) so that an oversized autograd
 graph fails with an allocation error instead of exhausting the machine.
 
@@ -628,8 +633,10 @@ def main(argv=None) -> int:
                     f"{_fmt_mb(r['peak_mb']):>10}")
             else:
                 say(f"    {name:<22} FAILED: {r.get('message')}")
-        say(f"    ({steps} timed step(s) after 1 warm-up; peak = ru_maxrss after the steps "
-            f"minus ru_maxrss after set-up, per child process)")
+        say(f"    ({steps} timed step(s) after 1 warm-up step; 'net points': where the field "
+            f"network is evaluated (grid + halo of {radius:g}-px kernels for the mollifier);")
+        say("     peak MB = ru_maxrss after the steps minus ru_maxrss after imports, set-up and "
+            "a 1x1-grid library warm-up, one child process per row)")
         say("")
         if moll.get("ok") and auto and auto.get("ok"):
             rt = auto["mean_s"] / moll["mean_s"]

@@ -106,7 +106,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     radius, noise = resolve_radius(fields, config)
     kernels = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
                            max_order=4, pixel=pixel_um)
-    backend = MollifierBackend(kernels, dev, dtype)
+    backend = MollifierBackend(kernels, dev, dtype, method=config.mollifier.method)
     grid = make_grid(fields.shape, pixel_um)
     params = ChromatinParams.from_config(config.physics)
 
