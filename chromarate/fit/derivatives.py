@@ -8,6 +8,12 @@ for (``u``, ``u_x``, ``u_y``, ``lap``, ``bilap``, ...).
   convolves with the exact kernels of :mod:`chromarate.fit.mollifier` (no nested autograd).
 - :class:`AutogradBackend` differentiates the network with nested ``torch.autograd.grad``
   (the standard PINN), for comparison.
+- :class:`FiniteDifferenceBackend` evaluates the network on the grid plus a 2-pixel halo and
+  applies second-order central differences (no smoothing).
+- :class:`SpectralBackend` evaluates the network on the grid and differentiates its Fourier
+  series (exact for band-limited periodic fields; a non-periodic field rings at the edges).
+
+``make_backend(name, ...)`` builds any of them by name.
 """
 
 from __future__ import annotations
@@ -19,9 +25,15 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from .mollifier import DERIVATIVES, MollifierKernels
+from .mollifier import DERIVATIVES, MollifierKernels, finite_difference_kernels, make_kernels
 
-__all__ = ["Grid", "MollifierBackend", "AutogradBackend", "make_grid"]
+__all__ = [
+    "AutogradBackend", "BACKENDS", "FiniteDifferenceBackend", "Grid", "MollifierBackend",
+    "SpectralBackend", "make_backend", "make_grid",
+]
+
+#: Names accepted by :func:`make_backend`.
+BACKENDS = ("mollifier", "autograd", "finite-difference", "spectral")
 
 
 @dataclass(frozen=True)
@@ -75,7 +87,7 @@ class MollifierBackend:
             raise ConfigError(f"unknown convolution method {method!r}; use auto, direct or fft")
         self.kernels = kernels
         self.halo = kernels.half_width
-        self._k = [torch.as_tensor(np.asarray(k), device=device, dtype=dtype) for k in kernels.kernels]
+        self._k = [torch.tensor(np.array(k), device=device, dtype=dtype) for k in kernels.kernels]
         length = 2 * self.halo + 1
         self.method = ("fft" if length >= self.FFT_FROM_LENGTH else "direct") if method == "auto" else method
         self._fft_cache: dict = {}
@@ -195,3 +207,55 @@ class AutogradBackend:
             for n in names:
                 out[n].append(cache[n])
         return {n: torch.stack(v).reshape(c, grid.ny, grid.nx) for n, v in out.items()}
+
+
+class FiniteDifferenceBackend(MollifierBackend):
+    """Second-order central differences of the network sampled on the grid plus a halo."""
+
+    name = "finite-difference"
+
+    def __init__(self, pixel: float, device, dtype) -> None:
+        super().__init__(finite_difference_kernels(pixel), device, dtype, method="direct")
+
+
+class SpectralBackend:
+    """Derivatives of the network's samples by FFT (periodic)."""
+
+    name = "spectral"
+    halo = 0
+
+    def fields(self, net: torch.nn.Module, grid: Grid, names, *,
+               offset: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        p = next(net.parameters())
+        g = net(grid.coords(p.device, p.dtype)).T.reshape(-1, grid.ny, grid.nx)
+        if offset is not None:
+            g = g + offset
+        ky = 2 * np.pi * torch.fft.fftfreq(grid.ny, d=grid.h, device=p.device, dtype=p.dtype)
+        kx = 2 * np.pi * torch.fft.rfftfreq(grid.nx, d=grid.h, device=p.device, dtype=p.dtype)
+        ky, kx = ky[:, None], kx[None, :]
+        spec = torch.fft.rfft2(g)
+        out = {}
+        for n in names:
+            if n not in DERIVATIVES:
+                raise ConfigError(f"unknown derivative {n!r}")
+            mult = None
+            for ox, oy, c in DERIVATIVES[n]:
+                t = c * (1j * kx) ** ox * (1j * ky) ** oy
+                mult = t if mult is None else mult + t
+            out[n] = torch.fft.irfft2(spec * mult, s=(grid.ny, grid.nx))
+        return out
+
+
+def make_backend(name: str, *, pixel: float, device, dtype, kernel: str = "bump",
+                 radius_px: float = 8.0, degree: int | None = None, method: str = "auto"):
+    """Build a derivative backend by name (see :data:`BACKENDS`)."""
+    if name == "mollifier":
+        ks = make_kernels(kernel, radius_px, degree=degree, max_order=4, pixel=pixel)
+        return MollifierBackend(ks, device, dtype, method=method)
+    if name == "autograd":
+        return AutogradBackend()
+    if name == "finite-difference":
+        return FiniteDifferenceBackend(pixel, device, dtype)
+    if name == "spectral":
+        return SpectralBackend()
+    raise ConfigError(f"unknown derivative backend {name!r}; choose one of {BACKENDS}")

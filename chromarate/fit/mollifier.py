@@ -42,6 +42,7 @@ __all__ = [
     "kernel_1d",
     "kernel_weights",
     "make_kernels",
+    "finite_difference_kernels",
     "apply_1d_numpy",
     "apply_2d_numpy",
 ]
@@ -209,6 +210,30 @@ def make_kernels(kind: str, radius_px: float, *, degree: int | None = None, max_
     return MollifierKernels(kind=kind, radius_px=float(radius_px),
                             degree=-1 if degree is None else int(degree),
                             pixel=float(pixel), kernels=ks)
+
+
+#: Central finite-difference stencils (second-order accurate), all of length 5.
+_FD_STENCILS = (
+    (0.0, 0.0, 1.0, 0.0, 0.0),
+    (0.0, -0.5, 0.0, 0.5, 0.0),
+    (0.0, 1.0, -2.0, 1.0, 0.0),
+    (-0.5, 1.0, 0.0, -1.0, 0.5),
+    (1.0, -4.0, 6.0, -4.0, 1.0),
+)
+
+
+def finite_difference_kernels(pixel: float = 1.0) -> MollifierKernels:
+    """Second-order central finite differences packaged like mollifier kernels.
+
+    Lets the finite-difference backend reuse the convolution machinery; there is no
+    smoothing (order-0 kernel is the identity) and the stencils are exact for polynomials
+    of degree order + 1.
+    """
+    ks = tuple(np.array(st) / pixel**a for a, st in enumerate(_FD_STENCILS))
+    for k in ks:
+        k.setflags(write=False)
+    return MollifierKernels(kind="finite-difference", radius_px=2.0, degree=-1, pixel=float(pixel),
+                            kernels=ks)
 
 
 def apply_1d_numpy(signal: np.ndarray, kernel: np.ndarray, axis: int = -1) -> np.ndarray:
