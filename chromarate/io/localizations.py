@@ -6,6 +6,13 @@ frames). :func:`write_thunderstorm_csv` writes such a table back as a ThunderSTO
 
 Supported formats
 -----------------
+Every reader returns nm coordinates and 0-based frames and records the file's conventions in
+``meta`` (``format``, ``frame_base``, ``units``, ``column_map``, ``pixel_size_nm`` when pixels
+were converted, ...). Options common to most formats: ``pixel_size_nm`` (needed whenever a
+file stores coordinates in camera pixels), ``units`` (length unit of columns whose unit the
+file does not state or that the reader does not know), ``frame_base`` (number of the file's
+first frame, overriding the format's convention).
+
 ``"thunderstorm"``
     The CSV written by the ThunderSTORM ImageJ plugin, plain or gzip-compressed (detected from
     the gzip magic bytes, not the file name). Header names carry their unit in brackets, e.g.
@@ -20,10 +27,54 @@ Supported formats
     Other columns (``id``, ``bkgstd``, ``chi2``, ``sigma1``, ``uncertainty_z``, ...) are
     listed in ``meta["columns_in_file"]`` but not kept. ``intensity`` and ``offset`` are only
     mapped when their unit is ``photon``; in any other unit (ADU, counts) they are left out
-    and named in ``meta["skipped_columns"]``.
+    and named in ``meta["skipped_columns"]``. Options: ``pixel_size_nm``, ``units``,
+    ``frame_base`` (default 1).
 
-``"auto"``
-    Detects the format from the header line (not from the file name).
+``"elyra"`` (:mod:`chromarate.io.formats.elyra`)
+    Zeiss Elyra/ZEN tab-separated export (``Position X [nm]``, ``First Frame``, ``Number
+    Photons``, ``Precision [nm]``, ``Channel``, ...; Latin-1 metadata after a NUL byte is
+    kept in ``meta["elyra_metadata"]``). nm; frames 1-based (``First Frame``). Options:
+    ``channel``, ``frame_base``, ``pixel_size_nm``, ``units``.
+
+``"nanoimager"`` (:mod:`chromarate.io.formats.nanoimager`)
+    ONI Nanoimager CSV (``Channel,Frame,X (nm),Y (nm),Z (nm),Photons,Background``). nm;
+    frames 0-based. An all-zero ``Z`` is dropped. Options: ``channel``, ``frame_base``,
+    ``pixel_size_nm``, ``units``.
+
+``"nstorm"`` (:mod:`chromarate.io.formats.nstorm`)
+    Nikon N-STORM tab-separated molecule list (``Channel Name``, ``X``, ``Y``, ``Xc``,
+    ``Yc``, ..., ``Frame``, ``Photons``, ``Lateral Localization Accuracy``). nm; the
+    drift-corrected ``Xc``/``Yc``/``Zc`` are preferred (``meta["coordinates"]``); frames
+    1-based. Options: ``channel``, ``drift_corrected``, ``frame_base``, ``units``,
+    ``pixel_size_nm``.
+
+``"rapidstorm"`` (:mod:`chromarate.io.formats.rapidstorm`)
+    rapidSTORM whitespace-separated text with a ``# <localizations><field identifier=...
+    unit=... />`` XML header; units are read from the header (nanometer, micrometer, meter;
+    pixel with ``pixel_size_nm``; others refused unless ``units=`` is given). Frames 0-based.
+    Track files (nested ``<localizations>``) give one localization per track, or every
+    point with ``tracks="points"``. Options: ``pixel_size_nm``, ``units``, ``frame_base``,
+    ``tracks``.
+
+``"picasso"``, ``"smap"``, ``"decode"``, ``"smlm"`` (:mod:`chromarate.io.formats`)
+    Binary formats: Picasso HDF5 + YAML sidecar, SMAP ``_sml.mat``, DECODE HDF5, and the
+    ``.smlm`` zip of smlm.ai; see each module for units, frame base and options. A module
+    that is missing or fails to import (e.g. a missing optional dependency) makes its
+    format unavailable without affecting the others.
+
+``"generic"`` (:mod:`chromarate.io.formats.generic`)
+    Any CSV/TSV/semicolon/whitespace table, optionally gzipped, with
+    ``columns={"x_nm": "X", "y_nm": "Y", "frame": "t", ...}`` (canonical -> file column),
+    ``units="nm" | "um" | "px"`` (required; ``"px"`` with ``pixel_size_nm``),
+    ``frame_base`` (default 0), ``delimiter`` and ``decimal`` (sniffed by default).
+
+``"auto"`` (default)
+    Detects the format from the file's content (never its name), trying in order: the
+    binary formats by their signatures (``smlm``, ``smap``, ``decode``, ``picasso``), then
+    the text formats by their header line (``rapidstorm``, ``elyra``, ``nstorm``,
+    ``nanoimager``, ``thunderstorm``), and last ``generic`` -- only for a table whose header
+    names are all canonical (``x_nm``, ``y_nm``, ...), read as nm with 0-based frames. Any
+    other table must be read with ``format="generic"``.
 
 Every failure to read a file raises :class:`~chromarate.errors.InputFormatError` whose
 message names the file, the column and line where it applies, and what was expected.
@@ -35,6 +86,7 @@ import codecs
 import contextlib
 import csv
 import gzip
+import importlib
 import io
 import math
 import os
@@ -43,18 +95,21 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from chromarate._types import CANONICAL_COLUMNS, Localizations
-from chromarate.errors import ConfigError, InputFormatError
+from chromarate.errors import ChromarateError, ConfigError, InputFormatError
 
 __all__ = ["read_localizations", "write_thunderstorm_csv", "SUPPORTED_FORMATS"]
 
 #: Formats :func:`read_localizations` understands (besides ``"auto"``).
-SUPPORTED_FORMATS = ("thunderstorm",)
+SUPPORTED_FORMATS = (
+    "thunderstorm", "elyra", "nanoimager", "nstorm", "rapidstorm",
+    "picasso", "smap", "decode", "smlm", "generic",
+)
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _HEAD_BYTES = 1 << 20  # the header line must fit in the first MiB
@@ -111,10 +166,13 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", **options:
     ----------
     path : str or os.PathLike
         The localization file, plain or gzip-compressed.
-    format : {"auto", "thunderstorm"}, optional
-        File format; ``"auto"`` (default) detects it from the file's header line.
+    format : str, optional
+        ``"auto"`` (default) detects the format from the file's content; or one of
+        :data:`SUPPORTED_FORMATS` (see the module docstring for each format's units, frame
+        base and options). Tables of no known format are read with ``format="generic"``,
+        ``columns={"x_nm": ..., "y_nm": ...}`` and ``units=...``.
     **options
-        Format options. For ``"thunderstorm"``:
+        Format options (each format's module documents its own). For ``"thunderstorm"``:
 
         pixel_size_nm : float, optional
             Camera pixel size used to convert columns in pixels (``[px]``) to nm. Columns in
@@ -151,6 +209,8 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", **options:
     >>> locs = read_localizations("cell_01.csv")  # doctest: +SKIP
     >>> locs.table[["x_nm", "y_nm", "frame"]].head()  # doctest: +SKIP
     >>> read_localizations("cell_01_px.csv", pixel_size_nm=108.0)  # doctest: +SKIP
+    >>> read_localizations("table.tsv", format="generic", columns={"x_nm": "X", "y_nm": "Y"},
+    ...                    units="um")  # doctest: +SKIP
     """
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, not {type(path).__name__}")
@@ -164,10 +224,16 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", **options:
             f"{', '.join(repr(f) for f in SUPPORTED_FORMATS)}",
             path=path,
         )
-    head = _read_head(path)
     if fmt == "auto":
-        fmt = _detect_format(head, path)
-    return _READERS[fmt](path, head, options)
+        fmt = _detect_format(path, _sniff(path))
+    entry = _load_format(fmt)
+    if entry is None:
+        raise InputFormatError(
+            f"format {fmt!r} is not available in this installation ({_UNAVAILABLE.get(fmt, 'no reader')}); "
+            f"available formats: {', '.join(_available())}",
+            path=path,
+        )
+    return _call_reader(entry, path, options)
 
 
 def write_thunderstorm_csv(locs: Localizations, path: str | os.PathLike, *, decimals: int = 1) -> Path:
@@ -396,27 +462,174 @@ def _foreign_delimiter(line: str, fields: list[str]) -> str | None:
     return None
 
 
-def _detect_format(head: _Head, path: Path) -> str:
+_SNIFF_BYTES = 1 << 20  # the first MiB is what detect() functions see
+# auto-detection order: binary signatures first, then text headers, generic (canonical) last
+_DETECT_ORDER = (
+    "smlm", "smap", "decode", "picasso",
+    "rapidstorm", "elyra", "nstorm", "nanoimager", "thunderstorm", "generic",
+)
+_FORMAT_MODULES = {
+    name: f"chromarate.io.formats.{name}"
+    for name in ("elyra", "nanoimager", "nstorm", "rapidstorm", "generic", "picasso", "smap", "decode", "smlm")
+}
+_BINARY_SIGNATURES = (
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
+    (b"MATLAB", "a MATLAB .mat file"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"#ASDF", "an ASDF file (locan's own format)"),
+)
+
+
+@dataclass(frozen=True)
+class _Format:
+    """One entry of the format registry."""
+
+    name: str
+    detect: Callable[[Path, bytes], bool]
+    read: Callable[..., Localizations]
+
+
+_LOADED: dict[str, _Format | None] = {}
+_UNAVAILABLE: dict[str, str] = {}
+
+
+def _load_format(name: str) -> _Format | None:
+    """The registry entry of ``name``; None when its module is missing or fails to import."""
+    if name in _LOADED:
+        return _LOADED[name]
+    entry: _Format | None
+    if name == "thunderstorm":
+        entry = _Format("thunderstorm", _detect_thunderstorm, _read_thunderstorm_path)
+    else:
+        try:
+            module = importlib.import_module(_FORMAT_MODULES[name])
+            entry = _Format(name, module.detect, module.read)
+            declared = getattr(module, "FORMAT", name)
+            if declared != name:
+                raise ImportError(f"module {module.__name__} declares FORMAT={declared!r}")
+        except Exception as exc:  # noqa: BLE001 - a broken reader must not break the others
+            entry = None
+            _UNAVAILABLE[name] = f"{type(exc).__name__}: {exc}"
+    _LOADED[name] = entry
+    return entry
+
+
+def _available() -> list[str]:
+    return [f for f in SUPPORTED_FORMATS if _load_format(f) is not None]
+
+
+def _sniff(path: Path) -> bytes:
+    """The first raw bytes of ``path`` (not decompressed), after the basic file checks."""
+    try:
+        if path.is_dir():
+            raise InputFormatError("is a directory; expected a localization file", path=path)
+        with open(path, "rb") as fh:
+            raw = fh.read(_SNIFF_BYTES)
+    except FileNotFoundError:
+        raise InputFormatError(
+            "file not found; expected an existing localization file (e.g. ThunderSTORM CSV)", path=path
+        ) from None
+    except OSError as exc:
+        raise InputFormatError(f"cannot open the file: {exc.strerror or exc}", path=path) from None
+    if raw == b"":
+        raise InputFormatError("empty file (0 bytes): no localizations", path=path)
+    return raw
+
+
+def _detect_format(path: Path, raw: bytes) -> str:
+    """Name of the first format in :data:`_DETECT_ORDER` whose ``detect`` accepts the file."""
+    for name in _DETECT_ORDER:
+        entry = _load_format(name)
+        if entry is None:
+            continue
+        try:
+            hit = bool(entry.detect(path, raw))
+        except Exception:  # noqa: BLE001 - a detector that fails just does not claim the file
+            hit = False
+        if hit:
+            return name
+    _raise_undetected(path, raw)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _raise_undetected(path: Path, raw: bytes) -> None:
+    unavailable = [f"{n} ({why})" for n, why in _UNAVAILABLE.items()]
+    missing = f"; unavailable here: {'; '.join(unavailable)}" if unavailable else ""
+    for magic, what in _BINARY_SIGNATURES:
+        if raw.startswith(magic):
+            raise InputFormatError(
+                f"{what} that no localization reader recognises; supported formats: "
+                f"{', '.join(SUPPORTED_FORMATS)}{missing}",
+                path=path,
+            )
+    head = _read_head(path)  # refuses binary data, non-UTF-8 text, broken gzip
     fields = _split_header(head.header_line, path)
-    # ThunderSTORM writes lower-case names, with the unit in brackets where there is one;
-    # "Frame" or "X (nm)" (other vendors) must not be taken for it.
-    for col in _parse_columns(fields):
-        if col.unit is not None or col.raw.split("[")[0].strip() in _TS_KNOWN:
-            return "thunderstorm"
     delim = _foreign_delimiter(head.header_line, fields)
     if delim:
         raise InputFormatError(
             f"the header is separated by {delim}; expected a comma-separated ThunderSTORM CSV "
-            '(header like "id","frame","x [nm]","y [nm]",...)',
+            '(header like "id","frame","x [nm]","y [nm]",...) or another supported format; '
+            'read other tables with format="generic", columns={"x_nm": ..., "y_nm": ...}, '
+            'units="nm" (or "um", "px")',
             path=path,
         )
     shown = head.header_line[:200] + ("..." if len(head.header_line) > 200 else "")
     raise InputFormatError(
-        f"not a recognised localization format (header line: {shown!r}); expected a "
-        'ThunderSTORM CSV with a header like "id","frame","x [nm]","y [nm]",...; supported '
-        f"formats: {', '.join(SUPPORTED_FORMATS)}",
+        f"not a recognised localization format (header line: {shown!r}); supported formats: "
+        f"{', '.join(SUPPORTED_FORMATS)}{missing}; for another table pass "
+        'format="generic", columns={"x_nm": "<x column>", "y_nm": "<y column>", ...} and '
+        'units="nm" (or "um", or "px" with pixel_size_nm=...)',
         path=path,
     )
+
+
+def _call_reader(entry: _Format, path: Path, options: dict[str, Any]) -> Localizations:
+    """Run a reader; unexpected low-level errors on bad content become InputFormatError."""
+    try:
+        return entry.read(path, **options)
+    except (ChromarateError, TypeError, MemoryError, KeyboardInterrupt):
+        raise
+    except (ValueError, LookupError, OSError, EOFError, zlib.error, OverflowError, RecursionError) as exc:
+        raise InputFormatError(
+            f"cannot read the file as format {entry.name!r} ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:300]})",
+            path=path,
+        ) from exc
+
+
+def _detect_thunderstorm(path: Path, raw: bytes) -> bool:
+    """A comma-separated header in ThunderSTORM's style.
+
+    ThunderSTORM writes lower-case names, with the unit in brackets where there is one;
+    "Frame" or "X (nm)" (other vendors) must not be taken for it. A header is taken when a
+    column has a bracketed unit, or it names both x and y, or all its names are ThunderSTORM
+    names (e.g. a unitless "x,y" table, refused later with a hint on units=).
+    """
+    data = raw
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, _SNIFF_BYTES)
+        except zlib.error:
+            return False
+    line_bytes = re.split(rb"\r|\n", data, maxsplit=1)[0]
+    if b"\x00" in line_bytes:
+        return False
+    line = line_bytes.decode("utf-8-sig", errors="replace")
+    try:
+        fields = _split_header(line, path)
+    except InputFormatError:
+        return False
+    cols = _parse_columns(fields)
+    if not cols:
+        return False
+    bases = [c.raw.split("[")[0].strip() for c in cols]
+    if any(c.unit is not None for c in cols):
+        return True
+    return {"x", "y"} <= set(bases) or all(b in _TS_KNOWN for b in bases)
+
+
+def _read_thunderstorm_path(path: Path, **options: Any) -> Localizations:
+    return _read_thunderstorm(path, _read_head(path), options)
 
 
 # --------------------------------------------------------------------------- ThunderSTORM
@@ -732,7 +945,9 @@ def _frames(values: np.ndarray, col: _Column, frame_base: int, path: Path, head:
     return values.astype(np.int64) - frame_base
 
 
-_READERS = {"thunderstorm": _read_thunderstorm}
+#: Readers by format name (the ThunderSTORM reader here; the others load lazily from
+#: :mod:`chromarate.io.formats`, see :func:`_load_format`).
+_READERS = {"thunderstorm": _read_thunderstorm_path}
 
 
 # --------------------------------------------------------------------------- atomic writes

@@ -116,8 +116,11 @@ def test_locan_thunderstorm_whole_header_quoted():
 
 @needs_smlm
 def test_other_vendor_file_is_not_taken_for_thunderstorm():
-    with pytest.raises(InputFormatError, match="not a recognised localization format"):
-        read_localizations(SMLM / "locan" / "Nanoimager_dstorm_data.csv")
+    # "Frame", "X (nm)": ONI Nanoimager, which has its own reader since it was added
+    path = SMLM / "locan" / "Nanoimager_dstorm_data.csv"
+    assert read_localizations(path).meta["format"] == "nanoimager"
+    with pytest.raises(InputFormatError, match="no x column"):
+        read_localizations(path, format="thunderstorm")
 
 
 # --------------------------------------------------------------------------- synthetic files

@@ -1,0 +1,7 @@
+"""Readers of single-molecule localization file formats, one module per format.
+
+Each format module exposes ``FORMAT`` (the format's name), ``detect(path, head) -> bool``
+(content-based recognition from the first MiB of the file and, where needed, its internal
+structure) and ``read(path, **options) -> Localizations`` (canonical columns of DESIGN.md
+section 3). The dispatcher in :mod:`chromarate.io.localizations` chooses among them.
+"""

@@ -1,0 +1,303 @@
+"""Helpers shared by the binary format readers (not part of the public API).
+
+Conventions follow :mod:`chromarate.io.localizations`: every problem with a file raises
+:class:`~chromarate.errors.InputFormatError` whose message names the file; an invalid option
+value raises :class:`~chromarate.errors.ConfigError`; an option a reader does not know raises
+``TypeError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import numpy as np
+import pandas as pd
+
+from chromarate._types import CANONICAL_COLUMNS, Localizations
+from chromarate.errors import ChromarateError, ConfigError, InputFormatError
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+
+_FLOAT_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c != "frame")
+
+
+# --------------------------------------------------------------------------- recognition
+
+
+def hdf5_signature_offset(head: bytes) -> int | None:
+    """Offset of the HDF5 signature in ``head`` (0, 512, 1024, ...; a user block such as the
+    MATLAB v7.3 header shifts it), or None when there is none."""
+    offset = 0
+    while offset + len(HDF5_SIGNATURE) <= len(head):
+        if head[offset:offset + len(HDF5_SIGNATURE)] == HDF5_SIGNATURE:
+            return offset
+        offset = 512 if offset == 0 else offset * 2
+    return None
+
+
+def is_hdf5(head: bytes) -> bool:
+    return hdf5_signature_offset(head) is not None
+
+
+def import_h5py(path: Path, what: str):
+    """Import h5py, or explain that it is needed to read ``what`` files."""
+    try:
+        import h5py  # noqa: PLC0415 - optional at import time of chromarate
+    except ImportError:  # pragma: no cover - h5py is installed where tests run
+        raise InputFormatError(
+            f"reading {what} files needs the h5py package; install it with 'pip install h5py'",
+            path=path,
+        ) from None
+    return h5py
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """Raise InputFormatError unless ``path`` is an existing, non-empty regular file."""
+    try:
+        if path.is_dir():
+            raise InputFormatError(f"is a directory; expected a {what} file", path=path)
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise InputFormatError(f"file not found; expected an existing {what} file", path=path) from None
+    except OSError as exc:
+        raise InputFormatError(f"cannot open the file: {exc.strerror or exc}", path=path) from None
+    if size == 0:
+        raise InputFormatError(f"empty file (0 bytes); expected a {what} file", path=path)
+
+
+def read_head(path: Path, n: int = 1 << 20) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError as exc:
+        raise InputFormatError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
+
+
+@contextlib.contextmanager
+def open_hdf5(path: Path, what: str) -> Iterator[Any]:
+    """Open ``path`` read-only with h5py; any h5py/OS failure becomes an InputFormatError."""
+    check_regular_file(path, what)
+    h5py = import_h5py(path, what)
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        head = read_head(path, 1 << 16)
+        if head.startswith(GZIP_MAGIC):
+            msg = f"the file is gzip-compressed; decompress it first (expected a {what} HDF5 file)"
+        elif not is_hdf5(head):
+            msg = f"not an HDF5 file (no HDF5 signature); expected a {what} file"
+        else:
+            msg = (
+                f"truncated or corrupt HDF5 file ({_clean(exc)}); expected a complete {what} "
+                "file"
+            )
+        raise InputFormatError(msg, path=path) from None
+    try:
+        yield fh
+    except ChromarateError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise InputFormatError(
+            f"cannot read the {what} content: corrupt or truncated HDF5 data "
+            f"({type(exc).__name__}: {_clean(exc)})",
+            path=path,
+        ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            fh.close()
+
+
+def _clean(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def attr_value(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (str for text, None for empty)."""
+    if value is None:
+        return None
+    if type(value).__name__ == "Empty":  # h5py.Empty: a NULL dataspace
+        return None
+    if isinstance(value, (bytes, np.bytes_)):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "SO" and value.size == 1:
+            return attr_value(value.reshape(-1)[0])
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# --------------------------------------------------------------------------- options
+
+
+def check_options(options: Mapping[str, Any], allowed: Iterable[str], fmt: str) -> None:
+    allowed = tuple(allowed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise TypeError(
+            f"read_localizations() got unexpected option(s) {', '.join(unknown)} for format "
+            f"{fmt!r}; accepted: {', '.join(allowed) or '(none)'}"
+        )
+
+
+def check_pixel_size(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"pixel_size_nm must be a positive number, got {value!r}")
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"pixel_size_nm must be a positive number, got {value!r}") from None
+    if not (math.isfinite(p) and p > 0):
+        raise ConfigError(f"pixel_size_nm must be a positive finite number, got {value!r}")
+    return p
+
+
+def check_frame_base(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ConfigError(f"frame_base must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def positive_number(value: Any) -> float | None:
+    """``value`` as a positive finite float, or None when it is not one."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        return None
+    return p if math.isfinite(p) and p > 0 else None
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def as_float(values: Any, source: str, path: Path) -> np.ndarray:
+    """A 1-D float64 copy of ``values``; refuses non-numeric data."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        raise InputFormatError(
+            f"{source} holds {arr.dtype} data; expected numbers", path=path
+        )
+    return arr.astype(np.float64).reshape(-1)
+
+
+def check_finite_coordinates(values: np.ndarray, source: str, path: Path) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        what = "NaN" if np.isnan(values[i]) else f"infinite value {values[i]:g}"
+        raise InputFormatError(
+            f"{what} in coordinate {source} at row {i} (0-based; {int(bad.sum())} such "
+            f"row(s) in all); expected finite coordinates",
+            path=path,
+        )
+
+
+def check_non_negative(values: np.ndarray, source: str, path: Path) -> None:
+    """Refuse negative or infinite lengths (NaN = missing is allowed)."""
+    with np.errstate(invalid="ignore"):
+        bad = (values < 0) | np.isinf(values)
+    if bad.any():
+        i = int(np.argmax(bad))
+        kind = "negative" if values[i] < 0 else "infinite"
+        raise InputFormatError(
+            f"{kind} value {values[i]:g} in {source} at row {i} (0-based); expected a finite, "
+            "non-negative length",
+            path=path,
+        )
+
+
+def frames_zero_based(
+    values: np.ndarray, frame_base: int, source: str, path: Path, hint: str = ""
+) -> tuple[np.ndarray | None, str | None]:
+    """Return (0-based int64 frames, None), or (None, reason) when the values are not
+    integers (e.g. mean frames of merged localizations); refuse frames below the base."""
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        n_bad = int(bad.sum())
+        return None, (
+            f"{source} holds {n_bad} non-integer or non-finite value(s) (e.g. mean frames of "
+            "merged localizations); frame numbers were not kept"
+        )
+    below = values < frame_base
+    if below.any():
+        i = int(np.argmax(below))
+        raise InputFormatError(
+            f"frame number {values[i]:g} in {source} at row {i} (0-based) is below {frame_base}, "
+            f"the first frame number of this format{hint}; expected integers >= {frame_base}",
+            path=path,
+        )
+    if values.size and values.max() > 2.0**53:
+        raise InputFormatError(f"frame numbers in {source} are too large (> 2**53)", path=path)
+    return values.astype(np.int64) - frame_base, None
+
+
+def mean_of(arrays: list[np.ndarray]) -> np.ndarray:
+    if len(arrays) == 1:
+        return arrays[0]
+    return np.mean(np.vstack(arrays), axis=0)
+
+
+def z_is_trivial(values: np.ndarray) -> bool:
+    """True when a z column carries no information (every value exactly 0: a 2-D fit)."""
+    return values.size > 0 and bool(np.all(values == 0))
+
+
+def build_localizations(
+    columns: Mapping[str, np.ndarray], meta: dict[str, Any], path: Path
+) -> Localizations:
+    """Order canonical columns, fix dtypes, check lengths, and fill ``n_rows``."""
+    if "x_nm" not in columns or "y_nm" not in columns:  # pragma: no cover - readers ensure it
+        raise InputFormatError("no x/y coordinates", path=path)
+    n = len(columns["x_nm"])
+    data: dict[str, np.ndarray] = {}
+    for name in CANONICAL_COLUMNS:
+        if name not in columns:
+            continue
+        arr = np.asarray(columns[name])
+        if len(arr) != n:
+            raise InputFormatError(
+                f"column for {name} has {len(arr)} rows but the coordinates have {n}; expected "
+                "columns of equal length",
+                path=path,
+            )
+        data[name] = arr.astype(np.int64 if name == "frame" else np.float64, copy=False)
+    table = pd.DataFrame(data, copy=False)
+    meta = dict(meta)
+    meta["n_rows"] = int(n)
+    return Localizations(table=table, meta=meta)
+
+
+__all__ = [
+    "GZIP_MAGIC",
+    "HDF5_SIGNATURE",
+    "ZIP_MAGICS",
+    "as_float",
+    "attr_value",
+    "build_localizations",
+    "check_finite_coordinates",
+    "check_frame_base",
+    "check_non_negative",
+    "check_options",
+    "check_pixel_size",
+    "check_regular_file",
+    "frames_zero_based",
+    "hdf5_signature_offset",
+    "import_h5py",
+    "is_hdf5",
+    "mean_of",
+    "open_hdf5",
+    "positive_number",
+    "read_head",
+    "z_is_trivial",
+]

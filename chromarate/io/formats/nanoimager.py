@@ -1,0 +1,162 @@
+"""ONI Nanoimager (NimOS) localization CSV.
+
+Layout: comma-separated, one header line whose names carry their unit in parentheses:
+``Channel,Frame,X (nm),Y (nm),Z (nm),Photons,Background`` (newer NimOS versions add e.g.
+``X (pix)``, ``Y (pix)``, ``X precision (nm)``, ``Y precision (nm)``, ``Sigma X (nm)``,
+``Sigma Y (nm)``).
+
+Mapping:
+
+- ``X (nm)``, ``Y (nm)``, ``Z (nm)`` -> ``x_nm``, ``y_nm``, ``z_nm`` (µm accepted; ``X (pix)``
+  etc. are used only when no nm column exists, with ``pixel_size_nm``). A ``Z`` column that
+  is 0 in every row (a 2-D acquisition) is dropped and named in ``meta["skipped_columns"]``.
+- ``Frame`` -> ``frame``. NimOS counts frames from 0 (the first camera frame is ``Frame`` 0;
+  the public sample file holds frame 0), so ``frame_base=0`` by default.
+- ``Photons`` -> ``photons``; ``Background`` -> ``background`` (as NimOS writes it, photons);
+  ``X/Y precision (nm)`` -> ``precision_nm`` (mean of x and y); ``Sigma X/Y (nm)`` ->
+  ``sigma_nm`` (mean of x and y), or single ``Precision``/``Sigma`` columns.
+
+Options: ``channel`` (keep one value of ``Channel``; default all, listed in
+``meta["channels"]``), ``frame_base`` (default 0), ``pixel_size_nm``, ``units``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chromarate._types import Localizations
+from chromarate.errors import InputFormatError
+
+from . import generic as g
+
+FORMAT = "nanoimager"
+
+__all__ = ["FORMAT", "detect", "read"]
+
+_OPTIONS = ("channel", "frame_base", "pixel_size_nm", "units")
+_NAME_RE = re.compile(r"^(?P<name>.*?)\s*(?:\((?P<unit>[^)]*)\))?\s*$")
+
+
+def _columns(header: str) -> list[tuple[str, str, str | None]]:
+    out = []
+    for raw in g.split_fields(header, ","):
+        m = _NAME_RE.match(raw)
+        name, unit = (m.group("name"), m.group("unit")) if m else (raw, None)
+        out.append((raw, " ".join(name.lower().split()), None if unit is None else unit.strip()))
+    return out
+
+
+def detect(path: Path, head: bytes) -> bool:
+    """A comma-separated header with ``Frame``, ``X (nm|pix)`` and ``Y (nm|pix)``."""
+    try:
+        line = g.first_line(head)
+        if line is None or "," not in line:
+            return False
+        raw = g.split_fields(line, ",")
+        has = lambda pat: any(re.fullmatch(pat, f) for f in raw)  # noqa: E731
+        return "Frame" in raw and has(r"X \((nm|pix|px|µm|um)\)") and has(r"Y \((nm|pix|px|µm|um)\)")
+    except Exception:  # noqa: BLE001 - detection never raises
+        return False
+
+
+def read(path: Path, **options: Any) -> Localizations:
+    """Read an ONI Nanoimager localization CSV (see the module docstring)."""
+    g.check_options(FORMAT, options, _OPTIONS)
+    path = Path(path)
+    pixel_size_nm = g.check_pixel_size(options.get("pixel_size_nm"))
+    units = g.check_units(options.get("units"))
+    frame_base = g.check_frame_base(options.get("frame_base"), 0)
+    channel = options.get("channel")
+
+    tf = g.read_text(path, what="an ONI Nanoimager localization CSV")
+    (header,), body, first = g.split_header(tf.text, 1)
+    cols = _columns(header)
+    if len(cols) < 2:
+        raise InputFormatError(
+            'the header is not comma-separated; expected a Nanoimager CSV header like '
+            '"Channel,Frame,X (nm),Y (nm),..."',
+            path=path,
+        )
+
+    def find(name: str, prefer_nm: bool = True) -> int | None:
+        hits = [i for i, c in enumerate(cols) if c[1] == name]
+        if not hits:
+            return None
+        if prefer_nm:
+            nm = [i for i in hits if g.unit_factor(cols[i][2] or "") not in (None, False)]
+            if nm:
+                return nm[0]
+        return hits[0]
+
+    plans: list[g.Plan] = []
+    used_px = False
+
+    def length(canonical: str, names: tuple[str, ...]) -> None:
+        nonlocal used_px
+        idx = [find(n) for n in names]
+        if any(i is None for i in idx):
+            return
+        scales = []
+        for i in idx:
+            scales.append(g.length_scale(cols[i][2], column=cols[i][0], units=units,
+                                         pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT))
+        if len({s[0] for s in scales}) != 1:
+            raise InputFormatError(
+                f"columns {', '.join(cols[i][0] for i in idx)} have different units", path=path
+            )
+        used_px |= scales[0][2]
+        plans.append(g.Plan(canonical, tuple(idx), tuple(cols[i][0] for i in idx), scales[0][0], scales[0][1]))
+
+    for canonical, name in (("x_nm", "x"), ("y_nm", "y")):
+        if find(name) is None:
+            raise InputFormatError(
+                f'no {name.upper()} column; columns found: {", ".join(repr(c[0]) for c in cols)}; '
+                f'expected "{name.upper()} (nm)"',
+                path=path,
+            )
+        length(canonical, (name,))
+    length("z_nm", ("z",))
+    for canonical, pair, single in (("precision_nm", ("x precision", "y precision"), "precision"),
+                                    ("sigma_nm", ("sigma x", "sigma y"), "sigma")):
+        if all(find(n) is not None for n in pair):
+            length(canonical, pair)
+        elif find(single) is not None:
+            length(canonical, (single,))
+    for canonical, name in (("photons", "photons"), ("background", "background")):
+        i = find(name, prefer_nm=False)
+        if i is not None:
+            plans.append(g.Plan(canonical, (i,), (cols[i][0],), 1.0, None))
+    fi = find("frame", prefer_nm=False)
+    frame = (fi, cols[fi][0]) if fi is not None else None
+    ci = find("channel", prefer_nm=False)
+    if channel is not None and ci is None:
+        raise InputFormatError('channel= was given but the file has no "Channel" column', path=path)
+
+    numeric = sorted({i for p in plans for i in p.sources} | ({fi} if fi is not None else set()))
+    data, lines = g.parse_table(path, body, first, sep=",", ncols=len(cols), numeric=numeric,
+                                text=[ci] if ci is not None else [], fmt=FORMAT)
+    skipped: dict[str, str] = {}
+    z_plan = next((p for p in plans if p.canonical == "z_nm"), None)
+    if z_plan is not None:
+        z = data[z_plan.sources[0]].to_numpy(dtype=np.float64)
+        if np.all(z == 0.0):
+            plans.remove(z_plan)
+            skipped[z_plan.names[0]] = "0 in every row (2-D acquisition)"
+    keep, channels = (None, None)
+    if ci is not None:
+        keep, channels = g.channel_filter(path, data[ci], channel, cols[ci][0])
+    meta: dict[str, Any] = {
+        "columns_in_file": [c[0] for c in cols],
+        "compressed": tf.gzipped,
+        "encoding": tf.encoding,
+        "channels": channels,
+        "channel": channel,
+    }
+    if skipped:
+        meta["skipped_columns"] = skipped
+    spec = g.Assembly(FORMAT, plans, frame, frame_base, pixel_size_nm if used_px else None, meta)
+    return g.assemble(path, data, lines.line, spec, keep=keep)

@@ -1,0 +1,303 @@
+"""Picasso localization files: an HDF5 ``locs`` table plus a YAML sidecar.
+
+Layout
+------
+Picasso (Jungmann lab) writes ``<name>.hdf5`` holding one compound dataset ``locs`` (one row per
+localization, fields such as ``frame, x, y, photons, sx, sy, bg, lpx, lpy, ...``) and
+``<name>.yaml`` next to it, a multi-document YAML file with one document per processing step.
+The camera pixel size in nm is the top-level key ``Pixelsize`` of one of those documents.
+
+Units and conversion
+--------------------
+- ``x``, ``y`` are camera pixels: ``x_nm = x * pixel_size_nm`` (same for ``y``).
+- ``lpx``, ``lpy`` (localization precision) and ``sx``, ``sy`` (PSF width) are pixels:
+  ``precision_nm = mean(lpx, lpy) * pixel_size_nm`` and ``sigma_nm = mean(sx, sy) *
+  pixel_size_nm`` (a single one of the pair is used alone).
+- ``z`` (3-D astigmatic fits) is taken to be in **nm** already -- Picasso stores z in nm while
+  x, y stay in pixels (its renderer divides z by the pixel size). This assumption is recorded
+  as ``meta["units"]["z_nm"] == "nm (Picasso stores z in nm)"``. A z column that is 0
+  everywhere carries no information and is left out (named in ``meta["dropped_columns"]``).
+- ``photons`` -> ``photons``; ``bg`` -> ``background`` (photons per pixel, as Picasso reports).
+- ``frame`` is 0-based in Picasso (``frame_base`` 0). Tables of merged localizations
+  (e.g. Picasso "molecules" files) store the *mean* frame as a float; such non-integer frames
+  are not kept and ``meta["dropped_columns"]["frame"]`` says why.
+
+Options
+-------
+pixel_size_nm : float, optional
+    Camera pixel size in nm. It overrides the YAML ``Pixelsize`` and is required when the
+    sidecar is missing or holds no pixel size.
+
+Errors (all :class:`~chromarate.errors.InputFormatError`, message naming the file): not HDF5,
+truncated/corrupt HDF5, no ``locs`` dataset, ``locs`` without ``x``/``y``, an empty table,
+NaN/inf coordinates, negative precisions/widths, and -- without ``pixel_size_nm=`` -- a missing
+or unreadable sidecar, a sidecar without ``Pixelsize``, or sidecar documents that disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chromarate._types import Localizations
+from chromarate.errors import InputFormatError
+
+from chromarate.io.formats._binary import (
+    as_float,
+    build_localizations,
+    check_finite_coordinates,
+    check_non_negative,
+    check_options,
+    check_pixel_size,
+    frames_zero_based,
+    import_h5py,
+    is_hdf5,
+    mean_of,
+    open_hdf5,
+    positive_number,
+    z_is_trivial,
+)
+
+__all__ = ["FORMAT", "detect", "read"]
+
+#: Name of the format.
+FORMAT = "picasso"
+
+_OPTIONS = ("pixel_size_nm",)
+_YAML_SUFFIXES = (".yaml", ".yml")
+_WHAT = "Picasso"
+
+
+def detect(path: Path, head: bytes) -> bool:
+    """True for an HDF5 file with a dataset ``locs``; also for an HDF5 file of no other known
+    layout whose sidecar YAML was written by Picasso, so that reading it explains what is
+    missing."""
+    try:
+        if not is_hdf5(head):
+            return False
+        path = Path(path)
+        h5py = import_h5py(path, _WHAT)
+        with h5py.File(path, "r") as fh:
+            if isinstance(fh.get("locs"), h5py.Dataset):
+                return True
+            if "saveloc" in fh or ("data" in fh and "meta" in fh):  # SMAP, DECODE
+                return False
+        yaml_path = _sidecar(path)
+        if yaml_path is None:
+            return False
+        with open(yaml_path, "rb") as fh:
+            return b"Picasso" in fh.read(1 << 16)
+    except Exception:  # noqa: BLE001 - detection never raises
+        return False
+
+
+def read(path: Path, **options: Any) -> Localizations:
+    """Read a Picasso ``.hdf5`` localization file (see the module docstring)."""
+    path = Path(path)
+    check_options(options, _OPTIONS, FORMAT)
+    option_px = check_pixel_size(options.get("pixel_size_nm"))
+
+    with open_hdf5(path, _WHAT) as fh:
+        h5py = import_h5py(path, _WHAT)
+        obj = fh.get("locs")
+        if obj is None:
+            found = ", ".join(repr(k) for k in fh.keys()) or "nothing"
+            raise InputFormatError(
+                f"the 'locs' table is missing: this HDF5 file has no dataset 'locs' (found: "
+                f"{found}); expected a Picasso localization file with its table in 'locs'",
+                path=path,
+            )
+        if not isinstance(obj, h5py.Dataset) or obj.dtype.names is None:
+            raise InputFormatError(
+                "'locs' is not a table (expected a compound HDF5 dataset with fields frame, x, "
+                "y, photons, ...)",
+                path=path,
+            )
+        names = tuple(obj.dtype.names)
+        missing = [n for n in ("x", "y") if n not in names]
+        if missing:
+            raise InputFormatError(
+                f"the 'locs' table has no field {' or '.join(repr(m) for m in missing)} (fields: "
+                f"{', '.join(names)}); expected Picasso fields x, y in camera pixels",
+                path=path,
+            )
+        n_rows = int(obj.size)
+        if n_rows == 0:
+            raise InputFormatError("contains no localizations: the 'locs' table has 0 rows", path=path)
+        px, px_meta = _pixel_size(path, option_px)
+        locs = np.asarray(obj[()]).reshape(-1)
+
+    def field(name: str) -> np.ndarray:
+        return as_float(locs[name], f"field '{name}' of 'locs'", path)
+
+    columns: dict[str, np.ndarray] = {}
+    column_map: dict[str, str] = {}
+    units: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+
+    for axis in ("x", "y"):
+        values = field(axis)
+        check_finite_coordinates(values, f"field '{axis}' of 'locs'", path)
+        columns[f"{axis}_nm"] = values * px
+        column_map[f"{axis}_nm"] = axis
+        units[f"{axis}_nm"] = "px"
+    if "z" in names:
+        z = field("z")
+        check_finite_coordinates(z, "field 'z' of 'locs'", path)
+        if z_is_trivial(z):
+            dropped["z"] = "0 in every row (a 2-D fit); not kept"
+        else:
+            columns["z_nm"] = z
+            column_map["z_nm"] = "z"
+            units["z_nm"] = "nm (Picasso stores z in nm)"
+    if "frame" in names:
+        frames, reason = frames_zero_based(field("frame"), 0, "field 'frame' of 'locs'", path)
+        if frames is None:
+            dropped["frame"] = reason  # type: ignore[assignment]
+        else:
+            columns["frame"] = frames
+            column_map["frame"] = "frame"
+    if "photons" in names:
+        columns["photons"] = field("photons")
+        column_map["photons"] = "photons"
+        units["photons"] = "photon"
+    if "bg" in names:
+        columns["background"] = field("bg")
+        column_map["background"] = "bg"
+        units["background"] = "photon"
+    for canonical, pair in (("precision_nm", ("lpx", "lpy")), ("sigma_nm", ("sx", "sy"))):
+        present = [n for n in pair if n in names]
+        if not present:
+            continue
+        parts = []
+        for n in present:
+            v = field(n)
+            check_non_negative(v, f"field '{n}' of 'locs'", path)
+            parts.append(v)
+        columns[canonical] = mean_of(parts) * px
+        column_map[canonical] = f"mean({', '.join(present)})" if len(present) > 1 else present[0]
+        units[canonical] = "px"
+
+    meta: dict[str, Any] = {
+        "source": str(path),
+        "format": FORMAT,
+        "pixel_size_nm": px,
+        "frame_base": 0,
+        "columns_in_file": list(names),
+        "column_map": column_map,
+        "units": units,
+        **px_meta,
+    }
+    if dropped:
+        meta["dropped_columns"] = dropped
+    return build_localizations(columns, meta, path)
+
+
+# --------------------------------------------------------------------------- YAML sidecar
+
+
+def _sidecar(path: Path) -> Path | None:
+    for suffix in _YAML_SUFFIXES:
+        candidate = path.with_suffix(suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class _NoPixelSize(Exception):
+    """The sidecar does not give a usable pixel size (message says why)."""
+
+
+def _pixel_size(path: Path, option_px: float | None) -> tuple[float, dict[str, Any]]:
+    """Pixel size (nm) to use and meta entries describing where it came from."""
+    yaml_path = _sidecar(path)
+    meta: dict[str, Any] = {"sidecar_yaml": str(yaml_path) if yaml_path else None}
+    try:
+        yaml_px = _yaml_pixel_size(path, yaml_path, meta)
+    except _NoPixelSize as exc:
+        if option_px is None:
+            raise InputFormatError(
+                f"{exc}; pass pixel_size_nm=... (camera pixel size in nm) to read this Picasso "
+                "file",
+                path=path,
+            ) from None
+        yaml_px = None
+    if yaml_px is not None:
+        meta["yaml_pixel_size_nm"] = yaml_px
+    if option_px is not None:
+        meta["pixel_size_source"] = "option pixel_size_nm"
+        return option_px, meta
+    meta["pixel_size_source"] = f"sidecar YAML Pixelsize ({yaml_path.name})"  # type: ignore[union-attr]
+    return yaml_px, meta  # type: ignore[return-value]
+
+
+def _yaml_pixel_size(path: Path, yaml_path: Path | None, meta: dict[str, Any]) -> float:
+    if yaml_path is None:
+        raise _NoPixelSize(
+            f"the sidecar YAML '{path.with_suffix('.yaml').name}' is missing; it holds the camera "
+            "pixel size (Pixelsize) needed to convert x, y from pixels to nm"
+        )
+    try:
+        docs = _load_yaml(yaml_path)
+    except InputFormatError as exc:
+        raise _NoPixelSize(exc.message) from None
+    steps = [d.get("Generated by") for d in docs if isinstance(d, dict) and d.get("Generated by")]
+    if steps:
+        meta["picasso_steps"] = [str(g) for g in steps]
+    raw = [
+        v for d in docs if isinstance(d, dict)
+        for k, v in d.items() if isinstance(k, str) and k.strip().lower() == "pixelsize"
+    ]
+    if not raw:
+        raise _NoPixelSize(
+            f"the sidecar YAML '{yaml_path.name}' has no Pixelsize entry in any of its "
+            f"{len(docs)} document(s)"
+        )
+    values = []
+    for v in raw:
+        p = positive_number(v)
+        if p is None:
+            raise _NoPixelSize(
+                f"the sidecar YAML '{yaml_path.name}' has Pixelsize {v!r}, not a positive number "
+                "of nm"
+            )
+        values.append(p)
+    if len(set(values)) > 1:
+        raise _NoPixelSize(
+            f"the sidecar YAML '{yaml_path.name}' gives different pixel sizes "
+            f"({', '.join(f'{v:g}' for v in values)} nm) in different documents"
+        )
+    return values[0]
+
+
+def _load_yaml(yaml_path: Path) -> list[Any]:
+    import yaml  # noqa: PLC0415
+
+    class _Loader(yaml.SafeLoader):
+        """Safe loader that reads unknown tags (e.g. !!python/tuple) as plain data."""
+
+    def _plain(loader: Any, _suffix: str, node: Any) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_scalar(node)
+
+    _Loader.add_multi_constructor("", _plain)
+    try:
+        text = yaml_path.read_text(encoding="utf-8")
+        return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"cannot read the sidecar YAML '{yaml_path.name}': {exc}", path=yaml_path) from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise InputFormatError(
+            f"the sidecar YAML '{yaml_path.name}' is not valid YAML{at}", path=yaml_path
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - e.g. unhashable keys in a hand-edited file
+        raise InputFormatError(
+            f"the sidecar YAML '{yaml_path.name}' cannot be parsed ({type(exc).__name__})", path=yaml_path
+        ) from None

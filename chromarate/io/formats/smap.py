@@ -1,0 +1,245 @@
+"""SMAP localization files (``*_sml.mat``) saved as MATLAB v7.3, i.e. HDF5.
+
+Layout
+------
+SMAP (Ries lab) saves a MATLAB struct ``saveloc`` whose field ``loc`` is a struct of equally
+long vectors, one per localization property: ``xnm, ynm, znm, frame, phot, bg, locprecnm,
+PSFxnm, PSFynm, channel, filenumber, ...``. MATLAB v7.3 files are HDF5 files behind a 512-byte
+text header; ``saveloc/loc`` is an HDF5 group whose datasets are stored transposed, as
+``(1, n)`` (or ``(n, 1)``) arrays -- both are accepted. Empty MATLAB arrays carry the
+attribute ``MATLAB_empty``. Camera metadata lives in ``saveloc/file/info``
+(``cam_pixelsize_um`` is reported as ``meta["camera_pixel_size_nm"]``).
+
+Units and conversion
+--------------------
+Coordinates are already in nm, so nothing is scaled (``meta["pixel_size_nm"]`` is None):
+``xnm, ynm, znm`` -> ``x_nm, y_nm, z_nm``; ``locprecnm`` -> ``precision_nm``; ``mean(PSFxnm,
+PSFynm)`` -> ``sigma_nm`` (PSF sigma); ``phot`` -> ``photons``; ``bg`` -> ``background``
+(photons per pixel). A ``znm`` that is 0 everywhere (2-D fit) is left out and named in
+``meta["dropped_columns"]``.
+
+Frames are **1-based** in SMAP (MATLAB counting; the sample file's frames run 1..1001 with no
+frame 0): ``frame = frame_in_file - 1`` and ``meta["frame_base"] == 1``. Non-integer frames are
+not kept (``meta["dropped_columns"]["frame"]`` says why); a frame number below 1 is refused.
+
+Localizations of every channel and file number are returned; the distinct values are listed in
+``meta["channels"]`` and ``meta["file_numbers"]`` when there is more than one.
+
+Options
+-------
+pixel_size_nm : float, optional
+    Accepted for uniformity with the other readers and ignored (coordinates are in nm);
+    noted in ``meta["ignored_options"]``.
+
+Only v7.3 (HDF5) MAT-files can be read; an older MAT-file (v5/v7) is refused with a message
+saying how to re-save it. Every failure raises :class:`~chromarate.errors.InputFormatError`
+naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chromarate._types import Localizations
+from chromarate.errors import InputFormatError
+
+from chromarate.io.formats._binary import (
+    as_float,
+    build_localizations,
+    check_finite_coordinates,
+    check_non_negative,
+    check_options,
+    check_pixel_size,
+    check_regular_file,
+    frames_zero_based,
+    import_h5py,
+    is_hdf5,
+    mean_of,
+    open_hdf5,
+    read_head,
+    z_is_trivial,
+)
+
+__all__ = ["FORMAT", "detect", "read"]
+
+#: Name of the format.
+FORMAT = "smap"
+
+_OPTIONS = ("pixel_size_nm",)
+_WHAT = "SMAP _sml.mat"
+_MAT_V73 = b"MATLAB 7.3 MAT-file"
+_MAT_TEXT = b"MATLAB 5.0 MAT-file"  # header text of v5, v6 and v7 MAT-files
+_FRAME_BASE = 1
+
+
+def detect(path: Path, head: bytes) -> bool:
+    """True for an HDF5 (MATLAB v7.3) file holding the struct ``saveloc`` with ``loc`` inside."""
+    try:
+        if not is_hdf5(head):
+            return False
+        path = Path(path)
+        h5py = import_h5py(path, _WHAT)
+        with h5py.File(path, "r") as fh:
+            saveloc = fh.get("saveloc")
+            return isinstance(saveloc, h5py.Group) and isinstance(saveloc.get("loc"), h5py.Group)
+    except Exception:  # noqa: BLE001 - detection never raises
+        return False
+
+
+def read(path: Path, **options: Any) -> Localizations:
+    """Read a SMAP ``_sml.mat`` (MATLAB v7.3) localization file (see the module docstring)."""
+    path = Path(path)
+    check_options(options, _OPTIONS, FORMAT)
+    ignored = check_pixel_size(options.get("pixel_size_nm"))
+    check_regular_file(path, _WHAT)
+    head = read_head(path, 128)
+    if head.startswith(_MAT_TEXT) and not is_hdf5(read_head(path, 1 << 12)):
+        raise InputFormatError(
+            "is a MATLAB v5/v7 MAT-file, which is not HDF5-based; only SMAP files saved as "
+            "MATLAB v7.3 can be read (re-save it in MATLAB with S = load(old); "
+            "save(new, '-struct', 'S', '-v7.3'))",
+            path=path,
+        )
+
+    with open_hdf5(path, _WHAT) as fh:
+        h5py = import_h5py(path, _WHAT)
+        saveloc = fh.get("saveloc")
+        if not isinstance(saveloc, h5py.Group):
+            found = ", ".join(repr(k) for k in fh.keys() if not k.startswith("#")) or "nothing"
+            raise InputFormatError(
+                f"no struct 'saveloc' (found: {found}); expected a SMAP _sml.mat file whose "
+                "localizations are in saveloc.loc",
+                path=path,
+            )
+        loc = saveloc.get("loc")
+        if not isinstance(loc, h5py.Group):
+            raise InputFormatError(
+                "the struct 'saveloc' has no field 'loc'; expected SMAP localizations in saveloc.loc",
+                path=path,
+            )
+        fields = [k for k in loc.keys() if isinstance(loc.get(k), h5py.Dataset)]
+        missing = [n for n in ("xnm", "ynm") if n not in fields]
+        if missing:
+            raise InputFormatError(
+                f"saveloc.loc has no field {' or '.join(repr(m) for m in missing)} (fields: "
+                f"{', '.join(sorted(fields)) or 'none'}); expected SMAP coordinates xnm, ynm in nm",
+                path=path,
+            )
+        wanted = ("xnm", "ynm", "znm", "frame", "phot", "bg", "locprecnm", "PSFxnm", "PSFynm",
+                  "channel", "filenumber")
+        vectors = {name: _vector(loc[name], name, path) for name in wanted if name in fields}
+        camera_px = _camera_pixel_size_nm(saveloc, h5py)
+
+    n = len(vectors["xnm"])
+    for name, values in vectors.items():
+        if len(values) != n:
+            raise InputFormatError(
+                f"saveloc.loc.{name} has {len(values)} values but saveloc.loc.xnm has {n}; "
+                "expected vectors of equal length",
+                path=path,
+            )
+    if n == 0:
+        raise InputFormatError("contains no localizations: saveloc.loc.xnm is empty", path=path)
+
+    columns: dict[str, np.ndarray] = {}
+    column_map: dict[str, str] = {}
+    units: dict[str, str] = {}
+    dropped: dict[str, str] = {}
+    for canonical, name in (("x_nm", "xnm"), ("y_nm", "ynm")):
+        check_finite_coordinates(vectors[name], f"saveloc.loc.{name}", path)
+        columns[canonical] = vectors[name]
+        column_map[canonical] = name
+        units[canonical] = "nm"
+    if "znm" in vectors:
+        z = vectors["znm"]
+        check_finite_coordinates(z, "saveloc.loc.znm", path)
+        if z_is_trivial(z):
+            dropped["znm"] = "0 in every row (a 2-D fit); not kept"
+        else:
+            columns["z_nm"] = z
+            column_map["z_nm"] = "znm"
+            units["z_nm"] = "nm"
+    if "frame" in vectors:
+        frames, reason = frames_zero_based(vectors["frame"], _FRAME_BASE, "saveloc.loc.frame", path)
+        if frames is None:
+            dropped["frame"] = reason  # type: ignore[assignment]
+        else:
+            columns["frame"] = frames
+            column_map["frame"] = "frame"
+    if "phot" in vectors:
+        columns["photons"] = vectors["phot"]
+        column_map["photons"] = "phot"
+        units["photons"] = "photon"
+    if "bg" in vectors:
+        columns["background"] = vectors["bg"]
+        column_map["background"] = "bg"
+        units["background"] = "photon"
+    if "locprecnm" in vectors:
+        check_non_negative(vectors["locprecnm"], "saveloc.loc.locprecnm", path)
+        columns["precision_nm"] = vectors["locprecnm"]
+        column_map["precision_nm"] = "locprecnm"
+        units["precision_nm"] = "nm"
+    psf = [name for name in ("PSFxnm", "PSFynm") if name in vectors]
+    if psf:
+        for name in psf:
+            check_non_negative(vectors[name], f"saveloc.loc.{name}", path)
+        columns["sigma_nm"] = mean_of([vectors[name] for name in psf])
+        column_map["sigma_nm"] = f"mean({', '.join(psf)})" if len(psf) > 1 else psf[0]
+        units["sigma_nm"] = "nm"
+
+    meta: dict[str, Any] = {
+        "source": str(path),
+        "format": FORMAT,
+        "pixel_size_nm": None,
+        "frame_base": _FRAME_BASE,
+        "columns_in_file": sorted(fields),
+        "column_map": column_map,
+        "units": units,
+        "camera_pixel_size_nm": camera_px,
+    }
+    for key, name in (("channels", "channel"), ("file_numbers", "filenumber")):
+        if name in vectors:
+            distinct = np.unique(vectors[name][np.isfinite(vectors[name])])
+            if distinct.size > 1:
+                meta[key] = [float(v) for v in distinct]
+    if dropped:
+        meta["dropped_columns"] = dropped
+    if ignored is not None:
+        meta["ignored_options"] = {"pixel_size_nm": "SMAP coordinates are stored in nm"}
+    return build_localizations(columns, meta, path)
+
+
+def _vector(ds: Any, name: str, path: Path) -> np.ndarray:
+    """A MATLAB vector stored as an HDF5 dataset, as 1-D float64."""
+    if "MATLAB_empty" in ds.attrs and bool(np.asarray(ds.attrs["MATLAB_empty"]).any()):
+        return np.empty(0, dtype=np.float64)
+    if ds.shape is None:
+        return np.empty(0, dtype=np.float64)
+    shape = tuple(ds.shape)
+    if len(shape) > 2 or (len(shape) == 2 and min(shape) > 1):
+        raise InputFormatError(
+            f"saveloc.loc.{name} is a {'x'.join(map(str, shape))} array; expected a vector "
+            "(one value per localization)",
+            path=path,
+        )
+    return as_float(ds[()], f"saveloc.loc.{name}", path)
+
+
+def _camera_pixel_size_nm(saveloc: Any, h5py: Any) -> float | list[float] | None:
+    """Camera pixel size from saveloc.file.info.cam_pixelsize_um (None if not readable)."""
+    try:
+        ds = saveloc["file"]["info"]["cam_pixelsize_um"]
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iuf":
+            return None
+        values = np.asarray(ds[()], dtype=np.float64).reshape(-1) * 1000.0
+    except Exception:  # noqa: BLE001 - optional metadata; several files make it a reference array
+        return None
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return None
+    if np.allclose(values, values[0]):
+        return float(values[0])
+    return [float(v) for v in values]

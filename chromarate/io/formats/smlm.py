@@ -1,0 +1,589 @@
+"""The SMLM file format (``.smlm``): a zip archive with ``manifest.json`` and binary tables.
+
+Layout
+------
+The archive (specification 0.2 of the SMLM file format, as used by ShareLoc.XYZ and locan)
+holds ``manifest.json`` at its root and one or more table files. The manifest's ``formats``
+maps a format name to its description -- ``type: "table"``, ``mode: "binary"``, ``headers``
+(column names), ``dtype`` (``uint8`` ... ``float64``), ``shape`` (values per row and column,
+normally 1) and ``units`` -- and its ``files`` list gives, per table file, its ``name`` in
+the archive, its ``format``, ``channel``, ``rows`` and per-column ``offset`` values. A binary
+table stores its rows one after another, each row being the columns' values in header order,
+little-endian and packed (no padding): the row size is the sum of the columns' sizes. A value
+is ``stored + offset[column]`` (the specification's way of storing signed values in unsigned
+types).
+
+Column mapping (header names are matched case-insensitively)
+------------------------------------------------------------
+- ``x``/``position_x``, ``y``/``position_y``, ``z``/``position_z`` -> ``x_nm, y_nm, z_nm``
+- ``frame`` -> ``frame`` (see frame base below)
+- ``x_precision``+``y_precision`` or ``uncertainty_x``+``uncertainty_y`` (mean), else
+  ``uncertainty_xy``/``uncertainty``/``precision``/``localization_precision`` -> ``precision_nm``
+- ``psf_sigma_x``+``psf_sigma_y`` or ``sigma_x``+``sigma_y`` (mean), else ``sigma``/``psf_sigma``
+  -> ``sigma_nm``
+- ``intensity`` -> ``photons`` and ``background``/``local_background``/``bg`` ->
+  ``background``, only when their unit is ``photon``; otherwise they are named in
+  ``meta["skipped_columns"]``.
+
+Units
+-----
+Length columns are converted with their unit from the manifest: nm, um (x 1000),
+angstrom (x 0.1), mm, m, or px (x ``pixel_size_nm``, taken from the option or from a
+``pixel_size``/``pixelSize`` entry of the file info or manifest; refused without one). An empty
+unit means nm -- the specification's default for lengths -- unless the locan metadata block
+(``locdata_meta.unit``) states another; what was assumed is recorded in ``meta["units"]``.
+
+Frame base
+----------
+The specification does not fix where frame numbers start. Files written by Python tools
+(locan, ShareLoc) count from 0 -- the sample file's frames are 0 -- so ``frame_base`` defaults
+to 0; pass ``frame_base=1`` for a 1-based file. Non-integer frames are not kept.
+
+Options
+-------
+pixel_size_nm : float, optional
+    Pixel size for length columns in px (overrides a size given in the manifest).
+frame_base : int, optional
+    First frame number in the file (default 0).
+channel : str, optional
+    Read only the table(s) of this channel. Required when the archive holds tables of more
+    than one channel; tables of one channel (tiles) are concatenated.
+
+Every failure raises :class:`~chromarate.errors.InputFormatError` naming the file: not a zip,
+truncated or corrupt archive, no ``manifest.json``, invalid JSON, a manifest that misses or
+contradicts required fields, a table file that is absent or whose size does not match
+``rows`` x row size, text tables (not supported), NaN/inf coordinates.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chromarate._types import CANONICAL_COLUMNS, Localizations
+from chromarate.errors import InputFormatError
+
+from chromarate.io.formats._binary import (
+    ZIP_MAGICS,
+    build_localizations,
+    check_finite_coordinates,
+    check_frame_base,
+    check_non_negative,
+    check_options,
+    check_pixel_size,
+    check_regular_file,
+    frames_zero_based,
+    mean_of,
+    positive_number,
+    read_head,
+    z_is_trivial,
+)
+
+__all__ = ["FORMAT", "detect", "read"]
+
+#: Name of the format.
+FORMAT = "smlm"
+
+_OPTIONS = ("pixel_size_nm", "frame_base", "channel")
+_WHAT = "SMLM (.smlm zip)"
+_MANIFEST = "manifest.json"
+_MAX_MANIFEST = 64 << 20
+
+_DTYPES = {
+    name: np.dtype(name).newbyteorder("<")
+    for name in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+                 "float32", "float64")
+}
+# nm per unit; None = camera pixels
+_LENGTH_UNITS: dict[str, float | None] = {
+    "nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "nanometre": 1.0, "nanometres": 1.0,
+    "um": 1e3, "\u00b5m": 1e3, "\u03bcm": 1e3, "micron": 1e3, "microns": 1e3,
+    "micrometer": 1e3, "micrometers": 1e3, "micrometre": 1e3, "micrometres": 1e3,
+    "angstrom": 0.1, "angstroms": 0.1, "a": 0.1,
+    "mm": 1e6, "millimeter": 1e6, "millimeters": 1e6, "m": 1e9, "meter": 1e9, "meters": 1e9,
+    "px": None, "pixel": None, "pixels": None,
+}
+_PHOTON_UNITS = {"photon", "photons"}
+
+_COORDS = {"x_nm": ("x", "position_x"), "y_nm": ("y", "position_y"), "z_nm": ("z", "position_z")}
+_PRECISION_PAIRS = (("x_precision", "y_precision"), ("uncertainty_x", "uncertainty_y"))
+_PRECISION_SINGLE = ("uncertainty_xy", "uncertainty", "precision", "localization_precision")
+_SIGMA_PAIRS = (("psf_sigma_x", "psf_sigma_y"), ("sigma_x", "sigma_y"))
+_SIGMA_SINGLE = ("sigma", "psf_sigma")
+_PHOTON_COLUMNS = {"photons": ("intensity",), "background": ("background", "local_background", "bg")}
+
+
+def detect(path: Path, head: bytes) -> bool:
+    """True for a zip archive with ``manifest.json`` at its root that describes SMLM tables
+    (or that cannot be parsed, so that reading reports the damage)."""
+    try:
+        if head[:4] not in ZIP_MAGICS:
+            return False
+        with zipfile.ZipFile(Path(path)) as zf:
+            try:
+                info = zf.getinfo(_MANIFEST)
+            except KeyError:
+                return False
+            if info.file_size > _MAX_MANIFEST:
+                return False
+            try:
+                manifest = json.loads(zf.read(info).decode("utf-8-sig"))
+            except Exception:  # noqa: BLE001 - damaged manifest: let read() explain
+                return True
+            return isinstance(manifest, dict) and ("formats" in manifest or "files" in manifest)
+    except Exception:  # noqa: BLE001 - detection never raises
+        return False
+
+
+def read(path: Path, **options: Any) -> Localizations:
+    """Read an SMLM ``.smlm`` archive (see the module docstring)."""
+    path = Path(path)
+    check_options(options, _OPTIONS, FORMAT)
+    option_px = check_pixel_size(options.get("pixel_size_nm"))
+    frame_base = check_frame_base(options.get("frame_base", 0))
+    channel = options.get("channel")
+    if channel is not None:
+        channel = str(channel)
+    check_regular_file(path, _WHAT)
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        head = read_head(path, 4)
+        what = (
+            "a truncated or corrupt zip archive" if head[:4] in ZIP_MAGICS else "not a zip archive"
+        )
+        raise InputFormatError(
+            f"{what} ({exc}); expected an SMLM file: a zip archive holding manifest.json",
+            path=path,
+        ) from None
+    except OSError as exc:
+        raise InputFormatError(f"cannot open the file: {exc.strerror or exc}", path=path) from None
+
+    with zf:
+        manifest = _manifest(zf, path)
+        tables = _select_tables(manifest, channel, path)
+        px_manifest = _manifest_pixel_size(manifest, tables)
+        px = option_px if option_px is not None else px_manifest
+        locan_units = _locan_units(manifest)
+        parsed = [_read_table(zf, manifest, info, path) for info in tables]
+
+    per_table = []
+    ctx = _Context(path=path, pixel_size=px, locan_units=locan_units, frame_base=frame_base)
+    for info, (headers, units, values, _rows) in zip(tables, parsed):
+        per_table.append(_canonical(info, headers, units, values, ctx))
+
+    common = [c for c in CANONICAL_COLUMNS if all(c in t for t in per_table)]
+    for c in CANONICAL_COLUMNS:
+        if c not in common and any(c in t for t in per_table):
+            ctx.dropped[c] = "present in only some of the tables; not kept"
+    columns = {c: np.concatenate([t[c] for t in per_table]) for c in common}
+    if "x_nm" not in columns or "y_nm" not in columns:  # pragma: no cover - _canonical ensures it
+        raise InputFormatError("no x/y columns in the tables", path=path)
+    if len(columns["x_nm"]) == 0:
+        raise InputFormatError("contains no localizations: the table(s) have 0 rows", path=path)
+    if "z_nm" in columns and z_is_trivial(columns["z_nm"]):
+        del columns["z_nm"]
+        ctx.dropped["z"] = "0 in every row (a 2-D table); not kept"
+
+    meta: dict[str, Any] = {
+        "source": str(path),
+        "format": FORMAT,
+        "pixel_size_nm": px if ctx.used_pixels else None,
+        "frame_base": frame_base,
+        "columns_in_file": parsed[0][0],
+        "column_map": {c: ctx.column_map[c] for c in columns if c in ctx.column_map},
+        "units": {c: ctx.units[c] for c in columns if c in ctx.units},
+        "tables": [
+            {"name": t.get("name"), "channel": t.get("channel"), "rows": p[3]}
+            for t, p in zip(tables, parsed)
+        ],
+        "format_version": manifest.get("format_version"),
+        "manifest_name": manifest.get("name"),
+    }
+    if ctx.skipped:
+        meta["skipped_columns"] = ctx.skipped
+    if ctx.dropped:
+        meta["dropped_columns"] = ctx.dropped
+    return build_localizations(columns, meta, path)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _manifest(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
+    try:
+        info = zf.getinfo(_MANIFEST)
+    except KeyError:
+        names = zf.namelist()
+        shown = ", ".join(repr(n) for n in names[:10]) + (", ..." if len(names) > 10 else "")
+        raise InputFormatError(
+            f"no manifest.json in the zip archive (found: {shown or 'nothing'}); expected an "
+            "SMLM file whose manifest.json describes its tables",
+            path=path,
+        ) from None
+    if info.file_size > _MAX_MANIFEST:
+        raise InputFormatError(
+            f"manifest.json is {info.file_size} bytes; expected a small JSON text", path=path
+        )
+    raw = _read_member(zf, info.filename, path)
+    try:
+        manifest = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(
+            f"manifest.json is not UTF-8 text (invalid byte at offset {exc.start})", path=path
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise InputFormatError(
+            f"manifest.json is not valid JSON ({exc.msg} at line {exc.lineno} column "
+            f"{exc.colno})",
+            path=path,
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise InputFormatError(f"manifest.json is not valid JSON ({exc})", path=path) from None
+    if not isinstance(manifest, dict):
+        raise InputFormatError(
+            f"manifest.json holds a JSON {type(manifest).__name__}; expected an object with "
+            "'formats' and 'files'",
+            path=path,
+        )
+    for key, kind in (("formats", dict), ("files", list)):
+        if not isinstance(manifest.get(key), kind):
+            raise InputFormatError(
+                f"manifest.json has no valid '{key}' entry (expected a JSON "
+                f"{'object' if kind is dict else 'list'})",
+                path=path,
+            )
+    return manifest
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, path: Path) -> bytes:
+    try:
+        return zf.read(name)
+    except KeyError:
+        raise InputFormatError(
+            f"the manifest lists '{name}' but the zip archive has no such file", path=path
+        ) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        raise InputFormatError(
+            f"cannot read '{name}' from the zip archive: truncated or corrupt ({exc})", path=path
+        ) from None
+    except (NotImplementedError, RuntimeError) as exc:  # unsupported compression, encryption
+        raise InputFormatError(f"cannot read '{name}' from the zip archive: {exc}", path=path) from None
+
+
+def _select_tables(manifest: dict[str, Any], channel: str | None, path: Path) -> list[dict[str, Any]]:
+    tables = [f for f in manifest["files"] if isinstance(f, dict) and f.get("type", "table") == "table"]
+    if not tables:
+        raise InputFormatError(
+            "manifest.json lists no table file; expected at least one localization table",
+            path=path,
+        )
+    channels = []
+    for t in tables:
+        c = str(t.get("channel", "default"))
+        if c not in channels:
+            channels.append(c)
+    if channel is not None:
+        chosen = [t for t in tables if str(t.get("channel", "default")) == channel]
+        if not chosen:
+            raise InputFormatError(
+                f"no table of channel {channel!r}; channels in this file: "
+                f"{', '.join(repr(c) for c in channels)}",
+                path=path,
+            )
+        return chosen
+    if len(channels) > 1:
+        raise InputFormatError(
+            f"the file holds tables of {len(channels)} channels ({', '.join(repr(c) for c in channels)}); "
+            "pass channel=... to choose one",
+            path=path,
+        )
+    return tables
+
+
+def _manifest_pixel_size(manifest: dict[str, Any], tables: list[dict[str, Any]]) -> float | None:
+    for source in [*tables, manifest]:
+        for key in ("pixel_size", "pixelSize", "pixel_size_nm", "pixelsize"):
+            p = positive_number(source.get(key))
+            if p is not None:
+                return p
+    return None
+
+
+def _locan_units(manifest: dict[str, Any]) -> dict[str, str]:
+    """Units that locan records in its metadata block, by lower-case property name."""
+    out: dict[str, str] = {}
+    block = manifest.get("locdata_meta")
+    entries = block.get("unit") if isinstance(block, dict) else None
+    if isinstance(entries, list):
+        for e in entries:
+            if isinstance(e, dict) and isinstance(e.get("property"), str) and isinstance(e.get("unit"), str):
+                out[e["property"].strip().lower()] = e["unit"].strip()
+    return out
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _listed(fmt: dict[str, Any], key: str, n: int, default: Any, where: str, path: Path) -> list[Any]:
+    value = fmt.get(key)
+    if value is None:
+        return [default] * n
+    if not isinstance(value, list) or len(value) != n:
+        raise InputFormatError(
+            f"{where}: '{key}' must be a list of {n} entries (one per header)", path=path
+        )
+    return value
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative integer from an int or a numeric string (manifests use both)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value) if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _read_table(
+    zf: zipfile.ZipFile, manifest: dict[str, Any], info: dict[str, Any], path: Path
+) -> tuple[list[str], list[str], dict[str, np.ndarray], int]:
+    """(headers, units, column values with offsets applied, rows) of one binary table file."""
+    name = info.get("name")
+    if not isinstance(name, str) or not name:
+        raise InputFormatError("a table entry in manifest.json has no file 'name'", path=path)
+    fmt_name = info.get("format")
+    fmt = manifest["formats"].get(fmt_name) if isinstance(fmt_name, str) else None
+    where = f"manifest.json format {fmt_name!r} of table '{name}'"
+    if not isinstance(fmt, dict):
+        raise InputFormatError(
+            f"table '{name}' refers to format {fmt_name!r}, which manifest.json does not define "
+            f"(defined: {', '.join(repr(k) for k in manifest['formats']) or 'none'})",
+            path=path,
+        )
+    mode = fmt.get("mode", "binary")
+    if mode != "binary":
+        raise InputFormatError(
+            f"{where} has mode {mode!r}; only binary SMLM tables are supported", path=path
+        )
+    headers = fmt.get("headers")
+    if not isinstance(headers, list) or not headers or not all(isinstance(h, str) for h in headers):
+        raise InputFormatError(f"{where}: 'headers' must be a non-empty list of names", path=path)
+    n = len(headers)
+    if len(set(headers)) != n:
+        raise InputFormatError(f"{where}: duplicated header names", path=path)
+    declared = fmt.get("columns")
+    if declared is not None and _count(declared) != n:
+        raise InputFormatError(
+            f"{where}: 'columns' is {declared!r} but there are {n} headers", path=path
+        )
+    dtypes = _listed(fmt, "dtype", n, None, where, path)
+    shapes = _listed(fmt, "shape", n, 1, where, path)
+    units = [str(u) if u is not None else "" for u in _listed(fmt, "units", n, "", where, path)]
+
+    fields = []
+    for h, dt, shape in zip(headers, dtypes, shapes):
+        np_dt = _DTYPES.get(str(dt).strip().lower()) if dt is not None else None
+        if np_dt is None:
+            raise InputFormatError(
+                f"{where}: column '{h}' has dtype {dt!r}; expected one of {', '.join(_DTYPES)}",
+                path=path,
+            )
+        dims = _shape(shape)
+        if dims is None:
+            raise InputFormatError(
+                f"{where}: column '{h}' has shape {shape!r}; expected a positive integer or a "
+                "list of them",
+                path=path,
+            )
+        fields.append((h, np_dt, dims) if dims != (1,) else (h, np_dt))
+    row_dtype = np.dtype(fields)  # packed: no alignment padding
+
+    rows = _count(info.get("rows"))
+    if rows is None:
+        raise InputFormatError(
+            f"table '{name}' has no valid 'rows' count in manifest.json (got {info.get('rows')!r})",
+            path=path,
+        )
+    raw = _read_member(zf, name, path)
+    expected = rows * row_dtype.itemsize
+    if len(raw) != expected:
+        raise InputFormatError(
+            f"table '{name}' holds {len(raw)} bytes but manifest.json describes {rows} rows of "
+            f"{row_dtype.itemsize} bytes ({expected} bytes); the table is truncated or the "
+            "manifest is wrong",
+            path=path,
+        )
+    data = np.frombuffer(raw, dtype=row_dtype, count=rows)
+
+    offsets = info.get("offset") or {}
+    if not isinstance(offsets, dict):
+        raise InputFormatError(f"table '{name}': 'offset' must be a JSON object", path=path)
+    values: dict[str, np.ndarray] = {}
+    for h in headers:
+        if row_dtype[h].shape != ():
+            continue  # image patches and other vector columns are not localization properties
+        col = data[h].astype(np.float64)
+        off = _number(offsets.get(h, 0))
+        if off is None:
+            raise InputFormatError(
+                f"table '{name}': offset of column '{h}' is {offsets.get(h)!r}; expected a finite "
+                "number",
+                path=path,
+            )
+        values[h] = col + off if off != 0 else col
+    return list(headers), units, values, rows
+
+
+def _number(value: Any) -> float | None:
+    """A finite float from a number or numeric string (None -> 0); None if it is not one."""
+    if value is None:
+        return 0.0
+    if isinstance(value, bool):
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    if isinstance(value, list):
+        dims = [_count(v) for v in value]
+        if not dims or any(d is None or d == 0 for d in dims):
+            return None
+        return tuple(dims)  # type: ignore[arg-type]
+    d = _count(value)
+    return None if d is None or d == 0 else (d,)
+
+
+# --------------------------------------------------------------------------- canonical columns
+
+
+class _Context:
+    def __init__(self, path: Path, pixel_size: float | None, locan_units: dict[str, str], frame_base: int):
+        self.path = path
+        self.pixel_size = pixel_size
+        self.locan_units = locan_units
+        self.frame_base = frame_base
+        self.used_pixels = False
+        self.column_map: dict[str, str] = {}
+        self.units: dict[str, str] = {}
+        self.skipped: dict[str, str] = {}
+        self.dropped: dict[str, str] = {}
+
+    def length_scale(self, header: str, unit: str) -> tuple[float, str]:
+        """(nm per stored unit, description) for a length column."""
+        u = unit.strip()
+        source = "manifest"
+        if u == "":
+            u = self.locan_units.get(header.lower(), "")
+            source = "locan metadata"
+        if u == "":
+            return 1.0, "nm (no unit in the manifest; the SMLM specification's default)"
+        key = u.lower()
+        if key not in _LENGTH_UNITS:
+            raise InputFormatError(
+                f"unknown unit {u!r} of column '{header}' ({source}); expected a length unit: "
+                "nm, um, angstrom, mm, m or px",
+                path=self.path,
+            )
+        factor = _LENGTH_UNITS[key]
+        if factor is None:
+            if self.pixel_size is None:
+                raise InputFormatError(
+                    f"column '{header}' is in pixels ({u!r}) and the manifest gives no pixel size; "
+                    "pass pixel_size_nm=... to convert it to nm",
+                    path=self.path,
+                )
+            self.used_pixels = True
+            return self.pixel_size, "px"
+        return factor, u
+
+
+def _canonical(
+    info: dict[str, Any], headers: list[str], units: list[str], values: dict[str, np.ndarray],
+    ctx: _Context,
+) -> dict[str, np.ndarray]:
+    by_lower = {h.lower(): (h, u) for h, u in zip(headers, units) if h in values}
+    table = info.get("name")
+    out: dict[str, np.ndarray] = {}
+
+    def take_length(canonical: str, header: str, coordinate: bool) -> np.ndarray:
+        h, u = by_lower[header]
+        v = values[h]
+        where = f"column '{h}' of table '{table}'"
+        if coordinate:
+            check_finite_coordinates(v, where, ctx.path)
+        else:
+            check_non_negative(v, where, ctx.path)
+        scale, unit = ctx.length_scale(h, u)
+        ctx.units.setdefault(canonical, unit)
+        return v * scale if scale != 1.0 else v
+
+    for canonical, names in _COORDS.items():
+        found = next((n for n in names if n in by_lower), None)
+        if found is None:
+            if canonical != "z_nm":
+                raise InputFormatError(
+                    f"table '{table}' has no {canonical[0]} column (headers: {', '.join(headers)}); "
+                    f"expected '{names[0]}' or '{names[1]}'",
+                    path=ctx.path,
+                )
+            continue
+        out[canonical] = take_length(canonical, found, coordinate=True)
+        ctx.column_map.setdefault(canonical, by_lower[found][0])
+
+    for canonical, pairs, singles in (
+        ("precision_nm", _PRECISION_PAIRS, _PRECISION_SINGLE),
+        ("sigma_nm", _SIGMA_PAIRS, _SIGMA_SINGLE),
+    ):
+        pair = next((p for p in pairs if all(n in by_lower for n in p)), None)
+        if pair is not None:
+            out[canonical] = mean_of([take_length(canonical, n, coordinate=False) for n in pair])
+            ctx.column_map.setdefault(canonical, f"mean({by_lower[pair[0]][0]}, {by_lower[pair[1]][0]})")
+            continue
+        single = next((n for n in singles if n in by_lower), None)
+        if single is not None:
+            out[canonical] = take_length(canonical, single, coordinate=False)
+            ctx.column_map.setdefault(canonical, by_lower[single][0])
+
+    for canonical, names in _PHOTON_COLUMNS.items():
+        found = next((n for n in names if n in by_lower), None)
+        if found is None:
+            continue
+        h, u = by_lower[found]
+        unit = u.strip() or ctx.locan_units.get(h.lower(), "")
+        if unit.lower() in _PHOTON_UNITS:
+            out[canonical] = values[h]
+            ctx.column_map.setdefault(canonical, h)
+            ctx.units.setdefault(canonical, "photon")
+        else:
+            ctx.skipped[h] = f"unit {unit!r} is not photon" if unit else "no unit (photon expected)"
+
+    if "frame" in by_lower:
+        h, _ = by_lower["frame"]
+        frames, reason = frames_zero_based(
+            values[h], ctx.frame_base, f"column '{h}' of table '{table}'", ctx.path,
+            hint=" (pass frame_base= if the file counts frames differently)",
+        )
+        if frames is None:
+            ctx.dropped["frame"] = reason  # type: ignore[assignment]
+        else:
+            out["frame"] = frames
+            ctx.column_map.setdefault("frame", h)
+    return out
+
+
