@@ -48,16 +48,37 @@ class RenderConfig(_Model):
     Attributes
     ----------
     pixel_size_nm : float
-        Side of a pixel of the density map (default 20 nm).
-    method : {"histogram"}
-        Rendering method.
+        Side of a pixel of the density map before supersampling (default 20 nm).
+    method : {"histogram", "gaussian"}
+        ``histogram``: one count in the pixel holding each localization (default).
+        ``gaussian``: each localization is a unit-mass 2-D Gaussian whose standard deviation
+        is its ``precision_nm`` (or ``fixed_sigma_nm``), integrated over the pixels.
     padding_nm : float
         Margin added around the bounding box of the localizations.
+    fixed_sigma_nm : float or None
+        ``gaussian`` only: one sigma (nm) for every localization instead of the
+        ``precision_nm`` column. When None and the table has no ``precision_nm`` column,
+        :data:`chromarate.render.FALLBACK_SIGMA_NM` (20 nm) is used and ``meta`` says so.
+    min_sigma_nm : float
+        ``gaussian`` only: floor applied to every sigma (0 = none).
+    sigma_tolerance : float
+        ``gaussian`` only: bound on the L1 error of each rendered Gaussian (fraction of
+        its mass) from splitting localizations between sigma classes (default 0.01);
+        smaller values use more classes. See :mod:`chromarate.render`.
+    supersample : int
+        Render on a grid of ``pixel_size_nm / supersample``: the output pixel size becomes
+        ``pixel_size_nm / supersample`` and the shape ``supersample`` times larger per
+        axis (the coarse grid lines are kept, so summing ``supersample x supersample``
+        blocks of a histogram gives the plain histogram). Default 1.
     """
 
     pixel_size_nm: float = Field(20.0, gt=0.5, le=1000.0)
-    method: Literal["histogram"] = "histogram"
+    method: Literal["histogram", "gaussian"] = "histogram"
     padding_nm: float = Field(200.0, ge=0.0, le=1e5)
+    fixed_sigma_nm: float | None = Field(None, gt=0.0, le=1e4)
+    min_sigma_nm: float = Field(0.0, ge=0.0, le=1e4)
+    sigma_tolerance: float = Field(0.01, ge=1e-5, le=0.05)
+    supersample: int = Field(1, ge=1, le=32)
 
 
 class DenoiseConfig(_Model):
@@ -65,17 +86,46 @@ class DenoiseConfig(_Model):
 
     Attributes
     ----------
-    method : {"gaussian", "none"}
-    sigma_nm : float
-        Standard deviation of the Gaussian filter in nm.
+    method : {"gaussian", "nl_means", "tv", "none"}
+        ``gaussian`` (default): Gaussian filter, conserves the total count.
+        ``nl_means``: non-local means (scikit-image ``denoise_nl_means``).
+        ``tv``: total-variation denoising (scikit-image ``denoise_tv_chambolle``),
+        keeps edges sharp.
+    sigma_nm : float or "auto"
+        ``gaussian`` only: standard deviation of the filter in nm. ``"auto"`` takes
+        ``meta["resolution_nm"]`` of the density map (an FRC resolution, a FWHM) divided by
+        2.355, or 20 nm when the map has none; the choice is recorded in ``meta``.
+    noise_sigma : float or None
+        ``nl_means`` and ``tv``: standard deviation of the noise in counts per pixel;
+        None (default) estimates it with scikit-image ``estimate_sigma``.
+    nlm_patch_size_nm, nlm_patch_distance_nm : float
+        ``nl_means``: side of the compared patches and the search distance, in nm
+        (converted to whole pixels, at least 1).
+    nlm_h : float
+        ``nl_means``: cut-off distance of patch weights in units of ``noise_sigma``
+        (larger smooths more).
+    tv_weight : float
+        ``tv``: denoising weight in units of ``noise_sigma`` (larger smooths more; the
+        absolute weight passed to scikit-image is ``tv_weight * noise_sigma``).
     """
 
-    method: Literal["gaussian", "none"] = "gaussian"
-    sigma_nm: float = Field(20.0, ge=0.0, le=5000.0)
+    method: Literal["gaussian", "nl_means", "tv", "none"] = "gaussian"
+    sigma_nm: float | Literal["auto"] = Field(20.0)
+    noise_sigma: float | None = Field(None, gt=0.0)
+    nlm_patch_size_nm: float = Field(100.0, gt=0.0, le=1e5)
+    nlm_patch_distance_nm: float = Field(200.0, gt=0.0, le=1e5)
+    nlm_h: float = Field(0.8, gt=0.0, le=100.0)
+    tv_weight: float = Field(1.0, gt=0.0, le=1e4)
+
+    @model_validator(mode="after")
+    def _check_sigma(self) -> "DenoiseConfig":
+        if not isinstance(self.sigma_nm, str) and not 0.0 <= self.sigma_nm <= 5000.0:
+            raise ValueError("denoise.sigma_nm must be 'auto' or in [0, 5000] nm")
+        return self
 
 
 class SegmentConfig(_Model):
-    """Segmentation of the nucleus from a density map.
+    """Segmentation of nuclei from a density map.
 
     Attributes
     ----------
@@ -85,18 +135,40 @@ class SegmentConfig(_Model):
         Otsu's threshold, or a fixed fraction of the smoothed maximum (0-1).
     min_area_um2 : float
         Smallest accepted nucleus area.
+    max_area_um2 : float or None
+        Largest accepted nucleus area (None: no limit).
     fill_holes : bool
+    opening_nm : float
+        Radius (nm) of the disk of a binary opening after hole filling; 0 (default) skips
+        it. Removes thin bridges and spurs narrower than about twice the radius.
+    exclude_border : bool
+        Drop objects that touch the image border (cut-off nuclei).
+    split_touching : bool
+        Split touching nuclei with a watershed of the distance transform.
+    split_depth_nm : float
+        A neck must be at least this much narrower (distance-transform depth, nm) than the
+        cores on both sides for ``split_touching`` to cut it; smaller splits more.
+    crop_margin_px : int
+        Margin around each nucleus' bounding box in the crops of ``segment_nuclei``.
     """
 
     smooth_sigma_nm: float = Field(150.0, gt=0.0, le=1e4)
     threshold: Literal["otsu"] | float = "otsu"
     min_area_um2: float = Field(1.0, ge=0.0)
+    max_area_um2: float | None = Field(None, gt=0.0)
     fill_holes: bool = True
+    opening_nm: float = Field(0.0, ge=0.0, le=1e5)
+    exclude_border: bool = False
+    split_touching: bool = False
+    split_depth_nm: float = Field(300.0, gt=0.0, le=1e5)
+    crop_margin_px: int = Field(10, ge=0, le=10_000)
 
     @model_validator(mode="after")
     def _check_threshold(self) -> "SegmentConfig":
         if not isinstance(self.threshold, str) and not 0.0 < self.threshold < 1.0:
             raise ValueError("segment.threshold must be 'otsu' or a fraction in (0, 1)")
+        if self.max_area_um2 is not None and self.max_area_um2 <= self.min_area_um2:
+            raise ValueError("segment.max_area_um2 must be larger than segment.min_area_um2")
         return self
 
 
@@ -171,6 +243,8 @@ class NetworkConfig(_Model):
     parameterization : {"anchored", "free"}
         ``anchored``: the field is the observation plus the network's correction (starts at
         the data, converges in hundreds of steps); ``free``: the network alone (classic PINN).
+    architecture : {"fourier_mlp", "mlp", "pirate"}
+        MLP with random Fourier features, plain MLP, or PirateNet (``depth`` blocks).
     """
 
     width: int = Field(64, ge=4, le=4096)
@@ -178,6 +252,7 @@ class NetworkConfig(_Model):
     fourier_features: int = Field(64, ge=0, le=4096)
     fourier_scale_per_um: float = Field(2.0, gt=0.0, le=1e3)
     parameterization: Literal["anchored", "free"] = "anchored"
+    architecture: Literal["fourier_mlp", "mlp", "pirate"] = "fourier_mlp"
 
 
 class FitConfig(_Model):
@@ -206,6 +281,18 @@ class FitConfig(_Model):
         "auto", "cpu", "cuda", "cuda:N" or "mps".
     dtype : {"float32", "float64"}
     log_every : int
+    lbfgs_steps : int
+        L-BFGS iterations after Adam (0: none).
+    early_stopping_patience : int or None
+        Stop Adam when the loss has not improved by 0.1 % over this many steps.
+    ensemble : int
+        Number of fits with seeds ``seed, seed + 1, ...``; the rate is their mean and
+        ``rate_std`` their standard deviation (the uncertainty map).
+    patch_size : int or None
+        Train on random ``patch_size`` x ``patch_size`` windows (plus the kernel halo) when
+        the grid is larger, so peak memory depends on the patch, not the image.
+    mixed_precision : bool
+        bfloat16 autocast of the networks on CUDA (kernels and losses stay in ``dtype``).
     """
 
     method: Literal["pinn", "direct"] = "pinn"
@@ -224,6 +311,11 @@ class FitConfig(_Model):
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
     log_every: int = Field(25, ge=1)
+    lbfgs_steps: int = Field(0, ge=0, le=100_000)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    ensemble: int = Field(1, ge=1, le=64)
+    patch_size: int | None = Field(None, ge=16, le=8192)
+    mixed_precision: bool = False
 
 
 class SimulateConfig(_Model):
@@ -348,3 +440,103 @@ def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> Pipelin
             raise ConfigError(f"unknown config key {key!r}")
         node[parts[-1]] = value
     return config_from_dict(raw)
+
+
+# --- Localization-table stages (filtering, drift). Composed into PipelineConfig by the lead.
+
+__all__ += ["DriftConfig", "FilterConfig"]
+
+
+class FilterConfig(_Model):
+    """Filtering and blinking merge of a localization table (every filter is off by default).
+
+    Attributes
+    ----------
+    max_precision_nm : float or None
+        Keep rows with ``precision_nm <= max_precision_nm`` (NaN precision is removed).
+    min_photons : float or None
+        Keep rows with ``photons >= min_photons`` (NaN photons are removed).
+    frame_range : (int, int) or None
+        Keep rows with ``start <= frame < stop`` (0-based, half-open).
+    region_nm : ((y0, x0), (y1, x1)) or None
+        Keep rows with ``y0 <= y_nm < y1`` and ``x0 <= x_nm < x1`` (half-open, like pixels).
+    merge_blinking : bool
+        After filtering, merge localizations of one blinking event (see
+        :func:`chromarate.filtering.merge_blinking`).
+    merge_radius_nm : float
+        Largest distance between linked localizations of one event.
+    merge_max_gap_frames : int
+        Number of missing frames allowed inside one event (0: strictly consecutive frames).
+    """
+
+    max_precision_nm: float | None = Field(None, gt=0.0)
+    min_photons: float | None = Field(None, ge=0.0)
+    frame_range: tuple[int, int] | None = None
+    region_nm: tuple[tuple[float, float], tuple[float, float]] | None = None
+    merge_blinking: bool = False
+    merge_radius_nm: float = Field(30.0, gt=0.0, le=1e4)
+    merge_max_gap_frames: int = Field(1, ge=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "FilterConfig":
+        if self.frame_range is not None:
+            start, stop = self.frame_range
+            if start < 0 or stop <= start:
+                raise ValueError(
+                    f"filter.frame_range must be (start, stop) with 0 <= start < stop, "
+                    f"got {self.frame_range}"
+                )
+        if self.region_nm is not None:
+            (y0, x0), (y1, x1) = self.region_nm
+            vals = (y0, x0, y1, x1)
+            if not all(v == v and abs(v) != float("inf") for v in vals):
+                raise ValueError(f"filter.region_nm must be finite, got {self.region_nm}")
+            if not (y1 > y0 and x1 > x0):
+                raise ValueError(
+                    f"filter.region_nm must be ((y0, x0), (y1, x1)) with y1 > y0 and x1 > x0, "
+                    f"got {self.region_nm}"
+                )
+        return self
+
+
+class DriftConfig(_Model):
+    """Drift estimation by redundant cross-correlation (RCC).
+
+    Attributes
+    ----------
+    n_segments : int
+        Number of time segments the frames are split into (equal frame spans).
+    pixel_size_nm : float
+        Pixel of the images rendered for the correlations.
+    blur_nm : float
+        Standard deviation of a Gaussian applied to each segment image before correlating
+        (smooths shot noise and makes the correlation peak well sampled for the sub-pixel
+        fit); 0 disables it.
+    subpixel : {"gaussian", "upsample"}
+        Sub-pixel peak location: 3-point Gaussian (log-parabola) fit per axis of the
+        blurred correlation (default; fast and, with ``blur_nm`` about one pixel, as
+        accurate as upsampling in tests), or matrix-multiply DFT upsampling of the
+        correlation around its peak (slower: two matrix products per pair).
+    upsample_factor : int
+        Refinement factor of the ``"upsample"`` method (1/upsample_factor pixel steps).
+    max_drift_nm : float
+        Largest drift between any two segments; the correlation peak is searched only
+        within this shift.
+    outlier_sigma : float or None
+        Pairs whose residual length exceeds ``outlier_sigma * s`` (and a tenth of a pixel)
+        are dropped one at a time, worst first, and the system is re-solved, as long as
+        every segment stays constrained. ``s`` is the robust per-axis residual standard
+        deviation, ``median(|residual|) / sqrt(2 ln 2)`` (Rayleigh median); with the
+        default 4 a consistent pair is dropped with probability exp(-8). None keeps all.
+    min_localizations_per_segment : int
+        Fewer localizations in any segment raises a StageError.
+    """
+
+    n_segments: int = Field(10, ge=2, le=1000)
+    pixel_size_nm: float = Field(20.0, gt=0.5, le=1000.0)
+    blur_nm: float = Field(20.0, ge=0.0, le=1000.0)
+    subpixel: Literal["gaussian", "upsample"] = "gaussian"
+    upsample_factor: int = Field(20, ge=1, le=1000)
+    max_drift_nm: float = Field(500.0, gt=0.0, le=1e5)
+    outlier_sigma: float | None = Field(4.0, gt=0.0)
+    min_localizations_per_segment: int = Field(100, ge=1)

@@ -5,20 +5,31 @@ final :class:`~chromarate._types.FitDone` carrying the :class:`FitResult`; ``fit
 is the plain wrapper. Device and dtype come from the config (or the ``device`` argument);
 all tensors are created on that device, never through global defaults.
 
-Model: a Fourier-feature MLP ``g`` gives the two phase fields (phi_d, phi_w) on the grid plus
-a halo; the mollifier layer turns ``g`` into the mollified fields and their derivatives with
-one convolution per operator; a separate, low-frequency network gives lambda >= 0
-(softplus). Loss, each term normalised so that 1 means "at the expected size"::
+Model: a coordinate network ``g`` (Fourier MLP, MLP or PirateNet) gives the two phase
+fields (phi_d, phi_w) on the grid plus a halo -- by default *anchored*: the observation plus
+the network's correction; a separate, low-frequency network gives lambda >= 0 (softplus).
+The mollifier layer convolves once with grid-exact kernels. Residual, default weak form::
 
-    data     = mean_mask |u - observed|^2 / sigma^2        (sigma: pixel noise of phi_d)
-    residual = mean_trusted r^2 / s^2                       (s: size of the reaction term)
-    smooth   = mean_mask |grad lambda|^2                    (um^-2)
+    r_eps = M (lap_eps * (f'(phi_h) - phi_e) - l^2 bilap_eps * phi_d) + eta_eps * 2 (lambda phi_e - phi_h)
+
+(or the strong form on the mollified fields). Loss terms, each normalised so that 1 means
+"at the expected size"::
+
+    data     = mean_mask |g - observed|^2 / sigma^2     (sigma: estimated pixel noise)
+    residual = mean_trusted r^2 / s^2                    (s: size of the reaction term)
+    smooth   = mean_mask |grad lambda|^2                 (um^-2)
     loss     = data_weight * data + residual_weight * residual + rate_smoothness * smooth
+
+Training runs on the whole grid, or on random patches plus the kernel halo when
+``patch_size`` is set and smaller than the grid (memory then depends on the patch only);
+the final maps are assembled tile by tile. An ensemble of seeds gives ``rate_std``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -28,34 +39,35 @@ from .._types import FitDone, FitProgress, FitResult, PhaseFields
 from ..config import FitConfig
 from ..device import describe_device, resolve_device, resolve_dtype
 from ..errors import FitDivergedError, StageError
-from .derivatives import MollifierBackend, make_grid
+from .derivatives import Grid, MollifierBackend, make_grid
 from .direct import invert_direct, resolve_radius
 from .mollifier import make_kernels
-from .networks import FourierMLP, RateNetwork
+from .networks import RateNetwork, make_field_network
 from .physics import ChromatinParams, chromatin_residual, chromatin_weak_residual
 from .width import trusted_mask
 
 __all__ = ["iter_fit", "fit_rates", "FIELD_DERIVATIVES"]
 
-#: Operators of the fields the chromatin residual needs.
+#: Operators of the fields the strong-form chromatin residual needs.
 FIELD_DERIVATIVES = ("u", "u_x", "u_y", "lap", "bilap")
 
 
 class _FieldNet(torch.nn.Module):
-    """Fourier MLP for (phi_d, phi_w) around a constant base state."""
+    """Network for (phi_d, phi_w) around a constant base state."""
 
     def __init__(self, base: torch.Tensor, config: FitConfig, generator: torch.Generator) -> None:
         super().__init__()
         n = config.network
-        self.mlp = FourierMLP(2, width=n.width, depth=n.depth, n_fourier=n.fourier_features,
-                              scale_per_um=n.fourier_scale_per_um, generator=generator)
+        self.net = make_field_network(n.architecture, 2, width=n.width, depth=n.depth,
+                                      n_fourier=n.fourier_features,
+                                      scale_per_um=n.fourier_scale_per_um, generator=generator)
         if n.parameterization == "anchored":
             with torch.no_grad():  # the correction starts at exactly zero
-                self.mlp.head.weight.zero_()
+                self.net.head.weight.zero_()
         self.register_buffer("base", base)
 
     def forward(self, xy: torch.Tensor) -> torch.Tensor:
-        return self.mlp(xy) + self.base
+        return self.net(xy) + self.base
 
 
 def _check_fields(fields: PhaseFields) -> None:
@@ -67,6 +79,226 @@ def _check_fields(fields: PhaseFields) -> None:
         a = getattr(fields, name)[fields.mask]
         if not np.all(np.isfinite(a)):
             raise StageError(f"{name} has non-finite values inside the nucleus")
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A window (r0, c0, nh, nw) of the inner grid."""
+
+    r0: int
+    c0: int
+    nh: int
+    nw: int
+
+    def inner(self):
+        return slice(self.r0, self.r0 + self.nh), slice(self.c0, self.c0 + self.nw)
+
+
+class _Problem:
+    """Tensors and operators of one fit, and the loss on any window of the grid."""
+
+    def __init__(self, fields: PhaseFields, config: FitConfig, dev, dtype) -> None:
+        self.config = config
+        self.dev, self.dtype = dev, dtype
+        self.pixel_um = fields.pixel_size_nm / 1000.0
+        self.radius, self.noise = resolve_radius(fields, config)
+        kernels = make_kernels(config.mollifier.kernel, self.radius, degree=config.mollifier.degree,
+                               max_order=4, pixel=self.pixel_um)
+        self.backend = MollifierBackend(kernels, dev, dtype, method=config.mollifier.method)
+        self.halo = h = self.backend.halo
+        self.grid = make_grid(fields.shape, self.pixel_um)
+        self.params = ChromatinParams.from_config(config.physics)
+        self.weak = config.residual_form == "weak"
+        self.anchored = config.network.parameterization == "anchored"
+
+        self.mask_np = np.asarray(fields.mask, dtype=bool)
+        self.trusted_np = trusted_mask(self.mask_np, self.radius)
+        if self.trusted_np.sum() < 16:
+            raise StageError(
+                f"nucleus too small for mollifier radius {self.radius:g} px: fewer than 16 pixels "
+                "lie one radius inside the envelope; use a smaller radius or smaller pixels")
+        obs_np = np.stack([fields.phi_d, fields.phi_w]).astype(np.float64)
+        self.obs = torch.as_tensor(obs_np, device=dev, dtype=dtype)
+        self.mask = torch.as_tensor(self.mask_np, device=dev)
+        self.trusted = torch.as_tensor(self.trusted_np, device=dev)
+        phi_h_mean = float(np.mean(fields.phi_h[self.mask_np]))
+        phi_e_mean = float(np.mean(fields.phi_e[self.mask_np]))
+        self.initial_rate = phi_h_mean / max(phi_e_mean, 1e-3)
+        span = float(np.ptp(fields.phi_d[self.mask_np])) or 1.0
+        self.sigma = max(self.noise, 1e-3 * span)
+        self.scale_r = max(2.0 * phi_h_mean, 1e-3)
+        if self.anchored:
+            self.base = torch.zeros(1, 2, device=dev, dtype=dtype)
+            padded = np.pad(obs_np, ((0, 0), (h, h), (h, h)), mode="reflect")
+            self.offset = torch.as_tensor(padded, device=dev, dtype=dtype)
+        else:
+            self.base = torch.as_tensor(obs_np[:, self.mask_np].mean(axis=1), device=dev,
+                                        dtype=dtype).view(1, 2)
+            self.offset = None
+
+    # -- windows ---------------------------------------------------------------------------
+    def full_window(self) -> _Window:
+        return _Window(0, 0, self.grid.ny, self.grid.nx)
+
+    def random_window(self, size: int, rng: np.random.Generator) -> _Window:
+        nh, nw = min(size, self.grid.ny), min(size, self.grid.nx)
+        # choose windows whose centre lies in the nucleus bounding box
+        rows, cols = np.nonzero(self.trusted_np)
+        k = rng.integers(len(rows))
+        r0 = int(np.clip(rows[k] - nh // 2, 0, self.grid.ny - nh))
+        c0 = int(np.clip(cols[k] - nw // 2, 0, self.grid.nx - nw))
+        return _Window(r0, c0, nh, nw)
+
+    def tiles(self, size: int | None):
+        if size is None or (size >= self.grid.ny and size >= self.grid.nx):
+            yield self.full_window()
+            return
+        for r0 in range(0, self.grid.ny, size):
+            for c0 in range(0, self.grid.nx, size):
+                yield _Window(r0, c0, min(size, self.grid.ny - r0), min(size, self.grid.nx - c0))
+
+    def _padded_grid(self, w: _Window) -> Grid:
+        g, h = self.grid, self.halo
+        return Grid(w.nh + 2 * h, w.nw + 2 * h, g.h, g.y0 + (w.r0 - h) * g.h, g.x0 + (w.c0 - h) * g.h)
+
+    def _inner_grid(self, w: _Window) -> Grid:
+        g = self.grid
+        return Grid(w.nh, w.nw, g.h, g.y0 + w.r0 * g.h, g.x0 + w.c0 * g.h)
+
+    # -- loss --------------------------------------------------------------------------------
+    def losses(self, field_net, rate_net, w: _Window, autocast=contextlib.nullcontext):
+        cfg, h = self.config, self.halo
+        iy, ix = w.inner()
+        obs, mask, trusted = self.obs[:, iy, ix], self.mask[iy, ix], self.trusted[iy, ix]
+        pg = self._padded_grid(w)
+        offset = None
+        if self.offset is not None:
+            offset = self.offset[:, w.r0:w.r0 + w.nh + 2 * h, w.c0:w.c0 + w.nw + 2 * h]
+        if self.weak:
+            with autocast():
+                g = field_net(pg.coords(self.dev, self.dtype))
+                lam_pad = rate_net(pg.coords(self.dev, self.dtype))
+            g = g.to(self.dtype).T.reshape(2, pg.ny, pg.nx)
+            lam_pad = lam_pad.to(self.dtype).view(pg.ny, pg.nx)
+            if offset is not None:
+                g = g + offset
+
+            def conv(name, field):
+                return self.backend.convolve(field.unsqueeze(0), (name,))[name][0]
+
+            r = chromatin_weak_residual(conv, g[0], g[1], lam_pad, self.params)
+            lam = lam_pad[h:h + w.nh, h:h + w.nw]
+            fitted = self.backend.convolve(g[:1], ("u",))["u"][0]
+            data = ((g[:, h:h + w.nh, h:h + w.nw] - obs) ** 2)[:, mask].mean() / self.sigma**2
+        else:
+            f = self.backend.fields(field_net, self._inner_grid(w), FIELD_DERIVATIVES, offset=offset)
+            d = {k: v[0] for k, v in f.items()}
+            wf = {k: v[1] for k, v in f.items()}
+            lam = rate_net(self._inner_grid(w).coords(self.dev, self.dtype)).view(w.nh, w.nw)
+            r = chromatin_residual(d, wf, lam, self.params)
+            fitted = f["u"][0]
+            data = ((f["u"] - obs) ** 2)[:, mask].mean() / self.sigma**2
+        zero = torch.zeros((), device=self.dev, dtype=self.dtype)
+        res = (r[trusted] ** 2).mean() / self.scale_r**2 if bool(trusted.any()) else zero
+        inner_y, inner_x = mask[1:, :] & mask[:-1, :], mask[:, 1:] & mask[:, :-1]
+        gy = (lam[1:, :] - lam[:-1, :])[inner_y] / self.pixel_um
+        gx = (lam[:, 1:] - lam[:, :-1])[inner_x] / self.pixel_um
+        smooth = 0.5 * ((gy**2).mean() + (gx**2).mean()) if gy.numel() and gx.numel() else zero
+        if not bool(mask.any()):
+            data = zero
+        total = cfg.data_weight * data + cfg.residual_weight * res + cfg.rate_smoothness * smooth
+        return total, {"data": data, "residual": res, "smooth": smooth}, (fitted, lam, r)
+
+
+def _terms_text(terms) -> str:
+    return ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
+
+
+def _train_member(prob: _Problem, seed: int, member: int, t_start: float, history: dict,
+                  ) -> Iterator[FitProgress | tuple]:
+    """Train one ensemble member; yields progress events, finally ``(field_net, rate_net)``."""
+    cfg, dev, dtype = prob.config, prob.dev, prob.dtype
+    gen = torch.Generator().manual_seed(int(seed))
+    rng = np.random.default_rng(seed)
+    field_net = _FieldNet(prob.base, cfg, gen).to(device=dev, dtype=dtype)
+    rate_net = RateNetwork(initial_rate=prob.initial_rate, width=32, depth=2,
+                           n_fourier=cfg.rate_fourier_features,
+                           scale_per_um=cfg.rate_fourier_scale_per_um,
+                           generator=gen).to(device=dev, dtype=dtype)
+    params = list(field_net.parameters()) + list(rate_net.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.learning_rate)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps,
+                                                       eta_min=0.05 * cfg.learning_rate)
+    use_amp = cfg.mixed_precision and dev.type == "cuda"
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
+
+    patched = cfg.patch_size is not None and (cfg.patch_size < prob.grid.ny or cfg.patch_size < prob.grid.nx)
+    total_steps = cfg.steps * cfg.ensemble
+    best, best_step = float("inf"), 0
+    for step in range(1, cfg.steps + 1):
+        window = prob.random_window(cfg.patch_size, rng) if patched else prob.full_window()
+        opt.zero_grad(set_to_none=True)
+        total, terms, _ = prob.losses(field_net, rate_net, window, autocast)
+        if not torch.isfinite(total):
+            raise FitDivergedError(f"loss became non-finite at step {step} ({_terms_text(terms)})")
+        total.backward()
+        opt.step()
+        sched.step()
+        loss = float(total.detach())
+        if loss < best * (1.0 - 1e-3):
+            best, best_step = loss, step
+        stop = cfg.early_stopping_patience is not None and step - best_step >= cfg.early_stopping_patience
+        if step % cfg.log_every == 0 or step == cfg.steps or stop:
+            global_step = member * cfg.steps + step
+            history["step"].append(global_step)
+            history["loss"].append(loss)
+            for k, v in terms.items():
+                history[k].append(float(v.detach()))
+            yield FitProgress(step=global_step, total_steps=total_steps, loss=loss,
+                              terms={k: float(v.detach()) for k, v in terms.items()},
+                              elapsed_s=time.perf_counter() - t_start)
+        if stop:
+            history.setdefault("early_stop", []).append(step)
+            break
+    if cfg.lbfgs_steps > 0:
+        lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps,
+                                  line_search_fn="strong_wolfe")
+        window = prob.full_window() if not patched else prob.random_window(cfg.patch_size, rng)
+
+        def closure():
+            lbfgs.zero_grad(set_to_none=True)
+            tot, _, _ = prob.losses(field_net, rate_net, window, autocast)
+            tot.backward()
+            return tot
+
+        lbfgs.step(closure)
+        with torch.no_grad():
+            tot, terms, _ = prob.losses(field_net, rate_net, window, autocast)
+        if not torch.isfinite(tot):
+            raise FitDivergedError(f"loss became non-finite in the L-BFGS polish ({_terms_text(terms)})")
+        history.setdefault("lbfgs_loss", []).append(float(tot))
+    yield (field_net, rate_net)
+
+
+def _assemble(prob: _Problem, field_net, rate_net):
+    """Rate, fitted phi_d and residual on the whole grid, tile by tile, without gradients."""
+    ny, nx = prob.grid.ny, prob.grid.nx
+    rate = np.full((ny, nx), np.nan)
+    fitted = np.full((ny, nx), np.nan)
+    resid = np.full((ny, nx), np.nan)
+    terms_acc: dict[str, float] = {}
+    with torch.no_grad():
+        for w in prob.tiles(prob.config.patch_size):
+            _, terms, (f, lam, r) = prob.losses(field_net, rate_net, w)
+            iy, ix = w.inner()
+            rate[iy, ix] = lam.cpu().numpy()
+            fitted[iy, ix] = f.cpu().numpy()
+            resid[iy, ix] = r.cpu().numpy()
+            for k, v in terms.items():
+                terms_acc[k] = terms_acc.get(k, 0.0) + float(v) * (w.nh * w.nw) / (ny * nx)
+    return rate, fitted, resid, terms_acc
 
 
 def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
@@ -84,7 +316,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     Yields
     ------
     FitProgress
-        Every ``config.log_every`` steps and at the last step.
+        Every ``config.log_every`` steps and at the last step of each ensemble member.
     FitDone
         Once, at the end, with the :class:`FitResult`.
 
@@ -92,6 +324,8 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     ------
     FitDivergedError
         If the loss becomes non-finite (the message names the step and the terms).
+    StageError
+        If the fields are inconsistent or the nucleus is too small for the mollifier.
     """
     _check_fields(fields)
     if config.method == "direct":
@@ -100,125 +334,40 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     t_start = time.perf_counter()
     dev = resolve_device(device if device is not None else config.device)
     dtype = resolve_dtype(config.dtype)
-    gen = torch.Generator().manual_seed(int(config.seed))
-
-    pixel_um = fields.pixel_size_nm / 1000.0
-    radius, noise = resolve_radius(fields, config)
-    kernels = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
-                           max_order=4, pixel=pixel_um)
-    backend = MollifierBackend(kernels, dev, dtype, method=config.mollifier.method)
-    grid = make_grid(fields.shape, pixel_um)
-    params = ChromatinParams.from_config(config.physics)
-
-    mask_np = np.asarray(fields.mask, dtype=bool)
-    trusted_np = trusted_mask(mask_np, radius)
-    if trusted_np.sum() < 16:
-        raise StageError(
-            f"nucleus too small for mollifier radius {radius:g} px: fewer than 16 pixels lie "
-            "one radius inside the envelope; use a smaller radius or smaller pixels"
-        )
-    obs_np = np.stack([fields.phi_d, fields.phi_w])
-    obs = torch.as_tensor(obs_np, device=dev, dtype=dtype)
-    mask = torch.as_tensor(mask_np, device=dev)
-    trusted = torch.as_tensor(trusted_np, device=dev)
-    phi_h_mean = float(np.mean(fields.phi_h[mask_np]))
-    phi_e_mean = float(np.mean(fields.phi_e[mask_np]))
-    initial_rate = phi_h_mean / max(phi_e_mean, 1e-3)
-    span = float(np.ptp(fields.phi_d[mask_np])) or 1.0
-    sigma = max(noise, 1e-3 * span)
-    scale_r = max(2.0 * phi_h_mean, 1e-3)
-
-    halo = backend.halo
-    anchored = config.network.parameterization == "anchored"
-    if anchored:
-        base = torch.zeros(1, 2, device=dev, dtype=dtype)
-        padded = np.pad(obs_np, ((0, 0), (halo, halo), (halo, halo)), mode="reflect")
-        offset = torch.as_tensor(padded, device=dev, dtype=dtype)
-    else:
-        base = torch.as_tensor(obs_np[:, mask_np].mean(axis=1), device=dev, dtype=dtype).view(1, 2)
-        offset = None
-    field_net = _FieldNet(base, config, gen).to(device=dev, dtype=dtype)
-    rate_net = RateNetwork(initial_rate=initial_rate, width=32, depth=2,
-                           n_fourier=config.rate_fourier_features,
-                           scale_per_um=config.rate_fourier_scale_per_um,
-                           generator=gen).to(device=dev, dtype=dtype)
-    weak = config.residual_form == "weak"
-    pgrid = grid.padded(halo)
-    xy_pad = pgrid.coords(dev, dtype)
-    xy_rate = xy_pad if weak else grid.coords(dev, dtype)
-    inner_sl = (slice(halo, halo + grid.ny), slice(halo, halo + grid.nx))
-
-    def conv(name, field):
-        return backend.convolve(field.unsqueeze(0), (name,))[name][0]
-    opt = torch.optim.Adam(list(field_net.parameters()) + list(rate_net.parameters()),
-                           lr=config.learning_rate)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps,
-                                                       eta_min=0.05 * config.learning_rate)
-    inner = mask[1:, :] & mask[:-1, :]
-    inner_x = mask[:, 1:] & mask[:, :-1]
-
-    def losses():
-        if weak:
-            g = field_net(xy_pad).T.reshape(2, pgrid.ny, pgrid.nx)
-            if offset is not None:
-                g = g + offset
-            lam_pad = rate_net(xy_rate).view(pgrid.ny, pgrid.nx)
-            r = chromatin_weak_residual(conv, g[0], g[1], lam_pad, params)
-            lam = lam_pad[inner_sl]
-            g_in = g[:, inner_sl[0], inner_sl[1]]
-            f = {"u": backend.convolve(g, ("u",))["u"]}
-            data = ((g_in - obs) ** 2)[:, mask].mean() / sigma**2
-        else:
-            f = backend.fields(field_net, grid, FIELD_DERIVATIVES, offset=offset)
-            d = {k: v[0] for k, v in f.items()}
-            w = {k: v[1] for k, v in f.items()}
-            lam = rate_net(xy_rate).view(grid.ny, grid.nx)
-            r = chromatin_residual(d, w, lam, params)
-            data = ((f["u"] - obs) ** 2)[:, mask].mean() / sigma**2
-        res = (r[trusted] ** 2).mean() / scale_r**2
-        gy = (lam[1:, :] - lam[:-1, :])[inner] / pixel_um
-        gx = (lam[:, 1:] - lam[:, :-1])[inner_x] / pixel_um
-        smooth = 0.5 * ((gy**2).mean() + (gx**2).mean())
-        total = (config.data_weight * data + config.residual_weight * res
-                 + config.rate_smoothness * smooth)
-        return total, {"data": data, "residual": res, "smooth": smooth}, (f, lam, r)
-
+    prob = _Problem(fields, config, dev, dtype)
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
+    rates, fitted_all, resid_all, terms_all = [], [], [], []
     t_train = time.perf_counter()
-    for step in range(1, config.steps + 1):
-        opt.zero_grad(set_to_none=True)
-        total, terms, _ = losses()
-        if not torch.isfinite(total):
-            vals = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
-            raise FitDivergedError(f"loss became non-finite at step {step} ({vals})")
-        total.backward()
-        opt.step()
-        sched.step()
-        if step % config.log_every == 0 or step == config.steps:
-            vals = {k: float(v.detach()) for k, v in terms.items()}
-            history["step"].append(step)
-            history["loss"].append(float(total.detach()))
-            for k, v in vals.items():
-                history[k].append(v)
-            yield FitProgress(step=step, total_steps=config.steps, loss=float(total.detach()), terms=vals,
-                              elapsed_s=time.perf_counter() - t_start)
+    for member in range(config.ensemble):
+        nets = None
+        for item in _train_member(prob, config.seed + member, member, t_start, history):
+            if isinstance(item, FitProgress):
+                yield item
+            else:
+                nets = item
+        rate, fitted, resid, terms = _assemble(prob, *nets)
+        rates.append(rate)
+        fitted_all.append(fitted)
+        resid_all.append(resid)
+        terms_all.append(terms)
     train_s = time.perf_counter() - t_train
-
-    with torch.no_grad():
-        _, terms, (f, lam, r) = losses()
-    rate = np.where(mask_np, lam.detach().cpu().numpy().astype(np.float64), np.nan)
-    residual = np.where(trusted_np, r.detach().cpu().numpy(), np.nan)
+    mask_np, trusted_np = prob.mask_np, prob.trusted_np
+    rate = np.mean(rates, axis=0)
+    rate_std = np.std(rates, axis=0, ddof=1) if len(rates) > 1 else None
     result = FitResult(
-        rate=rate.astype(np.float32),
-        phi_d_fit=f["u"][0].detach().cpu().numpy().astype(np.float32),
-        residual=residual.astype(np.float32),
+        rate=np.where(mask_np, rate, np.nan).astype(np.float32),
+        phi_d_fit=np.mean(fitted_all, axis=0).astype(np.float32),
+        residual=np.where(trusted_np, np.mean(resid_all, axis=0), np.nan).astype(np.float32),
         trusted=trusted_np,
+        rate_std=None if rate_std is None else np.where(mask_np, rate_std, np.nan).astype(np.float32),
         history=history,
         timings={"fit": time.perf_counter() - t_start, "train": train_s},
         device=describe_device(dev),
         config=config.model_dump(mode="json"),
-        meta={"method": "pinn", "mollifier_radius_px": radius, "noise_phi_d": noise,
-              "initial_rate": initial_rate, "final_terms": {k: float(v) for k, v in terms.items()},
+        meta={"method": "pinn", "residual_form": config.residual_form,
+              "mollifier_radius_px": prob.radius, "noise_phi_d": prob.noise,
+              "initial_rate": prob.initial_rate, "ensemble": config.ensemble,
+              "final_terms": {k: float(np.mean([t[k] for t in terms_all])) for k in terms_all[0]},
               "final_loss": float(history["loss"][-1]) if history["loss"] else None},
     )
     yield FitDone(result)

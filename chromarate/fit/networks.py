@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["FourierMLP", "RateNetwork"]
+__all__ = ["FourierMLP", "PirateNet", "RateNetwork", "make_field_network"]
 
 
 class FourierMLP(nn.Module):
@@ -85,3 +85,78 @@ class RateNetwork(nn.Module):
 
     def forward(self, xy: torch.Tensor) -> torch.Tensor:
         return nn.functional.softplus(self.net(xy)[..., 0] + self.offset)
+
+
+class PirateNet(nn.Module):
+    """PirateNet: residual gated blocks with adaptive skip connections.
+
+    After Wang, Li, Chen & Perdikaris (2024), written from the paper's description: random
+    Fourier features ``phi(x)`` feed two gates ``U = tanh(W_u phi)``, ``V = tanh(W_v phi)``;
+    each block computes three dense layers whose outputs are mixed with the gates,
+    ``z <- f * U + (1 - f) * V``, and returns ``alpha * h + (1 - alpha) * x`` with a trainable
+    ``alpha`` that starts at 0, so at initialisation every block is the identity and the
+    network is a linear model of the Fourier features (easy to fit), deepening as training
+    needs it.
+
+    Parameters
+    ----------
+    n_out : int
+    width : int
+        Hidden width; the Fourier embedding has ``width // 2`` frequencies.
+    n_blocks : int
+    scale_per_um : float
+        Standard deviation of the Fourier frequencies (cycles / um).
+    generator : torch.Generator
+    """
+
+    def __init__(self, n_out: int, *, width: int, n_blocks: int, scale_per_um: float,
+                 generator: torch.Generator) -> None:
+        super().__init__()
+        n_f = max(width // 2, 1)
+        self.register_buffer("freqs", torch.randn(2, n_f, generator=generator) * scale_per_um)
+        dim = 2 * n_f
+        self.gate_u = nn.Linear(dim, dim)
+        self.gate_v = nn.Linear(dim, dim)
+        for lin in (self.gate_u, self.gate_v):
+            _init_linear(lin, generator)
+        self.blocks = nn.ModuleList()
+        for _ in range(n_blocks):
+            layers = nn.ModuleList([nn.Linear(dim, dim) for _ in range(3)])
+            for lin in layers:
+                _init_linear(lin, generator)
+            self.blocks.append(layers)
+        self.alpha = nn.Parameter(torch.zeros(n_blocks))
+        self.head = nn.Linear(dim, n_out)
+        _init_linear(self.head, generator, gain=0.1)
+
+    def forward(self, xy: torch.Tensor) -> torch.Tensor:
+        z = 2.0 * math.pi * xy @ self.freqs
+        x = torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
+        u = torch.tanh(self.gate_u(x))
+        v = torch.tanh(self.gate_v(x))
+        for k, (l1, l2, l3) in enumerate(self.blocks):
+            f = torch.tanh(l1(x))
+            z1 = f * u + (1.0 - f) * v
+            g = torch.tanh(l2(z1))
+            z2 = g * u + (1.0 - g) * v
+            h = torch.tanh(l3(z2))
+            a = self.alpha[k]
+            x = a * h + (1.0 - a) * x
+        return self.head(x)
+
+
+def make_field_network(architecture: str, n_out: int, *, width: int, depth: int, n_fourier: int,
+                       scale_per_um: float, generator: torch.Generator) -> nn.Module:
+    """Build the field network named by ``architecture`` ("fourier_mlp", "mlp", "pirate")."""
+    if architecture == "fourier_mlp":
+        return FourierMLP(n_out, width=width, depth=depth, n_fourier=n_fourier,
+                          scale_per_um=scale_per_um, generator=generator)
+    if architecture == "mlp":
+        return FourierMLP(n_out, width=width, depth=depth, n_fourier=0,
+                          scale_per_um=scale_per_um, generator=generator)
+    if architecture == "pirate":
+        return PirateNet(n_out, width=width, n_blocks=depth, scale_per_um=scale_per_um,
+                         generator=generator)
+    from ..errors import ConfigError
+
+    raise ConfigError(f"unknown network architecture {architecture!r}; use fourier_mlp, mlp or pirate")
