@@ -1,4 +1,5 @@
-"""The pipeline: localizations -> density -> denoised -> nucleus -> phase fields -> fit -> stack.
+"""The pipeline: localizations -> (filter, drift) -> density -> denoised -> nuclei -> phase fields
+-> fit -> result stack.
 
 Written once as a generator (:meth:`Pipeline.iter_run`) yielding typed events, with a plain
 wrapper (:meth:`Pipeline.run`). No file access here: callers read inputs and write results
@@ -18,6 +19,8 @@ from . import __version__
 from ._types import DensityMap, FitDone, FitProgress, FitResult, Localizations, PhaseFields, ResultStack, StageDone
 from .config import PipelineConfig, config_hash
 from .denoise import denoise_density
+from .drift import correct_drift
+from .filtering import filter_localizations
 from .export import build_result_stack
 from .fit.loop import iter_fit
 from .phase import phase_fields
@@ -61,7 +64,7 @@ class Pipeline:
     >>> # results = pipe.run(read_localizations("cell.csv"))
     """
 
-    stages = ("render", "denoise", "segment", "phase", "fit", "export")
+    stages = ("filter", "drift", "render", "denoise", "segment", "phase", "fit", "export")
 
     def __init__(self, config: PipelineConfig = PipelineConfig()) -> None:
         self.config = config
@@ -89,6 +92,11 @@ class Pipeline:
             timings[name] = time.perf_counter() - t0
             return out, StageDone(stage=name, seconds=timings[name], nucleus_id=nucleus_id)
 
+        locs, ev = timed("filter", filter_localizations, locs, cfg.filter)
+        yield ev
+        if cfg.drift is not None:
+            locs, ev = timed("drift", correct_drift, locs, cfg.drift)
+            yield ev
         density, ev = timed("render", render_density, locs, cfg.render)
         yield ev
         denoised, ev = timed("denoise", denoise_density, density, cfg.denoise)

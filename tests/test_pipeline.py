@@ -17,7 +17,7 @@ def test_iter_run_events_and_grid(tiny_nucleus):
                                             "fit.network.fourier_features": 8})
     events = list(Pipeline(cfg).iter_run(read_localizations(csv)))
     stages = [e.stage for e in events if isinstance(e, StageDone)]
-    assert stages == ["render", "denoise", "segment", "phase", "fit", "export"]
+    assert stages == ["filter", "render", "denoise", "segment", "phase", "fit", "export"]
     assert sum(isinstance(e, FitProgress) for e in events) == 2
     (res,) = [e for e in events if isinstance(e, NucleusResult)]
     stack = res.stack
