@@ -179,31 +179,25 @@ class AutogradBackend:
         c = u.shape[1]
         out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
 
-        def d(f, axis):
+        def grad(f):
             (gr,) = torch.autograd.grad(f.sum(), xy, create_graph=True)
-            return gr[:, axis]
+            return gr[:, 0], gr[:, 1]
 
+        want = set(names)
         for ch in range(c):
             f = u[:, ch]
             cache = {"u": f}
-            want = set(names)
-            if want & {"u_x", "u_xx", "lap", "bilap", "u_xy"}:
-                cache["u_x"] = d(f, 0)
-            if want & {"u_y", "u_yy", "lap", "bilap"}:
-                cache["u_y"] = d(f, 1)
-            if want & {"u_xx", "lap", "bilap"}:
-                cache["u_xx"] = d(cache["u_x"], 0)
+            if want - {"u"}:
+                cache["u_x"], cache["u_y"] = grad(f)  # one call gives both components
+            if want & {"u_xx", "u_xy", "lap", "bilap"}:
+                cache["u_xx"], cache["u_xy"] = grad(cache["u_x"])
             if want & {"u_yy", "lap", "bilap"}:
-                cache["u_yy"] = d(cache["u_y"], 1)
-            if "u_xy" in want:
-                cache["u_xy"] = d(cache["u_x"], 1)
-            if "lap" in want or "bilap" in want:
+                cache["u_yy"] = grad(cache["u_y"])[1]
+            if want & {"lap", "bilap"}:
                 cache["lap"] = cache["u_xx"] + cache["u_yy"]
             if "bilap" in want:
-                # bilap = lap(lap u): two more nested second derivatives
-                lap = cache["lap"]
-                lx, ly = d(lap, 0), d(lap, 1)
-                cache["bilap"] = d(lx, 0) + d(ly, 1)
+                lx, ly = grad(cache["lap"])
+                cache["bilap"] = grad(lx)[0] + grad(ly)[1]
             for n in names:
                 out[n].append(cache[n])
         return {n: torch.stack(v).reshape(c, grid.ny, grid.nx) for n, v in out.items()}
