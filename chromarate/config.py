@@ -99,15 +99,16 @@ class DenoiseConfig(_Model):
         2.355, or 20 nm when the map has none; the choice is recorded in ``meta``.
     noise_sigma : float or None
         ``nl_means`` and ``tv``: standard deviation of the noise in counts per pixel;
-        None (default) estimates it with scikit-image ``estimate_sigma``.
+        None (default) estimates it with scikit-image ``estimate_sigma`` (or, when
+        PyWavelets is not installed, with the same estimator on Haar wavelet details).
     nlm_patch_size_nm, nlm_patch_distance_nm : float
         ``nl_means``: side of the compared patches and the search distance, in nm
         (converted to whole pixels, at least 1).
     nlm_h : float
         ``nl_means``: cut-off distance of patch weights in units of ``noise_sigma``
-        (larger smooths more).
+        (default 1.0; larger smooths more).
     tv_weight : float
-        ``tv``: denoising weight in units of ``noise_sigma`` (larger smooths more; the
+        ``tv``: denoising weight in units of ``noise_sigma`` (default 2.0; larger smooths more; the
         absolute weight passed to scikit-image is ``tv_weight * noise_sigma``).
     """
 
@@ -116,8 +117,8 @@ class DenoiseConfig(_Model):
     noise_sigma: float | None = Field(None, gt=0.0)
     nlm_patch_size_nm: float = Field(100.0, gt=0.0, le=1e5)
     nlm_patch_distance_nm: float = Field(200.0, gt=0.0, le=1e5)
-    nlm_h: float = Field(0.8, gt=0.0, le=100.0)
-    tv_weight: float = Field(1.0, gt=0.0, le=1e4)
+    nlm_h: float = Field(1.0, gt=0.0, le=100.0)
+    tv_weight: float = Field(2.0, gt=0.0, le=1e4)
 
     @model_validator(mode="after")
     def _check_sigma(self) -> "DenoiseConfig":
@@ -133,8 +134,11 @@ class SegmentConfig(_Model):
     ----------
     smooth_sigma_nm : float
         Gaussian smoothing before thresholding.
-    threshold : "otsu" or float
-        Otsu's threshold, or a fixed fraction of the smoothed maximum (0-1).
+    threshold : "otsu", "triangle", "li" or float
+        Global threshold of the smoothed map: Otsu's (default; two classes of similar
+        spread), the triangle method (for maps that are mostly empty background with
+        objects of very different brightness, e.g. sparse fields of view), Li's minimum
+        cross-entropy, or a fixed fraction of the smoothed maximum (0-1).
     min_area_um2 : float
         Smallest accepted nucleus area.
     max_area_um2 : float or None
@@ -155,7 +159,7 @@ class SegmentConfig(_Model):
     """
 
     smooth_sigma_nm: float = Field(150.0, gt=0.0, le=1e4)
-    threshold: Literal["otsu"] | float = "otsu"
+    threshold: Literal["otsu", "triangle", "li"] | float = "otsu"
     min_area_um2: float = Field(1.0, ge=0.0)
     max_area_um2: float | None = Field(None, gt=0.0)
     fill_holes: bool = True
@@ -168,7 +172,8 @@ class SegmentConfig(_Model):
     @model_validator(mode="after")
     def _check_threshold(self) -> "SegmentConfig":
         if not isinstance(self.threshold, str) and not 0.0 < self.threshold < 1.0:
-            raise ValueError("segment.threshold must be 'otsu' or a fraction in (0, 1)")
+            raise ValueError(
+                "segment.threshold must be 'otsu', 'triangle', 'li' or a fraction in (0, 1)")
         if self.max_area_um2 is not None and self.max_area_um2 <= self.min_area_um2:
             raise ValueError("segment.max_area_um2 must be larger than segment.min_area_um2")
         return self
@@ -213,8 +218,8 @@ class MollifierConfig(_Model):
     radius_px : float or "auto"
         Kernel radius in pixels; "auto" picks it from a noise estimate of the data.
     degree : int or None
-        Degree of the polynomials every kernel reproduces exactly; None (default) uses
-        order + 2 for the kernel of each derivative order (lowest noise gain).
+        Degree of the polynomials every kernel reproduces exactly; None (default) means the
+        highest derivative order + 2 (= 6 for the fourth-order chromatin model).
     method : {"auto", "direct", "fft"}
         Convolution path.
     """
@@ -270,6 +275,9 @@ class FitConfig(_Model):
     steps : int
         Adam steps.
     learning_rate : float
+        Adam step of the field network (cosine schedule to zero).
+    rate_learning_rate_factor : float
+        The rate network's step is this many times ``learning_rate``.
     data_weight, residual_weight : float
         Weights of the data misfit and the PDE residual.
     rate_smoothness : float
@@ -304,6 +312,7 @@ class FitConfig(_Model):
     network: NetworkConfig = NetworkConfig()
     steps: int = Field(250, ge=1, le=10_000_000)
     learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
+    rate_learning_rate_factor: float = Field(3.0, gt=0.0, le=1000.0)
     data_weight: float = Field(1.0, ge=0.0)
     residual_weight: float = Field(1.0, ge=0.0)
     rate_smoothness: float = Field(1.0, ge=0.0)

@@ -16,7 +16,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from . import __version__
-from ._types import DensityMap, FitDone, FitProgress, FitResult, Localizations, PhaseFields, ResultStack, StageDone
+from ._types import (DensityMap, FitDone, FitProgress, FitResult, Localizations, NucleusFailed,
+                     PhaseFields, ResultStack, StageDone)
 from .config import PipelineConfig, config_hash
 from .denoise import denoise_density
 from .drift import correct_drift
@@ -25,7 +26,8 @@ from .export import build_result_stack
 from .fit.loop import iter_fit
 from .phase import phase_fields
 from .render import render_density
-from .segment import crop_to_mask, segment_nucleus
+from .errors import ChromarateError
+from .segment import crop_to_mask, segment_nuclei
 
 __all__ = ["Pipeline", "NucleusResult", "crop_density"]
 
@@ -82,6 +84,9 @@ class Pipeline:
             While a fit trains.
         NucleusResult
             Once per nucleus, when its result stack is assembled.
+        NucleusFailed
+            For a nucleus whose phase mapping, fit or export raised a ChromarateError;
+            the other nuclei go on.
         """
         cfg = self.config
         timings: dict[str, float] = {}
@@ -101,53 +106,71 @@ class Pipeline:
         yield ev
         denoised, ev = timed("denoise", denoise_density, density, cfg.denoise)
         yield ev
-        mask, ev = timed("segment", segment_nucleus, denoised, cfg.segment)
+        (labels, _crops), ev = timed("segment", segment_nuclei, denoised, cfg.segment)
         yield ev
-        nucleus_id = 1
-        margin = int(np.ceil(cfg.fit.mollifier.radius_px if cfg.fit.mollifier.radius_px != "auto"
-                             else 24)) + 2
-        slices = crop_to_mask(mask, margin)
-        dens_c, den_c = crop_density(density, slices), crop_density(denoised, slices)
-        mask_c = np.ascontiguousarray(mask[slices])
-        fields, ev = timed("phase", phase_fields, den_c, mask_c, cfg.phase, nucleus_id=nucleus_id)
-        yield ev
-        t0 = time.perf_counter()
-        fit = None
-        for event in iter_fit(fields, cfg.fit, device=device):
-            if isinstance(event, FitDone):
-                fit = event.result
-            else:
-                yield event
-        timings["fit"] = time.perf_counter() - t0
-        yield StageDone(stage="fit", seconds=timings["fit"], nucleus_id=nucleus_id)
+        radius = cfg.fit.mollifier.radius_px
+        margin = int(np.ceil(24 if radius == "auto" else radius)) + 5  # kernel half-width
         x, y = locs.table["x_nm"].to_numpy(), locs.table["y_nm"].to_numpy()
-        p = density.pixel_size_nm
-        iy = np.floor((y - den_c.origin_nm[0]) / p).astype(np.int64)
-        ix = np.floor((x - den_c.origin_nm[1]) / p).astype(np.int64)
-        ok = (iy >= 0) & (iy < mask_c.shape[0]) & (ix >= 0) & (ix < mask_c.shape[1])
-        n_in = int(mask_c[iy[ok], ix[ok]].sum())
-        prov = {
-            "config": cfg.model_dump(mode="json"),
-            "config_hash": config_hash(cfg),
-            "versions": _versions(),
-            "nucleus_id": nucleus_id,
-            "n_localizations": n_in,
-            "phase": dict(fields.meta),
-            "timings": dict(timings),
-            **dict(provenance or {}),
-        }
-        stack, ev = timed("export", lambda: build_result_stack(
-            density=dens_c, denoised=den_c, fields=fields, fit=fit, provenance=prov),
-            nucleus_id=nucleus_id)
-        yield ev
-        yield NucleusResult(nucleus_id=nucleus_id, stack=stack, fit=fit, fields=fields,
-                            timings=dict(timings), n_localizations=n_in)
+        for nucleus_id in range(1, int(labels.max()) + 1):
+            if not np.any(labels == nucleus_id):
+                continue
+            stage = "phase"
+            try:
+                slices = crop_to_mask(labels == nucleus_id, margin)
+                dens_c, den_c = crop_density(density, slices), crop_density(denoised, slices)
+                mask_c = np.ascontiguousarray(labels[slices] == nucleus_id)
+                ntimings = dict(timings)
+                t0 = time.perf_counter()
+                fields = phase_fields(den_c, mask_c, cfg.phase)
+                ntimings["phase"] = time.perf_counter() - t0
+                yield StageDone(stage="phase", seconds=ntimings["phase"], nucleus_id=nucleus_id)
+                stage = "fit"
+                t0 = time.perf_counter()
+                fit = None
+                for event in iter_fit(fields, cfg.fit, device=device):
+                    if isinstance(event, FitDone):
+                        fit = event.result
+                    else:
+                        yield event
+                ntimings["fit"] = time.perf_counter() - t0
+                yield StageDone(stage="fit", seconds=ntimings["fit"], nucleus_id=nucleus_id)
+                stage = "export"
+                n_in = _count_inside(x, y, mask_c, den_c)
+                prov = {
+                    "config": cfg.model_dump(mode="json"),
+                    "config_hash": config_hash(cfg),
+                    "versions": _versions(),
+                    "nucleus_id": nucleus_id,
+                    "n_localizations": n_in,
+                    "phase": dict(fields.meta),
+                    "timings": dict(ntimings),
+                    **dict(provenance or {}),
+                }
+                t0 = time.perf_counter()
+                stack = build_result_stack(density=dens_c, denoised=den_c, fields=fields, fit=fit,
+                                           provenance=prov)
+                ntimings["export"] = time.perf_counter() - t0
+                yield StageDone(stage="export", seconds=ntimings["export"], nucleus_id=nucleus_id)
+            except ChromarateError as exc:
+                yield NucleusFailed(nucleus_id=nucleus_id, stage=stage, error=str(exc))
+                continue
+            yield NucleusResult(nucleus_id=nucleus_id, stack=stack, fit=fit, fields=fields,
+                                timings=ntimings, n_localizations=n_in)
 
     def run(self, locs: Localizations, *, device: str | None = None,
-            provenance: Mapping[str, Any] | None = None) -> list[NucleusResult]:
-        """Run all stages and return one :class:`NucleusResult` per nucleus."""
+            provenance: Mapping[str, Any] | None = None) -> list[NucleusResult | NucleusFailed]:
+        """Run all stages; one :class:`NucleusResult` (or :class:`NucleusFailed`) per nucleus."""
         return [e for e in self.iter_run(locs, device=device, provenance=provenance)
-                if isinstance(e, NucleusResult)]
+                if isinstance(e, (NucleusResult, NucleusFailed))]
+
+
+def _count_inside(x: np.ndarray, y: np.ndarray, mask: np.ndarray, grid: DensityMap) -> int:
+    """Number of localizations that fall in ``mask`` on ``grid``'s pixels."""
+    p = grid.pixel_size_nm
+    iy = np.floor((y - grid.origin_nm[0]) / p).astype(np.int64)
+    ix = np.floor((x - grid.origin_nm[1]) / p).astype(np.int64)
+    ok = (iy >= 0) & (iy < mask.shape[0]) & (ix >= 0) & (ix < mask.shape[1])
+    return int(mask[iy[ok], ix[ok]].sum())
 
 
 def _versions() -> dict[str, str]:

@@ -8,11 +8,27 @@ import numpy as np
 
 from .._types import FitResult, PhaseFields
 from ..config import FitConfig
+from ..errors import StageError
 from .mollifier import apply_2d_numpy, make_kernels
 from .physics import ChromatinParams, chromatin_rate_closed_form, chromatin_weak_rate
 from .width import choose_radius, estimate_noise, trusted_mask
 
-__all__ = ["invert_direct", "mollified_derivatives", "resolve_radius"]
+__all__ = ["check_fields", "invert_direct", "mollified_derivatives", "resolve_radius"]
+
+
+def check_fields(fields: PhaseFields) -> None:
+    """Raise StageError unless the phase fields are consistent, finite and physical."""
+    if fields.phi_d.shape != fields.phi_w.shape or fields.phi_d.shape != fields.mask.shape:
+        raise StageError("phi_d, phi_w and mask must have the same shape")
+    if not np.asarray(fields.mask).any():
+        raise StageError("the nucleus mask is empty")
+    for name in ("phi_d", "phi_w"):
+        a = np.asarray(getattr(fields, name))[np.asarray(fields.mask, bool)]
+        if not np.all(np.isfinite(a)):
+            raise StageError(f"{name} has non-finite values inside the nucleus")
+        if np.max(np.abs(a)) > 2.0:
+            raise StageError(f"{name} has values outside the physical range [-1, 1] inside the "
+                             f"nucleus (max |{name}| = {np.max(np.abs(a)):.3g})")
 
 
 def resolve_radius(fields: PhaseFields, config: FitConfig) -> tuple[float, float]:
@@ -24,12 +40,17 @@ def resolve_radius(fields: PhaseFields, config: FitConfig) -> tuple[float, float
     pixel_um = fields.pixel_size_nm / 1000.0
     phi_e = fields.phi_e[fields.mask]
     reaction = 2.0 * float(np.mean(fields.phi_h[fields.mask]))  # = 2 lambda phi_e on average
-    r_min = max(4.0, ((m.degree or 6) + 2) / 2.0)
+    r_min = max(4.0, ((m.degree or 6) + 2) / 2.0)  # enough samples for the polynomial degree
+    # keep a trusted interior: the kernel (radius + stencil) must fit well inside the nucleus
+    from scipy import ndimage as ndi
+
+    inradius = float(ndi.distance_transform_edt(np.asarray(fields.mask, bool)).max())
+    r_max = float(np.clip(np.floor(0.6 * inradius) - 3.0, r_min, 24.0))
     radius = choose_radius(noise, pixel_um=pixel_um, kind=m.kernel, degree=m.degree,
                            interface_um=config.physics.interface_um,
                            mobility=config.physics.mobility,
                            reaction_scale=max(reaction, 2.0 * float(np.mean(phi_e)) * 0.1),
-                           r_min=r_min)
+                           r_min=r_min, r_max=r_max)
     return radius, noise
 
 
@@ -58,6 +79,7 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     FitResult
         ``rate`` is NaN outside the trusted interior; ``residual`` is zero there.
     """
+    check_fields(fields)
     t0 = time.perf_counter()
     radius, noise = resolve_radius(fields, config)
     pixel_um = fields.pixel_size_nm / 1000.0
@@ -71,7 +93,7 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     else:
         w = mollified_derivatives(fields.phi_w, ks)
         rate = chromatin_rate_closed_form(d, w, params)
-    trusted = trusted_mask(fields.mask, radius)
+    trusted = trusted_mask(fields.mask, ks.half_width)
     rate = np.where(trusted, rate, np.nan)
     residual = np.where(trusted, 0.0, np.nan)
     return FitResult(

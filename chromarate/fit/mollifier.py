@@ -85,10 +85,35 @@ def kernel_weights(kind: str, radius_px: float) -> tuple[np.ndarray, np.ndarray]
     return j, w
 
 
-@lru_cache(maxsize=256)
-def _kernel_1d_cached(kind: str, radius_px: float, order: int, degree: int) -> np.ndarray:
+def _moment_weights(offsets: np.ndarray, weights: np.ndarray, scale: float, order: int,
+                    degree: int) -> np.ndarray:
+    """``weights * P(offsets / scale)`` with P of degree <= ``degree`` such that the discrete
+    moments ``sum K (j/scale)^m`` equal ``a! delta(m, a)`` for m = 0 .. degree (Legendre basis
+    for conditioning)."""
     from numpy.polynomial import legendre as L
 
+    t = offsets / scale
+    eye = np.eye(degree + 1)
+    basis = np.stack([L.legval(t, eye[n]) for n in range(degree + 1)])
+    gram = (basis * weights) @ basis.T
+    rhs = np.array([L.legval(0.0, L.legder(eye[m], order)) if order <= m else 0.0
+                    for m in range(degree + 1)])
+    coef = np.linalg.solve(gram, rhs)
+    return weights * (coef @ basis)
+
+
+@lru_cache(maxsize=64)
+def _fd_stencil(order: int, degree: int) -> np.ndarray:
+    """Central finite-difference stencil of ``order`` exact for polynomials of ``degree``."""
+    half = max(1, int(math.ceil(degree / 2)))
+    j = np.arange(-half, half + 1, dtype=np.float64)
+    k = _moment_weights(j, np.ones_like(j), 1.0, order, 2 * half)
+    k.setflags(write=False)
+    return k
+
+
+@lru_cache(maxsize=256)
+def _kernel_1d_cached(kind: str, radius_px: float, order: int, degree: int) -> np.ndarray:
     j, w = kernel_weights(kind, radius_px)
     n_nonzero = int(np.count_nonzero(w))
     if n_nonzero < degree + 1:
@@ -96,35 +121,34 @@ def _kernel_1d_cached(kind: str, radius_px: float, order: int, degree: int) -> n
             f"mollifier radius {radius_px:g} px has {n_nonzero} non-zero samples, fewer than the "
             f"{degree + 1} needed for polynomial degree {degree}; use radius >= {(degree + 2) / 2:g} px"
         )
-    t = j / radius_px
-    # Legendre basis on [-1, 1] for a well-conditioned Gram system.
-    basis = np.stack([L.legval(t, np.eye(degree + 1)[n]) for n in range(degree + 1)])
-    gram = (basis * w) @ basis.T
-    # rhs_m = P_m^(a)(0) / a! in the scaled variable t.
-    rhs = np.array(
-        [L.legval(0.0, L.legder(np.eye(degree + 1)[m], order)) if order <= m else 0.0
-         for m in range(degree + 1)]
-    ) / math.factorial(order)
-    coef = np.linalg.solve(gram, rhs)
-    kt = w * (coef @ basis)
-    # Convert from the scaled variable t = j / eps to pixel offsets: sum K t^a = 1 -> per px^a.
-    k = kt * math.factorial(order) / radius_px**order
+    k0 = _moment_weights(j.astype(np.float64), w, radius_px, 0, degree)
+    if order == 0:
+        k = k0
+    else:
+        # derivative of the mollified field: exact central difference composed with K_0
+        k = np.convolve(_fd_stencil(order, degree), k0)
     k.setflags(write=False)
     return k
 
 
-def kernel_1d(kind: str, radius_px: float, order: int, degree: int, *, pixel: float = 1.0) -> np.ndarray:
-    """1-D kernel of derivative ``order`` that is exact for polynomials of degree <= ``degree``.
+def kernel_1d(kind: str, radius_px: float, order: int, degree: int = 6, *,
+              pixel: float = 1.0) -> np.ndarray:
+    """1-D kernel of derivative ``order``, exact for polynomials of degree <= ``degree``.
+
+    ``K_0`` is the moment-corrected mollifier; ``K_a = D_a * K_0`` composes it with the
+    central difference ``D_a`` that is exact to the same degree, so every ``K_a`` is the
+    (discrete) derivative of the same mollified field. That keeps the strong and the weak
+    (integrated-by-parts) forms consistent: ``K_a * f = D_a (K_0 * f) = K_0 * (D_a f)``.
 
     Parameters
     ----------
     kind : {"bump", "wendland"}
     radius_px : float
-        Support radius in pixels.
+        Support radius of ``K_0`` in pixels (``K_a`` is wider by the stencil's half-width).
     order : int
         Derivative order, 0 .. degree.
     degree : int
-        Polynomial degree reproduced exactly.
+        Polynomial degree reproduced exactly (default 6 = fourth order + 2).
     pixel : float
         Grid spacing in the physical unit; the kernel returns derivatives per that unit.
 
@@ -136,7 +160,8 @@ def kernel_1d(kind: str, radius_px: float, order: int, degree: int, *, pixel: fl
     Examples
     --------
     >>> k = kernel_1d("bump", 8.0, 4, 6)
-    >>> x = np.arange(-7, 8, dtype=float)
+    >>> h = (len(k) - 1) // 2
+    >>> x = np.arange(-h, h + 1, dtype=float)
     >>> round(float(k @ (x**4 / 24)), 10)
     1.0
     """
@@ -167,7 +192,7 @@ class MollifierKernels:
     kind : str
     radius_px : float
     degree : int
-        Polynomial degree of all kernels, or -1 when each order ``a`` uses ``a + 2``.
+        Polynomial degree every kernel reproduces exactly.
     pixel : float
         Grid spacing in the physical unit (um in the physics).
     kernels : tuple of ndarray
@@ -199,17 +224,25 @@ def make_kernels(kind: str, radius_px: float, *, degree: int | None = None, max_
     Parameters
     ----------
     degree : int or None
-        Polynomial degree reproduced exactly by every kernel. ``None`` (default) uses the
-        smallest degree the design asks for, ``order + 2`` per order: fewer vanishing
-        moments mean less oscillating kernels and a lower noise gain.
+        Polynomial degree every kernel reproduces exactly; None (default) means
+        ``max_order + 2``, the least the design asks for (fewest vanishing moments, least
+        oscillating kernels, lowest noise gain).
+
+    All kernels are zero-padded to one common length, so one halo serves every operator.
     """
-    if degree is not None and max_order > degree:
-        raise ConfigError(f"max derivative order {max_order} exceeds polynomial degree {degree}")
-    ks = tuple(kernel_1d(kind, radius_px, a, a + 2 if degree is None else degree, pixel=pixel)
-               for a in range(max_order + 1))
-    return MollifierKernels(kind=kind, radius_px=float(radius_px),
-                            degree=-1 if degree is None else int(degree),
-                            pixel=float(pixel), kernels=ks)
+    deg = max_order + 2 if degree is None else int(degree)
+    if max_order > deg:
+        raise ConfigError(f"max derivative order {max_order} exceeds polynomial degree {deg}")
+    ks = [kernel_1d(kind, radius_px, a, deg, pixel=pixel) for a in range(max_order + 1)]
+    length = max(len(k) for k in ks)
+    padded = []
+    for k in ks:
+        pad = (length - len(k)) // 2
+        k = np.pad(k, (pad, pad))
+        k.setflags(write=False)
+        padded.append(k)
+    return MollifierKernels(kind=kind, radius_px=float(radius_px), degree=deg,
+                            pixel=float(pixel), kernels=tuple(padded))
 
 
 #: Central finite-difference stencils (second-order accurate), all of length 5.

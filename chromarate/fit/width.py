@@ -55,8 +55,14 @@ def choose_radius(noise: float, *, pixel_um: float, kind: str, degree: int, inte
     return float(best)
 
 
-def trusted_mask(mask: np.ndarray, radius_px: float) -> np.ndarray:
-    """Pixels at least ``radius_px`` inside ``mask`` (where mollified residuals are valid)."""
+def trusted_mask(mask: np.ndarray, half_width: int) -> np.ndarray:
+    """Pixels whose whole kernel support lies inside ``mask``.
+
+    The 2-D operators are tensor products of 1-D kernels, so their support is the square of
+    half-width ``half_width`` around a pixel; a pixel is trusted when that square is inside
+    the nucleus (values outside the envelope never reach a trusted residual). Pixels on the
+    image border are not trusted either.
+    """
     m = np.asarray(mask, dtype=bool)
-    dist = ndi.distance_transform_edt(m)
-    return dist >= radius_px
+    size = 2 * int(half_width) + 1
+    return ndi.minimum_filter(m, size=size, mode="constant", cval=False)
