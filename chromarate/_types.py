@@ -20,6 +20,7 @@ __all__ = [
     "FitResult",
     "Localizations",
     "NucleusCrop",
+    "NucleusFailed",
     "PhaseFields",
     "ResultStack",
     "StageDone",
@@ -220,6 +221,15 @@ class FitDone:
     """Last event of the fit generator, carrying the result."""
 
     result: FitResult
+
+
+@dataclass(frozen=True)
+class NucleusFailed:
+    """Event yielded by the pipeline when one nucleus could not be processed."""
+
+    nucleus_id: int
+    stage: str
+    error: str
 
 
 @dataclass(frozen=True)

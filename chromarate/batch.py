@@ -23,6 +23,7 @@ from .errors import ChromarateError
 from .io.localizations import read_localizations
 from .io.truth import read_truth
 from .io.zarr_store import write_result
+from ._types import NucleusFailed
 from .pipeline import NucleusResult, Pipeline
 
 __all__ = ["BatchReport", "SUMMARY_COLUMNS", "run_batch", "file_sha256"]
@@ -106,9 +107,11 @@ def run_batch(config: PipelineConfig, inputs: Iterable[str | Path], out_dir: str
             for event in pipe.iter_run(locs, device=device, provenance=prov):
                 if on_event is not None:
                     on_event(path, event)
-                if not isinstance(event, NucleusResult):
-                    continue
-                report.rows.append(_write_nucleus(event, path, out_dir, truth, t0))
+                if isinstance(event, NucleusFailed):
+                    report.rows.append({**base, "nucleus_id": event.nucleus_id,
+                                        "error": f"{event.stage}: {event.error}"})
+                elif isinstance(event, NucleusResult):
+                    report.rows.append(_write_nucleus(event, path, out_dir, truth, t0))
         except ChromarateError as exc:
             report.rows.append({**base, "error": str(exc)})
         except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch

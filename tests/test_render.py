@@ -194,3 +194,239 @@ def test_far_away_localizations_outside_bounds_are_dropped_quietly():
         dm = render_density(locs, bounds_nm=((0, 0), (100, 100)))
     assert dm.data.sum() == 1 and dm.data[0, 0] == 1
     assert dm.meta["n_rendered"] == 1 and dm.meta["n_localizations"] == 4
+
+
+# --------------------------------------------------------------------------------------
+# Gaussian rendering and supersampling
+# --------------------------------------------------------------------------------------
+
+from scipy.special import ndtr  # noqa: E402
+
+import chromarate.render as render_mod  # noqa: E402
+
+
+def _exact_splat(x, y, sig, dm):
+    """Brute force: each localization's Gaussian integrated over every pixel (float64)."""
+    ny, nx = dm.shape
+    p = dm.pixel_size_nm
+    ey = dm.origin_nm[0] + np.arange(ny + 1) * p
+    ex = dm.origin_nm[1] + np.arange(nx + 1) * p
+    out = np.zeros((ny, nx))
+    for xi, yi, si in zip(x, y, np.broadcast_to(sig, np.shape(x))):
+        out += np.outer(np.diff(ndtr((ey - yi) / si)), np.diff(ndtr((ex - xi) / si)))
+    return out
+
+
+def _centred_locs(n=300, p=10.0, seed=0, lo=500.0, hi=1500.0, sig=None):
+    """Localizations at pixel centres of the p-grid (so only the sigma classes err)."""
+    rng = np.random.default_rng(seed)
+    x = (np.floor(rng.uniform(lo, hi, n) / p) + 0.5) * p
+    y = (np.floor(rng.uniform(lo, hi, n) / p) + 0.5) * p
+    if sig is None:
+        sig = rng.lognormal(np.log(15.0), 0.5, n)
+    return x, y, sig
+
+
+def test_gaussian_conserves_counts_and_records_meta():
+    locs = _random_locs(n=20_000, seed=11)
+    sig = np.random.default_rng(11).uniform(5, 40, len(locs))
+    locs = Localizations(table=locs.table.assign(precision_nm=sig), meta={})
+    dm = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=20.0))
+    assert dm.data.dtype == np.float32 and dm.data.min() >= 0
+    # 200 nm padding = 5 sigma of the widest Gaussian: nothing leaves the grid
+    assert dm.data.astype(np.float64).sum() == pytest.approx(len(locs), rel=1e-5)
+    m = dm.meta
+    assert m["method"] == "gaussian" and m["sigma_source"] == "precision_nm"
+    assert m["n_rendered"] == len(locs) and abs(m["edge_loss"]) < 1e-2
+    assert m["sigma_nm"]["min"] == pytest.approx(sig.min())
+    assert m["sigma_nm"]["max"] == pytest.approx(sig.max())
+    assert m["sigma_l1_error_max"] <= RenderConfig().sigma_tolerance + 1e-12
+    assert m["sigma_classes"] >= 2
+
+
+@pytest.mark.parametrize("tol", [0.001, 0.01, 0.05])
+def test_gaussian_matches_exact_splatting_within_the_stated_bound(tol):
+    p = 10.0
+    x, y, sig = _centred_locs(p=p)
+    locs = _locs(x, y, precision_nm=sig)
+    dm = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=p, padding_nm=400,
+                                           sigma_tolerance=tol))
+    exact = _exact_splat(x, y, sig, dm)
+    l1_per_loc = np.abs(dm.data - exact).sum() / len(x)
+    # the bound holds per localization, so also on average (and the average is well below)
+    assert l1_per_loc <= tol
+    assert l1_per_loc > 0  # the sigmas do differ from the lattice
+    assert dm.meta["sigma_l1_error_max"] == pytest.approx(tol, rel=1e-6)
+
+
+def test_gaussian_error_shrinks_with_tolerance():
+    p = 10.0
+    x, y, sig = _centred_locs(p=p, seed=2)
+    locs = _locs(x, y, precision_nm=sig)
+    errs, classes = [], []
+    for tol in (0.05, 0.01, 0.001):
+        dm = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=p,
+                                               padding_nm=400, sigma_tolerance=tol))
+        errs.append(np.abs(dm.data - _exact_splat(x, y, sig, dm)).sum())
+        classes.append(dm.meta["sigma_classes"])
+    assert errs[0] > errs[1] > errs[2]
+    assert classes[0] < classes[1] < classes[2]
+
+
+def test_fixed_sigma_is_exact_and_overrides_precision():
+    p = 10.0
+    x, y, sig = _centred_locs(n=100, p=p, seed=3)
+    locs = _locs(x, y, precision_nm=sig)
+    dm = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=p,
+                                           fixed_sigma_nm=23.0))
+    assert dm.meta["sigma_source"] == "fixed_sigma_nm"
+    assert dm.meta["sigma_classes"] == 1 and dm.meta["sigma_l1_error_max"] == 0.0
+    np.testing.assert_allclose(dm.data, _exact_splat(x, y, 23.0, dm), atol=2e-6)
+
+
+def test_without_precision_column_falls_back_and_says_so():
+    locs = _locs([500.0, 800.0], [600.0, 700.0])
+    dm = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=10.0))
+    assert "no precision_nm column" in dm.meta["sigma_source"]
+    assert dm.meta["sigma_nm"] == {"min": render_mod.FALLBACK_SIGMA_NM,
+                                   "max": render_mod.FALLBACK_SIGMA_NM}
+    ref = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=10.0,
+                                            fixed_sigma_nm=render_mod.FALLBACK_SIGMA_NM))
+    np.testing.assert_array_equal(dm.data, ref.data)
+    fixed = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=10.0,
+                                              fixed_sigma_nm=35.0))
+    assert fixed.meta["sigma_source"] == "fixed_sigma_nm"
+
+
+def test_min_sigma_floor():
+    x, y, _ = _centred_locs(n=50, seed=4)
+    locs = _locs(x, y, precision_nm=np.full(50, 2.0))
+    floored = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=10.0,
+                                                min_sigma_nm=30.0))
+    ref = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=10.0,
+                                            fixed_sigma_nm=30.0))
+    assert floored.meta["sigma_nm"]["min"] == 30.0
+    np.testing.assert_allclose(floored.data, ref.data, atol=1e-6)
+
+
+def test_point_like_sigmas_give_the_histogram():
+    locs = _random_locs(n=5_000, seed=6)
+    locs = Localizations(table=locs.table.assign(precision_nm=0.5), meta={})  # 0.025 px
+    g = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=20.0))
+    h = render_density(locs, RenderConfig(pixel_size_nm=20.0))
+    np.testing.assert_array_equal(g.data, h.data)
+
+
+def test_single_localization_has_the_gaussian_second_moment():
+    p, s = 10.0, 25.0
+    locs = _locs([1005.0], [2005.0], precision_nm=[s])  # pixel centre
+    dm = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=p))
+    w = dm.data.astype(np.float64)
+    yy, xx = np.mgrid[: dm.shape[0], : dm.shape[1]]
+    cy = dm.origin_nm[0] + (yy + 0.5) * p
+    cx = dm.origin_nm[1] + (xx + 0.5) * p
+    assert (w * cy).sum() == pytest.approx(2005.0, abs=1e-3)
+    assert (w * cx).sum() == pytest.approx(1005.0, abs=1e-3)
+    # pixel-integrated Gaussian: variance s^2 + p^2 / 12 per axis (truncation at 4 s)
+    assert (w * (cx - 1005.0) ** 2).sum() == pytest.approx(s**2 + p**2 / 12, rel=2e-3)
+
+
+@pytest.mark.parametrize("path", ["direct", "fft", "splat"])
+def test_all_convolution_paths_give_the_same_numbers(monkeypatch, path):
+    rng = np.random.default_rng(8)
+    n = 3_000
+    locs = _locs(rng.uniform(0, 3000, n), rng.uniform(0, 2000, n),
+                 precision_nm=rng.uniform(3, 80, n))
+    cfg = RenderConfig(method="gaussian", pixel_size_nm=10.0, padding_nm=0.0)
+    bounds = ((0, 0), (2000, 3000))  # Gaussians cross the border: edges must agree too
+    monkeypatch.setattr(render_mod, "_FORCE_PATH", "direct")
+    ref = render_density(locs, cfg, bounds_nm=bounds)
+    monkeypatch.setattr(render_mod, "_FORCE_PATH", path)
+    got = render_density(locs, cfg, bounds_nm=bounds)
+    np.testing.assert_allclose(got.data, ref.data, atol=2e-5)
+    assert got.meta["edge_loss"] > 1.0  # mass did leave the grid
+    assert got.data.sum() == pytest.approx(n - got.meta["edge_loss"], rel=1e-6)
+
+
+def test_bad_precision_raises_unless_fixed_sigma():
+    locs = _locs([1.0, 2.0, 3.0], [1.0, 2.0, 3.0], precision_nm=[10.0, np.nan, 5.0])
+    with pytest.raises(StageError, match="precision_nm.*row 1.*fixed_sigma_nm"):
+        render_density(locs, RenderConfig(method="gaussian"))
+    neg = _locs([1.0, 2.0], [1.0, 2.0], precision_nm=[10.0, -1.0])
+    with pytest.raises(StageError, match="negative"):
+        render_density(neg, RenderConfig(method="gaussian"))
+    dm = render_density(locs, RenderConfig(method="gaussian", fixed_sigma_nm=10.0))
+    assert dm.data.sum() == pytest.approx(3.0, rel=1e-5)
+    # the histogram does not look at precision_nm
+    assert render_density(locs).data.sum() == 3
+
+
+@pytest.mark.parametrize("s", [2, 3])
+def test_supersample_refines_the_grid_and_block_sums_to_the_histogram(s):
+    locs = _random_locs(n=20_000, seed=9)
+    plain = render_density(locs, RenderConfig(pixel_size_nm=20.0))
+    fine = render_density(locs, RenderConfig(pixel_size_nm=20.0, supersample=s))
+    assert fine.pixel_size_nm == pytest.approx(20.0 / s)
+    assert fine.origin_nm == plain.origin_nm
+    assert fine.shape == (plain.shape[0] * s, plain.shape[1] * s)
+    assert fine.meta["supersample"] == s
+    blocks = fine.data.reshape(plain.shape[0], s, plain.shape[1], s).sum(axis=(1, 3))
+    np.testing.assert_array_equal(blocks, plain.data)
+    # with bounds: the grid pixel is p / s, the bounds are covered in whole fine pixels
+    b = render_density(locs, RenderConfig(pixel_size_nm=20.0, supersample=s),
+                       bounds_nm=((0, 1000), (2000, 2500)))
+    assert b.shape == (100 * s, 75 * s)
+    ref = render_density(locs, RenderConfig(pixel_size_nm=20.0), bounds_nm=((0, 1000),
+                                                                            (2000, 2500)))
+    np.testing.assert_array_equal(
+        b.data.reshape(100, s, 75, s).sum(axis=(1, 3)), ref.data)
+
+
+def test_supersampled_gaussian_conserves_and_matches_exact():
+    p, s = 20.0, 2
+    x, y, sig = _centred_locs(n=80, p=p / s, seed=10)
+    locs = _locs(x, y, precision_nm=sig)
+    dm = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=p, supersample=s,
+                                           padding_nm=400))
+    assert dm.pixel_size_nm == p / s
+    assert dm.data.sum() == pytest.approx(len(x), rel=1e-5)
+    assert np.abs(dm.data - _exact_splat(x, y, sig, dm)).sum() / len(x) <= 0.01
+
+
+def test_million_gaussian_localizations_conserve():
+    rng = np.random.default_rng(12)
+    n = 1_000_000
+    locs = _locs(rng.uniform(0, 10_000, n), rng.uniform(0, 10_000, n),
+                 precision_nm=rng.lognormal(np.log(12), 0.4, n))
+    dm = render_density(locs, RenderConfig(method="gaussian", pixel_size_nm=20.0))
+    assert dm.data.astype(np.float64).sum() == pytest.approx(n, rel=1e-5)
+    h = render_density(locs, RenderConfig(pixel_size_nm=20.0))
+    # same grid; a blurred version of the histogram
+    assert dm.shape == h.shape and dm.origin_nm == h.origin_nm
+    assert dm.data.var() < h.data.var()
+
+
+def test_render_config_validation():
+    from pydantic import ValidationError
+
+    for bad in ({"method": "splat"}, {"supersample": 0}, {"fixed_sigma_nm": 0.0},
+                {"min_sigma_nm": -1.0}, {"sigma_tolerance": 0.5}):
+        with pytest.raises(ValidationError):
+            RenderConfig(**bad)
+    assert RenderConfig().method == "histogram" and RenderConfig().supersample == 1
+
+
+def test_render_benchmark_quick_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "render.py"
+    if not script.is_file():
+        pytest.skip("benchmarks/render.py is not in this checkout")
+    proc = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    for method in ("histogram", "gaussian"):
+        assert f"ratio {method}/histogram2d time" in proc.stdout, proc.stdout
+        assert f"ratio {method}/histogram2d peak memory" in proc.stdout, proc.stdout

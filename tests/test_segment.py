@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -175,3 +177,187 @@ def test_crop_of_segmented_nucleus_contains_it():
     rows, cols = crop_to_mask(mask, 10)
     assert mask[rows, cols].sum() == mask.sum()
     assert rows.stop - rows.start == pytest.approx(2 * 1800 / P + 20, abs=6)
+
+
+# --------------------------------------------------------------------------------------
+# segment_nuclei: every nucleus of a field of view
+# --------------------------------------------------------------------------------------
+
+from chromarate._types import NucleusCrop  # noqa: E402
+from chromarate.segment import segment_nuclei  # noqa: E402
+
+THREE = [(1800.0, 1900.0, 1200.0), (2000.0, 5600.0, 1500.0), (5800.0, 3500.0, 1700.0)]
+
+
+def _match(labels, truths):
+    """For each truth mask, the label overlapping it most and their IoU."""
+    out = []
+    for t in truths:
+        ids, counts = np.unique(labels[t], return_counts=True)
+        counts = counts[ids > 0]
+        ids = ids[ids > 0]
+        best = int(ids[np.argmax(counts)]) if ids.size else 0
+        out.append((best, _iou(labels == best, t) if best else 0.0))
+    return out
+
+
+def test_labels_every_nucleus_with_crops_that_map_back():
+    dm = _scene(THREE, seed=20)
+    dm = DensityMap(dm.data, P, origin_nm=(-500.0, 2000.0))   # a non-zero origin
+    labels, crops = segment_nuclei(dm, SegmentConfig(crop_margin_px=7))
+    assert labels.dtype == np.int32 and labels.shape == dm.shape
+    assert labels.max() == 3 and len(crops) == 3
+    matches = _match(labels, [_truth(*d) for d in THREE])
+    assert sorted(m[0] for m in matches) == [1, 2, 3]            # one label per nucleus
+    assert all(iou > 0.9 for _, iou in matches), matches
+    # labels in raster order of their first pixel
+    firsts = [np.flatnonzero(labels.ravel() == i)[0] for i in (1, 2, 3)]
+    assert firsts == sorted(firsts)
+    for crop in crops:
+        assert isinstance(crop, NucleusCrop)
+        rows, cols = crop.slices
+        assert crop.mask.dtype == bool and crop.mask.shape == (rows.stop - rows.start,
+                                                               cols.stop - cols.start)
+        np.testing.assert_array_equal(crop.mask, labels[rows, cols] == crop.nucleus_id)
+        assert crop.mask.sum() == (labels == crop.nucleus_id).sum()  # the whole nucleus
+        # margin of 7 px on every side (no nucleus is that close to the border)
+        assert not crop.mask[:7].any() and not crop.mask[-7:].any()
+        assert crop.mask[7].any() or crop.mask[-8].any()
+        # origin_nm: crop pixel (0, 0) is parent pixel (rows.start, cols.start)
+        assert crop.origin_nm == (-500.0 + rows.start * P, 2000.0 + cols.start * P)
+        # the crop's centroid in nm is the nucleus centre (truth in scene coordinates)
+        yy, xx = np.nonzero(crop.mask)
+        cy = crop.origin_nm[0] + (yy.mean() + 0.5) * P + 500.0
+        cx = crop.origin_nm[1] + (xx.mean() + 0.5) * P - 2000.0
+        assert min(np.hypot(cy - d[0], cx - d[1]) for d in THREE) < 60.0
+
+
+def test_segment_nucleus_is_the_largest_of_segment_nuclei():
+    dm = _scene(THREE, seed=21)
+    labels, _ = segment_nuclei(dm)
+    mask = segment_nucleus(dm)
+    sizes = np.bincount(labels.ravel())[1:]
+    np.testing.assert_array_equal(mask, labels == 1 + int(np.argmax(sizes)))
+    assert _iou(mask, _truth(*THREE[2])) > 0.9
+
+
+def test_exclude_border_drops_cut_nuclei():
+    disks = [(4000.0, 4000.0, 1500.0), (4000.0, 300.0, 1000.0)]  # the second is cut at x=0
+    dm = _scene(disks, seed=22)
+    labels, crops = segment_nuclei(dm)
+    assert labels.max() == 2
+    labels_ex, crops_ex = segment_nuclei(dm, SegmentConfig(exclude_border=True))
+    assert labels_ex.max() == 1 and len(crops_ex) == 1
+    assert _iou(labels_ex == 1, _truth(*disks[0])) > 0.9
+    only_cut = _scene([disks[1]], seed=22)
+    with pytest.raises(SegmentationError, match="exclude_border removed 1"):
+        segment_nuclei(only_cut, SegmentConfig(exclude_border=True))
+
+
+def test_area_limits_and_the_error_names_each_limit():
+    disks = [(2000.0, 2000.0, 500.0),     # 0.79 um^2
+             (2000.0, 5500.0, 1000.0),    # 3.1 um^2
+             (5500.0, 4000.0, 2000.0)]    # 12.6 um^2
+    dm = _scene(disks, seed=23)
+    labels, _ = segment_nuclei(dm, SegmentConfig(min_area_um2=0.5))
+    assert labels.max() == 3
+    labels, _ = segment_nuclei(dm, SegmentConfig(min_area_um2=1.0, max_area_um2=10.0))
+    assert labels.max() == 1 and _iou(labels == 1, _truth(*disks[1])) > 0.85
+    with pytest.raises(SegmentationError) as info:
+        segment_nuclei(dm, SegmentConfig(min_area_um2=5.0, max_area_um2=10.0))
+    msg = str(info.value)
+    assert "all 3 segmented objects" in msg
+    assert "min_area_um2=5 um^2 removed 2" in msg and "max_area_um2=10 um^2 removed 1" in msg
+    assert re.search(r"largest area 1[23]\.\d um\^2", msg), msg
+    # segment_nucleus takes the largest object that passes the limits
+    mask = segment_nucleus(dm, SegmentConfig(min_area_um2=1.0, max_area_um2=10.0))
+    assert _iou(mask, _truth(*disks[1])) > 0.85
+
+
+def _two_touching(seed=24, gap=0.0):
+    a, b = (4000.0, 2700.0, 1400.0), (4000.0, 5300.0 + gap, 1400.0)  # centres 2.6 um apart
+    return a, b, _scene([a, b], seed=seed)
+
+
+def test_split_touching_separates_two_overlapping_nuclei():
+    a, b, dm = _two_touching()
+    merged, _ = segment_nuclei(dm)
+    assert merged.max() == 1  # one blob without splitting
+    labels, crops = segment_nuclei(dm, SegmentConfig(split_touching=True))
+    assert labels.max() == 2 and len(crops) == 2
+    # compare with the truth split at the bisector (x = 4000 nm)
+    ta, tb = _truth(*a), _truth(*b)
+    xx = (np.arange(N_PX) + 0.5) * P
+    ta &= xx[None, :] < 4000.0
+    tb &= xx[None, :] >= 4000.0
+    matches = _match(labels, [ta, tb])
+    assert {m[0] for m in matches} == {1, 2}
+    assert all(iou > 0.85 for _, iou in matches), matches
+    # the cut runs near the bisector
+    cut_cols = np.flatnonzero((labels == 1).any(axis=0) & (labels == 2).any(axis=0))
+    assert cut_cols.size == 0 or abs((cut_cols.mean() + 0.5) * P - 4000.0) < 150.0
+
+
+def test_split_touching_keeps_an_elongated_nucleus_whole():
+    # a capsule (rod) 5 um long and 1.6 um wide: a flat distance-transform ridge
+    rng = np.random.default_rng(25)
+    n = 40_000
+    t = rng.uniform(0, 1, n)
+    ys = 4000.0 + rng.uniform(-800, 800, n)
+    xs = 1500.0 + 5000.0 * t
+    dm = _render(ys, xs)
+    labels, _ = segment_nuclei(dm, SegmentConfig(split_touching=True))
+    assert labels.max() == 1
+
+
+def test_opening_removes_a_thin_bridge():
+    rng = np.random.default_rng(26)
+    a, b = (4000.0, 2000.0, 1200.0), (4000.0, 6000.0, 1200.0)
+    base = _scene([a, b], seed=26)
+    # a bridge 200 nm wide and 2 um long, as dense as the nuclei, joins them
+    n = int(2500 * 2.0 * 0.2)
+    ys = 4000.0 + rng.uniform(-100, 100, n)
+    xs = rng.uniform(3000.0, 5000.0, n)
+    dm = DensityMap(base.data + _render(ys, xs).data, P)
+    cfg = SegmentConfig(smooth_sigma_nm=100.0)
+    joined, _ = segment_nuclei(dm, cfg)
+    assert joined.max() == 1
+    opened, _ = segment_nuclei(dm, cfg.model_copy(update={"opening_nm": 200.0}))
+    assert opened.max() == 2
+    assert all(iou > 0.9 for _, iou in _match(opened, [_truth(*a), _truth(*b)]))
+
+
+def test_crops_are_clipped_at_the_image_border():
+    disk = (300.0, 7700.0, 900.0)  # near the top-right corner
+    dm = _scene([disk], seed=27)
+    labels, (crop,) = segment_nuclei(dm, SegmentConfig(min_area_um2=0.5, crop_margin_px=50))
+    rows, cols = crop.slices
+    assert rows.start == 0 and cols.stop == N_PX
+    assert crop.origin_nm == (0.0, cols.start * P)
+
+
+def test_segment_nuclei_errors():
+    with pytest.raises(SegmentationError, match="empty"):
+        segment_nuclei(DensityMap(np.zeros((50, 50), np.float32), P))
+    with pytest.raises(SegmentationError, match="flat"):
+        segment_nuclei(DensityMap(np.ones((50, 50), np.float32), P))
+    with pytest.raises(StageError, match="2-D"):
+        segment_nuclei(DensityMap(np.zeros(5, np.float32), P))
+    with pytest.raises(TypeError):
+        segment_nuclei(np.zeros((10, 10)))
+    dm = _scene([(4000.0, 4000.0, 500.0)], seed=28)
+    with pytest.raises(SegmentationError, match=r"the only segmented object \(area 0\.\d+ um"):
+        segment_nuclei(dm)
+
+
+def test_segment_config_validation():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="max_area_um2"):
+        SegmentConfig(min_area_um2=2.0, max_area_um2=1.0)
+    for bad in ({"opening_nm": -1.0}, {"crop_margin_px": -1}, {"split_depth_nm": 0.0}):
+        with pytest.raises(ValidationError):
+            SegmentConfig(**bad)
+    cfg = SegmentConfig()
+    assert (cfg.exclude_border, cfg.split_touching, cfg.opening_nm, cfg.max_area_um2) == (
+        False, False, 0.0, None)

@@ -11,6 +11,7 @@ _LAZY = {
     "write_result": "chromarate.io.zarr_store",
     "read_result": "chromarate.io.zarr_store",
     "read_truth": "chromarate.io.truth",
+    "read_density_image": "chromarate.io.images",
     "write_truth": "chromarate.io.truth",
 }
 
