@@ -20,6 +20,7 @@ from .analysis import rate_correlation, rate_summary
 from .config import PipelineConfig
 from .data import truth_path_for
 from .errors import ChromarateError
+from .io.images import read_density_image
 from .io.localizations import read_localizations
 from .io.truth import read_truth
 from .io.zarr_store import write_result
@@ -62,7 +63,7 @@ def file_sha256(path: str | Path) -> str:
 
 def _input_stem(path: Path) -> str:
     name = path.name
-    for suffix in (".csv.gz", ".tsv.gz", ".csv", ".tsv", ".txt"):
+    for suffix in (".csv.gz", ".tsv.gz", ".csv", ".tsv", ".txt", ".tiff", ".tif"):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -99,12 +100,19 @@ def run_batch(config: PipelineConfig, inputs: Iterable[str | Path], out_dir: str
         t0 = time.perf_counter()
         base = {"input": str(path), "nucleus_id": None, "status": "failed", "error": ""}
         try:
-            locs = read_localizations(path)
             truth_file = truth_path_for(path)
             truth = read_truth(truth_file) if truth_file else None
-            prov = {"input": {"path": str(path.resolve()), "sha256": file_sha256(path),
-                              "format": locs.meta.get("format")}}
-            for event in pipe.iter_run(locs, device=device, provenance=prov):
+            if path.suffix.lower() in (".tif", ".tiff"):
+                density = read_density_image(path)
+                prov = {"input": {"path": str(path.resolve()), "sha256": file_sha256(path),
+                                  "format": "tiff-density"}}
+                events = pipe.iter_run_density(density, device=device, provenance=prov)
+            else:
+                locs = read_localizations(path)
+                prov = {"input": {"path": str(path.resolve()), "sha256": file_sha256(path),
+                                  "format": locs.meta.get("format")}}
+                events = pipe.iter_run(locs, device=device, provenance=prov)
+            for event in events:
                 if on_event is not None:
                     on_event(path, event)
                 if isinstance(event, NucleusFailed):

@@ -26,6 +26,7 @@ from .export import build_result_stack
 from .fit.loop import iter_fit
 from .phase import phase_fields
 from .render import render_density
+from .resolution import fourier_ring_correlation
 from .errors import ChromarateError
 from .segment import crop_to_mask, segment_nuclei
 
@@ -90,12 +91,7 @@ class Pipeline:
         """
         cfg = self.config
         timings: dict[str, float] = {}
-
-        def timed(name, fn, *args, nucleus_id=None):
-            t0 = time.perf_counter()
-            out = fn(*args)
-            timings[name] = time.perf_counter() - t0
-            return out, StageDone(stage=name, seconds=timings[name], nucleus_id=nucleus_id)
+        timed = _timer(timings)
 
         locs, ev = timed("filter", filter_localizations, locs, cfg.filter)
         yield ev
@@ -104,13 +100,35 @@ class Pipeline:
             yield ev
         density, ev = timed("render", render_density, locs, cfg.render)
         yield ev
+        if cfg.denoise.sigma_nm == "auto":
+            frc, ev = timed("resolution", fourier_ring_correlation, locs)
+            yield ev
+            density = replace(density, meta={**dict(density.meta),
+                                             "resolution_nm": frc.resolution_nm})
+        yield from self._iter_density(density, locs, timings, timed, device, provenance)
+
+    def iter_run_density(self, density: DensityMap, *, device: str | None = None,
+                         provenance: Mapping[str, Any] | None = None
+                         ) -> Iterator[StageDone | FitProgress | NucleusResult | NucleusFailed]:
+        """Run the stages from denoising on, for a rendered density image (e.g. a TIFF).
+
+        ``n_localizations`` of a nucleus is then the summed density inside its mask.
+        """
+        timings: dict[str, float] = {}
+        timed = _timer(timings)
+
+        yield from self._iter_density(density, None, timings, timed, device, provenance)
+
+    def _iter_density(self, density, locs, timings, timed, device, provenance):
+        cfg = self.config
         denoised, ev = timed("denoise", denoise_density, density, cfg.denoise)
         yield ev
         (labels, _crops), ev = timed("segment", segment_nuclei, denoised, cfg.segment)
         yield ev
         radius = cfg.fit.mollifier.radius_px
         margin = int(np.ceil(24 if radius == "auto" else radius)) + 5  # kernel half-width
-        x, y = locs.table["x_nm"].to_numpy(), locs.table["y_nm"].to_numpy()
+        if locs is not None:
+            x, y = locs.table["x_nm"].to_numpy(), locs.table["y_nm"].to_numpy()
         for nucleus_id in range(1, int(labels.max()) + 1):
             if not np.any(labels == nucleus_id):
                 continue
@@ -135,7 +153,8 @@ class Pipeline:
                 ntimings["fit"] = time.perf_counter() - t0
                 yield StageDone(stage="fit", seconds=ntimings["fit"], nucleus_id=nucleus_id)
                 stage = "export"
-                n_in = _count_inside(x, y, mask_c, den_c)
+                n_in = (_count_inside(x, y, mask_c, den_c) if locs is not None
+                        else int(round(float(dens_c.data[mask_c].sum()))))
                 prov = {
                     "config": cfg.model_dump(mode="json"),
                     "config_hash": config_hash(cfg),
@@ -162,6 +181,18 @@ class Pipeline:
         """Run all stages; one :class:`NucleusResult` (or :class:`NucleusFailed`) per nucleus."""
         return [e for e in self.iter_run(locs, device=device, provenance=provenance)
                 if isinstance(e, (NucleusResult, NucleusFailed))]
+
+
+def _timer(timings: dict[str, float]):
+    """A helper that runs a stage, records its seconds in ``timings`` and returns the event."""
+
+    def timed(name, fn, *args, nucleus_id=None):
+        t0 = time.perf_counter()
+        out = fn(*args)
+        timings[name] = time.perf_counter() - t0
+        return out, StageDone(stage=name, seconds=timings[name], nucleus_id=nucleus_id)
+
+    return timed
 
 
 def _count_inside(x: np.ndarray, y: np.ndarray, mask: np.ndarray, grid: DensityMap) -> int:

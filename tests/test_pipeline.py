@@ -39,3 +39,30 @@ def test_iter_run_events_and_grid(tiny_nucleus):
     assert prov["config_hash"] and prov["config"]["fit"]["steps"] == 4
     assert 0 < res.n_localizations <= len(syn.localizations)
     assert np.all(np.isfinite(res.fit.rate[seg]))
+
+
+def test_tiff_density_input_and_auto_smoothing(tiny_nucleus, tmp_path):
+    """A rendered TIFF runs through the batch like a table; sigma_nm='auto' uses the FRC."""
+    import tifffile
+
+    from chromarate.batch import run_batch
+    from chromarate.render import render_density
+
+    csv, _, _ = tiny_nucleus
+    cfg = with_overrides(PipelineConfig(), {"fit.steps": 3, "fit.network.width": 16,
+                                            "fit.network.fourier_features": 8,
+                                            "denoise.sigma_nm": "auto"})
+    locs = read_localizations(csv)
+    events = list(Pipeline(cfg).iter_run(locs))
+    assert "resolution" in [e.stage for e in events if isinstance(e, StageDone)]
+    (res,) = [e for e in events if isinstance(e, NucleusResult)]
+    assert res.stack.provenance["config"]["denoise"]["sigma_nm"] == "auto"
+
+    density = render_density(locs, cfg.render)
+    tif = tmp_path / "tiny_render.tif"
+    tifffile.imwrite(tif, density.data, imagej=True, resolution=(1e3 / 20.0, 1e3 / 20.0),
+                     metadata={"unit": "um"})
+    report = run_batch(cfg, [tif], tmp_path / "out")
+    assert report.n_failed == 0, report.rows
+    row = report.rows[0]
+    assert row["pixel_size_nm"] == 20.0 and row["n_localizations"] > 0
