@@ -58,7 +58,7 @@ first frame, overriding the format's convention).
 
 ``"picasso"``, ``"smap"``, ``"decode"``, ``"smlm"`` (:mod:`chromarate.io.formats`)
     Binary formats: Picasso HDF5 + YAML sidecar, SMAP ``_sml.mat``, DECODE HDF5, and the
-    ``.smlm`` zip of smlm.ai; see each module for units, frame base and options. A module
+    ``.smlm`` zip of smlm.ai, Locan's ``.asdf``; see each module for units, frame base and options. A module
     that is missing or fails to import (e.g. a missing optional dependency) makes its
     format unavailable without affecting the others.
 
@@ -108,7 +108,7 @@ __all__ = ["read_localizations", "write_thunderstorm_csv", "SUPPORTED_FORMATS"]
 #: Formats :func:`read_localizations` understands (besides ``"auto"``).
 SUPPORTED_FORMATS = (
     "thunderstorm", "elyra", "nanoimager", "nstorm", "rapidstorm",
-    "picasso", "smap", "decode", "smlm", "generic",
+    "picasso", "smap", "decode", "smlm", "asdf", "generic",
 )
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -465,12 +465,12 @@ def _foreign_delimiter(line: str, fields: list[str]) -> str | None:
 _SNIFF_BYTES = 1 << 20  # the first MiB is what detect() functions see
 # auto-detection order: binary signatures first, then text headers, generic (canonical) last
 _DETECT_ORDER = (
-    "smlm", "smap", "decode", "picasso",
+    "smlm", "smap", "decode", "picasso", "asdf",
     "rapidstorm", "elyra", "nstorm", "nanoimager", "thunderstorm", "generic",
 )
 _FORMAT_MODULES = {
     name: f"chromarate.io.formats.{name}"
-    for name in ("elyra", "nanoimager", "nstorm", "rapidstorm", "generic", "picasso", "smap", "decode", "smlm")
+    for name in ("elyra", "nanoimager", "nstorm", "rapidstorm", "generic", "picasso", "smap", "decode", "smlm", "asdf")
 }
 _BINARY_SIGNATURES = (
     (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),

@@ -493,7 +493,7 @@ def test_generic_errors(tmp_path, content, options, error, phrase):
 
 def test_registry_names_order_and_explicit_override(tmp_path):
     assert set(SUPPORTED_FORMATS) == {"thunderstorm", "elyra", "nanoimager", "nstorm", "rapidstorm",
-                                      "picasso", "smap", "decode", "smlm", "generic"}
+                                      "picasso", "smap", "decode", "smlm", "asdf", "generic"}
     assert set(loc._DETECT_ORDER) == set(SUPPORTED_FORMATS)
     assert loc._DETECT_ORDER[-1] == "generic"
     for name in ("elyra", "nanoimager", "nstorm", "rapidstorm", "generic", "thunderstorm"):
