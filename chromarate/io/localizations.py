@@ -88,20 +88,23 @@ import csv
 import gzip
 import importlib
 import io
-import math
 import os
 import re
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ChromarateError, ConfigError, InputFormatError
+from chromarate.io._atomic import atomic_binary as _atomic_binary
+from chromarate.io._options import check_frame_base as _check_frame_base
+from chromarate.io._options import check_options as _check_options
+from chromarate.io._options import clean as _clean
+from chromarate.io._options import positive_pixel_size as _check_pixel_size
 
 __all__ = ["read_localizations", "write_thunderstorm_csv", "SUPPORTED_FORMATS"]
 
@@ -348,20 +351,7 @@ class _Head:
 
 def _read_head(path: Path) -> _Head:
     """Open ``path``, check that it is a non-empty UTF-8 text file and return its first line."""
-    try:
-        if path.is_dir():
-            raise InputFormatError("is a directory; expected a localization file", path=path)
-        with open(path, "rb") as fh:
-            magic = fh.read(2)
-    except FileNotFoundError:
-        raise InputFormatError(
-            "file not found; expected an existing localization file (e.g. ThunderSTORM CSV)", path=path
-        ) from None
-    except OSError as exc:
-        raise InputFormatError(f"cannot open the file: {exc.strerror or exc}", path=path) from None
-    if magic == b"":
-        raise InputFormatError("empty file (0 bytes): no localizations", path=path)
-    gzipped = magic == _GZIP_MAGIC
+    gzipped = _read_start(path, 2) == _GZIP_MAGIC
 
     try:
         with _open_binary(path, gzipped) as fh:
@@ -520,11 +510,16 @@ def _available() -> list[str]:
 
 def _sniff(path: Path) -> bytes:
     """The first raw bytes of ``path`` (not decompressed), after the basic file checks."""
+    return _read_start(path, _SNIFF_BYTES)
+
+
+def _read_start(path: Path, n: int) -> bytes:
+    """The first ``n`` raw bytes of ``path``; refuses a directory, a missing or empty file."""
     try:
         if path.is_dir():
             raise InputFormatError("is a directory; expected a localization file", path=path)
         with open(path, "rb") as fh:
-            raw = fh.read(_SNIFF_BYTES)
+            raw = fh.read(n)
     except FileNotFoundError:
         raise InputFormatError(
             "file not found; expected an existing localization file (e.g. ThunderSTORM CSV)", path=path
@@ -636,12 +631,7 @@ def _read_thunderstorm_path(path: Path, **options: Any) -> Localizations:
 
 
 def _read_thunderstorm(path: Path, head: _Head, options: dict[str, Any]) -> Localizations:
-    unknown = sorted(set(options) - set(_TS_OPTIONS))
-    if unknown:
-        raise TypeError(
-            f"read_localizations() got unexpected option(s) {', '.join(unknown)} for format "
-            f"'thunderstorm'; accepted: {', '.join(_TS_OPTIONS)}"
-        )
+    _check_options(options, _TS_OPTIONS, "thunderstorm")
     pixel_size_nm = _check_pixel_size(options.get("pixel_size_nm"))
     units = _check_units_option(options.get("units"))
     frame_base = _check_frame_base(options.get("frame_base", 1))
@@ -728,18 +718,6 @@ def _read_thunderstorm(path: Path, head: _Head, options: dict[str, Any]) -> Loca
     return Localizations(table=frame_df, meta=meta)
 
 
-def _check_pixel_size(value: Any) -> float | None:
-    if value is None:
-        return None
-    try:
-        p = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"pixel_size_nm must be a positive number, got {value!r}") from None
-    if not (math.isfinite(p) and p > 0):
-        raise ConfigError(f"pixel_size_nm must be a positive finite number, got {value!r}")
-    return p
-
-
 def _check_units_option(value: Any) -> str | None:
     if value is None:
         return None
@@ -748,12 +726,6 @@ def _check_units_option(value: Any) -> str | None:
             f"units must be one of 'nm', 'um', 'px' (length unit of unitless columns), got {value!r}"
         )
     return value.strip().lower()
-
-
-def _check_frame_base(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"frame_base must be a non-negative integer, got {value!r}")
-    return int(value)
 
 
 def _check_duplicates(columns: list[_Column], path: Path) -> None:
@@ -842,10 +814,6 @@ def _read_table(path: Path, head: _Head, columns: list[_Column], used: list[_Col
             path=path,
         )
     return data
-
-
-def _clean(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
 
 
 def _non_numeric_error(path: Path, head: _Head, used: list[_Column], exc: BaseException) -> InputFormatError:
@@ -948,23 +916,3 @@ def _frames(values: np.ndarray, col: _Column, frame_base: int, path: Path, head:
 #: Readers by format name (the ThunderSTORM reader here; the others load lazily from
 #: :mod:`chromarate.io.formats`, see :func:`_load_format`).
 _READERS = {"thunderstorm": _read_thunderstorm_path}
-
-
-# --------------------------------------------------------------------------- atomic writes
-
-
-@contextlib.contextmanager
-def _atomic_binary(path: Path) -> Iterator[Any]:
-    """Yield a binary file handle whose content replaces ``path`` only on success."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

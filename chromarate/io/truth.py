@@ -24,18 +24,17 @@ keys except ``format``/``version`` (``meta`` decoded to a dict, ``origin_nm`` a 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from chromarate.errors import InputFormatError
+from chromarate.io._atomic import atomic_binary as _atomic_binary
 
 __all__ = ["read_truth", "write_truth", "TRUTH_FORMAT", "TRUTH_VERSION"]
 
@@ -231,20 +230,3 @@ def read_truth(path: str | os.PathLike) -> dict[str, Any]:
         "origin_nm": origin,
         "meta": meta,
     }
-
-
-@contextlib.contextmanager
-def _atomic_binary(path: Path) -> Iterator[Any]:
-    """Yield a binary file handle whose content replaces ``path`` only on success."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

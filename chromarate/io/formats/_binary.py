@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
 from chromarate._types import CANONICAL_COLUMNS, Localizations
-from chromarate.errors import ChromarateError, ConfigError, InputFormatError
+from chromarate.errors import ChromarateError, InputFormatError
+from chromarate.io._options import check_frame_base, check_options, check_pixel_size
+from chromarate.io._options import clean as _clean
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -112,8 +115,18 @@ def open_hdf5(path: Path, what: str) -> Iterator[Any]:
             fh.close()
 
 
-def _clean(exc: BaseException) -> str:
-    return " ".join(str(exc).split())
+def detect_hdf5(path: Path, head: bytes, what: str, probe: Callable[[Path, Any, Any], Any]) -> bool:
+    """``probe(path, h5py, fh)`` on an HDF5 file opened read-only; False when ``head`` is not
+    HDF5 or anything fails (``detect`` functions never raise)."""
+    try:
+        if not is_hdf5(head):
+            return False
+        path = Path(path)
+        h5py = import_h5py(path, what)
+        with h5py.File(path, "r") as fh:
+            return bool(probe(path, h5py, fh))
+    except Exception:  # noqa: BLE001 - detection never raises
+        return False
 
 
 def attr_value(value: Any) -> Any:
@@ -134,36 +147,6 @@ def attr_value(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- options
-
-
-def check_options(options: Mapping[str, Any], allowed: Iterable[str], fmt: str) -> None:
-    allowed = tuple(allowed)
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise TypeError(
-            f"read_localizations() got unexpected option(s) {', '.join(unknown)} for format "
-            f"{fmt!r}; accepted: {', '.join(allowed) or '(none)'}"
-        )
-
-
-def check_pixel_size(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ConfigError(f"pixel_size_nm must be a positive number, got {value!r}")
-    try:
-        p = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"pixel_size_nm must be a positive number, got {value!r}") from None
-    if not (math.isfinite(p) and p > 0):
-        raise ConfigError(f"pixel_size_nm must be a positive finite number, got {value!r}")
-    return p
-
-
-def check_frame_base(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"frame_base must be a non-negative integer, got {value!r}")
-    return int(value)
 
 
 def positive_number(value: Any) -> float | None:
@@ -202,13 +185,22 @@ def check_finite_coordinates(values: np.ndarray, source: str, path: Path) -> Non
         )
 
 
-def check_non_negative(values: np.ndarray, source: str, path: Path) -> None:
-    """Refuse negative or infinite lengths (NaN = missing is allowed)."""
+def first_bad_length(values: np.ndarray) -> tuple[int, str] | None:
+    """(row, "negative" or "infinite") of the first value that is no length, or None when all
+    are finite and non-negative (NaN = missing is allowed)."""
     with np.errstate(invalid="ignore"):
         bad = (values < 0) | np.isinf(values)
-    if bad.any():
-        i = int(np.argmax(bad))
-        kind = "negative" if values[i] < 0 else "infinite"
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    return i, "negative" if values[i] < 0 else "infinite"
+
+
+def check_non_negative(values: np.ndarray, source: str, path: Path) -> None:
+    """Refuse negative or infinite lengths (NaN = missing is allowed)."""
+    bad = first_bad_length(values)
+    if bad is not None:
+        i, kind = bad
         raise InputFormatError(
             f"{kind} value {values[i]:g} in {source} at row {i} (0-based); expected a finite, "
             "non-negative length",
@@ -253,6 +245,43 @@ def z_is_trivial(values: np.ndarray) -> bool:
     return values.size > 0 and bool(np.all(values == 0))
 
 
+@dataclass
+class ColumnSet:
+    """Canonical columns a reader gathers, with their sources, units and dropped columns
+    for the meta."""
+
+    path: Path
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    column_map: dict[str, str] = field(default_factory=dict)
+    units: dict[str, str] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def add(self, canonical: str, values: np.ndarray, source: str, unit: str | None = None) -> None:
+        self.columns[canonical] = values
+        self.column_map[canonical] = source
+        if unit is not None:
+            self.units[canonical] = unit
+
+    def add_z(
+        self, values: np.ndarray, where: str, source: str, unit: str,
+        reason: str = "0 in every row (a 2-D fit); not kept",
+    ) -> None:
+        """Check z like any coordinate; keep it unless it is 0 everywhere (then drop it)."""
+        check_finite_coordinates(values, where, self.path)
+        if z_is_trivial(values):
+            self.dropped[source] = reason
+        else:
+            self.add("z_nm", values, source, unit)
+
+    def add_frames(self, values: np.ndarray, frame_base: int, where: str, source: str) -> None:
+        """Keep 0-based frames; drop non-integer ones (see :func:`frames_zero_based`)."""
+        frames, reason = frames_zero_based(values, frame_base, where, self.path)
+        if frames is None:
+            self.dropped[source] = reason  # type: ignore[assignment]
+        else:
+            self.add("frame", frames, source)
+
+
 def build_localizations(
     columns: Mapping[str, np.ndarray], meta: dict[str, Any], path: Path
 ) -> Localizations:
@@ -279,6 +308,7 @@ def build_localizations(
 
 
 __all__ = [
+    "ColumnSet",
     "GZIP_MAGIC",
     "HDF5_SIGNATURE",
     "ZIP_MAGICS",
@@ -291,6 +321,8 @@ __all__ = [
     "check_options",
     "check_pixel_size",
     "check_regular_file",
+    "detect_hdf5",
+    "first_bad_length",
     "frames_zero_based",
     "hdf5_signature_offset",
     "import_h5py",

@@ -50,6 +50,7 @@ from chromarate._types import Localizations
 from chromarate.errors import ConfigError, InputFormatError
 
 from chromarate.io.formats._binary import (
+    ColumnSet,
     as_float,
     attr_value,
     build_localizations,
@@ -57,13 +58,11 @@ from chromarate.io.formats._binary import (
     check_non_negative,
     check_options,
     check_pixel_size,
-    frames_zero_based,
+    detect_hdf5,
     import_h5py,
-    is_hdf5,
     mean_of,
     open_hdf5,
     positive_number,
-    z_is_trivial,
 )
 
 __all__ = ["FORMAT", "detect", "read"]
@@ -80,21 +79,17 @@ _PX_UNITS = {"px", "pixel", "pixels"}
 def detect(path: Path, head: bytes) -> bool:
     """True for an HDF5 file with a group ``data`` holding ``xyz`` and ``frame_ix`` next to a
     group ``meta`` or ``decode``."""
-    try:
-        if not is_hdf5(head):
-            return False
-        path = Path(path)
-        h5py = import_h5py(path, _WHAT)
-        with h5py.File(path, "r") as fh:
-            data = fh.get("data")
-            return (
-                isinstance(data, h5py.Group)
-                and isinstance(data.get("xyz"), h5py.Dataset)
-                and isinstance(data.get("frame_ix"), h5py.Dataset)
-                and (isinstance(fh.get("meta"), h5py.Group) or isinstance(fh.get("decode"), h5py.Group))
-            )
-    except Exception:  # noqa: BLE001 - detection never raises
-        return False
+    return detect_hdf5(path, head, _WHAT, _is_decode)
+
+
+def _is_decode(path: Path, h5py: Any, fh: Any) -> bool:
+    data = fh.get("data")
+    return (
+        isinstance(data, h5py.Group)
+        and isinstance(data.get("xyz"), h5py.Dataset)
+        and isinstance(data.get("frame_ix"), h5py.Dataset)
+        and (isinstance(fh.get("meta"), h5py.Group) or isinstance(fh.get("decode"), h5py.Group))
+    )
 
 
 def read(path: Path, **options: Any) -> Localizations:
@@ -170,49 +165,27 @@ def read(path: Path, **options: Any) -> Localizations:
     else:
         px_xy = (1.0, 1.0)
 
-    columns: dict[str, np.ndarray] = {}
-    column_map: dict[str, str] = {}
-    units: dict[str, str] = {}
-    dropped: dict[str, str] = {}
+    cols = ColumnSet(path)
     for i, axis in enumerate(("x", "y")):
         values = xyz[:, i]
         check_finite_coordinates(values, f"data/xyz column {i} ({axis})", path)
-        columns[f"{axis}_nm"] = values * px_xy[i] if unit == "px" else values
-        column_map[f"{axis}_nm"] = f"xyz[:, {i}]"
-        units[f"{axis}_nm"] = unit
+        cols.add(f"{axis}_nm", values * px_xy[i] if unit == "px" else values, f"xyz[:, {i}]", unit)
     if xyz.shape[1] >= 3:
-        z = xyz[:, 2]
-        check_finite_coordinates(z, "data/xyz column 2 (z)", path)
-        if z_is_trivial(z):
-            dropped["xyz[:, 2]"] = "z is 0 in every row (a 2-D fit); not kept"
-        else:
-            columns["z_nm"] = z
-            column_map["z_nm"] = "xyz[:, 2]"
-            units["z_nm"] = "nm (DECODE keeps z in nm)"
+        cols.add_z(xyz[:, 2], "data/xyz column 2 (z)", "xyz[:, 2]", "nm (DECODE keeps z in nm)",
+                   reason="z is 0 in every row (a 2-D fit); not kept")
     if "frame_ix" in arrays:
-        frames, reason = frames_zero_based(arrays["frame_ix"], 0, "data/frame_ix", path)
-        if frames is None:
-            dropped["frame_ix"] = reason  # type: ignore[assignment]
-        else:
-            columns["frame"] = frames
-            column_map["frame"] = "frame_ix"
+        cols.add_frames(arrays["frame_ix"], 0, "data/frame_ix", "frame_ix")
     if "phot" in arrays:
-        columns["photons"] = arrays["phot"]
-        column_map["photons"] = "phot"
-        units["photons"] = "photon"
+        cols.add("photons", arrays["phot"], "phot", "photon")
     if "bg" in arrays:
-        columns["background"] = arrays["bg"]
-        column_map["background"] = "bg"
-        units["background"] = "photon"
+        cols.add("background", arrays["bg"], "bg", "photon")
     if sig is not None and sig.shape[1] >= 2:
         parts = []
         for i in range(2):
             values = sig[:, i]
             check_non_negative(values, f"data/{sig_name} column {i}", path)
             parts.append(values * px_xy[i] if unit == "px" else values)
-        columns["precision_nm"] = mean_of(parts)
-        column_map["precision_nm"] = f"mean({sig_name}[:, 0], {sig_name}[:, 1])"
-        units["precision_nm"] = unit
+        cols.add("precision_nm", mean_of(parts), f"mean({sig_name}[:, 0], {sig_name}[:, 1])", unit)
 
     if unit == "px":
         used_px: float | tuple[float, float] | None = (
@@ -226,8 +199,8 @@ def read(path: Path, **options: Any) -> Localizations:
         "pixel_size_nm": used_px,
         "frame_base": 0,
         "columns_in_file": sorted(present),
-        "column_map": column_map,
-        "units": units,
+        "column_map": cols.column_map,
+        "units": cols.units,
         "xy_unit": unit,
         "xy_unit_source": "file" if _xy_unit_in_file(file_meta.get("xy_unit")) else "option units",
         "file_px_size_nm": None if file_px is None else list(file_px),
@@ -237,9 +210,9 @@ def read(path: Path, **options: Any) -> Localizations:
         meta["pixel_size_source"] = "option pixel_size_nm" if option_px is not None else "file meta px_size"
     if empty:
         meta["empty_datasets"] = empty
-    if dropped:
-        meta["dropped_columns"] = dropped
-    return build_localizations(columns, meta, path)
+    if cols.dropped:
+        meta["dropped_columns"] = cols.dropped
+    return build_localizations(cols.columns, meta, path)
 
 
 def _table(ds: Any, name: str, path: Path) -> np.ndarray:

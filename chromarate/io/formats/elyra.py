@@ -57,23 +57,17 @@ def _columns(header: str) -> list[tuple[str, str, str | None]]:
 
 def detect(path: Path, head: bytes) -> bool:
     """A tab-separated first line naming ``Position X``, ``Position Y`` and ``First Frame``."""
-    try:
-        line = g.first_line(head)
-        if line is None or "\t" not in line:
-            return False
-        names = {name for _, name, _ in _columns(line)}
-        return {"Position X", "Position Y", "First Frame"} <= names
-    except Exception:  # noqa: BLE001 - detection never raises
-        return False
+    return g.detect_first_line(head, "\t", _is_elyra_header)
+
+
+def _is_elyra_header(line: str) -> bool:
+    names = {name for _, name, _ in _columns(line)}
+    return {"Position X", "Position Y", "First Frame"} <= names
 
 
 def read(path: Path, **options: Any) -> Localizations:
     """Read a Zeiss Elyra localization table (see the module docstring)."""
-    g.check_options(FORMAT, options, _OPTIONS)
-    path = Path(path)
-    pixel_size_nm = g.check_pixel_size(options.get("pixel_size_nm"))
-    units = g.check_units(options.get("units"))
-    frame_base = g.check_frame_base(options.get("frame_base"), 1)
+    path, pixel_size_nm, units, frame_base = g.check_reader_options(FORMAT, path, options, _OPTIONS, 1)
     channel = options.get("channel")
 
     tf = g.read_text(path, keep_nul=True, what="a Zeiss Elyra localization table")
@@ -118,12 +112,10 @@ def read(path: Path, **options: Any) -> Localizations:
     if channel is not None and chan_idx is None:
         raise InputFormatError("channel= was given but the file has no \"Channel\" column", path=path)
 
-    numeric = sorted({i for p in plans for i in p.sources} | ({frame[0]} if frame else set()))
-    data, lines = g.parse_table(path, body, first, sep="\t", ncols=len(cols), numeric=numeric,
-                                text=[chan_idx] if chan_idx is not None else [], fmt=FORMAT)
-    keep, channels = (None, None)
-    if chan_idx is not None:
-        keep, channels = g.channel_filter(path, data[chan_idx], channel, cols[chan_idx][0])
+    data, lines, keep, channels = g.parse_planned(
+        path, body, first, sep="\t", names=[c[0] for c in cols], plans=plans, frame=frame,
+        fmt=FORMAT, channel_col=chan_idx, channel=channel,
+    )
     skipped = {
         cols[by_name[n]][0]: why
         for n, why in (

@@ -40,7 +40,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import math
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -52,6 +51,9 @@ import pandas as pd
 
 from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ConfigError, InputFormatError
+from chromarate.io._options import check_options as _check_options
+from chromarate.io._options import check_pixel_size
+from chromarate.io.formats._binary import first_bad_length
 
 FORMAT = "generic"
 
@@ -115,6 +117,19 @@ def first_line(head: bytes) -> str | None:
     if text is None:
         return None
     return _LINE_SPLIT.split(text, maxsplit=1)[0]
+
+
+def detect_first_line(head: bytes, sep: str, probe: Callable[[str], Any]) -> bool:
+    """``probe(line)`` on the first line of a text file when that line contains ``sep``;
+    False when it does not, when the file is not text, or when anything fails (``detect``
+    functions never raise)."""
+    try:
+        line = first_line(head)
+        if line is None or sep not in line:
+            return False
+        return bool(probe(line))
+    except Exception:  # noqa: BLE001 - detection never raises
+        return False
 
 
 @dataclass(frozen=True)
@@ -190,27 +205,7 @@ def split_header(text: str, n: int = 1) -> tuple[list[str], str, int]:
 
 def check_options(fmt: str, options: Mapping[str, Any], accepted: Iterable[str]) -> None:
     """Raise TypeError for options the format does not know (as the ThunderSTORM reader does)."""
-    accepted = tuple(accepted)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise TypeError(
-            f"read_localizations() got unexpected option(s) {', '.join(unknown)} for format "
-            f"{fmt!r}; accepted: {', '.join(accepted) or '(none)'}"
-        )
-
-
-def check_pixel_size(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ConfigError(f"pixel_size_nm must be a positive number, got {value!r}")
-    try:
-        p = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"pixel_size_nm must be a positive number, got {value!r}") from None
-    if not (math.isfinite(p) and p > 0):
-        raise ConfigError(f"pixel_size_nm must be a positive finite number, got {value!r}")
-    return p
+    _check_options(options, accepted, fmt)
 
 
 def check_units(value: Any) -> str | None:
@@ -228,6 +223,18 @@ def check_frame_base(value: Any, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
         raise ConfigError(f"frame_base must be a non-negative integer (0 or 1), got {value!r}")
     return int(value)
+
+
+def check_reader_options(
+    fmt: str, path: Path, options: Mapping[str, Any], accepted: Iterable[str], frame_base: int
+) -> tuple[Path, float | None, str | None, int]:
+    """Check the options the text readers share; return (path, pixel_size_nm, units,
+    frame_base), ``frame_base`` being the format's default when the option is not given."""
+    check_options(fmt, options, accepted)
+    path = Path(path)
+    pixel_size_nm = check_pixel_size(options.get("pixel_size_nm"))
+    units = check_units(options.get("units"))
+    return path, pixel_size_nm, units, check_frame_base(options.get("frame_base"), frame_base)
 
 
 def unit_factor(unit: str) -> float | None | bool:
@@ -394,6 +401,31 @@ def parse_table(
     return data, lines
 
 
+def parse_planned(
+    path: Path,
+    body: str,
+    first_line: int,
+    *,
+    sep: str,
+    names: Sequence[str],
+    plans: Sequence[Plan],
+    frame: tuple[int, str] | None,
+    fmt: str,
+    channel_col: int | None = None,
+    channel: Any = None,
+) -> tuple[pd.DataFrame, LineMap, np.ndarray | None, list[Any] | None]:
+    """:func:`parse_table` for a table with header ``names``, reading the columns of
+    ``plans`` and ``frame`` as numbers; with a ``channel_col``, also select the rows of
+    ``channel`` (see :func:`channel_filter`). Returns (data, lines, keep, channels)."""
+    numeric = sorted({i for p in plans for i in p.sources} | ({frame[0]} if frame else set()))
+    data, lines = parse_table(path, body, first_line, sep=sep, ncols=len(names), numeric=numeric,
+                              text=[channel_col] if channel_col is not None else [], fmt=fmt)
+    keep, channels = (None, None)
+    if channel_col is not None:
+        keep, channels = channel_filter(path, data[channel_col], channel, names[channel_col])
+    return data, lines, keep, channels
+
+
 def _ragged_error(path, body, first_line, sep, ncols, exc, fmt) -> InputFormatError:
     for offset, line in enumerate(_LINE_SPLIT.split(body)):
         if line.strip(" \t") == "":
@@ -490,11 +522,9 @@ def assemble(
                     path=path,
                 )
         elif plan.canonical in _NON_NEGATIVE:
-            with np.errstate(invalid="ignore"):
-                bad = (values < 0) | np.isinf(values)
-            if bad.any():
-                i = int(np.argmax(bad))
-                kind = "negative" if values[i] < 0 else "infinite"
+            bad_length = first_bad_length(values)
+            if bad_length is not None:
+                i, kind = bad_length
                 raise InputFormatError(
                     f"{kind} value {values[i]} in column {label} at line {lines(i)}; expected a "
                     "finite, non-negative length",

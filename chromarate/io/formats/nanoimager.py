@@ -52,24 +52,18 @@ def _columns(header: str) -> list[tuple[str, str, str | None]]:
 
 def detect(path: Path, head: bytes) -> bool:
     """A comma-separated header with ``Frame``, ``X (nm|pix)`` and ``Y (nm|pix)``."""
-    try:
-        line = g.first_line(head)
-        if line is None or "," not in line:
-            return False
-        raw = g.split_fields(line, ",")
-        has = lambda pat: any(re.fullmatch(pat, f) for f in raw)  # noqa: E731
-        return "Frame" in raw and has(r"X \((nm|pix|px|µm|um)\)") and has(r"Y \((nm|pix|px|µm|um)\)")
-    except Exception:  # noqa: BLE001 - detection never raises
-        return False
+    return g.detect_first_line(head, ",", _is_nanoimager_header)
+
+
+def _is_nanoimager_header(line: str) -> bool:
+    raw = g.split_fields(line, ",")
+    has = lambda pat: any(re.fullmatch(pat, f) for f in raw)  # noqa: E731
+    return "Frame" in raw and has(r"X \((nm|pix|px|µm|um)\)") and has(r"Y \((nm|pix|px|µm|um)\)")
 
 
 def read(path: Path, **options: Any) -> Localizations:
     """Read an ONI Nanoimager localization CSV (see the module docstring)."""
-    g.check_options(FORMAT, options, _OPTIONS)
-    path = Path(path)
-    pixel_size_nm = g.check_pixel_size(options.get("pixel_size_nm"))
-    units = g.check_units(options.get("units"))
-    frame_base = g.check_frame_base(options.get("frame_base"), 0)
+    path, pixel_size_nm, units, frame_base = g.check_reader_options(FORMAT, path, options, _OPTIONS, 0)
     channel = options.get("channel")
 
     tf = g.read_text(path, what="an ONI Nanoimager localization CSV")
@@ -136,9 +130,10 @@ def read(path: Path, **options: Any) -> Localizations:
     if channel is not None and ci is None:
         raise InputFormatError('channel= was given but the file has no "Channel" column', path=path)
 
-    numeric = sorted({i for p in plans for i in p.sources} | ({fi} if fi is not None else set()))
-    data, lines = g.parse_table(path, body, first, sep=",", ncols=len(cols), numeric=numeric,
-                                text=[ci] if ci is not None else [], fmt=FORMAT)
+    data, lines, keep, channels = g.parse_planned(
+        path, body, first, sep=",", names=[c[0] for c in cols], plans=plans, frame=frame,
+        fmt=FORMAT, channel_col=ci, channel=channel,
+    )
     skipped: dict[str, str] = {}
     z_plan = next((p for p in plans if p.canonical == "z_nm"), None)
     if z_plan is not None:
@@ -146,9 +141,6 @@ def read(path: Path, **options: Any) -> Localizations:
         if np.all(z == 0.0):
             plans.remove(z_plan)
             skipped[z_plan.names[0]] = "0 in every row (2-D acquisition)"
-    keep, channels = (None, None)
-    if ci is not None:
-        keep, channels = g.channel_filter(path, data[ci], channel, cols[ci][0])
     meta: dict[str, Any] = {
         "columns_in_file": [c[0] for c in cols],
         "compressed": tf.gzipped,

@@ -42,23 +42,18 @@ def _fields(line: str) -> list[str]:
 
 def detect(path: Path, head: bytes) -> bool:
     """A tab-separated header with ``X``, ``Y``, ``Frame`` and ``Xc``/``Yc`` or ``Channel Name``."""
-    try:
-        line = g.first_line(head)
-        if line is None or "\t" not in line:
-            return False
-        names = set(_fields(line))
-        return {"X", "Y", "Frame"} <= names and ({"Xc", "Yc"} <= names or "Channel Name" in names)
-    except Exception:  # noqa: BLE001 - detection never raises
-        return False
+    return g.detect_first_line(head, "\t", _is_nstorm_header)
+
+
+def _is_nstorm_header(line: str) -> bool:
+    names = set(_fields(line))
+    return {"X", "Y", "Frame"} <= names and ({"Xc", "Yc"} <= names or "Channel Name" in names)
 
 
 def read(path: Path, **options: Any) -> Localizations:
     """Read a Nikon N-STORM molecule list (see the module docstring)."""
-    g.check_options(FORMAT, options, _OPTIONS)
-    path = Path(path)
-    pixel_size_nm = g.check_pixel_size(options.get("pixel_size_nm"))
-    units = g.check_units(options.get("units")) or "nm"
-    frame_base = g.check_frame_base(options.get("frame_base"), 1)
+    path, pixel_size_nm, units, frame_base = g.check_reader_options(FORMAT, path, options, _OPTIONS, 1)
+    units = units or "nm"
     drift = options.get("drift_corrected", True)
     if not isinstance(drift, bool):
         raise ConfigError(f"drift_corrected must be True or False, got {drift!r}")
@@ -100,12 +95,10 @@ def read(path: Path, **options: Any) -> Localizations:
     if channel is not None and ci is None:
         raise InputFormatError('channel= was given but the file has no "Channel Name" column', path=path)
 
-    numeric = sorted({i for p in plans for i in p.sources} | ({frame[0]} if frame else set()))
-    data, lines = g.parse_table(path, body, first, sep="\t", ncols=len(fields), numeric=numeric,
-                                text=[ci] if ci is not None else [], fmt=FORMAT)
-    keep, channels = (None, None)
-    if ci is not None:
-        keep, channels = g.channel_filter(path, data[ci], channel, "Channel Name")
+    data, lines, keep, channels = g.parse_planned(
+        path, body, first, sep="\t", names=fields, plans=plans, frame=frame, fmt=FORMAT,
+        channel_col=ci, channel=channel,
+    )
     meta: dict[str, Any] = {
         "columns_in_file": fields,
         "compressed": tf.gzipped,

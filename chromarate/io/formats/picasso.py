@@ -45,19 +45,18 @@ from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 
 from chromarate.io.formats._binary import (
+    ColumnSet,
     as_float,
     build_localizations,
     check_finite_coordinates,
     check_non_negative,
     check_options,
     check_pixel_size,
-    frames_zero_based,
+    detect_hdf5,
     import_h5py,
-    is_hdf5,
     mean_of,
     open_hdf5,
     positive_number,
-    z_is_trivial,
 )
 
 __all__ = ["FORMAT", "detect", "read"]
@@ -74,23 +73,19 @@ def detect(path: Path, head: bytes) -> bool:
     """True for an HDF5 file with a dataset ``locs``; also for an HDF5 file of no other known
     layout whose sidecar YAML was written by Picasso, so that reading it explains what is
     missing."""
-    try:
-        if not is_hdf5(head):
-            return False
-        path = Path(path)
-        h5py = import_h5py(path, _WHAT)
-        with h5py.File(path, "r") as fh:
-            if isinstance(fh.get("locs"), h5py.Dataset):
-                return True
-            if "saveloc" in fh or ("data" in fh and "meta" in fh):  # SMAP, DECODE
-                return False
-        yaml_path = _sidecar(path)
-        if yaml_path is None:
-            return False
-        with open(yaml_path, "rb") as fh:
-            return b"Picasso" in fh.read(1 << 16)
-    except Exception:  # noqa: BLE001 - detection never raises
+    return detect_hdf5(path, head, _WHAT, _is_picasso)
+
+
+def _is_picasso(path: Path, h5py: Any, fh: Any) -> bool:
+    if isinstance(fh.get("locs"), h5py.Dataset):
+        return True
+    if "saveloc" in fh or ("data" in fh and "meta" in fh):  # SMAP, DECODE
         return False
+    yaml_path = _sidecar(path)
+    if yaml_path is None:
+        return False
+    with open(yaml_path, "rb") as yaml_fh:
+        return b"Picasso" in yaml_fh.read(1 << 16)
 
 
 def read(path: Path, **options: Any) -> Localizations:
@@ -132,41 +127,19 @@ def read(path: Path, **options: Any) -> Localizations:
     def field(name: str) -> np.ndarray:
         return as_float(locs[name], f"field '{name}' of 'locs'", path)
 
-    columns: dict[str, np.ndarray] = {}
-    column_map: dict[str, str] = {}
-    units: dict[str, str] = {}
-    dropped: dict[str, str] = {}
-
+    cols = ColumnSet(path)
     for axis in ("x", "y"):
         values = field(axis)
         check_finite_coordinates(values, f"field '{axis}' of 'locs'", path)
-        columns[f"{axis}_nm"] = values * px
-        column_map[f"{axis}_nm"] = axis
-        units[f"{axis}_nm"] = "px"
+        cols.add(f"{axis}_nm", values * px, axis, "px")
     if "z" in names:
-        z = field("z")
-        check_finite_coordinates(z, "field 'z' of 'locs'", path)
-        if z_is_trivial(z):
-            dropped["z"] = "0 in every row (a 2-D fit); not kept"
-        else:
-            columns["z_nm"] = z
-            column_map["z_nm"] = "z"
-            units["z_nm"] = "nm (Picasso stores z in nm)"
+        cols.add_z(field("z"), "field 'z' of 'locs'", "z", "nm (Picasso stores z in nm)")
     if "frame" in names:
-        frames, reason = frames_zero_based(field("frame"), 0, "field 'frame' of 'locs'", path)
-        if frames is None:
-            dropped["frame"] = reason  # type: ignore[assignment]
-        else:
-            columns["frame"] = frames
-            column_map["frame"] = "frame"
+        cols.add_frames(field("frame"), 0, "field 'frame' of 'locs'", "frame")
     if "photons" in names:
-        columns["photons"] = field("photons")
-        column_map["photons"] = "photons"
-        units["photons"] = "photon"
+        cols.add("photons", field("photons"), "photons", "photon")
     if "bg" in names:
-        columns["background"] = field("bg")
-        column_map["background"] = "bg"
-        units["background"] = "photon"
+        cols.add("background", field("bg"), "bg", "photon")
     for canonical, pair in (("precision_nm", ("lpx", "lpy")), ("sigma_nm", ("sx", "sy"))):
         present = [n for n in pair if n in names]
         if not present:
@@ -176,9 +149,8 @@ def read(path: Path, **options: Any) -> Localizations:
             v = field(n)
             check_non_negative(v, f"field '{n}' of 'locs'", path)
             parts.append(v)
-        columns[canonical] = mean_of(parts) * px
-        column_map[canonical] = f"mean({', '.join(present)})" if len(present) > 1 else present[0]
-        units[canonical] = "px"
+        cols.add(canonical, mean_of(parts) * px,
+                 f"mean({', '.join(present)})" if len(present) > 1 else present[0], "px")
 
     meta: dict[str, Any] = {
         "source": str(path),
@@ -186,13 +158,13 @@ def read(path: Path, **options: Any) -> Localizations:
         "pixel_size_nm": px,
         "frame_base": 0,
         "columns_in_file": list(names),
-        "column_map": column_map,
-        "units": units,
+        "column_map": cols.column_map,
+        "units": cols.units,
         **px_meta,
     }
-    if dropped:
-        meta["dropped_columns"] = dropped
-    return build_localizations(columns, meta, path)
+    if cols.dropped:
+        meta["dropped_columns"] = cols.dropped
+    return build_localizations(cols.columns, meta, path)
 
 
 # --------------------------------------------------------------------------- YAML sidecar

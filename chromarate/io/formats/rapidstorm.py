@@ -171,11 +171,7 @@ def _declared_min_frame(line: str) -> int | None:
 
 def read(path: Path, **options: Any) -> Localizations:
     """Read a rapidSTORM localization or track file (see the module docstring)."""
-    g.check_options(FORMAT, options, _OPTIONS)
-    path = Path(path)
-    pixel_size_nm = g.check_pixel_size(options.get("pixel_size_nm"))
-    units = g.check_units(options.get("units"))
-    frame_base = g.check_frame_base(options.get("frame_base"), 0)
+    path, pixel_size_nm, units, frame_base = g.check_reader_options(FORMAT, path, options, _OPTIONS, 0)
     tracks = options.get("tracks", "merged")
     if tracks not in ("merged", "points"):
         raise ConfigError(f"tracks must be 'merged' or 'points', got {tracks!r}")
@@ -192,9 +188,10 @@ def read(path: Path, **options: Any) -> Localizations:
 
     if inner is None:
         plans, frame, skipped, used_px = _plan(outer, units=units, pixel_size_nm=pixel_size_nm, path=path)
-        numeric = sorted({i for p in plans for i in p.sources} | ({frame[0]} if frame else set()))
-        data, lines = g.parse_table(path, body, first, sep="ws", ncols=len(outer), numeric=numeric, fmt=FORMAT)
-        meta = {**base_meta, "columns_in_file": [f.identifier for f in outer]}
+        names = [f.identifier for f in outer]
+        data, lines, _, _ = g.parse_planned(path, body, first, sep="ws", names=names, plans=plans,
+                                            frame=frame, fmt=FORMAT)
+        meta = {**base_meta, "columns_in_file": names}
         line_of = lines.line
     else:
         fields = outer if tracks == "merged" else inner

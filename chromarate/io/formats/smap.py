@@ -47,6 +47,7 @@ from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 
 from chromarate.io.formats._binary import (
+    ColumnSet,
     as_float,
     build_localizations,
     check_finite_coordinates,
@@ -54,13 +55,12 @@ from chromarate.io.formats._binary import (
     check_options,
     check_pixel_size,
     check_regular_file,
-    frames_zero_based,
+    detect_hdf5,
     import_h5py,
     is_hdf5,
     mean_of,
     open_hdf5,
     read_head,
-    z_is_trivial,
 )
 
 __all__ = ["FORMAT", "detect", "read"]
@@ -77,16 +77,12 @@ _FRAME_BASE = 1
 
 def detect(path: Path, head: bytes) -> bool:
     """True for an HDF5 (MATLAB v7.3) file holding the struct ``saveloc`` with ``loc`` inside."""
-    try:
-        if not is_hdf5(head):
-            return False
-        path = Path(path)
-        h5py = import_h5py(path, _WHAT)
-        with h5py.File(path, "r") as fh:
-            saveloc = fh.get("saveloc")
-            return isinstance(saveloc, h5py.Group) and isinstance(saveloc.get("loc"), h5py.Group)
-    except Exception:  # noqa: BLE001 - detection never raises
-        return False
+    return detect_hdf5(path, head, _WHAT, _is_smap)
+
+
+def _is_smap(path: Path, h5py: Any, fh: Any) -> bool:
+    saveloc = fh.get("saveloc")
+    return isinstance(saveloc, h5py.Group) and isinstance(saveloc.get("loc"), h5py.Group)
 
 
 def read(path: Path, **options: Any) -> Localizations:
@@ -144,51 +140,27 @@ def read(path: Path, **options: Any) -> Localizations:
     if n == 0:
         raise InputFormatError("contains no localizations: saveloc.loc.xnm is empty", path=path)
 
-    columns: dict[str, np.ndarray] = {}
-    column_map: dict[str, str] = {}
-    units: dict[str, str] = {}
-    dropped: dict[str, str] = {}
+    cols = ColumnSet(path)
     for canonical, name in (("x_nm", "xnm"), ("y_nm", "ynm")):
         check_finite_coordinates(vectors[name], f"saveloc.loc.{name}", path)
-        columns[canonical] = vectors[name]
-        column_map[canonical] = name
-        units[canonical] = "nm"
+        cols.add(canonical, vectors[name], name, "nm")
     if "znm" in vectors:
-        z = vectors["znm"]
-        check_finite_coordinates(z, "saveloc.loc.znm", path)
-        if z_is_trivial(z):
-            dropped["znm"] = "0 in every row (a 2-D fit); not kept"
-        else:
-            columns["z_nm"] = z
-            column_map["z_nm"] = "znm"
-            units["z_nm"] = "nm"
+        cols.add_z(vectors["znm"], "saveloc.loc.znm", "znm", "nm")
     if "frame" in vectors:
-        frames, reason = frames_zero_based(vectors["frame"], _FRAME_BASE, "saveloc.loc.frame", path)
-        if frames is None:
-            dropped["frame"] = reason  # type: ignore[assignment]
-        else:
-            columns["frame"] = frames
-            column_map["frame"] = "frame"
+        cols.add_frames(vectors["frame"], _FRAME_BASE, "saveloc.loc.frame", "frame")
     if "phot" in vectors:
-        columns["photons"] = vectors["phot"]
-        column_map["photons"] = "phot"
-        units["photons"] = "photon"
+        cols.add("photons", vectors["phot"], "phot", "photon")
     if "bg" in vectors:
-        columns["background"] = vectors["bg"]
-        column_map["background"] = "bg"
-        units["background"] = "photon"
+        cols.add("background", vectors["bg"], "bg", "photon")
     if "locprecnm" in vectors:
         check_non_negative(vectors["locprecnm"], "saveloc.loc.locprecnm", path)
-        columns["precision_nm"] = vectors["locprecnm"]
-        column_map["precision_nm"] = "locprecnm"
-        units["precision_nm"] = "nm"
+        cols.add("precision_nm", vectors["locprecnm"], "locprecnm", "nm")
     psf = [name for name in ("PSFxnm", "PSFynm") if name in vectors]
     if psf:
         for name in psf:
             check_non_negative(vectors[name], f"saveloc.loc.{name}", path)
-        columns["sigma_nm"] = mean_of([vectors[name] for name in psf])
-        column_map["sigma_nm"] = f"mean({', '.join(psf)})" if len(psf) > 1 else psf[0]
-        units["sigma_nm"] = "nm"
+        cols.add("sigma_nm", mean_of([vectors[name] for name in psf]),
+                 f"mean({', '.join(psf)})" if len(psf) > 1 else psf[0], "nm")
 
     meta: dict[str, Any] = {
         "source": str(path),
@@ -196,8 +168,8 @@ def read(path: Path, **options: Any) -> Localizations:
         "pixel_size_nm": None,
         "frame_base": _FRAME_BASE,
         "columns_in_file": sorted(fields),
-        "column_map": column_map,
-        "units": units,
+        "column_map": cols.column_map,
+        "units": cols.units,
         "camera_pixel_size_nm": camera_px,
     }
     for key, name in (("channels", "channel"), ("file_numbers", "filenumber")):
@@ -205,11 +177,11 @@ def read(path: Path, **options: Any) -> Localizations:
             distinct = np.unique(vectors[name][np.isfinite(vectors[name])])
             if distinct.size > 1:
                 meta[key] = [float(v) for v in distinct]
-    if dropped:
-        meta["dropped_columns"] = dropped
+    if cols.dropped:
+        meta["dropped_columns"] = cols.dropped
     if ignored is not None:
         meta["ignored_options"] = {"pixel_size_nm": "SMAP coordinates are stored in nm"}
-    return build_localizations(columns, meta, path)
+    return build_localizations(cols.columns, meta, path)
 
 
 def _vector(ds: Any, name: str, path: Path) -> np.ndarray:
