@@ -193,3 +193,11 @@ def test_benchmark_rows_smoke(one_thread):
     assert methods == ["pinn/finite-difference", "closed/mollifier", "closed/finite-difference"]
     text = format_rows(rows)
     assert "closed/mollifier" in text
+
+
+@pytest.mark.parametrize("backend", ["finite-difference", "spectral"])
+def test_heat_other_backends_run(backend, one_thread):
+    p = make_heat_problem(16)
+    fit = fit_problem(p, backend=backend, steps=3, radius_px=3.0, dtype="float64")
+    assert fit.backend == backend and fit.dtype == "float64"
+    assert np.all(np.isfinite(fit.lambda_hat)) and len(fit.history["loss"]) == 1
