@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -137,12 +137,8 @@ def _write_nucleus(res: NucleusResult, path: Path, out_dir: Path, truth, t0: flo
     if truth is not None:
         corr = rate_correlation(fit.rate, fit.trusted, pixel_nm=stack.pixel_size_nm,
                                 origin_nm=stack.origin_nm, truth=truth)
-    if truth is not None:
-        prov = dict(stack.provenance)
-        prov["metrics"] = {"rate_corr_truth": corr}
-        stack = type(stack)(channels=stack.channels, labels=stack.labels,
-                            pixel_size_nm=stack.pixel_size_nm, origin_nm=stack.origin_nm,
-                            provenance=prov)
+        stack = replace(stack, provenance={**stack.provenance,
+                                           "metrics": {"rate_corr_truth": corr}})
     target = out_dir / _input_stem(path) / f"{res.nucleus_id}.ome.zarr"
     write_result(stack, target)
     row = {

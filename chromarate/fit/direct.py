@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from .._types import FitResult, PhaseFields
 from ..config import FitConfig
@@ -42,8 +43,6 @@ def resolve_radius(fields: PhaseFields, config: FitConfig) -> tuple[float, float
     reaction = 2.0 * float(np.mean(fields.phi_h[fields.mask]))  # = 2 lambda phi_e on average
     r_min = max(4.0, ((m.degree or 6) + 2) / 2.0)  # enough samples for the polynomial degree
     # keep a trusted interior: the kernel (radius + stencil) must fit well inside the nucleus
-    from scipy import ndimage as ndi
-
     inradius = float(ndi.distance_transform_edt(np.asarray(fields.mask, bool)).max())
     r_max = float(np.clip(np.floor(0.6 * inradius) - 3.0, r_min, 24.0))
     radius = choose_radius(noise, pixel_um=pixel_um, kind=m.kernel, degree=m.degree,

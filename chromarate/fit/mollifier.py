@@ -4,22 +4,19 @@ Why not sample the analytic derivatives of the bump? On a grid of practical size
 sampled derivative kernels have the wrong discrete moments: the sampled fourth-derivative
 kernel of radius 8 px applied to x^4/24 gives about -21 instead of 1 (DESIGN.md section 5).
 
-Construction used here (moment-corrected, "weighted local polynomial") kernels. For a smooth
-compact weight ``w`` of radius ``eps`` pixels sampled at the integer offsets ``j`` and a
-polynomial degree ``q``, the 1-D kernel of derivative order ``a`` is::
+Construction used here. ``K_0`` (the mollifier) is a smooth compact weight ``w`` of radius
+``eps`` pixels (bump or Wendland) times a polynomial chosen so that its *discrete* moments
+obey ``sum_j K_0[j] (j h)^m = delta(m, 0)`` for m = 0 .. q (default q = 6), i.e. it leaves
+every polynomial of degree <= q unchanged on the grid. The order-``a`` kernel is the central
+difference ``D_a`` that is exact to the same degree, composed with ``K_0``::
 
-    K_a[j] = w[j] * P_a(j / eps),
+    K_a = D_a * K_0,   so   K_a * f = D_a (K_0 * f) = K_0 * (D_a f),
 
-where the polynomial ``P_a`` (degree <= q) is chosen so that the *discrete* moments obey::
-
-    sum_j K_a[j] (j h)^m = a! * delta(m, a)      for m = 0 .. q.
-
-Then ``sum_j K_a[j] f(x + j h) = f^(a)(x)`` exactly for every polynomial of degree <= q, on
-the grid, for any ``eps``. ``K_0`` is the mollifier itself (unit sum); ``K_a`` are the
-value and derivatives at the centre of the ``w``-weighted least-squares polynomial fit of
-degree q, so all orders come from the same local model. 2-D operators are tensor products
-(``d^(a+b)/dx^a dy^b = K_a(x) K_b(y)``), hence exact for all 2-D polynomials of degree <= q
-in each variable. The smoothing bias for a general smooth field is O(eps^(q+1-a)).
+hence ``sum_j K_a[j] f(x + j h) = f^(a)(x)`` exactly for every polynomial of degree <= q, and
+every derivative is a derivative of the *same* mollified field: the strong form (chain rule
+on derivatives of u = K_0 * g) and the weak form (derivatives moved onto the kernels) agree.
+2-D operators are tensor products (``d^(a+b)/dx^a dy^b = K_a(x) K_b(y)``), exact for 2-D
+polynomials of degree <= q in each variable.
 
 Convolution is a correlation: ``out[i] = sum_j K[j] g[i + j]``. The direct path uses
 separable ``conv2d`` passes; the FFT path multiplies spectra; both give the same numbers
