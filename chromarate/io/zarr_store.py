@@ -21,6 +21,7 @@ so a result path holds either a complete store or nothing new.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -35,11 +36,14 @@ import numpy as np
 from .._types import ResultStack
 from ..errors import ResultStoreError
 from ..export import SCHEMA_VERSION, json_safe
+from ._atomic import exchange_paths, rename_no_replace
 
 __all__ = [
     "NGFF_VERSIONS",
+    "PYRAMID_MAX_SIDE",
     "SUPPORTED_SCHEMA_VERSIONS",
     "is_complete_result",
+    "open_result_levels",
     "read_result",
     "write_result",
 ]
@@ -50,7 +54,13 @@ NGFF_VERSIONS: dict[str, int] = {"0.5": 3, "0.4": 2}
 #: ``chromarate`` block schema versions :func:`read_result` understands.
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (SCHEMA_VERSION,)
 
+#: Results with a side longer than this many pixels get a multiscale pyramid: levels
+#: downsampled 2x each, until the coarsest level fits (a viewer then loads what it shows).
+PYRAMID_MAX_SIDE = 1024
+
 _BLOCK = "chromarate"
+_TMP_MARK = ".tmp-"  # hidden siblings: .<name>.tmp-<token> (being written)
+_OLD_MARK = ".old-"  # and .<name>.old-<token> (previous store, being replaced)
 _CHUNK_YX = 256
 _UNIT = "nanometer"
 
@@ -71,8 +81,7 @@ _LABEL_RGBA = [255, 200, 0, 128]
 
 
 # --------------------------------------------------------------------------------------
-# Resolution levels. Only full resolution is written for now; a pyramid would add levels
-# here and everything below (arrays, datasets, transforms) follows.
+# Resolution levels
 
 
 @dataclass(frozen=True)
@@ -81,15 +90,37 @@ class _Level:
     factor: int  # downsampling factor relative to full resolution
 
 
-def _levels(shape_yx: tuple[int, int]) -> list[_Level]:
-    return [_Level(path="0", factor=1)]
+def _levels(shape_yx: tuple[int, ...]) -> list[_Level]:
+    """Full resolution, then levels downsampled 2x each while a side exceeds the limit."""
+    ny, nx = (int(v) for v in shape_yx[-2:])
+    levels = [_Level(path="0", factor=1)]
+    factor = 1
+    while max(-(-ny // factor), -(-nx // factor)) > PYRAMID_MAX_SIDE:
+        factor *= 2
+        levels.append(_Level(path=str(len(levels)), factor=factor))
+    return levels
 
 
 def _downsample(data: np.ndarray, factor: int, *, labels: bool) -> np.ndarray:
+    """Downsample the last two axes by ``factor``; the result has ceil(n / factor) pixels.
+
+    Intensities: mean of each ``factor`` x ``factor`` block, ignoring NaN (a block that is
+    all NaN stays NaN). Labels: the top-left pixel of each block (no new label values).
+    """
     if factor == 1:
         return data
-    # Not used yet: nearest for labels, block mean would do for intensities.
-    return data[..., ::factor, ::factor]
+    if labels:
+        return np.ascontiguousarray(data[..., ::factor, ::factor])
+    ny, nx = data.shape[-2:]
+    my, mx = -(-ny // factor), -(-nx // factor)
+    padded = np.full(data.shape[:-2] + (my * factor, mx * factor), np.nan, dtype=np.float64)
+    padded[..., :ny, :nx] = data
+    blocks = padded.reshape(data.shape[:-2] + (my, factor, mx, factor))
+    count = np.isfinite(blocks).sum(axis=(-3, -1))
+    total = np.where(np.isfinite(blocks), blocks, 0.0).sum(axis=(-3, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    return mean.astype(data.dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -165,13 +196,25 @@ def _omero(name: str, stack: ResultStack) -> dict:
     }
 
 
+def _label_rgba(index: int, n_values: int) -> list[int]:
+    """Colour of the ``index``-th label value: the nucleus colour for a single label,
+    well-separated hues (golden-ratio steps) when there are many (e.g. chromatin domains)."""
+    if n_values == 1:
+        return list(_LABEL_RGBA)
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb((0.1 + 0.618034 * index) % 1.0, 0.75, 1.0)
+    return [int(round(255 * r)), int(round(255 * g)), int(round(255 * b)), _LABEL_RGBA[3]]
+
+
 def _image_label(label_name: str, data: np.ndarray, ngff: str) -> dict:
     values = [int(v) for v in np.unique(data) if v != 0]
     block: dict[str, Any] = {}
     if ngff == "0.4":
         block["version"] = "0.4"
     block["source"] = {"image": "../../"}
-    block["colors"] = [{"label-value": v, "rgba": list(_LABEL_RGBA)} for v in values[:256]]
+    block["colors"] = [{"label-value": v, "rgba": _label_rgba(i, len(values))}
+                       for i, v in enumerate(values[:256])]
     block["properties"] = [{"label-value": v, "name": f"{label_name} {v}"} for v in values[:256]]
     return block
 
@@ -381,7 +424,7 @@ def write_result(
 
     parent = path.parent
     token = uuid.uuid4().hex[:12]
-    tmp = parent / f".{path.name}.tmp-{token}"
+    tmp = parent / f".{path.name}{_TMP_MARK}{token}"
     try:
         parent.mkdir(parents=True, exist_ok=True)
         root = zarr.open_group(str(tmp), mode="w-", zarr_format=zarr_format)
@@ -397,13 +440,25 @@ def write_result(
 
 
 def _commit(tmp: Path, path: Path, *, overwrite: bool, token: str) -> None:
-    """Move the finished store at ``tmp`` to ``path``; keep any old store until it is there."""
+    """Move the finished store at ``tmp`` to ``path``; keep any old store until it is there.
+
+    A new path is created with one rename that refuses to replace anything. An existing
+    store is swapped with the new one in one atomic step where the system allows it
+    (Linux ``renameat2(RENAME_EXCHANGE)``); elsewhere the old store is renamed aside to a
+    hidden ``.<name>.old-<token>`` sibling first and put back if the second rename fails.
+    """
     if not os.path.lexists(path):
-        os.rename(tmp, path)  # fails rather than merging if someone created path meanwhile
-        return
+        try:
+            rename_no_replace(tmp, path)
+            return
+        except FileExistsError:  # someone created path meanwhile: fall through to replace it
+            pass
     if not overwrite:
         raise ResultStoreError("result store already exists (overwrite=False)", path=path)
-    old = path.parent / f".{path.name}.old-{token}"
+    if exchange_paths(tmp, path):  # path now holds the new store, tmp the old one
+        _remove_tree(tmp)
+        return
+    old = path.parent / f".{path.name}{_OLD_MARK}{token}"
     os.rename(path, old)
     try:
         os.rename(tmp, path)
@@ -424,6 +479,7 @@ class _Plan:
     ngff: str
     channel_names: list[str]
     image_path: str
+    level_paths: list[str]  # every resolution level, full resolution first
     pixel_size_nm: float
     origin_nm: tuple[float, float]
     labels: dict[str, str]  # label name -> array path inside the store
@@ -476,6 +532,30 @@ def _open_array(root, key: str, path: Path, what: str):
     return arr
 
 
+def _check_levels(group, path: Path, what: str, datasets: list, base, pixel: float
+                  ) -> list[str]:
+    """Check every resolution level after the first: present, complete, and shaped as the
+    full-resolution array downsampled by the ratio of its pixel size. Returns their paths."""
+    paths = [datasets[0]["path"]]
+    ndim = len(base.shape)
+    for k, ds in enumerate(datasets[1:], start=1):
+        if not (isinstance(ds, Mapping) and isinstance(ds.get("path"), str)):
+            raise _fail(path, f"{what}: resolution level {k} has no path")
+        scale, _ = _transforms(path, f"{what}: level {ds['path']!r}", ds, ndim)
+        ratio = scale[-1] / pixel
+        factor = int(round(ratio))
+        if factor < 2 or not math.isclose(ratio, factor, rel_tol=1e-6):
+            raise _fail(path, f"{what}: level {ds['path']!r} has pixel size {scale[-1]}, "
+                              f"expected a whole multiple (>= 2) of {pixel}")
+        level = _open_array(group, ds["path"], path, f"{what} level {k}")
+        expected = tuple(base.shape[:-2]) + tuple(-(-n // factor) for n in base.shape[-2:])
+        if tuple(level.shape) != expected:
+            raise _fail(path, f"{what}: level {ds['path']!r} has shape {tuple(level.shape)}, "
+                              f"expected {expected} (downsampled {factor}x)")
+        paths.append(ds["path"])
+    return paths
+
+
 def _inspect(path: Path):
     """Check a store's metadata and arrays (not their values); return (root, plan)."""
     try:
@@ -490,6 +570,11 @@ def _inspect_unguarded(path: Path):
     import zarr
 
     if not os.path.exists(path):
+        backups = sorted(path.parent.glob(f".{glob.escape(path.name)}{_OLD_MARK}*"))
+        if backups:
+            raise _fail(path, f"no such result store, but an interrupted rewrite left the "
+                              f"previous result at {backups[-1]}; rename it to {path.name} "
+                              f"to keep it, or write the result again")
         raise _fail(path, "no such result store")
     if not path.is_dir():
         raise _fail(path, "not a zarr store (a file, expected a directory)")
@@ -549,6 +634,7 @@ def _inspect_unguarded(path: Path):
     if np.dtype(arr.dtype) != np.float32:
         raise _fail(path, f"image array {image_path!r} has dtype {arr.dtype}, expected "
                           f"float32")
+    level_paths = _check_levels(root, path, "image", datasets, arr, pixel)
 
     labels: dict[str, str] = {}
     if "labels" in root:
@@ -570,12 +656,14 @@ def _inspect_unguarded(path: Path):
             if tuple(larr.shape) != tuple(arr.shape[1:]):
                 raise _fail(path, f"label {lname!r} has shape {larr.shape}, expected "
                                   f"{arr.shape[1:]}")
+            _check_levels(root[key], path, f"label {lname!r}", lms[0]["datasets"], larr, pixel)
             labels[str(lname)] = lpath
 
     plan = _Plan(
         ngff=ngff,
         channel_names=list(names),
         image_path=image_path,
+        level_paths=level_paths,
         pixel_size_nm=pixel,
         origin_nm=(translation[1], translation[2]),
         labels=labels,
@@ -621,6 +709,34 @@ def read_result(path: str | os.PathLike) -> ResultStack:
         origin_nm=plan.origin_nm,
         provenance=plan.provenance,
     )
+
+
+def open_result_levels(path: str | os.PathLike) -> dict[str, list]:
+    """Open every resolution level of every channel of a result store, lazily.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.ome.zarr`` directory.
+
+    Returns
+    -------
+    dict of str to list of dask.array.Array
+        Channel name -> float32 ``(y, x)`` arrays, full resolution first, then each level
+        downsampled 2x from the one before (only one level for images with no side
+        longer than :data:`PYRAMID_MAX_SIDE`). Values are read when computed.
+
+    Raises
+    ------
+    ResultStoreError
+        For the same reasons as :func:`read_result` (checked before anything is opened).
+    """
+    import dask.array as da
+
+    path = Path(path)
+    root, plan = _inspect(path)
+    levels = [da.from_zarr(root[key]) for key in plan.level_paths]
+    return {name: [level[i] for level in levels] for i, name in enumerate(plan.channel_names)}
 
 
 def is_complete_result(path: str | os.PathLike) -> bool:

@@ -213,6 +213,27 @@ def test_crash_mid_overwrite_keeps_existing_store(tmp_path, monkeypatch, version
     assert_same(good, read_result(path))
 
 
+def test_overwrite_is_one_atomic_exchange(tmp_path, monkeypatch):
+    from chromarate.io import _atomic
+
+    path = tmp_path / "n.ome.zarr"
+    write_result(make_stack(0), path)
+    probe_a, probe_b = tmp_path / "a", tmp_path / "b"
+    probe_a.mkdir(), probe_b.mkdir()
+    if not _atomic.exchange_paths(probe_a, probe_b):
+        pytest.skip("this system has no atomic rename exchange (renameat2)")
+    probe_a.rmdir(), probe_b.rmdir()
+
+    def no_rename(*args):
+        raise AssertionError("the store was moved aside instead of exchanged")
+
+    monkeypatch.setattr(zarr_store.os, "rename", no_rename)
+    second = make_stack(1)
+    write_result(second, path)
+    assert_same(second, read_result(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["n.ome.zarr"]
+
+
 def test_failed_final_rename_restores_old_store(tmp_path, monkeypatch):
     path = tmp_path / "n.ome.zarr"
     good = make_stack(0)
@@ -227,6 +248,8 @@ def test_failed_final_rename_restores_old_store(tmp_path, monkeypatch):
         return real_rename(src, dst)
 
     monkeypatch.setattr(zarr_store.os, "rename", rename)
+    # the fallback of systems without an atomic exchange: move the old store aside first
+    monkeypatch.setattr(zarr_store, "exchange_paths", lambda a, b: False)
     with pytest.raises(ResultStoreError, match="rename failed"):
         write_result(make_stack(1), path)
     monkeypatch.setattr(zarr_store.os, "rename", real_rename)
