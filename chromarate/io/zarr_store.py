@@ -7,16 +7,24 @@ on request)::
         zarr.json | .zattrs   "ome" (0.5) or top level (0.4): multiscales, omero, labels;
                               "chromarate": the provenance block (schema_version, ...)
         0/                    float32 (c, y, x), chunks (1, 256, 256)
+        1/, 2/, ...           pyramid levels, each downsampled 2x (NaN-ignoring block mean),
+                              only while a side exceeds PYRAMID_MAX_SIDE (1024) pixels
         labels/
             nucleus/          label image: multiscales (y, x) + image-label
-                0/            integer (y, x)
+                0/ (1/ ...)   integer (y, x); pyramid levels take every 2nd pixel
+            domains/          heterochromatin domains, when the stack carries them
 
 Axes are ``c`` (channel), ``y`` and ``x`` (space, nanometer). Each resolution level carries
-a ``scale`` transform ``[1, p, p]`` and a ``translation`` ``[0, origin_y, origin_x]``, where
-``origin`` is the corner of pixel (0, 0) as everywhere in chromarate (DESIGN.md section 3).
+a ``scale`` transform ``[1, p * f, p * f]`` (``f`` its downsampling factor) and a
+``translation`` ``[0, origin_y, origin_x]``, where ``origin`` is the corner of pixel (0, 0)
+as everywhere in chromarate (DESIGN.md section 3).
 
-Writes are atomic: the store is built in a hidden sibling directory and renamed into place,
-so a result path holds either a complete store or nothing new.
+Writes are atomic: the store is built in a hidden sibling directory (``.<name>.tmp-<id>``)
+and renamed into place, so a result path holds either a complete store or nothing new. An
+existing store is swapped with the new one in one step where the system can
+(``renameat2(RENAME_EXCHANGE)`` on Linux), else moved aside to ``.<name>.old-<id>`` and put
+back if the new one cannot take its place. The root metadata is written last, so a
+half-written store never reads as a chromarate result.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from .._types import ResultStack
 from ..errors import ResultStoreError
 from ..export import SCHEMA_VERSION, json_safe
 from ._atomic import exchange_paths, rename_no_replace
+from ._results import channel_color, display_window, validate_stack
 
 __all__ = [
     "NGFF_VERSIONS",
@@ -64,17 +73,6 @@ _OLD_MARK = ".old-"  # and .<name>.old-<token> (previous store, being replaced)
 _CHUNK_YX = 256
 _UNIT = "nanometer"
 
-#: Display colours (RRGGBB) of the known channels; others cycle through _FALLBACK_COLORS.
-_CHANNEL_COLORS = {
-    "density": "FFFFFF",
-    "denoised": "FFFFFF",
-    "phi_d_observed": "FF00FF",
-    "phi_d_fitted": "00FFFF",
-    "rate": "FFFF00",
-    "rate_std": "FF8000",
-    "residual": "00FF00",
-}
-_FALLBACK_COLORS = ("FF0000", "00FF00", "0000FF", "FFFF00", "FF00FF", "00FFFF", "FFFFFF")
 #: Channels shown when a generic OME-Zarr viewer opens the image.
 _ACTIVE_CHANNELS = ("denoised", "rate")
 _LABEL_RGBA = [255, 200, 0, 128]
@@ -163,27 +161,13 @@ def _multiscales(name: str, levels, stack, *, with_channel: bool, ngff: str) -> 
     return [ms]
 
 
-def _window(data: np.ndarray) -> dict[str, float]:
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
-        return {"min": 0.0, "max": 1.0, "start": 0.0, "end": 1.0}
-    lo, hi = float(finite.min()), float(finite.max())
-    start, end = (float(v) for v in np.percentile(finite, [1.0, 99.0]))
-    if not end > start:
-        start, end = lo, hi
-    if not hi > lo:
-        hi = lo + 1.0
-        start, end = lo, hi
-    return {"min": lo, "max": hi, "start": start, "end": end}
-
-
 def _omero(name: str, stack: ResultStack) -> dict:
     channels = []
     for i, (cname, data) in enumerate(stack.channels.items()):
         channels.append({
             "label": cname,
-            "color": _CHANNEL_COLORS.get(cname, _FALLBACK_COLORS[i % len(_FALLBACK_COLORS)]),
-            "window": _window(np.asarray(data)),
+            "color": channel_color(cname, i),
+            "window": display_window(np.asarray(data)),
             "active": cname in _ACTIVE_CHANNELS,
             "coefficient": 1.0,
             "family": "linear",
@@ -255,43 +239,6 @@ def _store_name(path: Path) -> str:
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name
-
-
-def _validate_stack(stack: ResultStack, path: Path) -> tuple[int, int]:
-    if not stack.channels:
-        raise ResultStoreError("result stack has no channels", path=path)
-    shape = None
-    for name, data in stack.channels.items():
-        if not isinstance(name, str) or not name:
-            raise ResultStoreError(f"channel names must be non-empty strings, got {name!r}",
-                                   path=path)
-        a = np.asarray(data)
-        if a.ndim != 2:
-            raise ResultStoreError(f"channel {name!r} must be 2-D, got shape {a.shape}",
-                                   path=path)
-        if shape is None:
-            shape = a.shape
-        elif a.shape != shape:
-            raise ResultStoreError(
-                f"channel {name!r} has shape {a.shape}, expected {shape} like the others",
-                path=path)
-    for name, data in stack.labels.items():
-        a = np.asarray(data)
-        if not isinstance(name, str) or not name or "/" in name:
-            raise ResultStoreError(f"invalid label name {name!r}", path=path)
-        if a.shape != shape:
-            raise ResultStoreError(
-                f"label {name!r} has shape {a.shape}, expected {shape}", path=path)
-        if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
-            raise ResultStoreError(
-                f"label {name!r} must be integer, got dtype {a.dtype}", path=path)
-    p = float(stack.pixel_size_nm)
-    if not (math.isfinite(p) and p > 0):
-        raise ResultStoreError(f"pixel size must be positive, got {p}", path=path)
-    if len(stack.origin_nm) != 2 or not all(math.isfinite(float(v)) for v in stack.origin_nm):
-        raise ResultStoreError(f"origin must be two finite numbers, got {stack.origin_nm}",
-                               path=path)
-    return shape  # type: ignore[return-value]
 
 
 def _provenance_block(stack: ResultStack, path: Path) -> dict:
@@ -417,7 +364,7 @@ def write_result(
             f"unsupported NGFF version {ngff_version!r}; choose one of "
             f"{', '.join(NGFF_VERSIONS)}", path=path)
     zarr_format = NGFF_VERSIONS[ngff_version]
-    _validate_stack(stack, path)
+    validate_stack(stack, path)
     block = _provenance_block(stack, path)
     if os.path.lexists(path) and not overwrite:
         raise ResultStoreError("result store already exists (overwrite=False)", path=path)
