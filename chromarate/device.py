@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import DeviceError
 
-__all__ = ["resolve_device", "resolve_dtype", "describe_device"]
+__all__ = ["resolve_device", "resolve_dtype", "describe_device", "spread_device"]
 
 
 def resolve_device(spec: str = "auto"):
@@ -74,3 +74,23 @@ def describe_device(device) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return str(device)
+
+
+def spread_device(spec: str | None, index: int) -> str | None:
+    """The device of worker number ``index`` of a pool sharing one machine.
+
+    ``"auto"`` (or None) becomes ``"cuda:<index mod n>"`` when ``n >= 2`` CUDA devices are
+    visible, so that each worker of a local pool has a GPU of its own; any other spec, and
+    ``"auto"`` with fewer than two GPUs, is returned unchanged.
+
+    Examples
+    --------
+    >>> spread_device("cpu", 3)
+    'cpu'
+    """
+    if (spec or "auto").strip().lower() != "auto":
+        return spec
+    import torch
+
+    n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return f"cuda:{index % n}" if n >= 2 else spec

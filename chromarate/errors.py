@@ -11,6 +11,7 @@ from pathlib import Path
 
 __all__ = [
     "ChromarateError",
+    "ClusterError",
     "ConfigError",
     "DeviceError",
     "FitDivergedError",
@@ -51,6 +52,10 @@ class InputFormatError(ChromarateError, ValueError):
 
 class ConfigError(ChromarateError, ValueError):
     """A configuration value is invalid or a configuration file cannot be read."""
+
+
+class ClusterError(ChromarateError, ConnectionError):
+    """A dask scheduler cannot be reached or its workers cannot run chromarate."""
 
 
 class DeviceError(ChromarateError, RuntimeError):

@@ -23,14 +23,13 @@ from .denoise import denoise_density
 from .drift import correct_drift
 from .filtering import filter_localizations
 from .export import build_result_stack
-from .fit.loop import iter_fit
 from .phase import phase_fields
 from .render import render_density
 from .resolution import fourier_ring_correlation
 from .errors import ChromarateError
 from .segment import crop_to_mask, segment_nuclei
 
-__all__ = ["Pipeline", "NucleusResult", "crop_density"]
+__all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +42,32 @@ class NucleusResult:
     fields: PhaseFields
     timings: Mapping[str, float] = field(default_factory=dict)
     n_localizations: int = 0
+
+
+@dataclass(frozen=True)
+class NucleusTask:
+    """One segmented nucleus, ready for phase mapping and fitting (small and picklable).
+
+    Attributes
+    ----------
+    nucleus_id : int
+        Label of the nucleus in the segmentation of its acquisition (1-based).
+    density, denoised : DensityMap
+        Raw and denoised density cropped around the nucleus (with a kernel-wide margin).
+    mask : numpy.ndarray
+        bool mask of the nucleus on the crop.
+    n_localizations : int
+        Localizations inside the mask (the summed density for image inputs).
+    timings : dict
+        Seconds of the shared stages (filter ... segment) of the acquisition.
+    """
+
+    nucleus_id: int
+    density: DensityMap
+    denoised: DensityMap
+    mask: np.ndarray
+    n_localizations: int = 0
+    timings: Mapping[str, float] = field(default_factory=dict)
 
 
 def crop_density(density: DensityMap, slices: tuple[slice, slice]) -> DensityMap:
@@ -89,6 +114,40 @@ class Pipeline:
             For a nucleus whose phase mapping, fit or export raised a ChromarateError;
             the other nuclei go on.
         """
+        for item in self.iter_prepare(locs):
+            if isinstance(item, NucleusTask):
+                yield from self.iter_nucleus(item, device=device, provenance=provenance)
+            else:
+                yield item
+
+    def iter_run_density(self, density: DensityMap, *, device: str | None = None,
+                         provenance: Mapping[str, Any] | None = None
+                         ) -> Iterator[StageDone | FitProgress | NucleusResult | NucleusFailed]:
+        """Run the stages from denoising on, for a rendered density image (e.g. a TIFF).
+
+        ``n_localizations`` of a nucleus is then the summed density inside its mask.
+        """
+        for item in self.iter_prepare_density(density):
+            if isinstance(item, NucleusTask):
+                yield from self.iter_nucleus(item, device=device, provenance=provenance)
+            else:
+                yield item
+
+    def iter_prepare(self, locs: Localizations) -> Iterator[StageDone | NucleusTask | NucleusFailed]:
+        """Run the shared stages (filter ... segment) and yield one task per nucleus.
+
+        The first half of :meth:`iter_run`: a batch runner sends each :class:`NucleusTask`
+        to :meth:`iter_nucleus`, possibly on another worker.
+
+        Yields
+        ------
+        StageDone
+            After each shared stage.
+        NucleusTask
+            One per segmented nucleus, in label order.
+        NucleusFailed
+            For a nucleus that could not be cropped.
+        """
         cfg = self.config
         timings: dict[str, float] = {}
         timed = _timer(timings)
@@ -105,21 +164,15 @@ class Pipeline:
             yield ev
             density = replace(density, meta={**dict(density.meta),
                                              "resolution_nm": frc.resolution_nm})
-        yield from self._iter_density(density, locs, timings, timed, device, provenance)
+        yield from self._iter_prepare_density(density, locs, timings, timed)
 
-    def iter_run_density(self, density: DensityMap, *, device: str | None = None,
-                         provenance: Mapping[str, Any] | None = None
-                         ) -> Iterator[StageDone | FitProgress | NucleusResult | NucleusFailed]:
-        """Run the stages from denoising on, for a rendered density image (e.g. a TIFF).
-
-        ``n_localizations`` of a nucleus is then the summed density inside its mask.
-        """
+    def iter_prepare_density(self, density: DensityMap
+                             ) -> Iterator[StageDone | NucleusTask | NucleusFailed]:
+        """:meth:`iter_prepare` for a rendered density image (stages from denoising on)."""
         timings: dict[str, float] = {}
-        timed = _timer(timings)
+        yield from self._iter_prepare_density(density, None, timings, _timer(timings))
 
-        yield from self._iter_density(density, None, timings, timed, device, provenance)
-
-    def _iter_density(self, density, locs, timings, timed, device, provenance):
+    def _iter_prepare_density(self, density, locs, timings, timed):
         cfg = self.config
         denoised, ev = timed("denoise", denoise_density, density, cfg.denoise)
         yield ev
@@ -132,49 +185,74 @@ class Pipeline:
         for nucleus_id in range(1, int(labels.max()) + 1):
             if not np.any(labels == nucleus_id):
                 continue
-            stage = "phase"
             try:
                 slices = crop_to_mask(labels == nucleus_id, margin)
                 dens_c, den_c = crop_density(density, slices), crop_density(denoised, slices)
                 mask_c = np.ascontiguousarray(labels[slices] == nucleus_id)
-                ntimings = dict(timings)
-                t0 = time.perf_counter()
-                fields = phase_fields(den_c, mask_c, cfg.phase)
-                ntimings["phase"] = time.perf_counter() - t0
-                yield StageDone(stage="phase", seconds=ntimings["phase"], nucleus_id=nucleus_id)
-                stage = "fit"
-                t0 = time.perf_counter()
-                fit = None
-                for event in iter_fit(fields, cfg.fit, device=device):
-                    if isinstance(event, FitDone):
-                        fit = event.result
-                    else:
-                        yield event
-                ntimings["fit"] = time.perf_counter() - t0
-                yield StageDone(stage="fit", seconds=ntimings["fit"], nucleus_id=nucleus_id)
-                stage = "export"
                 n_in = (_count_inside(x, y, mask_c, den_c) if locs is not None
                         else int(round(float(dens_c.data[mask_c].sum()))))
-                prov = {
-                    "config": cfg.model_dump(mode="json"),
-                    "config_hash": config_hash(cfg),
-                    "versions": _versions(),
-                    "nucleus_id": nucleus_id,
-                    "n_localizations": n_in,
-                    "phase": dict(fields.meta),
-                    "timings": dict(ntimings),
-                    **dict(provenance or {}),
-                }
-                t0 = time.perf_counter()
-                stack = build_result_stack(density=dens_c, denoised=den_c, fields=fields, fit=fit,
-                                           provenance=prov)
-                ntimings["export"] = time.perf_counter() - t0
-                yield StageDone(stage="export", seconds=ntimings["export"], nucleus_id=nucleus_id)
             except ChromarateError as exc:
-                yield NucleusFailed(nucleus_id=nucleus_id, stage=stage, error=str(exc))
+                yield NucleusFailed(nucleus_id=nucleus_id, stage="segment", error=str(exc))
                 continue
-            yield NucleusResult(nucleus_id=nucleus_id, stack=stack, fit=fit, fields=fields,
-                                timings=ntimings, n_localizations=n_in)
+            yield NucleusTask(nucleus_id=nucleus_id, density=dens_c, denoised=den_c,
+                              mask=mask_c, n_localizations=n_in, timings=dict(timings))
+
+    def iter_nucleus(self, task: NucleusTask, *, device: str | None = None,
+                     provenance: Mapping[str, Any] | None = None
+                     ) -> Iterator[StageDone | FitProgress | NucleusResult | NucleusFailed]:
+        """Phase mapping, fit and export of one nucleus (the second half of :meth:`iter_run`).
+
+        Yields
+        ------
+        StageDone
+            After phase mapping, fitting and export (with the nucleus id).
+        FitProgress
+            While the fit trains.
+        NucleusResult or NucleusFailed
+            Last: the result, or the stage and error when a ChromarateError was raised.
+        """
+        from .fit.loop import iter_fit  # torch is imported only when a nucleus is fitted
+
+        cfg = self.config
+        nucleus_id = task.nucleus_id
+        stage = "phase"
+        try:
+            ntimings = dict(task.timings)
+            t0 = time.perf_counter()
+            fields = phase_fields(task.denoised, task.mask, cfg.phase)
+            ntimings["phase"] = time.perf_counter() - t0
+            yield StageDone(stage="phase", seconds=ntimings["phase"], nucleus_id=nucleus_id)
+            stage = "fit"
+            t0 = time.perf_counter()
+            fit = None
+            for event in iter_fit(fields, cfg.fit, device=device):
+                if isinstance(event, FitDone):
+                    fit = event.result
+                else:
+                    yield event
+            ntimings["fit"] = time.perf_counter() - t0
+            yield StageDone(stage="fit", seconds=ntimings["fit"], nucleus_id=nucleus_id)
+            stage = "export"
+            prov = {
+                "config": cfg.model_dump(mode="json"),
+                "config_hash": config_hash(cfg),
+                "versions": _versions(),
+                "nucleus_id": nucleus_id,
+                "n_localizations": task.n_localizations,
+                "phase": dict(fields.meta),
+                "timings": dict(ntimings),
+                **dict(provenance or {}),
+            }
+            t0 = time.perf_counter()
+            stack = build_result_stack(density=task.density, denoised=task.denoised,
+                                       fields=fields, fit=fit, provenance=prov)
+            ntimings["export"] = time.perf_counter() - t0
+            yield StageDone(stage="export", seconds=ntimings["export"], nucleus_id=nucleus_id)
+        except ChromarateError as exc:
+            yield NucleusFailed(nucleus_id=nucleus_id, stage=stage, error=str(exc))
+            return
+        yield NucleusResult(nucleus_id=nucleus_id, stack=stack, fit=fit, fields=fields,
+                            timings=ntimings, n_localizations=task.n_localizations)
 
     def run(self, locs: Localizations, *, device: str | None = None,
             provenance: Mapping[str, Any] | None = None) -> list[NucleusResult | NucleusFailed]:
