@@ -1,11 +1,14 @@
 """Command line interface (click). Thin: parses options, calls the library, prints.
 
 Errors raised on purpose (``ChromarateError``) become a one-line message and exit code 1;
-``-v`` shows the traceback.
+``-v`` shows the traceback. Commands: ``run``, ``config init|validate|show|schema``,
+``info``, ``report``, ``demo``, ``simulate``.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -14,7 +17,14 @@ import click
 
 from . import __version__
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]
+
+#: Exit status when some nuclei or inputs failed, and when interrupted.
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+# ----------------------------------------------------------------------------- helpers
 
 
 def _parse_value(text: str):
@@ -26,11 +36,13 @@ def _parse_value(text: str):
         return text
 
 
-def _load_pipeline_config(config_path: str | None, overrides: tuple[str, ...]):
-    from .config import PipelineConfig, load_config, with_overrides
+def _load_pipeline_config(spec: str | None, overrides: tuple[str, ...]):
+    """The config of a YAML file or preset name (default config when None) plus --set."""
+    from .config import PipelineConfig, with_overrides
     from .errors import ConfigError
+    from .presets import resolve_pipeline
 
-    cfg = load_config(config_path) if config_path else PipelineConfig()
+    cfg = resolve_pipeline(spec)[0] if spec else PipelineConfig()
     if overrides:
         parsed = {}
         for item in overrides:
@@ -42,53 +54,177 @@ def _load_pipeline_config(config_path: str | None, overrides: tuple[str, ...]):
     return cfg
 
 
-class _Printer:
-    """Turns pipeline events into terminal output (stage timings and a fit progress bar)."""
+def _setup_logging(verbose: bool, quiet: bool) -> None:
+    """Library log records to stderr: warnings by default, everything with -v."""
+    level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
+    root = logging.getLogger("chromarate")
+    if not any(getattr(h, "_chromarate_cli", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handler._chromarate_cli = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    for h in root.handlers:
+        if getattr(h, "_chromarate_cli", False):
+            h.setLevel(level)
+    logging.getLogger("distributed").setLevel(logging.INFO if verbose else logging.ERROR)
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+
+def _fmt(value, spec: str = ".3f") -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(v) else format(v, spec)
+
+
+class _BatchPrinter:
+    """Turns batch and pipeline events into terminal output: a progress bar over the
+    nuclei of the batch, one line per finished nucleus, stage timings with ``-v``."""
+
+    def __init__(self, verbose: bool, quiet: bool) -> None:
+        self.verbose, self.quiet = verbose, quiet
         self.bar = None
+        self.fit_bar = None
+        self.total = 0
+        self.inputs_done = 0
+        self.n_inputs = 0
+        self.failed = 0
 
-    def __call__(self, path, event) -> None:
+    def echo(self, text: str, err: bool = False) -> None:
+        if self.bar is not None:
+            from tqdm import tqdm
+
+            tqdm.write(text, file=sys.stderr if err else sys.stdout)
+        else:
+            click.echo(text, err=err)
+
+    def __call__(self, event) -> None:
         from ._types import FitProgress, StageDone
+        from .batch import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
 
-        if self.quiet:
-            return
-        if isinstance(event, FitProgress):
-            if self.bar is None:
+        if isinstance(event, BatchStarted):
+            self.n_inputs = event.n_inputs
+            if not self.quiet:
+                click.echo(f"chromarate {__version__}: {event.n_inputs} input(s) -> "
+                           f"{event.out_dir}; config {event.config_name!r} "
+                           f"(hash {event.config_hash}); {event.executor}")
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=event.total_steps, desc="  fit", unit="step",
-                                leave=False, file=sys.stderr)
-            self.bar.n = event.step
-            self.bar.set_postfix(loss=f"{event.loss:.4g}", refresh=False)
-            self.bar.refresh()
-        elif isinstance(event, StageDone):
-            if event.stage == "fit" and self.bar is not None:
-                self.bar.close()
-                self.bar = None
+                self.bar = tqdm(total=0, desc="nuclei", unit="nucleus", file=sys.stderr,
+                                disable=None, dynamic_ncols=True)
+        elif isinstance(event, InputPrepared):
+            self.inputs_done += 1
+            self.total += event.n_nuclei
+            if event.error:
+                self.failed += 1
+                self.echo(f"{event.input}: FAILED: {event.error}", err=True)
+            elif self.verbose:
+                self.echo(f"{event.input}: {event.n_nuclei} nucleus(es), {event.n_to_fit} to "
+                          f"fit, {event.n_resumed} already done ({event.seconds:.1f} s)")
+            self._refresh()
+        elif isinstance(event, NucleusFinished):
+            self._nucleus(event.row)
+        elif isinstance(event, StageDone) and self.verbose:
+            if event.stage == "fit" and self.fit_bar is not None:
+                self.fit_bar.close()
+                self.fit_bar = None
             nid = f" nucleus {event.nucleus_id}" if event.nucleus_id is not None else ""
-            click.echo(f"  {event.stage:<8}{nid:<11} {event.seconds:8.2f} s")
+            self.echo(f"  {event.stage:<10}{nid:<11} {event.seconds:8.2f} s")
+        elif isinstance(event, FitProgress) and self.verbose:
+            from tqdm import tqdm
+
+            if self.fit_bar is None:
+                self.fit_bar = tqdm(total=event.total_steps, desc="  fit", unit="step",
+                                    leave=False, file=sys.stderr, disable=None)
+            self.fit_bar.n = event.step
+            self.fit_bar.set_postfix(loss=f"{event.loss:.4g}", refresh=False)
+            self.fit_bar.refresh()
+        elif isinstance(event, BatchFinished):
+            self.close()
+
+    def _nucleus(self, row) -> None:
+        where = f"{row['input']} nucleus {row['nucleus_id']}"
+        if row["status"] != "ok":
+            self.failed += 1
+            self.echo(f"{where}: FAILED: {row['error']}", err=True)
+        elif row["resumed"]:
+            if self.verbose:
+                self.echo(f"{where}: done earlier, skipped ({row['result_path']})")
+        elif not self.quiet:
+            corr = row.get("rate_corr_truth")
+            extra = "" if _fmt(corr) == "-" else f"  corr(truth)={_fmt(corr)}"
+            self.echo(f"{where}: rate mean {_fmt(row['rate_mean'])} median "
+                      f"{_fmt(row['rate_median'])}  fit {_fmt(row['fit_seconds'], '.1f')} s "
+                      f"on {row['device']}{extra}")
+        if self.bar is not None:
+            self.bar.update(1)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.bar is not None:
+            self.bar.total = max(self.total, self.bar.n)
+            self.bar.set_postfix_str(f"inputs {self.inputs_done}/{self.n_inputs}, "
+                                     f"failed {self.failed}", refresh=False)
+            self.bar.refresh()
+
+    def close(self) -> None:
+        for bar in (self.fit_bar, self.bar):
+            if bar is not None:
+                bar.close()
+        self.fit_bar = self.bar = None
 
 
-def _run(config, inputs, out, device, quiet) -> int:
+def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwrite=False,
+         verbose=False, quiet=False) -> int:
+    """Run a batch and print its outcome; the exit status."""
     from .batch import run_batch
 
-    report = run_batch(config, inputs, out, device=device, on_event=_Printer(quiet))
-    for row in report.rows:
-        if row["status"] == "ok":
-            corr = row["rate_corr_truth"]
-            extra = "" if corr is None or math.isnan(corr) else f"  corr(truth)={corr:.3f}"
-            click.echo(f"{row['input']} nucleus {row['nucleus_id']}: rate mean "
-                       f"{row['rate_mean']:.3f} median {row['rate_median']:.3f}  fit "
-                       f"{row['fit_seconds']:.1f} s on {row['device']}{extra}")
-        else:
-            click.echo(f"{row['input']}: FAILED: {row['error']}", err=True)
+    printer = _BatchPrinter(verbose, quiet)
+    try:
+        report = run_batch(config, inputs, out, device=device, workers=workers,
+                           scheduler=scheduler, overwrite=overwrite, on_event=printer)
+    except KeyboardInterrupt:
+        printer.close()
+        click.echo(f"interrupted; finished results are kept, run the same command again to "
+                   f"resume (summary: {Path(out) / 'summary.csv'})", err=True)
+        return EXIT_INTERRUPTED
+    finally:
+        printer.close()
+    click.echo(f"{report.n_ok} nucleus result(s): {report.n_fitted} fitted, "
+               f"{report.n_resumed} done earlier (skipped); {report.n_failed} failed; "
+               f"{report.seconds:.1f} s")
     click.echo(f"summary: {report.summary_path}")
+    click.echo(f"log: {report.log_path}")
     if report.n_failed:
-        click.echo(f"{report.n_failed} of {len(report.rows)} input(s) failed", err=True)
-        return 1
+        click.echo(f"{report.n_failed} of {len(report.rows)} failed (see the summary's "
+                   "error column)", err=True)
+        return EXIT_FAILED
     return 0
+
+
+def _dry_run(config, inputs, out, *, workers, scheduler, overwrite) -> int:
+    from .batch import plan_batch
+    from .config import config_hash
+
+    plan = plan_batch(config, inputs, out, overwrite=overwrite)
+    where = (f"dask scheduler {scheduler}" if scheduler else
+             "this process" if workers == 1 else f"{workers} local dask worker processes")
+    click.echo(f"dry run: {len(plan)} input(s) -> {out}; config {config.name!r} "
+               f"(hash {config_hash(config)}); would run in {where}; nothing is written")
+    for row in plan.itertuples():
+        if row.state == "done":
+            what = f"skip: all {row.n_nuclei} nucleus(es) done"
+        elif row.state == "partial":
+            what = f"resume: {row.n_done} of {row.n_nuclei} nucleus(es) done"
+        elif row.state == "unreadable":
+            what = f"will fail: {row.error}"
+        else:
+            what = "run"
+        click.echo(f"  {row.input} -> {Path(out) / row.name}/  [{what}]")
+    return 0
+
+
+# ----------------------------------------------------------------------------- commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -102,17 +238,161 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False))
-@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.argument("pipeline")
+@click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set fit.steps=100 (repeatable).")
-@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default: config).")
-@click.option("-q", "--quiet", is_flag=True, help="Only print the result lines.")
-def run(config, inputs, out, overrides, device, quiet) -> None:
-    """Run the pipeline in CONFIG (YAML) on localization files INPUTS."""
-    cfg = _load_pipeline_config(config, overrides)
-    sys.exit(_run(cfg, [Path(p) for p in inputs], Path(out), device, quiet))
+@click.option("--device", default=None, metavar="auto|cpu|cuda:N",
+              help="Device of the fits (default: the config's; does not change the config hash).")
+@click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+              help="1: run here; N > 1: N local dask worker processes (with GPUs: one each).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Run on an existing dask.distributed scheduler, e.g. tcp://host:8786.")
+@click.option("--dry-run", is_flag=True, help="Show what would run and what is done; write nothing.")
+@click.option("--overwrite", is_flag=True, help="Refit nuclei whose results already exist.")
+@click.option("-v", "--verbose", is_flag=True, help="Stage timings, fit progress, debug log.")
+@click.option("-q", "--quiet", is_flag=True, help="Only failures and the final summary.")
+@click.pass_context
+def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_run, overwrite,
+        verbose, quiet) -> None:
+    """Run PIPELINE (a YAML file or a preset name) on INPUTS (files, folders, globs).
+
+    Each nucleus is written to OUT/<input>/<nucleus-id>.ome.zarr, with OUT/summary.csv
+    and OUT/batch.log. Running the same command again skips finished nuclei.
+    """
+    verbose = verbose or ctx.obj.get("verbose", False)
+    _setup_logging(verbose, quiet)
+    cfg = _load_pipeline_config(pipeline, overrides)
+    if dry_run:
+        sys.exit(_dry_run(cfg, list(inputs), Path(out), workers=workers, scheduler=scheduler,
+                          overwrite=overwrite))
+    sys.exit(_run(cfg, list(inputs), Path(out), device=device, workers=workers,
+                  scheduler=scheduler, overwrite=overwrite, verbose=verbose, quiet=quiet))
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Create, check and inspect pipeline configs (YAML)."""
+
+
+@config_group.command("init")
+@click.argument("preset", default="default")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="File to write (default: print).")
+@click.option("--force", is_flag=True, help="Replace an existing file.")
+def config_init(preset, out, force) -> None:
+    """Start a config from PRESET (default, quick-cpu, publication, ...)."""
+    from .errors import ConfigError
+    from .io.batch_files import write_text
+    from .presets import preset_path
+
+    text = preset_path(preset).read_text(encoding="utf-8")
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    if Path(out).exists() and not force:
+        raise ConfigError("file exists; use --force to replace it", path=out)
+    write_text(out, text)
+    click.echo(f"wrote {out} (from preset {preset!r}); check it with: chromarate config validate {out}")
+
+
+@config_group.command("validate")
+@click.argument("configs", nargs=-1, required=True)
+def config_validate(configs) -> None:
+    """Check config files (or preset names); exit 1 if any is invalid."""
+    from .config import config_hash
+    from .errors import ChromarateError
+    from .presets import resolve_pipeline
+
+    bad = 0
+    for spec in configs:
+        try:
+            cfg, path = resolve_pipeline(spec)
+        except ChromarateError as exc:
+            bad += 1
+            click.echo(f"INVALID {exc}", err=True)
+            continue
+        click.echo(f"ok {path}: name {cfg.name!r}, version {cfg.version}, hash {config_hash(cfg)}")
+    sys.exit(EXIT_FAILED if bad else 0)
+
+
+@config_group.command("show")
+@click.argument("pipeline", required=False)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a value.")
+def config_show(pipeline, overrides) -> None:
+    """Print the resolved config (every value, defaults filled in) and its hash."""
+    from .config import config_hash, dump_config
+
+    cfg = _load_pipeline_config(pipeline, overrides)
+    click.echo(f"# config hash {config_hash(cfg)}")
+    click.echo(dump_config(cfg), nl=False)
+
+
+@config_group.command("schema")
+def config_schema() -> None:
+    """Print the JSON schema of pipeline configs (for editors and validators)."""
+    from .config import PipelineConfig
+
+    click.echo(json.dumps(PipelineConfig.model_json_schema(), indent=2))
+
+
+@cli.command()
+@click.argument("result", type=click.Path(exists=True))
+def info(result) -> None:
+    """Describe a result store (<id>.ome.zarr), or list the results of a batch folder."""
+    from .analysis import find_results, load_nucleus, rate_summary
+
+    path = Path(result)
+    if not path.name.endswith(".ome.zarr"):
+        paths = find_results(path)
+        click.echo(f"{path}: {len(paths)} nucleus result(s)")
+        for p in paths:
+            n = load_nucleus(p)
+            s = rate_summary(n.rate, n.mask)
+            click.echo(f"  {n.name} nucleus {n.nucleus_id}: area {n.area_um2:.2f} um^2, rate "
+                       f"median {_fmt(s['rate_median'])}, config {n.config_hash}, {n.device}")
+        return
+    n = load_nucleus(path)
+    prov = n.provenance
+    s = rate_summary(n.rate, n.mask)
+    ny, nx = n.mask.shape
+    fit = prov.get("fit") or {}
+    versions = prov.get("versions") or {}
+    lines = [
+        f"{path}",
+        f"  input        {n.input} (sha256 {str((prov.get('input') or {}).get('sha256'))[:12]}...)",
+        f"  nucleus      {n.nucleus_id}: {n.area_um2:.3f} um^2, {n.n_localizations} localizations",
+        f"  grid         {ny} x {nx} pixels of {n.pixel_size_nm:g} nm, origin "
+        f"({n.origin_nm[0]:g}, {n.origin_nm[1]:g}) nm",
+        f"  channels     {', '.join(n.channels)}",
+        f"  config       {n.config.get('name')!r}, hash {n.config_hash}, fit method "
+        f"{(n.config.get('fit') or {}).get('method')}",
+        f"  fit          {fit.get('device')}, "
+        + ", ".join(f"{k} {float(v):.2f} s" for k, v in (prov.get("timings") or {}).items()
+                    if isinstance(v, (int, float))),
+        f"  rate         mean {_fmt(s['rate_mean'])}, median {_fmt(s['rate_median'])}, "
+        f"5-95 % {_fmt(s['rate_q05'])} .. {_fmt(s['rate_q95'])}",
+        f"  versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+    ]
+    metrics = prov.get("metrics") or {}
+    if metrics:
+        lines.append("  metrics      " + ", ".join(f"{k} {_fmt(v)}" for k, v in metrics.items()))
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--no-figures", is_flag=True, help="Only the tables and batch plots (faster).")
+def report(folder, no_figures) -> None:
+    """Write FOLDER/nuclei.csv and FOLDER/report/ (HTML page, per-nucleus figures)."""
+    from .report import make_report
+
+    rep = make_report(folder, figures=not no_figures)
+    click.echo(f"{len(rep.table)} nucleus(es): table {rep.table_path}; {len(rep.figures)} "
+               f"figure(s); page {rep.html}")
+    for s in rep.skipped:
+        click.echo(f"skipped: {s}", err=True)
 
 
 @cli.command()
@@ -120,14 +400,16 @@ def run(config, inputs, out, overrides, device, quiet) -> None:
               type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
-def demo(out, overrides, device) -> None:
+@click.option("--overwrite", is_flag=True, help="Refit even if the demo result exists.")
+def demo(out, overrides, device, overwrite) -> None:
     """Run the whole pipeline on the bundled sample nucleus and compare with its truth."""
     from .data import sample_paths
 
+    _setup_logging(False, False)
     csv, _ = sample_paths()
     cfg = _load_pipeline_config(None, overrides)
     click.echo(f"chromarate {__version__} demo on {csv}")
-    sys.exit(_run(cfg, [csv], Path(out), device, False))
+    sys.exit(_run(cfg, [csv], Path(out), device=device, overwrite=overwrite, verbose=True))
 
 
 @cli.command()
@@ -139,7 +421,9 @@ def demo(out, overrides, device) -> None:
 @click.option("--n-localizations", default=250_000, show_default=True, type=int)
 @click.option("--tolerance", default=1e-3, show_default=True, type=float,
               help="Stop the forward solver when max |residual| is below this.")
-def simulate(out, seed, size, pixel_nm, n_localizations, tolerance) -> None:
+@click.option("--rate", "rate_range", nargs=2, type=float, default=None, metavar="LOW HIGH",
+              help="Range of the true rate map (default 1.0 2.4); LOW = HIGH gives a constant rate.")
+def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range) -> None:
     """Simulate a nucleus with a known rate map and write its localizations and truth."""
     from .config import SimulateConfig
     from .data import simulate_nucleus
@@ -147,12 +431,14 @@ def simulate(out, seed, size, pixel_nm, n_localizations, tolerance) -> None:
     from .io.truth import write_truth
 
     scale = size * pixel_nm / 1000.0 / 5.12
+    extra = {} if rate_range is None else {"rate_range": tuple(rate_range)}
     cfg = SimulateConfig(shape=(size, size), pixel_size_nm=pixel_nm, seed=seed,
                          n_localizations=n_localizations, tolerance=tolerance,
-                         nucleus_radii_um=(2.3 * scale, 2.0 * scale))
+                         nucleus_radii_um=(2.3 * scale, 2.0 * scale), **extra)
     click.echo(f"simulating {size}x{size} at {pixel_nm:g} nm (seed {seed}) ...")
     syn = simulate_nucleus(cfg)
     out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     write_thunderstorm_csv(syn.localizations, out)
     name = out.name
     for suffix in (".csv.gz", ".csv"):
@@ -171,22 +457,21 @@ def main(argv=None) -> None:
     """Entry point of the ``chromarate`` console script."""
     from .errors import ChromarateError
 
-    verbose = "-v" in (argv or sys.argv[1:]) or "--verbose" in (argv or sys.argv[1:])
+    args = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in args or "--verbose" in args
     try:
-        cli.main(args=argv, prog_name="chromarate", standalone_mode=False)
+        cli.main(args=args, prog_name="chromarate", standalone_mode=False)
     except ChromarateError as exc:
         if verbose:
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except SystemExit:
-        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

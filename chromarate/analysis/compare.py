@@ -1,4 +1,4 @@
-"""Per-nucleus analysis: comparison with ground truth and summary statistics."""
+"""Comparison of inferred rate maps with a ground truth given on another grid."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["resample_to_grid", "rate_correlation", "rate_summary"]
+__all__ = ["resample_to_grid", "rate_correlation"]
 
 
 def resample_to_grid(values: np.ndarray, *, src_pixel_nm: float, src_origin_nm, shape,
@@ -37,13 +37,3 @@ def rate_correlation(rate: np.ndarray, trusted: np.ndarray, *, pixel_nm: float, 
     if sel.sum() < 3 or np.std(rate[sel]) == 0 or np.std(true[sel]) == 0:
         return float("nan")
     return float(np.corrcoef(rate[sel], true[sel])[0, 1])
-
-
-def rate_summary(rate: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """Mean, median and quantiles of the rate inside ``mask``."""
-    v = np.asarray(rate)[np.asarray(mask, bool)]
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return {k: float("nan") for k in ("rate_mean", "rate_median", "rate_q05", "rate_q95")}
-    return {"rate_mean": float(v.mean()), "rate_median": float(np.median(v)),
-            "rate_q05": float(np.quantile(v, 0.05)), "rate_q95": float(np.quantile(v, 0.95))}

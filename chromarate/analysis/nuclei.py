@@ -1,0 +1,224 @@
+"""The nuclei of a result folder as Python objects with their arrays and metadata.
+
+>>> for nucleus in iter_nuclei("results/"):           # doctest: +SKIP
+...     print(nucleus.name, nucleus.nucleus_id, nucleus.area_um2, np.nanmean(nucleus.rate))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+
+from ..errors import ResultStoreError
+from ..io.zarr_store import read_result
+
+__all__ = ["Nucleus", "find_results", "iter_nuclei", "load_nucleus"]
+
+log = logging.getLogger("chromarate.analysis")
+
+_SUFFIX = ".ome.zarr"
+
+
+@dataclass(frozen=True)
+class Nucleus:
+    """One nucleus of a batch result: its arrays on the crop grid and its provenance.
+
+    Attributes
+    ----------
+    path : Path
+        The ``.ome.zarr`` result store.
+    name : str
+        Output folder name of its input (the store's parent folder).
+    nucleus_id : int
+    channels : dict of str to numpy.ndarray
+        float32 (ny, nx) maps: ``density``, ``denoised``, ``phi_d_observed``,
+        ``phi_d_fitted``, ``rate``, ``rate_std``, ``residual``.
+    mask : numpy.ndarray
+        bool nucleus mask.
+    pixel_size_nm : float
+    origin_nm : tuple of float
+        (y, x) of the corner of pixel (0, 0) in the acquisition's coordinates.
+    provenance : dict
+        The store's ``chromarate`` block: config, config hash, input path and sha256,
+        timings, fit information, metrics.
+    """
+
+    path: Path
+    name: str
+    nucleus_id: int
+    channels: Mapping[str, np.ndarray]
+    mask: np.ndarray
+    pixel_size_nm: float
+    origin_nm: tuple[float, float]
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    # --- maps
+    @property
+    def rate(self) -> np.ndarray:
+        """Inferred lambda = Gamma_me / Gamma_ac (NaN where not inferred)."""
+        return self.channels["rate"]
+
+    @property
+    def rate_std(self) -> np.ndarray:
+        """Ensemble standard deviation of the rate (NaN without an ensemble)."""
+        return self.channels["rate_std"]
+
+    @property
+    def density(self) -> np.ndarray:
+        return self.channels["density"]
+
+    @property
+    def denoised(self) -> np.ndarray:
+        return self.channels["denoised"]
+
+    @property
+    def residual(self) -> np.ndarray:
+        return self.channels["residual"]
+
+    @property
+    def phi_d(self) -> np.ndarray:
+        """phi_d = phi_h - phi_e observed from the density."""
+        return self.channels["phi_d_observed"]
+
+    @property
+    def phi_d_fitted(self) -> np.ndarray:
+        return self.channels["phi_d_fitted"]
+
+    # --- observation model
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The resolved pipeline config the nucleus was processed with (a dict)."""
+        return self.provenance.get("config") or {}
+
+    @property
+    def phi_e0(self) -> float:
+        """Euchromatin fraction of the observation model."""
+        return float((self.config.get("phase") or {}).get("phi_e0", 0.2))
+
+    @property
+    def phi_max(self) -> float:
+        return float((self.config.get("phase") or {}).get("phi_max", 0.7))
+
+    def phi_h(self, which: str = "observed") -> np.ndarray:
+        """Heterochromatin fraction phi_d + phi_e0 (constant-euchromatin closure).
+
+        Parameters
+        ----------
+        which : {"observed", "fitted"}
+        """
+        if which not in ("observed", "fitted"):
+            raise ValueError(f"which must be 'observed' or 'fitted', got {which!r}")
+        d = self.phi_d if which == "observed" else self.phi_d_fitted
+        return d.astype(np.float64) + self.phi_e0
+
+    @property
+    def phi_e(self) -> np.ndarray:
+        """Euchromatin fraction (the constant phi_e0 inside the nucleus)."""
+        return np.where(self.mask, self.phi_e0, np.nan)
+
+    # --- scalars
+    @property
+    def area_um2(self) -> float:
+        return float(self.mask.sum()) * (self.pixel_size_nm / 1000.0) ** 2
+
+    @property
+    def n_localizations(self) -> int:
+        return int(self.provenance.get("n_localizations") or 0)
+
+    @property
+    def input(self) -> str:
+        """Path of the input file the nucleus came from."""
+        return str((self.provenance.get("input") or {}).get("path", ""))
+
+    @property
+    def config_hash(self) -> str:
+        return str(self.provenance.get("config_hash", ""))
+
+    @property
+    def device(self) -> str:
+        return str((self.provenance.get("fit") or {}).get("device", ""))
+
+
+def load_nucleus(path: str | os.PathLike) -> Nucleus:
+    """Read one result store as a :class:`Nucleus`.
+
+    Raises
+    ------
+    ResultStoreError
+        If the store is missing, foreign or damaged (the message names it).
+    """
+    path = Path(path)
+    stack = read_result(path)
+    prov = dict(stack.provenance)
+    label = stack.labels.get("nucleus")
+    if label is None:
+        raise ResultStoreError("result has no 'nucleus' label image", path=path)
+    nid = prov.get("nucleus_id")
+    if nid is None:
+        stem = path.name[: -len(_SUFFIX)] if path.name.endswith(_SUFFIX) else path.stem
+        nid = int(stem) if stem.isdigit() else 0
+    return Nucleus(path=path, name=path.parent.name, nucleus_id=int(nid),
+                   channels=dict(stack.channels), mask=np.asarray(label) > 0,
+                   pixel_size_nm=float(stack.pixel_size_nm),
+                   origin_nm=tuple(stack.origin_nm), provenance=prov)
+
+
+def _natural(path: Path, root: Path):
+    parts = path.relative_to(root).parts
+    return [tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", p)) for p in parts]
+
+
+def find_results(folder: str | os.PathLike) -> list[Path]:
+    """Every ``*.ome.zarr`` store under ``folder`` (or ``folder`` itself if it is one),
+    skipping hidden entries (half-written stores), in natural order (``2`` before ``10``)."""
+    folder = Path(folder)
+    if folder.name.endswith(_SUFFIX):
+        return [folder]
+    if not folder.is_dir():
+        raise ResultStoreError("no such result folder", path=folder)
+    found = []
+    for dirpath, dirnames, _ in os.walk(folder):
+        keep = []
+        for d in dirnames:
+            if d.startswith("."):
+                continue
+            if d.endswith(_SUFFIX):
+                found.append(Path(dirpath) / d)
+            else:
+                keep.append(d)
+        dirnames[:] = keep
+    return sorted(found, key=lambda p: _natural(p, folder))
+
+
+def iter_nuclei(folder: str | os.PathLike, *, skip_damaged: bool = False) -> Iterator[Nucleus]:
+    """Yield the nuclei of a result folder one at a time (each read when it is reached).
+
+    Parameters
+    ----------
+    folder : str or path-like
+        A batch output folder (searched recursively for ``*.ome.zarr``) or one store.
+    skip_damaged : bool
+        Log and skip stores that cannot be read instead of raising.
+
+    Yields
+    ------
+    Nucleus
+
+    Raises
+    ------
+    ResultStoreError
+        If ``folder`` does not exist, or a store is damaged and ``skip_damaged`` is False.
+    """
+    for path in find_results(folder):
+        try:
+            yield load_nucleus(path)
+        except ResultStoreError as exc:
+            if not skip_damaged:
+                raise
+            log.warning("skipped a result that cannot be read: %s", exc)

@@ -1,0 +1,174 @@
+"""Per-nucleus statistics: one row per nucleus, as a pandas DataFrame or a CSV file.
+
+Columns (lengths in um, areas in um^2; rates are lambda = Gamma_me / Gamma_ac):
+
+- identity: ``name`` (output folder of the input), ``group`` (the input's parent folder,
+  e.g. a condition), ``input``, ``nucleus_id``, ``result_path``, ``config_hash``;
+- ``area_um2``, ``n_localizations``, ``localizations_per_um2``;
+- ``mean_phi_h`` and ``heterochromatin_fraction`` (area fraction with phi_h above the
+  domain threshold);
+- the inferred map: ``rate_mean``, ``rate_median``, ``rate_std`` (spatial), the
+  quantiles ``rate_q05`` ... of :class:`AnalysisConfig`, ``rate_coverage`` (fraction of
+  the nucleus where the rate is defined), ``rate_heterochromatin`` and
+  ``rate_euchromatin`` (mean inside and outside heterochromatin);
+- ``rate_balance``: the steady-state balance estimate sum(phi_h) / sum(phi_e) of the mean
+  rate (:func:`~chromarate.analysis.rates.rate_balance`);
+- domains: ``n_domains``, ``n_interior_domains``, and medians over interior domains of
+  ``domain_radius_um``, ``domain_nn_distance_um``, ``domain_spacing_um``, the lab closed
+  form ``lab_lambda`` and the inferred rate over the same territories ``rate_territory``;
+- ``rate_corr_truth`` (from the result, when the batch found a truth file) and
+  ``truth_rate_mean`` (mean true lambda over the nucleus, when ``<stem>.truth.npz`` lies
+  beside the input).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+from ..data import truth_path_for
+from ..errors import InputFormatError
+from ..io.batch_files import write_table
+from .compare import resample_to_grid
+from .config import AnalysisConfig
+from .domains import DOMAIN_COLUMNS, find_domains
+from .nuclei import Nucleus, iter_nuclei
+from .rates import rate_balance, rate_quantiles
+
+__all__ = ["domain_table", "nucleus_statistics", "nucleus_table", "write_nucleus_table"]
+
+_ID_COLUMNS = ("name", "group", "input", "nucleus_id", "result_path", "config_hash")
+
+
+def _truth_mean(nucleus: Nucleus) -> float:
+    from ..io.truth import read_truth
+
+    tp = truth_path_for(nucleus.input) if nucleus.input else None
+    if tp is None:
+        return float("nan")
+    try:
+        truth = read_truth(tp)
+    except InputFormatError:
+        return float("nan")
+    true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
+                            src_origin_nm=truth["origin_nm"], shape=nucleus.mask.shape,
+                            pixel_nm=nucleus.pixel_size_nm, origin_nm=nucleus.origin_nm)
+    v = true[nucleus.mask & np.isfinite(true)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+def _median(values) -> float:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else float("nan")
+
+
+def _mean_where(rate: np.ndarray, region: np.ndarray) -> float:
+    v = rate[region]
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
+def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig()) -> dict:
+    """The statistics row of one nucleus (see the module docstring for the columns).
+
+    Parameters
+    ----------
+    nucleus : Nucleus
+    config : AnalysisConfig
+
+    Returns
+    -------
+    dict
+    """
+    mask = nucleus.mask
+    rate = nucleus.rate.astype(np.float64)
+    phi_h = nucleus.phi_h(config.field)
+    domains = find_domains(phi_h, mask, pixel_size_nm=nucleus.pixel_size_nm,
+                           phi_max=nucleus.phi_max, rate=rate, config=config)
+    inner = domains.interior
+    area = nucleus.area_um2
+    hetero = domains.heterochromatin
+    metrics = nucleus.provenance.get("metrics") or {}
+    corr = metrics.get("rate_corr_truth")
+    input_path = nucleus.input
+    row = {
+        "name": nucleus.name,
+        "group": Path(input_path).parent.name if input_path else "",
+        "input": input_path,
+        "nucleus_id": nucleus.nucleus_id,
+        "result_path": str(nucleus.path),
+        "config_hash": nucleus.config_hash,
+        "area_um2": area,
+        "n_localizations": nucleus.n_localizations,
+        "localizations_per_um2": nucleus.n_localizations / area if area > 0 else np.nan,
+        "mean_phi_h": float(np.nanmean(phi_h[mask])) if mask.any() else np.nan,
+        "heterochromatin_fraction": float(hetero.sum() / mask.sum()) if mask.any() else np.nan,
+        **rate_quantiles(rate, mask, config.quantiles),
+        "rate_coverage": float(np.isfinite(rate[mask]).mean()) if mask.any() else np.nan,
+        "rate_heterochromatin": _mean_where(rate, hetero),
+        "rate_euchromatin": _mean_where(rate, mask & ~hetero),
+        "rate_balance": rate_balance(np.clip(phi_h, 0.0, None), nucleus.phi_e, mask),
+        "n_domains": int(len(domains.table)),
+        "n_interior_domains": int(len(inner)),
+        "domain_radius_um": _median(inner["radius_um"]),
+        "domain_nn_distance_um": _median(inner["nn_distance_um"]),
+        "domain_spacing_um": _median(inner["spacing_um"]),
+        "lab_lambda": _median(inner["lab_lambda"]),
+        "rate_territory": _median(inner["rate_territory"]),
+        "rate_corr_truth": np.nan if corr is None else float(corr),
+        "truth_rate_mean": _truth_mean(nucleus),
+    }
+    return row
+
+
+def nucleus_table(source: str | os.PathLike | Iterable[Nucleus],
+                  config: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
+    """The statistics table of many nuclei, one row each.
+
+    Parameters
+    ----------
+    source : str, path-like or iterable of Nucleus
+        A result folder (damaged stores are logged and skipped) or nuclei.
+    config : AnalysisConfig
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows in the order of the nuclei; empty (with no columns) when there are none.
+
+    Examples
+    --------
+    >>> table = nucleus_table("results/")                      # doctest: +SKIP
+    >>> table.groupby("group")["rate_median"].describe()       # doctest: +SKIP
+    """
+    nuclei = (iter_nuclei(source, skip_damaged=True) if isinstance(source, (str, os.PathLike))
+              else source)
+    return pd.DataFrame([nucleus_statistics(n, config) for n in nuclei])
+
+
+def domain_table(source: str | os.PathLike | Iterable[Nucleus],
+                 config: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
+    """Every domain of every nucleus: ``name``, ``nucleus_id`` and :data:`DOMAIN_COLUMNS`."""
+    nuclei = (iter_nuclei(source, skip_damaged=True) if isinstance(source, (str, os.PathLike))
+              else source)
+    parts = []
+    for n in nuclei:
+        d = find_domains(n.phi_h(config.field), n.mask, pixel_size_nm=n.pixel_size_nm,
+                         phi_max=n.phi_max, rate=n.rate.astype(np.float64), config=config)
+        t = d.table.copy()
+        t.insert(0, "nucleus_id", n.nucleus_id)
+        t.insert(0, "name", n.name)
+        parts.append(t)
+    if not parts:
+        return pd.DataFrame(columns=["name", "nucleus_id", *DOMAIN_COLUMNS])
+    return pd.concat(parts, ignore_index=True)
+
+
+def write_nucleus_table(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a statistics table as CSV, atomically."""
+    return write_table(path, table)

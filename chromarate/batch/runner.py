@@ -1,0 +1,292 @@
+"""The batch runner: inputs -> one task per input (read, segment) -> one task per nucleus
+(fit, write) -> ``summary.csv`` and ``batch.log``.
+
+Tasks run through an executor (:mod:`chromarate.batch.executors`): in the calling process,
+on local dask worker processes, or on an existing dask cluster. Nothing a task does can stop
+the batch: failures come back as summary rows. The summary is rewritten (atomically) every
+few seconds while the batch runs and once at the end, also when the batch is interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .. import __version__
+from ..config import PipelineConfig, config_hash
+from ..io.batch_files import batch_log, remove_stale_temporaries, write_table
+from .events import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
+from .executors import make_executor
+from .inputs import discover_inputs, output_names
+from .tasks import (SUMMARY_COLUMNS, InputJob, InputPlan, failure_row, input_state,
+                    prepare_input, run_nucleus)
+
+__all__ = ["BatchReport", "LOG_NAME", "SUMMARY_NAME", "plan_batch", "run_batch"]
+
+#: File names in the batch output folder.
+SUMMARY_NAME = "summary.csv"
+LOG_NAME = "batch.log"
+
+#: Seconds between rewrites of the summary while a batch runs.
+SUMMARY_EVERY_S = 10.0
+
+log = logging.getLogger("chromarate.batch")
+
+
+@dataclass
+class BatchReport:
+    """What a batch did.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One summary row per nucleus, and one per input that failed before segmentation
+        (columns :data:`SUMMARY_COLUMNS`), in input order then nucleus order.
+    summary_path, log_path : Path
+        ``summary.csv`` and ``batch.log`` in the output folder.
+    seconds : float
+        Wall time.
+    interrupted : bool
+        True when the batch was stopped (Ctrl-C) before every task finished.
+    """
+
+    rows: list[dict] = field(default_factory=list)
+    summary_path: Path | None = None
+    log_path: Path | None = None
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def n_failed(self) -> int:
+        """Rows (nuclei or whole inputs) that failed."""
+        return sum(r["status"] != "ok" for r in self.rows)
+
+    @property
+    def n_ok(self) -> int:
+        """Nuclei with a result, fitted now or earlier."""
+        return sum(r["status"] == "ok" for r in self.rows)
+
+    @property
+    def n_resumed(self) -> int:
+        """Nuclei skipped because their result existed with the same config and input."""
+        return sum(r["status"] == "ok" and bool(r["resumed"]) for r in self.rows)
+
+    @property
+    def n_fitted(self) -> int:
+        """Nuclei fitted (and written) by this run."""
+        return self.n_ok - self.n_resumed
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The summary as a DataFrame."""
+        return pd.DataFrame(self.rows, columns=list(SUMMARY_COLUMNS))
+
+
+def _jobs(config: PipelineConfig, inputs, out_dir: Path, overwrite: bool) -> list[InputJob]:
+    paths = discover_inputs(inputs, exclude=[out_dir])
+    names = output_names(paths)
+    return [InputJob(path=p, name=names[p], out_dir=out_dir, config=config, overwrite=overwrite)
+            for p in paths]
+
+
+def plan_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
+               overwrite: bool = False) -> pd.DataFrame:
+    """What :func:`run_batch` would do, without reading inputs (beyond hashing) or writing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input: ``input``, ``name`` (output folder), ``state`` (``"done"``:
+        skipped, every nucleus has a result for this config; ``"partial"``; ``"new"``;
+        ``"unreadable"``), ``n_nuclei`` and ``n_done`` (when a manifest is there) and
+        ``error``.
+    """
+    rows = []
+    for job in _jobs(config, inputs, Path(out_dir), overwrite):
+        st = input_state(job)
+        rows.append({"input": str(job.path), "name": job.name, "state": st["state"],
+                     "n_nuclei": st.get("n_nuclei"), "n_done": st.get("n_done"),
+                     "error": st.get("error", "")})
+    return pd.DataFrame(rows, columns=["input", "name", "state", "n_nuclei", "n_done", "error"])
+
+
+def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
+              device: str | None = None, workers: int = 1, scheduler: str | None = None,
+              overwrite: bool = False, on_event: Callable[[object], None] | None = None,
+              ) -> BatchReport:
+    """Run ``config`` over ``inputs`` and write one result per nucleus under ``out_dir``.
+
+    Parameters
+    ----------
+    config : PipelineConfig
+    inputs : iterable of str or path
+        Files, folders (searched recursively) and glob patterns
+        (see :func:`chromarate.batch.discover_inputs`).
+    out_dir : str or path
+        Results go to ``out_dir/<name>/<nucleus-id>.ome.zarr`` (``name``: see
+        :func:`chromarate.batch.output_names`), the summary to ``out_dir/summary.csv``, the
+        log to ``out_dir/batch.log`` (appended).
+    device : str, optional
+        Overrides ``config.fit.device`` without changing the config hash.
+    workers : int
+        1 (default): in this process. N > 1: N local dask worker processes.
+    scheduler : str, optional
+        Address of a running dask.distributed scheduler; overrides ``workers``.
+    overwrite : bool
+        Refit every nucleus, even those whose result exists with the same config hash
+        and input (they are replaced atomically).
+    on_event : callable, optional
+        Called with each :mod:`chromarate.batch.events` event, and with the pipeline's
+        stage and fit-progress events when tasks run in this process.
+
+    Returns
+    -------
+    BatchReport
+
+    Raises
+    ------
+    InputFormatError
+        If a folder or pattern in ``inputs`` finds no file (before anything runs).
+    ClusterError
+        If ``scheduler`` cannot be reached.
+    KeyboardInterrupt
+        Re-raised after the summary of the finished nuclei is written.
+
+    Examples
+    --------
+    >>> from chromarate.config import load_config
+    >>> report = run_batch(load_config("pipelines/quick-cpu.yaml"), ["data/"],
+    ...                    "results", workers=4)  # doctest: +SKIP
+    >>> report.n_failed  # doctest: +SKIP
+    0
+    """
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    jobs = _jobs(config, inputs, out_dir, overwrite)
+    order = {job.name: i for i, job in enumerate(jobs)}
+    report = BatchReport(summary_path=out_dir / SUMMARY_NAME, log_path=out_dir / LOG_NAME)
+    emit = on_event if on_event is not None else (lambda event: None)
+    chash = config_hash(config)
+    for job in jobs:
+        for stale in remove_stale_temporaries(job.folder):
+            log.info("removed a half-written result left by an earlier run: %s", stale)
+
+    def save() -> None:
+        rows = sorted(report.rows, key=lambda r: (order.get(r["name"], 0),
+                                                  -1 if r["nucleus_id"] is None else r["nucleus_id"]))
+        report.rows[:] = rows
+        write_table(report.summary_path, report.table)
+
+    with batch_log(report.log_path, log):
+        log.info("chromarate %s batch: %d input(s) -> %s; config %r (hash %s); overwrite=%s",
+                 __version__, len(jobs), out_dir, config.name, chash, overwrite)
+        try:
+            with make_executor(workers, scheduler) as executor:
+                log.info("running %s", executor.description)
+                emit(BatchStarted(n_inputs=len(jobs), out_dir=out_dir, config_name=config.name,
+                                  config_hash=chash, executor=executor.description))
+                _drive(executor, jobs, report, emit, device, save)
+        except KeyboardInterrupt:
+            report.interrupted = True
+            log.warning("interrupted: %d nucleus result(s) finished; run again to resume",
+                        report.n_ok)
+            raise
+        finally:
+            report.seconds = time.perf_counter() - t0
+            save()
+            log.info("batch %s in %.1f s: %d ok (%d fitted, %d resumed), %d failed; summary %s",
+                     "interrupted" if report.interrupted else "done", report.seconds,
+                     report.n_ok, report.n_fitted, report.n_resumed, report.n_failed,
+                     report.summary_path)
+            emit(BatchFinished(n_ok=report.n_ok, n_fitted=report.n_fitted,
+                               n_resumed=report.n_resumed, n_failed=report.n_failed,
+                               seconds=report.seconds, summary_path=report.summary_path,
+                               interrupted=report.interrupted))
+    return report
+
+
+def _drive(executor, jobs: list[InputJob], report: BatchReport, emit, device, save) -> None:
+    """Submit the input tasks, then each nucleus task as its input is prepared."""
+    token = uuid.uuid4().hex[:8]
+    pending: dict = {}
+    stage_events = emit if executor.in_process else None
+    for job in jobs:
+        h = executor.submit(prepare_input, job, priority=0, key=f"prepare-{job.name}-{token}")
+        pending[h] = ("prepare", job, None)
+    last_save = time.perf_counter()
+    for handle, value, error in executor.results():
+        kind, job, nucleus_id = pending.pop(handle)
+        if kind == "prepare":
+            plan = value if error is None else InputPlan(
+                job=job, sha256=None, failed=(failure_row(job, _describe(error)),))
+            _prepared(plan, report, emit)
+            slim = replace(plan, tasks=(), resumed=(), failed=())
+            for task in plan.tasks:
+                h = executor.submit(run_nucleus, slim, task, device=device,
+                                    on_event=stage_events, priority=1,
+                                    key=f"nucleus-{job.name}-{task.nucleus_id}-{token}")
+                pending[h] = ("nucleus", job, task.nucleus_id)
+        else:
+            row = value if error is None else failure_row(job, _describe(error), nucleus_id)
+            _finished(row, report, emit)
+        if time.perf_counter() - last_save > SUMMARY_EVERY_S:
+            save()
+            last_save = time.perf_counter()
+
+
+def _describe(error: BaseException) -> str:
+    name = type(error).__name__
+    if name == "KilledWorker":
+        return f"the worker running this task died ({error}); see the worker logs"
+    return f"{name}: {error}"
+
+
+def _prepared(plan: InputPlan, report: BatchReport, emit) -> None:
+    job = plan.job
+    whole = [r for r in plan.failed if r["nucleus_id"] is None]
+    if whole:
+        log.error("FAILED input %s: %s", job.path, whole[0]["error"])
+        if plan.error_detail:
+            log.info("%s", plan.error_detail.rstrip())
+    else:
+        log.info("input %s -> %s/: %d nucleus(es), %d to fit, %d already done%s (%.1f s)",
+                 job.path, job.name, plan.n_nuclei, len(plan.tasks), len(plan.resumed),
+                 "" if plan.read_input else ", input not read", plan.seconds)
+    emit(InputPrepared(input=str(job.path), name=job.name, n_nuclei=plan.n_nuclei,
+                       n_to_fit=len(plan.tasks), n_resumed=len(plan.resumed),
+                       n_failed=len(plan.failed), seconds=plan.seconds,
+                       read_input=plan.read_input, error=whole[0]["error"] if whole else ""))
+    for row in (*whole, *plan.resumed, *(r for r in plan.failed if r["nucleus_id"] is not None)):
+        _finished(dict(row), report, emit, announce=row["nucleus_id"] is not None)
+
+
+def _finished(row: dict, report: BatchReport, emit, announce: bool = True) -> None:
+    tb = row.pop("_traceback", None)
+    where = f"{row['name']}#{row['nucleus_id']}" if row["nucleus_id"] is not None else row["input"]
+    if row["status"] == "ok" and row["resumed"]:
+        log.info("resumed %s: result exists with this config (%s)", where, row["result_path"])
+    elif row["status"] == "ok":
+        log.info("ok %s: rate mean %.4g median %.4g, fit %.1f s on %s -> %s", where,
+                 row["rate_mean"], row["rate_median"], _num(row["fit_seconds"]),
+                 row["device"], row["result_path"])
+    elif row["nucleus_id"] is not None:
+        log.error("FAILED %s (%s): %s", where, row["input"], row["error"])
+    if tb:
+        log.info("%s", tb.rstrip())
+    report.rows.append(row)
+    if announce:
+        emit(NucleusFinished(row=row))
+
+
+def _num(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float(np.nan)

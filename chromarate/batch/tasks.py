@@ -1,0 +1,399 @@
+"""The two kinds of batch task: prepare one input, and fit and write one nucleus.
+
+Both are plain functions of small picklable arguments, so they run the same in the calling
+process or on a dask worker, and both always return (errors become failure rows): a bad
+file or a failed fit never raises out of a task. Files are touched only through
+:mod:`chromarate.io`.
+
+Resume: a nucleus is skipped when ``<out>/<name>/<id>.ome.zarr`` is a complete result
+written with the same config hash from an input with the same sha256. An input whose
+manifest (``<out>/<name>/input.json``) lists nuclei that are all done is not even read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .._types import NucleusFailed
+from ..analysis import rate_correlation, rate_summary
+from ..config import PipelineConfig, config_hash
+from ..data import truth_path_for
+from ..errors import ChromarateError, InputFormatError, ResultStoreError
+from ..io.batch_files import read_json, write_json
+from ..io.zarr_store import read_result, write_result
+from ..pipeline import NucleusResult, NucleusTask, Pipeline
+
+__all__ = [
+    "InputJob",
+    "InputPlan",
+    "MANIFEST_NAME",
+    "SUMMARY_COLUMNS",
+    "failure_row",
+    "file_sha256",
+    "input_state",
+    "prepare_input",
+    "result_path",
+    "row_from_stack",
+    "run_nucleus",
+]
+
+#: Columns of ``summary.csv``, one row per nucleus (or per input that failed before
+#: segmentation, with an empty ``nucleus_id``).
+SUMMARY_COLUMNS = (
+    "input", "name", "nucleus_id", "status", "resumed", "error", "n_localizations",
+    "pixel_size_nm", "rate_mean", "rate_median", "rate_q05", "rate_q95", "rate_corr_truth",
+    "mollifier_radius_px", "fit_seconds", "total_seconds", "device", "config_hash",
+    "result_path",
+)
+
+#: File in each input's output folder recording what segmentation found.
+MANIFEST_NAME = "input.json"
+_MANIFEST_FORMAT = "chromarate-batch-input"
+_MANIFEST_VERSION = 1
+_IMAGE_SUFFIXES = (".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class InputJob:
+    """One input of a batch and where its results go.
+
+    Attributes
+    ----------
+    path : Path
+        The input file.
+    name : str
+        Its output folder name (see :func:`chromarate.batch.output_names`).
+    out_dir : Path
+        The batch output folder; results go to ``out_dir / name``.
+    config : PipelineConfig
+    overwrite : bool
+        Refit nuclei even when a matching result exists.
+    """
+
+    path: Path
+    name: str
+    out_dir: Path
+    config: PipelineConfig
+    overwrite: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return self.out_dir / self.name
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """What preparing an input found: nuclei to fit, nuclei already done, failures.
+
+    Attributes
+    ----------
+    job : InputJob
+    sha256 : str or None
+        Of the input file (None if it could not be read).
+    input_format : str or None
+        Detected format of the input.
+    tasks : tuple of NucleusTask
+        Nuclei to fit.
+    resumed : tuple of dict
+        Summary rows of nuclei whose results already exist (skipped).
+    failed : tuple of dict
+        Summary rows of failures: the whole input, or single nuclei.
+    seconds : float
+        Wall time of the preparation.
+    read_input : bool
+        False when the manifest showed every nucleus done and the file was not read.
+    """
+
+    job: InputJob
+    sha256: str | None
+    input_format: str | None = None
+    tasks: tuple[NucleusTask, ...] = ()
+    resumed: tuple[dict, ...] = ()
+    failed: tuple[dict, ...] = ()
+    seconds: float = 0.0
+    read_input: bool = True
+    error_detail: str = field(default="", repr=False)
+
+    @property
+    def n_nuclei(self) -> int:
+        return len(self.tasks) + len(self.resumed) + sum(
+            r["nucleus_id"] is not None for r in self.failed)
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file (hex).
+
+    Raises
+    ------
+    InputFormatError
+        If the file cannot be read (the message names it).
+    """
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        raise InputFormatError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise InputFormatError("is a directory, expected a localization file", path=path) from None
+    except OSError as exc:
+        raise InputFormatError(f"cannot read file: {exc.strerror or exc}", path=path) from None
+    return h.hexdigest()
+
+
+def result_path(job: InputJob, nucleus_id: int) -> Path:
+    """Where the result of nucleus ``nucleus_id`` of ``job`` is written."""
+    return job.folder / f"{nucleus_id}.ome.zarr"
+
+
+def failure_row(job: InputJob, error: str, nucleus_id: int | None = None) -> dict:
+    """Summary row of a failed input (``nucleus_id`` None) or nucleus."""
+    row = {c: np.nan for c in SUMMARY_COLUMNS}
+    row.update(input=str(job.path), name=job.name, nucleus_id=nucleus_id, status="failed",
+               resumed=False, error=error, device="", config_hash=job.config_hash,
+               result_path="")
+    return row
+
+
+def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
+    """Summary row of a written result, from the result stack and its provenance."""
+    prov = stack.provenance
+    fit = prov.get("fit") or {}
+    timings = prov.get("timings") or {}
+    mask = np.asarray(stack.labels.get("nucleus"), dtype=bool)
+    corr = (prov.get("metrics") or {}).get("rate_corr_truth")
+    row = {c: np.nan for c in SUMMARY_COLUMNS}
+    row.update(
+        input=str(job.path), name=job.name, nucleus_id=int(prov.get("nucleus_id")),
+        status="ok", resumed=resumed, error="",
+        n_localizations=prov.get("n_localizations", np.nan),
+        pixel_size_nm=stack.pixel_size_nm,
+        **rate_summary(stack.channels["rate"], mask),
+        rate_corr_truth=np.nan if corr is None else float(corr),
+        mollifier_radius_px=(fit.get("meta") or {}).get("mollifier_radius_px", np.nan),
+        fit_seconds=timings.get("fit", np.nan),
+        total_seconds=float(sum(v for v in timings.values() if isinstance(v, (int, float)))),
+        device=fit.get("device", ""), config_hash=prov.get("config_hash", ""),
+        result_path=str(path),
+    )
+    return row
+
+
+def _done_row(job: InputJob, nucleus_id: int, sha256: str) -> dict | None:
+    """The summary row of a finished result that matches ``job``; None if it must be (re)done."""
+    path = result_path(job, nucleus_id)
+    if job.overwrite or not path.exists():
+        return None
+    try:
+        stack = read_result(path)
+    except ResultStoreError:
+        return None  # damaged or foreign: fit again and replace it
+    prov = stack.provenance
+    if prov.get("config_hash") != job.config_hash:
+        return None
+    if (prov.get("input") or {}).get("sha256") != sha256:
+        return None
+    return row_from_stack(stack, job, path, resumed=True)
+
+
+def _manifest(job: InputJob) -> dict | None:
+    m = read_json(job.folder / MANIFEST_NAME)
+    if m is None or m.get("format") != _MANIFEST_FORMAT or m.get("version") != _MANIFEST_VERSION:
+        return None
+    return m
+
+
+def _write_manifest(job: InputJob, sha256: str, fmt: str | None, ids: list[int],
+                    failed: list[dict]) -> None:
+    write_json(job.folder / MANIFEST_NAME, {
+        "format": _MANIFEST_FORMAT, "version": _MANIFEST_VERSION,
+        "input": str(Path(job.path).resolve()), "sha256": sha256, "input_format": fmt,
+        "config_hash": job.config_hash, "nuclei": ids,
+        "failed": [{"nucleus_id": r["nucleus_id"], "error": r["error"]} for r in failed],
+    })
+
+
+def input_state(job: InputJob) -> dict[str, Any]:
+    """What a run would do with ``job``, without reading the input beyond its sha256.
+
+    Returns
+    -------
+    dict
+        ``state``: ``"done"`` (every nucleus of the manifest has a matching result; the
+        input would be skipped), ``"partial"`` (some are done), ``"new"`` (no manifest for
+        this config and input), or ``"unreadable"``; ``n_nuclei`` and ``n_done`` when
+        known; ``error`` when unreadable.
+    """
+    try:
+        sha = file_sha256(job.path)
+    except ChromarateError as exc:
+        return {"state": "unreadable", "error": str(exc)}
+    m = _manifest(job)
+    if job.overwrite or m is None or m.get("sha256") != sha or m.get("config_hash") != job.config_hash:
+        return {"state": "new"}
+    ids = [int(i) for i in m.get("nuclei", [])]
+    done = sum(_done_row(job, i, sha) is not None for i in ids)
+    return {"state": "done" if done == len(ids) else "partial", "n_nuclei": len(ids),
+            "n_done": done}
+
+
+def _fast_resume(job: InputJob, sha: str, t0: float) -> InputPlan | None:
+    """The plan of an input whose manifest says all its nuclei are done, else None."""
+    m = _manifest(job)
+    if job.overwrite or m is None or m.get("sha256") != sha or m.get("config_hash") != job.config_hash:
+        return None
+    rows = []
+    for nid in m.get("nuclei", []):
+        row = _done_row(job, int(nid), sha)
+        if row is None:
+            return None
+        rows.append(row)
+    failed = tuple(failure_row(job, f["error"], int(f["nucleus_id"])) for f in m.get("failed", []))
+    return InputPlan(job=job, sha256=sha, input_format=m.get("input_format"),
+                     resumed=tuple(rows), failed=failed, seconds=time.perf_counter() - t0,
+                     read_input=False)
+
+
+def prepare_input(job: InputJob) -> InputPlan:
+    """Read an input, segment its nuclei and decide which ones need fitting.
+
+    Never raises: an input that cannot be read or segmented gives a plan whose ``failed``
+    holds one row with the error.
+
+    Parameters
+    ----------
+    job : InputJob
+
+    Returns
+    -------
+    InputPlan
+    """
+    from ..io.images import read_density_image
+    from ..io.localizations import read_localizations
+
+    t0 = time.perf_counter()
+    path = Path(job.path)
+    try:
+        sha = file_sha256(path)
+        plan = _fast_resume(job, sha, t0)
+        if plan is not None:
+            return plan
+        pipe = Pipeline(job.config)
+        if path.name.lower().endswith(_IMAGE_SUFFIXES):
+            fmt = "tiff-density"
+            items = pipe.iter_prepare_density(read_density_image(path))
+        else:
+            locs = read_localizations(path)
+            fmt = locs.meta.get("format")
+            items = pipe.iter_prepare(locs)
+        tasks, failed = [], []
+        for item in items:
+            if isinstance(item, NucleusTask):
+                tasks.append(item)
+            elif isinstance(item, NucleusFailed):
+                failed.append(failure_row(job, f"{item.stage}: {item.error}", item.nucleus_id))
+        _write_manifest(job, sha, fmt, [t.nucleus_id for t in tasks], failed)
+        to_fit, resumed = [], []
+        for task in tasks:
+            row = _done_row(job, task.nucleus_id, sha)
+            if row is None:
+                to_fit.append(task)
+            else:
+                resumed.append(row)
+        return InputPlan(job=job, sha256=sha, input_format=fmt, tasks=tuple(to_fit),
+                         resumed=tuple(resumed), failed=tuple(failed),
+                         seconds=time.perf_counter() - t0)
+    except ChromarateError as exc:
+        return InputPlan(job=job, sha256=None, failed=(failure_row(job, str(exc)),),
+                         seconds=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - one bad input must not stop the batch
+        return InputPlan(job=job, sha256=None,
+                         failed=(failure_row(job, f"{type(exc).__name__}: {exc}"),),
+                         seconds=time.perf_counter() - t0, error_detail=traceback.format_exc())
+
+
+def _worker_device(device: str | None, config: PipelineConfig) -> str | None:
+    """Spread ``auto`` over the GPUs when running on a numbered dask worker."""
+    spec = device if device is not None else config.fit.device
+    if (spec or "auto").strip().lower() != "auto":
+        return device
+    try:
+        from distributed import get_worker
+
+        index = int(get_worker().name)
+    except (ImportError, ValueError, TypeError):
+        return device  # not on a dask worker, or a worker without a numeric name
+    from ..device import spread_device
+
+    return spread_device(spec, index)
+
+
+def run_nucleus(plan: InputPlan, task: NucleusTask, *, device: str | None = None,
+                on_event: Callable[[object], None] | None = None) -> dict:
+    """Fit one nucleus, write its result atomically and return its summary row.
+
+    Never raises for a failed fit or write: the row then has ``status="failed"`` and the
+    error (``"<stage>: <message>"``); an unexpected exception's traceback is kept in the
+    row's ``_traceback`` (not a summary column) for the batch log.
+
+    Parameters
+    ----------
+    plan : InputPlan
+        The plan of the nucleus's input (job, input sha256 and format).
+    task : NucleusTask
+    device : str, optional
+        Overrides ``config.fit.device``; ``"auto"`` on a numbered dask worker takes GPU
+        ``worker number mod GPU count`` when there are several.
+    on_event : callable, optional
+        Called with every pipeline event (stage timings, fit progress).
+    """
+    job = plan.job
+    try:
+        dev = _worker_device(device, job.config)
+        prov = {"input": {"path": str(Path(job.path).resolve()), "sha256": plan.sha256,
+                          "format": plan.input_format}}
+        result = None
+        for event in Pipeline(job.config).iter_nucleus(task, device=dev, provenance=prov):
+            if on_event is not None:
+                on_event(event)
+            if isinstance(event, NucleusFailed):
+                return failure_row(job, f"{event.stage}: {event.error}", task.nucleus_id)
+            if isinstance(event, NucleusResult):
+                result = event
+        stack = _with_truth_metrics(result, job.path)
+        target = result_path(job, task.nucleus_id)
+        write_result(stack, target, overwrite=True)
+        return row_from_stack(stack, job, target, resumed=False)
+    except ChromarateError as exc:
+        return failure_row(job, str(exc), task.nucleus_id)
+    except Exception as exc:  # noqa: BLE001 - one failed fit must not stop the batch
+        row = failure_row(job, f"{type(exc).__name__}: {exc}", task.nucleus_id)
+        row["_traceback"] = traceback.format_exc()
+        return row
+
+
+def _with_truth_metrics(result: NucleusResult, input_path: Path):
+    """The result stack, with ``metrics.rate_corr_truth`` when a truth file is beside the input."""
+    from ..io.truth import read_truth
+
+    stack = result.stack
+    truth_file = truth_path_for(input_path)
+    if truth_file is None:
+        return stack
+    truth = read_truth(truth_file)
+    corr = rate_correlation(result.fit.rate, result.fit.trusted, pixel_nm=stack.pixel_size_nm,
+                            origin_nm=stack.origin_nm, truth=truth)
+    metrics = {**dict(stack.provenance.get("metrics") or {}), "rate_corr_truth": corr}
+    return replace(stack, provenance={**stack.provenance, "metrics": metrics})

@@ -1,0 +1,142 @@
+"""Small files of a batch run: summary tables, input manifests, reports and the batch log.
+
+Every writer here is atomic (a temporary sibling is written, flushed and renamed into
+place), so a reader sees the old file or the new one, never half of one; a killed batch
+leaves no truncated table behind. The batch runner and the report builder call these;
+they never open files themselves (DESIGN.md section 1).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import pandas as pd
+
+from ..errors import ResultStoreError
+from ._atomic import atomic_binary
+
+__all__ = [
+    "batch_log",
+    "read_json",
+    "remove_stale_temporaries",
+    "write_bytes",
+    "write_json",
+    "write_table",
+    "write_text",
+]
+
+#: Marker of the hidden siblings :func:`chromarate.io.zarr_store.write_result` builds a
+#: store in (``.<name>.tmp-<token>``) before renaming it into place.
+_STORE_TMP_MARK = ".ome.zarr.tmp-"
+
+
+def _prepare(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResultStoreError(f"cannot create folder: {exc.strerror or exc}",
+                               path=path.parent) from exc
+    return path
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (missing folders are created).
+
+    Raises
+    ------
+    ResultStoreError
+        If the file cannot be written; an existing file is then unchanged.
+    """
+    path = _prepare(path)
+    try:
+        with atomic_binary(path) as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise ResultStoreError(f"cannot write file: {exc.strerror or exc}", path=path) from exc
+    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`write_bytes`)."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_table(path: str | os.PathLike, table: pd.DataFrame) -> Path:
+    """Write a table as CSV (no index, NaN as an empty field) atomically."""
+    return write_text(path, table.to_csv(index=False))
+
+
+def write_json(path: str | os.PathLike, obj: Mapping[str, Any]) -> Path:
+    """Write a JSON object (indented, keys in order) atomically."""
+    return write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
+    """Read a JSON object written by :func:`write_json`; None if missing or unreadable.
+
+    A batch treats a manifest it cannot read as absent and redoes the work it describes,
+    so this never raises for a bad file.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            obj = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove result stores a killed run left half-written in ``folder`` (not recursive).
+
+    Only hidden ``.<name>.ome.zarr.tmp-<token>`` directories are removed: complete results
+    and the ``.old-`` backups of interrupted rewrites are kept. Do not run two batches into
+    the same output folder at the same time.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") and _STORE_TMP_MARK in entry.name:
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+@contextmanager
+def batch_log(path: str | os.PathLike, logger: logging.Logger, *,
+              level: int = logging.INFO) -> Iterator[Path]:
+    """Append the records of ``logger`` to the text file ``path`` while the block runs.
+
+    Lines are ``<ISO time> <LEVEL> <message>``; each record is flushed at once, so the log
+    of a killed batch ends with the last event it handled.
+    """
+    path = _prepare(path)
+    try:
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    except OSError as exc:
+        raise ResultStoreError(f"cannot open batch log: {exc.strerror or exc}", path=path) from exc
+    handler.setLevel(level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > level:
+        logger.setLevel(level)
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        handler.close()

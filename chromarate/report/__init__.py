@@ -1,0 +1,152 @@
+"""Reports of a batch result folder: per-nucleus figures and an HTML summary page.
+
+``make_report(folder)`` writes, next to the batch's ``summary.csv``::
+
+    nuclei.csv                    per-nucleus statistics (chromarate.analysis.nucleus_table)
+    report/index.html             summary page: figures, the table, failures
+    report/domains.csv            every heterochromatin domain
+    report/rate_by_input.png ...  batch figures
+    report/nuclei/<name>_<id>.png one five-panel figure per nucleus
+
+matplotlib draws the figures (a dependency of chromarate; a clear error names it if it is
+missing). Every file is written atomically through :mod:`chromarate.io.batch_files`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import AnalysisConfig, find_domains, find_results, load_nucleus
+from ..analysis.table import nucleus_statistics
+from ..errors import ResultStoreError
+from ..io.batch_files import write_bytes, write_table, write_text
+from .figures import batch_figures, nucleus_figure
+from .page import summary_page
+
+__all__ = ["Report", "make_report"]
+
+log = logging.getLogger("chromarate.report")
+
+REPORT_DIR = "report"
+TABLE_NAME = "nuclei.csv"
+
+
+@dataclass
+class Report:
+    """Files written by :func:`make_report`.
+
+    Attributes
+    ----------
+    html : Path
+        The summary page.
+    table_path : Path
+        ``nuclei.csv``.
+    table : pandas.DataFrame
+        The per-nucleus statistics.
+    figures : list of Path
+        Every PNG written.
+    skipped : list of str
+        Result stores that could not be read (with the reason).
+    """
+
+    html: Path
+    table_path: Path
+    table: pd.DataFrame
+    figures: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _failures(folder: Path) -> pd.DataFrame:
+    from ..batch import SUMMARY_NAME
+
+    path = folder / SUMMARY_NAME
+    if not path.is_file():
+        return pd.DataFrame(columns=["input", "nucleus_id", "error"])
+    try:
+        summary = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return pd.DataFrame(columns=["input", "nucleus_id", "error"])
+    if "status" not in summary.columns:
+        return pd.DataFrame(columns=["input", "nucleus_id", "error"])
+    failed = summary[summary["status"] != "ok"]
+    return failed.reindex(columns=["input", "nucleus_id", "error"])
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def make_report(folder: str | os.PathLike, config: AnalysisConfig = AnalysisConfig(), *,
+                figures: bool = True) -> Report:
+    """Write the statistics table, figures and summary page of a result folder.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        A batch output folder (``chromarate run ... --out folder``).
+    config : AnalysisConfig
+        Domain detection and statistics settings.
+    figures : bool
+        Also draw the per-nucleus figures (the slow part: about 0.5 s per nucleus).
+
+    Returns
+    -------
+    Report
+
+    Raises
+    ------
+    ResultStoreError
+        If ``folder`` does not exist or holds no result store.
+    """
+    folder = Path(folder)
+    paths = find_results(folder)
+    if not paths:
+        raise ResultStoreError("no *.ome.zarr result under this folder; run a batch first",
+                               path=folder)
+    out = folder / REPORT_DIR
+    rows, skipped, written = [], [], []
+    rates: dict[tuple, np.ndarray] = {}
+    nucleus_pngs: dict[tuple, str] = {}
+    domain_parts = []
+    for path in paths:
+        try:
+            nucleus = load_nucleus(path)
+        except ResultStoreError as exc:
+            log.warning("skipped: %s", exc)
+            skipped.append(str(exc))
+            continue
+        stats = nucleus_statistics(nucleus, config)
+        rows.append(stats)
+        rate = nucleus.rate[nucleus.mask].astype(np.float64)
+        rates[(nucleus.name, nucleus.nucleus_id)] = rate[np.isfinite(rate)]
+        domains = find_domains(nucleus.phi_h(config.field), nucleus.mask,
+                               pixel_size_nm=nucleus.pixel_size_nm, phi_max=nucleus.phi_max,
+                               rate=nucleus.rate.astype(np.float64), config=config)
+        t = domains.table.copy()
+        t.insert(0, "nucleus_id", nucleus.nucleus_id)
+        t.insert(0, "name", nucleus.name)
+        domain_parts.append(t)
+        if figures:
+            rel = f"nuclei/{_safe(nucleus.name)}_{nucleus.nucleus_id}.png"
+            written.append(write_bytes(out / rel, nucleus_figure(nucleus, domains, stats)))
+            nucleus_pngs[(nucleus.name, nucleus.nucleus_id)] = rel
+    table = pd.DataFrame(rows)
+    table_path = write_table(folder / TABLE_NAME, table)
+    domains_all = pd.concat(domain_parts, ignore_index=True) if domain_parts else pd.DataFrame()
+    write_table(out / "domains.csv", domains_all)
+    batch_pngs = []
+    for name, png in batch_figures(table, rates).items():
+        written.append(write_bytes(out / name, png))
+        batch_pngs.append(name)
+    page = summary_page(folder=str(folder), table=table, failures=_failures(folder),
+                        batch_figures=batch_pngs, nucleus_figures=nucleus_pngs,
+                        skipped=skipped)
+    html_path = write_text(out / "index.html", page)
+    return Report(html=html_path, table_path=table_path, table=table, figures=written,
+                  skipped=skipped)

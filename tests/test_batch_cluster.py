@@ -1,0 +1,58 @@
+"""The same batch command on an existing dask.distributed cluster (``--scheduler``), as a
+cluster started with dask-jobqueue or dask-kubernetes would be used."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from chromarate.batch import make_executor
+from chromarate.cli import cli, main
+from chromarate.errors import ClusterError
+
+distributed = pytest.importorskip("distributed")
+
+
+def test_batch_runs_on_a_scheduler_given_by_address(synthetic_batch, tmp_path):
+    folder, rates, _ = synthetic_batch
+    inputs = [folder / "cell2.csv", folder / "cell3.csv"]
+    out = tmp_path / "out"
+    # worker threads in this process: cheap to start, and the workers' task log is visible
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        address = cluster.scheduler_address
+        res = CliRunner().invoke(cli, ["run", "quick-cpu", *map(str, inputs), "--out", str(out),
+                                       "--scheduler", address, "--set", "fit.method=direct"])
+        prefixes = set(cluster.scheduler.task_prefixes)
+    assert res.exit_code == 0, res.output
+    assert f"dask scheduler {address} (2 worker(s) now)" in res.output
+    assert any(p.startswith("prepare") for p in prefixes)
+    assert any(p.startswith("nucleus") for p in prefixes)  # the fits ran on the cluster
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.status) == ["ok", "ok"] and list(summary.name) == ["cell2", "cell3"]
+    assert f"running dask scheduler {address}" in (out / "batch.log").read_text()
+
+
+def test_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
+    import dask
+
+    (tmp_path / "cell.csv").write_text("x [nm],y [nm]\n1,2\n")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(SystemExit) as exc:
+        main(["run", "quick-cpu", str(tmp_path / "cell.csv"), "--out", str(tmp_path / "o"),
+              "--scheduler", "tcp://127.0.0.1:9"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "cannot connect to the dask scheduler" in err and "Traceback" not in err
+
+
+def test_bad_worker_count_is_refused():
+    from chromarate.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="workers"):
+        make_executor(0)
+
+
+def test_cluster_error_is_a_connection_error():
+    assert issubclass(ClusterError, ConnectionError)
