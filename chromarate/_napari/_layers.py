@@ -1,0 +1,205 @@
+"""Turn chromarate results and localizations into napari layer data (pure; no napari import).
+
+Layer data are napari's ``(data, kwargs, layer_type)`` tuples, so readers, sample data and
+widgets share one conversion and tests can check it without a viewer.
+
+Placement: napari puts the centre of pixel ``i`` at ``translate + i * scale``; chromarate's
+``origin_nm`` is the *corner* of pixel (0, 0) (DESIGN.md section 3). Every image layer is
+therefore translated by ``origin + pixel / 2``, which puts localization points (plotted at
+their nm coordinates) on the pixels they were counted in. World units are nanometres.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .._types import DensityMap, Localizations, ResultStack
+
+__all__ = [
+    "CHANNEL_STYLES",
+    "MAX_POINTS",
+    "METADATA_KEY",
+    "density_layer_data",
+    "domain_layer_data",
+    "localization_layer_data",
+    "result_layer_data",
+    "truth_layer_data",
+]
+
+#: Key of the dict that chromarate puts into each layer's ``metadata``.
+METADATA_KEY = "chromarate"
+
+#: Localization files with at most this many rows are also shown as points.
+MAX_POINTS = 50_000
+
+
+#: channel -> (layer title, colormap, contrast rule, visible at first). Contrast rules:
+#: "percentile" (1st-99.5th percentile), "symmetric" (+- 99th percentile of |value|).
+CHANNEL_STYLES: dict[str, tuple[str, str, str, bool]] = {
+    "density": ("density (localizations / pixel)", "gray", "percentile", True),
+    "denoised": ("denoised density", "gray", "percentile", False),
+    "phi_d_observed": ("phi_d observed (hetero - euchromatin)", "PiYG", "symmetric", False),
+    "phi_d_fitted": ("phi_d fitted", "PiYG", "symmetric", False),
+    "rate": ("rate lambda = Gamma_me / Gamma_ac", "inferno", "percentile", True),
+    "rate_std": ("rate uncertainty (ensemble std)", "magma", "percentile", False),
+    "residual": ("PDE residual", "PiYG", "symmetric", False),
+}
+_LABEL_TITLES = {"nucleus": "nucleus", "domains": "heterochromatin domains"}
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values)
+    return v[np.isfinite(v)]
+
+
+def contrast_limits(values: np.ndarray, rule: str = "percentile") -> tuple[float, float]:
+    """Display range of an image from its finite values (a valid range even when constant
+    or all NaN)."""
+    v = _finite(values)
+    if v.size == 0:
+        return (0.0, 1.0)
+    if rule == "symmetric":
+        a = float(np.percentile(np.abs(v), 99.0))
+        return (-a, a) if a > 0 else (-1.0, 1.0)
+    lo, hi = (float(x) for x in np.percentile(v, [1.0, 99.5]))
+    if not hi > lo:
+        lo, hi = float(v.min()), float(v.max())
+    if not hi > lo:
+        hi = lo + 1.0
+    return (lo, hi)
+
+
+def _placement(pixel_size_nm: float, origin_nm: Sequence[float]) -> dict[str, Any]:
+    p = float(pixel_size_nm)
+    return {"scale": (p, p), "translate": (float(origin_nm[0]) + p / 2, float(origin_nm[1]) + p / 2),
+            "units": ("nm", "nm"), "axis_labels": ("y", "x")}
+
+
+def result_layer_data(
+    stack: ResultStack,
+    *,
+    name: str,
+    source: str | None = None,
+    levels: Mapping[str, list] | None = None,
+) -> list[tuple]:
+    """Layer data of one result: an image layer per channel, a labels layer per label image.
+
+    Parameters
+    ----------
+    stack : ResultStack
+        The result (full-resolution arrays).
+    name : str
+        Prefix of the layer names, e.g. the store name ``"cell1/3"``.
+    source : str, optional
+        Where the result came from (stored in the layer metadata).
+    levels : dict of str to list of arrays, optional
+        Pyramid per channel (:func:`chromarate.io.zarr_store.open_result_levels`); channels
+        with more than one level become multiscale image layers.
+
+    Returns
+    -------
+    list of tuple
+        ``(data, kwargs, "image" | "labels")``. Density and rate are visible, the other
+        channels hidden; each layer's ``metadata["chromarate"]`` holds ``channel`` (or
+        ``label``), ``result`` (the name), ``source`` and the ``stack`` itself.
+    """
+    placement = _placement(stack.pixel_size_nm, stack.origin_nm)
+    base_meta = {"result": name, "source": source, "stack": stack}
+    out: list[tuple] = []
+    for i, (channel, data) in enumerate(stack.channels.items()):
+        title, cmap, rule, visible = CHANNEL_STYLES.get(
+            channel, (channel, "gray", "percentile", False))
+        pyramid = list(levels[channel]) if levels and len(levels.get(channel, ())) > 1 else None
+        kwargs = {
+            "name": f"{name} · {title}",
+            "colormap": cmap,
+            "contrast_limits": contrast_limits(data, rule),
+            "blending": "additive" if channel == "rate" else "translucent",
+            "visible": visible,
+            "opacity": 1.0,
+            "metadata": {METADATA_KEY: {**base_meta, "channel": channel}},
+            **placement,
+        }
+        if pyramid is not None:
+            kwargs["multiscale"] = True
+        out.append((pyramid if pyramid is not None else np.asarray(data), kwargs, "image"))
+    for label, data in stack.labels.items():
+        out.append((np.asarray(data), {
+            "name": f"{name} · {_LABEL_TITLES.get(label, label)}",
+            "opacity": 0.6 if label == "nucleus" else 0.5,
+            "metadata": {METADATA_KEY: {**base_meta, "label": label}},
+            **placement,
+        }, "labels"))
+    return out
+
+
+def density_layer_data(density: DensityMap, *, name: str, source: str | None = None,
+                       locs: Localizations | None = None) -> tuple:
+    """Image layer data of a rendered density map (gray, 1st-99.5th percentile).
+
+    When ``locs`` is given, the layer's ``metadata["chromarate"]["localizations"]`` holds
+    it, so that the inference widget can run on the layer.
+    """
+    meta: dict[str, Any] = {"source": source, "pixel_size_nm": float(density.pixel_size_nm)}
+    if locs is not None:
+        meta["localizations"] = locs
+    return (np.asarray(density.data), {
+        "name": name,
+        "colormap": "gray",
+        "contrast_limits": contrast_limits(density.data),
+        "metadata": {METADATA_KEY: meta},
+        **_placement(density.pixel_size_nm, density.origin_nm),
+    }, "image")
+
+
+def localization_layer_data(locs: Localizations, *, name: str,
+                            source: str | None = None) -> tuple:
+    """Points layer data of localizations at their (y, x) in nm.
+
+    Point size is twice the localization precision when the table has one (else 20 nm);
+    frame, photons and precision become point features.
+    """
+    table = locs.table
+    yx = table[["y_nm", "x_nm"]].to_numpy(dtype=np.float64)
+    if "precision_nm" in table:
+        size = np.clip(2.0 * table["precision_nm"].to_numpy(dtype=np.float64), 2.0, 200.0)
+    else:
+        size = 20.0
+    features = {c: table[c].to_numpy() for c in ("frame", "photons", "precision_nm") if c in table}
+    return (yx, {
+        "name": name,
+        "size": size,
+        "face_color": "cyan",
+        "border_width": 0.0,
+        "opacity": 0.5,
+        "features": features,
+        "units": ("nm", "nm"),
+        "axis_labels": ("y", "x"),
+        "metadata": {METADATA_KEY: {"source": source, "localizations": locs}},
+    }, "points")
+
+
+def truth_layer_data(truth: Mapping[str, Any], *, name: str) -> tuple:
+    """Image layer data of a ground-truth rate map (``read_truth`` output), hidden at first,
+    with the colormap of inferred rates."""
+    rate = np.where(np.asarray(truth["mask"], bool), truth["rate"], np.nan).astype(np.float32)
+    return (rate, {
+        "name": name,
+        "colormap": CHANNEL_STYLES["rate"][1],
+        "contrast_limits": contrast_limits(rate),
+        "visible": False,
+        "metadata": {METADATA_KEY: {"channel": "rate_truth"}},
+        **_placement(truth["pixel_size_nm"], truth["origin_nm"]),
+    }, "image")
+
+
+def domain_layer_data(labels: np.ndarray, stack: ResultStack, *, name: str) -> tuple:
+    """Labels layer data of heterochromatin domains found in result ``name``."""
+    return (np.asarray(labels), {
+        "name": f"{name} · {_LABEL_TITLES['domains']}",
+        "opacity": 0.5,
+        "metadata": {METADATA_KEY: {"result": name, "stack": stack, "label": "domains"}},
+        **_placement(stack.pixel_size_nm, stack.origin_nm),
+    }, "labels")

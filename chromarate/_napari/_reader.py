@@ -1,0 +1,103 @@
+"""napari readers: chromarate result stores and localization files.
+
+Both follow npe2's reader protocol: ``get_*_reader(path)`` returns a function that turns the
+path into layer data, or None to let napari try other readers. They decline quickly and
+never raise for paths that are not theirs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ..errors import ChromarateError
+from ._layers import density_layer_data, localization_layer_data, MAX_POINTS, result_layer_data
+
+__all__ = ["get_localization_reader", "get_result_reader", "result_name"]
+
+ReaderFunction = Callable[[str | list[str]], list[tuple]]
+
+#: File names the localization reader looks at (content decides; see read_localizations).
+_LOCALIZATION_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".hdf5",
+                          ".h5", ".mat", ".smlm", ".asdf", ".xls")
+
+
+def _single_path(path: str | list[str]) -> Path | None:
+    if isinstance(path, (list, tuple)):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    return Path(path)
+
+
+def result_name(path: Path) -> str:
+    """Short name of a result store for layer names: ``<input-stem>/<nucleus-id>``."""
+    name = path.name
+    for suffix in (".ome.zarr", ".zarr"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return f"{path.parent.name}/{name}" if path.parent.name else name
+
+
+def get_result_reader(path: str | list[str]) -> ReaderFunction | None:
+    """Reader for a chromarate result store (``*.ome.zarr`` written by chromarate).
+
+    Returns None for anything else: other files, OME-Zarr images not written by chromarate,
+    damaged or incomplete stores (their layers would be wrong).
+    """
+    from ..io.zarr_store import is_complete_result
+
+    p = _single_path(path)
+    if p is None or not p.is_dir() or not is_complete_result(p):
+        return None
+    return read_result_layers
+
+
+def read_result_layers(path: str | list[str]) -> list[tuple]:
+    """Layer data of one result store: channels as images, labels as labels layers."""
+    from ..io.zarr_store import open_result_levels, read_result
+
+    p = _single_path(path)
+    stack = read_result(p)
+    levels = open_result_levels(p)
+    return result_layer_data(stack, name=result_name(p), source=str(p), levels=levels)
+
+
+def get_localization_reader(path: str | list[str]) -> ReaderFunction | None:
+    """Reader for a localization file of any format chromarate reads.
+
+    The file is read here (the format is detected from its content); a file that is not a
+    localization table gives None. The reader function then renders the density image at
+    20 nm (chromarate's default rendering) and, for files with at most :data:`MAX_POINTS`
+    localizations, adds the localizations as points.
+    """
+    from ..io.localizations import read_localizations
+
+    p = _single_path(path)
+    if p is None or not p.is_file() or not p.name.lower().endswith(_LOCALIZATION_SUFFIXES):
+        return None
+    try:
+        locs = read_localizations(p)
+    except (ChromarateError, TypeError):
+        return None
+
+    def reader(_path: str | list[str]) -> list[tuple]:
+        return localization_layers(locs, p)
+
+    return reader
+
+
+def localization_layers(locs, path: Path) -> list[tuple]:
+    """Density image (and points, for small files) of a localization table."""
+    from ..config import RenderConfig
+    from ..render import render_density
+
+    stem = path.name.split(".")[0]
+    density = render_density(locs, RenderConfig())
+    layers = [density_layer_data(density, locs=locs, source=str(path),
+                                 name=f"{stem} · density ({density.pixel_size_nm:g} nm pixels)")]
+    if len(locs) <= MAX_POINTS:
+        layers.append(localization_layer_data(locs, name=f"{stem} · localizations",
+                                              source=str(path)))
+    return layers

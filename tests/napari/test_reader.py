@@ -1,0 +1,98 @@
+"""The readers: result stores and localization files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from chromarate._napari._layers import METADATA_KEY
+from chromarate._napari._reader import get_localization_reader, get_result_reader
+from chromarate.io.localizations import write_thunderstorm_csv
+from chromarate.io.zarr_store import write_result
+
+from .conftest import make_result
+
+
+@pytest.fixture
+def store(tmp_path):
+    return write_result(make_result(), tmp_path / "cell" / "1.ome.zarr")
+
+
+def test_result_reader_accepts_results_and_declines_the_rest(store, tmp_path):
+    reader = get_result_reader(str(store))
+    assert callable(reader)
+    layers = reader(str(store))
+    assert layers[4][1]["name"] == "cell/1 · rate lambda = Gamma_me / Gamma_ac"
+    assert get_result_reader([str(store)]) is reader
+
+    foreign = tmp_path / "foreign.zarr"
+    zarr.open_group(str(foreign), mode="w").create_array("a", shape=(2,), dtype="f4")
+    (tmp_path / "file.zarr").write_text("not a store")
+    damaged = write_result(make_result(), tmp_path / "damaged.ome.zarr")
+    (damaged / "0" / "zarr.json").unlink()
+    for declined in (foreign, tmp_path / "file.zarr", tmp_path / "missing.zarr", damaged,
+                     tmp_path):
+        assert get_result_reader(str(declined)) is None, declined
+    assert get_result_reader([str(store), str(store)]) is None
+
+
+def test_localization_reader(tmp_path, tiny_nucleus):
+    csv, _, syn = tiny_nucleus
+    reader = get_localization_reader(str(csv))
+    assert callable(reader)
+    (density, points) = reader(str(csv))  # 40,000 localizations: also shown as points
+    assert density[2] == "image" and points[2] == "points"
+    assert density[1]["scale"] == (20.0, 20.0)
+    assert density[1]["metadata"][METADATA_KEY]["localizations"] is not None
+    assert len(points[0]) == len(syn.localizations)
+    assert density[0].sum() == pytest.approx(len(syn.localizations), rel=0.01)
+
+    notes = tmp_path / "notes.csv"
+    notes.write_text("a,b\n1,2\n")
+    assert get_localization_reader(str(notes)) is None
+    assert get_localization_reader(str(tmp_path / "missing.csv")) is None
+    assert get_localization_reader(str(tmp_path)) is None
+    picture = tmp_path / "x.png"
+    picture.write_bytes(b"\x89PNG")
+    assert get_localization_reader(str(picture)) is None
+
+
+def test_viewer_opens_a_result_with_the_right_scale(viewer, store):
+    layers = viewer.open(str(store), plugin="chromarate")
+    assert [type(layer).__name__ for layer in layers] == ["Image"] * 7 + ["Labels"]
+    stack = make_result()
+    for layer in layers:
+        np.testing.assert_allclose(layer.scale, [20.0, 20.0])
+        np.testing.assert_allclose(layer.translate, [110.0, 270.0])
+        assert [str(u) for u in layer.units] == ["nanometer", "nanometer"]
+    rate = viewer.layers["cell/1 · rate lambda = Gamma_me / Gamma_ac"]
+    np.testing.assert_array_equal(rate.data, stack.channels["rate"])
+    assert rate.colormap.name == "inferno" and rate.visible
+    nucleus = viewer.layers["cell/1 · nucleus"]
+    np.testing.assert_array_equal(nucleus.data, stack.labels["nucleus"])
+    # world coordinates: the centre of pixel (row 3, col 5) is at origin + (3.5, 5.5) * p
+    np.testing.assert_allclose(rate.data_to_world((3, 5)), [100 + 3.5 * 20, 260 + 5.5 * 20])
+
+
+def test_viewer_opens_a_large_result_as_multiscale(viewer, tmp_path, monkeypatch):
+    from chromarate.io import zarr_store
+
+    monkeypatch.setattr(zarr_store, "PYRAMID_MAX_SIDE", 16)
+    store = write_result(make_result(shape=(30, 40)), tmp_path / "big.ome.zarr")
+    layers = viewer.open(str(store), plugin="chromarate")
+    density = layers[0]
+    assert density.multiscale and len(density.data) == 3
+    np.testing.assert_allclose(density.scale, [20.0, 20.0])
+    assert density.data[0].shape == (30, 40) and density.data[2].shape == (8, 10)
+
+
+def test_viewer_opens_a_localization_file(viewer, tmp_path, tiny_nucleus):
+    _, _, syn = tiny_nucleus
+    small = write_thunderstorm_csv(type(syn.localizations)(syn.localizations.table.iloc[:500],
+                                                          syn.localizations.meta),
+                                   tmp_path / "small.csv")
+    layers = viewer.open(str(small), plugin="chromarate")
+    assert [type(layer).__name__ for layer in layers] == ["Image", "Points"]
+    assert layers[0].name == "small · density (20 nm pixels)"
+    assert len(layers[1].data) == 500
