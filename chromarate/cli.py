@@ -54,13 +54,31 @@ def _load_pipeline_config(spec: str | None, overrides: tuple[str, ...]):
     return cfg
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (not at creation)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _not_batch_info(record: logging.LogRecord) -> bool:
+    """The batch's progress records go to batch.log; the printer shows them on screen."""
+    return not (record.name == "chromarate.batch" and record.levelno < logging.WARNING)
+
+
 def _setup_logging(verbose: bool, quiet: bool) -> None:
     """Library log records to stderr: warnings by default, everything with -v."""
     level = logging.DEBUG if verbose else (logging.ERROR if quiet else logging.WARNING)
     root = logging.getLogger("chromarate")
     if not any(getattr(h, "_chromarate_cli", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handler.addFilter(_not_batch_info)
         handler._chromarate_cli = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     for h in root.handlers:
@@ -248,7 +266,8 @@ def cli(ctx: click.Context, verbose: bool) -> None:
 @click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
               help="1: run here; N > 1: N local dask worker processes (with GPUs: one each).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Run on an existing dask.distributed scheduler, e.g. tcp://host:8786.")
+              help="Run on an existing dask.distributed scheduler: its address "
+                   "(tcp://host:8786) or scheduler file.")
 @click.option("--dry-run", is_flag=True, help="Show what would run and what is done; write nothing.")
 @click.option("--overwrite", is_flag=True, help="Refit nuclei whose results already exist.")
 @click.option("-v", "--verbose", is_flag=True, help="Stage timings, fit progress, debug log.")

@@ -111,3 +111,79 @@ def test_version_and_help():
     assert r.exit_code == 0 and "chromarate" in r.output
     r = CliRunner().invoke(cli, ["--help"])
     assert "run" in r.output and "demo" in r.output and "simulate" in r.output
+
+
+# --- config, info, dry-run, presets ----------------------------------------------------
+
+
+@pytest.mark.parametrize("preset", ["default", "quick-cpu", "publication"])
+def test_every_preset_validates_and_is_documented(preset):
+    from chromarate.presets import list_presets, resolve_pipeline
+
+    assert preset in list_presets()
+    cfg, path = resolve_pipeline(preset)
+    assert cfg.name == preset and path == REPO / "pipelines" / f"{preset}.yaml"
+    head = path.read_text().split("\nversion:")[0]
+    assert head.count("\n#") >= 5 and "For:" in head and "Use it:" in head
+    res = CliRunner().invoke(cli, ["config", "validate", preset, str(path)])
+    assert res.exit_code == 0 and res.output.count("ok ") == 2
+
+
+def test_publication_preset_is_careful():
+    from chromarate.presets import resolve_pipeline
+
+    pub, default = resolve_pipeline("publication")[0], resolve_pipeline("default")[0]
+    assert pub.fit.ensemble >= 3 and pub.fit.steps > 4 * default.fit.steps
+    assert pub.fit.lbfgs_steps > 0 and pub.render.method == "gaussian"
+
+
+def test_config_init_validate_show_schema(tmp_path):
+    import json
+
+    from chromarate.config import config_hash, load_config
+
+    out = tmp_path / "mine.yaml"
+    r = CliRunner().invoke(cli, ["config", "init", "quick-cpu", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert load_config(out).name == "quick-cpu"
+    r = CliRunner().invoke(cli, ["config", "init", "quick-cpu", "--out", str(out)])
+    assert r.exit_code != 0  # no silent replacement
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("fit:\n  steps: 0\n")
+    r = CliRunner().invoke(cli, ["config", "validate", str(out), str(bad)])
+    assert r.exit_code == 1 and "INVALID" in r.output and "fit.steps" in r.output
+    r = CliRunner().invoke(cli, ["config", "show", str(out), "--set", "fit.steps=7"])
+    assert r.exit_code == 0 and "steps: 7" in r.output
+    from chromarate.config import with_overrides
+
+    assert config_hash(with_overrides(load_config(out), {"fit.steps": 7})) in r.output
+    r = CliRunner().invoke(cli, ["config", "schema"])
+    schema = json.loads(r.output)
+    assert "fit" in schema["properties"]
+    r = CliRunner().invoke(cli, ["config", "init"])
+    assert r.exit_code == 0 and "name: default" in r.output
+
+
+def test_unknown_preset_lists_the_presets(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "nosuchpreset", "x.csv", "--out", "o"])
+    err = capsys.readouterr().err
+    assert "nosuchpreset" in err and "quick-cpu" in err and "Traceback" not in err
+
+
+def test_dry_run_writes_nothing_then_info_and_resume_state(tiny_nucleus, tmp_path):
+    csv, _, _ = tiny_nucleus
+    out = tmp_path / "out"
+    args = ["run", "quick-cpu", str(csv), "--out", str(out), *FAST]
+    r = CliRunner().invoke(cli, [*args, "--dry-run"])
+    assert r.exit_code == 0 and "[run]" in r.output and not out.exists()
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, [*args, "--dry-run"])
+    assert "[skip: all 1 nucleus(es) done]" in r.output
+    r = CliRunner().invoke(cli, ["info", str(out / "tiny" / "1.ome.zarr")])
+    assert r.exit_code == 0, r.output
+    for word in ("nucleus      1", "20 nm", "rate         mean", "config", "rate_corr_truth"):
+        assert word in r.output
+    r = CliRunner().invoke(cli, ["info", str(out)])
+    assert r.exit_code == 0 and "1 nucleus result(s)" in r.output

@@ -125,8 +125,11 @@ def _connect(address: str):
         from distributed import Client
     except ImportError as exc:  # pragma: no cover - distributed is a dependency
         raise ClusterError("--scheduler needs dask.distributed; pip install distributed") from exc
-    try:
-        client = Client(address, set_as_default=False)  # timeout: distributed.comm.timeouts.connect
+    try:  # the timeout is dask's distributed.comm.timeouts.connect
+        if os.path.isfile(address):  # a scheduler file (dask scheduler --scheduler-file)
+            client = Client(scheduler_file=address, set_as_default=False)
+        else:
+            client = Client(address, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         raise ClusterError(f"cannot connect to the dask scheduler at {address!r}: {exc}") from None
     try:
@@ -174,8 +177,9 @@ def make_executor(workers: int = 1, scheduler: str | None = None):
         with several GPUs, worker ``i`` uses GPU ``i mod n``). Ignored with ``scheduler``.
     scheduler : str, optional
         Address of a running dask.distributed scheduler (``tcp://host:8786``), e.g. of a
-        cluster started with dask-jobqueue; its workers need chromarate installed and the
-        input and output folders on a shared file system.
+        cluster started with dask-jobqueue, or the path of its scheduler file
+        (``dask scheduler --scheduler-file``); its workers need chromarate installed and
+        the input and output folders on a shared file system.
 
     Raises
     ------

@@ -138,7 +138,8 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     workers : int
         1 (default): in this process. N > 1: N local dask worker processes.
     scheduler : str, optional
-        Address of a running dask.distributed scheduler; overrides ``workers``.
+        Address (or scheduler file) of a running dask.distributed scheduler; overrides
+        ``workers``.
     overwrite : bool
         Refit every nucleus, even those whose result exists with the same config hash
         and input (they are replaced atomically).
@@ -174,9 +175,6 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     report = BatchReport(summary_path=out_dir / SUMMARY_NAME, log_path=out_dir / LOG_NAME)
     emit = on_event if on_event is not None else (lambda event: None)
     chash = config_hash(config)
-    for job in jobs:
-        for stale in remove_stale_temporaries(job.folder):
-            log.info("removed a half-written result left by an earlier run: %s", stale)
 
     def save() -> None:
         rows = sorted(report.rows, key=lambda r: (order.get(r["name"], 0),
@@ -187,6 +185,9 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     with batch_log(report.log_path, log):
         log.info("chromarate %s batch: %d input(s) -> %s; config %r (hash %s); overwrite=%s",
                  __version__, len(jobs), out_dir, config.name, chash, overwrite)
+        for job in jobs:
+            for stale in remove_stale_temporaries(job.folder):
+                log.warning("removed a half-written result left by an earlier run: %s", stale)
         try:
             with make_executor(workers, scheduler) as executor:
                 log.info("running %s", executor.description)

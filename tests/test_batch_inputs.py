@@ -1,0 +1,64 @@
+"""Finding a batch's inputs (files, folders, globs) and naming their output folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chromarate.batch import discover_inputs, input_stem, output_names
+from chromarate.errors import InputFormatError
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("x")
+    return path
+
+
+def test_folders_are_searched_recursively_for_supported_files(tmp_path):
+    data = tmp_path / "data"
+    files = [_touch(data / "ctrl" / "cell1.csv"), _touch(data / "ctrl" / "cell2.csv.gz"),
+             _touch(data / "treated" / "cell1.hdf5"), _touch(data / "treated" / "img.tif"),
+             _touch(data / "b.smlm")]
+    _touch(data / "ctrl" / "cell1.truth.npz")        # truth files are not inputs
+    _touch(data / "treated" / "cell1.yaml")          # Picasso sidecar
+    _touch(data / ".hidden" / "x.csv")               # hidden folders are skipped
+    _touch(data / "old.ome.zarr" / "0" / "c.csv")    # so are result stores
+    found = discover_inputs([data])
+    assert sorted(found) == sorted(files)
+
+
+def test_output_folder_is_excluded(tmp_path):
+    data = tmp_path / "data"
+    cell = _touch(data / "cell.csv")
+    _touch(data / "results" / "summary.csv")
+    assert discover_inputs([data], exclude=[data / "results"]) == [cell]
+
+
+def test_globs_files_and_duplicates(tmp_path):
+    a = _touch(tmp_path / "a" / "c1.csv")
+    b = _touch(tmp_path / "b" / "c2.csv")
+    missing = tmp_path / "nope.csv"
+    found = discover_inputs([str(tmp_path / "*" / "c*.csv"), a, missing])
+    assert found == [a, b, missing]  # a once; a missing file is kept (the batch reports it)
+    assert discover_inputs([str(tmp_path / "**" / "*.csv")]) == [a, b]
+
+
+@pytest.mark.parametrize("spec", ["empty_folder", "*.nothing"])
+def test_empty_folder_or_pattern_is_an_error(tmp_path, spec):
+    (tmp_path / "empty_folder").mkdir()
+    with pytest.raises(InputFormatError, match="no input file|matches no file"):
+        discover_inputs([str(tmp_path / spec)])
+
+
+def test_stems_and_distinct_output_names():
+    assert input_stem("x/cell_1.csv.gz") == "cell_1"
+    assert input_stem("cell.hdf5") == "cell" and input_stem("a.b.tiff") == "a.b"
+    names = output_names([Path("/d/ctrl/cell1.csv"), Path("/d/treated/cell1.csv"),
+                          Path("/d/ctrl/cell2.csv"), Path("/e/ctrl/cell3.csv.gz"),
+                          Path("/f/ctrl/cell3.csv")])
+    assert list(names.values()) == ["ctrl__cell1", "treated__cell1", "cell2", "e__ctrl__cell3",
+                                    "f__ctrl__cell3"]
+    # the same list gives the same names, so a resumed batch finds its results
+    assert output_names(list(names)) == names
