@@ -40,6 +40,7 @@ class StatisticsWidget(Container):
         self._viewer = viewer
         self.title = Label(value="no chromarate result open")
         self.table = Table(value={"statistic": [], "value": []})
+        self.table.native.verticalHeader().setVisible(False)
         self.domains_button = PushButton(text="Show heterochromatin domains", enabled=False)
         self.extend([self.title, self.table, self.domains_button])
         self.domains_button.changed.connect(self.show_domains)

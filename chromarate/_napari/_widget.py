@@ -69,6 +69,7 @@ class InferenceWidget(Container):
         self._worker: Any = None
         self._cancelled = False
         self._request: InferenceRequest | None = None
+        self._nucleus: int | None = None  # the nucleus being processed
         #: Results of the last run (NucleusResult), in the order they arrived.
         self.results: list = []
         #: Number of fit progress events the last run delivered.
@@ -114,6 +115,8 @@ class InferenceWidget(Container):
         self.source.reset_choices()
 
     def _disconnect(self, *_args) -> None:
+        if self._worker is not None:  # the widget is gone: stop its run too
+            self._worker.quit()
         for ev in (self._viewer.layers.events.inserted, self._viewer.layers.events.removed):
             try:
                 ev.disconnect(self._refresh_sources)
@@ -122,7 +125,7 @@ class InferenceWidget(Container):
 
     def _build_request(self) -> InferenceRequest:
         config = resolve_config(self.preset.value, self.config_file.value)
-        device = None if self.device.value == "auto" else self.device.value
+        device = self.device.value  # overrides the config's fit.device
         out_dir = self.out_dir.value
         if self.file.value is not None:
             path = Path(self.file.value)
@@ -193,8 +196,11 @@ class InferenceWidget(Container):
             self.progress.value = min(event.step, event.total_steps)
             terms = ", ".join(f"{k} {v:.3g}" for k, v in event.terms.items())
             self.loss.value = f"{event.loss:.4g} ({terms})"
-            self.status.value = f"fitting: step {event.step} of {event.total_steps}"
+            self.status.value = (f"fitting nucleus {self._nucleus}: step {event.step} of "
+                                 f"{event.total_steps}")
         elif isinstance(event, StageDone):
+            if event.nucleus_id is not None:
+                self._nucleus = event.nucleus_id
             where = "" if event.nucleus_id is None else f" (nucleus {event.nucleus_id})"
             self.status.value = f"{event.stage} done in {event.seconds:.1f} s{where}"
         elif isinstance(event, NucleusResult):
