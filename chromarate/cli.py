@@ -392,7 +392,7 @@ def info(result) -> None:
                     if isinstance(v, (int, float))),
         f"  rate         mean {_fmt(s['rate_mean'])}, median {_fmt(s['rate_median'])}, "
         f"5-95 % {_fmt(s['rate_q05'])} .. {_fmt(s['rate_q95'])}",
-        f"  versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "  versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()),
     ]
     metrics = prov.get("metrics") or {}
     if metrics:

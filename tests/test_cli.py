@@ -187,3 +187,16 @@ def test_dry_run_writes_nothing_then_info_and_resume_state(tiny_nucleus, tmp_pat
         assert word in r.output
     r = CliRunner().invoke(cli, ["info", str(out)])
     assert r.exit_code == 0 and "1 nucleus result(s)" in r.output
+
+
+def test_changed_config_refits_and_logs_the_replacement(tiny_nucleus, tmp_path):
+    csv, _, _ = tiny_nucleus
+    out = tmp_path / "out"
+    base = ["run", "quick-cpu", str(csv), "--out", str(out), "--set", "fit.method=direct"]
+    assert CliRunner().invoke(cli, base).exit_code == 0
+    r = CliRunner().invoke(cli, [*base, "--set", "fit.mollifier.radius_px=6"])
+    assert r.exit_code == 0 and "1 fitted, 0 done earlier" in r.output
+    log = (out / "batch.log").read_text()
+    assert "1.ome.zarr will be replaced: made with another config (hash " in log
+    assert read_result(out / "tiny" / "1.ome.zarr").provenance["config"]["fit"]["mollifier"][
+        "radius_px"] == 6

@@ -20,7 +20,8 @@ from .config import AnalysisConfig
 from .domains import DOMAIN_COLUMNS, Domains, find_domains, lab_lambda
 from .nuclei import Nucleus, find_results, iter_nuclei, load_nucleus
 from .rates import rate_balance, rate_quantiles, rate_summary
-from .table import domain_table, nucleus_statistics, nucleus_table, write_nucleus_table
+from .table import (domain_table, nucleus_domains, nucleus_statistics, nucleus_table,
+                    write_nucleus_table)
 
 __all__ = [
     "AnalysisConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "iter_nuclei",
     "lab_lambda",
     "load_nucleus",
+    "nucleus_domains",
     "nucleus_statistics",
     "nucleus_table",
     "rate_balance",

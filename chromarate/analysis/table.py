@@ -35,11 +35,12 @@ from ..errors import InputFormatError
 from ..io.batch_files import write_table
 from .compare import resample_to_grid
 from .config import AnalysisConfig
-from .domains import DOMAIN_COLUMNS, find_domains
+from .domains import DOMAIN_COLUMNS, Domains, find_domains
 from .nuclei import Nucleus, iter_nuclei
 from .rates import rate_balance, rate_quantiles
 
-__all__ = ["domain_table", "nucleus_statistics", "nucleus_table", "write_nucleus_table"]
+__all__ = ["domain_table", "nucleus_domains", "nucleus_statistics", "nucleus_table",
+           "write_nucleus_table"]
 
 _ID_COLUMNS = ("name", "group", "input", "nucleus_id", "result_path", "config_hash")
 
@@ -73,13 +74,23 @@ def _mean_where(rate: np.ndarray, region: np.ndarray) -> float:
     return float(v.mean()) if v.size else float("nan")
 
 
-def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig()) -> dict:
+def nucleus_domains(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig()) -> Domains:
+    """The heterochromatin domains of a nucleus (:func:`find_domains` on its phi_h and rate)."""
+    return find_domains(nucleus.phi_h(config.field), nucleus.mask,
+                        pixel_size_nm=nucleus.pixel_size_nm, phi_max=nucleus.phi_max,
+                        rate=nucleus.rate.astype(np.float64), config=config)
+
+
+def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig(), *,
+                       domains: Domains | None = None) -> dict:
     """The statistics row of one nucleus (see the module docstring for the columns).
 
     Parameters
     ----------
     nucleus : Nucleus
     config : AnalysisConfig
+    domains : Domains, optional
+        Its domains, if already found with ``config`` (:func:`nucleus_domains`).
 
     Returns
     -------
@@ -88,8 +99,8 @@ def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig
     mask = nucleus.mask
     rate = nucleus.rate.astype(np.float64)
     phi_h = nucleus.phi_h(config.field)
-    domains = find_domains(phi_h, mask, pixel_size_nm=nucleus.pixel_size_nm,
-                           phi_max=nucleus.phi_max, rate=rate, config=config)
+    if domains is None:
+        domains = nucleus_domains(nucleus, config)
     inner = domains.interior
     area = nucleus.area_um2
     hetero = domains.heterochromatin
@@ -158,9 +169,7 @@ def domain_table(source: str | os.PathLike | Iterable[Nucleus],
               else source)
     parts = []
     for n in nuclei:
-        d = find_domains(n.phi_h(config.field), n.mask, pixel_size_nm=n.pixel_size_nm,
-                         phi_max=n.phi_max, rate=n.rate.astype(np.float64), config=config)
-        t = d.table.copy()
+        t = nucleus_domains(n, config).table.copy()
         t.insert(0, "nucleus_id", n.nucleus_id)
         t.insert(0, "name", n.name)
         parts.append(t)

@@ -85,8 +85,10 @@ class BatchReport:
 
     @property
     def table(self) -> pd.DataFrame:
-        """The summary as a DataFrame."""
-        return pd.DataFrame(self.rows, columns=list(SUMMARY_COLUMNS))
+        """The summary as a DataFrame (``nucleus_id`` empty for inputs that failed whole)."""
+        table = pd.DataFrame(self.rows, columns=list(SUMMARY_COLUMNS))
+        table["nucleus_id"] = table["nucleus_id"].astype("Int64")
+        return table
 
 
 def _jobs(config: PipelineConfig, inputs, out_dir: Path, overwrite: bool) -> list[InputJob]:
@@ -253,13 +255,16 @@ def _prepared(plan: InputPlan, report: BatchReport, emit) -> None:
     job = plan.job
     whole = [r for r in plan.failed if r["nucleus_id"] is None]
     if whole:
-        log.error("FAILED input %s: %s", job.path, whole[0]["error"])
+        error = whole[0]["error"]
+        log.error("FAILED input %s", error if str(job.path) in error else f"{job.path}: {error}")
         if plan.error_detail:
             log.info("%s", plan.error_detail.rstrip())
     else:
         log.info("input %s -> %s/: %d nucleus(es), %d to fit, %d already done%s (%.1f s)",
                  job.path, job.name, plan.n_nuclei, len(plan.tasks), len(plan.resumed),
                  "" if plan.read_input else ", input not read", plan.seconds)
+    for note in plan.notes:
+        log.info("%s", note)
     emit(InputPrepared(input=str(job.path), name=job.name, n_nuclei=plan.n_nuclei,
                        n_to_fit=len(plan.tasks), n_resumed=len(plan.resumed),
                        n_failed=len(plan.failed), seconds=plan.seconds,

@@ -113,6 +113,8 @@ class InputPlan:
         Wall time of the preparation.
     read_input : bool
         False when the manifest showed every nucleus done and the file was not read.
+    notes : tuple of str
+        Existing results that will be replaced, and why (for the batch log).
     """
 
     job: InputJob
@@ -123,6 +125,7 @@ class InputPlan:
     failed: tuple[dict, ...] = ()
     seconds: float = 0.0
     read_input: bool = True
+    notes: tuple[str, ...] = ()
     error_detail: str = field(default="", repr=False)
 
     @property
@@ -191,21 +194,28 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
     return row
 
 
-def _done_row(job: InputJob, nucleus_id: int, sha256: str) -> dict | None:
-    """The summary row of a finished result that matches ``job``; None if it must be (re)done."""
+def _check_done(job: InputJob, nucleus_id: int, sha256: str) -> tuple[dict | None, str]:
+    """(summary row, "") of a finished result that matches ``job``; (None, why) if the
+    nucleus must be fitted (why is "" when there is simply no result yet)."""
     path = result_path(job, nucleus_id)
-    if job.overwrite or not path.exists():
-        return None
+    if not path.exists():
+        return None, ""
+    if job.overwrite:
+        return None, "--overwrite"
     try:
         stack = read_result(path)
-    except ResultStoreError:
-        return None  # damaged or foreign: fit again and replace it
+    except ResultStoreError as exc:
+        return None, f"damaged ({exc.message})"  # fit again and replace it
     prov = stack.provenance
     if prov.get("config_hash") != job.config_hash:
-        return None
+        return None, f"made with another config (hash {prov.get('config_hash')})"
     if (prov.get("input") or {}).get("sha256") != sha256:
-        return None
-    return row_from_stack(stack, job, path, resumed=True)
+        return None, "made from another input file (sha256 differs)"
+    return row_from_stack(stack, job, path, resumed=True), ""
+
+
+def _done_row(job: InputJob, nucleus_id: int, sha256: str) -> dict | None:
+    return _check_done(job, nucleus_id, sha256)[0]
 
 
 def _manifest(job: InputJob) -> dict | None:
@@ -305,16 +315,18 @@ def prepare_input(job: InputJob) -> InputPlan:
             elif isinstance(item, NucleusFailed):
                 failed.append(failure_row(job, f"{item.stage}: {item.error}", item.nucleus_id))
         _write_manifest(job, sha, fmt, [t.nucleus_id for t in tasks], failed)
-        to_fit, resumed = [], []
+        to_fit, resumed, notes = [], [], []
         for task in tasks:
-            row = _done_row(job, task.nucleus_id, sha)
+            row, why = _check_done(job, task.nucleus_id, sha)
             if row is None:
                 to_fit.append(task)
+                if why:
+                    notes.append(f"{result_path(job, task.nucleus_id)} will be replaced: {why}")
             else:
                 resumed.append(row)
         return InputPlan(job=job, sha256=sha, input_format=fmt, tasks=tuple(to_fit),
                          resumed=tuple(resumed), failed=tuple(failed),
-                         seconds=time.perf_counter() - t0)
+                         seconds=time.perf_counter() - t0, notes=tuple(notes))
     except ChromarateError as exc:
         return InputPlan(job=job, sha256=None, failed=(failure_row(job, str(exc)),),
                          seconds=time.perf_counter() - t0)

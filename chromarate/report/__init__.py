@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis import AnalysisConfig, find_domains, find_results, load_nucleus
-from ..analysis.table import nucleus_statistics
+from ..analysis import (AnalysisConfig, find_results, load_nucleus, nucleus_domains,
+                        nucleus_statistics)
 from ..errors import ResultStoreError
 from ..io.batch_files import write_bytes, write_table, write_text
 from .figures import batch_figures, nucleus_figure
@@ -121,13 +121,11 @@ def make_report(folder: str | os.PathLike, config: AnalysisConfig = AnalysisConf
             log.warning("skipped: %s", exc)
             skipped.append(str(exc))
             continue
-        stats = nucleus_statistics(nucleus, config)
+        domains = nucleus_domains(nucleus, config)
+        stats = nucleus_statistics(nucleus, config, domains=domains)
         rows.append(stats)
         rate = nucleus.rate[nucleus.mask].astype(np.float64)
         rates[(nucleus.name, nucleus.nucleus_id)] = rate[np.isfinite(rate)]
-        domains = find_domains(nucleus.phi_h(config.field), nucleus.mask,
-                               pixel_size_nm=nucleus.pixel_size_nm, phi_max=nucleus.phi_max,
-                               rate=nucleus.rate.astype(np.float64), config=config)
         t = domains.table.copy()
         t.insert(0, "nucleus_id", nucleus.nucleus_id)
         t.insert(0, "name", nucleus.name)
