@@ -56,3 +56,17 @@ def test_bad_worker_count_is_refused():
 
 def test_cluster_error_is_a_connection_error():
     assert issubclass(ClusterError, ConnectionError)
+
+
+def test_each_local_worker_gets_its_own_gpu(monkeypatch):
+    """'auto' on worker i of a pool uses GPU i mod n when n >= 2 GPUs are visible."""
+    torch = pytest.importorskip("torch")
+    from chromarate.device import spread_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert [spread_device("auto", i) for i in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert spread_device(None, 1) == "cuda:1"
+    assert spread_device("cpu", 1) == "cpu" and spread_device("cuda:0", 1) == "cuda:0"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert spread_device("auto", 1) == "auto"  # one GPU: nothing to spread
