@@ -45,6 +45,13 @@ def viewer(request):
     return make_napari_viewer()
 
 
+@pytest.fixture
+def bot(viewer, request):
+    """pytest-qt's ``qtbot``, requested only once the viewer exists: naming ``qtbot`` in a
+    test would create the (session) QApplication before the display check could skip."""
+    return request.getfixturevalue("qtbot")
+
+
 def _register_plugin() -> None:
     """Make sure npe2 knows the chromarate manifest (normally found via the entry point of
     an installed chromarate; registered from the source tree when that install is stale)."""

@@ -58,7 +58,7 @@ def test_stored_sample_result_is_loaded(no_stored_result, monkeypatch):
     assert layers[-1][1]["name"] == "sample_nucleus · true rate lambda"
 
 
-def test_viewer_sample_data(viewer, no_stored_result, qtbot, monkeypatch):
+def test_viewer_sample_data(viewer, no_stored_result, bot, monkeypatch):
     from chromarate._napari import _widget
     from chromarate.config import with_overrides
 
@@ -80,5 +80,5 @@ def test_viewer_sample_data(viewer, no_stored_result, qtbot, monkeypatch):
     assert infer.preset.value == "quick-cpu"
     assert infer.file.value == sample_paths()[0]
     infer.cancel()
-    qtbot.waitUntil(lambda: not infer.running, timeout=120_000)
+    bot.waitUntil(lambda: not infer.running, timeout=120_000)
     assert infer.status.value.startswith("cancelled")

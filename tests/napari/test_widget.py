@@ -33,7 +33,7 @@ def notifications(monkeypatch):
     return seen
 
 
-def test_widget_runs_a_tiny_pipeline_and_adds_the_layers(widgets, notifications, qtbot,
+def test_widget_runs_a_tiny_pipeline_and_adds_the_layers(widgets, notifications, bot,
                                                          tiny_nucleus, tiny_config, tmp_path):
     viewer, infer, stats = widgets
     csv, _, _ = tiny_nucleus
@@ -44,7 +44,7 @@ def test_widget_runs_a_tiny_pipeline_and_adds_the_layers(widgets, notifications,
     infer.out_dir.value = tmp_path
     infer.run_button.clicked.emit()  # like a click
     assert infer.running and not infer.run_button.enabled and infer.cancel_button.enabled
-    qtbot.waitUntil(lambda: not infer.running, timeout=WAIT_MS)
+    bot.waitUntil(lambda: not infer.running, timeout=WAIT_MS)
 
     assert notifications["error"] == [] and notifications["warning"] == []
     assert infer.status.value == "done: 1 nuclei"
@@ -74,7 +74,7 @@ def test_widget_runs_a_tiny_pipeline_and_adds_the_layers(widgets, notifications,
     assert stats.current == "tiny/1"  # the domains layer belongs to the same result
 
 
-def test_widget_runs_on_a_localization_layer(widgets, notifications, qtbot, tiny_nucleus,
+def test_widget_runs_on_a_localization_layer(widgets, notifications, bot, tiny_nucleus,
                                              tiny_config):
     viewer, infer, _ = widgets
     csv, _, _ = tiny_nucleus
@@ -85,34 +85,34 @@ def test_widget_runs_on_a_localization_layer(widgets, notifications, qtbot, tiny
     infer.config_file.value = tiny_config
     infer.device.value = "cpu"
     infer.start()
-    qtbot.waitUntil(lambda: not infer.running, timeout=WAIT_MS)
+    bot.waitUntil(lambda: not infer.running, timeout=WAIT_MS)
     assert notifications["error"] == []
     assert infer.status.value == "done: 1 nuclei"
     assert "tiny/1 · nucleus" in [layer.name for layer in viewer.layers]
     assert density.metadata[METADATA_KEY]["localizations"] is not None
 
 
-def test_cancel_stops_the_worker(widgets, notifications, qtbot, tiny_nucleus, endless_config):
+def test_cancel_stops_the_worker(widgets, notifications, bot, tiny_nucleus, endless_config):
     viewer, infer, _ = widgets
     csv, _, _ = tiny_nucleus
     infer.file.value = csv
     infer.config_file.value = endless_config
     infer.device.value = "cpu"
     infer.start()
-    qtbot.waitUntil(lambda: infer.n_progress >= 2, timeout=WAIT_MS)
+    bot.waitUntil(lambda: infer.n_progress >= 2, timeout=WAIT_MS)
     n_layers = len(viewer.layers)
     infer.cancel_button.clicked.emit()
-    qtbot.waitUntil(lambda: not infer.running, timeout=60_000)
+    bot.waitUntil(lambda: not infer.running, timeout=60_000)
     assert infer.status.value.startswith("cancelled")
     steps_at_stop = infer.n_progress
-    qtbot.wait(500)
+    bot.wait(500)
     assert infer.n_progress == steps_at_stop  # nothing arrives after the stop
     assert steps_at_stop < 100 and infer.results == []
     assert len(viewer.layers) == n_layers and infer.run_button.enabled
     assert notifications["error"] == []
 
 
-def test_errors_become_notifications(widgets, notifications, qtbot, tmp_path, tiny_config):
+def test_errors_become_notifications(widgets, notifications, bot, tmp_path, tiny_config):
     viewer, infer, _ = widgets
     infer.start()  # nothing chosen
     assert notifications["error"] == ["choose a localization layer or a localization file"]
@@ -129,7 +129,7 @@ def test_errors_become_notifications(widgets, notifications, qtbot, tmp_path, ti
 
     infer.config_file.value = tiny_config
     infer.start()  # the file is read in the worker: the error arrives as an event
-    qtbot.waitUntil(lambda: not infer.running, timeout=WAIT_MS)
+    bot.waitUntil(lambda: not infer.running, timeout=WAIT_MS)
     message = notifications["error"][-1]
     assert str(notes) in message and "Traceback" not in message
     assert infer.status.value.startswith("failed")
