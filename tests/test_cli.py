@@ -174,7 +174,7 @@ def test_unknown_preset_lists_the_presets(capsys):
 def test_dry_run_writes_nothing_then_info_and_resume_state(tiny_nucleus, tmp_path):
     csv, _, _ = tiny_nucleus
     out = tmp_path / "out"
-    args = ["run", "quick-cpu", str(csv), "--out", str(out), *FAST]
+    args = ["run", "quick-cpu", str(csv), "--out", str(out), "--set", "fit.method=direct"]
     r = CliRunner().invoke(cli, [*args, "--dry-run"])
     assert r.exit_code == 0 and "[run]" in r.output and not out.exists()
     r = CliRunner().invoke(cli, args)
