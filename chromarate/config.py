@@ -252,6 +252,15 @@ class NetworkConfig(_Model):
         the data, converges in hundreds of steps); ``free``: the network alone (classic PINN).
     architecture : {"fourier_mlp", "mlp", "pirate"}
         MLP with random Fourier features, plain MLP, or PirateNet (``depth`` blocks).
+    evaluation_stride : int or "auto"
+        The networks are evaluated on a lattice of every ``stride``-th pixel and carried to
+        the pixel grid by bicubic interpolation (weak form). Their outputs are smooth (the
+        field network learns a low-frequency correction to the denoised anchor, the rate
+        network is low-frequency by construction) and the mollifier averages over many
+        lattice cells, so this costs little accuracy and divides the network work by
+        ``stride^2``. "auto": a third of the mollifier radius, but at least four lattice
+        points per wavelength of the field network's finest typical frequency
+        (``3 fourier_scale_per_um``); 1 at 20 nm pixels with a small radius.
     """
 
     width: int = Field(64, ge=4, le=4096)
@@ -260,6 +269,13 @@ class NetworkConfig(_Model):
     fourier_scale_per_um: float = Field(2.0, gt=0.0, le=1e3)
     parameterization: Literal["anchored", "free"] = "anchored"
     architecture: Literal["fourier_mlp", "mlp", "pirate"] = "fourier_mlp"
+    evaluation_stride: int | Literal["auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_stride(self) -> "NetworkConfig":
+        if not isinstance(self.evaluation_stride, str) and not 1 <= self.evaluation_stride <= 16:
+            raise ValueError("network.evaluation_stride must be 'auto' or in [1, 16]")
+        return self
 
 
 class FitConfig(_Model):
@@ -296,13 +312,33 @@ class FitConfig(_Model):
     early_stopping_patience : int or None
         Stop Adam when the loss has not improved by 0.1 % over this many steps.
     ensemble : int
-        Number of fits with seeds ``seed, seed + 1, ...``; the rate is their mean and
-        ``rate_std`` their standard deviation (the uncertainty map).
+        Number of fits with seeds ``seed, seed + 1, ...`` giving ``rate_std``, the
+        uncertainty map (see ``uncertainty``).
+    uncertainty : {"bootstrap", "seeds"}
+        ``bootstrap`` (default): member 0 fits the data and gives the rate; every other
+        member fits a parametric-bootstrap replicate (denoised fields plus fresh noise at
+        the data's local noise level) and ``rate_std`` is their RMS deviation from the
+        rate, so it is larger where the data are noisier. ``seeds``: all members fit the
+        data with different initialisations; rate = mean, ``rate_std`` = their standard
+        deviation (optimisation spread only).
     patch_size : int or None
         Train on random ``patch_size`` x ``patch_size`` windows (plus the kernel halo) when
         the grid is larger, so peak memory depends on the patch, not the image.
     mixed_precision : bool
         bfloat16 autocast of the networks on CUDA (kernels and losses stay in ``dtype``).
+    field_prior : {"tv", "none"}
+        Denoising of the observed fields before the physics sees them: ``tv`` (default)
+        anchors the PINN (and feeds the closed form) with total-variation denoised fields,
+        weight ``field_prior_strength`` times the estimated pixel noise. The data term still
+        compares with the raw observation.
+    field_prior_strength : float
+        Multiplier of the noise estimate giving the TV weight.
+    test_window_um : float or None
+        Standard deviation (um) of the Gaussian test functions the residual is integrated
+        against (a Petrov-Galerkin weak form): the PINN scores ``G * (w r)`` instead of the
+        pointwise residual, and the closed form takes lambda as constant over the window (a
+        local least-squares fit). Integrating against smooth test functions moves the
+        fourth-order derivatives off the noise. None: pointwise residual and closed form.
     """
 
     method: Literal["pinn", "direct"] = "pinn"
@@ -315,7 +351,7 @@ class FitConfig(_Model):
     rate_learning_rate_factor: float = Field(3.0, gt=0.0, le=1000.0)
     data_weight: float = Field(1.0, ge=0.0)
     residual_weight: float = Field(1.0, ge=0.0)
-    rate_smoothness: float = Field(1.0, ge=0.0)
+    rate_smoothness: float = Field(1e-3, ge=0.0)
     rate_fourier_features: int = Field(32, ge=0, le=1024)
     rate_fourier_scale_per_um: float = Field(0.3, gt=0.0, le=100.0)
     seed: int = Field(0, ge=0)
@@ -325,8 +361,12 @@ class FitConfig(_Model):
     lbfgs_steps: int = Field(0, ge=0, le=100_000)
     early_stopping_patience: int | None = Field(None, ge=1)
     ensemble: int = Field(1, ge=1, le=64)
+    uncertainty: Literal["bootstrap", "seeds"] = "bootstrap"
     patch_size: int | None = Field(None, ge=16, le=8192)
     mixed_precision: bool = False
+    field_prior: Literal["tv", "none"] = "tv"
+    field_prior_strength: float = Field(1.0, ge=0.0, le=100.0)
+    test_window_um: float | None = Field(0.15, gt=0.0, le=100.0)
 
 
 class SimulateConfig(_Model):

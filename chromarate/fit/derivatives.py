@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 from ..errors import ConfigError
 from .mollifier import DERIVATIVES, MollifierKernels, finite_difference_kernels, make_kernels
@@ -78,9 +79,10 @@ class MollifierBackend:
     name = "mollifier"
 
     #: Kernel length from which ``method="auto"`` switches to the FFT path. Separable direct
-    #: passes cost O(N L) against O(N log N) for the FFT; measured on CPU the FFT only wins
-    #: for long kernels (see benchmarks/backends.py).
-    FFT_FROM_LENGTH = 49
+    #: passes cost O(N L) against O(N log N) for the FFT, and torch's depthwise conv2d is
+    #: slow backwards on CPU: a training step of the default fit on 256^2 (kernel length
+    #: 21) took 0.087 s direct against 0.059 s by FFT (5-smooth transform lengths).
+    FFT_FROM_LENGTH = 17
 
     def __init__(self, kernels: MollifierKernels, device, dtype, *, method: str = "auto") -> None:
         if method not in ("auto", "direct", "fft"):
@@ -99,19 +101,48 @@ class MollifierBackend:
             acc = t if acc is None else acc + t
         return acc
 
-    def _convolve_fft(self, g: torch.Tensor, names) -> dict[str, torch.Tensor]:
+    def _kernel_spectrum(self, name: str, size: tuple[int, int]) -> torch.Tensor:
+        key = (name,) + size
+        if key not in self._fft_cache:
+            k = torch.flip(self._kernel_2d(name), dims=(0, 1))  # correlation = conv with flip
+            self._fft_cache[key] = torch.fft.rfft2(k, s=size)
+        return self._fft_cache[key]
+
+    def _fft_size(self, g: torch.Tensor) -> tuple[int, int, tuple[int, int]]:
+        # any transform length >= the field's works (wrap-around only reaches the first
+        # 2*halo outputs, which are cropped); 5-smooth lengths are much faster than, e.g., 310
         hp, wp = g.shape[-2:]
+        return hp, wp, (next_fast_len(hp, real=True), next_fast_len(wp, real=True))
+
+    def _convolve_fft(self, g: torch.Tensor, names) -> dict[str, torch.Tensor]:
+        hp, wp, size = self._fft_size(g)
         length = 2 * self.halo + 1
-        spec = torch.fft.rfft2(g, s=(hp, wp))
+        spec = torch.fft.rfft2(g, s=size)
         out = {}
         for n in names:
-            key = (n, hp, wp)
-            if key not in self._fft_cache:
-                k = torch.flip(self._kernel_2d(n), dims=(0, 1))  # correlation = conv with flip
-                self._fft_cache[key] = torch.fft.rfft2(k, s=(hp, wp))
-            full = torch.fft.irfft2(spec * self._fft_cache[key], s=(hp, wp))
-            out[n] = full[..., length - 1:, length - 1:]
+            full = torch.fft.irfft2(spec * self._kernel_spectrum(n, size), s=size)
+            out[n] = full[..., length - 1:hp, length - 1:wp]
         return out
+
+    def combine(self, terms) -> torch.Tensor:
+        """``sum coef * (K_name * field)`` over ``terms = [(name, field, coef), ...]``.
+
+        Fields are 2-D (ny + 2 halo, nx + 2 halo); the result is (ny, nx). On the FFT path
+        the sum is formed in Fourier space, so it costs one inverse transform in all.
+        """
+        if self.method != "fft":
+            acc = None
+            for name, field, coef in terms:
+                t = coef * self.convolve(field.unsqueeze(0), (name,))[name][0]
+                acc = t if acc is None else acc + t
+            return acc
+        hp, wp, size = self._fft_size(terms[0][1])
+        length = 2 * self.halo + 1
+        acc = None
+        for name, field, coef in terms:
+            t = torch.fft.rfft2(field, s=size) * (coef * self._kernel_spectrum(name, size))
+            acc = t if acc is None else acc + t
+        return torch.fft.irfft2(acc, s=size)[length - 1:hp, length - 1:wp]
 
     def _x_pass(self, g: torch.Tensor, order: int) -> torch.Tensor:
         k = self._k[order]

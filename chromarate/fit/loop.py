@@ -6,23 +6,32 @@ is the plain wrapper. Device and dtype come from the config (or the ``device`` a
 all tensors are created on that device, never through global defaults.
 
 Model: a coordinate network ``g`` (Fourier MLP, MLP or PirateNet) gives the two phase
-fields (phi_d, phi_w) on the grid plus a halo -- by default *anchored*: the observation plus
-the network's correction; a separate, low-frequency network gives lambda >= 0 (softplus).
-The mollifier layer convolves once with grid-exact kernels. Residual, default weak form::
+fields (phi_d, phi_w) on the grid plus a halo -- by default *anchored*: the observation,
+denoised by total variation at the estimated noise level (``fit.field_prior``), plus the
+network's correction; a separate, low-frequency network gives lambda >= 0 (softplus).
+Both networks are evaluated on a lattice of every ``stride``-th pixel and interpolated
+bicubically (``network.evaluation_stride``). The mollifier layer convolves once with
+grid-exact kernels; on the FFT path the whole residual costs one inverse transform.
+Residual, default weak form::
 
     r_eps = M (lap_eps * (f'(phi_h) - phi_e) - l^2 bilap_eps * phi_d) + eta_eps * 2 (lambda phi_e - phi_h)
 
-(or the strong form on the mollified fields). Loss terms, each normalised so that 1 means
-"at the expected size"::
+(or the strong form on the mollified fields). The residual is weighted by a smooth taper
+that vanishes at the edge of the trusted region and, with ``test_window_um`` set
+(default), tested against Gaussian windows ``G * (w r)`` (a Petrov-Galerkin weak form):
+both move the fourth-order derivatives off the noise by integration by parts. Loss terms,
+each normalised so that 1 means "at the expected size"::
 
     data     = mean_mask |g - observed|^2 / sigma^2     (sigma: estimated pixel noise)
-    residual = mean_trusted r^2 / s^2                    (s: size of the reaction term)
+    residual = sum |G * (w r)|^2 / (sum |G * w|^2 s^2)  (s: size of the reaction term)
     smooth   = mean_mask |grad lambda|^2                 (um^-2)
     loss     = data_weight * data + residual_weight * residual + rate_smoothness * smooth
 
 Training runs on the whole grid, or on random patches plus the kernel halo when
 ``patch_size`` is set and smaller than the grid (memory then depends on the patch only);
-the final maps are assembled tile by tile. An ensemble of seeds gives ``rate_std``.
+the final maps are assembled tile by tile. An ensemble gives ``rate_std``: by default a
+parametric bootstrap (members 1.. fit the denoised fields plus fresh noise at the data's
+local noise level), or plain seed spread (``fit.uncertainty``).
 """
 
 from __future__ import annotations
@@ -40,11 +49,12 @@ from ..config import FitConfig
 from ..device import describe_device, resolve_device, resolve_dtype
 from ..errors import FitDivergedError, StageError
 from .derivatives import Grid, MollifierBackend, make_grid
-from .direct import check_fields, invert_direct, resolve_radius
+from .direct import TAPER_PX, check_fields, invert_direct, resolve_radius
 from .mollifier import make_kernels
 from .networks import RateNetwork, make_field_network
-from .physics import ChromatinParams, chromatin_residual, chromatin_weak_residual
-from .width import trusted_mask
+from .physics import ChromatinParams, chromatin_residual, chromatin_weak_operator_terms
+from .prior import denoise_fields, fit_scales, smooth_taper
+from .width import noise_map, trusted_mask
 
 __all__ = ["iter_fit", "fit_rates", "FIELD_DERIVATIVES"]
 
@@ -86,15 +96,19 @@ class _Window:
 class _Problem:
     """Tensors and operators of one fit, and the loss on any window of the grid."""
 
-    def __init__(self, fields: PhaseFields, config: FitConfig, dev, dtype) -> None:
+    def __init__(self, fields: PhaseFields, config: FitConfig, dev, dtype,
+                 radius_noise: tuple[float, float] | None = None) -> None:
         self.config = config
         self.dev, self.dtype = dev, dtype
         self.pixel_um = fields.pixel_size_nm / 1000.0
-        self.radius, self.noise = resolve_radius(fields, config)
+        self.radius, self.noise = radius_noise or resolve_radius(fields, config)
         kernels = make_kernels(config.mollifier.kernel, self.radius, degree=config.mollifier.degree,
                                max_order=4, pixel=self.pixel_um)
         self.backend = MollifierBackend(kernels, dev, dtype, method=config.mollifier.method)
         self.halo = h = self.backend.halo
+        stride = config.network.evaluation_stride
+        self.stride = auto_stride(self.radius, config.network.fourier_scale_per_um,
+                                  self.pixel_um) if stride == "auto" else int(stride)
         self.grid = make_grid(fields.shape, self.pixel_um)
         self.params = ChromatinParams.from_config(config.physics)
         self.weak = config.residual_form == "weak"
@@ -110,6 +124,18 @@ class _Problem:
         self.obs = torch.as_tensor(obs_np, device=dev, dtype=dtype)
         self.mask = torch.as_tensor(self.mask_np, device=dev)
         self.trusted = torch.as_tensor(self.trusted_np, device=dev)
+        # smooth residual weight: a sharp cut at the trusted edge would let the fourth-order
+        # kernels pass noise undamped (see prior.smooth_taper)
+        window_px = None if config.test_window_um is None else config.test_window_um / self.pixel_um
+        taper_px, window_px = fit_scales(self.trusted_np, TAPER_PX, window_px)
+        self.taper_px, self._patch_tapers = taper_px, {}
+        self.weight = torch.as_tensor(smooth_taper(self.trusted_np, taper_px), device=dev, dtype=dtype)
+        self.test_kernel = None
+        if window_px is not None:
+            sig = window_px
+            j = np.arange(-int(np.ceil(3 * sig)), int(np.ceil(3 * sig)) + 1)
+            k = np.exp(-0.5 * (j / sig) ** 2)
+            self.test_kernel = torch.as_tensor(k / k.sum(), device=dev, dtype=dtype)
         phi_h_mean = float(np.mean(fields.phi_h[self.mask_np]))
         phi_e_mean = float(np.mean(fields.phi_e[self.mask_np]))
         self.initial_rate = phi_h_mean / max(phi_e_mean, 1e-3)
@@ -118,7 +144,10 @@ class _Problem:
         self.scale_r = max(2.0 * phi_h_mean, 1e-3)
         if self.anchored:
             self.base = torch.zeros(1, 2, device=dev, dtype=dtype)
-            padded = np.pad(obs_np, ((0, 0), (h, h), (h, h)), mode="reflect")
+            anchor = self.anchor_np = np.stack(denoise_fields(
+                fields.phi_d, fields.phi_w, self.mask_np, self.noise,
+                method=config.field_prior, strength=config.field_prior_strength))
+            padded = np.pad(anchor, ((0, 0), (h, h), (h, h)), mode="reflect")
             self.offset = torch.as_tensor(padded, device=dev, dtype=dtype)
         else:
             self.base = torch.as_tensor(obs_np[:, self.mask_np].mean(axis=1), device=dev,
@@ -154,6 +183,16 @@ class _Problem:
         g = self.grid
         return Grid(w.nh, w.nw, g.h, g.y0 + w.r0 * g.h, g.x0 + w.c0 * g.h)
 
+    def _patch_taper(self, nh: int, nw: int) -> torch.Tensor:
+        """Smooth weight vanishing at a patch's edges (a sharp cut there would let the
+        fourth-order kernels pass noise, exactly as at the envelope)."""
+        key = (nh, nw)
+        if key not in self._patch_tapers:
+            self._patch_tapers[key] = torch.as_tensor(
+                smooth_taper(np.pad(np.ones((nh - 2, nw - 2), bool), 1), self.taper_px),
+                device=self.dev, dtype=self.dtype)
+        return self._patch_tapers[key]
+
     # -- loss --------------------------------------------------------------------------------
     def losses(self, field_net, rate_net, w: _Window, autocast=contextlib.nullcontext):
         cfg, h = self.config, self.halo
@@ -165,17 +204,12 @@ class _Problem:
             offset = self.offset[:, w.r0:w.r0 + w.nh + 2 * h, w.c0:w.c0 + w.nw + 2 * h]
         if self.weak:
             with autocast():
-                g = field_net(pg.coords(self.dev, self.dtype))
-                lam_pad = rate_net(pg.coords(self.dev, self.dtype))
-            g = g.to(self.dtype).T.reshape(2, pg.ny, pg.nx)
-            lam_pad = lam_pad.to(self.dtype).view(pg.ny, pg.nx)
+                g = _on_lattice(field_net, pg, self.stride, self.dev, self.dtype)
+                lam_pad = _on_lattice(rate_net, pg, self.stride, self.dev, self.dtype)[0]
             if offset is not None:
                 g = g + offset
 
-            def conv(name, field):
-                return self.backend.convolve(field.unsqueeze(0), (name,))[name][0]
-
-            r = chromatin_weak_residual(conv, g[0], g[1], lam_pad, self.params)
+            r = self.backend.combine(chromatin_weak_operator_terms(g[0], g[1], lam_pad, self.params))
             lam = lam_pad[h:h + w.nh, h:h + w.nw]
             fitted = self.backend.convolve(g[:1], ("u",))["u"][0]
             data = ((g[:, h:h + w.nh, h:h + w.nw] - obs) ** 2)[:, mask].mean() / self.sigma**2
@@ -188,7 +222,19 @@ class _Problem:
             fitted = f["u"][0]
             data = ((f["u"] - obs) ** 2)[:, mask].mean() / self.sigma**2
         zero = torch.zeros((), device=self.dev, dtype=self.dtype)
-        res = (r[trusted] ** 2).mean() / self.scale_r**2 if bool(trusted.any()) else zero
+        wgt = self.weight[iy, ix]
+        if (w.nh, w.nw) != (self.grid.ny, self.grid.nx):
+            wgt = wgt * self._patch_taper(w.nh, w.nw)
+        wsum = wgt.sum()
+        if float(wsum) <= 0:
+            res = zero
+        elif self.test_kernel is not None:
+            # residual tested against Gaussian windows: noise is integrated by parts away
+            tested = _blur(wgt * r, self.test_kernel)
+            norm = _blur(wgt, self.test_kernel)
+            res = (tested * tested).sum() / ((norm * norm).sum() * self.scale_r**2)
+        else:
+            res = (wgt * r * r).sum() / (wsum * self.scale_r**2)
         inner_y, inner_x = mask[1:, :] & mask[:-1, :], mask[:, 1:] & mask[:, :-1]
         gy = (lam[1:, :] - lam[:-1, :])[inner_y] / self.pixel_um
         gx = (lam[:, 1:] - lam[:, :-1])[inner_x] / self.pixel_um
@@ -197,6 +243,43 @@ class _Problem:
             data = zero
         total = cfg.data_weight * data + cfg.residual_weight * res + cfg.rate_smoothness * smooth
         return total, {"data": data, "residual": res, "smooth": smooth}, (fitted, lam, r)
+
+
+def auto_stride(radius_px: float, fourier_scale_per_um: float, pixel_um: float) -> int:
+    """Lattice stride for the networks: at most a third of the mollifier radius, and at
+    least four lattice points per wavelength of the field network's highest typical
+    frequency (three standard deviations of its Fourier features)."""
+    finest_um = 1.0 / (3.0 * fourier_scale_per_um)
+    return max(1, min(int(radius_px // 3), int(finest_um / (4.0 * pixel_um))))
+
+
+def _on_lattice(net, grid: Grid, stride: int, dev, dtype) -> torch.Tensor:
+    """Network output (channels, ny, nx) on ``grid``, evaluated every ``stride`` pixels and
+    interpolated bicubically (exact at the lattice points) when ``stride > 1``."""
+    def evaluate(g: Grid) -> torch.Tensor:
+        out = net(g.coords(dev, dtype)).to(dtype)
+        return (out[:, None] if out.ndim == 1 else out).T.reshape(-1, g.ny, g.nx)
+
+    if stride <= 1:
+        return evaluate(grid)
+    cy = -(-(grid.ny - 1) // stride) + 1
+    cx = -(-(grid.nx - 1) // stride) + 1
+    out = evaluate(Grid(cy, cx, grid.h * stride, grid.y0, grid.x0)).unsqueeze(0)
+    fine = torch.nn.functional.interpolate(out, size=((cy - 1) * stride + 1, (cx - 1) * stride + 1),
+                                           mode="bicubic", align_corners=True)
+    return fine[0, :, :grid.ny, :grid.nx]
+
+
+def _blur(a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Convolution of a 2-D tensor with the separable kernel ``k x k`` (zero padding), by FFT."""
+    p = (k.numel() - 1) // 2
+    ny, nx = a.shape
+    fy, fx = ny + 2 * p, nx + 2 * p
+    spec = torch.fft.rfft2(a, s=(fy, fx))
+    ky = torch.fft.fft(k, n=fy)
+    kx = torch.fft.rfft(k, n=fx)
+    out = torch.fft.irfft2(spec * ky[:, None] * kx[None, :], s=(fy, fx))
+    return out[p:p + ny, p:p + nx]
 
 
 def _terms_text(terms) -> str:
@@ -275,6 +358,34 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
     yield (field_net, rate_net)
 
 
+def _bootstrap_fields(fields: PhaseFields, prob: _Problem, seed: int, config: FitConfig,
+                      ) -> PhaseFields:
+    """A parametric-bootstrap replicate of the observation.
+
+    The denoised fields (the best estimate of the truth) plus fresh Gaussian noise with
+    the *local* noise level of the data (:func:`~chromarate.fit.width.noise_map`), phi_w's
+    noise correlated with phi_d's as in the data. Fitting replicates shows how much the
+    estimate moves under the data's own noise, where that noise is.
+    """
+    obs = np.stack([fields.phi_d, fields.phi_w]).astype(np.float64)
+    anchor = getattr(prob, "anchor_np", None)
+    if anchor is None:
+        anchor = np.stack(denoise_fields(fields.phi_d, fields.phi_w, prob.mask_np, prob.noise,
+                                         method="tv", strength=config.field_prior_strength))
+    window = (config.test_window_um or 0.15) / prob.pixel_um
+    sd_d = noise_map(obs[0], prob.mask_np, window)
+    sd_w = noise_map(obs[1], prob.mask_np, window)
+    res = (obs - anchor)[:, prob.mask_np]
+    rho = float(np.corrcoef(res)[0, 1]) if res.shape[1] > 2 and np.all(res.std(axis=1) > 0) else 0.0
+    rho = float(np.clip(np.nan_to_num(rho), -1.0, 1.0))
+    rng = np.random.default_rng([seed, 7919])
+    e1, e2 = rng.standard_normal((2,) + obs.shape[1:])
+    phi_d = anchor[0] + sd_d * e1
+    phi_w = anchor[1] + sd_w * (rho * e1 + np.sqrt(1.0 - rho * rho) * e2)
+    return PhaseFields(phi_w=phi_w, phi_d=phi_d, mask=fields.mask,
+                       pixel_size_nm=fields.pixel_size_nm, origin_nm=fields.origin_nm)
+
+
 def _assemble(prob: _Problem, field_net, rate_net):
     """Rate, fitted phi_d and residual on the whole grid, tile by tile, without gradients."""
     ny, nx = prob.grid.ny, prob.grid.nx
@@ -333,20 +444,27 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     t_train = time.perf_counter()
     for member in range(config.ensemble):
         nets = None
-        for item in _train_member(prob, config.seed + member, member, t_start, history):
+        member_prob = prob if member == 0 or config.uncertainty == "seeds" else \
+            _Problem(_bootstrap_fields(fields, prob, config.seed + member, config), config, dev,
+                     dtype, radius_noise=(prob.radius, prob.noise))
+        for item in _train_member(member_prob, config.seed + member, member, t_start, history):
             if isinstance(item, FitProgress):
                 yield item
             else:
                 nets = item
-        rate, fitted, resid, terms = _assemble(prob, *nets)
+        rate, fitted, resid, terms = _assemble(member_prob, *nets)
         rates.append(rate)
         fitted_all.append(fitted)
         resid_all.append(resid)
         terms_all.append(terms)
     train_s = time.perf_counter() - t_train
     mask_np, trusted_np = prob.mask_np, prob.trusted_np
-    rate = np.mean(rates, axis=0)
-    rate_std = np.std(rates, axis=0, ddof=1) if len(rates) > 1 else None
+    if config.uncertainty == "seeds" or len(rates) == 1:
+        rate = np.mean(rates, axis=0)
+        rate_std = np.std(rates, axis=0, ddof=1) if len(rates) > 1 else None
+    else:  # parametric bootstrap: estimate from the data, spread of the replicates about it
+        rate = rates[0]
+        rate_std = np.sqrt(np.mean([(r - rate) ** 2 for r in rates[1:]], axis=0))
     result = FitResult(
         rate=np.where(mask_np, rate, np.nan).astype(np.float32),
         phi_d_fit=np.mean(fitted_all, axis=0).astype(np.float32),

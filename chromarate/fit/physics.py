@@ -26,7 +26,9 @@ __all__ = [
     "chromatin_lap_mu",
     "chromatin_rate_closed_form",
     "chromatin_residual",
+    "chromatin_weak_operator_terms",
     "chromatin_weak_rate",
+    "chromatin_weak_terms",
     "chromatin_weak_residual",
     "f_prime",
     "f_second",
@@ -108,6 +110,17 @@ def chromatin_rate_closed_form(d: Mapping[str, Any], w: Mapping[str, Any], param
     return out
 
 
+def chromatin_weak_operator_terms(phi_d, phi_w, rate, params: ChromatinParams):
+    """The weak residual as ``[(operator, pointwise field, coefficient), ...]``:
+    ``r_eps = sum coef * (K_operator * field)`` (see :func:`chromatin_weak_residual`)."""
+    phi_h = 0.5 * (1.0 - phi_w + phi_d)
+    phi_e = 0.5 * (1.0 - phi_w - phi_d)
+    M = params.mobility
+    return [("lap", f_prime(phi_h, params.phi_max) - phi_e, M),
+            ("bilap", phi_d, -M * params.interface_um**2),
+            ("u", 2.0 * (rate * phi_e - phi_h), 1.0)]
+
+
 def chromatin_weak_residual(conv, phi_d, phi_w, rate, params: ChromatinParams):
     """Mollified (weak-form) residual: every derivative is moved onto the kernels.
 
@@ -122,25 +135,30 @@ def chromatin_weak_residual(conv, phi_d, phi_w, rate, params: ChromatinParams):
     linearly through the kernels and averages out, instead of through products of noisy
     gradients as in the strong form's chain rule.
     """
+    acc = None
+    for name, field, coef in chromatin_weak_operator_terms(phi_d, phi_w, rate, params):
+        t = coef * conv(name, field)
+        acc = t if acc is None else acc + t
+    return acc
+
+
+def chromatin_weak_terms(conv, phi_d, phi_w, params: ChromatinParams):
+    """``(num, den)`` with ``r_eps = 2 (lambda den - num)`` for a locally constant lambda:
+
+    num = eta * phi_h - (M/2)(lap_eps * (f' - phi_e) - l^2 bilap_eps * phi_d),  den = eta * phi_e
+    """
     phi_h = 0.5 * (1.0 - phi_w + phi_d)
     phi_e = 0.5 * (1.0 - phi_w - phi_d)
     flux = conv("lap", f_prime(phi_h, params.phi_max) - phi_e) \
         - params.interface_um**2 * conv("bilap", phi_d)
-    return params.mobility * flux + conv("u", 2.0 * (rate * phi_e - phi_h))
+    return conv("u", phi_h) - 0.5 * params.mobility * flux, conv("u", phi_e)
 
 
 def chromatin_weak_rate(conv, phi_d, phi_w, params: ChromatinParams, *, min_phi_e: float = 1e-3):
-    """Rate that zeroes the weak residual for a locally constant lambda:
-
-    lambda = (eta * phi_h - (M/2)(lap_eps * (f' - phi_e) - l^2 bilap_eps * phi_d)) / (eta * phi_e)
-    """
+    """Rate that zeroes the weak residual pointwise, ``num / den`` of
+    :func:`chromatin_weak_terms` (NaN where ``den <= min_phi_e``)."""
     import numpy as np
 
-    phi_h = 0.5 * (1.0 - phi_w + phi_d)
-    phi_e = 0.5 * (1.0 - phi_w - phi_d)
-    flux = conv("lap", f_prime(phi_h, params.phi_max) - phi_e) \
-        - params.interface_um**2 * conv("bilap", phi_d)
-    num = conv("u", phi_h) - 0.5 * params.mobility * flux
-    den = conv("u", phi_e)
+    num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > min_phi_e, num / np.where(den > min_phi_e, den, 1.0), np.nan)

@@ -156,15 +156,17 @@ def test_absurd_values_are_refused_before_fitting(constant_fields):
 
 def test_fit_diverged_names_the_step(constant_fields, monkeypatch):
     """The residual turns NaN from the third loss evaluation on: the error names step 3."""
-    real = fit_loop.chromatin_weak_residual
+    real = fit_loop.chromatin_weak_operator_terms
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
         calls["n"] += 1
-        r = real(*args, **kwargs)
-        return r * float("nan") if calls["n"] >= 3 else r
+        terms = real(*args, **kwargs)
+        if calls["n"] >= 3:
+            terms = [(name, field * float("nan"), coef) for name, field, coef in terms]
+        return terms
 
-    monkeypatch.setattr(fit_loop, "chromatin_weak_residual", poisoned)
+    monkeypatch.setattr(fit_loop, "chromatin_weak_operator_terms", poisoned)
     events = []
     with pytest.raises(FitDivergedError, match=r"step 3\b.*residual=nan"):
         for ev in iter_fit(constant_fields, _tiny_config(steps=10, log_every=1)):

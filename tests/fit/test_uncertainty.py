@@ -1,32 +1,16 @@
-"""The ensemble uncertainty ``rate_std`` of the PINN fit (FitConfig.ensemble).
+"""The ensemble uncertainty ``rate_std`` of the PINN fit (FitConfig.ensemble, .uncertainty).
 
-Measured on the 64 x 64 constant-rate state (lambda = 1.5, 20 nm pixels; disk of radius 30
-around the centre), Gaussian noise on phi_d only in the right half (phi_w = 1 - 2*0.2 - phi_d
-kept consistent), SMALL_NET, 100 Adam steps, radius 4 px, seed 0, one torch thread, trusted
-pixels x < 28 ("clean") versus x >= 36 ("noisy"), 588 pixels each. Ratio = median rate_std
-noisy / clean:
+Default ``uncertainty="bootstrap"``: member 0 fits the data; the other members fit
+parametric-bootstrap replicates (denoised fields plus fresh noise at the data's *local*
+noise level) and ``rate_std`` is their RMS deviation from member 0's rate.
 
-=============================  ========  =====  =====  =====  ============
-noise sd (fraction of span)    ensemble  clean  noisy  ratio  mean rate
-=============================  ========  =====  =====  =====  ============
-0 (no noise anywhere)          3         0.0029 0.0033 1.14   1.499
-0.0005 (~3e-4 absolute)        3         0.066  0.091  1.38   1.51
-0.0005                         4         0.398  0.435  1.09   1.72
-0.001                          3         0.909  0.857  0.94   1.83-1.88
-0.002                          3         1.64   1.66   1.01   1.13-1.19
-0.002, radius 6 px             3         0.085  0.074  0.87   1.31-1.34
-0.02, radius 6 / 8 px          3         -      -      0.45 / 1.11  (rate off)
-0.05                           3         0.0036 0.017  4.7    0.02 / 0.42 (rate collapsed)
-=============================  ========  =====  =====  =====  ============
-
-So the expected property does NOT hold for this fit at this size: even noise of 0.1 % of
-the phi_d span on half of the image shifts the whole rate map (the rate network is
-low-frequency, 0.3 cycles/um over a 1.28 um image), and the seed spread is a nearly uniform
-offset that is not localised to the noisy half. The single ratio above 1.3 at noise 0.0005
-(ensemble 3) falls to 1.09 when a fourth member is added; the large ratio at noise 0.05
-comes with a collapsed rate (~0 in the clean half), i.e. for the wrong reason. The test
-below states the property with the 4-member configuration and is marked xfail (strict), so
-it turns into an error once the fit localises its uncertainty.
+History: with the earlier seed-only ensemble the noise-contrast property did not hold
+(median rate_std noisy/clean 1.09 with 4 members, noise 0.05 % of the span on the right
+half; the seed spread was a near-uniform offset). Measured with the bootstrap ensemble
+(64 x 64 constant-rate state, 20 nm pixels, noise 1 % of the span on the right half,
+radius 6 px, test window 0.08 um, rate Fourier scale 1 cycle/um, 150 steps, 4 members,
+one thread): median rate_std clean 0.148, noisy 0.574, ratio 3.9 (`python
+/tmp/lead/unc.py 64 0.01 150 6 1.0 0.08`, 49 s).
 """
 
 from __future__ import annotations
@@ -90,22 +74,29 @@ def test_rate_std_finite_and_non_negative_inside_the_mask(disk_fields):
     assert float(inside.max()) > 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="measured ratio 1.09 (< 1.3): the seed spread is a "
-                   "near-uniform offset, not localised to the noisy half (see module docstring)")
 def test_rate_std_larger_where_data_are_noisier(constant_state):
-    """Noise sd 0.0005 * span on the right half only; ensemble 4, 100 steps. Measured:
-    median rate_std clean 0.398, noisy 0.435, ratio 1.09 (want > 1.3)."""
+    """Noise sd 1 % of the span on the right half only; bootstrap ensemble of 4."""
     n = 64
     mask = disk_mask((n, n), (n / 2, n / 2), 30)
-    fields = _noisy_right_half(constant_state, mask, frac=5e-4)
-    cfg = FitConfig(device="cpu", steps=100, ensemble=4, seed=0, network=SMALL_NET,
-                    mollifier=MollifierConfig(radius_px=4.0))
+    fields = _noisy_right_half(constant_state, mask, frac=0.01)
+    cfg = FitConfig(device="cpu", steps=150, ensemble=4, seed=0, network=SMALL_NET,
+                    mollifier=MollifierConfig(radius_px=6.0), test_window_um=0.08,
+                    rate_fourier_scale_per_um=1.0)
     res = fit_rates(fields, cfg)
     tr = res.trusted
     xx = np.broadcast_to(np.arange(n)[None, :], (n, n))
     clean, noisy = tr & (xx < n // 2 - 4), tr & (xx >= n // 2 + 4)
-    assert clean.sum() > 300 and noisy.sum() > 300
+    assert clean.sum() > 200 and noisy.sum() > 200
     s = res.rate_std.astype(np.float64)
     assert np.all(np.isfinite(s[tr])) and np.all(s[tr] >= 0.0)
     ratio = float(np.median(s[noisy]) / np.median(s[clean]))
-    assert ratio > 1.3, f"median rate_std noisy/clean = {ratio:.3g}"
+    assert ratio > 2.0, f"median rate_std noisy/clean = {ratio:.3g}"
+
+
+def test_seed_ensemble_gives_mean_and_spread(disk_fields):
+    """``uncertainty="seeds"``: the rate is the members' mean, rate_std their spread."""
+    res = fit_rates(disk_fields, _tiny(ensemble=3, uncertainty="seeds"))
+    m = disk_fields.mask
+    assert res.rate_std is not None and np.all(res.rate_std[m] >= 0.0)
+    singles = [fit_rates(disk_fields, _tiny(ensemble=1, seed=k)).rate for k in range(3)]
+    np.testing.assert_allclose(res.rate[m], np.mean(singles, axis=0)[m], rtol=1e-5, atol=1e-6)

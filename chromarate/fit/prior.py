@@ -1,0 +1,113 @@
+"""Noise-aware pre-processing of observed phase fields before the physics sees them.
+
+The fourth-order residual multiplies pixel noise by the biharmonic kernel's gain (about
+1e3 for a 24 px bump at 10 nm pixels with l = 30 nm), so a few per cent of noise swamps
+the reaction term it is meant to reveal. Heterochromatin domains are nearly piecewise
+constant with thin interfaces, which is the case total-variation denoising is made for:
+it removes noise and keeps the interfaces. The denoised fields anchor the PINN (the
+network learns a correction to them) and feed the closed-form inversion; the data term of
+the fit still compares with the raw observation.
+
+Also here: the windowed closed form, which solves the weak residual for a lambda that is
+constant over a Gaussian window (a local weighted least-squares fit), the counterpart of
+the PINN's smooth rate network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.restoration import denoise_tv_chambolle
+
+__all__ = ["denoise_fields", "fit_scales", "smooth_taper", "windowed_ratio"]
+
+
+def denoise_fields(phi_d: np.ndarray, phi_w: np.ndarray, mask: np.ndarray, noise: float, *,
+                   method: str = "tv", strength: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Denoised copies of ``phi_d`` and ``phi_w``.
+
+    Parameters
+    ----------
+    phi_d, phi_w : ndarray
+        Observed fields (same shape).
+    mask : ndarray of bool
+        Nucleus. Only values inside it are used; outside, each pixel takes the (denoised)
+        value of the nearest pixel inside.
+    noise : float
+        Estimated pixel noise (standard deviation) of ``phi_d``.
+    method : {"tv", "none"}
+        ``tv``: Chambolle's total-variation denoising with weight ``strength * noise``.
+    strength : float
+        Multiplier of the estimated noise that sets the TV weight.
+
+    Returns
+    -------
+    (phi_d, phi_w) : tuple of ndarray
+        float64 arrays; the input (with the outside filled) when ``method == "none"`` or
+        the noise is zero.
+    """
+    if method not in ("tv", "none"):
+        raise ValueError(f"unknown field prior {method!r}; expected 'tv' or 'none'")
+    m = np.asarray(mask, dtype=bool)
+    # values outside the nucleus are not data (and may be NaN): they are replaced by the
+    # nearest value inside, so that neither TV (which couples every pixel) nor kernels
+    # reaching past the envelope ever see them
+    nearest = tuple(ndi.distance_transform_edt(~m, return_distances=False, return_indices=True))
+    pd = np.asarray(phi_d, dtype=np.float64)[nearest]
+    pw = np.asarray(phi_w, dtype=np.float64)[nearest]
+    if method == "none" or noise <= 0.0 or strength <= 0.0:
+        return pd, pw
+    weight = float(strength * noise)
+    return denoise_tv_chambolle(pd, weight=weight), denoise_tv_chambolle(pw, weight=weight)
+
+
+def fit_scales(trusted: np.ndarray, taper_px: float, window_px: float | None
+               ) -> tuple[float, float | None]:
+    """Taper width and test-window size, capped at a third of the trusted inradius.
+
+    On a small nucleus a fixed taper or window would leave no pixel with full weight and
+    constrain lambda only weakly; capping keeps both proportionate to the region scored.
+    """
+    inradius = float(ndi.distance_transform_edt(np.asarray(trusted, dtype=bool)).max())
+    cap = max(1.0, inradius / 3.0)
+    return min(float(taper_px), cap), None if window_px is None else min(float(window_px), cap)
+
+
+def smooth_taper(support: np.ndarray, width_px: float) -> np.ndarray:
+    """Weight in [0, 1] that rises smoothly (C-infinity) from 0 on the edge of ``support``
+    to 1 at ``width_px`` pixels inside it; 0 outside.
+
+    Why: a residual summed against a weight ``w`` sees the noise through ``B^T w``, with
+    ``B`` the fourth-order kernel. A weight that is cut sharply at the edge of the trusted
+    region puts the biharmonic of a step there and lets noise through undamped; a smooth
+    weight lets integration by parts average it away (measured on a 256^2 steady state at
+    10 nm with 1 % noise: window correlation 0.82 with the sharp cut, 0.99 with the taper).
+    """
+    s = np.asarray(support, dtype=bool)
+    if width_px <= 0:
+        return s.astype(np.float64)
+    d = ndi.distance_transform_edt(s) / float(width_px)
+    t = np.clip(d, 0.0, 1.0)
+    with np.errstate(divide="ignore", over="ignore"):
+        a = np.where(t > 0, np.exp(-1.0 / np.where(t > 0, t, 1.0)), 0.0)
+        b = np.where(t < 1, np.exp(-1.0 / np.where(t < 1, 1.0 - t, 1.0)), 0.0)
+    return np.where(s, a / (a + b), 0.0)
+
+
+def windowed_ratio(num: np.ndarray, den: np.ndarray, weight: np.ndarray, sigma_px: float,
+                   *, min_den: float = 1e-3) -> np.ndarray:
+    """Gaussian-windowed ratio ``G * (w num) / G * (w den)`` under the weight ``w``.
+
+    For a residual ``r = den * lambda - num`` this is the lambda that minimises
+    ``sum_j G(x - x_j) w_j den_j (lambda - num_j / den_j)^2``: the local least-squares
+    rate over a window of standard deviation ``sigma_px``, using samples where the weight
+    (a boolean support or a :func:`smooth_taper`) is positive. NaN where the window holds
+    too little weight.
+    """
+    s = np.asarray(weight, dtype=np.float64)
+    n = ndi.gaussian_filter(s * np.nan_to_num(num), sigma_px, mode="constant")
+    d = ndi.gaussian_filter(s * np.nan_to_num(den), sigma_px, mode="constant")
+    w = ndi.gaussian_filter(s, sigma_px, mode="constant")
+    ok = (w > 0.05) & (d > min_den * np.maximum(w, 1e-12))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, n / np.where(ok, d, 1.0), np.nan)
