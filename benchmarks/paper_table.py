@@ -1,0 +1,681 @@
+#!/usr/bin/env python
+"""The comparison table of the mollifier-layer paper, re-measured with chromarate.
+
+Paper: "Mollifier Layers: Enabling Efficient High-Order Derivatives in Inverse PDE Learning"
+(TMLR 2025). Three inverse problems of derivative order 1, 2 and 4, each fitted by a PINN
+whose derivatives come from nested autograd or from the mollifier layer:
+
+- ``langevin``  du/dt = -u + lambda(t); recover lambda(t)            (1st order, 1-D)
+- ``heat``      0 = lambda(x, y) lap(u) + m(x, y); recover lambda   (2nd order, 2-D)
+- ``chromatin`` the steady chromatin model (DESIGN.md section 4); recover lambda(x, y)
+                (4th order, 2-D), ground truth from the spectral forward solver
+                (``chromarate.fit.simulate.steady_state``) on the rate map of
+                ``benchmarks/recovery.py`` at 10 nm pixels, observed on the whole box
+
+Grid: problem x network (``mlp``: tanh MLP PINN; ``pirate``: PirateNet) x backend
+(``autograd``, ``mollifier``) x noise (0, 1, 5 % of the range of the observed field).
+For one (problem, network, noise) both backends get the same data, the same networks and
+initial weights (seeded), the same collocation points (the grid nodes at least one kernel
+half-width from the boundary: residual and metrics; all nodes: data term), the same loss,
+optimiser and number of steps. Several seeds per configuration (seed s: network weights and
+the noise draw); the table reports the median and the range over seeds.
+
+Measured per configuration: Pearson correlation and relative L2 error of the recovered
+lambda against the truth over the interior, training wall time, time to reach the
+correlation target (``--target``, default 0.9; the rate is scored every ``steps/20``
+steps, outside the timed region; "missed" if never reached), time per step and peak memory.
+On CPU every configuration (all its seeds) runs in its own child process and the peak is
+the increase of the child's ``ru_maxrss`` over its value after imports, data set-up and a
+2-step warm-up fit on a tiny grid; on CUDA ``torch.cuda.max_memory_allocated`` during the
+fits (one process, statistics reset per configuration).
+
+Separately, rows ``chromarate default`` run the product's own fit,
+``chromarate.fit_rates(fields, FitConfig(network.architecture=...))`` (mollifier backend,
+weak form, anchored field network: its default configuration; nested autograd cannot
+differentiate the anchored parameterisation, so there is no autograd counterpart), on the
+256 x 256 recovery case of ``benchmarks/recovery.py`` (``--default-size``).
+
+The like-for-like chromatin rows use chromarate's strong-form residual
+(``chromarate.fit.physics.chromatin_residual``) with a free field network (2 outputs,
+phi_d and phi_w) and a positive rate network, the backends of
+``chromarate.fit.derivatives`` (``make_backend``) and the networks of
+``chromarate.fit.networks``; the heat and Langevin rows use the problems and 1-D backends of
+``chromarate.fit.problems``. The training loop is this script's own (the same for all three
+problems) so that the network and the backend can be chosen independently.
+
+Usage::
+
+    python benchmarks/paper_table.py --quick                       # ~20 min on 2 CPU cores
+    python benchmarks/paper_table.py --full --device cuda          # GPU (benchmarks/gpu.sh)
+    python benchmarks/paper_table.py --tiny --out /tmp/t           # smoke test (tests)
+
+Outputs ``<out>/paper_table.json`` (every seed's numbers and the settings) and
+``<out>/paper_table.md`` (the markdown table). Nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from fit_cpu import RESULT_TAG, _emit, _maxrss_mb, _mem_available_mb  # noqa: E402
+
+PROBLEMS = ("langevin", "heat", "chromatin")
+ORDER = {"langevin": 1, "heat": 2, "chromatin": 4}
+NETWORKS = ("mlp", "pirate")
+BACKENDS = ("autograd", "mollifier")
+NOISES = (0.0, 0.01, 0.05)
+
+#: Mode settings. ``n``: grid nodes per side; ``radius``: mollifier radius (nodes);
+#: ``width``/``depth``: field network (MLP hidden layers; PirateNet: ``blocks`` gated blocks,
+#: default ``depth - 1``). PirateNet has 3 dense layers per block, so nested 4th-order
+#: autograd through it costs several times the MLP's; the chromatin rows use one block.
+MODES = {
+    "tiny": {"seeds": [0], "noises": [0.0], "default_size": 48, "default_steps": 3,
+             "default_seeds": [0],
+             "langevin": {"n": 48, "steps": 6, "radius": 6.0, "width": 16, "depth": 2},
+             "heat": {"n": 20, "steps": 6, "radius": 3.0, "width": 16, "depth": 2},
+             "chromatin": {"n": 24, "steps": 3, "radius": 4.0, "width": 16, "depth": 2, "blocks": 1}},
+    "quick": {"seeds": [0, 1], "noises": list(NOISES), "default_size": 256, "default_steps": None,
+              "default_seeds": [0],
+              "langevin": {"n": 128, "steps": 400, "radius": 8.0, "width": 32, "depth": 3},
+              "heat": {"n": 32, "steps": 400, "radius": 4.0, "width": 32, "depth": 3},
+              "chromatin": {"n": 32, "steps": 80, "radius": 5.0, "width": 32, "depth": 3, "blocks": 1}},
+    "full": {"seeds": [0, 1, 2], "noises": list(NOISES), "default_size": 256, "default_steps": None,
+             "default_seeds": [0, 1, 2],
+             "langevin": {"n": 256, "steps": 1500, "radius": 8.0, "width": 64, "depth": 3},
+             "heat": {"n": 64, "steps": 1500, "radius": 6.0, "width": 64, "depth": 3},
+             "chromatin": {"n": 48, "steps": 300, "radius": 6.0, "width": 64, "depth": 3, "blocks": 1}},
+}
+PIXEL_UM = 0.01  # chromatin grid spacing
+
+
+# --------------------------------------------------------------------------------------
+# problems
+# --------------------------------------------------------------------------------------
+
+def _true_rate(n: int, pixel_um: float):
+    from recovery import true_rate
+
+    return true_rate(n, pixel_um)
+
+
+def chromatin_truth(n: int, pixel_um: float = PIXEL_UM):
+    """(lambda, phi_d) steady state of the recovery case scaled to an n x n box."""
+    from chromarate.fit.simulate import steady_state
+
+    lam = _true_rate(n, pixel_um)
+    s = steady_state(lam, pixel_um=pixel_um, tol=1e-4, seed=0)
+    if not s.converged:
+        raise RuntimeError(f"chromatin forward solver did not converge on {n}x{n}")
+    return lam, s.phi_d
+
+
+class Problem:
+    """Data, collocation points, truth and residual of one benchmark problem (torch)."""
+
+    def __init__(self, kind: str, n: int, noise: float, seed: int, radius: float, dev, dtype):
+        import numpy as np
+        import torch
+
+        from chromarate.fit.problems import (interior_mask, make_heat_problem,
+                                             make_langevin_problem, problem_margin)
+
+        self.kind, self.dev, self.dtype = kind, dev, dtype
+        self.radius = radius
+        if kind == "heat":
+            p = make_heat_problem(n, noise=noise, seed=seed)
+            self.shape, self.pixel = p.shape, p.h
+            self.obs_np = p.u_obs[None]
+            self.truth = p.lambda_true
+            self.margin = problem_margin(p, radius)
+            self.m = torch.tensor(np.array(p.m), device=dev, dtype=dtype)
+            self.centre, self.half, self.length = (0.5, 0.5), 0.5, 1.0
+            self.r_scale = float(np.mean(np.abs(p.m)))
+            self.names = ("u", "lap")
+            self.res_weight, self.rate_fourier, self.rate_scale, self.u_scale = 0.01, 0, 1.0, 1.0
+        elif kind == "langevin":
+            p = make_langevin_problem(n, noise=noise, seed=seed)
+            self.shape, self.pixel = p.shape, p.dt
+            self.obs_np = p.u_obs[None]
+            self.truth = p.lambda_true
+            self.margin = problem_margin(p, radius)
+            self.centre, self.half, self.length = (0.5 * p.T,), 0.5 * p.T, p.T
+            self.names = ("u", "u_t")
+            self.r_scale = float(np.mean(np.abs(p.lambda_true)))
+            self.res_weight, self.rate_fourier, self.rate_scale, self.u_scale = 1.0, 16, 2.0, 2.0
+        elif kind == "chromatin":
+            lam, phi = chromatin_truth(n)
+            rng = np.random.default_rng(1000 + seed)
+            pd = phi + noise * float(np.ptp(phi)) * rng.standard_normal(phi.shape)
+            self.shape, self.pixel = (n, n), PIXEL_UM
+            self.obs_np = np.stack([pd, 0.6 - pd])
+            self.truth = lam
+            from chromarate.fit.mollifier import make_kernels
+
+            half = make_kernels("bump", radius, max_order=4, pixel=PIXEL_UM).half_width
+            self.margin = max(int(math.ceil(radius)), half)
+            c = 0.5 * (n - 1) * PIXEL_UM
+            self.centre, self.half, self.length = (c, c), 0.5 * n * PIXEL_UM, n * PIXEL_UM
+            self.names = ("u", "u_x", "u_y", "lap", "bilap")
+            phi_h = 0.5 * (1 - self.obs_np[1] + self.obs_np[0])
+            self.r_scale = max(2.0 * float(np.mean(np.clip(phi_h, 0, None))), 1e-3)
+            self.res_weight, self.rate_fourier, self.rate_scale, self.u_scale = 1e-5, 16, 1.0, 2.0
+            from chromarate.config import FitConfig
+            from chromarate.fit.physics import ChromatinParams
+
+            self.params = ChromatinParams.from_config(FitConfig().physics)
+        else:
+            raise ValueError(kind)
+        self.interior_np = interior_mask(self.shape, self.margin)
+        if self.interior_np.sum() < 16:
+            raise ValueError(f"{kind}: radius {radius} leaves < 16 interior nodes on {self.shape}")
+        self.interior = torch.as_tensor(self.interior_np, device=dev)
+        self.obs = torch.tensor(np.array(self.obs_np), device=dev, dtype=dtype)
+        self.n_out = self.obs_np.shape[0]
+        self.u_range = [float(np.ptp(o)) or 1.0 for o in self.obs_np]
+        self.u_mean = [float(np.mean(o)) for o in self.obs_np]
+        self.lam0 = self._initial_rate()
+
+    def _initial_rate(self) -> float:
+        """A constant start for lambda that uses no derivative of the data."""
+        import numpy as np
+
+        if self.kind == "chromatin":
+            # the mean relation for constant lambda (DESIGN.md section 4)
+            pd, pw = self.obs_np[0].mean(), self.obs_np[1].mean()
+            q = pd / max(1 - pw, 1e-3)
+            return float(np.clip((1 + q) / max(1 - q, 1e-3), 0.1, 10))
+        return float(max(self._constant_rate(), 1e-2))
+
+    def _constant_rate(self) -> float:
+        import numpy as np
+
+        from chromarate.fit.problems import solve_poisson_dst
+
+        u = self.obs_np[0]
+        if self.kind == "heat":
+            u1 = solve_poisson_dst(-self.m.cpu().numpy().astype(np.float64), self.pixel)
+            return float(np.sum(u1 * u1) / max(np.sum(u1 * u), 1e-30))
+        t = np.arange(len(u)) * self.pixel
+        T = t[-1]
+        return float(np.trapezoid(u, t) / T + (u[-1] - u[0]) / T)
+
+    def backend(self, name: str):
+        from chromarate.fit.derivatives import Grid, MollifierBackend, make_backend
+        from chromarate.fit.mollifier import make_kernels
+        from chromarate.fit.problems import Grid1D, make_backend_1d
+
+        if self.kind == "langevin":
+            grid = Grid1D(self.shape[0], self.pixel, 0.0)
+            return make_backend_1d(name, pixel=self.pixel, device=self.dev, dtype=self.dtype,
+                                   radius_px=self.radius), grid
+        grid = Grid(self.shape[0], self.shape[1], self.pixel, 0.0, 0.0)
+        if name == "mollifier" and self.kind == "heat":
+            k = make_kernels("bump", self.radius, max_order=2, pixel=self.pixel)
+            return MollifierBackend(k, self.dev, self.dtype), grid
+        return make_backend(name, pixel=self.pixel, device=self.dev, dtype=self.dtype,
+                            radius_px=self.radius), grid
+
+    def residual(self, f, lam):
+        from chromarate.fit.physics import chromatin_residual
+
+        if self.kind == "heat":
+            return lam * f["lap"][0] + self.m
+        if self.kind == "langevin":
+            return f["u_t"][0] + f["u"][0] - lam
+        d = {k: v[0] for k, v in f.items()}
+        w = {k: v[1] for k, v in f.items()}
+        return chromatin_residual(d, w, lam, self.params)
+
+
+def _scaled_module():
+    import numpy as np
+    import torch
+    from torch import nn
+
+    class ScaledNet(nn.Module):
+        """``offset + scale * inner((x - centre) / half)``; 1-D inputs get a zero column."""
+
+        def __init__(self, inner, centre, half, scale, offset):
+            super().__init__()
+            self.inner = inner
+            self.register_buffer("centre", torch.as_tensor(np.asarray(centre, dtype=np.float64)).view(1, -1))
+            self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype=np.float64)).view(1, -1))
+            self.register_buffer("offset", torch.as_tensor(np.asarray(offset, dtype=np.float64)).view(1, -1))
+            self.half = float(half)
+
+        def forward(self, x):
+            s = (x - self.centre) / self.half
+            if s.shape[-1] == 1:
+                s = torch.cat([s, torch.zeros_like(s)], dim=-1)
+            return self.offset + self.scale * self.inner(s)
+
+    return ScaledNet
+
+
+def build_networks(prob: Problem, network: str, width: int, depth: int, seed: int, fourier: int = 0,
+                   blocks: int | None = None):
+    import torch
+
+    from chromarate.fit.networks import FourierMLP, PirateNet, RateNetwork
+
+    ScaledNet = _scaled_module()
+    gen = torch.Generator().manual_seed(int(seed))
+    if network == "mlp":
+        inner = FourierMLP(prob.n_out, width=width, depth=depth, n_fourier=fourier, scale_per_um=prob.u_scale,
+                           generator=gen)
+    elif network == "pirate":
+        inner = PirateNet(prob.n_out, width=width, n_blocks=blocks or max(depth - 1, 1),
+                          scale_per_um=prob.u_scale, generator=gen)
+    else:
+        raise ValueError(network)
+    u_net = ScaledNet(inner, prob.centre, prob.half, prob.u_range, prob.u_mean)
+    rate = RateNetwork(initial_rate=prob.lam0, width=32, depth=2, n_fourier=prob.rate_fourier,
+                       scale_per_um=prob.rate_scale, generator=gen)
+    rate_net = ScaledNet(rate, prob.centre, prob.half, [1.0], [0.0])
+    return (u_net.to(device=prob.dev, dtype=prob.dtype), rate_net.to(device=prob.dev, dtype=prob.dtype))
+
+
+def fit_one(kind: str, network: str, backend: str, noise: float, seed: int, s: dict, *,
+            target: float, dev, dtype) -> dict:
+    """Train one PINN; return metrics, times and the correlation history."""
+    import numpy as np
+    import torch
+
+    from chromarate.fit.problems import metrics
+
+    prob = Problem(kind, s["n"], noise, seed, s["radius"], dev, dtype)
+    be, grid = prob.backend(backend)
+    u_net, rate_net = build_networks(prob, network, s["width"], s["depth"], seed, s.get("fourier", 0),
+                                     s.get("blocks"))
+    if "res_weight" in s:
+        prob.res_weight = float(s["res_weight"])
+    coords = grid.coords(dev, dtype)
+    steps = int(s["steps"])
+    params = list(u_net.parameters()) + list(rate_net.parameters())
+    lr = float(s.get("lr", 5e-3))
+    opt = torch.optim.Adam(params, lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.05 * lr)
+    shape = prob.shape
+
+    def rate_map():
+        return rate_net(coords).view(*shape)
+
+    def loss_fn():
+        f = be.fields(u_net, grid, prob.names)
+        lam = rate_map()
+        r = prob.residual(f, lam)
+        data = sum(((f["u"][c] - prob.obs[c]) ** 2).mean() / prob.u_range[c] ** 2
+                   for c in range(prob.n_out)) / prob.n_out
+        res = (r[prob.interior] ** 2).mean() / prob.r_scale ** 2
+        if lam.dim() == 2:
+            sm = 0.5 * ((((lam[1:] - lam[:-1]) / prob.pixel) ** 2).mean()
+                        + (((lam[:, 1:] - lam[:, :-1]) / prob.pixel) ** 2).mean())
+        else:
+            sm = (((lam[1:] - lam[:-1]) / prob.pixel) ** 2).mean()
+        sm = sm * prob.length ** 2 / prob.lam0 ** 2
+        return data + prob.res_weight * res + 1e-4 * sm
+
+    def score():
+        with torch.no_grad():
+            lam = rate_map().cpu().numpy().astype(np.float64)
+        return metrics(lam, prob.truth, prob.interior_np)
+
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    every = max(steps // 20, 1)
+    hist, t_target, train_s, ok = [], None, 0.0, True
+    for step in range(1, steps + 1):
+        sync()
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        if not torch.isfinite(loss):
+            ok = False
+            break
+        loss.backward()
+        opt.step()
+        sched.step()
+        sync()
+        train_s += time.perf_counter() - t0
+        if step % every == 0 or step == steps:
+            c, _ = score()
+            hist.append([step, train_s, c])
+            if t_target is None and np.isfinite(c) and c >= target:
+                t_target = train_s
+    corr, rel = score() if ok else (float("nan"), float("nan"))
+    return {"seed": seed, "ok": ok, "correlation": corr, "rel_l2": rel, "train_s": train_s,
+            "s_per_step": train_s / max(len(hist) and hist[-1][0], 1), "time_to_target_s": t_target,
+            "history": hist, "steps": steps, "collocation": int(prob.interior_np.sum()),
+            "grid": list(shape)}
+
+
+def run_config(spec: dict) -> dict:
+    """All seeds of one (problem, network, backend, noise); memory as described above."""
+    import gc
+
+    import torch
+
+    dev = torch.device(spec.get("device", "cpu"))
+    dtype = torch.float32
+    if dev.type == "cpu":
+        torch.set_num_threads(int(spec.get("threads") or 1))
+    kind, s = spec["problem"], spec["settings"]
+    # warm-up on a tiny grid (lazy kernel initialisation is not counted)
+    tiny = dict(MODES["tiny"][kind], steps=2)
+    fit_one(kind, spec["network"], spec["backend"], 0.0, 0, tiny, target=2.0, dev=dev, dtype=dtype)
+    if kind == "chromatin":
+        chromatin_truth(s["n"])  # forward solve outside the measured region
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev) / 2**20
+    else:
+        base = _maxrss_mb()
+    runs = []
+    for seed in spec["seeds"]:
+        try:
+            runs.append(fit_one(kind, spec["network"], spec["backend"], spec["noise"], seed, s,
+                                target=spec["target"], dev=dev, dtype=dtype))
+        except (RuntimeError, MemoryError) as exc:
+            runs.append({"seed": seed, "ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+            break
+    if dev.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(dev) / 2**20 - base
+        mem_kind = "cuda.max_memory_allocated"
+    else:
+        peak = _maxrss_mb() - base
+        mem_kind = "ru_maxrss increase"
+    return {**{k: spec[k] for k in ("problem", "network", "backend", "noise")},
+            "settings": s, "runs": runs, "peak_mb": peak, "memory": mem_kind}
+
+
+def run_default(spec: dict) -> dict:
+    """chromarate's own fit (FitConfig defaults, chosen architecture) on the recovery case."""
+    import gc
+
+    import numpy as np
+    import torch
+
+    from chromarate._types import PhaseFields
+    from chromarate.config import FitConfig
+    from chromarate.fit.loop import fit_rates
+    from recovery import ellipse, steady
+
+    dev = spec.get("device", "cpu")
+    if dev == "cpu":
+        torch.set_num_threads(int(spec.get("threads") or 1))
+    n = int(spec["size"])
+    lam = _true_rate(n, PIXEL_UM)
+    phi, _ = steady(n, PIXEL_UM, "box", None)
+    mask = ellipse(n)
+    span = float(np.ptp(phi[mask]))
+    net = FitConfig().network.model_copy(update={"architecture": spec["architecture"]})
+
+    def config(seed, steps=None):
+        upd = {"network": net, "seed": seed}
+        if steps is not None:
+            upd["steps"] = steps
+        return FitConfig().model_copy(update=upd)
+
+    def fields(level, seed):
+        rng = np.random.default_rng(seed)
+        pd = phi + level * span * rng.standard_normal(phi.shape)
+        return PhaseFields(phi_w=0.6 - pd, phi_d=pd, mask=mask, pixel_size_nm=PIXEL_UM * 1000)
+
+    small = fields(0.0, 0)
+    fit_rates(PhaseFields(phi_w=small.phi_w[:48, :48], phi_d=small.phi_d[:48, :48],
+                          mask=np.ones((48, 48), bool), pixel_size_nm=10.0), config(0, 1), device=dev)
+    gc.collect()
+    if dev.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated() / 2**20
+    else:
+        base = _maxrss_mb()
+    runs = []
+    for seed in spec["seeds"]:
+        t0 = time.perf_counter()
+        fit = fit_rates(fields(spec["noise"], seed), config(seed, spec.get("steps")), device=dev)
+        wall = time.perf_counter() - t0
+        m = fit.trusted & np.isfinite(fit.rate)
+        e, t = fit.rate[m].astype(np.float64), lam[m]
+        runs.append({"seed": seed, "ok": True, "correlation": float(np.corrcoef(e, t)[0, 1]),
+                     "rel_l2": float(np.linalg.norm(e - t) / np.linalg.norm(t)), "train_s": wall,
+                     "s_per_step": wall / max(fit.meta.get("steps", 1) or 1, 1),
+                     "time_to_target_s": None, "collocation": int(m.sum()), "grid": [n, n]})
+    peak = (torch.cuda.max_memory_allocated() / 2**20 - base if dev.startswith("cuda")
+            else _maxrss_mb() - base)
+    return {"problem": "chromatin", "network": spec["architecture"], "backend": "chromarate default",
+            "noise": spec["noise"], "settings": {"n": n, "steps": spec.get("steps") or FitConfig().steps},
+            "runs": runs, "peak_mb": peak,
+            "memory": "cuda.max_memory_allocated" if dev.startswith("cuda") else "ru_maxrss increase"}
+
+
+# --------------------------------------------------------------------------------------
+# parent
+# --------------------------------------------------------------------------------------
+
+def run_child(spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**_ident(spec), "runs": [], "error": f"child exceeded {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-4:]
+    return {**_ident(spec), "runs": [],
+            "error": f"child exited with {proc.returncode}: " + " | ".join(tail)}
+
+
+def _ident(spec):
+    if spec.get("kind") == "default":
+        return {"problem": "chromatin", "network": spec["architecture"],
+                "backend": "chromarate default", "noise": spec["noise"]}
+    return {k: spec[k] for k in ("problem", "network", "backend", "noise")}
+
+
+def summarise(row: dict) -> dict:
+    import numpy as np
+
+    runs = [r for r in row.get("runs", []) if r.get("ok")]
+    out = {**{k: row[k] for k in ("problem", "network", "backend", "noise")},
+           "n_ok": len(runs), "n_seeds": len(row.get("runs", [])), "peak_mb": row.get("peak_mb"),
+           "error": row.get("error") or next((r.get("error") for r in row.get("runs", [])
+                                              if r.get("error")), None)}
+    for key in ("correlation", "rel_l2", "train_s", "s_per_step"):
+        v = np.array([r[key] for r in runs], dtype=float)
+        v = v[np.isfinite(v)]
+        out[key] = float(np.median(v)) if v.size else None
+        out[key + "_min"] = float(v.min()) if v.size else None
+        out[key + "_max"] = float(v.max()) if v.size else None
+    tt = [r.get("time_to_target_s") for r in runs]
+    hit = [t for t in tt if t is not None]
+    out["target_hits"] = len(hit)
+    out["time_to_target_s"] = float(np.median(hit)) if hit else None
+    if runs:
+        out["collocation"] = runs[0].get("collocation")
+        out["grid"] = runs[0].get("grid")
+    return out
+
+
+def _f(x, spec, none="-"):
+    return none if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def markdown(summary: list[dict], meta: dict) -> str:
+    lines = [f"Mode `{meta['mode']}`, device {meta['device']}, {meta['machine']}; correlation target "
+             f"{meta['target']}; median over seeds {meta['seeds']} (range in brackets). Peak memory: "
+             f"{meta['memory']}.", ""]
+    lines.append("| problem (order) | network | backend | noise | grid / collocation | steps | "
+                 "Pearson r | rel. L2 | wall s | s/step | time to r >= target | peak MB |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in summary:
+        prob = f"{r['problem']} ({ORDER[r['problem']]})"
+        if r["n_ok"] == 0:
+            lines.append(f"| {prob} | {r['network']} | {r['backend']} | {r['noise']:.0%} | - | - | "
+                         f"FAILED: {str(r.get('error'))[:80]} | | | | | |")
+            continue
+        g = r.get("grid") or []
+        grid = ("x".join(str(v) for v in g)) + f" / {r.get('collocation')}"
+        corr = f"{_f(r['correlation'], '.3f')} [{_f(r['correlation_min'], '.3f')}, {_f(r['correlation_max'], '.3f')}]"
+        if r["backend"] == "chromarate default":
+            ttt = "n/a"
+        elif r["target_hits"] == 0:
+            ttt = "missed"
+        else:
+            ttt = f"{_f(r['time_to_target_s'], '.2f')} s ({r['target_hits']}/{r['n_ok']} seeds)"
+        lines.append(f"| {prob} | {r['network']} | {r['backend']} | {r['noise']:.0%} | {grid} | "
+                     f"{r.get('steps', '-')} | {corr} | {_f(r['rel_l2'], '.3f')} | "
+                     f"{_f(r['train_s'], '.1f')} | {_f(r['s_per_step'], '.4f')} | {ttt} | "
+                     f"{_f(r['peak_mb'], ',.1f')} |")
+    lines.append("")
+    lines.append("Ratios autograd / mollifier at equal collocation points (median s/step, peak MB):")
+    lines.append("")
+    lines.append("| problem | network | noise | time ratio | memory ratio |")
+    lines.append("|---|---|---|---|---|")
+    for a in summary:
+        if a["backend"] != "autograd":
+            continue
+        m = next((b for b in summary if b["backend"] == "mollifier" and
+                  all(b[k] == a[k] for k in ("problem", "network", "noise"))), None)
+        if m is None:
+            continue
+        tr = (a["s_per_step"] / m["s_per_step"]) if a["s_per_step"] and m["s_per_step"] else None
+        mr = (a["peak_mb"] / m["peak_mb"]) if a["peak_mb"] and m["peak_mb"] and m["peak_mb"] > 0 else None
+        lines.append(f"| {a['problem']} | {a['network']} | {a['noise']:.0%} | {_f(tr, '.1f')}x | "
+                     f"{_f(mr, '.1f')}x |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="CPU mode, about 20 min on 2 cores (default)")
+    g.add_argument("--full", action="store_true", help="larger grids, more steps and seeds (GPU)")
+    g.add_argument("--tiny", action="store_true", help="smoke test: tiny sizes, a few steps")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--problems", nargs="+", choices=PROBLEMS, default=list(PROBLEMS))
+    ap.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS))
+    ap.add_argument("--target", type=float, default=0.9, help="correlation target (default 0.9)")
+    ap.add_argument("--jobs", type=int, default=2, help="CPU child processes at a time (default 2)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per CPU child")
+    ap.add_argument("--no-default", action="store_true", help="skip the chromarate-default rows")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="start no new configuration after this many seconds (GPU script)")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child is not None:
+        spec = json.loads(args.child)
+        _emit(run_default(spec) if spec.get("kind") == "default" else run_config(spec))
+        return 0
+
+    mode = "full" if args.full else "tiny" if args.tiny else "quick"
+    M = MODES[mode]
+    t_start = time.perf_counter()
+    say = lambda *a: print(*a, flush=True)  # noqa: E731
+    import torch
+
+    cuda = args.device.startswith("cuda")
+    gpu = torch.cuda.get_device_name(0) if cuda else None
+    machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}, "
+               f"torch {torch.__version__}" + (f", GPU {gpu}" if gpu else ""))
+    specs = []
+    for kind in args.problems:
+        for noise in M["noises"]:
+            for net in args.networks:
+                for be in BACKENDS:
+                    specs.append({"problem": kind, "network": net, "backend": be, "noise": noise,
+                                  "settings": M[kind], "seeds": M["seeds"], "target": args.target,
+                                  "device": args.device, "threads": args.threads})
+    if "chromatin" in args.problems and not args.no_default:
+        arch = {"mlp": "fourier_mlp", "pirate": "pirate"}
+        for noise in M["noises"]:
+            for net in args.networks:
+                specs.append({"kind": "default", "architecture": arch[net], "noise": noise,
+                              "size": M["default_size"], "steps": M["default_steps"],
+                              "seeds": M["default_seeds"], "device": args.device,
+                              "threads": args.threads})
+    say(f"paper_table: mode {mode}, {len(specs)} configurations, device {args.device}; {machine}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = {"mode": mode, "device": args.device, "machine": machine, "target": args.target,
+            "seeds": M["seeds"], "settings": {k: M[k] for k in PROBLEMS}, "default_size": M["default_size"],
+            "memory": ("torch.cuda.max_memory_allocated per configuration" if cuda else
+                       "increase of ru_maxrss of one child process per configuration (all its seeds)"),
+            "jobs": 1 if cuda else args.jobs, "threads": args.threads,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    rows: list[dict] = []
+    skipped: list[dict] = []
+
+    def write():
+        summ = [dict(summarise(r), steps=(r.get("settings") or {}).get("steps")) for r in rows]
+        order = {p: i for i, p in enumerate(PROBLEMS)}
+        summ.sort(key=lambda r: (order[r["problem"]], r["noise"], r["network"],
+                                 ["autograd", "mollifier", "chromarate default"].index(r["backend"])))
+        meta["wall_s"] = time.perf_counter() - t_start
+        (args.out / "paper_table.json").write_text(json.dumps(
+            {"meta": meta, "summary": summ, "rows": rows, "skipped": skipped}, indent=1, default=float))
+        (args.out / "paper_table.md").write_text(markdown(summ, meta))
+        return summ
+
+    def report(r):
+        s = summarise(r)
+        say(f"  {s['problem']:9s} {s['network']:6s} {s['backend']:18s} noise {s['noise']:.2f}: "
+            f"r {_f(s['correlation'], '.3f')}, relL2 {_f(s['rel_l2'], '.3f')}, "
+            f"{_f(s['s_per_step'], '.4f')} s/step, peak {_f(s['peak_mb'], ',.1f')} MB"
+            + (f"  ERROR {s['error']}" if s.get("error") else ""))
+
+    if cuda:
+        for spec in specs:
+            if args.budget_s and time.perf_counter() - t_start > args.budget_s:
+                skipped.append(_ident(spec))
+                continue
+            try:
+                r = run_default(spec) if spec.get("kind") == "default" else run_config(spec)
+            except Exception as exc:  # keep going; the table says what failed
+                r = {**_ident(spec), "runs": [], "error": f"{type(exc).__name__}: {exc}"}
+            rows.append(r)
+            report(r)
+            write()
+    else:
+        # the heaviest children first so that the two workers finish together
+        specs.sort(key=lambda s: (s.get("kind") != "default", s.get("backend") != "autograd"
+                                  or s["problem"] != "chromatin"))
+        with ThreadPoolExecutor(max(args.jobs, 1)) as ex:
+            futs = [ex.submit(lambda sp: None if (args.budget_s and time.perf_counter() - t_start
+                                                  > args.budget_s) else run_child(sp, 3600), sp)
+                    for sp in specs]
+            for sp, fut in zip(specs, futs):
+                r = fut.result()
+                if r is None:
+                    skipped.append(_ident(sp))
+                    continue
+                rows.append(r)
+                report(r)
+                write()
+    summ = write()
+    if skipped:
+        say(f"not run (budget): {len(skipped)} configuration(s)")
+    say("")
+    say(markdown(summ, meta))
+    say(f"wrote {args.out / 'paper_table.json'} and {args.out / 'paper_table.md'} "
+        f"({time.perf_counter() - t_start:.0f} s)")
+    return 0 if all(s["n_ok"] > 0 for s in summ) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

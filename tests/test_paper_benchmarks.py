@@ -1,0 +1,85 @@
+"""Smoke tests of benchmarks/paper_table.py, scaling.py and deepxde_heat.py (tiny sizes).
+
+They check that each script runs end to end and writes its JSON, markdown table or plot
+with the expected structure. No timing, memory or accuracy number is asserted: those
+depend on the machine, its load and (at these sizes and step counts) on nothing meaningful.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str, timeout: float = 600):
+    path = BENCH / script
+    if not path.is_file():
+        pytest.skip(f"benchmarks/{script} is not in this checkout")
+    env = dict(os.environ, DDE_BACKEND="pytorch")
+    proc = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    return proc.stdout
+
+
+def test_paper_table_tiny(tmp_path):
+    out = _run("paper_table.py", "--tiny", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "paper_table.json").read_text())
+    table = (tmp_path / "paper_table.md").read_text()
+    assert report["meta"]["mode"] == "tiny"
+    combos = {(r["problem"], r["network"], r["backend"]) for r in report["summary"]}
+    for prob in ("langevin", "heat", "chromatin"):
+        for net in ("mlp", "pirate"):
+            for be in ("autograd", "mollifier"):
+                assert (prob, net, be) in combos
+    assert ("chromatin", "fourier_mlp", "chromarate default") in combos
+    assert ("chromatin", "pirate", "chromarate default") in combos
+    for r in report["summary"]:
+        assert r["n_ok"] == r["n_seeds"] == 1, r
+        assert -1.0 <= r["correlation"] <= 1.0 and r["rel_l2"] >= 0
+        assert r["peak_mb"] is not None and r["s_per_step"] > 0
+    # the two backends of one configuration saw the same collocation points
+    for prob in ("langevin", "heat", "chromatin"):
+        cols = {r["collocation"] for r in report["summary"]
+                if r["problem"] == prob and r["backend"] != "chromarate default"}
+        assert len(cols) == 1, (prob, cols)
+    assert table.count("\n| chromatin (4) |") == 6
+    assert re.search(r"^\| chromatin \| mlp \| 0% \| [\d.]+x \| [\d.-]+x \|$", table, re.M), table
+    assert "wrote" in out
+
+
+def test_scaling_tiny(tmp_path):
+    out = _run("scaling.py", "--tiny", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "scaling.json").read_text())
+    png = (tmp_path / "scaling.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert set(report["series"]) == {"mollifier", "mollifier, patches", "autograd"}
+    assert [r["side"] for r in report["series"]["mollifier"]] == [16, 24]
+    assert [r["side"] for r in report["series"]["mollifier, patches"]] == [48, 64]
+    for r in report["series"]["mollifier"] + report["series"]["mollifier, patches"]:
+        assert r["ok"] and r["median_s"] > 0 and r["peak_mb"] >= 0
+    assert re.search(r"^autograd\s+16\s+256\s", out, re.M), out
+
+
+def test_deepxde_heat_tiny(tmp_path):
+    out = _run("deepxde_heat.py", "--tiny", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "deepxde_heat.json").read_text())
+    methods = [r["method"] for r in report["rows"]]
+    assert methods == ["deepxde", "chromarate/mollifier", "chromarate/autograd"]
+    for r in report["rows"][1:]:
+        assert r["runs"] and all(x["ok"] for x in r["runs"])
+    try:
+        import deepxde  # noqa: F401
+    except Exception:  # noqa: BLE001  (deepxde is in the optional `bench` extra)
+        assert "not installed" in report["rows"][0]["error"]
+    else:
+        assert report["rows"][0]["runs"], report["rows"][0]
+    assert re.search(r"^\| chromarate/mollifier \| -?[\d.]+ \[", out, re.M), out
