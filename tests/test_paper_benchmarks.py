@@ -83,3 +83,19 @@ def test_deepxde_heat_tiny(tmp_path):
     else:
         assert report["rows"][0]["runs"], report["rows"][0]
     assert re.search(r"^\| chromarate/mollifier \| -?[\d.]+ \[", out, re.M), out
+
+
+def test_gpu_sh_dry_run(tmp_path):
+    """benchmarks/gpu.sh on the CPU with the tiny mode: the in-process (GPU) code path."""
+    script = BENCH / "gpu.sh"
+    if not script.is_file():
+        pytest.skip("benchmarks/gpu.sh is not in this checkout")
+    env = dict(os.environ, BENCH_DEVICE="cpu", BENCH_MODE="tiny", BENCH_LIMIT_S="500")
+    proc = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True, text=True,
+                          timeout=600, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    report = json.loads((tmp_path / "paper_table.json").read_text())
+    assert report["meta"]["jobs"] == 1 and report["meta"]["mode"] == "tiny"
+    assert len(report["summary"]) == 14 and not report["skipped"]
+    assert (tmp_path / "paper_table.md").is_file() and (tmp_path / "environment.txt").is_file()
+    assert "gpu.sh: exit 0" in (tmp_path / "paper_table.log").read_text()
