@@ -148,17 +148,20 @@ def main(argv=None) -> int:
     rows.append(("no patches", run_child({**common, "side": sizes[0], "patch": None},
                                          timeout=1800)))
     say("")
-    hdr = f"{'training':<12} {'image':>11} {'peak MB':>9} {'s/step':>8} {'assembly s':>10} {'total s':>8}"
+    hdr = (f"{'training':<12} {'image':>11} {'peak MB':>9} {'process MB':>10} {'s/step':>8} "
+           f"{'assembly s':>10} {'total s':>8}")
     say(hdr)
     say("-" * len(hdr))
     for label, r in rows:
         if r.get("ok"):
             g = f"{r['side']}x{r['side']}"
-            say(f"{label:<12} {g:>11} {_fmt_mb(r['peak_mb']):>9} {r['median_step_s']:>8.3f} "
+            say(f"{label:<12} {g:>11} {_fmt_mb(r['peak_mb']):>9} "
+                f"{_fmt_mb(r['peak_mb'] + r['baseline_mb']):>10} {r['median_step_s']:>8.3f} "
                 f"{r['assemble_s']:>10.2f} {r['wall_s']:>8.2f}")
         else:
             say(f"{label:<12} FAILED: {r.get('message')}")
-    say("(peak MB: ru_maxrss increase during the fit, one child process per row; s/step: median "
+    say("(peak MB: ru_maxrss increase during the fit; process MB: the child's whole peak resident "
+        "memory, imports included; one child process per row; s/step: median "
         "interval between per-step progress events; assembly: final tiled maps, no gradients)")
     patched = [r for label, r in rows[:-1] if r.get("ok")]
     if len(patched) >= 2:
