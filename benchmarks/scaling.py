@@ -6,12 +6,12 @@ phase fields (``backends.synthetic_fields``):
 
 - ``mollifier``: one Adam step of the strong-form fourth-order chromatin loss on the whole
   grid (``benchmarks/backends.py``'s child: FourierMLP of the default ``NetworkConfig``,
-  mollifier radius 8 px); sides 64 ... 1024;
+  mollifier radius 8 px); sides 16 ... 1024;
 - ``mollifier, patches``: a training step of ``fit_rates`` with ``FitConfig(patch_size=128)``
   (``benchmarks/patch_memory.py``'s child: random 128 x 128 windows plus the kernel halo);
   sides 256 ... 1024 (a larger image only changes the sampling of the windows);
 - ``autograd``: the same step as ``mollifier`` with nested ``torch.autograd.grad`` to the
-  4th order; sides from 64 upwards until a side does not fit (the child's address space is
+  4th order; sides from 16 upwards until a side does not fit (the child's address space is
   capped at ``--mem-cap-mb``, default half the available memory, at most 8 GB) or exceeds
   ``--max-step-s``; the remaining sides are not attempted.
 
@@ -19,7 +19,7 @@ Peak memory is the increase of the child's ``ru_maxrss`` (after imports, set-up 
 throwaway step on a tiny grid); time is the median of the timed steps (``--steps``).
 Writes ``<out>/scaling.json`` and ``<out>/scaling.png`` (log-log, matplotlib).
 
-    python benchmarks/scaling.py                 # sides 64 128 256 512 1024 (a few minutes)
+    python benchmarks/scaling.py                 # sides 16 ... 1024 (about 10 min on 2 cores)
     python benchmarks/scaling.py --tiny --out /tmp/s   # smoke test
 """
 
@@ -43,7 +43,7 @@ from fit_cpu import _mem_available_mb  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512, 1024])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 48, 64, 96, 128, 256, 512, 1024])
     ap.add_argument("--patch-sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--patch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=2, help="timed steps per point (default 2)")
@@ -51,7 +51,19 @@ def main(argv=None) -> int:
     ap.add_argument("--max-step-s", type=float, default=120.0)
     ap.add_argument("--tiny", action="store_true", help="smoke test: sides 16 24, patches 48 64 (patch 32)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--render", type=Path, default=None,
+                    help="only redraw the plot and table of an existing scaling.json into <out>")
     args = ap.parse_args(argv)
+    if args.render is not None:
+        old = json.loads(args.render.read_text())
+        for rows in old["series"].values():
+            for r in rows:
+                r.setdefault("points", r["side"] ** 2)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "scaling.json").write_text(json.dumps(old, indent=1, default=float))
+        plot(old["series"], old["meta"], args.out / "scaling.png")
+        _table(old["series"], print)
+        return 0
     if args.tiny:
         args.sizes, args.patch_sizes, args.patch, args.steps = [16, 24], [48, 64], 32, 1
     avail = _mem_available_mb() or 16384.0
@@ -67,7 +79,8 @@ def main(argv=None) -> int:
     for side in sorted(args.sizes):
         for b in ("mollifier", "autograd"):
             if b == "autograd" and autograd_done:
-                series[b].append({"side": side, "ok": False, "reason": "not_attempted",
+                series[b].append({"side": side, "points": side * side, "ok": False,
+                                  "reason": "not_attempted",
                                   "message": "a smaller side did not fit"})
                 continue
             (r,) = backends.run_child({**common, "backend": b, "sides": [side]}, timeout)
@@ -96,6 +109,13 @@ def main(argv=None) -> int:
                                                       default=float))
     plot(series, meta, args.out / "scaling.png")
     say("")
+    _table(series, say)
+    say(f"wrote {args.out / 'scaling.json'} and {args.out / 'scaling.png'}")
+    ok = all(r.get("ok") for r in series["mollifier, patches"]) and series["mollifier"][0].get("ok")
+    return 0 if ok else 1
+
+
+def _table(series: dict, say) -> None:
     say(f"{'series':<20} {'side':>5} {'points':>10} {'s/step':>9} {'peak MB':>9}")
     for name, rows in series.items():
         for r in rows:
@@ -104,9 +124,6 @@ def main(argv=None) -> int:
             else:
                 say(f"{name:<20} {r['side']:>5} {r['points']:>10,} {'-':>9} {'-':>9}  "
                     f"{r.get('reason', 'failed')}")
-    say(f"wrote {args.out / 'scaling.json'} and {args.out / 'scaling.png'}")
-    ok = all(r.get("ok") for r in series["mollifier, patches"]) and series["mollifier"][0].get("ok")
-    return 0 if ok else 1
 
 
 def plot(series: dict, meta: dict, path: Path) -> None:

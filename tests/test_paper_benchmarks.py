@@ -40,8 +40,8 @@ def test_paper_table_tiny(tmp_path):
         for net in ("mlp", "pirate"):
             for be in ("autograd", "mollifier"):
                 assert (prob, net, be) in combos
-    assert ("chromatin", "fourier_mlp", "chromarate default") in combos
-    assert ("chromatin", "pirate", "chromarate default") in combos
+    assert ("chromatin", "fourier_mlp", "chromarate fit_rates") in combos
+    assert ("chromatin", "pirate", "chromarate fit_rates") in combos
     for r in report["summary"]:
         assert r["n_ok"] == r["n_seeds"] == 1, r
         assert -1.0 <= r["correlation"] <= 1.0 and r["rel_l2"] >= 0
@@ -49,7 +49,7 @@ def test_paper_table_tiny(tmp_path):
     # the two backends of one configuration saw the same collocation points
     for prob in ("langevin", "heat", "chromatin"):
         cols = {r["collocation"] for r in report["summary"]
-                if r["problem"] == prob and r["backend"] != "chromarate default"}
+                if r["problem"] == prob and r["backend"] != "chromarate fit_rates"}
         assert len(cols) == 1, (prob, cols)
     assert table.count("\n| chromatin (4) |") == 6
     assert re.search(r"^\| chromatin \| mlp \| 0% \| [\d.]+x \| [\d.-]+x \|$", table, re.M), table
