@@ -8,7 +8,8 @@ History: with the earlier seed-only ensemble the noise-contrast property did not
 (median rate_std noisy/clean 1.09 with 4 members, noise 0.05 % of the span on the right
 half; the seed spread was a near-uniform offset). Measured with the bootstrap ensemble
 (64 x 64 constant-rate state, 20 nm pixels, noise 1 % of the span on the right half,
-radius 6 px, test window 0.08 um, rate Fourier scale 1 cycle/um, 150 steps, 4 members,
+radius 6 px, test window 0.08 um, rate Fourier scale 1 cycle/um, rate smoothness 1e-3
+(white noise), 150 steps, 4 members,
 one thread): median rate_std clean 0.148, noisy 0.574, ratio 3.9 (`python
 /tmp/lead/unc.py 64 0.01 150 6 1.0 0.08`, 49 s).
 """
@@ -81,7 +82,7 @@ def test_rate_std_larger_where_data_are_noisier(constant_state):
     fields = _noisy_right_half(constant_state, mask, frac=0.01)
     cfg = FitConfig(device="cpu", steps=150, ensemble=4, seed=0, network=SMALL_NET,
                     mollifier=MollifierConfig(radius_px=6.0), test_window_um=0.08,
-                    rate_fourier_scale_per_um=1.0)
+                    rate_fourier_scale_per_um=1.0, rate_smoothness=1e-3)
     res = fit_rates(fields, cfg)
     tr = res.trusted
     xx = np.broadcast_to(np.arange(n)[None, :], (n, n))
