@@ -32,8 +32,7 @@ fits (one process, statistics reset per configuration).
 Separately, rows ``chromarate fit_rates`` run the product's own fit,
 ``chromarate.fit_rates(fields, FitConfig(network.architecture=..., rate_smoothness=1e-3,
 test_window_um=0.15))`` (mollifier backend, weak form, anchored field network; the two
-pinned settings are FitConfig's documented choice for fields with white pixel noise, as
-here, and were its defaults when the table was measured; nested autograd cannot
+pinned settings were FitConfig's defaults when the table was measured; nested autograd cannot
 differentiate the anchored parameterisation, so there is no autograd counterpart), on the
 256 x 256 recovery case of ``benchmarks/recovery.py`` (``--default-size``).
 
@@ -426,8 +425,8 @@ def run_default(spec: dict) -> dict:
     net = FitConfig().network.model_copy(update={"architecture": spec["architecture"]})
 
     def config(seed, steps=None):
-        # pinned, not FitConfig's current defaults: the settings measured in docs/benchmarks.md
-        # (FitConfig's documented choice for fields with white pixel noise, as here)
+        # pinned (FitConfig's defaults at commit ae04676, when docs/benchmarks.md was measured)
+        # so that the rows stay reproducible if the defaults change
         upd = {"network": net, "seed": seed,
                "rate_smoothness": float(spec.get("rate_smoothness", 1e-3)),
                "test_window_um": float(spec.get("test_window_um", 0.15))}
