@@ -288,6 +288,11 @@ class FitConfig(_Model):
     residual_form : {"weak", "strong"}
         ``weak``: all derivatives on the mollifier kernels (noise-robust, default);
         ``strong``: derivatives of the mollified fields combined by the chain rule.
+    derivative_backend : {"mollifier", "autograd", "finite-difference", "spectral"}
+        Where the PINN's derivatives come from. Only the mollifier (default) supports the
+        weak form and the anchored field; the others (nested autograd, the standard PINN;
+        finite differences; FFT) are for like-for-like comparisons and need
+        ``residual_form="strong"`` and ``network.parameterization="free"``.
     steps : int
         Adam steps.
     learning_rate : float
@@ -349,6 +354,7 @@ class FitConfig(_Model):
 
     method: Literal["pinn", "direct"] = "pinn"
     residual_form: Literal["weak", "strong"] = "weak"
+    derivative_backend: Literal["mollifier", "autograd", "finite-difference", "spectral"] = "mollifier"
     physics: PhysicsConfig = PhysicsConfig()
     mollifier: MollifierConfig = MollifierConfig()
     network: NetworkConfig = NetworkConfig()
@@ -373,6 +379,16 @@ class FitConfig(_Model):
     field_prior: Literal["tv", "none"] = "tv"
     field_prior_strength: float = Field(1.0, ge=0.0, le=100.0)
     test_window_um: float | None = Field(0.3, gt=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> "FitConfig":
+        if self.derivative_backend != "mollifier" and (
+                self.residual_form != "strong" or self.network.parameterization != "free"):
+            raise ValueError(
+                f"fit.derivative_backend {self.derivative_backend!r} differentiates the network "
+                "itself: it needs residual_form 'strong' and network.parameterization 'free' "
+                "(the weak form and the anchored field need the mollifier)")
+        return self
 
 
 class SimulateConfig(_Model):

@@ -48,7 +48,7 @@ from .._types import FitDone, FitProgress, FitResult, PhaseFields
 from ..config import FitConfig
 from ..device import describe_device, resolve_device, resolve_dtype
 from ..errors import FitDivergedError, StageError
-from .derivatives import Grid, MollifierBackend, make_grid
+from .derivatives import Grid, MollifierBackend, make_backend, make_grid
 from .direct import TAPER_PX, check_fields, invert_direct, resolve_radius
 from .mollifier import make_kernels
 from .networks import RateNetwork, make_field_network
@@ -104,7 +104,11 @@ class _Problem:
         self.radius, self.noise = radius_noise or resolve_radius(fields, config)
         kernels = make_kernels(config.mollifier.kernel, self.radius, degree=config.mollifier.degree,
                                max_order=4, pixel=self.pixel_um)
-        self.backend = MollifierBackend(kernels, dev, dtype, method=config.mollifier.method)
+        if config.derivative_backend == "mollifier":
+            self.backend = MollifierBackend(kernels, dev, dtype, method=config.mollifier.method)
+        else:  # comparison backends: strong form, free network (checked by FitConfig)
+            self.backend = make_backend(config.derivative_backend, pixel=self.pixel_um,
+                                        device=dev, dtype=dtype)
         self.halo = h = self.backend.halo
         stride = config.network.evaluation_stride
         self.stride = auto_stride(self.radius, config.network.fourier_scale_per_um,
@@ -282,6 +286,12 @@ def _blur(a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return out[p:p + ny, p:p + nx]
 
 
+def _evaluation(prob: _Problem):
+    """No-gradient context for evaluations, except for nested autograd, which needs the
+    graph to form its derivatives even when nothing is trained."""
+    return contextlib.nullcontext() if prob.backend.name == "autograd" else torch.no_grad()
+
+
 def _terms_text(terms) -> str:
     return ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in terms.items())
 
@@ -350,7 +360,7 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
             return tot
 
         lbfgs.step(closure)
-        with torch.no_grad():
+        with _evaluation(prob):
             tot, terms, _ = prob.losses(field_net, rate_net, window, autocast)
         if not torch.isfinite(tot):
             raise FitDivergedError(f"loss became non-finite in the L-BFGS polish ({_terms_text(terms)})")
@@ -393,13 +403,13 @@ def _assemble(prob: _Problem, field_net, rate_net):
     fitted = np.full((ny, nx), np.nan)
     resid = np.full((ny, nx), np.nan)
     terms_acc: dict[str, float] = {}
-    with torch.no_grad():
+    with _evaluation(prob):
         for w in prob.tiles(prob.config.patch_size):
             _, terms, (f, lam, r) = prob.losses(field_net, rate_net, w)
             iy, ix = w.inner()
-            rate[iy, ix] = lam.cpu().numpy()
-            fitted[iy, ix] = f.cpu().numpy()
-            resid[iy, ix] = r.cpu().numpy()
+            rate[iy, ix] = lam.detach().cpu().numpy()
+            fitted[iy, ix] = f.detach().cpu().numpy()
+            resid[iy, ix] = r.detach().cpu().numpy()
             for k, v in terms.items():
                 terms_acc[k] = terms_acc.get(k, 0.0) + float(v) * (w.nh * w.nw) / (ny * nx)
     return rate, fitted, resid, terms_acc

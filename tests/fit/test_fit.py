@@ -257,3 +257,23 @@ def test_same_seed_same_rates_on_cpu(constant_fields):
     assert a.history["loss"] == b.history["loss"]
     c = fit_rates(constant_fields, _tiny_config(seed=8))
     assert not np.array_equal(a.rate[a.trusted], c.rate[c.trusted])
+
+
+@pytest.mark.parametrize("backend", ["autograd", "finite-difference", "spectral"])
+def test_comparison_backends_run_the_strong_free_fit(constant_fields, backend):
+    """Every derivative backend drives the same fit (strong form, free network)."""
+    cfg = _tiny_config(derivative_backend=backend, residual_form="strong",
+                       network=NetworkConfig(width=16, depth=1, fourier_features=8,
+                                             parameterization="free"))
+    res = fit_rates(constant_fields, cfg)
+    tr = res.trusted
+    assert tr.sum() > 100
+    assert np.all(np.isfinite(res.rate[tr])) and np.all(res.rate[tr] >= 0)
+    assert res.config["derivative_backend"] == backend
+
+
+@pytest.mark.parametrize("kw", [dict(residual_form="weak"),
+                                dict(residual_form="strong")])  # anchored network
+def test_comparison_backends_need_strong_form_and_free_network(kw):
+    with pytest.raises(ValueError, match="derivative_backend"):
+        FitConfig(derivative_backend="autograd", **kw)
