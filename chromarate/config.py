@@ -305,7 +305,7 @@ class FitConfig(_Model):
         Weight of the gradient penalty on lambda (per um^2). The default (1.0, with 0.3 um
         test windows) is set for phase fields from rendered STORM densities, whose noise is
         spatially correlated by rendering and denoising (measured on the sample nucleus:
-        r = 0.927 against 0.43 with 1e-3 and 0.15 um windows). For fields with white pixel
+        r = 0.927 against 0.221 with 1e-3 and 0.15 um windows). For fields with white pixel
         noise a weak prior recovers more detail: ``rate_smoothness=1e-3,
         test_window_um=0.15`` gives r = 0.99 / 0.96 / 0.95 at 0 / 1 / 5 % noise in
         benchmarks/recovery.py, where 1.0 flattens lambda (r = 0.76 at 5 %).

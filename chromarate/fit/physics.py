@@ -29,7 +29,6 @@ __all__ = [
     "chromatin_weak_operator_terms",
     "chromatin_weak_rate",
     "chromatin_weak_terms",
-    "chromatin_weak_residual",
     "f_prime",
     "f_second",
     "f_third",
@@ -111,35 +110,22 @@ def chromatin_rate_closed_form(d: Mapping[str, Any], w: Mapping[str, Any], param
 
 
 def chromatin_weak_operator_terms(phi_d, phi_w, rate, params: ChromatinParams):
-    """The weak residual as ``[(operator, pointwise field, coefficient), ...]``:
-    ``r_eps = sum coef * (K_operator * field)`` (see :func:`chromatin_weak_residual`)."""
+    """The mollified (weak-form) residual as ``[(operator, pointwise field, coef), ...]``::
+
+        r_eps = sum coef * (K_operator * field)
+              = M (lap_eps * (f'(phi_h) - phi_e) - l^2 bilap_eps * phi_d) + eta_eps * 2 (lambda phi_e - phi_h)
+
+    Every derivative is on the kernels: this equals ``eta_eps * r`` for smooth fields
+    (integration by parts against the mollifier), but no derivative of the (noisy) fields
+    is formed, so noise enters linearly and averages out. A caller sums the terms with its
+    own convolution (one inverse FFT in ``MollifierBackend.combine``).
+    """
     phi_h = 0.5 * (1.0 - phi_w + phi_d)
     phi_e = 0.5 * (1.0 - phi_w - phi_d)
     M = params.mobility
     return [("lap", f_prime(phi_h, params.phi_max) - phi_e, M),
             ("bilap", phi_d, -M * params.interface_um**2),
             ("u", 2.0 * (rate * phi_e - phi_h), 1.0)]
-
-
-def chromatin_weak_residual(conv, phi_d, phi_w, rate, params: ChromatinParams):
-    """Mollified (weak-form) residual: every derivative is moved onto the kernels.
-
-    With ``conv(name, field)`` applying the mollifier operator ``name`` ("u", "lap",
-    "bilap") to a pointwise field::
-
-        r_eps = M (lap_eps * (f'(phi_h) - phi_e) - l^2 bilap_eps * phi_d)
-                + eta_eps * (2 (lambda phi_e - phi_h))
-
-    This equals ``eta_eps * r`` for smooth fields (integration by parts against the
-    mollifier), but no derivative of the (noisy) fields is ever formed: noise enters
-    linearly through the kernels and averages out, instead of through products of noisy
-    gradients as in the strong form's chain rule.
-    """
-    acc = None
-    for name, field, coef in chromatin_weak_operator_terms(phi_d, phi_w, rate, params):
-        t = coef * conv(name, field)
-        acc = t if acc is None else acc + t
-    return acc
 
 
 def chromatin_weak_terms(conv, phi_d, phi_w, params: ChromatinParams):

@@ -11,18 +11,26 @@ from .mollifier import make_kernels
 __all__ = ["estimate_noise", "noise_map", "choose_radius", "trusted_mask"]
 
 
+def _highpass(f: np.ndarray) -> np.ndarray:
+    """Immerkaer's 3x3 Laplacian-of-differences response; std = 6 sigma for white noise."""
+    kern = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+    return ndi.convolve(np.asarray(f, dtype=np.float64), kern, mode="reflect")
+
+
+def _inner(mask: np.ndarray) -> np.ndarray:
+    """The mask eroded by two pixels (the mask itself when that leaves fewer than 16)."""
+    inner = ndi.binary_erosion(mask, iterations=2)
+    return mask if inner.sum() < 16 else inner
+
+
 def estimate_noise(field: np.ndarray, mask: np.ndarray) -> float:
     """Standard deviation of pixel noise of ``field`` inside ``mask``.
 
     Uses the median absolute value of the normalised 3x3 Laplacian-of-differences
     (Immerkaer's estimator) over the interior, which ignores smooth structure.
     """
-    f = np.asarray(field, dtype=np.float64)
-    kern = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
-    hp = ndi.convolve(f, kern, mode="reflect")
-    inner = ndi.binary_erosion(mask, iterations=2)
-    if inner.sum() < 16:
-        inner = mask
+    hp = _highpass(field)
+    inner = _inner(np.asarray(mask, dtype=bool))
     if inner.sum() == 0:
         raise StageError("cannot estimate noise: empty mask")
     # for white noise, std(hp) = 6 sigma; MAD -> std factor 1.4826
@@ -40,11 +48,8 @@ def noise_map(field: np.ndarray, mask: np.ndarray, window_px: float) -> np.ndarr
     """
     f = np.asarray(field, dtype=np.float64)
     m = np.asarray(mask, dtype=bool)
-    kern = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
-    hp2 = (ndi.convolve(f, kern, mode="reflect") / 6.0) ** 2
-    inner = ndi.binary_erosion(m, iterations=2)
-    if inner.sum() < 16:
-        inner = m
+    hp2 = (_highpass(f) / 6.0) ** 2
+    inner = _inner(m)
     num = ndi.gaussian_filter(np.where(inner, hp2, 0.0), window_px, mode="constant")
     den = ndi.gaussian_filter(inner.astype(np.float64), window_px, mode="constant")
     glob = estimate_noise(f, m)

@@ -158,33 +158,34 @@ def batch_figures(table: pd.DataFrame, nuclei_rates: dict) -> dict[str, bytes]:
         ax.set_title(title, fontsize=10)
         figs[fname] = _png(fig)
 
+    figs["lab_vs_inferred.png"] = _estimates_plot(
+        table["lab_lambda"], [("inferred (territory)", table["rate_territory"])], table,
+        xlabel="lab closed form 1/((d/R)^2 - 1)", ylabel="lambda",
+        title="per nucleus: lab closed form vs inferred")
+    if np.isfinite(table["truth_rate_mean"].to_numpy(dtype=float)).any():
+        figs["inferred_vs_truth.png"] = _estimates_plot(
+            table["truth_rate_mean"], [("inferred map mean", table["rate_mean"])], table,
+            xlabel="true mean lambda", ylabel="estimated mean lambda",
+            title="per nucleus: estimates vs truth")
+    return figs
+
+
+def _estimates_plot(x, series, table, *, xlabel: str, ylabel: str, title: str) -> bytes:
+    """Per-nucleus scatter of estimates against ``x``, with the balance estimate and the
+    diagonal; returns the PNG bytes."""
     fig = _figure(4.2, 3.8)
     ax = fig.subplots()
-    lab = table["lab_lambda"].to_numpy(dtype=float)
-    ax.plot(lab, table["rate_territory"].to_numpy(dtype=float), "o", label="inferred (territory)")
-    ax.plot(lab, table["rate_balance"].to_numpy(dtype=float), "s", mfc="none",
+    xs = x.to_numpy(dtype=float)
+    for label, values in series:
+        ax.plot(xs, values.to_numpy(dtype=float), "o", label=label)
+    ax.plot(xs, table["rate_balance"].to_numpy(dtype=float), "s", mfc="none",
             label="balance estimate")
     _diagonal(ax)
-    ax.set_xlabel("lab closed form 1/((d/R)^2 - 1)", fontsize=8)
-    ax.set_ylabel("lambda", fontsize=8)
-    ax.set_title("per nucleus: lab closed form vs inferred", fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    figs["lab_vs_inferred.png"] = _png(fig)
-
-    if np.isfinite(table["truth_rate_mean"].to_numpy(dtype=float)).any():
-        fig = _figure(4.2, 3.8)
-        ax = fig.subplots()
-        t = table["truth_rate_mean"].to_numpy(dtype=float)
-        ax.plot(t, table["rate_mean"].to_numpy(dtype=float), "o", label="inferred map mean")
-        ax.plot(t, table["rate_balance"].to_numpy(dtype=float), "s", mfc="none",
-                label="balance estimate")
-        _diagonal(ax)
-        ax.set_xlabel("true mean lambda", fontsize=8)
-        ax.set_ylabel("estimated mean lambda", fontsize=8)
-        ax.set_title("per nucleus: estimates vs truth", fontsize=9)
-        ax.legend(fontsize=7)
-        figs["inferred_vs_truth.png"] = _png(fig)
-    return figs
+    return _png(fig)
 
 
 def _diagonal(ax) -> None:

@@ -10,8 +10,8 @@ half; the seed spread was a near-uniform offset). Measured with the bootstrap en
 (64 x 64 constant-rate state, 20 nm pixels, noise 1 % of the span on the right half,
 radius 6 px, test window 0.08 um, rate Fourier scale 1 cycle/um, rate smoothness 1e-3
 (white noise), 150 steps, 4 members,
-one thread): median rate_std clean 0.148, noisy 0.574, ratio 3.9 (`python
-/tmp/lead/unc.py 64 0.01 150 6 1.0 0.08`, 49 s).
+one thread): median rate_std clean 0.148, noisy 0.574, ratio 3.9 (the configuration of
+``test_rate_std_larger_where_data_are_noisier`` below, 49 s).
 """
 
 from __future__ import annotations
