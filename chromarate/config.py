@@ -350,6 +350,11 @@ class FitConfig(_Model):
         pointwise residual, and the closed form takes lambda as constant over the window (a
         local least-squares fit). Integrating against smooth test functions moves the
         fourth-order derivatives off the noise. None: pointwise residual and closed form.
+    pretrain_steps : int
+        Data-only Adam steps that fit a *free* field network to the observation (values at
+        the pixel centres, no derivatives) before the joint fit: the usual warm start of a
+        classic PINN, identical for every derivative backend. 0 (default): none. The
+        anchored field starts at the data and needs none.
     """
 
     method: Literal["pinn", "direct"] = "pinn"
@@ -379,9 +384,14 @@ class FitConfig(_Model):
     field_prior: Literal["tv", "none"] = "tv"
     field_prior_strength: float = Field(1.0, ge=0.0, le=100.0)
     test_window_um: float | None = Field(0.3, gt=0.0, le=100.0)
+    pretrain_steps: int = Field(0, ge=0, le=1_000_000)
 
     @model_validator(mode="after")
     def _check_backend(self) -> "FitConfig":
+        if self.pretrain_steps and self.network.parameterization != "free":
+            raise ValueError("fit.pretrain_steps fits a free field network to the data; the "
+                             "anchored field already starts at the data (set "
+                             "network.parameterization 'free' or pretrain_steps 0)")
         if self.derivative_backend != "mollifier" and (
                 self.residual_form != "strong" or self.network.parameterization != "free"):
             raise ValueError(

@@ -119,7 +119,9 @@ class _Problem:
         self.anchored = config.network.parameterization == "anchored"
 
         self.mask_np = np.asarray(fields.mask, dtype=bool)
-        self.trusted_np = trusted_mask(self.mask_np, self.halo)
+        # residuals are trusted one kernel half-width inside the envelope whichever backend
+        # differentiates, so fits with different backends score the same collocation points
+        self.trusted_np = trusted_mask(self.mask_np, kernels.half_width)
         if self.trusted_np.sum() < 16:
             raise StageError(
                 f"nucleus too small for mollifier radius {self.radius:g} px: fewer than 16 pixels "
@@ -297,7 +299,7 @@ def _terms_text(terms) -> str:
 
 
 def _train_member(prob: _Problem, seed: int, member: int, t_start: float, history: dict,
-                  ) -> Iterator[FitProgress | tuple]:
+                  monitor=None) -> Iterator[FitProgress | tuple]:
     """Train one ensemble member; yields progress events, finally ``(field_net, rate_net)``."""
     cfg, dev, dtype = prob.config, prob.dev, prob.dtype
     gen = torch.Generator().manual_seed(int(seed))
@@ -307,6 +309,10 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
                            n_fourier=cfg.rate_fourier_features,
                            scale_per_um=cfg.rate_fourier_scale_per_um,
                            generator=gen).to(device=dev, dtype=dtype)
+    if cfg.pretrain_steps:
+        t0 = time.perf_counter()
+        _pretrain_field(prob, field_net, cfg.pretrain_steps)
+        history.setdefault("pretrain_s", []).append(time.perf_counter() - t0)
     params = list(field_net.parameters()) + list(rate_net.parameters())
     # the small, smooth rate network gets a larger step: its output must travel O(1) from
     # the mean-relation start, while the field correction stays small
@@ -342,6 +348,8 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
             history["loss"].append(loss)
             for k, v in terms.items():
                 history[k].append(float(v.detach()))
+            if monitor is not None:
+                monitor(global_step, lambda: _rate_preview(prob, rate_net))
             yield FitProgress(step=global_step, total_steps=total_steps, loss=loss,
                               terms={k: float(v.detach()) for k, v in terms.items()},
                               elapsed_s=time.perf_counter() - t_start)
@@ -366,6 +374,32 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
             raise FitDivergedError(f"loss became non-finite in the L-BFGS polish ({_terms_text(terms)})")
         history.setdefault("lbfgs_loss", []).append(float(tot))
     yield (field_net, rate_net)
+
+
+def _rate_preview(prob: _Problem, rate_net) -> np.ndarray:
+    """The rate network's current map on the grid (NaN outside the nucleus)."""
+    g = prob.grid
+    with torch.no_grad():
+        lam = rate_net(g.coords(prob.dev, prob.dtype)).view(g.ny, g.nx)
+    return np.where(prob.mask_np, lam.cpu().numpy().astype(np.float64), np.nan)
+
+
+def _pretrain_field(prob: _Problem, field_net, steps: int) -> None:
+    """Fit the field network's values at the nucleus pixels to the observation (data only,
+    no derivative, so the same for every backend): the warm start of a free network."""
+    cfg = prob.config
+    coords = prob.grid.coords(prob.dev, prob.dtype)[prob.mask.reshape(-1)]
+    target = prob.obs[:, prob.mask].T
+    opt = torch.optim.Adam(field_net.parameters(), lr=cfg.learning_rate)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.0)
+    for step in range(1, steps + 1):
+        opt.zero_grad(set_to_none=True)
+        loss = ((field_net(coords) - target) ** 2).mean() / prob.sigma**2
+        if not torch.isfinite(loss):
+            raise FitDivergedError(f"field pre-training loss became non-finite at step {step}")
+        loss.backward()
+        opt.step()
+        sched.step()
 
 
 def _bootstrap_fields(fields: PhaseFields, prob: _Problem, seed: int, config: FitConfig,
@@ -411,12 +445,12 @@ def _assemble(prob: _Problem, field_net, rate_net):
             fitted[iy, ix] = f.detach().cpu().numpy()
             resid[iy, ix] = r.detach().cpu().numpy()
             for k, v in terms.items():
-                terms_acc[k] = terms_acc.get(k, 0.0) + float(v) * (w.nh * w.nw) / (ny * nx)
+                terms_acc[k] = terms_acc.get(k, 0.0) + float(v.detach()) * (w.nh * w.nw) / (ny * nx)
     return rate, fitted, resid, terms_acc
 
 
 def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
-             device: str | None = None) -> Iterator[FitProgress | FitDone]:
+             device: str | None = None, monitor=None) -> Iterator[FitProgress | FitDone]:
     """Fit the rate map of one nucleus, yielding progress events.
 
     Parameters
@@ -426,6 +460,12 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     config : FitConfig
     device : str, optional
         Overrides ``config.device`` ("auto", "cpu", "cuda:0", ...).
+    monitor : callable, optional
+        ``monitor(step, rate_map)`` is called at every logged step, before the progress
+        event; ``rate_map()`` returns the rate network's current map on the grid (numpy,
+        NaN outside the nucleus; the rate network is evaluated at every pixel, not on the
+        lattice). For convergence studies and live previews; time spent in it counts in
+        the fit's timings.
 
     Yields
     ------
@@ -457,7 +497,8 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         member_prob = prob if member == 0 or config.uncertainty == "seeds" else \
             _Problem(_bootstrap_fields(fields, prob, config.seed + member, config), config, dev,
                      dtype, radius_noise=(prob.radius, prob.noise))
-        for item in _train_member(member_prob, config.seed + member, member, t_start, history):
+        for item in _train_member(member_prob, config.seed + member, member, t_start, history,
+                                  monitor):
             if isinstance(item, FitProgress):
                 yield item
             else:
@@ -482,7 +523,8 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         trusted=trusted_np,
         rate_std=None if rate_std is None else np.where(mask_np, rate_std, np.nan).astype(np.float32),
         history=history,
-        timings={"fit": time.perf_counter() - t_start, "train": train_s},
+        timings={"fit": time.perf_counter() - t_start, "train": train_s,
+                 **({"pretrain": float(sum(history["pretrain_s"]))} if "pretrain_s" in history else {})},
         device=describe_device(dev),
         config=config.model_dump(mode="json"),
         meta={"method": "pinn", "residual_form": config.residual_form,

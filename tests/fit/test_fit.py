@@ -277,3 +277,50 @@ def test_comparison_backends_run_the_strong_free_fit(constant_fields, backend):
 def test_comparison_backends_need_strong_form_and_free_network(kw):
     with pytest.raises(ValueError, match="derivative_backend"):
         FitConfig(derivative_backend="autograd", **kw)
+
+
+def test_comparison_backends_score_the_same_collocation_points(constant_fields):
+    """The trusted region (where the residual is scored) does not depend on the backend."""
+    net = NetworkConfig(width=16, depth=1, fourier_features=8, parameterization="free")
+    trusted = {b: fit_rates(constant_fields, _tiny_config(derivative_backend=b, residual_form="strong",
+                                                          network=net, steps=1)).trusted
+               for b in ("mollifier", "autograd")}
+    np.testing.assert_array_equal(trusted["mollifier"], trusted["autograd"])
+    assert trusted["autograd"].sum() < np.asarray(constant_fields.mask).sum()
+
+
+def test_pretraining_fits_the_free_field_to_the_data(constant_fields):
+    """Data-only warm start: the free network's field approaches the observation, and the
+    time it took is reported."""
+    net = NetworkConfig(width=32, depth=2, fourier_features=16, parameterization="free")
+    m = np.asarray(constant_fields.mask)
+
+    def misfit(pre):
+        res = fit_rates(constant_fields, _tiny_config(network=net, residual_form="strong",
+                                                      pretrain_steps=pre, steps=1,
+                                                      residual_weight=0.0, learning_rate=5e-3))
+        return float(np.sqrt(np.nanmean((res.phi_d_fit - constant_fields.phi_d)[m] ** 2))), res
+
+    cold, res0 = misfit(0)
+    warm, res1 = misfit(200)
+    assert "pretrain" not in res0.timings and res1.timings["pretrain"] > 0
+    assert warm < 0.5 * cold
+
+
+def test_pretraining_needs_a_free_network():
+    with pytest.raises(ValueError, match="pretrain_steps"):
+        FitConfig(pretrain_steps=10)
+
+
+def test_monitor_sees_the_current_rate_map(constant_fields):
+    seen = []
+    for ev in iter_fit(constant_fields, _tiny_config(steps=6, log_every=3),
+                       monitor=lambda step, rate_map: seen.append((step, rate_map()))):
+        if isinstance(ev, FitDone):
+            res = ev.result
+    assert [s for s, _ in seen] == [3, 6]
+    m = np.asarray(constant_fields.mask)
+    last = seen[-1][1]
+    assert last.shape == m.shape and np.all(np.isnan(last[~m])) and np.all(last[m] > 0)
+    assert not np.allclose(seen[0][1][m], last[m])
+    np.testing.assert_allclose(last[m], res.rate[m], rtol=1e-5, atol=1e-6)
