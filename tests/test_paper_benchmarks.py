@@ -108,6 +108,7 @@ def test_gpu_sh_dry_run(tmp_path):
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     report = json.loads((tmp_path / "paper_table.json").read_text())
     assert report["meta"]["jobs"] == 1 and report["meta"]["mode"] == "tiny"
-    assert len(report["summary"]) == 14 and not report["skipped"]
+    # 3 problems x 2 networks x 2 backends, 2 weak+anchored and 2 fit_rates chromatin rows
+    assert len(report["summary"]) == 16 and not report["skipped"]
     assert (tmp_path / "paper_table.md").is_file() and (tmp_path / "environment.txt").is_file()
     assert "gpu.sh: exit 0" in (tmp_path / "paper_table.log").read_text()
