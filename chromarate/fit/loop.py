@@ -311,7 +311,7 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
                            generator=gen).to(device=dev, dtype=dtype)
     if cfg.pretrain_steps:
         t0 = time.perf_counter()
-        _pretrain_field(prob, field_net, cfg.pretrain_steps)
+        _pretrain_field(prob, field_net, cfg.pretrain_steps, gen)
         history.setdefault("pretrain_s", []).append(time.perf_counter() - t0)
     params = list(field_net.parameters()) + list(rate_net.parameters())
     # the small, smooth rate network gets a larger step: its output must travel O(1) from
@@ -384,17 +384,27 @@ def _rate_preview(prob: _Problem, rate_net) -> np.ndarray:
     return np.where(prob.mask_np, lam.cpu().numpy().astype(np.float64), np.nan)
 
 
-def _pretrain_field(prob: _Problem, field_net, steps: int) -> None:
+#: Pre-training uses at most this many random nucleus pixels per step (memory bound).
+PRETRAIN_BATCH = 65536
+
+
+def _pretrain_field(prob: _Problem, field_net, steps: int, gen: torch.Generator) -> None:
     """Fit the field network's values at the nucleus pixels to the observation (data only,
-    no derivative, so the same for every backend): the warm start of a free network."""
+    no derivative, so the same for every backend): the warm start of a free network.
+    Large nuclei are fitted on random batches of ``PRETRAIN_BATCH`` pixels."""
     cfg = prob.config
     coords = prob.grid.coords(prob.dev, prob.dtype)[prob.mask.reshape(-1)]
     target = prob.obs[:, prob.mask].T
+    n = coords.shape[0]
     opt = torch.optim.Adam(field_net.parameters(), lr=cfg.learning_rate)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.0)
     for step in range(1, steps + 1):
         opt.zero_grad(set_to_none=True)
-        loss = ((field_net(coords) - target) ** 2).mean() / prob.sigma**2
+        xy, t = coords, target
+        if n > PRETRAIN_BATCH:
+            idx = torch.randperm(n, generator=gen)[:PRETRAIN_BATCH].to(prob.dev)
+            xy, t = coords[idx], target[idx]
+        loss = ((field_net(xy) - t) ** 2).mean() / prob.sigma**2
         if not torch.isfinite(loss):
             raise FitDivergedError(f"field pre-training loss became non-finite at step {step}")
         loss.backward()

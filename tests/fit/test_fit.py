@@ -324,3 +324,14 @@ def test_monitor_sees_the_current_rate_map(constant_fields):
     assert last.shape == m.shape and np.all(np.isnan(last[~m])) and np.all(last[m] > 0)
     assert not np.allclose(seen[0][1][m], last[m])
     np.testing.assert_allclose(last[m], res.rate[m], rtol=1e-5, atol=1e-6)
+
+
+def test_pretraining_on_random_batches(constant_fields, monkeypatch):
+    """Nuclei with more pixels than PRETRAIN_BATCH are pre-trained on random batches,
+    reproducibly for one seed."""
+    monkeypatch.setattr(fit_loop, "PRETRAIN_BATCH", 200)
+    net = NetworkConfig(width=16, depth=1, fourier_features=8, parameterization="free")
+    cfg = _tiny_config(network=net, residual_form="strong", pretrain_steps=20, steps=1)
+    a, b = fit_rates(constant_fields, cfg), fit_rates(constant_fields, cfg)
+    np.testing.assert_array_equal(a.phi_d_fit, b.phi_d_fit)
+    assert a.timings["pretrain"] > 0
