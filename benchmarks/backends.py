@@ -43,7 +43,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,7 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fit_cpu import (  # noqa: E402  (helpers shared with the fit benchmark)
-    RESULT_TAG, _cap_memory, _fmt_mb, _is_oom, _maxrss_mb, _mem_available_mb,
+    RESULT_TAG, _cap_memory, _fmt_mb, _is_oom, _maxrss_mb, _mem_available_mb, call_child,
 )
 
 BACKEND_NAMES = ("mollifier", "autograd", "finite-difference", "spectral")
@@ -206,21 +205,11 @@ def child_step(spec: dict) -> dict:
 def run_child(spec: dict, timeout: float) -> list[dict]:
     """Run one child; one result dict per side of ``spec["sides"]``."""
     n = len(spec["sides"])
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return [{"ok": False, "reason": "timeout",
-                 "message": f"child exceeded {timeout:.0f} s"}] * n
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            res = json.loads(line[len(RESULT_TAG):])
-            return res + [{"ok": False, "reason": "not_run",
-                           "message": "a smaller side failed in the same child"}] * (n - len(res))
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
-    reason = "oom" if proc.returncode in (-9, 137) else "crash"
-    return [{"ok": False, "reason": reason,
-             "message": f"child exited with {proc.returncode}: " + " | ".join(tail)}] * n
+    res, failure = call_child(__file__, spec, timeout, tail_lines=6)
+    if failure is not None:
+        return [failure] * n
+    return res + [{"ok": False, "reason": "not_run",
+                   "message": "a smaller side failed in the same child"}] * (n - len(res))
 
 
 def _fmt_s(x) -> str:

@@ -36,14 +36,13 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_cpu import RESULT_TAG, _emit, _maxrss_mb  # noqa: E402
+from fit_cpu import _emit, _maxrss_mb, call_child  # noqa: E402
 
 METHODS = ("deepxde", "chromarate/mollifier", "chromarate/autograd")
 
@@ -128,18 +127,10 @@ def child(spec: dict) -> dict:
 
 
 def run_child(spec: dict, timeout: float = 3600) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-    env = dict(os.environ, DDE_BACKEND="pytorch")
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"method": spec["method"], "runs": [], "error": f"timeout after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-    return {"method": spec["method"], "runs": [],
-            "error": f"child exited with {proc.returncode}: " + " | ".join(tail)}
+    res, failure = call_child(__file__, spec, timeout, tail_lines=3,
+                              env=dict(os.environ, DDE_BACKEND="pytorch"))
+    return res if failure is None else {"method": spec["method"], "runs": [],
+                                        "error": failure["message"]}
 
 
 def main(argv=None) -> int:

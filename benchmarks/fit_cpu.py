@@ -338,20 +338,32 @@ def child_main(spec: dict) -> int:
 # parent
 # --------------------------------------------------------------------------------------
 
-def run_child(spec: dict, timeout: float) -> dict:
-    """Run one configuration in a fresh interpreter and return its result dict."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
+def call_child(script: str, spec: dict, timeout: float, *, env: dict | None = None,
+               tail_lines: int = 8):
+    """Run ``script --child <spec as JSON>`` in a fresh interpreter (the benchmarks' way of
+    measuring each configuration's own peak memory).
+
+    Returns ``(result, None)`` with the decoded ``RESULT_TAG`` line, or ``(None, failure)``
+    with ``failure = {"ok": False, "reason": "timeout" | "oom" | "crash", "message": ...}``.
+    """
+    cmd = [sys.executable, os.path.abspath(script), "--child", json.dumps(spec)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return {"ok": False, "reason": "timeout", "message": f"child exceeded {timeout:.0f} s"}
+        return None, {"ok": False, "reason": "timeout", "message": f"child exceeded {timeout:.0f} s"}
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-8:]
+            return json.loads(line[len(RESULT_TAG):]), None
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-tail_lines:]
     reason = "oom" if proc.returncode in (-9, 137) else "crash"
-    return {"ok": False, "reason": reason,
-            "message": f"child exited with {proc.returncode}: " + " | ".join(tail)}
+    return None, {"ok": False, "reason": reason,
+                  "message": f"child exited with {proc.returncode}: " + " | ".join(tail)}
+
+
+def run_child(spec: dict, timeout: float) -> dict:
+    """Run one configuration in a fresh interpreter and return its result dict."""
+    res, failure = call_child(__file__, spec, timeout)
+    return res if failure is None else failure
 
 
 def load_input(quick: bool):

@@ -77,7 +77,6 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -85,7 +84,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_cpu import RESULT_TAG, _emit, _maxrss_mb  # noqa: E402
+from fit_cpu import _emit, _maxrss_mb, call_child  # noqa: E402
 
 PROBLEMS = ("langevin", "heat", "chromatin")
 ORDER = {"langevin": 1, "heat": 2, "chromatin": 4}
@@ -545,17 +544,8 @@ def run_default(spec: dict) -> dict:
 # --------------------------------------------------------------------------------------
 
 def run_child(spec: dict, timeout: float) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {**_ident(spec), "runs": [], "error": f"child exceeded {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-4:]
-    return {**_ident(spec), "runs": [],
-            "error": f"child exited with {proc.returncode}: " + " | ".join(tail)}
+    res, failure = call_child(__file__, spec, timeout, tail_lines=4)
+    return res if failure is None else {**_ident(spec), "runs": [], "error": failure["message"]}
 
 
 def _ident(spec):

@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backends import synthetic_fields  # noqa: E402
-from fit_cpu import RESULT_TAG, _emit, _fmt_mb, _maxrss_mb, _mem_available_mb  # noqa: E402
+from fit_cpu import _emit, _fmt_mb, _maxrss_mb, _mem_available_mb, call_child  # noqa: E402
 
 PIXEL_NM = 10.0
 RADIUS_PX = 8.0
@@ -97,17 +96,8 @@ def child_fit(spec: dict) -> dict:
 
 
 def run_child(spec: dict, timeout: float) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "reason": "timeout", "message": f"child exceeded {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
-    return {"ok": False, "reason": "crash",
-            "message": f"child exited with {proc.returncode}: " + " | ".join(tail)}
+    res, failure = call_child(__file__, spec, timeout, tail_lines=6)
+    return res if failure is None else failure
 
 
 def main(argv=None) -> int:
