@@ -112,3 +112,61 @@ def test_gpu_sh_dry_run(tmp_path):
     assert len(report["summary"]) == 16 and not report["skipped"]
     assert (tmp_path / "paper_table.md").is_file() and (tmp_path / "environment.txt").is_file()
     assert "gpu.sh: exit 0" in (tmp_path / "paper_table.log").read_text()
+
+
+@pytest.fixture
+def paper_table(monkeypatch):
+    if not (BENCH / "paper_table.py").is_file():
+        pytest.skip("benchmarks/paper_table.py is not in this checkout")
+    monkeypatch.syspath_prepend(str(BENCH))
+    import paper_table
+
+    return paper_table
+
+
+def test_time_to_target_needs_the_correlation_to_stay(paper_table):
+    hist = [[10, 1.0, 0.95], [20, 2.0, 0.5], [30, 3.0, 0.91], [40, 4.0, 0.93]]
+    assert paper_table.time_to_target(hist, 0.9) == 3.0
+    assert paper_table.time_to_target(hist[:2], 0.9) is None
+    assert paper_table.time_to_target([[5, 0.5, float("nan")], [10, 1.0, 0.99]], 0.9) == 1.0
+
+
+def test_monitored_fit_times_exclude_the_monitor(paper_table, monkeypatch):
+    """With a fake clock: 1 s per Adam step, 0.5 s per monitor call, 2 s pre-training;
+    logged steps 5, 10, 15, 20 with correlations 0.5, 0.95, 0.97, 0.99 against the truth."""
+    import numpy as np
+
+    import chromarate.fit.loop as loop
+    from chromarate._types import FitDone, FitResult
+    from chromarate.config import FitConfig
+
+    clock = [100.0]
+    monkeypatch.setattr(paper_table.time, "perf_counter", lambda: clock[0])
+    rng = np.random.default_rng(0)
+    truth = 1.0 + rng.random((8, 8))
+    noise = rng.standard_normal((8, 8))
+    maps = {5: truth + 3.0 * noise, 10: truth + 0.1 * noise, 15: truth + 0.05 * noise,
+            20: truth + 0.01 * noise}
+
+    def fake_iter_fit(fields, cfg, *, device, monitor):
+        clock[0] += 2.0  # pre-training
+        for step in (5, 10, 15, 20):
+            clock[0] += 5.0  # five Adam steps
+
+            def rate_map(step=step):
+                clock[0] += 0.5
+                return maps[step]
+            monitor(step, rate_map)
+        yield FitDone(FitResult(rate=maps[20], phi_d_fit=truth, residual=truth,
+                                trusted=np.ones((8, 8), bool),
+                                timings={"fit": clock[0] - 100.0, "train": 22.0, "pretrain": 2.0}))
+
+    monkeypatch.setattr(loop, "iter_fit", fake_iter_fit)
+    out = paper_table.monitored_fit(None, FitConfig(steps=20), truth, target=0.9, device="cpu")
+    assert out["s_per_step"] == pytest.approx(1.0)
+    assert out["train_s"] == pytest.approx(22.0)  # 24 s on the clock minus 4 x 0.5 s monitor
+    corr = [h[2] for h in out["history"]]
+    assert corr[0] < 0.9 <= min(corr[1:])
+    # pre-training 2 s + 10 Adam steps = 12 s at the first logged step that stays >= 0.9
+    assert out["time_to_target_s"] == pytest.approx(12.0)
+    assert out["correlation"] == pytest.approx(corr[-1])

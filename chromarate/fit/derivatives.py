@@ -182,8 +182,13 @@ class MollifierBackend:
         return out
 
     def fields(self, net: torch.nn.Module, grid: Grid, names, *,
-               offset: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Evaluate ``net`` on ``grid`` plus the halo, add ``offset`` (C, ny+2h, nx+2h), convolve."""
+               offset: torch.Tensor | None = None,
+               where: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Evaluate ``net`` on ``grid`` plus the halo, add ``offset`` (C, ny+2h, nx+2h), convolve.
+
+        ``where`` (bool, ny x nx) says where derivatives are needed; convolution costs the
+        same everywhere, so it is ignored here (backends whose cost grows with the points,
+        like nested autograd, use it)."""
         pg = grid.padded(self.halo)
         p = next(net.parameters())
         xy = pg.coords(p.device, p.dtype)
@@ -193,6 +198,24 @@ class MollifierBackend:
         return self.convolve(g, names)
 
 
+@dataclass(frozen=True)
+class _Points:
+    """A list of points that quacks like a one-row :class:`Grid` for ``AutogradBackend``."""
+
+    xy: torch.Tensor
+
+    @property
+    def ny(self) -> int:
+        return 1
+
+    @property
+    def nx(self) -> int:
+        return int(self.xy.shape[0])
+
+    def coords(self, device, dtype) -> torch.Tensor:
+        return self.xy
+
+
 class AutogradBackend:
     """Fields and derivatives by nested automatic differentiation (no mollification)."""
 
@@ -200,12 +223,28 @@ class AutogradBackend:
     halo = 0
 
     def fields(self, net: torch.nn.Module, grid: Grid, names, *,
-               offset: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Evaluate ``net`` at the pixel centres and differentiate it; ``offset`` is not supported."""
+               offset: torch.Tensor | None = None,
+               where: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Evaluate ``net`` at the pixel centres and differentiate it; ``offset`` is not supported.
+
+        With ``where`` (bool, ny x nx), the nested derivatives are formed only at those
+        pixels (their cost grows with the number of points) and are 0 elsewhere; ``u`` is
+        evaluated everywhere."""
         if offset is not None:
             raise ConfigError("the autograd backend cannot differentiate a gridded offset field")
         p = next(net.parameters())
-        xy = grid.coords(p.device, p.dtype).requires_grad_(True)
+        coords = grid.coords(p.device, p.dtype)
+        if where is not None and set(names) != {"u"}:
+            idx = torch.nonzero(where.reshape(-1), as_tuple=False).squeeze(1)
+            sub = self.fields(net, _Points(coords[idx]), names)
+            out = {}
+            for n, v in sub.items():
+                full = torch.zeros(v.shape[0], grid.ny * grid.nx, device=v.device, dtype=v.dtype)
+                out[n] = full.index_copy(1, idx, v.reshape(v.shape[0], -1)).reshape(-1, grid.ny, grid.nx)
+            if "u" in names:
+                out["u"] = net(coords).T.reshape(-1, grid.ny, grid.nx)
+            return out
+        xy = coords.requires_grad_(True)
         u = net(xy)  # (N, C)
         c = u.shape[1]
         out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
@@ -250,7 +289,10 @@ class SpectralBackend:
     halo = 0
 
     def fields(self, net: torch.nn.Module, grid: Grid, names, *,
-               offset: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+               offset: torch.Tensor | None = None,
+               where: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """FFT derivatives of the samples on ``grid`` (``where`` is ignored: the cost of an
+        FFT does not depend on it)."""
         p = next(net.parameters())
         g = net(grid.coords(p.device, p.dtype)).T.reshape(-1, grid.ny, grid.nx)
         if offset is not None:

@@ -125,7 +125,8 @@ class _Problem:
         if self.trusted_np.sum() < 16:
             raise StageError(
                 f"nucleus too small for mollifier radius {self.radius:g} px: fewer than 16 pixels "
-                "lie one radius inside the envelope; use a smaller radius or smaller pixels")
+                "lie one radius inside the envelope, where residuals are scored (whatever "
+                "fit.derivative_backend); use a smaller radius or smaller pixels")
         obs_np = np.stack([fields.phi_d, fields.phi_w]).astype(np.float64)
         self.obs = torch.as_tensor(obs_np, device=dev, dtype=dtype)
         self.mask = torch.as_tensor(self.mask_np, device=dev)
@@ -199,6 +200,14 @@ class _Problem:
                 device=self.dev, dtype=self.dtype)
         return self._patch_tapers[key]
 
+    def _weight(self, w: _Window) -> torch.Tensor:
+        """Residual weight on a window: the envelope taper, times the patch taper on patches."""
+        iy, ix = w.inner()
+        wgt = self.weight[iy, ix]
+        if (w.nh, w.nw) != (self.grid.ny, self.grid.nx):
+            wgt = wgt * self._patch_taper(w.nh, w.nw)
+        return wgt
+
     # -- loss --------------------------------------------------------------------------------
     def losses(self, field_net, rate_net, w: _Window, autocast=contextlib.nullcontext):
         cfg, h = self.config, self.halo
@@ -220,7 +229,10 @@ class _Problem:
             fitted = self.backend.convolve(g[:1], ("u",))["u"][0]
             data = ((g[:, h:h + w.nh, h:h + w.nw] - obs) ** 2)[:, mask].mean() / self.sigma**2
         else:
-            f = self.backend.fields(field_net, self._inner_grid(w), FIELD_DERIVATIVES, offset=offset)
+            # derivatives are needed only where the residual has weight (nested autograd's
+            # cost grows with the points; the convolution backends ignore ``where``)
+            f = self.backend.fields(field_net, self._inner_grid(w), FIELD_DERIVATIVES, offset=offset,
+                                    where=self._weight(w) > 0)
             d = {k: v[0] for k, v in f.items()}
             wf = {k: v[1] for k, v in f.items()}
             lam = rate_net(self._inner_grid(w).coords(self.dev, self.dtype)).view(w.nh, w.nw)
@@ -228,9 +240,7 @@ class _Problem:
             fitted = f["u"][0]
             data = ((f["u"] - obs) ** 2)[:, mask].mean() / self.sigma**2
         zero = torch.zeros((), device=self.dev, dtype=self.dtype)
-        wgt = self.weight[iy, ix]
-        if (w.nh, w.nw) != (self.grid.ny, self.grid.nx):
-            wgt = wgt * self._patch_taper(w.nh, w.nw)
+        wgt = self._weight(w)
         wsum = wgt.sum()
         if float(wsum) <= 0:
             res = zero
@@ -312,7 +322,7 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
     if cfg.pretrain_steps:
         t0 = time.perf_counter()
         _pretrain_field(prob, field_net, cfg.pretrain_steps, gen)
-        history.setdefault("pretrain_s", []).append(time.perf_counter() - t0)
+        history.setdefault("_pretrain_s", []).append(time.perf_counter() - t0)
     params = list(field_net.parameters()) + list(rate_net.parameters())
     # the small, smooth rate network gets a larger step: its output must travel O(1) from
     # the mean-relation start, while the field correction stays small
@@ -519,6 +529,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         resid_all.append(resid)
         terms_all.append(terms)
     train_s = time.perf_counter() - t_train
+    pretrain_s = history.pop("_pretrain_s", None)  # a time, not a loss term
     mask_np, trusted_np = prob.mask_np, prob.trusted_np
     if config.uncertainty == "seeds" or len(rates) == 1:
         rate = np.mean(rates, axis=0)
@@ -534,7 +545,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         rate_std=None if rate_std is None else np.where(mask_np, rate_std, np.nan).astype(np.float32),
         history=history,
         timings={"fit": time.perf_counter() - t_start, "train": train_s,
-                 **({"pretrain": float(sum(history["pretrain_s"]))} if "pretrain_s" in history else {})},
+                 **({"pretrain": float(sum(pretrain_s))} if pretrain_s else {})},
         device=describe_device(dev),
         config=config.model_dump(mode="json"),
         meta={"method": "pinn", "residual_form": config.residual_form,
