@@ -130,7 +130,6 @@ class _Problem:
         obs_np = np.stack([fields.phi_d, fields.phi_w]).astype(np.float64)
         self.obs = torch.as_tensor(obs_np, device=dev, dtype=dtype)
         self.mask = torch.as_tensor(self.mask_np, device=dev)
-        self.trusted = torch.as_tensor(self.trusted_np, device=dev)
         # smooth residual weight: a sharp cut at the trusted edge would let the fourth-order
         # kernels pass noise undamped (see prior.smooth_taper)
         window_px = None if config.test_window_um is None else config.test_window_um / self.pixel_um
@@ -212,7 +211,7 @@ class _Problem:
     def losses(self, field_net, rate_net, w: _Window, autocast=contextlib.nullcontext):
         cfg, h = self.config, self.halo
         iy, ix = w.inner()
-        obs, mask, trusted = self.obs[:, iy, ix], self.mask[iy, ix], self.trusted[iy, ix]
+        obs, mask = self.obs[:, iy, ix], self.mask[iy, ix]
         pg = self._padded_grid(w)
         offset = None
         if self.offset is not None:

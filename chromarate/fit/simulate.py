@@ -28,7 +28,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from ..errors import ConfigError, StageError
-from .physics import ChromatinParams, f_prime, f_second, f_third
+from .physics import ChromatinParams, f_prime
 
 __all__ = ["SteadyState", "SpectralGrid", "steady_state", "spectral_residual"]
 
