@@ -62,7 +62,7 @@ the first and the last logged step (set-up, pre-training and the final assembly 
 
 Usage::
 
-    python benchmarks/paper_table.py --quick                       # ~20 min on 2 CPU cores
+    python benchmarks/paper_table.py --quick                       # ~13 min on 2 CPU cores
     python benchmarks/paper_table.py --full --device cuda          # GPU (benchmarks/gpu.sh)
     python benchmarks/paper_table.py --tiny --out /tmp/t           # smoke test (tests)
 
@@ -667,7 +667,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     g = ap.add_mutually_exclusive_group()
-    g.add_argument("--quick", action="store_true", help="CPU mode, about 20 min on 2 cores (default)")
+    g.add_argument("--quick", action="store_true", help="CPU mode, about 13 min on 2 cores (default)")
     g.add_argument("--full", action="store_true", help="larger grids, more steps and seeds (GPU)")
     g.add_argument("--tiny", action="store_true", help="smoke test: tiny sizes, a few steps")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
