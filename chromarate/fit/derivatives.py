@@ -198,24 +198,6 @@ class MollifierBackend:
         return self.convolve(g, names)
 
 
-@dataclass(frozen=True)
-class _Points:
-    """A list of points that quacks like a one-row :class:`Grid` for ``AutogradBackend``."""
-
-    xy: torch.Tensor
-
-    @property
-    def ny(self) -> int:
-        return 1
-
-    @property
-    def nx(self) -> int:
-        return int(self.xy.shape[0])
-
-    def coords(self, device, dtype) -> torch.Tensor:
-        return self.xy
-
-
 class AutogradBackend:
     """Fields and derivatives by nested automatic differentiation (no mollification)."""
 
@@ -234,17 +216,24 @@ class AutogradBackend:
             raise ConfigError("the autograd backend cannot differentiate a gridded offset field")
         p = next(net.parameters())
         coords = grid.coords(p.device, p.dtype)
-        if where is not None and set(names) != {"u"}:
-            idx = torch.nonzero(where.reshape(-1), as_tuple=False).squeeze(1)
-            sub = self.fields(net, _Points(coords[idx]), names)
-            out = {}
-            for n, v in sub.items():
-                full = torch.zeros(v.shape[0], grid.ny * grid.nx, device=v.device, dtype=v.dtype)
-                out[n] = full.index_copy(1, idx, v.reshape(v.shape[0], -1)).reshape(-1, grid.ny, grid.nx)
-            if "u" in names:
-                out["u"] = net(coords).T.reshape(-1, grid.ny, grid.nx)
-            return out
-        xy = coords.requires_grad_(True)
+        rest = [n for n in names if n != "u"]
+        if where is None or not rest:
+            pts = self.derivatives(net, coords, names)
+            return {n: v.reshape(-1, grid.ny, grid.nx) for n, v in pts.items()}
+        idx = torch.nonzero(where.reshape(-1), as_tuple=False).squeeze(1)
+        out = {}
+        for n, v in self.derivatives(net, coords[idx], rest).items():
+            full = torch.zeros(v.shape[0], grid.ny * grid.nx, device=v.device, dtype=v.dtype)
+            out[n] = full.index_copy(1, idx, v).reshape(-1, grid.ny, grid.nx)
+        if "u" in names:
+            out["u"] = net(coords).T.reshape(-1, grid.ny, grid.nx)
+        return out
+
+    @staticmethod
+    def derivatives(net: torch.nn.Module, xy: torch.Tensor, names) -> dict[str, torch.Tensor]:
+        """``{name: (C, N)}``: the network's outputs and their derivatives at points ``xy``
+        (N, 2), by nested automatic differentiation."""
+        xy = xy.detach().requires_grad_(True)
         u = net(xy)  # (N, C)
         c = u.shape[1]
         out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
@@ -270,7 +259,7 @@ class AutogradBackend:
                 cache["bilap"] = grad(lx)[0] + grad(ly)[1]
             for n in names:
                 out[n].append(cache[n])
-        return {n: torch.stack(v).reshape(c, grid.ny, grid.nx) for n, v in out.items()}
+        return {n: torch.stack(v) for n, v in out.items()}
 
 
 class FiniteDifferenceBackend(MollifierBackend):

@@ -11,7 +11,7 @@ from .._types import FitResult, PhaseFields
 from ..config import FitConfig
 from ..errors import StageError
 from .mollifier import apply_2d_numpy, make_kernels
-from .physics import ChromatinParams, chromatin_lap_mu, chromatin_weak_terms
+from .physics import ChromatinParams, chromatin_strong_terms, chromatin_weak_terms, rate_ratio
 from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
 from .width import choose_radius, estimate_noise, trusted_mask
 
@@ -71,7 +71,7 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     mollifier kernels, with no fitting. With ``residual_form="weak"`` (default) the
     derivatives are moved onto the kernels
     (:func:`~chromarate.fit.physics.chromatin_weak_terms`). With ``test_window_um`` set
-    (default 0.15 um), lambda is the local least-squares solution over a Gaussian window of
+    (default 0.3 um), lambda is the local least-squares solution over a Gaussian window of
     that standard deviation (:func:`~chromarate.fit.prior.windowed_ratio`); with None it is
     pointwise, which shows how much the fourth-order derivatives amplify noise.
 
@@ -106,18 +106,19 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     params = ChromatinParams.from_config(config.physics)
     phi_d, phi_w = denoise_fields(fields.phi_d, fields.phi_w, fields.mask, noise,
                                   method=config.field_prior, strength=config.field_prior_strength)
-    d = mollified_derivatives(phi_d, ks)
     if config.residual_form == "weak":
-        num, den = chromatin_weak_terms(lambda name, f: apply_2d_numpy(f, ks, name, mode="same"),
-                                        phi_d, phi_w, params)
+        def conv(name, f):
+            return apply_2d_numpy(f, ks, name, mode="same")
+
+        num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
+        fitted = conv("u", phi_d)
     else:
-        w = mollified_derivatives(phi_w, ks)
-        num = 0.5 * (1.0 - w["u"] + d["u"]) - 0.5 * params.mobility * chromatin_lap_mu(d, w, params)
-        den = 0.5 * (1.0 - w["u"] - d["u"])
+        d = mollified_derivatives(phi_d, ks)
+        num, den = chromatin_strong_terms(d, mollified_derivatives(phi_w, ks), params)
+        fitted = d["u"]
     trusted = trusted_mask(fields.mask, ks.half_width)
     if config.test_window_um is None:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rate = np.where(den > 1e-3, num / np.where(den > 1e-3, den, 1.0), np.nan)
+        rate = rate_ratio(num, den)
     else:
         taper, window = fit_scales(trusted, TAPER_PX, config.test_window_um / pixel_um)
         rate = windowed_ratio(num, den, smooth_taper(trusted, taper), window)
@@ -125,7 +126,7 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     residual = np.where(trusted, 0.0, np.nan)
     return FitResult(
         rate=rate.astype(np.float32),
-        phi_d_fit=d["u"].astype(np.float32),
+        phi_d_fit=fitted.astype(np.float32),
         residual=residual.astype(np.float32),
         trusted=trusted,
         timings={"fit": time.perf_counter() - t0},

@@ -213,6 +213,7 @@ class _Problem:
         iy, ix = w.inner()
         obs, mask = self.obs[:, iy, ix], self.mask[iy, ix]
         pg = self._padded_grid(w)
+        wgt = self._weight(w)
         offset = None
         if self.offset is not None:
             offset = self.offset[:, w.r0:w.r0 + w.nh + 2 * h, w.c0:w.c0 + w.nw + 2 * h]
@@ -231,7 +232,7 @@ class _Problem:
             # derivatives are needed only where the residual has weight (nested autograd's
             # cost grows with the points; the convolution backends ignore ``where``)
             f = self.backend.fields(field_net, self._inner_grid(w), FIELD_DERIVATIVES, offset=offset,
-                                    where=self._weight(w) > 0)
+                                    where=wgt > 0)
             d = {k: v[0] for k, v in f.items()}
             wf = {k: v[1] for k, v in f.items()}
             lam = rate_net(self._inner_grid(w).coords(self.dev, self.dtype)).view(w.nh, w.nw)
@@ -239,7 +240,6 @@ class _Problem:
             fitted = f["u"][0]
             data = ((f["u"] - obs) ** 2)[:, mask].mean() / self.sigma**2
         zero = torch.zeros((), device=self.dev, dtype=self.dtype)
-        wgt = self._weight(w)
         wsum = wgt.sum()
         if float(wsum) <= 0:
             res = zero
@@ -308,8 +308,9 @@ def _terms_text(terms) -> str:
 
 
 def _train_member(prob: _Problem, seed: int, member: int, t_start: float, history: dict,
-                  monitor=None) -> Iterator[FitProgress | tuple]:
-    """Train one ensemble member; yields progress events, finally ``(field_net, rate_net)``."""
+                  timings: dict, monitor=None) -> Iterator[FitProgress | tuple]:
+    """Train one ensemble member; yields progress events, finally ``(field_net, rate_net)``.
+    Adds the pre-training time (if any) to ``timings["pretrain"]``."""
     cfg, dev, dtype = prob.config, prob.dev, prob.dtype
     gen = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng(seed)
@@ -321,7 +322,7 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
     if cfg.pretrain_steps:
         t0 = time.perf_counter()
         _pretrain_field(prob, field_net, cfg.pretrain_steps, gen)
-        history.setdefault("_pretrain_s", []).append(time.perf_counter() - t0)
+        timings["pretrain"] = timings.get("pretrain", 0.0) + time.perf_counter() - t0
     params = list(field_net.parameters()) + list(rate_net.parameters())
     # the small, smooth rate network gets a larger step: its output must travel O(1) from
     # the mean-relation start, while the field correction stays small
@@ -509,6 +510,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     dtype = resolve_dtype(config.dtype)
     prob = _Problem(fields, config, dev, dtype)
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
+    timings: dict[str, float] = {}
     rates, fitted_all, resid_all, terms_all = [], [], [], []
     t_train = time.perf_counter()
     for member in range(config.ensemble):
@@ -517,7 +519,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
             _Problem(_bootstrap_fields(fields, prob, config.seed + member, config), config, dev,
                      dtype, radius_noise=(prob.radius, prob.noise))
         for item in _train_member(member_prob, config.seed + member, member, t_start, history,
-                                  monitor):
+                                  timings, monitor):
             if isinstance(item, FitProgress):
                 yield item
             else:
@@ -528,7 +530,6 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         resid_all.append(resid)
         terms_all.append(terms)
     train_s = time.perf_counter() - t_train
-    pretrain_s = history.pop("_pretrain_s", None)  # a time, not a loss term
     mask_np, trusted_np = prob.mask_np, prob.trusted_np
     if config.uncertainty == "seeds" or len(rates) == 1:
         rate = np.mean(rates, axis=0)
@@ -543,8 +544,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         trusted=trusted_np,
         rate_std=None if rate_std is None else np.where(mask_np, rate_std, np.nan).astype(np.float32),
         history=history,
-        timings={"fit": time.perf_counter() - t_start, "train": train_s,
-                 **({"pretrain": float(sum(pretrain_s))} if pretrain_s else {})},
+        timings={"fit": time.perf_counter() - t_start, "train": train_s, **timings},
         device=describe_device(dev),
         config=config.model_dump(mode="json"),
         meta={"method": "pinn", "residual_form": config.residual_form,

@@ -26,12 +26,14 @@ __all__ = [
     "chromatin_lap_mu",
     "chromatin_rate_closed_form",
     "chromatin_residual",
+    "chromatin_strong_terms",
     "chromatin_weak_operator_terms",
     "chromatin_weak_rate",
     "chromatin_weak_terms",
     "f_prime",
     "f_second",
     "f_third",
+    "rate_ratio",
 ]
 
 
@@ -96,17 +98,27 @@ def chromatin_residual(d: Mapping[str, Any], w: Mapping[str, Any], rate, params:
     return params.mobility * chromatin_lap_mu(d, w, params) + 2.0 * (rate * phi_e - phi_h)
 
 
+def chromatin_strong_terms(d: Mapping[str, Any], w: Mapping[str, Any], params: ChromatinParams):
+    """``(num, den)`` with ``r = 2 (lambda den - num)``: ``num = phi_h - (M/2) lap(mu_d)``,
+    ``den = phi_e`` (the strong-form counterpart of :func:`chromatin_weak_terms`)."""
+    phi_h = 0.5 * (1.0 - w["u"] + d["u"])
+    phi_e = 0.5 * (1.0 - w["u"] - d["u"])
+    return phi_h - 0.5 * params.mobility * chromatin_lap_mu(d, w, params), phi_e
+
+
+def rate_ratio(num, den, *, min_phi_e: float = 1e-3):
+    """The rate ``num / den`` that zeroes a residual ``2 (lambda den - num)`` pointwise;
+    NaN where ``den <= min_phi_e`` (numpy)."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > min_phi_e, num / np.where(den > min_phi_e, den, 1.0), np.nan)
+
+
 def chromatin_rate_closed_form(d: Mapping[str, Any], w: Mapping[str, Any], params: ChromatinParams,
                                *, min_phi_e: float = 1e-3):
     """lambda = (phi_h - (M/2) lap(mu_d)) / phi_e, where phi_e > min_phi_e (NaN elsewhere)."""
-    import numpy as np
-
-    phi_h = 0.5 * (1.0 - w["u"] + d["u"])
-    phi_e = 0.5 * (1.0 - w["u"] - d["u"])
-    num = phi_h - 0.5 * params.mobility * chromatin_lap_mu(d, w, params)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(phi_e > min_phi_e, num / np.where(phi_e > min_phi_e, phi_e, 1.0), np.nan)
-    return out
+    return rate_ratio(*chromatin_strong_terms(d, w, params), min_phi_e=min_phi_e)
 
 
 def chromatin_weak_operator_terms(phi_d, phi_w, rate, params: ChromatinParams):
@@ -143,8 +155,4 @@ def chromatin_weak_terms(conv, phi_d, phi_w, params: ChromatinParams):
 def chromatin_weak_rate(conv, phi_d, phi_w, params: ChromatinParams, *, min_phi_e: float = 1e-3):
     """Rate that zeroes the weak residual pointwise, ``num / den`` of
     :func:`chromatin_weak_terms` (NaN where ``den <= min_phi_e``)."""
-    import numpy as np
-
-    num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > min_phi_e, num / np.where(den > min_phi_e, den, 1.0), np.nan)
+    return rate_ratio(*chromatin_weak_terms(conv, phi_d, phi_w, params), min_phi_e=min_phi_e)
