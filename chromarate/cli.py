@@ -447,6 +447,7 @@ def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range) 
     from .config import SimulateConfig
     from .data import simulate_nucleus
     from .io.localizations import write_thunderstorm_csv
+    from .io.names import input_stem
     from .io.truth import write_truth
 
     scale = size * pixel_nm / 1000.0 / 5.12
@@ -459,11 +460,7 @@ def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range) 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_thunderstorm_csv(syn.localizations, out)
-    name = out.name
-    for suffix in (".csv.gz", ".csv"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    truth = out.with_name(name + ".truth.npz")
+    truth = out.with_name(input_stem(out) + ".truth.npz")
     write_truth(truth, rate=syn.rate, phi_w=syn.phi_w, phi_d=syn.phi_d, mask=syn.mask,
                 pixel_size_nm=syn.pixel_size_nm, origin_nm=syn.origin_nm, meta=syn.meta)
     m = syn.meta

@@ -27,6 +27,7 @@ from .config import SimulateConfig
 from .errors import InputFormatError
 from .fit.physics import ChromatinParams
 from .fit.simulate import steady_state
+from .io.names import input_stem
 
 __all__ = [
     "SyntheticNucleus",
@@ -178,12 +179,8 @@ def sample_paths() -> tuple[Path, Path]:
 
 
 def truth_path_for(input_path: str | Path) -> Path | None:
-    """The ground-truth file next to a localization file (``<stem>.truth.npz``), if any."""
+    """The ground-truth file next to an input (``<stem>.truth.npz``, see
+    :func:`chromarate.io.names.input_stem`), if any."""
     p = Path(input_path)
-    name = p.name
-    for suffix in (".csv.gz", ".csv", ".tsv.gz", ".tsv", ".txt", ".hdf5", ".h5"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    cand = p.with_name(name + ".truth.npz")
+    cand = p.with_name(input_stem(p) + ".truth.npz")
     return cand if cand.is_file() else None

@@ -62,3 +62,20 @@ def test_stems_and_distinct_output_names():
                                     "f__ctrl__cell3"]
     # the same list gives the same names, so a resumed batch finds its results
     assert output_names(list(names)) == names
+
+
+@pytest.mark.parametrize("name", ["cell.tif", "cell.TIFF", "cell.mat", "cell.smlm",
+                                  "cell.asdf", "cell.txt.gz", "cell.csv.gz", "cell.h5"])
+def test_truth_file_is_found_beside_every_input_format(tmp_path, name):
+    from chromarate.batch.inputs import INPUT_SUFFIXES
+    from chromarate.data import truth_path_for
+    from chromarate.io.names import input_stem as io_input_stem
+
+    assert input_stem is io_input_stem  # one definition, re-exported by batch
+    assert name.lower().endswith(INPUT_SUFFIXES)
+    inp = tmp_path / name
+    inp.write_bytes(b"")
+    assert truth_path_for(inp) is None  # nothing beside it yet
+    truth = tmp_path / "cell.truth.npz"
+    truth.write_bytes(b"")
+    assert truth_path_for(inp) == truth

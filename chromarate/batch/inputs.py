@@ -15,27 +15,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from ..errors import InputFormatError
+from ..io.names import INPUT_SUFFIXES, input_stem
 
 __all__ = ["INPUT_SUFFIXES", "discover_inputs", "input_stem", "output_names"]
 
-#: File name endings searched for in input folders: localization tables of every format
-#: :func:`chromarate.io.read_localizations` reads, plus rendered TIFF density images.
-INPUT_SUFFIXES: tuple[str, ...] = (
-    ".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt",
-    ".hdf5", ".h5", ".mat", ".smlm", ".asdf", ".tiff", ".tif",
-)
-
 _GLOB_CHARS = frozenset("*?[")
-
-
-def input_stem(path: str | os.PathLike) -> str:
-    """File name without its format suffixes (``cell1.csv.gz`` -> ``cell1``)."""
-    name = Path(path).name
-    lower = name.lower()
-    for suffix in INPUT_SUFFIXES:
-        if lower.endswith(suffix) and len(name) > len(suffix):
-            return name[: -len(suffix)]
-    return Path(name).stem or name
 
 
 def _is_supported(path: Path) -> bool:
