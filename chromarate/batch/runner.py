@@ -21,7 +21,8 @@ import pandas as pd
 
 from .. import __version__
 from ..config import PipelineConfig, config_hash
-from ..io.batch_files import batch_log, remove_stale_temporaries, write_table
+from ..io.batch_files import batch_log, write_table
+from ..io.zarr_store import remove_stale_temporaries
 from .events import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
 from .executors import make_executor
 from .inputs import discover_inputs, output_names

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -24,17 +23,11 @@ from ._atomic import atomic_binary
 __all__ = [
     "batch_log",
     "read_json",
-    "remove_stale_temporaries",
     "write_bytes",
     "write_json",
     "write_table",
     "write_text",
 ]
-
-#: Marker of the hidden siblings :func:`chromarate.io.zarr_store.write_result` builds a
-#: store in (``.<name>.tmp-<token>``) before renaming it into place.
-_STORE_TMP_MARK = ".ome.zarr.tmp-"
-
 
 def _prepare(path: str | os.PathLike) -> Path:
     path = Path(path)
@@ -90,29 +83,6 @@ def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return obj if isinstance(obj, dict) else None
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Remove result stores a killed run left half-written in ``folder`` (not recursive).
-
-    Only hidden ``.<name>.ome.zarr.tmp-<token>`` directories are removed: complete results
-    and the ``.old-`` backups of interrupted rewrites are kept. Do not run two batches into
-    the same output folder at the same time.
-
-    Returns
-    -------
-    list of Path
-        What was removed.
-    """
-    folder = Path(folder)
-    removed: list[Path] = []
-    if not folder.is_dir():
-        return removed
-    for entry in folder.iterdir():
-        if entry.name.startswith(".") and _STORE_TMP_MARK in entry.name:
-            shutil.rmtree(entry, ignore_errors=True)
-            removed.append(entry)
-    return removed
 
 
 @contextmanager

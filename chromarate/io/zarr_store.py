@@ -54,6 +54,7 @@ __all__ = [
     "is_complete_result",
     "open_result_levels",
     "read_result",
+    "remove_stale_temporaries",
     "write_result",
 ]
 
@@ -320,6 +321,30 @@ def _remove_tree(path: Path) -> None:
             path.unlink()
         except FileNotFoundError:
             pass
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove result stores a killed run left half-written in ``folder`` (not recursive).
+
+    Only the hidden ``.<name>.ome.zarr.tmp-<token>`` siblings :func:`write_result` builds
+    stores in are removed: complete results and the ``.old-`` backups of interrupted
+    rewrites are kept. Do not run two batches into the same output folder at the same time.
+
+    Returns
+    -------
+    list of Path
+        What was removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    mark = f".ome.zarr{_TMP_MARK}"
+    removed: list[Path] = []
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") and mark in entry.name:
+            _remove_tree(entry)
+            removed.append(entry)
+    return removed
 
 
 def write_result(

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 from chromarate.errors import ResultStoreError
-from chromarate.io.zarr_store import is_complete_result, read_result, write_result
+from chromarate.io.zarr_store import (is_complete_result, read_result,
+                                      remove_stale_temporaries, write_result)
 
 from .test_zarr_store import assert_same, make_stack
 
@@ -91,6 +92,9 @@ def test_crash_during_new_write_leaves_no_result(tmp_path, point, version):
         assert not is_complete_result(tmp)
         with pytest.raises(ResultStoreError):
             read_result(tmp)
+    # ... which a batch clears away before it starts ...
+    assert remove_stale_temporaries(tmp_path) == [tmp]
+    assert not hidden_leftovers(tmp_path)
     # ... and a later write of the same result succeeds
     stack = make_stack(2)
     write_result(stack, path, ngff_version=version)
@@ -124,6 +128,10 @@ def test_crash_between_the_two_renames_of_the_fallback(tmp_path):
     backups = [p for p in hidden_leftovers(tmp_path) if ".old-" in p.name]
     assert len(backups) == 1 and str(backups[0]) in str(info.value)
     assert_same(good, read_result(backups[0]))  # nothing lost
+    removed = remove_stale_temporaries(tmp_path)  # the new store, not yet renamed in ...
+    assert removed and all(".tmp-" in p.name for p in removed)
+    assert hidden_leftovers(tmp_path) == backups  # ... but the backup is kept
+    assert_same(good, read_result(backups[0]))
 
 
 _LOOP = textwrap.dedent("""
