@@ -156,10 +156,7 @@ class Problem:
         self.radius = radius
         if kind == "heat":
             p = make_heat_problem(n, noise=noise, seed=seed)
-            self.shape, self.pixel = p.shape, p.h
-            self.obs_np = p.u_obs[None]
-            self.truth = p.lambda_true
-            self.margin = problem_margin(p, radius)
+            self.pixel = p.h
             self.m = torch.tensor(np.array(p.m), device=dev, dtype=dtype)
             self.centre, self.half, self.length = (0.5, 0.5), 0.5, 1.0
             self.r_scale = float(np.mean(np.abs(p.m)))
@@ -167,16 +164,15 @@ class Problem:
             self.res_weight, self.rate_fourier, self.rate_scale, self.u_scale = 0.01, 0, 1.0, 1.0
         elif kind == "langevin":
             p = make_langevin_problem(n, noise=noise, seed=seed)
-            self.shape, self.pixel = p.shape, p.dt
-            self.obs_np = p.u_obs[None]
-            self.truth = p.lambda_true
-            self.margin = problem_margin(p, radius)
+            self.pixel = p.dt
             self.centre, self.half, self.length = (0.5 * p.T,), 0.5 * p.T, p.T
             self.names = ("u", "u_t")
             self.r_scale = float(np.mean(np.abs(p.lambda_true)))
             self.res_weight, self.rate_fourier, self.rate_scale, self.u_scale = 1.0, 16, 2.0, 2.0
         else:
             raise ValueError(kind)
+        self.shape, self.obs_np, self.truth = p.shape, p.u_obs[None], p.lambda_true
+        self.margin = problem_margin(p, radius)
         self.interior_np = interior_mask(self.shape, self.margin)
         if self.interior_np.sum() < 16:
             raise ValueError(f"{kind}: radius {radius} leaves < 16 interior nodes on {self.shape}")
@@ -288,7 +284,7 @@ def chromatin_config(network: str, backend: str, s: dict, seed: int, device: str
     # the rate network's frequencies relative to the box as in fit_rates' default on the
     # 2.56 um recovery nucleus (0.3 cycles/um there): a fixed 0.3 would make lambda nearly
     # linear across a 0.48 um box
-    side_um = int(s["n"]) * float(s.get("pixel_um", PIXEL_UM))
+    side_um = int(s["n"]) * PIXEL_UM
     cfg = {"steps": s["steps"], "seed": seed, "device": device, "ensemble": 1, "uncertainty": "seeds",
            "mollifier": {"radius_px": s["radius"]}, "test_window_um": s["test_window_um"],
            "rate_smoothness": 1e-3, "rate_fourier_scale_per_um": 0.3 * 2.56 / side_um,
@@ -317,12 +313,12 @@ def fit_chromatin(network: str, backend: str, noise: float, seed: int, s: dict, 
 
     from chromarate._types import PhaseFields
 
-    n, pixel = int(s["n"]), float(s.get("pixel_um", PIXEL_UM))
-    lam, phi = chromatin_truth(n, pixel)
+    n = int(s["n"])
+    lam, phi = chromatin_truth(n)
     rng = np.random.default_rng(1000 + seed)
     pd = phi + noise * float(np.ptp(phi)) * rng.standard_normal(phi.shape)
     fields = PhaseFields(phi_w=0.6 - pd, phi_d=pd, mask=np.ones((n, n), bool),
-                         pixel_size_nm=pixel * 1000)
+                         pixel_size_nm=PIXEL_UM * 1000)
     cfg = chromatin_config(network, backend, s, seed, str(dev))
     return {"seed": seed, **monitored_fit(fields, cfg, lam, target=target, device=str(dev))}
 
@@ -469,7 +465,7 @@ def run_config(spec: dict) -> dict:
     tiny = dict(MODES["tiny"][kind], steps=2)
     fit_one(kind, spec["network"], spec["backend"], 0.0, 0, tiny, target=2.0, dev=dev, dtype=dtype)
     if kind == "chromatin":
-        chromatin_truth(s["n"], s.get("pixel_um", PIXEL_UM))  # forward solve, not measured
+        chromatin_truth(s["n"])  # forward solve, not measured
     gc.collect()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
