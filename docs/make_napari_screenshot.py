@@ -28,29 +28,28 @@ MAX_BYTES = 500_000
 
 
 def fit_sample(out_dir: Path) -> Path:
-    """Run the default pipeline on the sample nucleus; return the written result store."""
-    import chromarate
+    """Run the default pipeline on the sample nucleus (as the napari widget runs it); return
+    the written result store."""
+    from chromarate._napari._run import InferenceRequest, ResultSaved, RunFailed, iter_inference
     from chromarate._types import FitProgress, NucleusFailed
-    from chromarate.batch import file_sha256
+    from chromarate.config import PipelineConfig
     from chromarate.data import sample_paths
-    from chromarate.io.zarr_store import write_result
-    from chromarate.pipeline import NucleusResult
 
     csv, _ = sample_paths()
-    locs = chromarate.read_localizations(csv)
-    provenance = {"input": {"path": str(csv), "sha256": file_sha256(csv)}}
+    request = InferenceRequest(config=PipelineConfig(), name="sample_nucleus", path=csv,
+                               out_dir=out_dir)
     t0 = time.perf_counter()
     store = None
-    pipeline = chromarate.Pipeline(chromarate.PipelineConfig())
-    for event in pipeline.iter_run(locs, provenance=provenance):
+    for event in iter_inference(request):
         if isinstance(event, FitProgress):
             print(f"  step {event.step}/{event.total_steps}  loss {event.loss:.4g}  "
                   f"({time.perf_counter() - t0:.0f} s)", flush=True)
         elif isinstance(event, NucleusFailed):
             raise SystemExit(f"the sample nucleus failed: {event.error}")
-        elif isinstance(event, NucleusResult):
-            store = write_result(event.stack, out_dir / "sample_nucleus" /
-                                 f"{event.nucleus_id}.ome.zarr")
+        elif isinstance(event, RunFailed):
+            raise SystemExit(f"the run failed: {event.message}")
+        elif isinstance(event, ResultSaved):
+            store = event.path
     if store is None:
         raise SystemExit("the pipeline found no nucleus in the sample")
     print(f"fit done in {time.perf_counter() - t0:.0f} s: {store}", flush=True)

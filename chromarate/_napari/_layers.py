@@ -23,6 +23,7 @@ __all__ = [
     "METADATA_KEY",
     "density_layer_data",
     "domain_layer_data",
+    "layer_metadata",
     "localization_layer_data",
     "result_layer_data",
     "truth_layer_data",
@@ -30,6 +31,13 @@ __all__ = [
 
 #: Key of the dict that chromarate puts into each layer's ``metadata``.
 METADATA_KEY = "chromarate"
+
+
+
+def layer_metadata(layer) -> dict:
+    """The chromarate block of a layer's metadata (empty for other layers and objects)."""
+    return (getattr(layer, "metadata", None) or {}).get(METADATA_KEY) or {}
+
 
 #: Localization files with at most this many rows are also shown as points.
 MAX_POINTS = 50_000

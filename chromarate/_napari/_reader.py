@@ -10,16 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from ..io.names import INPUT_SUFFIXES, input_stem
 from ..errors import ChromarateError
 from ._layers import density_layer_data, localization_layer_data, MAX_POINTS, result_layer_data
 
-__all__ = ["get_localization_reader", "get_result_reader", "result_name"]
+__all__ = ["LOCALIZATION_SUFFIXES", "get_localization_reader", "get_result_reader",
+           "result_name"]
 
 ReaderFunction = Callable[[str | list[str]], list[tuple]]
 
-#: File names the localization reader looks at (content decides; see read_localizations).
-_LOCALIZATION_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".hdf5",
-                          ".h5", ".mat", ".smlm", ".asdf", ".xls")
+#: File names the localization reader looks at (content decides; see read_localizations):
+#: the batch's input files less the TIFF density images (napari opens those itself).
+LOCALIZATION_SUFFIXES = tuple(s for s in INPUT_SUFFIXES if s not in (".tif", ".tiff"))
 
 
 def _single_path(path: str | list[str]) -> Path | None:
@@ -75,7 +77,7 @@ def get_localization_reader(path: str | list[str]) -> ReaderFunction | None:
     from ..io.localizations import read_localizations
 
     p = _single_path(path)
-    if p is None or not p.is_file() or not p.name.lower().endswith(_LOCALIZATION_SUFFIXES):
+    if p is None or not p.is_file() or not p.name.lower().endswith(LOCALIZATION_SUFFIXES):
         return None
     try:
         locs = read_localizations(p)
@@ -93,7 +95,7 @@ def localization_layers(locs, path: Path) -> list[tuple]:
     from ..config import RenderConfig
     from ..render import render_density
 
-    stem = path.name.split(".")[0]
+    stem = input_stem(path)  # the batch's name for it (cell.1.csv -> cell.1)
     density = render_density(locs, RenderConfig())
     layers = [density_layer_data(density, locs=locs, source=str(path),
                                  name=f"{stem} · density ({density.pixel_size_nm:g} nm pixels)")]

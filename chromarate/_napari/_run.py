@@ -18,21 +18,22 @@ from typing import Iterator
 
 from .._types import Localizations, StageDone
 from ..config import PipelineConfig, load_config
-from ..errors import ChromarateError, ConfigError
+from ..errors import ChromarateError
+from ..presets import list_presets, preset_path
 
 __all__ = [
     "InferenceRequest",
     "ResultSaved",
     "RunFailed",
     "iter_inference",
-    "preset_paths",
+    "list_presets",
     "resolve_config",
 ]
 
 _log = logging.getLogger(__name__)
 
-#: Name of the built-in defaults in the preset list.
-DEFAULT_PRESET = "defaults (built in)"
+#: The preset of the documented defaults (its config is ``PipelineConfig()``).
+DEFAULT_PRESET = "default"
 
 
 @dataclass(frozen=True)
@@ -77,18 +78,12 @@ class RunFailed:
     message: str
 
 
-def preset_paths() -> dict[str, Path]:
-    """The ready-made pipeline configs of ``pipelines/`` (source checkout), by name."""
-    from ..data import sample_data_dir
-
-    folder = sample_data_dir().parent / "pipelines"
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
-
-
 def resolve_config(preset: str | None, config_file: str | Path | None) -> PipelineConfig:
-    """The config of a config file when one is given, else of a preset name.
+    """The config of a config file when one is given, else of a preset
+    (:mod:`chromarate.presets`).
+
+    Without a preset, or for :data:`DEFAULT_PRESET` in an install without ``pipelines/``,
+    the built-in defaults (the same config).
 
     Raises
     ------
@@ -97,13 +92,9 @@ def resolve_config(preset: str | None, config_file: str | Path | None) -> Pipeli
     """
     if config_file:
         return load_config(config_file)
-    if not preset or preset == DEFAULT_PRESET:
+    if not preset or (preset == DEFAULT_PRESET and preset not in list_presets()):
         return PipelineConfig()
-    presets = preset_paths()
-    if preset not in presets:
-        raise ConfigError(f"unknown pipeline preset {preset!r}; expected one of "
-                          f"{', '.join(presets) or '(none found)'} or a config file")
-    return load_config(presets[preset])
+    return load_config(preset_path(preset))
 
 
 def _provenance(request: InferenceRequest) -> dict:

@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from .._types import ResultStack
-from ..analysis import Domains, Nucleus, find_domains
+from ..analysis import Domains, Nucleus
+from ..analysis import nucleus_domains as _analysis_domains
 from ..analysis import nucleus_statistics as _analysis_statistics
+from ..analysis.nuclei import nucleus_from_stack
 
 __all__ = ["format_value", "nucleus_domains", "result_nucleus", "result_statistics"]
 
@@ -29,26 +31,19 @@ def result_nucleus(stack: ResultStack, *, name: str, path: str | Path | None = N
         A chromarate result (channels of :data:`chromarate.export.CHANNELS`, label
         ``nucleus``; without the label, the pixels with a finite rate are the nucleus).
     name : str
-        Name shown for it (e.g. ``"cell1/3"``).
+        Name shown for it (``"<input-stem>/<nucleus-id>"``, e.g. ``"cell1/3"``).
     path : str or Path, optional
         The store it was read from, if any.
     """
-    prov = dict(stack.provenance or {})
-    if "nucleus" in stack.labels:
-        mask = np.asarray(stack.labels["nucleus"]) > 0
-    else:
-        mask = np.isfinite(np.asarray(stack.channels["rate"]))
-    return Nucleus(path=Path(path) if path else Path(name), name=name.split("/")[0],
-                   nucleus_id=int(prov.get("nucleus_id") or 0),
-                   channels=dict(stack.channels), mask=mask,
-                   pixel_size_nm=float(stack.pixel_size_nm),
-                   origin_nm=(float(stack.origin_nm[0]), float(stack.origin_nm[1])),
-                   provenance=prov)
+    return nucleus_from_stack(stack, Path(path) if path else Path(name),
+                              name=name.split("/")[0])
 
 
-def result_statistics(stack: ResultStack, *, name: str,
-                      path: str | Path | None = None) -> dict[str, Any]:
+def result_statistics(stack: ResultStack, *, name: str, path: str | Path | None = None,
+                      domains: Domains | None = None) -> dict[str, Any]:
     """Statistics of one nucleus result, in display order.
+
+    ``domains``, if given, are its :func:`nucleus_domains` (not found again).
 
     Returns
     -------
@@ -70,7 +65,7 @@ def result_statistics(stack: ResultStack, *, name: str,
     >>> round(st["area_um2"], 6), st["rate_mean"]
     (1.0, 2.0)
     """
-    row = _analysis_statistics(result_nucleus(stack, name=name, path=path))
+    row = _analysis_statistics(result_nucleus(stack, name=name, path=path), domains=domains)
     fit = (stack.provenance or {}).get("fit") or {}
     timings = fit.get("timings") or {}
     row["final_loss"] = fit.get("final_loss")
@@ -80,10 +75,9 @@ def result_statistics(stack: ResultStack, *, name: str,
 
 
 def nucleus_domains(stack: ResultStack, *, name: str) -> Domains:
-    """Heterochromatin domains of a result, found as the nucleus table finds them."""
-    nucleus = result_nucleus(stack, name=name)
-    return find_domains(nucleus.phi_h(), nucleus.mask, pixel_size_nm=nucleus.pixel_size_nm,
-                        phi_max=nucleus.phi_max, rate=nucleus.rate.astype(np.float64))
+    """Heterochromatin domains of a result, as the nucleus table finds them
+    (:func:`chromarate.analysis.nucleus_domains`)."""
+    return _analysis_domains(result_nucleus(stack, name=name))
 
 
 def format_value(value: Any) -> str:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from magicgui.widgets import Container, Label, PushButton, Table
 
-from ._layers import METADATA_KEY, domain_layer_data
+from ._layers import domain_layer_data, layer_metadata
 from ._stats import format_value, nucleus_domains, result_statistics
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -17,7 +17,7 @@ __all__ = ["StatisticsWidget", "layer_result"]
 
 def layer_result(layer):
     """(result name, ResultStack, source) behind a chromarate result layer, else None."""
-    meta = (getattr(layer, "metadata", None) or {}).get(METADATA_KEY) or {}
+    meta = layer_metadata(layer)
     stack = meta.get("stack")
     return (meta.get("result"), stack, meta.get("source")) if stack is not None else None
 
@@ -47,6 +47,7 @@ class StatisticsWidget(Container):
         #: Name of the result shown, or None.
         self.current: str | None = None
         self._stack = None
+        self._domains = None  # the current result's domains, found for its statistics
         self._events = (viewer.layers.selection.events.active, viewer.layers.events.inserted,
                         viewer.layers.events.removed)
         for ev in self._events:
@@ -74,7 +75,7 @@ class StatisticsWidget(Container):
         """Show the statistics of the current result (errors become notifications)."""
         found = self._current()
         if found is None:
-            self.current, self._stack = None, None
+            self.current, self._stack, self._domains = None, None, None
             self.title.value = "no chromarate result open"
             self.table.value = {"statistic": [], "value": []}
             self.domains_button.enabled = False
@@ -83,13 +84,14 @@ class StatisticsWidget(Container):
         if name == self.current:
             return
         try:
-            stats = result_statistics(stack, name=name, path=source)
+            domains = nucleus_domains(stack, name=name)
+            stats = result_statistics(stack, name=name, path=source, domains=domains)
         except (ValueError, KeyError) as exc:
             from napari.utils.notifications import show_warning
 
             show_warning(f"no statistics for {name}: {exc}")
             return
-        self.current, self._stack = name, stack
+        self.current, self._stack, self._domains = name, stack, domains
         self.title.value = f"result {name}"
         self.table.value = {"statistic": list(stats),
                             "value": [format_value(v) for v in stats.values()]}
@@ -101,6 +103,5 @@ class StatisticsWidget(Container):
 
         if self._stack is None:
             return
-        domains = nucleus_domains(self._stack, name=self.current)
-        data, kwargs, kind = domain_layer_data(domains.labels, self._stack, name=self.current)
+        data, kwargs, kind = domain_layer_data(self._domains.labels, self._stack, name=self.current)
         self._viewer.add_layer(Layer.create(data, kwargs, kind))

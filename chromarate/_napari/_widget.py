@@ -19,9 +19,11 @@ from magicgui.widgets import ComboBox, Container, FileEdit, Label, ProgressBar, 
 
 from .._types import FitProgress, Localizations, NucleusFailed, StageDone
 from ..errors import ChromarateError
-from ._layers import METADATA_KEY, result_layer_data
+from ..io.names import input_stem
+from ._layers import layer_metadata, result_layer_data
+from ._reader import LOCALIZATION_SUFFIXES
 from ._run import (DEFAULT_PRESET, InferenceRequest, ResultSaved, RunFailed, iter_inference,
-                   preset_paths, resolve_config)
+                   list_presets, resolve_config)
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -30,8 +32,8 @@ __all__ = ["InferenceWidget", "layer_localizations"]
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 _PREFERRED_PRESET = "quick-cpu"
-_LOCALIZATION_FILTER = ("Localization files (*.csv *.csv.gz *.tsv *.txt *.h5 *.hdf5 *.mat "
-                        "*.smlm *.asdf);;All files (*)")
+_LOCALIZATION_FILTER = (f"Localization files ({' '.join('*' + s for s in LOCALIZATION_SUFFIXES)})"
+                        ";;All files (*)")
 
 
 def layer_localizations(layer) -> Localizations | None:
@@ -40,11 +42,10 @@ def layer_localizations(layer) -> Localizations | None:
     A layer from chromarate's localization reader carries them in its metadata; any other
     2-D points layer gives its points' world coordinates, taken as nanometres.
     """
-    meta = (getattr(layer, "metadata", None) or {}).get(METADATA_KEY) or {}
+    meta = layer_metadata(layer)
     if isinstance(meta.get("localizations"), Localizations):
         return meta["localizations"]
-    if type(layer).__name__ == "Points" and np.asarray(layer.data).ndim == 2 \
-            and np.asarray(layer.data).shape[1] >= 2 and len(layer.data):
+    if _is_points_layer(layer):
         world = np.asarray(layer.data, float) * np.asarray(layer.scale) \
             + np.asarray(layer.translate)
         table = pd.DataFrame({"x_nm": world[:, -1], "y_nm": world[:, -2]})
@@ -75,7 +76,7 @@ class InferenceWidget(Container):
         #: Number of fit progress events the last run delivered.
         self.n_progress = 0
 
-        presets = [DEFAULT_PRESET, *preset_paths()]
+        presets = list_presets() or [DEFAULT_PRESET]
         self.source = ComboBox(label="localizations", choices=self._source_choices,
                                nullable=True, tooltip="A layer from a localization file, or "
                                "any points layer with coordinates in nm")
@@ -131,7 +132,7 @@ class InferenceWidget(Container):
             path = Path(self.file.value)
             if not path.is_file():
                 raise ChromarateError("no such localization file", path=path)
-            return InferenceRequest(config=config, name=path.name.split(".")[0], path=path,
+            return InferenceRequest(config=config, name=input_stem(path), path=path,
                                     device=device, out_dir=out_dir)
         layer = self.source.value
         if layer is None:
@@ -237,9 +238,16 @@ class InferenceWidget(Container):
             self.status.value = f"done: {len(self.results)} nuclei"
 
 
+def _is_points_layer(layer) -> bool:
+    """A non-empty points layer with (at least) 2-D coordinates."""
+    if type(layer).__name__ != "Points":
+        return False
+    data = np.asarray(layer.data)
+    return data.ndim == 2 and data.shape[1] >= 2 and len(data) > 0
+
+
 def layer_localizations_cheap(layer) -> bool:
-    """Whether a layer can give localizations (without building the table)."""
-    meta = (getattr(layer, "metadata", None) or {}).get(METADATA_KEY) or {}
-    if isinstance(meta.get("localizations"), Localizations):
-        return True
-    return type(layer).__name__ == "Points" and len(layer.data) > 0
+    """Whether :func:`layer_localizations` gives localizations for a layer (without
+    building the table)."""
+    return isinstance(layer_metadata(layer).get("localizations"), Localizations) \
+        or _is_points_layer(layer)

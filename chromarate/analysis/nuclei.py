@@ -15,10 +15,11 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from .._types import ResultStack
 from ..errors import ResultStoreError
 from ..io.zarr_store import read_result
 
-__all__ = ["Nucleus", "find_results", "iter_nuclei", "load_nucleus"]
+__all__ = ["Nucleus", "find_results", "iter_nuclei", "load_nucleus", "nucleus_from_stack"]
 
 log = logging.getLogger("chromarate.analysis")
 
@@ -145,6 +146,37 @@ class Nucleus:
         return str((self.provenance.get("fit") or {}).get("device", ""))
 
 
+def nucleus_from_stack(stack: ResultStack, path: str | os.PathLike, *,
+                       name: str | None = None) -> Nucleus:
+    """A :class:`Nucleus` of a result stack (read from ``path``, or in memory).
+
+    Parameters
+    ----------
+    stack : ResultStack
+        A chromarate result. Its mask is the ``nucleus`` label; without that label, the
+        pixels with a finite rate.
+    path : str or path-like
+        The store it came from (or a stand-in such as ``<name>/<nucleus-id>``). Without a
+        ``nucleus_id`` in the provenance, a numeric store name (``3.ome.zarr``) gives it.
+    name : str, optional
+        Output folder name of its input; by default the parent folder of ``path``.
+    """
+    path = Path(path)
+    prov = dict(stack.provenance or {})
+    label = stack.labels.get("nucleus")
+    mask = (np.asarray(label) > 0 if label is not None
+            else np.isfinite(np.asarray(stack.channels["rate"])))
+    nid = prov.get("nucleus_id")
+    if nid is None:
+        stem = path.name[: -len(_SUFFIX)] if path.name.endswith(_SUFFIX) else path.stem
+        nid = int(stem) if stem.isdigit() else 0
+    return Nucleus(path=path, name=path.parent.name if name is None else name,
+                   nucleus_id=int(nid), channels=dict(stack.channels), mask=mask,
+                   pixel_size_nm=float(stack.pixel_size_nm),
+                   origin_nm=(float(stack.origin_nm[0]), float(stack.origin_nm[1])),
+                   provenance=prov)
+
+
 def load_nucleus(path: str | os.PathLike) -> Nucleus:
     """Read one result store as a :class:`Nucleus`.
 
@@ -155,18 +187,9 @@ def load_nucleus(path: str | os.PathLike) -> Nucleus:
     """
     path = Path(path)
     stack = read_result(path)
-    prov = dict(stack.provenance)
-    label = stack.labels.get("nucleus")
-    if label is None:
+    if stack.labels.get("nucleus") is None:
         raise ResultStoreError("result has no 'nucleus' label image", path=path)
-    nid = prov.get("nucleus_id")
-    if nid is None:
-        stem = path.name[: -len(_SUFFIX)] if path.name.endswith(_SUFFIX) else path.stem
-        nid = int(stem) if stem.isdigit() else 0
-    return Nucleus(path=path, name=path.parent.name, nucleus_id=int(nid),
-                   channels=dict(stack.channels), mask=np.asarray(label) > 0,
-                   pixel_size_nm=float(stack.pixel_size_nm),
-                   origin_nm=tuple(stack.origin_nm), provenance=prov)
+    return nucleus_from_stack(stack, path)
 
 
 def _natural(path: Path, root: Path):

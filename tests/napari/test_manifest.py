@@ -57,3 +57,15 @@ def test_plugin_modules_import_no_napari_at_import_chromarate():
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_reader_patterns_are_the_suffixes_the_code_reads():
+    npe2 = pytest.importorskip("npe2")
+    from chromarate._napari._reader import LOCALIZATION_SUFFIXES
+    from chromarate.io.names import INPUT_SUFFIXES
+
+    mf = npe2.PluginManifest.from_file(MANIFEST)
+    (reader,) = [r for r in mf.contributions.readers
+                 if r.command == "chromarate.get_localization_reader"]
+    assert set(reader.filename_patterns) == {f"*{s}" for s in LOCALIZATION_SUFFIXES}
+    assert set(LOCALIZATION_SUFFIXES) == set(INPUT_SUFFIXES) - {".tif", ".tiff"}

@@ -57,6 +57,12 @@ def test_localization_reader(tmp_path, tiny_nucleus):
     picture.write_bytes(b"\x89PNG")
     assert get_localization_reader(str(picture)) is None
 
+    # layers are named as the batch names the input's folder (cell.1.csv -> cell.1)
+    dotted = tmp_path / "cell.1.csv"
+    dotted.write_bytes(csv.read_bytes())
+    (density, _) = get_localization_reader(str(dotted))(str(dotted))
+    assert density[1]["name"].startswith("cell.1 · density")
+
 
 def test_viewer_opens_a_result_with_the_right_scale(viewer, store):
     layers = viewer.open(str(store), plugin="chromarate")

@@ -7,22 +7,28 @@ import pytest
 
 from chromarate._napari._stats import (format_value, nucleus_domains, result_nucleus,
                                        result_statistics)
-from chromarate.analysis import nucleus_statistics
+from chromarate.analysis import load_nucleus, nucleus_statistics
+from chromarate.io.zarr_store import write_result
 
 from .conftest import make_result
 
 
-def test_statistics_are_the_analysis_row_plus_the_fit():
+def test_statistics_are_the_analysis_row_plus_the_fit(tmp_path):
     stack = make_result(shape=(30, 40), pixel=20.0)
     mask = stack.labels["nucleus"].astype(bool)
-    st = result_statistics(stack, name="cell/1")
-    # the same numbers as the batch's nucleus table
-    row = nucleus_statistics(result_nucleus(stack, name="cell/1"))
+    store = write_result(stack, tmp_path / "cell" / "1.ome.zarr")
+    st = result_statistics(stack, name="cell/1", path=store)
+    # the same numbers as the batch's nucleus table (written, then read back as a batch does)
+    row = nucleus_statistics(load_nucleus(store))
+    assert set(row) < set(st)
     assert {k: st[k] for k in row if not isinstance(row[k], float)} == \
         {k: row[k] for k in row if not isinstance(row[k], float)}
     np.testing.assert_allclose([st[k] for k in row if isinstance(row[k], float)],
                                [row[k] for k in row if isinstance(row[k], float)])
     assert st["nucleus_id"] == 1 and st["n_localizations"] == 1234 and st["name"] == "cell"
+    assert st["result_path"] == str(store)
+    nucleus = result_nucleus(stack, name="cell/1")
+    assert (nucleus.name, nucleus.nucleus_id, nucleus.path.as_posix()) == ("cell", 1, "cell/1")
     assert st["area_um2"] == pytest.approx(mask.sum() * 0.02 ** 2)
     assert st["rate_mean"] == pytest.approx(float(np.mean(stack.channels["rate"][mask])))
     assert st["rate_corr_truth"] == 0.9
