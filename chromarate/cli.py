@@ -195,19 +195,19 @@ class _BatchPrinter:
 def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwrite=False,
          verbose=False, quiet=False) -> int:
     """Run a batch and print its outcome; the exit status."""
-    from .batch import run_batch
+    from .batch import SUMMARY_NAME, run_batch
 
     printer = _BatchPrinter(verbose, quiet)
     try:
-        report = run_batch(config, inputs, out, device=device, workers=workers,
-                           scheduler=scheduler, overwrite=overwrite, on_event=printer)
+        try:
+            report = run_batch(config, inputs, out, device=device, workers=workers,
+                               scheduler=scheduler, overwrite=overwrite, on_event=printer)
+        finally:
+            printer.close()  # before any message, so no progress bar is left drawn
     except KeyboardInterrupt:
-        printer.close()
         click.echo(f"interrupted; finished results are kept, run the same command again to "
-                   f"resume (summary: {Path(out) / 'summary.csv'})", err=True)
+                   f"resume (summary: {Path(out) / SUMMARY_NAME})", err=True)
         return EXIT_INTERRUPTED
-    finally:
-        printer.close()
     click.echo(f"{report.n_ok} nucleus result(s): {report.n_fitted} fitted, "
                f"{report.n_resumed} done earlier (skipped); {report.n_failed} failed; "
                f"{report.seconds:.1f} s")

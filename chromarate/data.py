@@ -15,6 +15,7 @@ reverse, so a pipeline run on it is an end-to-end test against a known lambda:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "simulate_nucleus",
     "sample_data_dir",
     "sample_paths",
+    "read_truth_for",
     "truth_path_for",
 ]
 
@@ -184,3 +186,32 @@ def truth_path_for(input_path: str | Path) -> Path | None:
     p = Path(input_path)
     cand = p.with_name(input_stem(p) + ".truth.npz")
     return cand if cand.is_file() else None
+
+
+def read_truth_for(input_path: str | Path) -> dict[str, Any] | None:
+    """The ground truth beside an input (:func:`truth_path_for`), or None if there is none.
+
+    The file is read once and kept (the last few, keyed by path, size and modification
+    time), so the nuclei of one input share a single read; its arrays are read-only.
+
+    Raises
+    ------
+    InputFormatError
+        If the truth file is there but cannot be read (see :func:`chromarate.io.read_truth`).
+    """
+    tp = truth_path_for(input_path)
+    if tp is None:
+        return None
+    st = tp.stat()
+    return dict(_read_truth_cached(str(tp.resolve()), st.st_mtime_ns, st.st_size))
+
+
+@lru_cache(maxsize=4)
+def _read_truth_cached(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+    from .io.truth import read_truth
+
+    truth = read_truth(path)
+    for value in truth.values():
+        if isinstance(value, np.ndarray):
+            value.flags.writeable = False
+    return truth

@@ -114,11 +114,7 @@ class Pipeline:
             For a nucleus whose phase mapping, fit or export raised a ChromarateError;
             the other nuclei go on.
         """
-        for item in self.iter_prepare(locs):
-            if isinstance(item, NucleusTask):
-                yield from self.iter_nucleus(item, device=device, provenance=provenance)
-            else:
-                yield item
+        yield from self._iter_tasks(self.iter_prepare(locs), device, provenance)
 
     def iter_run_density(self, density: DensityMap, *, device: str | None = None,
                          provenance: Mapping[str, Any] | None = None
@@ -127,7 +123,11 @@ class Pipeline:
 
         ``n_localizations`` of a nucleus is then the summed density inside its mask.
         """
-        for item in self.iter_prepare_density(density):
+        yield from self._iter_tasks(self.iter_prepare_density(density), device, provenance)
+
+    def _iter_tasks(self, items, device, provenance):
+        """Pass prepared items through, fitting each :class:`NucleusTask` as it comes."""
+        for item in items:
             if isinstance(item, NucleusTask):
                 yield from self.iter_nucleus(item, device=device, provenance=provenance)
             else:

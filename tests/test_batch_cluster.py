@@ -38,13 +38,18 @@ def test_unreachable_scheduler_is_a_one_line_error(tmp_path, capsys):
     import dask
 
     (tmp_path / "cell.csv").write_text("x [nm],y [nm]\n1,2\n")
-    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
-            pytest.raises(SystemExit) as exc:
-        main(["run", "quick-cpu", str(tmp_path / "cell.csv"), "--out", str(tmp_path / "o"),
-              "--scheduler", "tcp://127.0.0.1:9"])
-    assert exc.value.code == 1
-    err = capsys.readouterr().err
-    assert "cannot connect to the dask scheduler" in err and "Traceback" not in err
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        with pytest.raises(SystemExit) as exc:
+            main(["run", "quick-cpu", str(tmp_path / "cell.csv"), "--out", str(tmp_path / "o"),
+                  "--scheduler", "tcp://127.0.0.1:9"])
+        assert exc.value.code == 1
+        err = capsys.readouterr().err
+        assert "cannot connect to the dask scheduler" in err and "Traceback" not in err
+        # the library raises a ClusterError, which callers may catch as a ConnectionError
+        assert issubclass(ClusterError, ConnectionError)
+        with pytest.raises(ConnectionError, match="cannot connect to the dask scheduler") as info:
+            make_executor(1, scheduler="tcp://127.0.0.1:9")
+        assert isinstance(info.value, ClusterError)
 
 
 def test_bad_worker_count_is_refused():
@@ -52,10 +57,6 @@ def test_bad_worker_count_is_refused():
 
     with pytest.raises(ConfigError, match="workers"):
         make_executor(0)
-
-
-def test_cluster_error_is_a_connection_error():
-    assert issubclass(ClusterError, ConnectionError)
 
 
 def test_each_local_worker_gets_its_own_gpu(monkeypatch):
@@ -70,3 +71,34 @@ def test_each_local_worker_gets_its_own_gpu(monkeypatch):
     assert spread_device("cpu", 1) == "cpu" and spread_device("cuda:0", 1) == "cuda:0"
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert spread_device("auto", 1) == "auto"  # one GPU: nothing to spread
+
+
+def test_auto_device_on_a_numbered_dask_worker_takes_its_gpu(monkeypatch):
+    """run_nucleus's device choice: worker "1" of a pool on a two-GPU machine gets cuda:1;
+    explicit devices, unnumbered workers and runs outside dask are left alone."""
+    torch = pytest.importorskip("torch")
+    from types import SimpleNamespace
+
+    from chromarate.batch import tasks
+    from chromarate.config import PipelineConfig
+
+    auto = PipelineConfig()
+    assert auto.fit.device == "auto"
+    cpu = PipelineConfig.model_validate({**auto.model_dump(), "fit": {
+        **auto.fit.model_dump(), "device": "cpu"}})
+    assert tasks._worker_device(None, auto) is None  # not on a dask worker
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    worker = SimpleNamespace(name="1")
+    monkeypatch.setattr(distributed, "get_worker", lambda: worker)
+    assert tasks._worker_device(None, auto) == "cuda:1"
+    assert tasks._worker_device("auto", cpu) == "cuda:1"  # the argument overrides the config
+    assert tasks._worker_device(None, cpu) is None  # config's explicit device is kept
+    assert tasks._worker_device("cuda:0", auto) == "cuda:0"
+    worker.name = "3"
+    assert tasks._worker_device(None, auto) == "cuda:1"  # 3 mod 2
+    worker.name = "tcp://10.0.0.1:4000"  # a worker without a number
+    assert tasks._worker_device(None, auto) is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    worker.name = "1"
+    assert tasks._worker_device(None, auto) is None  # one GPU: nothing to spread

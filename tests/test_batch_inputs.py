@@ -79,3 +79,25 @@ def test_truth_file_is_found_beside_every_input_format(tmp_path, name):
     truth = tmp_path / "cell.truth.npz"
     truth.write_bytes(b"")
     assert truth_path_for(inp) == truth
+
+
+def test_truth_is_read_once_for_all_nuclei_of_an_input(tmp_path, monkeypatch):
+    import numpy as np
+
+    import chromarate.io.truth as truth_io
+    from chromarate.data import read_truth_for
+
+    inp = tmp_path / "cell.tif"
+    inp.write_bytes(b"")
+    assert read_truth_for(inp) is None
+    rate = np.full((4, 4), 1.5, np.float32)
+    truth_io.write_truth(tmp_path / "cell.truth.npz", rate=rate, phi_w=rate, phi_d=rate,
+                         mask=np.ones((4, 4), bool), pixel_size_nm=20.0, origin_nm=(0.0, 0.0),
+                         meta={})
+    calls = []
+    real = truth_io.read_truth
+    monkeypatch.setattr(truth_io, "read_truth", lambda p: calls.append(p) or real(p))
+    first, second = read_truth_for(inp), read_truth_for(inp)
+    assert len(calls) == 1  # one read, shared by every nucleus of the input
+    np.testing.assert_array_equal(first["rate"], rate)
+    assert second["rate"] is first["rate"] and not first["rate"].flags.writeable

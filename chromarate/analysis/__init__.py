@@ -19,18 +19,21 @@ from .compare import rate_correlation, resample_to_grid
 from .config import AnalysisConfig
 from .domains import DOMAIN_COLUMNS, Domains, find_domains, lab_lambda
 from .nuclei import Nucleus, find_results, iter_nuclei, load_nucleus
-from .rates import rate_balance, rate_quantiles, rate_summary
-from .table import (domain_table, nucleus_domains, nucleus_statistics, nucleus_table,
-                    write_nucleus_table)
+from .rates import finite_values, rate_balance, rate_quantiles, rate_summary
+from .table import (concat_domain_rows, domain_rows, domain_table, nucleus_domains,
+                    nucleus_statistics, nucleus_table, write_nucleus_table)
 
 __all__ = [
     "AnalysisConfig",
     "DOMAIN_COLUMNS",
     "Domains",
     "Nucleus",
+    "concat_domain_rows",
+    "domain_rows",
     "domain_table",
     "find_domains",
     "find_results",
+    "finite_values",
     "iter_nuclei",
     "lab_lambda",
     "load_nucleus",

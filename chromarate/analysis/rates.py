@@ -6,10 +6,11 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["rate_balance", "rate_quantiles", "rate_summary"]
+__all__ = ["finite_values", "rate_balance", "rate_quantiles", "rate_summary"]
 
 
-def _values(rate: np.ndarray, region: np.ndarray) -> np.ndarray:
+def finite_values(rate: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The finite values of ``rate`` inside the boolean ``region`` (float64, 1-D)."""
     v = np.asarray(rate, dtype=np.float64)[np.asarray(region, dtype=bool)]
     return v[np.isfinite(v)]
 
@@ -23,11 +24,8 @@ def rate_summary(rate: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     >>> rate_summary(np.array([[1.0, 2.0], [3.0, np.nan]]), np.ones((2, 2), bool))["rate_mean"]
     2.0
     """
-    v = _values(rate, mask)
-    if v.size == 0:
-        return {k: float("nan") for k in ("rate_mean", "rate_median", "rate_q05", "rate_q95")}
-    return {"rate_mean": float(v.mean()), "rate_median": float(np.median(v)),
-            "rate_q05": float(np.quantile(v, 0.05)), "rate_q95": float(np.quantile(v, 0.95))}
+    q = rate_quantiles(rate, mask, (0.05, 0.95))
+    return {k: q[k] for k in ("rate_mean", "rate_median", "rate_q05", "rate_q95")}
 
 
 def rate_quantiles(rate: np.ndarray, region: np.ndarray,
@@ -39,7 +37,7 @@ def rate_quantiles(rate: np.ndarray, region: np.ndarray,
     ``<prefix>_q05`` ... (the quantile in percent, two digits); NaN when the region holds
     no finite value.
     """
-    v = _values(rate, region)
+    v = finite_values(rate, region)
     keys = [f"{prefix}_mean", f"{prefix}_median", f"{prefix}_std"] + [
         f"{prefix}_q{round(q * 100):02d}" for q in quantiles]
     if v.size == 0:

@@ -30,30 +30,25 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from ..data import truth_path_for
+from ..data import read_truth_for
 from ..errors import InputFormatError
 from ..io.batch_files import write_table
 from .compare import resample_to_grid
 from .config import AnalysisConfig
 from .domains import DOMAIN_COLUMNS, Domains, find_domains
 from .nuclei import Nucleus, iter_nuclei
-from .rates import rate_balance, rate_quantiles
+from .rates import finite_values, rate_balance, rate_quantiles
 
-__all__ = ["domain_table", "nucleus_domains", "nucleus_statistics", "nucleus_table",
+__all__ = ["concat_domain_rows", "domain_rows", "domain_table", "nucleus_domains", "nucleus_statistics", "nucleus_table",
            "write_nucleus_table"]
-
-_ID_COLUMNS = ("name", "group", "input", "nucleus_id", "result_path", "config_hash")
 
 
 def _truth_mean(nucleus: Nucleus) -> float:
-    from ..io.truth import read_truth
-
-    tp = truth_path_for(nucleus.input) if nucleus.input else None
-    if tp is None:
-        return float("nan")
     try:
-        truth = read_truth(tp)
+        truth = read_truth_for(nucleus.input) if nucleus.input else None
     except InputFormatError:
+        return float("nan")
+    if truth is None:
         return float("nan")
     true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
                             src_origin_nm=truth["origin_nm"], shape=nucleus.mask.shape,
@@ -69,8 +64,7 @@ def _median(values) -> float:
 
 
 def _mean_where(rate: np.ndarray, region: np.ndarray) -> float:
-    v = rate[region]
-    v = v[np.isfinite(v)]
+    v = finite_values(rate, region)
     return float(v.mean()) if v.size else float("nan")
 
 
@@ -167,12 +161,19 @@ def domain_table(source: str | os.PathLike | Iterable[Nucleus],
     """Every domain of every nucleus: ``name``, ``nucleus_id`` and :data:`DOMAIN_COLUMNS`."""
     nuclei = (iter_nuclei(source, skip_damaged=True) if isinstance(source, (str, os.PathLike))
               else source)
-    parts = []
-    for n in nuclei:
-        t = nucleus_domains(n, config).table.copy()
-        t.insert(0, "nucleus_id", n.nucleus_id)
-        t.insert(0, "name", n.name)
-        parts.append(t)
+    return concat_domain_rows([domain_rows(n, nucleus_domains(n, config)) for n in nuclei])
+
+
+def domain_rows(nucleus: Nucleus, domains: Domains) -> pd.DataFrame:
+    """The domain table of one nucleus with its ``name`` and ``nucleus_id`` in front."""
+    t = domains.table.copy()
+    t.insert(0, "nucleus_id", nucleus.nucleus_id)
+    t.insert(0, "name", nucleus.name)
+    return t
+
+
+def concat_domain_rows(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Domain tables of many nuclei (:func:`domain_rows`) as one; its columns even if empty."""
     if not parts:
         return pd.DataFrame(columns=["name", "nucleus_id", *DOMAIN_COLUMNS])
     return pd.concat(parts, ignore_index=True)

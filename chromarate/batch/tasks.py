@@ -16,6 +16,7 @@ import hashlib
 import time
 import traceback
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,7 +25,8 @@ import numpy as np
 from .._types import NucleusFailed
 from ..analysis import rate_correlation, rate_summary
 from ..config import PipelineConfig, config_hash
-from ..data import truth_path_for
+from ..data import read_truth_for
+from ..device import spread_device
 from ..errors import ChromarateError, InputFormatError, ResultStoreError
 from ..io.batch_files import read_json, write_json
 from ..io.zarr_store import read_result, write_result
@@ -87,8 +89,9 @@ class InputJob:
     def folder(self) -> Path:
         return self.out_dir / self.name
 
-    @property
+    @cached_property
     def config_hash(self) -> str:
+        """:func:`chromarate.config.config_hash` of ``config`` (computed once)."""
         return config_hash(self.config)
 
 
@@ -218,9 +221,15 @@ def _done_row(job: InputJob, nucleus_id: int, sha256: str) -> dict | None:
     return _check_done(job, nucleus_id, sha256)[0]
 
 
-def _manifest(job: InputJob) -> dict | None:
+def _manifest(job: InputJob, sha256: str) -> dict | None:
+    """The manifest of ``job``'s input folder if it describes this input file (``sha256``)
+    under this config and the job does not overwrite; else None."""
+    if job.overwrite:
+        return None
     m = read_json(job.folder / MANIFEST_NAME)
     if m is None or m.get("format") != _MANIFEST_FORMAT or m.get("version") != _MANIFEST_VERSION:
+        return None
+    if m.get("sha256") != sha256 or m.get("config_hash") != job.config_hash:
         return None
     return m
 
@@ -250,8 +259,8 @@ def input_state(job: InputJob) -> dict[str, Any]:
         sha = file_sha256(job.path)
     except ChromarateError as exc:
         return {"state": "unreadable", "error": str(exc)}
-    m = _manifest(job)
-    if job.overwrite or m is None or m.get("sha256") != sha or m.get("config_hash") != job.config_hash:
+    m = _manifest(job, sha)
+    if m is None:
         return {"state": "new"}
     ids = [int(i) for i in m.get("nuclei", [])]
     done = sum(_done_row(job, i, sha) is not None for i in ids)
@@ -261,8 +270,8 @@ def input_state(job: InputJob) -> dict[str, Any]:
 
 def _fast_resume(job: InputJob, sha: str, t0: float) -> InputPlan | None:
     """The plan of an input whose manifest says all its nuclei are done, else None."""
-    m = _manifest(job)
-    if job.overwrite or m is None or m.get("sha256") != sha or m.get("config_hash") != job.config_hash:
+    m = _manifest(job, sha)
+    if m is None:
         return None
     rows = []
     for nid in m.get("nuclei", []):
@@ -337,19 +346,17 @@ def prepare_input(job: InputJob) -> InputPlan:
 
 
 def _worker_device(device: str | None, config: PipelineConfig) -> str | None:
-    """Spread ``auto`` over the GPUs when running on a numbered dask worker."""
-    spec = device if device is not None else config.fit.device
-    if (spec or "auto").strip().lower() != "auto":
-        return device
+    """Spread ``auto`` over the GPUs (:func:`~chromarate.device.spread_device`) when
+    running on a numbered dask worker; else ``device`` unchanged."""
     try:
         from distributed import get_worker
 
         index = int(get_worker().name)
     except (ImportError, ValueError, TypeError):
         return device  # not on a dask worker, or a worker without a numeric name
-    from ..device import spread_device
-
-    return spread_device(spec, index)
+    spec = device if device is not None else config.fit.device
+    spread = spread_device(spec, index)
+    return device if spread == spec else spread
 
 
 def run_nucleus(plan: InputPlan, task: NucleusTask, *, device: str | None = None,
@@ -397,14 +404,12 @@ def run_nucleus(plan: InputPlan, task: NucleusTask, *, device: str | None = None
 
 
 def _with_truth_metrics(result: NucleusResult, input_path: Path):
-    """The result stack, with ``metrics.rate_corr_truth`` when a truth file is beside the input."""
-    from ..io.truth import read_truth
-
+    """The result stack, with ``metrics.rate_corr_truth`` when a truth file is beside the
+    input (read once for all the nuclei of an input, see :func:`read_truth_for`)."""
     stack = result.stack
-    truth_file = truth_path_for(input_path)
-    if truth_file is None:
+    truth = read_truth_for(input_path)
+    if truth is None:
         return stack
-    truth = read_truth(truth_file)
     corr = rate_correlation(result.fit.rate, result.fit.trusted, pixel_nm=stack.pixel_size_nm,
                             origin_nm=stack.origin_nm, truth=truth)
     metrics = {**dict(stack.provenance.get("metrics") or {}), "rate_corr_truth": corr}

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis import (AnalysisConfig, find_results, load_nucleus, nucleus_domains,
-                        nucleus_statistics)
+from ..analysis import (AnalysisConfig, concat_domain_rows, domain_rows, find_results,
+                        finite_values, load_nucleus, nucleus_domains, nucleus_statistics)
 from ..errors import ResultStoreError
 from ..io.batch_files import write_bytes, write_table, write_text
 from .figures import batch_figures, nucleus_figure
@@ -124,20 +124,15 @@ def make_report(folder: str | os.PathLike, config: AnalysisConfig = AnalysisConf
         domains = nucleus_domains(nucleus, config)
         stats = nucleus_statistics(nucleus, config, domains=domains)
         rows.append(stats)
-        rate = nucleus.rate[nucleus.mask].astype(np.float64)
-        rates[(nucleus.name, nucleus.nucleus_id)] = rate[np.isfinite(rate)]
-        t = domains.table.copy()
-        t.insert(0, "nucleus_id", nucleus.nucleus_id)
-        t.insert(0, "name", nucleus.name)
-        domain_parts.append(t)
+        rates[(nucleus.name, nucleus.nucleus_id)] = finite_values(nucleus.rate, nucleus.mask)
+        domain_parts.append(domain_rows(nucleus, domains))
         if figures:
             rel = f"nuclei/{_safe(nucleus.name)}_{nucleus.nucleus_id}.png"
             written.append(write_bytes(out / rel, nucleus_figure(nucleus, domains, stats)))
             nucleus_pngs[(nucleus.name, nucleus.nucleus_id)] = rel
     table = pd.DataFrame(rows)
     table_path = write_table(folder / TABLE_NAME, table)
-    domains_all = pd.concat(domain_parts, ignore_index=True) if domain_parts else pd.DataFrame()
-    write_table(out / "domains.csv", domains_all)
+    write_table(out / "domains.csv", concat_domain_rows(domain_parts))
     batch_pngs = []
     for name, png in batch_figures(table, rates).items():
         written.append(write_bytes(out / name, png))

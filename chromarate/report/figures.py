@@ -86,8 +86,10 @@ def nucleus_figure(nucleus: Nucleus, domains: Domains, stats: dict) -> bytes:
     inside, outside = rate[het & np.isfinite(rate)], rate[n.mask & ~het & np.isfinite(rate)]
     both = np.concatenate([inside, outside])
     if both.size:
-        bins = np.linspace(*(_robust_range(both) if _robust_range(both)[0] is not None
-                             else (both.min() - 0.5, both.max() + 0.5)), 40)
+        lo, hi = _robust_range(both)
+        if lo is None:
+            lo, hi = both.min() - 0.5, both.max() + 0.5
+        bins = np.linspace(lo, hi, 40)
         if outside.size:
             ax.hist(np.clip(outside, bins[0], bins[-1]), bins=bins, alpha=0.6,
                     label="euchromatin", color="tab:blue")
