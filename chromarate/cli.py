@@ -419,13 +419,22 @@ def report(folder, no_figures) -> None:
               type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config value.")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--steps", default=None, type=click.IntRange(min=1),
+              help="Fit steps (default: the default config's); e.g. --steps 10 for a "
+                   "seconds-long smoke test (a rough rate map).")
 @click.option("--overwrite", is_flag=True, help="Refit even if the demo result exists.")
-def demo(out, overrides, device, overwrite) -> None:
-    """Run the whole pipeline on the bundled sample nucleus and compare with its truth."""
+def demo(out, overrides, device, steps, overwrite) -> None:
+    """Run the whole pipeline on the bundled sample nucleus and compare with its truth.
+
+    The result goes to OUT (default ./chromarate-demo/, which the napari plugin's sample
+    result looks for).
+    """
     from .data import sample_paths
 
     _setup_logging(False, False)
     csv, _ = sample_paths()
+    if steps is not None:
+        overrides = (*overrides, f"fit.steps={steps}")
     cfg = _load_pipeline_config(None, overrides)
     click.echo(f"chromarate {__version__} demo on {csv}")
     sys.exit(_run(cfg, [csv], Path(out), device=device, overwrite=overwrite, verbose=True))

@@ -14,8 +14,10 @@ reverse, so a pipeline run on it is an end-to-end test against a known lambda:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -157,9 +159,14 @@ def simulate_nucleus(config: SimulateConfig = SimulateConfig()) -> SyntheticNucl
                             mask=mask, pixel_size_nm=p, origin_nm=(0.0, 0.0), meta=meta)
 
 
+#: Folder of the bundled sample nucleus inside the package.
+SAMPLE_FOLDER = "sample_data"
+
+
 def sample_data_dir() -> Path:
-    """The bundled ``sample_data/`` folder of a source checkout or editable install."""
-    return Path(__file__).resolve().parents[1] / "sample_data"
+    """The bundled sample folder (``chromarate/sample_data/`` of the installed package,
+    package data found with :mod:`importlib.resources`)."""
+    return Path(os.fspath(files("chromarate").joinpath(SAMPLE_FOLDER)))
 
 
 def sample_paths() -> tuple[Path, Path]:
@@ -168,15 +175,16 @@ def sample_paths() -> tuple[Path, Path]:
     Raises
     ------
     InputFormatError
-        If the sample files are not there (install from a source checkout with ``pip -e``).
+        If the sample files are not there (an install that left out the package data).
     """
     d = sample_data_dir()
     csv, truth = d / "sample_nucleus.csv.gz", d / "sample_nucleus.truth.npz"
     for f in (csv, truth):
         if not f.is_file():
             raise InputFormatError(
-                "bundled sample data not found; run from a source checkout installed with "
-                "'pip install -e .' or regenerate it with 'chromarate simulate'", path=f)
+                "bundled sample data not found (the package data of this install is "
+                "incomplete); reinstall chromarate or make a nucleus with 'chromarate "
+                "simulate'", path=f)
     return csv, truth
 
 

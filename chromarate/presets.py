@@ -1,4 +1,4 @@
-"""Ready-to-run pipeline presets (the YAML files in ``pipelines/``) and config lookup.
+"""Ready-to-run pipeline presets (YAML files shipped in ``chromarate/pipelines/``) and config lookup.
 
 A pipeline argument is either a YAML file or the name of a preset:
 
@@ -8,11 +8,16 @@ A pipeline argument is either a YAML file or the name of a preset:
 ``publication`` careful runs on a GPU: 3000 steps + L-BFGS polish, 5-seed ensemble (uncertainty
                 map), float64
 ==============  ==============================================================================
+
+The preset files are package data, found with :mod:`importlib.resources`, so they are
+there in a wheel install as in a source checkout; ``chromarate config init NAME --out
+FILE`` copies one to start a config of your own.
 """
 
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 from .config import PipelineConfig, load_config
@@ -21,9 +26,14 @@ from .errors import ConfigError
 __all__ = ["list_presets", "preset_dir", "preset_path", "resolve_pipeline"]
 
 
+#: Folder of the preset files inside the package.
+PRESET_FOLDER = "pipelines"
+
+
 def preset_dir() -> Path:
-    """The ``pipelines/`` folder of a source checkout or editable install."""
-    return Path(__file__).resolve().parents[1] / "pipelines"
+    """The folder of the preset YAML files (``chromarate/pipelines/`` of the installed
+    package)."""
+    return Path(os.fspath(files("chromarate").joinpath(PRESET_FOLDER)))
 
 
 def list_presets() -> list[str]:

@@ -13,6 +13,7 @@ from chromarate.cli import cli, main
 from chromarate.io.zarr_store import read_result
 
 REPO = Path(__file__).resolve().parents[1]
+PRESETS = REPO / "chromarate" / "pipelines"
 FAST = ["--set", "fit.steps=6", "--set", "fit.log_every=2", "--set", "fit.network.width=16",
         "--set", "fit.network.fourier_features=16"]
 
@@ -20,7 +21,7 @@ FAST = ["--set", "fit.steps=6", "--set", "fit.log_every=2", "--set", "fit.networ
 def test_run_writes_result_and_summary(tiny_nucleus, tmp_path):
     csv, _, syn = tiny_nucleus
     out = tmp_path / "out"
-    res = CliRunner().invoke(cli, ["run", str(REPO / "pipelines/quick-cpu.yaml"), str(csv),
+    res = CliRunner().invoke(cli, ["run", str(PRESETS / "quick-cpu.yaml"), str(csv),
                                    "--out", str(out), *FAST])
     assert res.exit_code == 0, res.output
     summary = pd.read_csv(out / "summary.csv")
@@ -52,7 +53,7 @@ def _fail(tmp_path, name, text):
 def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, capsys, name, text, phrase):
     p = _fail(tmp_path, name, text)
     with pytest.raises(SystemExit) as exc:
-        main(["run", str(REPO / "pipelines/quick-cpu.yaml"), str(p), "--out", str(tmp_path / "o")])
+        main(["run", str(PRESETS / "quick-cpu.yaml"), str(p), "--out", str(tmp_path / "o")])
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert name in err and "FAILED" in err
@@ -74,7 +75,7 @@ def test_bad_config_is_a_clean_error(tmp_path, capsys):
 
 def test_unknown_override_key(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["run", str(REPO / "pipelines/default.yaml"), "x.csv", "--out", str(tmp_path),
+        main(["run", str(PRESETS / "default.yaml"), "x.csv", "--out", str(tmp_path),
               "--set", "fit.nope=1"])
     assert exc.value.code == 1
     assert "fit.nope" in capsys.readouterr().err
@@ -87,7 +88,7 @@ def test_unavailable_device_is_a_clean_error(tiny_nucleus, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("CUDA present: cuda:0 is a valid device here")
     with pytest.raises(SystemExit) as exc:
-        main(["run", str(REPO / "pipelines/quick-cpu.yaml"), str(csv), "--out", str(tmp_path),
+        main(["run", str(PRESETS / "quick-cpu.yaml"), str(csv), "--out", str(tmp_path),
               "--device", "cuda:0", *FAST])
     assert exc.value.code == 1
     assert "CUDA is not available" in capsys.readouterr().err
@@ -122,7 +123,7 @@ def test_every_preset_validates_and_is_documented(preset):
 
     assert preset in list_presets()
     cfg, path = resolve_pipeline(preset)
-    assert cfg.name == preset and path == REPO / "pipelines" / f"{preset}.yaml"
+    assert cfg.name == preset and path == PRESETS / f"{preset}.yaml"
     head = path.read_text().split("\nversion:")[0]
     assert head.count("\n#") >= 5 and "For:" in head and "Use it:" in head
     res = CliRunner().invoke(cli, ["config", "validate", preset, str(path)])
