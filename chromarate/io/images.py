@@ -31,6 +31,7 @@ import numpy as np
 
 from chromarate._types import DensityMap
 from chromarate.errors import InputFormatError
+from chromarate.io.limits import check_decoded_size
 
 __all__ = ["read_density_image"]
 
@@ -165,6 +166,8 @@ def _select_plane(series, shape: tuple, axes: str, page: int | None, path: Path)
             f"image of shape {shape} (axes {axes!r}) has no y, x plane", path=path)
     ny, nx = (shape[axes.index("Y")], shape[axes.index("X")])
     n_planes = int(np.prod([n for n, a in zip(shape, axes) if a not in "YXS"], dtype=np.int64))
+    one_page = page is not None and len(series.pages) == n_planes
+    _check_size(series, shape, ny, nx, whole=not one_page, path=path)
     if page is None:
         if n_planes != 1:
             raise InputFormatError(
@@ -186,6 +189,16 @@ def _select_plane(series, shape: tuple, axes: str, page: int | None, path: Path)
             arr = np.asarray(series.asarray()).reshape(n_planes, ny, nx)[int(page)]
     arr = np.asarray(arr).reshape(ny, nx)
     return arr
+
+
+def _check_size(series, shape: tuple, ny: int, nx: int, *, whole: bool, path: Path) -> None:
+    """Refuse an image whose decoded pixels (what is read, plus the float32 copy and the
+    value checks) need more memory than the read limit -- before anything is decoded."""
+    itemsize = np.dtype(series.dtype).itemsize
+    n_read = math.prod(int(n) for n in shape) if whole else int(ny) * int(nx)
+    nbytes = n_read * itemsize + int(ny) * int(nx) * 5  # + float32 copy + a bool mask
+    shown = " x ".join(str(int(n)) for n in shape)
+    check_decoded_size(path, nbytes, f"the TIFF image ({shown} {np.dtype(series.dtype)})")
 
 
 def _check_values(arr: np.ndarray, path: Path) -> np.ndarray:

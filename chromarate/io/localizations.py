@@ -105,6 +105,8 @@ from chromarate.io._options import check_frame_base as _check_frame_base
 from chromarate.io._options import check_options as _check_options
 from chromarate.io._options import clean as _clean
 from chromarate.io._options import positive_pixel_size as _check_pixel_size
+from chromarate.io._textscan import check_last_line as _check_last_line
+from chromarate.io._textscan import scan_text_file as _scan_text_file
 
 __all__ = ["read_localizations", "write_thunderstorm_csv", "SUPPORTED_FORMATS"]
 
@@ -775,7 +777,13 @@ def _length_scale(
 
 
 def _read_table(path: Path, head: _Head, columns: list[_Column], used: list[_Column]) -> pd.DataFrame:
-    """Parse the data rows with pandas' C engine; used columns as float64."""
+    """Parse the data rows with pandas' C engine; used columns as float64.
+
+    First the decompressed size is checked against the read limit and the last line
+    against the header (a file cut short is refused), see :mod:`chromarate.io._textscan`.
+    """
+    scan = _scan_text_file(path, head.gzipped)
+    _check_last_line(scan.tail, len(columns), ",", path)
     dtype = {c.index: np.float64 for c in used}
     kwargs = dict(
         header=None, skiprows=1, sep=",", engine="c", dtype=dtype, encoding="utf-8",

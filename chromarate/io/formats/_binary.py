@@ -21,6 +21,10 @@ from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ChromarateError, InputFormatError
 from chromarate.io._options import check_frame_base, check_options, check_pixel_size
 from chromarate.io._options import clean as _clean
+from chromarate.io.limits import check_decoded_size
+
+#: Rows of an HDF5 dataset read at a time (bounds the temporary memory of a read).
+HDF5_BLOCK_ROWS = 1 << 20
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 GZIP_MAGIC = b"\x1f\x8b"
@@ -144,6 +148,58 @@ def attr_value(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def read_dataset(ds: Any, where: str, path: Path, *, fields: tuple[str, ...] | None = None,
+                 out_per_value: int = 16) -> np.ndarray:
+    """Read an HDF5 dataset block by block, after checking its declared size.
+
+    The size the data would take once decoded -- the stored values of ``fields`` (all of
+    them when None) plus ``out_per_value`` bytes per value for the float64 columns made of
+    them -- is checked against the read limit (:mod:`chromarate.io.limits`) from the
+    dataset's shape and type alone, before anything is read. The data is then read in
+    blocks of :data:`HDF5_BLOCK_ROWS` rows along the first axis, so a dataset is never
+    decoded twice over in memory.
+
+    Parameters
+    ----------
+    ds : h5py.Dataset
+    where : str
+        How the message names the dataset (``"'locs'"``, ``"data/xyz"``).
+    path : Path
+    fields : tuple of str, optional
+        Fields of a compound dataset to read (the others are skipped).
+    out_per_value : int
+        Bytes the caller will allocate per value read (its float64 copies).
+
+    Returns
+    -------
+    numpy.ndarray
+        The dataset's values (a structured array with ``fields`` for a compound one).
+
+    Raises
+    ------
+    InputFormatError
+        If the declared size exceeds the read limit.
+    """
+    shape = tuple(int(n) for n in (ds.shape or ()))
+    dtype = np.dtype(ds.dtype)
+    if fields is not None:
+        dtype = np.dtype([(f, dtype.fields[f][0]) for f in fields])
+    n_values = math.prod(shape)
+    per_row_values = max(1, len(fields) if fields is not None else 1)
+    nbytes = n_values * (dtype.itemsize + out_per_value * per_row_values)
+    shown = " x ".join(str(n) for n in shape) or "scalar"
+    check_decoded_size(path, nbytes, f"HDF5 dataset {where} ({shown} of {dtype.itemsize}-byte "
+                                     "values)")
+    source = ds.fields(list(fields)) if fields is not None else ds
+    if not shape:
+        return np.asarray(source[()], dtype=dtype)
+    out = np.empty(shape, dtype=dtype)
+    for start in range(0, shape[0], HDF5_BLOCK_ROWS):
+        stop = min(shape[0], start + HDF5_BLOCK_ROWS)
+        out[start:stop] = source[start:stop]
+    return out
 
 
 # --------------------------------------------------------------------------- options
@@ -330,6 +386,7 @@ __all__ = [
     "mean_of",
     "open_hdf5",
     "positive_number",
+    "read_dataset",
     "read_head",
     "z_is_trivial",
 ]

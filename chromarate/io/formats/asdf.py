@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,7 @@ import numpy as np
 from chromarate._types import Localizations
 from chromarate.errors import ChromarateError, ConfigError, InputFormatError
 
+from chromarate.io.limits import check_decoded_size
 from chromarate.io.formats._binary import (
     build_localizations,
     check_finite_coordinates,
@@ -308,6 +310,7 @@ def _load_tree(asdf: Any, path: Path) -> tuple[list[str], np.ndarray, Any, str |
                         "a complete locan .asdf file",
                         path=path,
                     )
+                _check_declared_size(raw_data, path)
                 data = np.array(raw_data, copy=True)
                 columns = _column_names(raw_columns, path)
                 meta_raw = tree.get("meta")
@@ -326,6 +329,17 @@ def _load_tree(asdf: Any, path: Path) -> tuple[list[str], np.ndarray, Any, str |
     data = _as_table(data, columns, path)
     notes = [" ".join(str(w.message).split())[:300] for w in caught]
     return columns, data, meta_raw, writer, notes
+
+
+def _check_declared_size(raw_data: Any, path: Path) -> None:
+    """Refuse a 'data' array whose declared shape needs more than the read limit (the
+    copy read here plus its float64 columns), before its block is decoded."""
+    shape = tuple(int(n) for n in getattr(raw_data, "shape", ()) or ())
+    dtype = np.dtype(getattr(raw_data, "dtype", np.float64))
+    n = math.prod(shape)
+    shown = " x ".join(str(v) for v in shape) or "scalar"
+    check_decoded_size(path, n * (dtype.itemsize + 16),
+                       f"the ASDF 'data' array ({shown} {dtype})")
 
 
 def _is_ndarray_like(value: Any) -> bool:

@@ -63,6 +63,7 @@ from chromarate.io.formats._binary import (
     mean_of,
     open_hdf5,
     positive_number,
+    read_dataset,
 )
 
 __all__ = ["FORMAT", "detect", "read"]
@@ -131,7 +132,8 @@ def read(path: Path, **options: Any) -> Localizations:
         arrays: dict[str, np.ndarray] = {}
         for name in ("frame_ix", "phot", "bg"):
             if name in present:
-                arrays[name] = as_float(datasets[name][()], f"data/{name}", path)
+                arrays[name] = as_float(read_dataset(datasets[name], f"data/{name}", path),
+                                        f"data/{name}", path)
         sig_name = next((s for s in ("xyz_sig", "xyz_cr") if s in present), None)
         sig = _table(datasets[sig_name], f"data/{sig_name}", path) if sig_name else None
 
@@ -219,7 +221,7 @@ def _table(ds: Any, name: str, path: Path) -> np.ndarray:
     """An (n, k) float64 array from a dataset of shape (n, k) or (n,) (k = 1)."""
     if ds.shape is None:
         return np.empty((0, 3), dtype=np.float64)
-    arr = np.asarray(ds[()])
+    arr = read_dataset(ds, name, path)
     if arr.dtype.kind not in "biuf":
         raise InputFormatError(f"{name} holds {arr.dtype} data; expected numbers", path=path)
     if arr.ndim == 1:

@@ -38,7 +38,6 @@ parsing numeric columns with precise error messages, and assembling the canonica
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
 import zlib
@@ -53,6 +52,7 @@ from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ConfigError, InputFormatError
 from chromarate.io._options import check_options as _check_options
 from chromarate.io._options import check_pixel_size
+from chromarate.io._textscan import check_last_line, check_text_size, gunzip_limited
 from chromarate.io.formats._binary import first_bad_length
 
 FORMAT = "generic"
@@ -153,6 +153,7 @@ def read_text(path: Path, *, keep_nul: bool = False, what: str = "a text table")
     try:
         if path.is_dir():
             raise InputFormatError("is a directory; expected a localization file", path=path)
+        check_text_size(path, path.stat().st_size, "the file")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise InputFormatError("file not found; expected an existing localization file", path=path) from None
@@ -162,14 +163,7 @@ def read_text(path: Path, *, keep_nul: bool = False, what: str = "a text table")
         raise InputFormatError("empty file (0 bytes): no localizations", path=path)
     gzipped = raw[:2] == _GZIP_MAGIC
     if gzipped:
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise InputFormatError(
-                f"truncated or corrupt gzip stream ({type(exc).__name__}: {exc}); expected a "
-                "complete .gz file",
-                path=path,
-            ) from None
+        raw = gunzip_limited(raw, path)  # refuses a cut-short stream and a gzip bomb
         if raw == b"":
             raise InputFormatError("empty decompressed gzip data: no localizations", path=path)
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
@@ -354,7 +348,7 @@ def parse_table(
     Returns a DataFrame indexed by column position holding the ``numeric`` columns as
     float64 and the ``text`` columns as str, and a :class:`LineMap` for messages. Refuses a
     table without rows, a first row whose field count differs from the header's, a later
-    row with too many fields, and non-numeric values in numeric columns (naming the value,
+    row with too many fields, a last line with too few (a file cut short), and non-numeric values in numeric columns (naming the value,
     column position and line).
     """
     lines = LineMap(body, first_line)
@@ -369,6 +363,7 @@ def parse_table(
             f"{_DELIM_NAMES.get(sep, repr(sep))} (format {fmt!r})",
             path=path,
         )
+    check_last_line(body, ncols, sep, path)
     # All columns are parsed (no usecols): with usecols pandas silently drops the extra
     # fields of a row that has too many, and such a row must be refused.
     dtype: dict[int, Any] = {i: np.float64 for i in numeric}

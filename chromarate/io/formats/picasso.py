@@ -57,6 +57,7 @@ from chromarate.io.formats._binary import (
     mean_of,
     open_hdf5,
     positive_number,
+    read_dataset,
 )
 
 __all__ = ["FORMAT", "detect", "read"]
@@ -67,6 +68,8 @@ FORMAT = "picasso"
 _OPTIONS = ("pixel_size_nm",)
 _YAML_SUFFIXES = (".yaml", ".yml")
 _WHAT = "Picasso"
+# fields of 'locs' that are read (the others are never decoded)
+_FIELDS_READ = ("x", "y", "z", "frame", "photons", "bg", "lpx", "lpy", "sx", "sy")
 
 
 def detect(path: Path, head: bytes) -> bool:
@@ -122,7 +125,8 @@ def read(path: Path, **options: Any) -> Localizations:
         if n_rows == 0:
             raise InputFormatError("contains no localizations: the 'locs' table has 0 rows", path=path)
         px, px_meta = _pixel_size(path, option_px)
-        locs = np.asarray(obj[()]).reshape(-1)
+        wanted = tuple(n for n in names if n in _FIELDS_READ)
+        locs = read_dataset(obj, "'locs'", path, fields=wanted).reshape(-1)
 
     def field(name: str) -> np.ndarray:
         return as_float(locs[name], f"field '{name}' of 'locs'", path)

@@ -61,6 +61,7 @@ from chromarate.io.formats._binary import (
     mean_of,
     open_hdf5,
     read_head,
+    read_dataset,
 )
 
 __all__ = ["FORMAT", "detect", "read"]
@@ -197,14 +198,14 @@ def _vector(ds: Any, name: str, path: Path) -> np.ndarray:
             "(one value per localization)",
             path=path,
         )
-    return as_float(ds[()], f"saveloc.loc.{name}", path)
+    return as_float(read_dataset(ds, f"saveloc.loc.{name}", path), f"saveloc.loc.{name}", path)
 
 
 def _camera_pixel_size_nm(saveloc: Any, h5py: Any) -> float | list[float] | None:
     """Camera pixel size from saveloc.file.info.cam_pixelsize_um (None if not readable)."""
     try:
         ds = saveloc["file"]["info"]["cam_pixelsize_um"]
-        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iuf":
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iuf" or ds.size > 16:
             return None
         values = np.asarray(ds[()], dtype=np.float64).reshape(-1) * 1000.0
     except Exception:  # noqa: BLE001 - optional metadata; several files make it a reference array

@@ -68,6 +68,7 @@ import numpy as np
 
 from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import InputFormatError
+from chromarate.io.limits import check_decoded_size
 
 from chromarate.io.formats._binary import (
     ZIP_MAGICS,
@@ -94,6 +95,7 @@ _OPTIONS = ("pixel_size_nm", "frame_base", "channel")
 _WHAT = "SMLM (.smlm zip)"
 _MANIFEST = "manifest.json"
 _MAX_MANIFEST = 64 << 20
+_MEMBER_BLOCK = 1 << 20  # bytes decompressed at a time
 
 _DTYPES = {
     name: np.dtype(name).newbyteorder("<")
@@ -232,7 +234,7 @@ def _manifest(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
         raise InputFormatError(
             f"manifest.json is {info.file_size} bytes; expected a small JSON text", path=path
         )
-    raw = _read_member(zf, info.filename, path)
+    raw = _read_member(zf, info.filename, path, limit=_MAX_MANIFEST)
     try:
         manifest = json.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
@@ -263,9 +265,23 @@ def _manifest(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, path: Path) -> bytes:
+def _read_member(zf: zipfile.ZipFile, name: str, path: Path, *, limit: int) -> bytes:
+    """The member ``name`` decompressed, streamed in blocks; reading stops as soon as it
+    passes ``limit`` bytes (the size the manifest declares), whatever the zip headers say,
+    so a member that inflates far beyond it never fills memory."""
     try:
-        return zf.read(name)
+        out = bytearray()
+        with zf.open(name) as fh:
+            while True:
+                block = fh.read(min(_MEMBER_BLOCK, limit + 1 - len(out)) or 1)
+                if not block:
+                    return bytes(out)
+                out += block
+                if len(out) > limit:
+                    raise InputFormatError(
+                        f"'{name}' in the zip archive inflates to more than the {limit} bytes "
+                        "manifest.json declares for it; the table is corrupt or the manifest "
+                        "is wrong", path=path)
     except KeyError:
         raise InputFormatError(
             f"the manifest lists '{name}' but the zip archive has no such file", path=path
@@ -416,8 +432,12 @@ def _read_table(
             f"table '{name}' has no valid 'rows' count in manifest.json (got {info.get('rows')!r})",
             path=path,
         )
-    raw = _read_member(zf, name, path)
     expected = rows * row_dtype.itemsize
+    n_scalar = sum(row_dtype[h].shape == () for h in headers)
+    check_decoded_size(path, expected + rows * n_scalar * 16,
+                       f"table '{name}' ({rows} rows of {row_dtype.itemsize} bytes, as "
+                       "manifest.json declares)")
+    raw = _read_member(zf, name, path, limit=expected)
     if len(raw) != expected:
         raise InputFormatError(
             f"table '{name}' holds {len(raw)} bytes but manifest.json describes {rows} rows of "
