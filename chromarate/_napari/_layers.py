@@ -4,7 +4,7 @@ Layer data are napari's ``(data, kwargs, layer_type)`` tuples, so readers, sampl
 widgets share one conversion and tests can check it without a viewer.
 
 Placement: napari puts the centre of pixel ``i`` at ``translate + i * scale``; chromarate's
-``origin_nm`` is the *corner* of pixel (0, 0) (DESIGN.md section 3). Every image layer is
+``origin_nm`` is the *corner* of pixel (0, 0) (docs/design.md, "Value types and units"). Every image layer is
 therefore translated by ``origin + pixel / 2``, which puts localization points (plotted at
 their nm coordinates) on the pixels they were counted in. World units are nanometres.
 """
@@ -19,6 +19,7 @@ from .._types import DensityMap, Localizations, ResultStack
 
 __all__ = [
     "CHANNEL_STYLES",
+    "DISPLAY_KEY",
     "MAX_POINTS",
     "METADATA_KEY",
     "density_layer_data",
@@ -32,6 +33,10 @@ __all__ = [
 #: Key of the dict that chromarate puts into each layer's ``metadata``.
 METADATA_KEY = "chromarate"
 
+#: Key, inside that dict, of display settings napari's layer constructors do not take
+#: (``contour`` of a labels layer, ``colorbar`` of an image layer); applied by
+#: :mod:`chromarate._napari._present` once the layer exists.
+DISPLAY_KEY = "display"
 
 
 def layer_metadata(layer) -> dict:
@@ -43,18 +48,25 @@ def layer_metadata(layer) -> dict:
 MAX_POINTS = 50_000
 
 
-#: channel -> (layer title, colormap, contrast rule, visible at first). Contrast rules:
+#: channel -> (short layer title, colormap, contrast rule, visible at first). Contrast rules:
 #: "percentile" (1st-99.5th percentile), "symmetric" (+- 99th percentile of |value|).
 CHANNEL_STYLES: dict[str, tuple[str, str, str, bool]] = {
-    "density": ("density (localizations / pixel)", "gray", "percentile", True),
-    "denoised": ("denoised density", "gray", "percentile", False),
-    "phi_d_observed": ("phi_d observed (hetero - euchromatin)", "PiYG", "symmetric", False),
-    "phi_d_fitted": ("phi_d fitted", "PiYG", "symmetric", False),
-    "rate": ("rate lambda = Gamma_me / Gamma_ac", "inferno", "percentile", True),
-    "rate_std": ("rate uncertainty (ensemble std)", "magma", "percentile", False),
-    "residual": ("PDE residual", "PiYG", "symmetric", False),
+    "density": ("density", "gray", "percentile", True),
+    "denoised": ("denoised", "gray", "percentile", False),
+    "phi_d_observed": ("φ_d observed", "PiYG", "symmetric", False),
+    "phi_d_fitted": ("φ_d fitted", "PiYG", "symmetric", False),
+    "rate": ("rate λ", "inferno", "percentile", True),
+    "rate_std": ("rate std", "magma", "percentile", False),
+    "residual": ("residual", "PiYG", "symmetric", False),
 }
-_LABEL_TITLES = {"nucleus": "nucleus", "domains": "heterochromatin domains"}
+_LABEL_TITLES = {"nucleus": "nucleus", "domains": "domains"}
+
+#: Opacity of the rate map over the density (translucent blending: the density shows
+#: through a little inside the nucleus and fully outside, where the rate is NaN).
+RATE_OPACITY = 0.85
+
+#: Outline width (pixels) of the nucleus labels layer.
+NUCLEUS_CONTOUR = 2
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -109,9 +121,12 @@ def result_layer_data(
     Returns
     -------
     list of tuple
-        ``(data, kwargs, "image" | "labels")``. Density and rate are visible, the other
-        channels hidden; each layer's ``metadata["chromarate"]`` holds ``channel`` (or
-        ``label``), ``result`` (the name), ``source`` and the ``stack`` itself.
+        ``(data, kwargs, "image" | "labels")``, named ``"<name> · <short title>"``.
+        Density and rate are visible, the other channels hidden; the rate map is blended
+        translucently over the density (with a colorbar) and the nucleus is drawn as an
+        outline. Each layer's ``metadata["chromarate"]`` holds ``channel`` (or ``label``),
+        ``result`` (the name), ``source``, the ``stack`` itself and the ``display``
+        settings napari's constructors do not take.
     """
     placement = _placement(stack.pixel_size_nm, stack.origin_nm)
     base_meta = {"result": name, "source": source, "stack": stack}
@@ -120,24 +135,27 @@ def result_layer_data(
         title, cmap, rule, visible = CHANNEL_STYLES.get(
             channel, (channel, "gray", "percentile", False))
         pyramid = list(levels[channel]) if levels and len(levels.get(channel, ())) > 1 else None
+        display = {"colorbar": True} if channel == "rate" else {}
         kwargs = {
             "name": f"{name} · {title}",
             "colormap": cmap,
             "contrast_limits": contrast_limits(data, rule),
-            "blending": "additive" if channel == "rate" else "translucent",
+            "blending": "translucent",
             "visible": visible,
-            "opacity": 1.0,
-            "metadata": {METADATA_KEY: {**base_meta, "channel": channel}},
+            "opacity": RATE_OPACITY if channel == "rate" else 1.0,
+            "metadata": {METADATA_KEY: {**base_meta, "channel": channel,
+                                        DISPLAY_KEY: display}},
             **placement,
         }
         if pyramid is not None:
             kwargs["multiscale"] = True
         out.append((pyramid if pyramid is not None else np.asarray(data), kwargs, "image"))
     for label, data in stack.labels.items():
+        display = {"contour": NUCLEUS_CONTOUR} if label == "nucleus" else {}
         out.append((np.asarray(data), {
             "name": f"{name} · {_LABEL_TITLES.get(label, label)}",
-            "opacity": 0.6 if label == "nucleus" else 0.5,
-            "metadata": {METADATA_KEY: {**base_meta, "label": label}},
+            "opacity": 1.0 if label == "nucleus" else 0.5,
+            "metadata": {METADATA_KEY: {**base_meta, "label": label, DISPLAY_KEY: display}},
             **placement,
         }, "labels"))
     return out
@@ -198,7 +216,7 @@ def truth_layer_data(truth: Mapping[str, Any], *, name: str) -> tuple:
         "colormap": CHANNEL_STYLES["rate"][1],
         "contrast_limits": contrast_limits(rate),
         "visible": False,
-        "metadata": {METADATA_KEY: {"channel": "rate_truth"}},
+        "metadata": {METADATA_KEY: {"channel": "rate_truth", DISPLAY_KEY: {"colorbar": True}}},
         **_placement(truth["pixel_size_nm"], truth["origin_nm"]),
     }, "image")
 

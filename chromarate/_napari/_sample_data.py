@@ -1,6 +1,6 @@
 """Sample data: the bundled synthetic nucleus and its result.
 
-*Sample nucleus*: the localizations of ``sample_data/sample_nucleus.csv.gz`` rendered as a
+*Sample nucleus*: the localizations of ``chromarate/sample_data/sample_nucleus.csv.gz`` rendered as a
 density image (at chromarate's default 20 nm pixels), plus the true rate map it was
 simulated with (hidden at first).
 
@@ -67,7 +67,7 @@ def _truth_layer() -> tuple:
     from ._layers import truth_layer_data
 
     _, truth_path = sample_paths()
-    return truth_layer_data(read_truth(truth_path), name="sample_nucleus · true rate lambda")
+    return truth_layer_data(read_truth(truth_path), name="sample_nucleus · true rate λ")
 
 
 def sample_nucleus() -> list[tuple]:
@@ -84,10 +84,15 @@ def sample_nucleus_result() -> list[tuple]:
     """Result layers of the sample nucleus and its true rate map (see the module notes)."""
     from ._reader import read_result_layers
 
+    viewer = _current_viewer()
     store = find_sample_result()
     if store is not None:
+        if viewer is not None:
+            from ._present import show_scale_bar, style_added_layers
+
+            style_added_layers(viewer)  # outline and colorbar once napari adds the layers
+            show_scale_bar(viewer)
         return [*read_result_layers(store), _truth_layer()]
-    viewer = _current_viewer()
     if viewer is None:
         return [*_closed_form_layers(), _truth_layer()]
     _start_fit(viewer)

@@ -95,13 +95,27 @@ class StatisticsWidget(Container):
         self.title.value = f"result {name}"
         self.table.value = {"statistic": list(stats),
                             "value": [format_value(v) for v in stats.values()]}
+        self._fit_table()
         self.domains_button.enabled = True
+
+    def _fit_table(self) -> None:
+        """Size the table to its content, so that every row shows without scrolling."""
+        view = self.table.native
+        view.resizeColumnsToContents()
+        view.resizeRowsToContents()
+        height = view.horizontalHeader().height() + 2 * view.frameWidth()
+        height += sum(view.rowHeight(i) for i in range(view.rowCount()))
+        header = view.verticalHeader()
+        width = (header.width() if header.isVisible() else 0) + 2 * view.frameWidth()
+        width += sum(view.columnWidth(i) for i in range(view.columnCount()))
+        view.setMinimumSize(width, height)
 
     def show_domains(self, *_args) -> None:
         """Add the heterochromatin domains of the current result as a labels layer."""
-        from napari.layers import Layer
+        from ._present import as_layers
 
         if self._stack is None:
             return
-        data, kwargs, kind = domain_layer_data(self._domains.labels, self._stack, name=self.current)
-        self._viewer.add_layer(Layer.create(data, kwargs, kind))
+        (layer,) = as_layers([domain_layer_data(self._domains.labels, self._stack,
+                                                name=self.current)])
+        self._viewer.add_layer(layer)

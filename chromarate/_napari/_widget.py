@@ -1,7 +1,7 @@
 """The "Infer reaction rates" dock widget.
 
 Pick localizations (a layer made by chromarate's localization reader, any points layer in
-nm, or a file), a pipeline (a preset from ``pipelines/`` or a config file) and a device;
+nm, or a file), a pipeline (a preset, see :mod:`chromarate.presets`, or a config file) and a device;
 *Run* starts :func:`~chromarate._napari._run.iter_inference` in a worker thread. The
 widget shows the stage, a progress bar and the live loss of the fit; *Cancel* stops the
 worker at its next event. Each finished nucleus adds its result layers; failures are napari
@@ -217,12 +217,12 @@ class InferenceWidget(Container):
             self.status.value = f"failed: {event.message}"
 
     def _add_result(self, result) -> None:
-        from napari.layers import Layer
+        from ._present import as_layers
 
         name = f"{self._request.name}/{result.nucleus_id}" if self._request else \
             str(result.nucleus_id)
-        for data, kwargs, layer_type in result_layer_data(result.stack, name=name):
-            self._viewer.add_layer(Layer.create(data, kwargs, layer_type))
+        for layer in as_layers(result_layer_data(result.stack, name=name)):
+            self._viewer.add_layer(layer)
 
     def _on_error(self, exc: BaseException) -> None:  # iter_inference catches; just in case
         from napari.utils.notifications import show_error

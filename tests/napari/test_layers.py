@@ -18,7 +18,7 @@ def test_result_layers_names_scale_and_placement():
     layers = result_layer_data(stack, name="cell/1", source="x.ome.zarr")
     assert [t for _, _, t in layers] == ["image"] * 7 + ["labels"]
     names = [kw["name"] for _, kw, _ in layers]
-    assert names[4] == "cell/1 · rate lambda = Gamma_me / Gamma_ac"
+    assert names[4] == "cell/1 · rate λ"
     assert names[-1] == "cell/1 · nucleus"
     assert len(set(names)) == len(names)
     for data, kw, _ in layers:

@@ -23,7 +23,7 @@ def test_result_reader_accepts_results_and_declines_the_rest(store, tmp_path):
     reader = get_result_reader(str(store))
     assert callable(reader)
     layers = reader(str(store))
-    assert layers[4][1]["name"] == "cell/1 · rate lambda = Gamma_me / Gamma_ac"
+    assert layers[4][1]["name"] == "cell/1 · rate λ"
     assert get_result_reader([str(store)]) is reader
 
     foreign = tmp_path / "foreign.zarr"
@@ -72,7 +72,7 @@ def test_viewer_opens_a_result_with_the_right_scale(viewer, store):
         np.testing.assert_allclose(layer.scale, [20.0, 20.0])
         np.testing.assert_allclose(layer.translate, [110.0, 270.0])
         assert [str(u) for u in layer.units] == ["nanometer", "nanometer"]
-    rate = viewer.layers["cell/1 · rate lambda = Gamma_me / Gamma_ac"]
+    rate = viewer.layers["cell/1 · rate λ"]
     np.testing.assert_array_equal(rate.data, stack.channels["rate"])
     assert rate.colormap.name == "inferno" and rate.visible
     nucleus = viewer.layers["cell/1 · nucleus"]

@@ -34,7 +34,7 @@ def test_sample_nucleus_layers():
     (density, truth) = sd.sample_nucleus()  # 250,000 localizations: no points layer
     assert density[2] == "image" and density[1]["scale"] == (20.0, 20.0)
     assert density[0].sum() > 1e5
-    assert truth[1]["name"] == "sample_nucleus · true rate lambda"
+    assert truth[1]["name"] == "sample_nucleus · true rate λ"
     assert np.nanmin(truth[0]) >= 1.0 - 1e-6  # the sample's rates lie in [1, 2.4]
 
 
@@ -55,7 +55,7 @@ def test_stored_sample_result_is_loaded(no_stored_result, monkeypatch):
     monkeypatch.setenv(sd.ENV_RESULT, str(store))
     layers = sd.sample_nucleus_result()
     assert [t for _, _, t in layers] == ["image"] * 7 + ["labels", "image"]
-    assert layers[-1][1]["name"] == "sample_nucleus · true rate lambda"
+    assert layers[-1][1]["name"] == "sample_nucleus · true rate λ"
 
 
 def test_viewer_sample_data(viewer, no_stored_result, bot, monkeypatch):
@@ -68,7 +68,7 @@ def test_viewer_sample_data(viewer, no_stored_result, bot, monkeypatch):
         real(preset, file), {"fit.log_every": 1}))
     viewer.open_sample("chromarate", "sample_nucleus")
     assert [layer.name for layer in viewer.layers] == [
-        "sample_nucleus · density (20 nm pixels)", "sample_nucleus · true rate lambda"]
+        "sample_nucleus · density (20 nm pixels)", "sample_nucleus · true rate λ"]
     np.testing.assert_allclose(viewer.layers[0].scale, [20.0, 20.0])
 
     # no stored result: the sample shows at once and its fit starts in the docked widget

@@ -52,9 +52,9 @@ def test_widget_runs_a_tiny_pipeline_and_adds_the_layers(widgets, notifications,
     assert infer.progress.value == infer.progress.max == 6
     assert infer.loss.value.split()[0] == f"{infer.results[0].fit.history['loss'][-1]:.4g}"
     names = [layer.name for layer in viewer.layers]
-    assert "tiny/1 · rate lambda = Gamma_me / Gamma_ac" in names and "tiny/1 · nucleus" in names
+    assert "tiny/1 · rate λ" in names and "tiny/1 · nucleus" in names
     stack = infer.results[0].stack
-    rate = viewer.layers["tiny/1 · rate lambda = Gamma_me / Gamma_ac"]
+    rate = viewer.layers["tiny/1 · rate λ"]
     np.testing.assert_array_equal(rate.data, stack.channels["rate"])
     np.testing.assert_allclose(rate.scale, [20.0, 20.0])
     np.testing.assert_allclose(rate.translate, np.add(stack.origin_nm, 10.0))
@@ -68,7 +68,7 @@ def test_widget_runs_a_tiny_pipeline_and_adds_the_layers(widgets, notifications,
         float(np.nanmean(stack.channels["rate"][stack.labels["nucleus"] > 0])), rel=1e-3)
     assert table["device"] == "cpu" and table["name"] == "tiny"
     stats.domains_button.clicked.emit()
-    domains = viewer.layers["tiny/1 · heterochromatin domains"]
+    domains = viewer.layers["tiny/1 · domains"]
     assert type(domains).__name__ == "Labels" and domains.data.shape == rate.data.shape
     np.testing.assert_allclose(domains.translate, rate.translate)
     assert stats.current == "tiny/1"  # the domains layer belongs to the same result
