@@ -46,12 +46,15 @@ from ..errors import ResultStoreError
 from ..export import SCHEMA_VERSION, json_safe
 from ._atomic import exchange_paths, rename_no_replace
 from ._results import channel_color, display_window, validate_stack
+from .limits import check_decoded_size
 
 __all__ = [
+    "MAX_CHUNKS",
     "NGFF_VERSIONS",
     "PYRAMID_MAX_SIDE",
     "SUPPORTED_SCHEMA_VERSIONS",
     "is_complete_result",
+    "open_result",
     "open_result_levels",
     "read_result",
     "remove_stale_temporaries",
@@ -68,7 +71,12 @@ SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (SCHEMA_VERSION,)
 #: downsampled 2x each, until the coarsest level fits (a viewer then loads what it shows).
 PYRAMID_MAX_SIDE = 1024
 
+#: Most chunks one array of a result store may declare (a store that declares more is
+#: refused from its metadata, before its chunks are counted or read).
+MAX_CHUNKS = 1 << 17
+
 _BLOCK = "chromarate"
+_GRID = "grid"  # key of the block recording the stored grid (checked when reading)
 _TMP_MARK = ".tmp-"  # hidden siblings: .<name>.tmp-<token> (being written)
 _OLD_MARK = ".old-"  # and .<name>.old-<token> (previous store, being replaced)
 _CHUNK_YX = 256
@@ -250,6 +258,9 @@ def _provenance_block(stack: ResultStack, path: Path) -> dict:
             f"provenance says schema_version {version!r}; this chromarate writes "
             f"{SCHEMA_VERSION}", path=path)
     json.dumps(block, allow_nan=False)
+    ny, nx = (int(n) for n in next(iter(stack.channels.values())).shape)
+    # what the arrays must hold, checked by readers against the arrays' declared shapes
+    block[_GRID] = {"shape": [ny, nx], "channels": len(stack.channels)}
     return block
 
 
@@ -328,7 +339,9 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 
     Only the hidden ``.<name>.ome.zarr.tmp-<token>`` siblings :func:`write_result` builds
     stores in are removed: complete results and the ``.old-`` backups of interrupted
-    rewrites are kept. Do not run two batches into the same output folder at the same time.
+    rewrites are kept. A store being written by another process looks just the same, so
+    call this only while holding the output folder's lock
+    (:class:`chromarate.io.outdir.OutputLock`), as the batch does.
 
     Returns
     -------
@@ -486,6 +499,14 @@ def _transforms(path: Path, where: str, dataset: Mapping, ndim: int):
 
 
 def _open_array(root, key: str, path: Path, what: str):
+    """Open array ``key`` and check it from its metadata, then count its chunk files.
+
+    The declared shape, chunk grid and decoded size are checked first (against
+    :data:`MAX_CHUNKS` and the read limit), so a store that declares an enormous array is
+    refused before anything is counted or read; the chunk files are then counted by listing
+    what is on disk (bounded by the checked chunk grid), never by probing every declared
+    chunk key.
+    """
     try:
         arr = root[key]
     except KeyError:
@@ -494,14 +515,52 @@ def _open_array(root, key: str, path: Path, what: str):
         raise _fail(path, f"{what}: array {key!r} is damaged ({exc})") from exc
     if not hasattr(arr, "shape") or not hasattr(arr, "dtype"):
         raise _fail(path, f"{what}: {key!r} is a group, expected an array")
+    shape = tuple(int(n) for n in arr.shape)
+    chunks = tuple(int(n) for n in arr.chunks)
+    if getattr(arr, "shards", None) is not None:
+        raise _fail(path, f"{what}: array {key!r} is sharded; chromarate results are not")
+    if any(n < 0 for n in shape) or len(chunks) != len(shape) or any(c < 1 for c in chunks):
+        raise _fail(path, f"{what}: array {key!r} declares shape {shape} with chunks {chunks}")
+    grid = tuple(-(-n // c) for n, c in zip(shape, chunks))
+    check_decoded_size(path, math.prod(shape) * np.dtype(arr.dtype).itemsize,
+                       f"{what}: array {key!r} (shape {shape}, {arr.dtype})",
+                       error=ResultStoreError)
+    n_chunks = math.prod(grid)
+    if n_chunks > MAX_CHUNKS:
+        raise _fail(path, f"{what}: array {key!r} declares {n_chunks} chunks (shape {shape} in "
+                          f"chunks of {chunks}); chromarate results have at most "
+                          f"{MAX_CHUNKS}")
     try:
-        initialized = arr.nchunks_initialized
+        stored = _stored_chunks(Path(path) / arr.path, arr, grid)
     except Exception as exc:
         raise _fail(path, f"{what}: array {key!r} is damaged ({exc})") from exc
-    if initialized != arr.nchunks:
-        raise _fail(path, f"{what}: array {key!r} is incomplete ({initialized} of "
-                          f"{arr.nchunks} chunks stored)")
+    if stored != n_chunks:
+        raise _fail(path, f"{what}: array {key!r} is incomplete ({stored} of "
+                          f"{n_chunks} chunks stored)")
     return arr
+
+
+def _stored_chunks(array_dir: Path, arr, grid: tuple[int, ...]) -> int:
+    """How many of the chunks of ``grid`` have a file in ``array_dir``.
+
+    Lists the files of the array's folder (stopping after more entries than the grid has
+    chunks, plus room for metadata), then looks up each chunk key of the grid -- at most
+    :data:`MAX_CHUNKS` of them, checked before.
+    """
+    present: set[str] = set()
+    budget = 4 * math.prod(grid) + 64  # chunk files plus the folders holding them
+    base = str(array_dir)
+    for dirpath, dirnames, filenames in os.walk(base):
+        rel = os.path.relpath(dirpath, base)
+        if rel != "." and rel.count(os.sep) >= len(grid) + 1:
+            dirnames[:] = []
+        for name in filenames:
+            present.add(name if rel == "." else f"{rel}{os.sep}{name}".replace(os.sep, "/"))
+        budget -= len(filenames) + len(dirnames)
+        if budget < 0:
+            break
+    encode = arr.metadata.encode_chunk_key
+    return sum(encode(coords) in present for coords in np.ndindex(*grid))
 
 
 def _check_levels(group, path: Path, what: str, datasets: list, base, pixel: float
@@ -606,6 +665,7 @@ def _inspect_unguarded(path: Path):
     if np.dtype(arr.dtype) != np.float32:
         raise _fail(path, f"image array {image_path!r} has dtype {arr.dtype}, expected "
                           f"float32")
+    _check_grid(path, block, arr.shape)
     level_paths = _check_levels(root, path, "image", datasets, arr, pixel)
 
     labels: dict[str, str] = {}
@@ -639,13 +699,78 @@ def _inspect_unguarded(path: Path):
         pixel_size_nm=pixel,
         origin_nm=(translation[1], translation[2]),
         labels=labels,
-        provenance=json.loads(json.dumps(block)),
+        provenance=json.loads(json.dumps({k: v for k, v in block.items() if k != _GRID})),
     )
     return root, plan
 
 
+def _check_grid(path: Path, block: Mapping, shape: tuple) -> None:
+    """The image array must have the grid the provenance block records (when it does)."""
+    grid = block.get(_GRID)
+    if grid is None:
+        return  # written before the grid was recorded
+    try:
+        ny, nx = (int(n) for n in grid["shape"])
+        n_channels = int(grid["channels"])
+    except (TypeError, ValueError, KeyError):
+        raise _fail(path, f"damaged {_BLOCK!r} block: 'grid' is {grid!r}") from None
+    if tuple(int(n) for n in shape) != (n_channels, ny, nx):
+        raise _fail(path, f"image array has shape {tuple(shape)} but the provenance records "
+                          f"{n_channels} channels on a {ny} x {nx} grid; the store is damaged "
+                          f"or not what it claims to be")
+
+
+def open_result(path: str | os.PathLike) -> ResultStack:
+    """Open a result store lazily: metadata checked, array values not read.
+
+    This is the one way chromarate opens result stores (:func:`read_result`,
+    :func:`open_result_levels`, :func:`is_complete_result`, ``chromarate info``, resume,
+    reports, :mod:`chromarate.analysis` and the napari reader all go through it). The store
+    is validated from its metadata: NGFF and ``chromarate`` blocks, declared array shapes
+    against the grid the provenance records, their decoded size against the read limit
+    (:mod:`chromarate.io.limits`) and their chunk grids against :data:`MAX_CHUNKS`; then
+    the chunk files are counted. It returns within seconds on any store, whatever shapes
+    it declares.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.ome.zarr`` directory.
+
+    Returns
+    -------
+    ResultStack
+        Like :func:`read_result`, with dask arrays instead of numpy arrays (values are read
+        when computed).
+
+    Raises
+    ------
+    ResultStoreError
+        For the same reasons as :func:`read_result`.
+    """
+    import dask.array as da
+
+    path = Path(path)
+    root, plan = _inspect(path)
+    try:
+        cyx = da.from_zarr(root[plan.image_path])
+        labels = {name: da.from_zarr(root[key]) for name, key in plan.labels.items()}
+    except Exception as exc:
+        raise _fail(path, f"damaged array data ({type(exc).__name__}: {exc})") from exc
+    return ResultStack(
+        channels={name: cyx[i] for i, name in enumerate(plan.channel_names)},
+        labels=labels,
+        pixel_size_nm=plan.pixel_size_nm,
+        origin_nm=plan.origin_nm,
+        provenance=plan.provenance,
+    )
+
+
 def read_result(path: str | os.PathLike) -> ResultStack:
     """Read a result store written by :func:`write_result` (NGFF 0.5 or 0.4).
+
+    The store is opened with :func:`open_result`; its arrays are read only when their
+    decoded size is within the read limit.
 
     Parameters
     ----------
@@ -662,24 +787,27 @@ def read_result(path: str | os.PathLike) -> ResultStack:
     ------
     ResultStoreError
         If the path is missing, not a zarr store, an OME-Zarr not written by chromarate,
-        of an unsupported schema version, or has missing or damaged arrays.
+        of an unsupported schema version, declares arrays beyond the read limit or another
+        grid than its provenance, or has missing or damaged arrays.
     """
     path = Path(path)
-    root, plan = _inspect(path)
+    lazy = open_result(path)
+    nbytes = sum(int(a.nbytes) for a in (*lazy.channels.values(), *lazy.labels.values()))
+    check_decoded_size(path, nbytes, "the result's arrays", error=ResultStoreError)
     try:
-        cyx = np.asarray(root[plan.image_path][...], dtype=np.float32)
-        labels = {name: np.asarray(root[key][...]) for name, key in plan.labels.items()}
+        channels = {name: np.asarray(a.compute(), dtype=np.float32)
+                    for name, a in lazy.channels.items()}
+        labels = {name: np.asarray(a.compute()) for name, a in lazy.labels.items()}
     except ResultStoreError:
         raise
     except Exception as exc:
         raise _fail(path, f"damaged array data ({type(exc).__name__}: {exc})") from exc
-    channels = {name: cyx[i] for i, name in enumerate(plan.channel_names)}
     return ResultStack(
         channels=channels,
         labels=labels,
-        pixel_size_nm=plan.pixel_size_nm,
-        origin_nm=plan.origin_nm,
-        provenance=plan.provenance,
+        pixel_size_nm=lazy.pixel_size_nm,
+        origin_nm=lazy.origin_nm,
+        provenance=lazy.provenance,
     )
 
 
