@@ -7,7 +7,7 @@ whose derivatives come from nested autograd or from the mollifier layer:
 
 - ``langevin``  du/dt = -u + lambda(t); recover lambda(t)            (1st order, 1-D)
 - ``heat``      0 = lambda(x, y) lap(u) + m(x, y); recover lambda   (2nd order, 2-D)
-- ``chromatin`` the steady chromatin model (DESIGN.md section 4); recover lambda(x, y)
+- ``chromatin`` the steady chromatin model (docs/design.md section 5); recover lambda(x, y)
                 (4th order, 2-D), ground truth from the spectral forward solver
                 (``chromarate.fit.simulate.steady_state``) on the rate map of
                 ``benchmarks/recovery.py`` at 10 nm pixels, observed on the whole box

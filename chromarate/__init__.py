@@ -1,7 +1,7 @@
 """chromarate: rate maps of chromatin methylation over acetylation from STORM data.
 
 The public API is loaded lazily, so ``import chromarate`` does not import torch, napari,
-Qt or click. See DESIGN.md section 9 for the stable names.
+Qt or click. See docs/design.md section 11 for the stable names.
 """
 
 from __future__ import annotations

@@ -180,7 +180,7 @@ class SegmentConfig(_Model):
 
 
 class PhaseConfig(_Model):
-    """Observation model that turns density into phase fields (DESIGN.md section 4).
+    """Observation model that turns density into phase fields (docs/design.md section 6).
 
     Attributes
     ----------

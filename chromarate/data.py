@@ -1,6 +1,6 @@
 """Synthetic nuclei with known rates, and the loader of the bundled sample.
 
-A synthetic nucleus is made in three steps, the observation model of DESIGN.md section 4 in
+A synthetic nucleus is made in three steps, the observation model of docs/design.md section 6 in
 reverse, so a pipeline run on it is an end-to-end test against a known lambda:
 
 1. a smooth random rate map lambda(y, x) in ``rate_range`` and an elliptical nucleus mask;

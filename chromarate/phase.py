@@ -1,4 +1,4 @@
-"""Turn a density map into phase fields (observation model of DESIGN.md section 4).
+"""Turn a density map into phase fields (observation model of docs/design.md section 6).
 
 H2B localization density is proportional to the chromatin fraction ``1 - phi_w``. The
 euchromatin fraction is a constant ``phi_e0`` and heterochromatin carries the excess over

@@ -1,4 +1,4 @@
-"""Import hygiene (DESIGN.md section 2).
+"""Import hygiene (docs/design.md section 2).
 
 ``import chromarate`` is lazy: it must not pull in torch, napari, Qt or click, and neither
 may touching the light public names. The dependency direction between modules is enforced

@@ -1,4 +1,4 @@
-"""Tests of chromarate.phase: exact inversion of the observation model (DESIGN.md s. 4)."""
+"""Tests of chromarate.phase: exact inversion of the observation model (docs/design.md s. 6)."""
 
 from __future__ import annotations
 

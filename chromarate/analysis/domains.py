@@ -4,8 +4,8 @@ Domains are the connected regions (8-connectivity) where the heterochromatin fra
 phi_h exceeds a threshold inside the nucleus. Per domain: area, equivalent-circle radius R,
 centroid, whether it is interior (clear of the envelope), the distance to the nearest
 interior domain and the spacing d, the Shenoy-lab closed form
-lambda_lab = 1 / ((d / R)^2 - 1) (Kant et al., Nat. Commun. 15:4338, 2024; DESIGN.md
-section 4) and, next to it, the inferred rate averaged over the domain's territory (the
+lambda_lab = 1 / ((d / R)^2 - 1) (Kant et al., Nat. Commun. 15:4338, 2024; docs/design.md
+section 5) and, next to it, the inferred rate averaged over the domain's territory (the
 disc of radius d around its centroid, inside the nucleus).
 """
 

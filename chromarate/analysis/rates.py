@@ -51,7 +51,7 @@ def rate_balance(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray) -> floa
 
     Integrating the steady state 0 = M lap(mu_d) + 2 (lambda phi_e - phi_h) over a nucleus
     with a no-flux envelope removes the transport term, so the phi_e-weighted mean of
-    lambda equals sum(phi_h) / sum(phi_e) over the nucleus (DESIGN.md section 4; with
+    lambda equals sum(phi_h) / sum(phi_e) over the nucleus (docs/design.md section 5; with
     constant euchromatin phi_e = phi_e0 it is the plain mean). It needs no derivatives, so
     it is a noise-robust reference for the mean of an inferred map; it is only as good as
     the observation model's calibration of phi_h.

@@ -2,7 +2,7 @@
 
 Why not sample the analytic derivatives of the bump? On a grid of practical size the
 sampled derivative kernels have the wrong discrete moments: the sampled fourth-derivative
-kernel of radius 8 px applied to x^4/24 gives about -21 instead of 1 (DESIGN.md section 5).
+kernel of radius 8 px applied to x^4/24 gives about -21 instead of 1 (docs/design.md section 7).
 
 Construction used here. ``K_0`` (the mollifier) is a smooth compact weight ``w`` of radius
 ``eps`` pixels (bump or Wendland) times a polynomial chosen so that its *discrete* moments

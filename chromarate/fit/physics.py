@@ -4,7 +4,7 @@ Each function takes fields and their derivatives as plain arrays (or tensors) an
 only arithmetic, so the same code scores a PINN (torch), the closed-form inversion and the
 forward simulator (numpy). Lengths are in micrometres, time in units of 1/Gamma_ac.
 
-Chromatin model (DESIGN.md section 4), with phi_h = (1 - phi_w + phi_d)/2 and
+Chromatin model (docs/design.md section 5), with phi_h = (1 - phi_w + phi_d)/2 and
 phi_e = (1 - phi_w - phi_d)/2::
 
     mu_d = -phi_e + f'(phi_h) - l^2 lap(phi_d),   f'(p) = p (pm - p)(pm - 2 p)

@@ -1,6 +1,6 @@
 """The two benchmark inverse problems of the mollifier-layer paper besides the chromatin one.
 
-DESIGN.md section 5 lists them (TMLR 2025, "Mollifier Layers: Enabling Efficient High-Order
+docs/design.md section 7 lists them (TMLR 2025, "Mollifier Layers: Enabling Efficient High-Order
 Derivatives in Inverse PDE Learning"). Each comes with a forward solver (ground truth with a
 known parameter), its residual, the closed-form inversion and a PINN fit that works with any
 derivative backend.

@@ -7,7 +7,7 @@ cosine series (Neumann, no flux through the box walls) or Fourier series (period
 the steady state solves the continuous PDE to spectral accuracy on the grid. The loop runs
 until the max-norm of the steady residual is below ``tol`` (not a fixed step count).
 
-Closures for phi_w (DESIGN.md section 4):
+Closures for phi_w (docs/design.md section 6):
 
 - ``"constant_euchromatin"`` (default, the observation model's closure): phi_e = phi_e0
   everywhere, phi_w = 1 - 2 phi_e0 - phi_d.

@@ -3,7 +3,7 @@
 Every writer here is atomic (a temporary sibling is written, flushed and renamed into
 place), so a reader sees the old file or the new one, never half of one; a killed batch
 leaves no truncated table behind. The batch runner and the report builder call these;
-they never open files themselves (DESIGN.md section 1).
+they never open files themselves (docs/design.md section 2).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Read and write single-molecule localization tables.
 
 :func:`read_localizations` turns a localization file into a :class:`~chromarate._types.Localizations`
-table with the canonical columns of DESIGN.md section 3 (coordinates in nanometres, 0-based
+table with the canonical columns of docs/design.md section 4 (coordinates in nanometres, 0-based
 frames). :func:`write_thunderstorm_csv` writes such a table back as a ThunderSTORM CSV.
 
 Supported formats

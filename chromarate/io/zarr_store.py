@@ -1,4 +1,4 @@
-"""Result stores: one OME-Zarr image per nucleus (DESIGN.md section 6).
+"""Result stores: one OME-Zarr image per nucleus (docs/design.md section 8).
 
 Layout written by :func:`write_result` (NGFF 0.5 on zarr v3 by default, NGFF 0.4 on zarr v2
 on request)::
@@ -17,7 +17,7 @@ on request)::
 Axes are ``c`` (channel), ``y`` and ``x`` (space, nanometer). Each resolution level carries
 a ``scale`` transform ``[1, p * f, p * f]`` (``f`` its downsampling factor) and a
 ``translation`` ``[0, origin_y, origin_x]``, where ``origin`` is the corner of pixel (0, 0)
-as everywhere in chromarate (DESIGN.md section 3).
+as everywhere in chromarate (docs/design.md section 4).
 
 Writes are atomic: the store is built in a hidden sibling directory (``.<name>.tmp-<id>``)
 and renamed into place, so a result path holds either a complete store or nothing new. An

@@ -1,4 +1,4 @@
-"""Tests of the torch derivative backends of chromarate.fit.derivatives (DESIGN.md s.5).
+"""Tests of the torch derivative backends of chromarate.fit.derivatives (docs/design.md s.7).
 
 The mollifier backend must give the same numbers as the numpy reference of
 :mod:`chromarate.fit.mollifier` on both convolution paths, and agree with nested autograd

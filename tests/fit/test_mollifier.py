@@ -1,4 +1,4 @@
-"""Tests of chromarate.fit.mollifier and the derivative backends (DESIGN.md section 5).
+"""Tests of chromarate.fit.mollifier and the derivative backends (docs/design.md section 7).
 
 The kernels must be exact on the pixel grid: each 1-D kernel of derivative order ``a``
 reproduces the derivatives of every polynomial of degree <= a + 2 (or the requested degree)
@@ -84,7 +84,7 @@ def test_kernels_are_symmetric_and_normalised():
 
 
 def test_design_counter_example_fourth_derivative():
-    """DESIGN.md s.5: the order-4 kernel of radius 8 px on x^4/24 must give 1 (not -21)."""
+    """docs/design.md s.7: the order-4 kernel of radius 8 px on x^4/24 must give 1 (not -21)."""
     for k in (kernel_1d("bump", 8.0, 4, 6), make_kernels("bump", 8.0).kernels[4]):
         h = (len(k) - 1) // 2
         x = np.arange(-h, h + 1, dtype=float)

@@ -1,4 +1,4 @@
-"""Tests of the forward solver chromarate.fit.simulate (DESIGN.md section 4).
+"""Tests of the forward solver chromarate.fit.simulate (docs/design.md section 5).
 
 Checks: convergence to the requested tolerance, the conservation laws of the model
 (no flux => mean(lap mu) = 0, so the spatial mean of the reaction term vanishes), and that
@@ -42,7 +42,7 @@ def test_constant_rate_converges_and_phase_separates():
     # no flux: mean(lap mu) = 0, so mean(2 (lambda phi_e0 - phi_h)) = 0
     phi_h = state.phi_d + 0.2
     assert phi_h.mean() == pytest.approx(0.2 * 1.5, abs=1e-6)
-    # the closure phase-separates into heterochromatin domains (DESIGN.md s.4)
+    # the closure phase-separates into heterochromatin domains (docs/design.md s.6)
     assert np.ptp(state.phi_d) > 0.3
     assert phi_h.max() > 0.5 and phi_h.min() < 0.15
 

@@ -26,7 +26,7 @@ from chromarate.io.localizations import SUPPORTED_FORMATS, read_localizations
 SMLM = Path(__file__).resolve().parents[3] / "shared" / "data" / "smlm"
 LOCAN = SMLM / "locan"
 needs_locan = pytest.mark.skipif(
-    not LOCAN.is_dir(), reason=f"shared real-data folder {LOCAN} is absent (see DESIGN.md section 8)"
+    not LOCAN.is_dir(), reason=f"shared real-data folder {LOCAN} is absent (see docs/design.md section 10)"
 )
 
 

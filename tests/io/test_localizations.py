@@ -19,7 +19,7 @@ from chromarate.io.localizations import read_localizations, write_thunderstorm_c
 
 SMLM = Path(__file__).parents[2].parent / "shared" / "data" / "smlm"
 needs_smlm = pytest.mark.skipif(
-    not SMLM.is_dir(), reason=f"shared real-data folder {SMLM} is absent (see DESIGN.md section 8)"
+    not SMLM.is_dir(), reason=f"shared real-data folder {SMLM} is absent (see docs/design.md section 10)"
 )
 
 HEADER = '"id","frame","x [nm]","y [nm]","sigma [nm]","intensity [photon]","offset [photon]","bkgstd [photon]","chi2","uncertainty_xy [nm]"'

@@ -2,6 +2,6 @@
 
 Each format module exposes ``FORMAT`` (the format's name), ``detect(path, head) -> bool``
 (content-based recognition from the first MiB of the file and, where needed, its internal
-structure) and ``read(path, **options) -> Localizations`` (canonical columns of DESIGN.md
-section 3). The dispatcher in :mod:`chromarate.io.localizations` chooses among them.
+structure) and ``read(path, **options) -> Localizations`` (canonical columns of docs/design.md
+section 4). The dispatcher in :mod:`chromarate.io.localizations` chooses among them.
 """
