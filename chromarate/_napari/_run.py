@@ -82,7 +82,7 @@ def resolve_config(preset: str | None, config_file: str | Path | None) -> Pipeli
     """The config of a config file when one is given, else of a preset
     (:mod:`chromarate.presets`).
 
-    Without a preset, or for :data:`DEFAULT_PRESET` in an install without ``pipelines/``,
+    Without a preset, or for :data:`DEFAULT_PRESET` in an install without the preset files,
     the built-in defaults (the same config).
 
     Raises

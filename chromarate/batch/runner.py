@@ -166,7 +166,7 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     Examples
     --------
     >>> from chromarate.config import load_config
-    >>> report = run_batch(load_config("pipelines/quick-cpu.yaml"), ["data/"],
+    >>> report = run_batch(load_config("mine.yaml"), ["data/"],
     ...                    "results", workers=4)  # doctest: +SKIP
     >>> report.n_failed  # doctest: +SKIP
     0
