@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -419,6 +419,16 @@ class SimulateConfig(_Model):
     seed: int = Field(0, ge=0)
     physics: PhysicsConfig = PhysicsConfig()
 
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "SimulateConfig":
+        if min(self.shape) < 16:
+            raise ValueError(f"shape must be at least 16 x 16 pixels, got {self.shape}")
+        low, high = self.rate_range
+        if not 0 < low <= high:
+            raise ValueError(f"rate_range must be LOW HIGH with 0 < LOW <= HIGH, got "
+                             f"{self.rate_range}")
+        return self
+
 
 class FilterConfig(_Model):
     """Filtering and blinking merge of a localization table (every filter is off by default).
@@ -544,12 +554,36 @@ class PipelineConfig(_Model):
         return self
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
 def _format_validation(err: ValidationError) -> str:
     parts = []
     for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
-        parts.append(f"{loc}: {e['msg']}")
+        loc = ".".join(str(p) for p in e["loc"])
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (YAML itself would
+    silently keep the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise ConfigError(
+                        f"key {key!r} is given twice (lines {seen[key]} and "
+                        f"{key_node.start_mark.line + 1}); give each setting once")
+                seen[key] = key_node.start_mark.line + 1
+            except TypeError:  # an unhashable key: let PyYAML explain
+                pass
+        return super().construct_mapping(node, deep=deep)
+
 
 
 def load_config(path: str | Path) -> PipelineConfig:
@@ -558,7 +592,8 @@ def load_config(path: str | Path) -> PipelineConfig:
     Parameters
     ----------
     path : str or Path
-        YAML file; missing keys take their defaults.
+        UTF-8 YAML file holding a mapping of stage names to settings; missing keys take
+        their defaults (``{}`` takes every default).
 
     Returns
     -------
@@ -567,28 +602,76 @@ def load_config(path: str | Path) -> PipelineConfig:
     Raises
     ------
     ConfigError
-        If the file cannot be read, is not a mapping, or fails validation.
+        If the file cannot be read, is not UTF-8 text, is empty, is not a mapping, gives a
+        key twice, holds NaN values, or fails validation.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror or exc}", path=path) from exc
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at offset "
+                          f"{exc.start}); save the config as UTF-8", path=path) from None
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except ConfigError as exc:
+        raise ConfigError(exc.message, path=path) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", path=path) from exc
     if raw is None:
-        raw = {}
+        raise ConfigError("the config file is empty; expected a YAML mapping of stage names "
+                          "to settings (write {} to take every default)", path=path)
     if not isinstance(raw, dict):
         raise ConfigError("expected a YAML mapping of stage names to settings", path=path)
     return config_from_dict(raw, path=path)
 
 
+def _nan_keys(value: Any, where: str = "") -> list[str]:
+    """Dotted keys of the NaN values in a nested mapping (or list)."""
+    if isinstance(value, float) and value != value:
+        return [where or "<root>"]
+    if isinstance(value, dict):
+        return [k for key, v in value.items()
+                for k in _nan_keys(v, f"{where}.{key}" if where else str(key))]
+    if isinstance(value, (list, tuple)):
+        return [k for i, v in enumerate(value) for k in _nan_keys(v, f"{where}[{i}]")]
+    return []
+
+
 def config_from_dict(raw: dict[str, Any], *, path: str | Path | None = None) -> PipelineConfig:
-    """Validate a plain mapping into a :class:`PipelineConfig` (errors as ConfigError)."""
+    """Validate a plain mapping into a :class:`PipelineConfig` (errors as ConfigError).
+
+    NaN is refused wherever it appears (a NaN would otherwise pass some range checks and
+    fail others with a misleading message).
+    """
+    return make_config(PipelineConfig, raw, path=path)
+
+
+def make_config(model: type[_M], raw: dict[str, Any], *,
+                path: str | Path | None = None) -> _M:
+    """Validate ``raw`` into ``model`` (any config model), with errors as ConfigError.
+
+    Raises
+    ------
+    ConfigError
+        Naming each invalid key and why; NaN values are refused by name.
+
+    Examples
+    --------
+    >>> make_config(SimulateConfig, {"tolerance": -1})
+    Traceback (most recent call last):
+    ...
+    chromarate.errors.ConfigError: invalid config: tolerance: Input should be greater than 0
+    """
+    nans = _nan_keys(raw)
+    if nans:
+        raise ConfigError(f"invalid config: {', '.join(nans)}: NaN is not a value; expected "
+                          "a number", path=path)
     try:
-        return PipelineConfig.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(f"invalid config: {_format_validation(exc)}", path=path) from None
 
