@@ -22,7 +22,8 @@ from .cases import (FAMILIES, PHI_E0, Case, SyntheticCase, irregular_mask, make_
 from .run import QUICK_STEPS, CaseResult, default_config, run_case
 from .scoring import (RESOLUTION_UM, Scores, peak_rss_mb, qc_status, resolvable_part, score,
                       summarise)
-from .suite import DEV_SEEDS, QUICK_MAX_PX, UNSEEN_SEEDS, suite, suite_for_set
+from .suite import (DEV_SEEDS, QUICK_MAX_PX, QUICK_MAX_PX_LOCALIZATIONS, UNSEEN_SEEDS, suite,
+                    suite_for_set)
 
 __all__ = [
     "FAMILIES", "PHI_E0", "Case", "SyntheticCase", "irregular_mask", "make_case_mask",
@@ -30,5 +31,5 @@ __all__ = [
     "QUICK_STEPS", "CaseResult", "default_config", "run_case",
     "RESOLUTION_UM", "Scores", "peak_rss_mb", "qc_status", "resolvable_part", "score",
     "summarise",
-    "DEV_SEEDS", "QUICK_MAX_PX", "UNSEEN_SEEDS", "suite", "suite_for_set",
+    "DEV_SEEDS", "QUICK_MAX_PX", "QUICK_MAX_PX_LOCALIZATIONS", "UNSEEN_SEEDS", "suite", "suite_for_set",
 ]

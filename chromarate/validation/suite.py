@@ -13,7 +13,8 @@ from typing import Iterable
 
 from .cases import Case, quick_version
 
-__all__ = ["DEV_SEEDS", "UNSEEN_SEEDS", "QUICK_MAX_PX", "suite", "suite_for_set"]
+__all__ = ["DEV_SEEDS", "UNSEEN_SEEDS", "QUICK_MAX_PX", "QUICK_MAX_PX_LOCALIZATIONS", "suite",
+           "suite_for_set"]
 
 #: Seeds for development and tuning.
 DEV_SEEDS = (101,)
@@ -21,8 +22,12 @@ DEV_SEEDS = (101,)
 #: Held-out seeds: never run or inspect these while tuning (see the module docstring).
 UNSEEN_SEEDS = (202,)
 
-#: Grid side of the quick cases.
+#: Grid side of the quick cases on the fields path.
 QUICK_MAX_PX = 64
+
+#: Grid side of the quick cases on the localizations path (the pipeline's segmentation
+#: drops objects under 1 um^2, so these nuclei stay about 1.5 um across).
+QUICK_MAX_PX_LOCALIZATIONS = 96
 
 
 def _cli_case(name: str, size: int) -> Case:
@@ -102,7 +107,8 @@ def suite(seeds: Iterable[int], *, quick: bool = False) -> list[Case]:
         E.g. :data:`DEV_SEEDS` or :data:`UNSEEN_SEEDS`.
     quick : bool
         Small versions for tests and smoke runs: at most :data:`QUICK_MAX_PX` pixels across
-        at the same pixel size (see :func:`chromarate.validation.cases.quick_version`).
+        (:data:`QUICK_MAX_PX_LOCALIZATIONS` on the localizations path) at the same pixel
+        size (see :func:`chromarate.validation.cases.quick_version`).
 
     Returns
     -------
@@ -112,7 +118,8 @@ def suite(seeds: Iterable[int], *, quick: bool = False) -> list[Case]:
     for seed in seeds:
         for i, case in enumerate(_base_cases()):
             c = replace(case, name=f"{case.name}@{seed}", seed=int(seed), index=i)
-            out.append(quick_version(c, QUICK_MAX_PX) if quick else c)
+            cap = QUICK_MAX_PX if c.path == "fields" else QUICK_MAX_PX_LOCALIZATIONS
+            out.append(quick_version(c, cap) if quick else c)
     return out
 
 

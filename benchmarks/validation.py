@@ -1,0 +1,272 @@
+"""Validation suite of issue 12: synthetic nuclei with known rate maps, scored.
+
+Runs the cases of :func:`chromarate.validation.suite` for a seed set (``--set dev``, the
+default, for tuning; ``--set unseen``, held out: run it only on final settings, never
+while tuning), each through the library's current defaults -- ``chromarate.fit_rates`` on
+noisy phase fields, or the whole ``chromarate.Pipeline`` on localizations -- plus the
+closed-form baseline (``chromarate.invert_direct``) on the same fields. Prints one row per
+case (Pearson r and Spearman rho over the trusted interior, relative bias of the mean,
+RMSE, fraction on the right side of lambda = 1, coverage of the nominal 90 % interval,
+the baseline's r and the difference, QC status, simulation and fit seconds, peak RSS) and
+the summary (median and minimum r, worst and median |bias|, over all cases and per QC
+status; flagged cases and their reasons), and writes JSON and a markdown table.
+
+Steady states are cached (``--cache``, default a folder in the system temp dir), so a
+rerun only refits. Peak memory is the process's RSS high-water mark after the fit
+(``ru_maxrss``): with ``--workers`` each case runs in a fresh process and the figure is
+that case's own peak (simulation included); in one process it only grows from case to
+case.
+
+    python benchmarks/validation.py --quick --set dev            # smoke run (64 px, 20 steps)
+    python benchmarks/validation.py --set dev --workers 2        # the full dev suite
+    python benchmarks/validation.py --cases bump-box-n0 cli-size96-loc250k --figure fig.png
+    python benchmarks/validation.py --set unseen                 # final settings only
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+COLUMNS = (  # header, row key, format
+    ("case", "case", "s"), ("family", "family", "s"), ("path", "path", "s"),
+    ("r", "r", ".3f"), ("rho", "rho", ".3f"), ("bias", "bias", "+.3f"), ("RMSE", "rmse", ".3f"),
+    ("side1", "side_of_one", ".3f"), ("cov90", "coverage90", ".2f"),
+    ("base r", "baseline_r", ".3f"), ("PINN-base", "delta_r", "+.3f"), ("status", "status", "s"),
+    ("sim s", "simulate_s", ".1f"), ("fit s", "fit_s", ".1f"), ("peak MB", "peak_rss_mb", ".0f"),
+)
+
+
+def _fmt(value, spec: str) -> str:
+    if spec == "s":
+        return str(value)
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    return format(value, spec)
+
+
+def table_lines(rows: list[dict], sep: str = "  ") -> list[str]:
+    """The per-case table as aligned text lines."""
+    cells = [[h for h, _, _ in COLUMNS]] + [[_fmt(r.get(k), f) for _, k, f in COLUMNS]
+                                             for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    return [sep.join(c.ljust(w) if i < 3 or i == 11 else c.rjust(w)
+                     for i, (c, w) in enumerate(zip(line, widths))) for line in cells]
+
+
+def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
+    """The table and summary as markdown."""
+    head = "| " + " | ".join(h for h, _, _ in COLUMNS) + " | reasons | regularisation |"
+    out = [f"# Validation suite: set `{meta['set']}`, seeds {meta['seeds']}"
+           f"{' (quick)' if meta['quick'] else ''}", "",
+           f"chromarate {meta['chromarate']}, {meta['platform']}, method `{meta['method']}`, "
+           f"{meta['wall_s']:.0f} s wall.", "", head,
+           "|" + "---|" * (len(COLUMNS) + 2)]
+    for r in rows:
+        reasons = "; ".join(r.get("reasons", [])).replace("|", "/")
+        reg = "" if r.get("regularisation") is None else json.dumps(r["regularisation"])
+        out.append("| " + " | ".join(_fmt(r.get(k), f) for _, k, f in COLUMNS)
+                   + f" | {reasons} | {reg.replace('|', '/')} |")
+    out += ["", "## Summary", ""] + ["    " + line for line in summary_lines(summary)]
+    return "\n".join(out) + "\n"
+
+
+def summary_lines(s: dict) -> list[str]:
+    """The suite summary as text lines."""
+    def one(name, st):
+        return (f"{name:<10} n={st['n']:<3} median r={_fmt(st['median_r'], '.3f')}  "
+                f"min r={_fmt(st['min_r'], '.3f')}  worst |bias|={_fmt(st['worst_abs_bias'], '.3f')}"
+                f"  median |bias|={_fmt(st['median_abs_bias'], '.3f')}")
+    lines = [one("all", s["all"])] + [one(g, st) for g, st in s["by_status"].items()]
+    lines.append(f"flagged: {s['n_flagged']}, failed: {s['n_failed']}")
+    for reason, n in sorted(s["flag_reasons"].items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {n} x {reason}")
+    worse = s["worse_than_baseline"]
+    lines.append(f"r below the closed-form baseline: {len(worse)}"
+                 + (f" ({', '.join(worse)})" if worse else ""))
+    return lines
+
+
+def _set_threads(n: int) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", str(n))
+    try:
+        import torch
+
+        torch.set_num_threads(n)
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _config(case, quick: bool, steps: int | None):
+    from chromarate.validation import default_config
+
+    cfg = default_config(case, quick=quick)
+    if steps is not None:
+        cfg = cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"steps": steps})})
+    return cfg
+
+
+def run_one(case, quick: bool, steps: int | None, method: str, cache: str, threads: int):
+    """Run one case; an unexpected exception becomes a failed row (the suite goes on)."""
+    _set_threads(threads)
+    from chromarate.validation import run_case
+
+    t0 = time.perf_counter()
+    try:
+        res = run_case(case, config=_config(case, quick, steps), method=method, cache_dir=cache)
+        return res.row(), (res.rate, res.target, res.trusted)
+    except Exception as exc:  # noqa: BLE001 - a crash of one case is a result too
+        from chromarate.validation.scoring import peak_rss_mb
+
+        nan = float("nan")
+        row = {"case": case.name, "family": case.family, "path": case.path, "model": case.model,
+               "envelope": case.envelope, "size_px": case.size_px, "pixel_nm": case.pixel_nm,
+               "method": method, "r": nan, "rho": nan, "bias": nan, "rmse": nan,
+               "side_of_one": nan, "coverage90": nan, "n_pixels": 0, "baseline_r": nan,
+               "delta_r": nan, "status": "failed",
+               "reasons": [f"{type(exc).__name__}: {exc}"], "simulate_s": nan, "fit_s": nan,
+               "run_s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(),
+               "peak_rss_delta_mb": nan, "regularisation": None,
+               "meta": {"traceback": traceback.format_exc()[-4000:]}, "params": case.as_dict()}
+        return row, (None, None, None)
+
+
+def select(cases, patterns):
+    """Cases whose name (with or without the ``@seed`` tail) matches a pattern."""
+    if not patterns:
+        return cases
+    out = [c for c in cases if any(fnmatch.fnmatch(c.name, p) or
+                                   fnmatch.fnmatch(c.name.split("@")[0], p) for p in patterns)]
+    if not out:
+        raise SystemExit(f"no case matches {patterns}; cases: "
+                         + ", ".join(c.name for c in cases))
+    return out
+
+
+def figure(path: Path, rows: list[dict], maps: list, n_maps: int = 4) -> None:
+    """Truth and inferred lambda for the lowest- and highest-r cases, and r per case."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    have = [i for i, m in enumerate(maps) if m[0] is not None and math.isfinite(rows[i]["r"])]
+    have.sort(key=lambda i: rows[i]["r"])
+    pick = have if len(have) <= n_maps else have[:n_maps // 2] + have[-(n_maps - n_maps // 2):]
+    k = max(len(pick), 1)
+    fig = plt.figure(figsize=(max(3.0 * k, 8.0), 9.5))
+    gs = fig.add_gridspec(3, k, height_ratios=[1, 1, 1.2])
+    for j, i in enumerate(pick):
+        rate, target, trusted = maps[i]
+        vals = target[trusted & np.isfinite(target)]
+        lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.5, 3.0)
+        for row, (img, label) in enumerate(((target, "truth"), (rate, "inferred"))):
+            ax = fig.add_subplot(gs[row, j])
+            ax.imshow(np.where(trusted, img, np.nan), vmin=lo, vmax=hi, cmap="viridis")
+            ax.set_xticks([]), ax.set_yticks([])
+            title = rows[i]["case"] if row == 0 else f"r = {rows[i]['r']:.3f}"
+            ax.set_title(f"{title}\n{label}", fontsize=8)
+    ax = fig.add_subplot(gs[2, :])
+    x = np.arange(len(rows))
+    ax.bar(x, [r["r"] if math.isfinite(r["r"]) else 0.0 for r in rows],
+           color=["tab:green" if r["status"] == "ok" else "tab:orange"
+                  if r["status"] != "failed" else "tab:red" for r in rows], label="fit r")
+    ax.plot(x, [r["baseline_r"] for r in rows], "k_", markersize=12, label="closed form r")
+    ax.set_xticks(x, [r["case"] for r in rows], rotation=70, ha="right", fontsize=7)
+    ax.set_ylabel("Pearson r"), ax.set_ylim(min(0.0, *[r["r"] for r in rows
+                                                       if math.isfinite(r["r"])] or [0]), 1.0)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", choices=["dev", "unseen"], default="dev", dest="seed_set")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="explicit seeds instead of the set's")
+    ap.add_argument("--cases", nargs="+", default=None, metavar="NAME",
+                    help="only these cases (names or shell patterns, with or without @seed)")
+    ap.add_argument("--quick", action="store_true",
+                    help="small cases (<= 64 px) and 20 fit steps; outputs get a _quick suffix")
+    ap.add_argument("--steps", type=int, default=None, help="override the fit steps")
+    ap.add_argument("--method", choices=["pinn", "direct"], default="pinn")
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chromarate-validation"),
+                    help="steady-state cache folder (default: %(default)s)")
+    ap.add_argument("--out", default=None,
+                    help="JSON output (default benchmarks/results/validation_<set>[_quick].json);"
+                         " the markdown table goes beside it (.md)")
+    ap.add_argument("--figure", default=None, help="write a PNG figure here")
+    ap.add_argument("--workers", type=int, default=1, help="processes (one case each)")
+    ap.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per process")
+    args = ap.parse_args(argv)
+    _set_threads(args.threads)
+
+    import chromarate
+    from chromarate.validation import DEV_SEEDS, UNSEEN_SEEDS, suite, summarise
+
+    seeds = tuple(args.seeds) if args.seeds else (DEV_SEEDS if args.seed_set == "dev" else UNSEEN_SEEDS)
+    cases = select(suite(seeds, quick=args.quick), args.cases)
+    suffix = "_quick" if args.quick else ""
+    out = Path(args.out) if args.out else RESULTS / f"validation_{args.seed_set}{suffix}.json"
+    print(f"{len(cases)} cases, seeds {list(seeds)}, method {args.method}, "
+          f"{'quick, ' if args.quick else ''}cache {args.cache}", flush=True)
+    t0 = time.perf_counter()
+    job = (args.quick, args.steps, args.method, args.cache, args.threads)
+    if args.workers > 1:
+        with ProcessPoolExecutor(max_workers=args.workers, max_tasks_per_child=1) as pool:
+            futures = [pool.submit(run_one, c, *job) for c in cases]
+            results = []
+            for c, f in zip(cases, futures):
+                results.append(f.result())
+                print(f"  done {c.name}", flush=True)
+    else:
+        results = []
+        for c in cases:
+            results.append(run_one(c, *job))
+            r = results[-1][0]
+            print(f"  done {c.name}: r={_fmt(r['r'], '.3f')} ({r['status']}, "
+                  f"fit {_fmt(r['fit_s'], '.1f')} s)", flush=True)
+    wall = time.perf_counter() - t0
+    rows = [r for r, _ in results]
+    maps = [m for _, m in results]
+    summary = summarise(rows)
+    meta = {"set": args.seed_set if not args.seeds else "custom", "seeds": list(seeds),
+            "quick": args.quick, "method": args.method, "steps": args.steps,
+            "chromarate": chromarate.__version__, "python": platform.python_version(),
+            "platform": platform.platform(), "workers": args.workers, "threads": args.threads,
+            "wall_s": wall, "argv": sys.argv[1:] if argv is None else list(argv)}
+    print()
+    print("\n".join(table_lines(rows)))
+    print()
+    print("\n".join(summary_lines(summary)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"meta": meta, "summary": summary, "rows": rows}
+    out.write_text(json.dumps(report, indent=1, allow_nan=True) + "\n")
+    md = out.with_suffix(".md")
+    md.write_text(markdown(rows, summary, meta))
+    print(f"\nwrote {out} and {md}")
+    if args.figure:
+        figure(Path(args.figure), rows, maps)
+        print(f"wrote {args.figure}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
