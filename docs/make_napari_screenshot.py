@@ -1,10 +1,12 @@
 """Take docs/napari_sample_nucleus.png: napari showing the sample nucleus's result.
 
 Runs the default pipeline (what ``chromarate demo`` runs; about 4 minutes on 2 CPU cores)
-on ``sample_data/sample_nucleus.csv.gz``, writes the result store, opens it with the
-chromarate napari plugin's reader and takes a screenshot of the whole window: the density,
-the inferred rate map and the true rate map side by side (napari's grid mode, one colour
-scale for both rate maps), with the "Nucleus statistics" widget docked.
+on the bundled sample nucleus, writes the result store, opens it in napari through napari's
+own reader choice (``viewer.open(path, plugin=None)``, what drag and drop does, with the
+reader preference chromarate sets on activation) and takes a screenshot of the whole
+window as a user sees it after the drop: the density, the rate map over it with its
+colorbar, the nucleus outline and the scale bar, with the "Nucleus statistics" widget
+docked.
 
 Needs the napari extra and a display; on a headless Linux machine run it under xvfb::
 
@@ -56,37 +58,27 @@ def fit_sample(out_dir: Path) -> Path:
     return store
 
 
-def screenshot(store: Path, out: Path, *, size=(1700, 640)) -> None:
-    """Open ``store`` in napari with the chromarate reader and save a window screenshot."""
+def screenshot(store: Path, out: Path, *, size=(1500, 820)) -> None:
+    """Open ``store`` in napari as drag and drop does and save a window screenshot."""
     import napari
+    from napari.settings import get_settings
 
-    from chromarate._napari._sample_data import _truth_layer
+    from chromarate._napari._preferences import prefer_chromarate_reader
     from chromarate._napari._stats_widget import StatisticsWidget
 
     viewer = napari.Viewer(show=True, title="chromarate: sample nucleus")
     try:
         viewer.window._qt_window.resize(*size)
-        layers = viewer.open(str(store), plugin="chromarate")
-        density = next(layer for layer in layers if "· density" in layer.name)
-        rate = next(layer for layer in layers if "· rate lambda" in layer.name)
-        for layer in layers:
-            layer.visible = layer is density or layer is rate
-        data, kwargs, _ = _truth_layer()
-        truth = viewer.add_image(data, **kwargs)
-        truth.visible = True
-        rate.blending = "translucent"  # each rate map keeps its own colour range
-        viewer.layers.move(viewer.layers.index(rate), len(viewer.layers) - 2)
-        viewer.grid.enabled = True
-        viewer.grid.shape = (1, 3)
-        viewer.grid.spacing = 0.04
-        viewer.scale_bar.visible = True
+        settings = get_settings()
+        settings._save_on_change = False  # leave the user's napari settings alone
+        prefer_chromarate_reader(settings)
+        layers = viewer.open(str(store), plugin=None)
+        rate = next(layer for layer in layers if layer.name.endswith("· rate λ"))
         stats = StatisticsWidget(viewer)
         viewer.window.add_dock_widget(stats, name="Nucleus statistics", area="right")
-        stats.native.setMinimumWidth(400)
-        stats.table.native.resizeColumnsToContents()
         viewer.layers.selection.active = rate
-        settle()  # let Qt lay out the docks; then fit the grid into what is left
-        viewer.reset_view(margin=0.02)
+        settle()  # let Qt lay out the docks; then fit the image into what is left
+        viewer.reset_view(margin=0.05)
         settle()
         image = viewer.screenshot(canvas_only=False, flash=False)
     finally:
