@@ -89,7 +89,8 @@ def summary_lines(s: dict) -> list[str]:
     """The suite summary as text lines."""
     def one(name, st):
         return (f"{name:<10} n={st['n']:<3} median r={_fmt(st['median_r'], '.3f')}  "
-                f"min r={_fmt(st['min_r'], '.3f')}  worst |bias|={_fmt(st['worst_abs_bias'], '.3f')}"
+                f"min r={_fmt(st['min_r'], '.3f')}  "
+                f"worst |bias|={_fmt(st['worst_abs_bias'], '.3f')}"
                 f"  median |bias|={_fmt(st['median_abs_bias'], '.3f')}")
     lines = [one("all", s["all"])] + [one(g, st) for g, st in s["by_status"].items()]
     lines.append(f"flagged: {s['n_flagged']}, failed: {s['n_failed']}")
@@ -157,8 +158,21 @@ def select(cases, patterns):
     return out
 
 
+STATUS_COLOURS = {"ok": "tab:green", "unchecked": "tab:blue", "failed": "tab:red"}
+
+
+def _crop(trusted: np.ndarray, margin: int = 3):
+    rows, cols = np.nonzero(trusted)
+    if rows.size == 0:
+        return slice(None), slice(None)
+    return (slice(max(rows.min() - margin, 0), rows.max() + margin + 1),
+            slice(max(cols.min() - margin, 0), cols.max() + margin + 1))
+
+
 def figure(path: Path, rows: list[dict], maps: list, n_maps: int = 4) -> None:
-    """Truth and inferred lambda for the lowest- and highest-r cases, and r per case."""
+    """Truth and inferred lambda (trusted pixels, one colour scale per case: the truth's
+    range) for the lowest- and highest-r cases, and r per case against the closed form's
+    (bars coloured by QC status: green ok, orange flagged, blue unchecked, red failed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -174,22 +188,26 @@ def figure(path: Path, rows: list[dict], maps: list, n_maps: int = 4) -> None:
         rate, target, trusted = maps[i]
         vals = target[trusted & np.isfinite(target)]
         lo, hi = (float(vals.min()), float(vals.max())) if vals.size else (0.5, 3.0)
+        if hi - lo < 1e-3:
+            lo, hi = lo - 0.25, hi + 0.25
+        win = _crop(trusted)
         for row, (img, label) in enumerate(((target, "truth"), (rate, "inferred"))):
             ax = fig.add_subplot(gs[row, j])
-            ax.imshow(np.where(trusted, img, np.nan), vmin=lo, vmax=hi, cmap="viridis")
+            im = ax.imshow(np.where(trusted, img, np.nan)[win], vmin=lo, vmax=hi, cmap="viridis")
             ax.set_xticks([]), ax.set_yticks([])
             title = rows[i]["case"] if row == 0 else f"r = {rows[i]['r']:.3f}"
-            ax.set_title(f"{title}\n{label}", fontsize=8)
+            ax.set_title(f"{title}\n{label} (trusted pixels)", fontsize=8)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=7)
     ax = fig.add_subplot(gs[2, :])
     x = np.arange(len(rows))
     ax.bar(x, [r["r"] if math.isfinite(r["r"]) else 0.0 for r in rows],
-           color=["tab:green" if r["status"] == "ok" else "tab:orange"
-                  if r["status"] != "failed" else "tab:red" for r in rows], label="fit r")
+           color=[STATUS_COLOURS.get(r["status"], "tab:orange") for r in rows])
     ax.plot(x, [r["baseline_r"] for r in rows], "k_", markersize=12, label="closed form r")
     ax.set_xticks(x, [r["case"] for r in rows], rotation=70, ha="right", fontsize=7)
-    ax.set_ylabel("Pearson r"), ax.set_ylim(min(0.0, *[r["r"] for r in rows
-                                                       if math.isfinite(r["r"])] or [0]), 1.0)
-    ax.legend(fontsize=8)
+    ax.set_ylabel("Pearson r (fit, bar)")
+    ax.set_ylim(-1.0, 1.0)
+    ax.axhline(0.0, color="0.5", lw=0.5)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -221,7 +239,8 @@ def main(argv=None) -> dict:
     import chromarate
     from chromarate.validation import DEV_SEEDS, UNSEEN_SEEDS, suite, summarise
 
-    seeds = tuple(args.seeds) if args.seeds else (DEV_SEEDS if args.seed_set == "dev" else UNSEEN_SEEDS)
+    seeds = tuple(args.seeds) if args.seeds else \
+        (DEV_SEEDS if args.seed_set == "dev" else UNSEEN_SEEDS)
     cases = select(suite(seeds, quick=args.quick), args.cases)
     suffix = "_quick" if args.quick else ""
     out = Path(args.out) if args.out else RESULTS / f"validation_{args.seed_set}{suffix}.json"

@@ -193,7 +193,7 @@ class _BatchPrinter:
 
 
 def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwrite=False,
-         verbose=False, quiet=False) -> int:
+         verbose=False, quiet=False, read_limit=None, wait_for_lock=None) -> int:
     """Run a batch and print its outcome; the exit status."""
     from .batch import SUMMARY_NAME, run_batch
 
@@ -201,7 +201,8 @@ def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwri
     try:
         try:
             report = run_batch(config, inputs, out, device=device, workers=workers,
-                               scheduler=scheduler, overwrite=overwrite, on_event=printer)
+                               scheduler=scheduler, overwrite=overwrite, on_event=printer,
+                               read_limit=read_limit, wait_for_lock=wait_for_lock)
         finally:
             printer.close()  # before any message, so no progress bar is left drawn
     except KeyboardInterrupt:
@@ -269,12 +270,19 @@ def cli(ctx: click.Context, verbose: bool) -> None:
               help="Run on an existing dask.distributed scheduler: its address "
                    "(tcp://host:8786) or scheduler file.")
 @click.option("--dry-run", is_flag=True, help="Show what would run and what is done; write nothing.")
-@click.option("--overwrite", is_flag=True, help="Refit nuclei whose results already exist.")
+@click.option("--overwrite", is_flag=True,
+              help="Refit nuclei whose results already exist, also results made from other "
+                   "content of the same input file.")
+@click.option("--read-limit", default=None, metavar="SIZE",
+              help="Most memory one input may take once decoded, e.g. 16G (default: "
+                   "$CHROMARATE_READ_LIMIT, else 4 GiB or a quarter of the memory).")
+@click.option("--no-wait", is_flag=True,
+              help="Fail at once if another run is writing into OUT (default: wait for it).")
 @click.option("-v", "--verbose", is_flag=True, help="Stage timings, fit progress, debug log.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the final summary.")
 @click.pass_context
 def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_run, overwrite,
-        verbose, quiet) -> None:
+        read_limit, no_wait, verbose, quiet) -> None:
     """Run PIPELINE (a YAML file or a preset name) on INPUTS (files, folders, globs).
 
     Each nucleus is written to OUT/<input>/<nucleus-id>.ome.zarr, with OUT/summary.csv
@@ -287,7 +295,8 @@ def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_r
         sys.exit(_dry_run(cfg, list(inputs), Path(out), workers=workers, scheduler=scheduler,
                           overwrite=overwrite))
     sys.exit(_run(cfg, list(inputs), Path(out), device=device, workers=workers,
-                  scheduler=scheduler, overwrite=overwrite, verbose=verbose, quiet=quiet))
+                  scheduler=scheduler, overwrite=overwrite, verbose=verbose, quiet=quiet,
+                  read_limit=read_limit, wait_for_lock=0 if no_wait else None))
 
 
 @cli.group("config")
@@ -361,16 +370,26 @@ def config_schema() -> None:
 def info(result) -> None:
     """Describe a result store (<id>.ome.zarr), or list the results of a batch folder."""
     from .analysis import find_results, load_nucleus, rate_summary
+    from .errors import ChromarateError
 
     path = Path(result)
     if not path.name.endswith(".ome.zarr"):
         paths = find_results(path)
         click.echo(f"{path}: {len(paths)} nucleus result(s)")
+        bad = 0
         for p in paths:
-            n = load_nucleus(p)
+            try:
+                n = load_nucleus(p)
+            except ChromarateError as exc:  # one damaged or foreign store: say so, go on
+                bad += 1
+                click.echo(f"  {p}: cannot be read: {exc.message}")
+                continue
             s = rate_summary(n.rate, n.mask)
             click.echo(f"  {n.name} nucleus {n.nucleus_id}: area {n.area_um2:.2f} um^2, rate "
                        f"median {_fmt(s['rate_median'])}, config {n.config_hash}, {n.device}")
+        if bad:
+            click.echo(f"{bad} of {len(paths)} result(s) cannot be read", err=True)
+            sys.exit(EXIT_FAILED)
         return
     n = load_nucleus(path)
     prov = n.provenance
@@ -514,7 +533,7 @@ def export(input, out, pipeline, overrides, camera_pixel_nm) -> None:
               help="Range of the true rate map (default 1.0 2.4); LOW = HIGH gives a constant rate.")
 def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range) -> None:
     """Simulate a nucleus with a known rate map and write its localizations and truth."""
-    from .config import SimulateConfig
+    from .config import SimulateConfig, make_config
     from .data import simulate_nucleus
     from .io.localizations import write_thunderstorm_csv
     from .io.names import input_stem
@@ -522,9 +541,9 @@ def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range) 
 
     scale = size * pixel_nm / 1000.0 / 5.12
     extra = {} if rate_range is None else {"rate_range": tuple(rate_range)}
-    cfg = SimulateConfig(shape=(size, size), pixel_size_nm=pixel_nm, seed=seed,
-                         n_localizations=n_localizations, tolerance=tolerance,
-                         nucleus_radii_um=(2.3 * scale, 2.0 * scale), **extra)
+    cfg = make_config(SimulateConfig, dict(
+        shape=(size, size), pixel_size_nm=pixel_nm, seed=seed, n_localizations=n_localizations,
+        tolerance=tolerance, nucleus_radii_um=(2.3 * scale, 2.0 * scale), **extra))
     click.echo(f"simulating {size}x{size} at {pixel_nm:g} nm (seed {seed}) ...")
     syn = simulate_nucleus(cfg)
     out = Path(out)

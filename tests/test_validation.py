@@ -262,6 +262,12 @@ def test_qc_status_and_summary():
     assert s["n_flagged"] == 2 and s["flag_reasons"] == {"x": 2, "y": 1}
     assert s["worse_than_baseline"] == ["b"]
     json.dumps(s)
+    # reasons count by kind, their numbers aside
+    rows = [{"case": c, "r": 0.5, "bias": 0.0, "status": "low_confidence", "baseline_r": 0.1,
+             "reasons": [f"small for the kernel: {n} trusted pixels ({p} % of the nucleus)"]}
+            for c, n, p in (("a", 288, 10), ("b", 345, 12.5))]
+    assert summarise(rows)["flag_reasons"] == {
+        "small for the kernel: # trusted pixels (# % of the nucleus)": 2}
 
 
 # -- the suite ----------------------------------------------------------------------------

@@ -2,42 +2,97 @@
 
 Inputs may be files, folders (searched recursively for every supported format) or glob
 patterns. Each input gets a folder ``<out>/<name>/`` for its nuclei; ``name`` is the file
-name without its format suffixes, prefixed with parent folder names only where two inputs
-would otherwise share it (``ctrl__cell1`` and ``treated__cell1``).
+name without its format suffixes, made safe (:func:`chromarate.io.names.safe_name`: no
+path separators, no ``.``/``..``, no hidden names), prefixed with parent folder names only
+where two inputs would otherwise share it (``ctrl__cell1`` and ``treated__cell1``). A folder
+that already holds the results of another input file (by its manifest) is never reused:
+the input then gets ``<name>-<tag>``, ``tag`` being 8 hex digits of the sha256 of its
+resolved path (:func:`claim_output_names`).
+
+Discovery never raises for a bad entry: symbolic link loops, dangling links, unreadable
+files and folders are kept (or reported) so that the batch records each as a failed row.
 """
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..errors import InputFormatError
-from ..io.names import INPUT_SUFFIXES, input_stem
+from ..errors import InputFormatError, ResultStoreError
+from ..io.batch_files import read_json
+from ..io.names import INPUT_SUFFIXES, input_stem, path_tag, safe_name
+from ..io.zarr_store import open_result
 
-__all__ = ["INPUT_SUFFIXES", "discover_inputs", "input_stem", "output_names"]
+__all__ = ["INPUT_SUFFIXES", "claim_output_names", "discover_inputs", "find_inputs",
+           "input_problem", "input_stem", "output_names"]
 
 _GLOB_CHARS = frozenset("*?[")
+_MANIFEST = "input.json"  # chromarate.batch.tasks.MANIFEST_NAME (written there)
+
+
+def _real(path: str | os.PathLike) -> str:
+    """The absolute path with symbolic links resolved as far as they go (never raises)."""
+    return os.path.realpath(os.fspath(path))
 
 
 def _is_supported(path: Path) -> bool:
     return path.name.lower().endswith(INPUT_SUFFIXES)
 
 
-def _skipped(path: Path, root: Path, exclude: Sequence[Path]) -> bool:
+def _hidden_or_store(parts: Sequence[str]) -> bool:
+    return any(part.startswith(".") or part.endswith(".ome.zarr") for part in parts)
+
+
+def _skipped(path: Path, root: Path, exclude: Sequence[str]) -> bool:
     """Hidden entries, result stores and the excluded folders (e.g. the batch output)."""
-    rel = path.relative_to(root).parts
-    if any(part.startswith(".") or part.endswith(".ome.zarr") for part in rel):
+    if _hidden_or_store(path.relative_to(root).parts):
         return True
-    resolved = path.resolve()
-    return any(resolved == ex or ex in resolved.parents for ex in exclude)
+    real = _real(path)
+    return any(real == ex or real.startswith(ex.rstrip(os.sep) + os.sep) for ex in exclude)
 
 
-def _search_folder(folder: Path, exclude: Sequence[Path]) -> list[Path]:
+def input_problem(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be an input file, found without reading it; None if it may be.
+
+    Names symbolic link loops, dangling links, folders, special files and files this
+    process may not read. Never raises.
+    """
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symbolic link loop (the link resolves to itself); expected a file"
+        if os.path.islink(p):
+            return f"dangling symbolic link to {os.readlink(p)!r}; expected a file"
+        if exc.errno == errno.ENOENT:
+            return None  # reported as "file not found" when the input is read
+        return f"cannot access the file: {exc.strerror or exc}"
+    import stat
+
+    if stat.S_ISDIR(st.st_mode):
+        return None  # a folder given as a file is reported when read
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a device, pipe or socket); expected a localization file"
+    if not os.access(p, os.R_OK):
+        return "permission denied: this user cannot read the file"
+    return None
+
+
+def _search_folder(folder: Path, exclude: Sequence[str],
+                   problems: dict[Path, str]) -> list[Path]:
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
+
+    def unreadable(exc: OSError) -> None:
+        where = Path(exc.filename) if exc.filename else folder
+        problems[where] = f"cannot list the folder: {exc.strerror or exc}"
+        found.append(where)
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames
                              if not _skipped(here / d, folder, exclude))
@@ -46,6 +101,58 @@ def _search_folder(folder: Path, exclude: Sequence[Path]) -> list[Path]:
             if _is_supported(p) and not _skipped(p, folder, exclude):
                 found.append(p)
     return found
+
+
+def find_inputs(specs: Iterable[str | os.PathLike], *,
+                exclude: Iterable[str | os.PathLike] = ()) -> tuple[list[Path], dict[Path, str]]:
+    """:func:`discover_inputs`, plus why some of the entries found cannot be read.
+
+    Returns
+    -------
+    paths : list of Path
+        As :func:`discover_inputs`.
+    problems : dict of Path to str
+        For entries known to be unusable without reading them (symbolic link loops,
+        dangling links, unreadable files, folders that cannot be listed): the reason. The
+        batch records each as a failed input.
+    """
+    excluded = [_real(e) for e in exclude]
+    out: list[Path] = []
+    seen: set[str] = set()
+    problems: dict[Path, str] = {}
+
+    def add(p: Path) -> None:
+        key = _real(p)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+
+    for spec in specs:
+        text = os.fspath(spec)
+        path = Path(text)
+        if path.is_dir():
+            found = _search_folder(path, excluded, problems)
+            if not found:
+                raise InputFormatError(
+                    "folder holds no input file; searched recursively for "
+                    f"{', '.join(INPUT_SUFFIXES)}", path=path)
+            for p in found:
+                add(p)
+        elif not os.path.lexists(path) and _GLOB_CHARS & set(text):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+            files = [m for m in matches if (m.is_file() or m.is_symlink())
+                     and not _hidden_or_store(m.parts[:-1])]
+            if not files:
+                raise InputFormatError("pattern matches no file", path=text)
+            for p in files:
+                add(p)
+        else:
+            add(path)
+    for p in out:
+        why = problems.get(p) or input_problem(p)
+        if why:
+            problems[p] = why
+    return out, problems
 
 
 def discover_inputs(specs: Iterable[str | os.PathLike], *,
@@ -57,8 +164,8 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
     specs : iterable of str or path-like
         Files (kept as given, even if missing or of an unknown format, so that the batch
         reports them), folders (searched recursively for :data:`INPUT_SUFFIXES`, skipping
-        hidden entries and ``*.ome.zarr`` stores) and glob patterns (``data/*/cell*.csv``,
-        ``**`` allowed).
+        hidden entries and ``*.ome.zarr`` stores; symbolic links to folders are not
+        followed) and glob patterns (``data/*/cell*.csv``, ``**`` allowed).
     exclude : iterable of path, optional
         Folders never searched (the batch passes its output folder).
 
@@ -66,7 +173,9 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
     -------
     list of Path
         Each file once (by resolved path), in the order the specs were given; files found
-        in one folder or by one pattern are sorted.
+        in one folder or by one pattern are sorted. Symbolic link loops, dangling links and
+        unreadable files or folders are kept, so that the batch reports them
+        (:func:`find_inputs` also says why each cannot be read).
 
     Raises
     ------
@@ -78,44 +187,13 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
     --------
     >>> discover_inputs(["data/", "extra/cell_7.csv.gz", "more/*.hdf5"])  # doctest: +SKIP
     """
-    excluded = [Path(e).resolve() for e in exclude]
-    out: list[Path] = []
-    seen: set[Path] = set()
-
-    def add(p: Path) -> None:
-        key = p.resolve()
-        if key not in seen:
-            seen.add(key)
-            out.append(p)
-
-    for spec in specs:
-        text = os.fspath(spec)
-        path = Path(text)
-        if path.is_dir():
-            found = _search_folder(path, excluded)
-            if not found:
-                raise InputFormatError(
-                    "folder holds no input file; searched recursively for "
-                    f"{', '.join(INPUT_SUFFIXES)}", path=path)
-            for p in found:
-                add(p)
-        elif not path.exists() and _GLOB_CHARS & set(text):
-            matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
-            files = [m for m in matches if m.is_file() and not any(
-                part.startswith(".") or part.endswith(".ome.zarr") for part in m.parts[:-1])]
-            if not files:
-                raise InputFormatError("pattern matches no file", path=text)
-            for p in files:
-                add(p)
-        else:
-            add(path)
-    return out
+    return find_inputs(specs, exclude=exclude)[0]
 
 
 def output_names(paths: Sequence[str | os.PathLike]) -> dict[Path, str]:
     """A distinct output folder name for each input.
 
-    The name is :func:`input_stem`; inputs that would share one get as many parent folder
+    The name is :func:`input_stem` made safe (:func:`chromarate.io.names.safe_name`); inputs that would share one get as many parent folder
     names prefixed (joined by ``__``) as needed to tell them apart, and, if even the full
     paths agree (the same name given twice), a ``-2``, ``-3`` ... suffix. The result is the
     same for the same list of inputs, so a resumed batch finds its earlier results.
@@ -127,13 +205,14 @@ def output_names(paths: Sequence[str | os.PathLike]) -> dict[Path, str]:
     ['cell2', 'ctrl__cell1', 'treated__cell1']
     """
     paths = [Path(p) for p in paths]
-    parents = {p: [part for part in p.resolve().parent.parts if part not in ("/", "\\")]
+    parents = {p: [safe_name(part, fallback="_") for part in Path(_real(p)).parent.parts
+                   if part not in ("/", "\\") and not part.endswith(":\\")]
                for p in paths}
     depth = {p: 0 for p in paths}
 
     def name_of(p: Path) -> str:
         prefix = parents[p][len(parents[p]) - depth[p]:] if depth[p] else []
-        return "__".join([*prefix, input_stem(p)])
+        return safe_name("__".join([*prefix, safe_name(input_stem(p))]))
 
     while True:
         groups: dict[str, list[Path]] = defaultdict(list)
@@ -155,3 +234,65 @@ def output_names(paths: Sequence[str | os.PathLike]) -> dict[Path, str]:
         used[base] += 1
         names[p] = base if used[base] == 1 else f"{base}-{used[base]}"
     return names
+
+
+def _folder_owner(folder: Path) -> str | None:
+    """The resolved input path whose results ``folder`` holds: from its manifest, else from
+    the provenance of a result store in it (metadata only); None for a new or empty one."""
+    manifest = read_json(folder / _MANIFEST)
+    if manifest is not None and isinstance(manifest.get("input"), str):
+        return manifest["input"]
+    try:
+        stores = sorted(e for e in os.scandir(folder)
+                        if e.name.endswith(".ome.zarr") and not e.name.startswith("."))
+    except OSError:
+        return None
+    for entry in stores[:1]:
+        try:
+            prov = open_result(entry.path).provenance
+        except ResultStoreError:
+            continue
+        owner = (prov.get("input") or {}).get("path")
+        if isinstance(owner, str):
+            return owner
+    return None
+
+
+def claim_output_names(out_dir: str | os.PathLike, names: dict[Path, str]
+                       ) -> tuple[dict[Path, str], list[str]]:
+    """Keep inputs out of output folders that hold the results of other input files.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        The batch output folder.
+    names : dict of Path to str
+        Output folder names, from :func:`output_names`.
+
+    Returns
+    -------
+    names : dict of Path to str
+        The same names, except for inputs whose folder already holds the results of
+        another file (by the resolved path its manifest or results record): those get
+        ``<name>-<tag>`` (:func:`chromarate.io.names.path_tag`), the same on every run.
+    notes : list of str
+        One line per name changed, for the batch log.
+
+    Examples
+    --------
+    >>> claim_output_names("results", {Path("treated/cell1.csv"): "cell1"})  # doctest: +SKIP
+    ({PosixPath('treated/cell1.csv'): 'cell1-1c9e5f2a'}, ['results/cell1/ holds ...'])
+    """
+    out_dir = Path(out_dir)
+    claimed: dict[Path, str] = {}
+    notes: list[str] = []
+    for path, name in names.items():
+        owner = _folder_owner(out_dir / name)
+        mine = _real(path)
+        if owner is not None and owner != mine:
+            new = safe_name(f"{name[:80]}-{path_tag(path)}")
+            notes.append(f"{out_dir / name}/ holds the results of {owner}, not of {path}; "
+                         f"those go to {out_dir / new}/ (nothing is replaced)")
+            name = new
+        claimed[path] = name
+    return claimed, notes

@@ -21,11 +21,14 @@ import pandas as pd
 
 from .. import __version__
 from ..config import PipelineConfig, config_hash
+from ..errors import ChromarateError
 from ..io.batch_files import batch_log, write_table
+from ..io.limits import parse_size, read_limit as _read_limit
+from ..io.outdir import OutputLock, check_inside
 from ..io.zarr_store import remove_stale_temporaries
 from .events import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
 from .executors import make_executor
-from .inputs import discover_inputs, output_names
+from .inputs import claim_output_names, find_inputs, output_names
 from .tasks import (SUMMARY_COLUMNS, InputJob, InputPlan, failure_row, input_state,
                     prepare_input, run_nucleus)
 
@@ -92,11 +95,35 @@ class BatchReport:
         return table
 
 
-def _jobs(config: PipelineConfig, inputs, out_dir: Path, overwrite: bool) -> list[InputJob]:
-    paths = discover_inputs(inputs, exclude=[out_dir])
-    names = output_names(paths)
-    return [InputJob(path=p, name=names[p], out_dir=out_dir, config=config, overwrite=overwrite)
+@dataclass
+class _Batch:
+    """The inputs of a batch: one job each, and what is known about them before reading."""
+
+    jobs: list[InputJob]
+    problems: dict[str, str]  # job name -> why its input cannot be read or written
+    notes: list[str]  # output folders given another name, for the log
+
+
+def _jobs(config: PipelineConfig, inputs, out_dir: Path, overwrite: bool) -> _Batch:
+    paths, problems = find_inputs(inputs, exclude=[out_dir])
+    names, notes = claim_output_names(out_dir, output_names(paths))
+    jobs = [InputJob(path=p, name=names[p], out_dir=out_dir, config=config, overwrite=overwrite)
             for p in paths]
+    why = {}
+    for job in jobs:
+        try:  # every path the batch writes lies inside out_dir; its folders are proven to
+            check_inside(out_dir, job.folder)
+        except ChromarateError as exc:
+            why[job.name] = str(exc)
+        if job.path in problems:
+            why[job.name] = f"{job.path}: {problems[job.path]}"
+    return _Batch(jobs=jobs, problems=why, notes=notes)
+
+
+def _prepare_within(job: InputJob, limit: int | None) -> InputPlan:
+    """:func:`prepare_input` under the batch's read limit (on whichever worker runs it)."""
+    with _read_limit(limit):
+        return prepare_input(job)
 
 
 def plan_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
@@ -112,7 +139,12 @@ def plan_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
         ``error``.
     """
     rows = []
-    for job in _jobs(config, inputs, Path(out_dir), overwrite):
+    batch = _jobs(config, inputs, Path(out_dir), overwrite)
+    for job in batch.jobs:
+        if job.name in batch.problems:
+            rows.append({"input": str(job.path), "name": job.name, "state": "unreadable",
+                         "n_nuclei": None, "n_done": None, "error": batch.problems[job.name]})
+            continue
         st = input_state(job)
         rows.append({"input": str(job.path), "name": job.name, "state": st["state"],
                      "n_nuclei": st.get("n_nuclei"), "n_done": st.get("n_done"),
@@ -123,7 +155,8 @@ def plan_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
 def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
               device: str | None = None, workers: int = 1, scheduler: str | None = None,
               overwrite: bool = False, on_event: Callable[[object], None] | None = None,
-              ) -> BatchReport:
+              read_limit: int | float | str | None = None,
+              wait_for_lock: float | None = None) -> BatchReport:
     """Run ``config`` over ``inputs`` and write one result per nucleus under ``out_dir``.
 
     Parameters
@@ -149,6 +182,15 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     on_event : callable, optional
         Called with each :mod:`chromarate.batch.events` event, and with the pipeline's
         stage and fit-progress events when tasks run in this process.
+    read_limit : int, float or str, optional
+        Most memory one input (or existing result) may take once decoded, e.g. ``"16G"``;
+        larger ones fail with a clear error before they are read. Default: the
+        ``CHROMARATE_READ_LIMIT`` environment variable of each worker, else 4 GiB or a
+        quarter of its memory (see :mod:`chromarate.io.limits`).
+    wait_for_lock : float, optional
+        Another run writing into ``out_dir`` holds its lock: wait this many seconds for it
+        (None, the default: as long as it takes; 0: fail at once). Each run takes the lock
+        before it writes anything, so two runs never write into one folder together.
 
     Returns
     -------
@@ -160,6 +202,10 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
         If a folder or pattern in ``inputs`` finds no file (before anything runs).
     ClusterError
         If ``scheduler`` cannot be reached.
+    ResultStoreError
+        If another run holds ``out_dir`` beyond ``wait_for_lock``.
+    ConfigError
+        If ``read_limit`` is not a size.
     KeyboardInterrupt
         Re-raised after the summary of the finished nuclei is written.
 
@@ -173,7 +219,18 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    jobs = _jobs(config, inputs, out_dir, overwrite)
+    limit = None if read_limit is None else parse_size(read_limit)
+    with OutputLock(out_dir, wait=wait_for_lock, on_wait=log.warning):
+        return _run_locked(config, inputs, out_dir, device=device, workers=workers,
+                           scheduler=scheduler, overwrite=overwrite, on_event=on_event,
+                           limit=limit, t0=t0)
+
+
+def _run_locked(config, inputs, out_dir: Path, *, device, workers, scheduler, overwrite,
+                on_event, limit, t0) -> BatchReport:
+    """:func:`run_batch` once the output folder's lock is held."""
+    batch = _jobs(config, inputs, out_dir, overwrite)
+    jobs = batch.jobs
     order = {job.name: i for i, job in enumerate(jobs)}
     report = BatchReport(summary_path=out_dir / SUMMARY_NAME, log_path=out_dir / LOG_NAME)
     emit = on_event if on_event is not None else (lambda event: None)
@@ -188,7 +245,10 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     with batch_log(report.log_path, log):
         log.info("chromarate %s batch: %d input(s) -> %s; config %r (hash %s); overwrite=%s",
                  __version__, len(jobs), out_dir, config.name, chash, overwrite)
-        for job in jobs:
+        for note in batch.notes:
+            log.warning("%s", note)
+        runnable = [job for job in jobs if job.name not in batch.problems]
+        for job in runnable:  # safe: this run holds the folder's lock
             for stale in remove_stale_temporaries(job.folder):
                 log.warning("removed a half-written result left by an earlier run: %s", stale)
         try:
@@ -196,7 +256,11 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
                 log.info("running %s", executor.description)
                 emit(BatchStarted(n_inputs=len(jobs), out_dir=out_dir, config_name=config.name,
                                   config_hash=chash, executor=executor.description))
-                _drive(executor, jobs, report, emit, device, save)
+                for job in jobs:
+                    if job.name in batch.problems:
+                        _prepared(InputPlan(job=job, sha256=None, failed=(
+                            failure_row(job, batch.problems[job.name]),)), report, emit)
+                _drive(executor, runnable, report, emit, device, save, limit)
         except KeyboardInterrupt:
             report.interrupted = True
             log.warning("interrupted: %d nucleus result(s) finished; run again to resume",
@@ -216,13 +280,15 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     return report
 
 
-def _drive(executor, jobs: list[InputJob], report: BatchReport, emit, device, save) -> None:
+def _drive(executor, jobs: list[InputJob], report: BatchReport, emit, device, save,
+           limit: int | None = None) -> None:
     """Submit the input tasks, then each nucleus task as its input is prepared."""
     token = uuid.uuid4().hex[:8]
     pending: dict = {}
     stage_events = emit if executor.in_process else None
     for job in jobs:
-        h = executor.submit(prepare_input, job, priority=0, key=f"prepare-{job.name}-{token}")
+        h = executor.submit(_prepare_within, job, limit, priority=0,
+                            key=f"prepare-{job.name}-{token}")
         pending[h] = ("prepare", job, None)
     last_save = time.perf_counter()
     for handle, value, error in executor.results():

@@ -199,7 +199,8 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
 
 def _check_done(job: InputJob, nucleus_id: int, sha256: str) -> tuple[dict | None, str]:
     """(summary row, "") of a finished result that matches ``job``; (None, why) if the
-    nucleus must be fitted (why is "" when there is simply no result yet)."""
+    nucleus must be fitted (why is "" when there is simply no result yet); (failed row, "")
+    for a result made from other content of the input, which only --overwrite replaces."""
     path = result_path(job, nucleus_id)
     if not path.exists():
         return None, ""
@@ -212,13 +213,16 @@ def _check_done(job: InputJob, nucleus_id: int, sha256: str) -> tuple[dict | Non
     prov = stack.provenance
     if prov.get("config_hash") != job.config_hash:
         return None, f"made with another config (hash {prov.get('config_hash')})"
-    if (prov.get("input") or {}).get("sha256") != sha256:
-        return None, "made from another input file (sha256 differs)"
+    if (prov.get("input") or {}).get("sha256") != sha256:  # kept: never replaced silently
+        return failure_row(job, f"{path} exists and was made from different content of this "
+                                "input file (sha256 differs); it was not replaced: pass "
+                                "--overwrite to replace it", nucleus_id), ""
     return row_from_stack(stack, job, path, resumed=True), ""
 
 
 def _done_row(job: InputJob, nucleus_id: int, sha256: str) -> dict | None:
-    return _check_done(job, nucleus_id, sha256)[0]
+    row = _check_done(job, nucleus_id, sha256)[0]
+    return row if row is not None and row["status"] != "failed" else None
 
 
 def _manifest(job: InputJob, sha256: str) -> dict | None:
@@ -331,6 +335,8 @@ def prepare_input(job: InputJob) -> InputPlan:
                 to_fit.append(task)
                 if why:
                     notes.append(f"{result_path(job, task.nucleus_id)} will be replaced: {why}")
+            elif row["status"] == "failed":
+                failed.append(row)  # an existing result that must not be replaced
             else:
                 resumed.append(row)
         return InputPlan(job=job, sha256=sha, input_format=fmt, tasks=tuple(to_fit),

@@ -31,5 +31,6 @@ __all__ = [
     "QUICK_STEPS", "CaseResult", "default_config", "run_case",
     "RESOLUTION_UM", "Scores", "peak_rss_mb", "qc_status", "resolvable_part", "score",
     "summarise",
-    "DEV_SEEDS", "QUICK_MAX_PX", "QUICK_MAX_PX_LOCALIZATIONS", "UNSEEN_SEEDS", "suite", "suite_for_set",
+    "DEV_SEEDS", "QUICK_MAX_PX", "QUICK_MAX_PX_LOCALIZATIONS", "UNSEEN_SEEDS", "suite",
+    "suite_for_set",
 ]

@@ -249,14 +249,14 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
     status, reasons = qc_status(qc)
     meta["mollifier_radius_px"] = fit.meta.get("mollifier_radius_px")
     meta["fit_timings"] = dict(fit.timings)
-    true_on_grid = score_grid_truth(target, syn, fields)
+    true_on_grid = _truth_on_grid(target, syn, fields)
     return CaseResult(case, method, scores, base_r, status, reasons, sim_s, fit_s, run_s,
                       rss1, rss1 - rss0, regularisation=fit.meta.get("regularisation"),
                       meta=meta, rate=np.asarray(fit.rate), target=true_on_grid,
                       trusted=np.asarray(fit.trusted, bool))
 
 
-def score_grid_truth(target: np.ndarray, syn: SyntheticCase, fields) -> np.ndarray:
+def _truth_on_grid(target: np.ndarray, syn: SyntheticCase, fields) -> np.ndarray:
     """The scoring target resampled onto the grid of ``fields`` (for figures)."""
     from ..analysis.compare import resample_to_grid
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping
@@ -20,6 +21,7 @@ __all__ = [
     "Scores",
     "peak_rss_mb",
     "qc_status",
+    "reason_kind",
     "resolvable_part",
     "score",
     "summarise",
@@ -225,6 +227,14 @@ def _group(status: str) -> str:
     return s if s in ("ok", "unchecked", "failed") else "flagged"
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def reason_kind(reason: str) -> str:
+    """A QC reason with its numbers replaced by ``#``, so reasons of one kind count together."""
+    return _NUMBER.sub("#", str(reason))
+
+
 def summarise(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Summary of a suite run from its per-case rows.
 
@@ -232,7 +242,8 @@ def summarise(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     truth, left out), over all cases and per status group: ``ok``, ``flagged`` (any other
     QC status), ``unchecked`` (no QC block), ``failed`` (the run raised); the number of
     flagged cases with a count of each reason, and the cases where the fit's r is below the
-    closed-form baseline's.
+    closed-form baseline's. Reasons are counted by kind (:func:`reason_kind`: numbers
+    replaced by ``#``); the rows keep them verbatim.
 
     Parameters
     ----------
@@ -247,7 +258,8 @@ def summarise(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     groups: dict[str, list] = {}
     for row in rows:
         groups.setdefault(_group(str(row.get("status", "unchecked"))), []).append(row)
-    reasons = Counter(x for row in groups.get("flagged", []) for x in row.get("reasons", []))
+    reasons = Counter(reason_kind(x) for row in groups.get("flagged", [])
+                      for x in row.get("reasons", []))
     worse = [row["case"] for row in rows
              if row.get("r") is not None and row.get("baseline_r") is not None
              and math.isfinite(row["r"]) and math.isfinite(row["baseline_r"])
