@@ -304,13 +304,25 @@ import json, resource, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import hostile_corpus as hc
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+def peak_kib():
+    # VmHWM: peak RSS of this process's own memory (ru_maxrss would also count the
+    # parent's memory at the fork that started this interpreter, on Linux)
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+before = peak_kib()
 out = []
 for name, path in json.loads(sys.argv[2]):
     kind = hc.BOMBS[name][1]
     err, msg = hc.read_one(kind, Path(path))
-    out.append({"name": name, "error": err, "message": msg,
-                "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss})
+    out.append({"name": name, "error": err, "message": msg, "peak_kib": peak_kib()})
 print(json.dumps({"baseline_kib": before, "results": out}))
 """
 
