@@ -512,9 +512,20 @@ def simulate_case(case: Case, *, cache_dir: str | Path | None = None) -> Synthet
 
 def quick_version(case: Case, max_px: int = 64) -> Case:
     """A small version of a case: at most ``max_px`` pixels across at the same pixel size
-    (the nucleus and the family's lengths shrink in proportion, the nucleus to at most
-    80 % of the box; domains keep their 0.3-1 um sizes), with localizations scaled with
-    the area (at least 20,000)."""
+    (the nucleus shrinks in proportion, to at most 80 % of the box, the family's length
+    scale in proportion but by at most a half; domains keep their 0.3-1 um sizes and the
+    fine structure its wavelength), with localizations scaled with the area (at least
+    20,000).
+
+    Parameters
+    ----------
+    case : Case
+    max_px : int
+
+    Returns
+    -------
+    Case
+    """
     if case.size_px <= max_px:
         return case
     f = max_px / case.size_px
