@@ -287,7 +287,8 @@ def chromatin_config(network: str, backend: str, s: dict, seed: int, device: str
     side_um = int(s["n"]) * PIXEL_UM
     cfg = {"steps": s["steps"], "seed": seed, "device": device, "ensemble": 1, "uncertainty": "seeds",
            "mollifier": {"radius_px": s["radius"]}, "test_window_um": s["test_window_um"],
-           "rate_smoothness": 1e-3, "rate_fourier_scale_per_um": 0.3 * 2.56 / side_um,
+           "rate_smoothness": 1e-3, "regularisation": "manual",
+           "rate_fourier_scale_per_um": 0.3 * 2.56 / side_um,
            "log_every": max(int(s["steps"]) // 20, 1)}
     if backend == WEAK_ANCHORED:
         cfg["network"] = net
@@ -517,7 +518,8 @@ def run_default(spec: dict) -> dict:
         # so that the rows stay reproducible if the defaults change
         upd = {"network": net, "seed": seed, "log_every": max(int(steps or FitConfig().steps) // 20, 1),
                "rate_smoothness": float(spec.get("rate_smoothness", 1e-3)),
-               "test_window_um": float(spec.get("test_window_um", 0.15))}
+               "test_window_um": float(spec.get("test_window_um", 0.15)),
+               "regularisation": "manual"}
         if steps is not None:
             upd["steps"] = steps
         return FitConfig().model_copy(update=upd)

@@ -101,7 +101,7 @@ def main(argv=None) -> dict:
     # white Gaussian pixel noise: a weak rate prior and narrow test windows (the defaults,
     # rate_smoothness 1 and 0.3 um windows, are set for rendered STORM densities, whose
     # noise is spatially correlated by rendering and denoising; see docs/numerics.md)
-    cfg = FitConfig(rate_smoothness=1e-3, test_window_um=0.15)
+    cfg = FitConfig(rate_smoothness=1e-3, test_window_um=0.15, regularisation="manual")
     if args.steps is not None:
         cfg = cfg.model_copy(update={"steps": args.steps})
     rows = []

@@ -162,7 +162,7 @@ class _BatchPrinter:
 
     def _nucleus(self, row) -> None:
         where = f"{row['input']} nucleus {row['nucleus_id']}"
-        if row["status"] != "ok":
+        if row["status"] == "failed":
             self.failed += 1
             self.echo(f"{where}: FAILED: {row['error']}", err=True)
         elif row["resumed"]:
@@ -174,6 +174,8 @@ class _BatchPrinter:
             self.echo(f"{where}: rate mean {_fmt(row['rate_mean'])} median "
                       f"{_fmt(row['rate_median'])}  fit {_fmt(row['fit_seconds'], '.1f')} s "
                       f"on {row['device']}{extra}")
+        if row["status"] == "low_confidence" and not self.quiet:
+            self.echo(f"{where}: LOW CONFIDENCE: {row.get('qc_reasons', '')}", err=True)
         if self.bar is not None:
             self.bar.update(1)
         self._refresh()

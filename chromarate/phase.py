@@ -8,8 +8,9 @@ the euchromatin baseline density ``rho_eu``::
     phi_d = phi_h - phi_e0
     phi_w = 1 - phi_h - phi_e0
 
-``rho_eu`` is a low percentile of the density inside the nucleus, taken over the mask
-eroded by ``erode_nm`` so that the blurred envelope does not pull it down. Outside the
+``rho_eu`` is ``baseline_scale`` times a low percentile of the density inside the nucleus,
+taken over the mask eroded by ``erode_nm`` so that the blurred envelope does not pull it
+down. Outside the
 mask ``phi_h = 0``, so ``phi_d = -phi_e0`` and ``phi_w = 1 - phi_e0``.
 """
 
@@ -39,7 +40,9 @@ def phase_fields(
     mask : numpy.ndarray
         bool (or 0/1) array of the density's shape, True inside the nucleus.
     config : PhaseConfig, optional
-        ``phi_e0``, ``phi_max``, ``baseline_percentile`` and ``erode_nm``.
+        ``phi_e0``, ``phi_max``, ``baseline_percentile``, ``baseline_scale`` and
+        ``erode_nm`` (``calibration`` is the pipeline's business, see
+        :func:`chromarate.pipeline.calibrated_phase_fields`).
 
     Returns
     -------
@@ -104,7 +107,8 @@ def phase_fields(
             stacklevel=2,
         )
         baseline_region = mask
-    rho_eu = float(np.percentile(rho[baseline_region], config.baseline_percentile))
+    rho_eu = float(config.baseline_scale) * float(
+        np.percentile(rho[baseline_region], config.baseline_percentile))
     if not (np.isfinite(rho_eu) and rho_eu > 0.0):
         raise StageError(
             f"euchromatin baseline density rho_eu = {rho_eu:.4g} (the "
@@ -129,6 +133,7 @@ def phase_fields(
         "phi_max": phi_max,
         "rho_eu": rho_eu,
         "baseline_percentile": float(config.baseline_percentile),
+        "baseline_scale": float(config.baseline_scale),
         "erode_nm": float(config.erode_nm),
         "baseline_eroded": eroded,
         "n_baseline_pixels": int(np.count_nonzero(baseline_region)),

@@ -24,12 +24,13 @@ from .drift import correct_drift
 from .filtering import filter_localizations
 from .export import build_result_stack
 from .phase import phase_fields
+from .quality import QualityReport, assess_quality
 from .render import render_density
 from .resolution import fourier_ring_correlation
 from .errors import ChromarateError
 from .segment import crop_to_mask, segment_nuclei
 
-__all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density"]
+__all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class NucleusTask:
     mask: np.ndarray
     n_localizations: int = 0
     timings: Mapping[str, float] = field(default_factory=dict)
+    has_localizations: bool = True
+    resolution_nm: float | None = None
 
 
 def crop_density(density: DensityMap, slices: tuple[slice, slice]) -> DensityMap:
@@ -195,7 +198,9 @@ class Pipeline:
                 yield NucleusFailed(nucleus_id=nucleus_id, stage="segment", error=str(exc))
                 continue
             yield NucleusTask(nucleus_id=nucleus_id, density=dens_c, denoised=den_c,
-                              mask=mask_c, n_localizations=n_in, timings=dict(timings))
+                              mask=mask_c, n_localizations=n_in, timings=dict(timings),
+                              has_localizations=locs is not None,
+                              resolution_nm=_resolution(density, locs, dens_c))
 
     def iter_nucleus(self, task: NucleusTask, *, device: str | None = None,
                      provenance: Mapping[str, Any] | None = None
@@ -219,7 +224,7 @@ class Pipeline:
         try:
             ntimings = dict(task.timings)
             t0 = time.perf_counter()
-            fields = phase_fields(task.denoised, task.mask, cfg.phase)
+            fields = calibrated_phase_fields(task.denoised, task.mask, cfg)
             ntimings["phase"] = time.perf_counter() - t0
             yield StageDone(stage="phase", seconds=ntimings["phase"], nucleus_id=nucleus_id)
             stage = "fit"
@@ -232,6 +237,9 @@ class Pipeline:
                     yield event
             ntimings["fit"] = time.perf_counter() - t0
             yield StageDone(stage="fit", seconds=ntimings["fit"], nucleus_id=nucleus_id)
+            t0 = time.perf_counter()
+            qc = nucleus_quality(task, fields, fit, cfg)
+            ntimings["qc"] = time.perf_counter() - t0
             stage = "export"
             prov = {
                 "config": cfg.model_dump(mode="json"),
@@ -240,6 +248,7 @@ class Pipeline:
                 "nucleus_id": nucleus_id,
                 "n_localizations": task.n_localizations,
                 "phase": dict(fields.meta),
+                "qc": qc.as_dict(),
                 "timings": dict(ntimings),
                 **dict(provenance or {}),
             }
@@ -261,6 +270,63 @@ class Pipeline:
                 if isinstance(e, (NucleusResult, NucleusFailed))]
 
 
+def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
+                            config: PipelineConfig = PipelineConfig()) -> PhaseFields:
+    """Phase fields with the density scale calibrated by the physics (by default).
+
+    With ``config.phase.calibration == "physics"`` the multiplier of the baseline density
+    is chosen by :func:`chromarate.fit.calibrate.calibrate_scale` (the scale that makes
+    the fields the steadiest state of the model for a smooth rate); the choice and its
+    misfit curve are stored in ``fields.meta["calibration"]``. With ``"none"`` this is
+    :func:`chromarate.phase.phase_fields` with ``config.phase`` as given.
+
+    Parameters
+    ----------
+    density : DensityMap
+        Denoised density of one nucleus (crop).
+    mask : numpy.ndarray
+        bool mask of the nucleus.
+    config : PipelineConfig
+        ``phase`` and ``fit`` settings are used.
+
+    Returns
+    -------
+    PhaseFields
+    """
+    if config.phase.calibration == "none":
+        return phase_fields(density, mask, config.phase)
+    from .fit.calibrate import calibrate_scale  # numpy/scipy only, but lives with the fit
+
+    def fields_at(scale: float) -> PhaseFields:  # relative to the configured baseline_scale
+        update = {"baseline_scale": scale * config.phase.baseline_scale}
+        return phase_fields(density, mask, config.phase.model_copy(update=update))
+
+    cal = calibrate_scale(fields_at, config.fit)
+    fields = fields_at(cal.scale)
+    method = "none" if cal.skipped else "physics"
+    meta = {**fields.meta, "calibration": {"method": method, **cal.as_dict()}}
+    return replace(fields, meta=meta)
+
+
+def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
+                    config: PipelineConfig) -> QualityReport:
+    """The quality report of one fitted nucleus (:func:`chromarate.quality.assess_quality`).
+
+    The windowed closed form is computed on the same fields for the agreement check (unless
+    the fit is the closed form itself).
+    """
+    from .fit.direct import invert_direct
+
+    closed = fit.rate if fit.meta.get("method") == "direct" else invert_direct(fields, config.fit).rate
+    return assess_quality(
+        n_localizations=task.n_localizations if task.has_localizations else None,
+        pixel_size_nm=fields.pixel_size_nm, mask=fields.mask, denoised=task.denoised.data,
+        phase_meta=fields.meta, rate=fit.rate, trusted=fit.trusted, closed_form_rate=closed,
+        rate_std=fit.rate_std, residual_term=(fit.meta.get("final_terms") or {}).get("residual"),
+        mollifier_radius_px=fit.meta.get("mollifier_radius_px"),
+        resolution_nm=task.resolution_nm)
+
+
 def _timer(timings: dict[str, float]):
     """A helper that runs a stage, records its seconds in ``timings`` and returns the event."""
 
@@ -271,6 +337,29 @@ def _timer(timings: dict[str, float]):
         return out, StageDone(stage=name, seconds=timings[name], nucleus_id=nucleus_id)
 
     return timed
+
+
+def _resolution(density: DensityMap, locs: Localizations | None, crop: DensityMap) -> float | None:
+    """FRC resolution (nm) for the quality gate: the acquisition's when it was measured
+    (``density.meta``), else from the localizations inside the nucleus crop; None for
+    image inputs or when FRC cannot be computed."""
+    known = density.meta.get("resolution_nm") if density.meta else None
+    if known is not None:
+        return float(known)
+    if locs is None:
+        return None
+    p = crop.pixel_size_nm
+    (y0, x0), (ny, nx) = crop.origin_nm, crop.data.shape
+    x, y = locs.table["x_nm"].to_numpy(), locs.table["y_nm"].to_numpy()
+    inside = (y >= y0) & (y < y0 + ny * p) & (x >= x0) & (x < x0 + nx * p)
+    if inside.sum() < 100:
+        return None
+    sub = Localizations(table=locs.table.loc[inside].reset_index(drop=True), meta=dict(locs.meta))
+    try:
+        value = fourier_ring_correlation(sub).resolution_nm
+    except (ChromarateError, ValueError):
+        return None
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 def _count_inside(x: np.ndarray, y: np.ndarray, mask: np.ndarray, grid: DensityMap) -> int:

@@ -30,7 +30,7 @@ def test_batch_runs_on_a_scheduler_given_by_address(synthetic_batch, tmp_path):
     assert any(p.startswith("prepare") for p in prefixes)
     assert any(p.startswith("nucleus") for p in prefixes)  # the fits ran on the cluster
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.status) == ["ok", "ok"] and list(summary.name) == ["cell2", "cell3"]
+    assert (summary.status != "failed").all() and len(summary) == 2 and list(summary.name) == ["cell2", "cell3"]
     assert f"running dask scheduler {address}" in (out / "batch.log").read_text()
 
 

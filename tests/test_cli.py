@@ -29,7 +29,10 @@ def test_run_writes_result_and_summary(tiny_nucleus, tmp_path):
                 "rate_median", "fit_seconds", "device", "result_path", "rate_corr_truth"):
         assert col in summary.columns
     row = summary.iloc[0]
-    assert row["status"] == "ok"
+    # the tiny test nucleus passes the pipeline but not the quality gate's size check
+    assert row["status"] in ("ok", "low_confidence")
+    if row["status"] == "low_confidence":
+        assert isinstance(row["qc_reasons"], str) and row["qc_reasons"]
     assert 0 < row["n_localizations"] <= len(syn.localizations)
     assert np.isfinite(row["rate_corr_truth"])  # the truth file beside the input was found
     stack = read_result(row["result_path"])

@@ -70,17 +70,17 @@ class BatchReport:
     @property
     def n_failed(self) -> int:
         """Rows (nuclei or whole inputs) that failed."""
-        return sum(r["status"] != "ok" for r in self.rows)
+        return sum(r["status"] == "failed" for r in self.rows)
 
     @property
     def n_ok(self) -> int:
         """Nuclei with a result, fitted now or earlier."""
-        return sum(r["status"] == "ok" for r in self.rows)
+        return sum(r["status"] != "failed" for r in self.rows)
 
     @property
     def n_resumed(self) -> int:
         """Nuclei skipped because their result existed with the same config and input."""
-        return sum(r["status"] == "ok" and bool(r["resumed"]) for r in self.rows)
+        return sum(r["status"] != "failed" and bool(r["resumed"]) for r in self.rows)
 
     @property
     def n_fitted(self) -> int:
@@ -343,12 +343,13 @@ def _prepared(plan: InputPlan, report: BatchReport, emit) -> None:
 def _finished(row: dict, report: BatchReport, emit, announce: bool = True) -> None:
     tb = row.pop("_traceback", None)
     where = f"{row['name']}#{row['nucleus_id']}" if row["nucleus_id"] is not None else row["input"]
-    if row["status"] == "ok" and row["resumed"]:
+    if row["status"] != "failed" and row["resumed"]:
         log.info("resumed %s: result exists with this config (%s)", where, row["result_path"])
-    elif row["status"] == "ok":
-        log.info("ok %s: rate mean %.4g median %.4g, fit %.1f s on %s -> %s", where,
+    elif row["status"] != "failed":
+        log.info("%s %s: rate mean %.4g median %.4g, fit %.1f s on %s -> %s%s", row["status"], where,
                  row["rate_mean"], row["rate_median"], _num(row["fit_seconds"]),
-                 row["device"], row["result_path"])
+                 row["device"], row["result_path"],
+                 f" ({row['qc_reasons']})" if row.get("qc_reasons") else "")
     elif row["nucleus_id"] is not None:
         log.error("FAILED %s (%s): %s", where, row["input"], row["error"])
     if tb:

@@ -51,8 +51,9 @@ __all__ = [
 SUMMARY_COLUMNS = (
     "input", "name", "nucleus_id", "status", "resumed", "error", "n_localizations",
     "pixel_size_nm", "rate_mean", "rate_median", "rate_q05", "rate_q95", "rate_corr_truth",
-    "mollifier_radius_px", "fit_seconds", "total_seconds", "device", "config_hash",
-    "result_path",
+    "mollifier_radius_px", "qc_reasons", "calibration_scale", "chosen_rate_smoothness",
+    "chosen_test_window_um", "chosen_rate_fourier_scale_per_um", "fit_seconds",
+    "total_seconds", "device", "config_hash", "result_path",
 )
 
 #: File in each input's output folder recording what segmentation found.
@@ -168,7 +169,7 @@ def failure_row(job: InputJob, error: str, nucleus_id: int | None = None) -> dic
     """Summary row of a failed input (``nucleus_id`` None) or nucleus."""
     row = {c: np.nan for c in SUMMARY_COLUMNS}
     row.update(input=str(job.path), name=job.name, nucleus_id=nucleus_id, status="failed",
-               resumed=False, error=error, device="", config_hash=job.config_hash,
+               resumed=False, error=error, qc_reasons="", device="", config_hash=job.config_hash,
                result_path="")
     return row
 
@@ -181,9 +182,16 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
     mask = np.asarray(stack.labels.get("nucleus"), dtype=bool)
     corr = (prov.get("metrics") or {}).get("rate_corr_truth")
     row = {c: np.nan for c in SUMMARY_COLUMNS}
+    qc = prov.get("qc") or {}
+    chosen = (fit.get("meta") or {}).get("regularisation") or {}
     row.update(
         input=str(job.path), name=job.name, nucleus_id=int(prov.get("nucleus_id")),
-        status="ok", resumed=resumed, error="",
+        status=qc.get("status", "ok"), resumed=resumed, error="",
+        qc_reasons="; ".join(qc.get("reasons") or []),
+        calibration_scale=((prov.get("phase") or {}).get("calibration") or {}).get("scale", np.nan),
+        chosen_rate_smoothness=chosen.get("rate_smoothness", np.nan),
+        chosen_test_window_um=chosen.get("test_window_um", np.nan),
+        chosen_rate_fourier_scale_per_um=chosen.get("rate_fourier_scale_per_um", np.nan),
         n_localizations=prov.get("n_localizations", np.nan),
         pixel_size_nm=stack.pixel_size_nm,
         **rate_summary(stack.channels["rate"], mask),

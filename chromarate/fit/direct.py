@@ -97,8 +97,11 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     >>> result.rate.shape
     (64, 64)
     """
+    from .regularise import choose_regularisation  # imports this module
+
     check_fields(fields)
     t0 = time.perf_counter()
+    config, chosen = choose_regularisation(fields, config)
     radius, noise = resolve_radius(fields, config)
     pixel_um = fields.pixel_size_nm / 1000.0
     ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
@@ -133,5 +136,6 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
         device="cpu",
         config=config.model_dump(mode="json"),
         meta={"method": "direct", "mollifier_radius_px": radius, "noise_phi_d": noise,
-              "field_prior": config.field_prior, "window_um": config.test_window_um},
+              "field_prior": config.field_prior, "window_um": config.test_window_um,
+              "regularisation": chosen},
     )

@@ -54,6 +54,7 @@ from .mollifier import make_kernels
 from .networks import RateNetwork, make_field_network
 from .physics import ChromatinParams, chromatin_residual, chromatin_weak_operator_terms
 from .prior import denoise_fields, fit_scales, smooth_taper
+from .regularise import choose_regularisation
 from .width import noise_map, trusted_mask
 
 __all__ = ["iter_fit", "fit_rates", "FIELD_DERIVATIVES"]
@@ -506,6 +507,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         yield FitDone(invert_direct(fields, config))
         return
     t_start = time.perf_counter()
+    config, chosen = choose_regularisation(fields, config)
     dev = resolve_device(device if device is not None else config.device)
     dtype = resolve_dtype(config.dtype)
     prob = _Problem(fields, config, dev, dtype)
@@ -550,6 +552,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         meta={"method": "pinn", "residual_form": config.residual_form,
               "mollifier_radius_px": prob.radius, "noise_phi_d": prob.noise,
               "initial_rate": prob.initial_rate, "ensemble": config.ensemble,
+              "regularisation": chosen,
               "final_terms": {k: float(np.mean([t[k] for t in terms_all])) for k in terms_all[0]},
               "final_loss": float(history["loss"][-1]) if history["loss"] else None},
     )

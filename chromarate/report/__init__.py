@@ -74,7 +74,7 @@ def _failures(folder: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=["input", "nucleus_id", "error"])
     if "status" not in summary.columns:
         return pd.DataFrame(columns=["input", "nucleus_id", "error"])
-    failed = summary[summary["status"] != "ok"]
+    failed = summary[summary["status"] == "failed"]
     return failed.reindex(columns=["input", "nucleus_id", "error"])
 
 

@@ -83,7 +83,7 @@ def test_ramp_rate_recovered(ramp_fields):
     (0.99) but the slope shrinks to 0.2 (see the report), hence rate_smoothness = 0.01.
     """
     truth, fields = ramp_fields
-    cfg = FitConfig(device="cpu", steps=150, network=SMALL_NET, rate_smoothness=0.01, seed=0)
+    cfg = FitConfig(device="cpu", steps=150, network=SMALL_NET, rate_smoothness=0.01, regularisation="manual", seed=0)
     res = fit_rates(fields, cfg)
     tr = res.trusted
     assert tr.sum() > 1500

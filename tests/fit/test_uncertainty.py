@@ -82,7 +82,8 @@ def test_rate_std_larger_where_data_are_noisier(constant_state):
     fields = _noisy_right_half(constant_state, mask, frac=0.01)
     cfg = FitConfig(device="cpu", steps=150, ensemble=4, seed=0, network=SMALL_NET,
                     mollifier=MollifierConfig(radius_px=6.0), test_window_um=0.08,
-                    rate_fourier_scale_per_um=1.0, rate_smoothness=1e-3)
+                    rate_fourier_scale_per_um=1.0, rate_smoothness=1e-3,
+                    regularisation="manual")
     res = fit_rates(fields, cfg)
     tr = res.trusted
     xx = np.broadcast_to(np.arange(n)[None, :], (n, n))

@@ -1,0 +1,225 @@
+"""Quality gate: is a nucleus' rate map to be trusted?
+
+Pure: numbers in, a :class:`QualityReport` out. The pipeline computes one per nucleus from
+what the stages measured (localizations, resolution, phase mapping, calibration, the fit
+and the closed form) and stores it in the result's provenance (``qc``) and summary.csv
+(``status``, ``qc_reasons``). A nucleus gets ``status="ok"`` when every check passes and
+``"low_confidence"`` with the failed checks' reasons otherwise; inputs that cannot be
+analysed at all are refused earlier with an error.
+
+Each check guards an assumption of the method:
+
+``locs_per_resolution_area``
+    Localizations per FRC-resolution area (a square of side the resolution). Fewer than
+    ``MIN_LOCS_PER_RESOLUTION_AREA``: the density is too sparse for a phase field.
+``resolution_over_kernel``
+    FRC resolution over the mollifier radius (both nm). Above ``MAX_RESOLUTION_OVER_KERNEL``
+    the kernels see structure the data do not resolve.
+``density_contrast``
+    Ratio of the 95th to the 5th percentile of the denoised density in the nucleus interior.
+    Phase-separated chromatin shows heterochromatin several times denser than euchromatin;
+    below ``MIN_DENSITY_CONTRAST`` there is no domain structure to read rates from (beads,
+    membranes, bacteria).
+``fraction_clipped_low`` / ``fraction_clipped_high``
+    Fractions of nucleus pixels whose heterochromatin fraction was clipped at 0 or phi_max.
+``trusted_fraction``, ``trusted_pixels``
+    Share and number of nucleus pixels at least one kernel support inside the envelope.
+``calibration_interior``
+    Whether the density-scale calibration found its minimum inside the scanned range.
+``residual_explained``
+    One minus the fit's normalised residual term (1 is a residual at the expected size of
+    the reaction term, so 0 or less explains nothing).
+``pinn_vs_closed_form``
+    Pearson correlation of the PINN's map with the windowed closed form on the trusted
+    pixels: two independent routes to lambda that should agree on the resolvable part.
+``relative_uncertainty``
+    Median ``rate_std / rate`` over the trusted pixels (NaN without an ensemble).
+``rate_mean``
+    Mean rate on the trusted pixels, plausible within ``RATE_MEAN_RANGE``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+__all__ = ["QualityReport", "assess_quality", "density_contrast", "map_agreement"]
+
+MIN_LOCS_PER_RESOLUTION_AREA = 5.0
+MAX_RESOLUTION_OVER_KERNEL = 0.5
+MIN_DENSITY_CONTRAST = 2.0
+MAX_CLIPPED_LOW = 0.35
+MAX_CLIPPED_HIGH = 0.25
+MIN_TRUSTED_FRACTION = 0.1
+MIN_TRUSTED_PIXELS = 400
+MIN_RESIDUAL_EXPLAINED = 0.0
+MIN_AGREEMENT = 0.3
+MAX_RELATIVE_UNCERTAINTY = 0.5
+RATE_MEAN_RANGE = (0.2, 10.0)
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """Quality figures of one nucleus and the verdict.
+
+    Attributes
+    ----------
+    status : {"ok", "low_confidence"}
+    reasons : tuple of str
+        One short sentence per failed check (empty when ``ok``).
+    metrics : dict
+        Every figure computed (NaN where its input was missing).
+    """
+
+    status: str
+    reasons: tuple[str, ...] = ()
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "reasons": list(self.reasons),
+                "metrics": {k: _plain(v) for k, v in self.metrics.items()}}
+
+
+def _plain(v):
+    if isinstance(v, (np.floating, np.integer, np.bool_)):
+        return v.item()
+    return v
+
+
+def density_contrast(density: np.ndarray, mask: np.ndarray) -> float:
+    """95th over 5th percentile of ``density`` inside ``mask`` (inf when the 5th is 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = np.r_[np.full(50, 1.0), np.full(50, 4.0)].reshape(10, 10)
+    >>> density_contrast(d, np.ones((10, 10), bool))
+    4.0
+    """
+    v = np.asarray(density, dtype=np.float64)[np.asarray(mask, bool)]
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return float("nan")
+    lo, hi = np.percentile(v, [5.0, 95.0])
+    return float(hi / lo) if lo > 0 else float("inf")
+
+
+def map_agreement(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    """Pearson correlation of two maps over ``where`` (finite pixels only; NaN if flat)."""
+    sel = np.asarray(where, bool) & np.isfinite(a) & np.isfinite(b)
+    if sel.sum() < 3 or np.std(a[sel]) == 0 or np.std(b[sel]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[sel], b[sel])[0, 1])
+
+
+def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: np.ndarray,
+                   denoised: np.ndarray, phase_meta: Mapping[str, Any], rate: np.ndarray,
+                   trusted: np.ndarray, closed_form_rate: np.ndarray | None = None,
+                   rate_std: np.ndarray | None = None, residual_term: float | None = None,
+                   mollifier_radius_px: float | None = None,
+                   resolution_nm: float | None = None) -> QualityReport:
+    """Compute the quality figures of one nucleus and decide its status.
+
+    Parameters
+    ----------
+    n_localizations : int or None
+        Localizations inside the nucleus (None for image inputs).
+    pixel_size_nm : float
+    mask : ndarray of bool
+        The nucleus.
+    denoised : ndarray
+        Denoised density on the same grid.
+    phase_meta : mapping
+        ``PhaseFields.meta`` (clipping fractions, calibration).
+    rate, trusted : ndarray
+        The inferred map and the pixels where it is trusted.
+    closed_form_rate : ndarray, optional
+        The windowed closed form on the same fields.
+    rate_std : ndarray, optional
+    residual_term : float, optional
+        The fit's final normalised residual term.
+    mollifier_radius_px : float, optional
+    resolution_nm : float, optional
+        FRC resolution of the acquisition.
+
+    Returns
+    -------
+    QualityReport
+    """
+    mask = np.asarray(mask, bool)
+    trusted = np.asarray(trusted, bool) & np.isfinite(rate)
+    area_nm2 = float(mask.sum()) * pixel_size_nm**2
+    m: dict[str, Any] = {}
+    nan = float("nan")
+    if n_localizations is not None and resolution_nm and np.isfinite(resolution_nm) and area_nm2 > 0:
+        m["locs_per_resolution_area"] = n_localizations / area_nm2 * resolution_nm**2
+    else:
+        m["locs_per_resolution_area"] = nan
+    m["resolution_nm"] = nan if resolution_nm is None else float(resolution_nm)
+    radius_nm = nan if mollifier_radius_px is None else float(mollifier_radius_px) * pixel_size_nm
+    m["mollifier_radius_nm"] = radius_nm
+    m["resolution_over_kernel"] = (m["resolution_nm"] / radius_nm
+                                   if np.isfinite(m["resolution_nm"]) and radius_nm > 0 else nan)
+    m["density_contrast"] = density_contrast(denoised, mask)
+    m["fraction_clipped_low"] = float(phase_meta.get("fraction_clipped_low", nan))
+    m["fraction_clipped_high"] = float(phase_meta.get("fraction_clipped_high", nan))
+    m["trusted_pixels"] = int(trusted.sum())
+    m["trusted_fraction"] = float(trusted.sum()) / max(int(mask.sum()), 1)
+    cal = phase_meta.get("calibration") or {}
+    m["calibration_scale"] = float(cal.get("scale", nan))
+    m["calibration_interior"] = bool(cal.get("interior_minimum", True))
+    m["residual_explained"] = nan if residual_term is None else 1.0 - float(residual_term)
+    m["pinn_vs_closed_form"] = (nan if closed_form_rate is None
+                                else map_agreement(rate, closed_form_rate, trusted))
+    if rate_std is not None and trusted.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.asarray(rate_std, float)[trusted] / np.abs(np.asarray(rate, float)[trusted])
+        m["relative_uncertainty"] = float(np.nanmedian(rel)) if np.isfinite(rel).any() else nan
+    else:
+        m["relative_uncertainty"] = nan
+    m["rate_mean"] = float(np.mean(np.asarray(rate, float)[trusted])) if trusted.any() else nan
+
+    reasons = []
+
+    def check(ok: bool, text: str) -> None:
+        if not ok:
+            reasons.append(text)
+
+    def below(key, limit):  # NaN passes: a figure that could not be computed is no evidence
+        return not (m[key] < limit)
+
+    def above(key, limit):
+        return not (m[key] > limit)
+
+    check(below("locs_per_resolution_area", MIN_LOCS_PER_RESOLUTION_AREA),
+          f"sparse: {m['locs_per_resolution_area']:.3g} localizations per resolution area "
+          f"(< {MIN_LOCS_PER_RESOLUTION_AREA:g})")
+    check(above("resolution_over_kernel", MAX_RESOLUTION_OVER_KERNEL),
+          f"resolution {m['resolution_nm']:.0f} nm is coarse for the {radius_nm:.0f} nm kernel")
+    check(below("density_contrast", MIN_DENSITY_CONTRAST),
+          f"no chromatin domain contrast: density p95/p5 = {m['density_contrast']:.2f} "
+          f"(< {MIN_DENSITY_CONTRAST:g})")
+    check(above("fraction_clipped_low", MAX_CLIPPED_LOW),
+          f"{100 * m['fraction_clipped_low']:.0f} % of the nucleus below the euchromatin baseline")
+    check(above("fraction_clipped_high", MAX_CLIPPED_HIGH),
+          f"{100 * m['fraction_clipped_high']:.0f} % of the nucleus clipped at phi_max")
+    check(m["trusted_pixels"] >= MIN_TRUSTED_PIXELS and m["trusted_fraction"] >= MIN_TRUSTED_FRACTION,
+          f"small for the kernel: {m['trusted_pixels']} trusted pixels "
+          f"({100 * m['trusted_fraction']:.0f} % of the nucleus)")
+    if cal.get("skipped"):
+        reasons.append(f"density scale not calibrated ({cal['skipped']})")
+    else:
+        check(m["calibration_interior"], "density scale calibration hit the end of its range")
+    check(below("residual_explained", MIN_RESIDUAL_EXPLAINED),
+          "the fit does not explain the residual")
+    check(below("pinn_vs_closed_form", MIN_AGREEMENT),
+          f"PINN and closed form disagree (r = {m['pinn_vs_closed_form']:.2f})")
+    check(above("relative_uncertainty", MAX_RELATIVE_UNCERTAINTY),
+          f"uncertain: median rate_std/rate = {m['relative_uncertainty']:.2f}")
+    lo, hi = RATE_MEAN_RANGE
+    check(not (m["rate_mean"] < lo or m["rate_mean"] > hi),
+          f"implausible mean rate {m['rate_mean']:.3g} (outside [{lo:g}, {hi:g}])")
+    return QualityReport(status="ok" if not reasons else "low_confidence",
+                         reasons=tuple(reasons), metrics=m)
