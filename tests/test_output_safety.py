@@ -180,6 +180,22 @@ def test_symlink_loops_dangling_links_and_unreadable_entries_are_rows(
     assert len(pd.read_csv(out / "summary.csv")) == 5
 
 
+def test_bombs_in_a_batch_are_failed_rows(tmp_path, tiny_nucleus, config):
+    data = tmp_path / "data"
+    data.mkdir()
+    shutil.copy(tiny_nucleus[0], data / "good.csv")
+    hc.tiff_bomb(data)
+    hc.hdf5_bomb(data)
+    hc.smlm_zip_bomb(data, mib=64)
+    report = run_batch(config, [data], tmp_path / "res", read_limit="256M")
+    by_input = {Path(r["input"]).name: r for r in report.rows}
+    assert by_input["good.csv"]["status"] != "failed"
+    for name in ("bomb.tif", "bomb.hdf5"):
+        assert by_input[name]["status"] == "failed"
+        assert "read limit of 256.0 MiB" in by_input[name]["error"]
+    assert "inflates to more than" in by_input["bomb.smlm"]["error"]
+
+
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
                     reason="needs POSIX permissions and a non-root user")
 def test_unreadable_file_and_folder_are_rows(tmp_path, tiny_nucleus, config):

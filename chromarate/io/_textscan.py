@@ -19,6 +19,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import InputFormatError
 from .limits import check_decoded_size, current_read_limit, size_error
@@ -59,13 +60,13 @@ class _Gunzip:
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self.size = 0
 
-    def feed(self, data: bytes, max_out: int) -> list[bytes]:
-        """Decompressed blocks of ``data``; stops with OverflowError past ``max_out`` bytes."""
-        out = []
+    def feed(self, data: bytes, max_out: int) -> Iterator[bytes]:
+        """Yield the decompressed blocks of ``data`` one at a time (so that a caller keeping
+        none of them holds one block); OverflowError once past ``max_out`` bytes in all."""
         while True:
             if self._d.eof:  # a new member follows (or zero padding, which gzip allows)
                 if not data.strip(b"\x00"):
-                    return out
+                    return
                 if not data.startswith(_GZIP_MAGIC):
                     raise zlib.error("trailing garbage after the gzip stream")
                 self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -74,13 +75,13 @@ class _Gunzip:
             if self.size > max_out:
                 raise OverflowError(self.size)
             if block:
-                out.append(block)
+                yield block
             if self._d.eof:
                 data = self._d.unused_data
             else:
                 data = self._d.unconsumed_tail
                 if not data and len(block) < _BLOCK:  # all input used, no output pending
-                    return out
+                    return
 
     def finish(self) -> None:
         if not self._d.eof:
@@ -105,7 +106,7 @@ def gunzip_limited(raw: bytes, path: str | Path) -> bytes:
     g = _Gunzip()
     budget = _budget_text()
     try:
-        blocks = g.feed(raw, budget)
+        blocks = list(g.feed(raw, budget))
         g.finish()
     except OverflowError:
         raise size_error(path, f"the gzip stream (inflating to more than {g.size} bytes)",

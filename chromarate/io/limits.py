@@ -87,7 +87,8 @@ def parse_size(value: int | float | str) -> int:
 def format_size(n: int | float) -> str:
     """``n`` bytes for people: ``"9.0 GiB"``, ``"512.0 MiB"``, ``"17 bytes"``."""
     n = float(n)
-    for unit, size in (("TiB", 1 << 40), ("GiB", _GIB), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+    for unit, size in (("EiB", 1 << 60), ("PiB", 1 << 50), ("TiB", 1 << 40), ("GiB", _GIB),
+                       ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if n >= size:
             return f"{n / size:.1f} {unit}"
     return f"{int(n)} bytes"
