@@ -155,6 +155,20 @@ def test_an_output_subfolder_linked_outside_is_refused(tmp_path, tiny_nucleus, c
     assert list(outside.iterdir()) == []
 
 
+@pytest.mark.parametrize("planted", ["batch.log", "summary.csv", LOCK_NAME])
+def test_links_planted_in_out_are_not_written_through(tmp_path, tiny_nucleus, config, planted):
+    src = tmp_path / "cell.csv"
+    shutil.copy(tiny_nucleus[0], src)
+    sentinel = tmp_path / "sentinel.txt"
+    sentinel.write_text("keep me")
+    out = tmp_path / "res"
+    out.mkdir()
+    (out / planted).symlink_to(sentinel)
+    with pytest.raises(ResultStoreError):
+        run_batch(config, [src], out)
+    assert sentinel.read_text() == "keep me"
+
+
 # ------------------------------------------------------------------------ discovery
 
 

@@ -10,6 +10,7 @@ few seconds while the batch runs and once at the end, also when the batch is int
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -242,6 +243,9 @@ def _run_locked(config, inputs, out_dir: Path, *, device, workers, scheduler, ov
         report.rows[:] = rows
         write_table(report.summary_path, report.table)
 
+    for own in (report.log_path, report.summary_path):
+        if os.path.lexists(own):  # a link planted there must not be written through
+            check_inside(out_dir, own)
     with batch_log(report.log_path, log):
         log.info("chromarate %s batch: %d input(s) -> %s; config %r (hash %s); overwrite=%s",
                  __version__, len(jobs), out_dir, config.name, chash, overwrite)

@@ -138,9 +138,13 @@ class OutputLock:
     def acquire(self) -> "OutputLock":
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            # never follow a link planted at the lock's name: the lock file is truncated
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                         0o644)
         except OSError as exc:
-            raise ResultStoreError(f"cannot create the lock file: {exc.strerror or exc}",
+            raise ResultStoreError(f"cannot create the lock file: {exc.strerror or exc}"
+                                   + (" (it is a symbolic link; remove it)"
+                                      if os.path.islink(self.path) else ""),
                                    path=self.path) from exc
         deadline = None if self.wait is None else time.monotonic() + max(0.0, self.wait)
         told = False
