@@ -1,0 +1,103 @@
+"""The quality gate: figures, verdicts, and files that are not chromatin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from chromarate.quality import assess_quality, density_contrast, map_agreement
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "smlm"
+
+
+def _good(**over):
+    """A nucleus that passes every check: contrast 4, 20k trusted pixels, agreeing maps."""
+    rng = np.random.default_rng(0)
+    mask = np.zeros((200, 200), bool)
+    mask[10:190, 10:190] = True
+    trusted = np.zeros_like(mask)
+    trusted[30:170, 30:170] = True
+    dens = np.where(rng.random(mask.shape) < 0.5, 1.0, 4.0) * mask
+    rate = 1.5 + 0.3 * np.sin(np.arange(200) / 20.0)[None, :] * np.ones((200, 1))
+    kw = dict(n_localizations=250_000, pixel_size_nm=20.0, mask=mask, denoised=dens,
+              phase_meta={"fraction_clipped_low": 0.02, "fraction_clipped_high": 0.05,
+                          "calibration": {"scale": 0.84, "interior_minimum": True, "skipped": ""}},
+              rate=rate, trusted=trusted, closed_form_rate=rate + 0.01 * rng.standard_normal(rate.shape),
+              rate_std=0.1 * np.ones_like(rate), residual_term=0.2, mollifier_radius_px=20.0,
+              resolution_nm=60.0)
+    kw.update(over)
+    return kw
+
+
+def test_a_good_nucleus_is_ok():
+    q = assess_quality(**_good())
+    assert q.status == "ok" and q.reasons == ()
+    assert q.metrics["density_contrast"] == pytest.approx(4.0)
+    assert q.metrics["pinn_vs_closed_form"] > 0.99
+    assert q.metrics["locs_per_resolution_area"] == pytest.approx(250_000 / (180 * 180 * 400) * 3600)
+    d = q.as_dict()
+    assert d["status"] == "ok" and isinstance(d["metrics"]["trusted_pixels"], int)
+
+
+@pytest.mark.parametrize("over, word", [
+    ({"n_localizations": 2000}, "sparse"),
+    ({"resolution_nm": 300.0}, "coarse"),
+    ({"denoised": None}, "contrast"),
+    ({"phase_meta": {"fraction_clipped_high": 0.5}}, "phi_max"),
+    ({"trusted": None}, "small"),
+    ({"closed_form_rate": "noise"}, "disagree"),
+    ({"rate_std": 5.0}, "uncertain"),
+    ({"residual_term": 1.5}, "residual"),
+    ({"phase_meta": {"calibration": {"skipped": "nucleus too small"}}}, "not calibrated"),
+])
+def test_each_check_flags_its_failure(over, word):
+    kw = _good()
+    if "denoised" in over:
+        over = {"denoised": kw["mask"] * 1.0}
+    if "trusted" in over:
+        t = np.zeros_like(kw["mask"])
+        t[95:105, 95:105] = True
+        over = {"trusted": t}
+    if over.get("closed_form_rate") == "noise":
+        over = {"closed_form_rate": np.random.default_rng(1).standard_normal(kw["rate"].shape)}
+    if "rate_std" in over:
+        over = {"rate_std": 5.0 * np.ones_like(kw["rate"])}
+    q = assess_quality(**{**kw, **over})
+    assert q.status == "low_confidence"
+    assert len(q.reasons) == 1 and word in q.reasons[0], q.reasons
+
+
+def test_missing_figures_are_not_evidence():
+    q = assess_quality(**_good(n_localizations=None, resolution_nm=None, closed_form_rate=None,
+                               rate_std=None, residual_term=None))
+    assert q.status == "ok"
+    assert np.isnan(q.metrics["locs_per_resolution_area"]) and np.isnan(q.metrics["relative_uncertainty"])
+
+
+def test_helpers():
+    assert density_contrast(np.zeros((4, 4)) + 1.0, np.ones((4, 4), bool)) == 1.0
+    assert np.isnan(map_agreement(np.ones(5), np.arange(5.0), np.ones(5, bool)))
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared test data (../shared/data/smlm) not present")
+@pytest.mark.parametrize("name", ["colicoords/01_storm.csv", "picasso/egfr_mols.hdf5",
+                                  "pyme_ts3d/ThunderSTORM_TS3D.csv"])
+def test_non_chromatin_files_never_come_back_ok(name):
+    """E. coli membrane protein, EGFR on a cell membrane and a bead file: each nucleus the
+    segmentation finds is refused (an error) or flagged low_confidence with reasons."""
+    import chromarate
+    from chromarate.config import PipelineConfig
+    from chromarate.pipeline import NucleusFailed, NucleusResult, Pipeline
+
+    cfg = PipelineConfig(fit={"method": "direct"})
+    results = Pipeline(cfg).run(chromarate.read_localizations(SHARED / name))
+    assert results
+    for r in results:
+        if isinstance(r, NucleusFailed):
+            assert r.error
+            continue
+        assert isinstance(r, NucleusResult)
+        qc = r.stack.provenance["qc"]
+        assert qc["status"] == "low_confidence" and qc["reasons"], qc
