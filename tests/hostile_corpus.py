@@ -11,7 +11,6 @@ reading each bomb in a fresh interpreter (the table in docs/formats.md):
 
 from __future__ import annotations
 
-import gzip
 import json
 import struct
 import zlib

@@ -9,7 +9,6 @@ measured in a child process (its own peak RSS); time is never asserted.
 from __future__ import annotations
 
 import gzip
-import json
 import math
 import sys
 from pathlib import Path

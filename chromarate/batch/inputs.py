@@ -26,12 +26,12 @@ from ..errors import InputFormatError, ResultStoreError
 from ..io.batch_files import read_json
 from ..io.names import INPUT_SUFFIXES, input_stem, path_tag, safe_name
 from ..io.zarr_store import open_result
+from .tasks import MANIFEST_NAME
 
 __all__ = ["INPUT_SUFFIXES", "claim_output_names", "discover_inputs", "find_inputs",
            "input_problem", "input_stem", "output_names"]
 
 _GLOB_CHARS = frozenset("*?[")
-_MANIFEST = "input.json"  # chromarate.batch.tasks.MANIFEST_NAME (written there)
 
 
 def _real(path: str | os.PathLike) -> str:
@@ -239,7 +239,7 @@ def output_names(paths: Sequence[str | os.PathLike]) -> dict[Path, str]:
 def _folder_owner(folder: Path) -> str | None:
     """The resolved input path whose results ``folder`` holds: from its manifest, else from
     the provenance of a result store in it (metadata only); None for a new or empty one."""
-    manifest = read_json(folder / _MANIFEST)
+    manifest = read_json(folder / MANIFEST_NAME)
     if manifest is not None and isinstance(manifest.get("input"), str):
         return manifest["input"]
     try:
