@@ -30,7 +30,8 @@ from .resolution import fourier_ring_correlation
 from .errors import ChromarateError
 from .segment import crop_to_mask, segment_nuclei
 
-__all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields"]
+__all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
+           "fields_quality", "nucleus_quality"]
 
 
 @dataclass(frozen=True)
@@ -310,21 +311,31 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
 
 def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
                     config: PipelineConfig) -> QualityReport:
-    """The quality report of one fitted nucleus (:func:`chromarate.quality.assess_quality`).
+    """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`)."""
+    return fields_quality(fields, fit, config, density=task.denoised.data,
+                          n_localizations=task.n_localizations if task.has_localizations else None,
+                          resolution_nm=task.resolution_nm)
+
+
+def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig = PipelineConfig(),
+                   *, density: np.ndarray | None = None, n_localizations: int | None = None,
+                   resolution_nm: float | None = None) -> QualityReport:
+    """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
 
     The windowed closed form is computed on the same fields for the agreement check (unless
-    the fit is the closed form itself).
+    the fit is the closed form itself). Without a density (fields given directly), the
+    density contrast is read from the chromatin fraction ``phi_h + phi_e``.
     """
     from .fit.direct import invert_direct
 
     closed = fit.rate if fit.meta.get("method") == "direct" else invert_direct(fields, config.fit).rate
+    dens = density if density is not None else np.where(fields.mask, fields.phi_h + fields.phi_e, 0.0)
     return assess_quality(
-        n_localizations=task.n_localizations if task.has_localizations else None,
-        pixel_size_nm=fields.pixel_size_nm, mask=fields.mask, denoised=task.denoised.data,
-        phase_meta=fields.meta, rate=fit.rate, trusted=fit.trusted, closed_form_rate=closed,
-        rate_std=fit.rate_std, residual_term=(fit.meta.get("final_terms") or {}).get("residual"),
-        mollifier_radius_px=fit.meta.get("mollifier_radius_px"),
-        resolution_nm=task.resolution_nm)
+        n_localizations=n_localizations, pixel_size_nm=fields.pixel_size_nm, mask=fields.mask,
+        denoised=dens, phase_meta=fields.meta, rate=fit.rate, trusted=fit.trusted,
+        closed_form_rate=closed, rate_std=fit.rate_std,
+        residual_term=(fit.meta.get("final_terms") or {}).get("residual"),
+        mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm)
 
 
 def _timer(timings: dict[str, float]):

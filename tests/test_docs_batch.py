@@ -58,7 +58,10 @@ def test_doc_examples_run(tmp_path, monkeypatch, torch_one_thread):
             _run_console(body)
         else:
             exec(compile(body, f"{DOC.name}[python block {i}]", "exec"), namespace)
-    summary = (tmp_path / "results" / "summary.csv").read_text()
-    assert summary.count(",ok,") == 2
+    import pandas as pd
+
+    # both nuclei fitted; the docs' tiny nuclei may be flagged low_confidence by the gate
+    status = pd.read_csv(tmp_path / "results" / "summary.csv")["status"]
+    assert len(status) == 2 and status.isin(["ok", "low_confidence"]).all()
     assert (tmp_path / "results" / "report" / "index.html").is_file()
     assert (tmp_path / "my-table.csv").is_file() and (tmp_path / "my-pipeline.yaml").is_file()

@@ -51,7 +51,9 @@ def result_statistics(stack: ResultStack, *, name: str, path: str | Path | None 
         The columns of :func:`chromarate.analysis.nucleus_statistics` (area, localizations,
         heterochromatin fraction, rate quantiles, rate inside and outside heterochromatin,
         balance estimate, domains and the lab closed form, correlation with a ground
-        truth), then ``final_loss``, ``fit_seconds`` and ``device`` of the fit.
+        truth), the quality gate's ``status`` and ``qc_reasons`` first (empty for results
+        written before the gate), followed by ``final_loss``, ``fit_seconds``
+        and ``device`` of the fit.
 
     Examples
     --------
@@ -65,7 +67,10 @@ def result_statistics(stack: ResultStack, *, name: str, path: str | Path | None 
     >>> round(st["area_um2"], 6), st["rate_mean"]
     (1.0, 2.0)
     """
-    row = _analysis_statistics(result_nucleus(stack, name=name, path=path), domains=domains)
+    stats = _analysis_statistics(result_nucleus(stack, name=name, path=path), domains=domains)
+    # the quality gate's verdict first: a low-confidence map must not be read as a result
+    first = ("status", "qc_reasons")
+    row = {**{k: stats[k] for k in first}, **{k: v for k, v in stats.items() if k not in first}}
     fit = (stack.provenance or {}).get("fit") or {}
     timings = fit.get("timings") or {}
     row["final_loss"] = fit.get("final_loss")

@@ -108,6 +108,8 @@ def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig
         "nucleus_id": nucleus.nucleus_id,
         "result_path": str(nucleus.path),
         "config_hash": nucleus.config_hash,
+        "status": (nucleus.provenance.get("qc") or {}).get("status", ""),
+        "qc_reasons": "; ".join((nucleus.provenance.get("qc") or {}).get("reasons") or []),
         "area_um2": area,
         "n_localizations": nucleus.n_localizations,
         "localizations_per_um2": nucleus.n_localizations / area if area > 0 else np.nan,

@@ -218,7 +218,10 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
             fields = syn.fields
             fit = _fit_fields(fields, fit_cfg, method)
             run_s = fit_s = time.perf_counter() - t0
-            qc = fit.meta.get("qc")
+            from ..pipeline import fields_quality
+
+            qc = fit.meta.get("qc") or fields_quality(fields, fit, cfg.model_copy(
+                update={"fit": fit_cfg})).as_dict()
         else:
             nr, error = _run_pipeline(syn, cfg.model_copy(update={"fit": fit_cfg}))
             run_s = time.perf_counter() - t0
