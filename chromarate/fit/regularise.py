@@ -78,11 +78,14 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     -------
     (FitConfig, dict)
         The configuration to fit with and a record of the choice (criterion, its value,
-        ``rate_smoothness``, ``test_window_um``), stored in ``FitResult.meta``.
+        ``rate_smoothness``, ``test_window_um``, and the configured
+        ``rate_fourier_scale_per_um``, which is not chosen from the data), stored in
+        ``FitResult.meta``.
     """
+    fixed = {"rate_fourier_scale_per_um": config.rate_fourier_scale_per_um}  # not chosen (yet)
     if config.regularisation == "manual":
         return config, {"criterion": "manual", "rate_smoothness": config.rate_smoothness,
-                        "test_window_um": config.test_window_um}
+                        "test_window_um": config.test_window_um, **fixed}
     if config.regularisation == "pixel_noise":
         span = float(np.ptp(np.asarray(fields.phi_d)[np.asarray(fields.mask, bool)])) or 1.0
         value = estimate_noise(fields.phi_d, fields.mask) / span
@@ -93,4 +96,4 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     smooth, window = regularisation_from_misfit(misfit_equiv)
     chosen = config.model_copy(update={"rate_smoothness": smooth, "test_window_um": window})
     return chosen, {"criterion": config.regularisation, "value": float(value),
-                    "rate_smoothness": smooth, "test_window_um": window}
+                    "rate_smoothness": smooth, "test_window_um": window, **fixed}
