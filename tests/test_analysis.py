@@ -147,3 +147,17 @@ def test_analysis_config_validation():
                 {"nope": 1}):
         with pytest.raises(ValidationError):
             AnalysisConfig(**bad)
+
+
+def test_a_store_without_rate_std_reads_and_tabulates(tmp_path):
+    """Result stores omit ``rate_std`` without an ensemble; analysis sees NaN then."""
+    ch, mask, prov = _nucleus(nid=1)
+    ch = {**ch, "rate_std": np.full_like(ch["rate"], np.nan)}
+    write_result(ResultStack(channels=ch, labels={"nucleus": mask.astype(np.uint8)},
+                             pixel_size_nm=P_NM, origin_nm=(0.0, 0.0), provenance=prov),
+                 tmp_path / "cell" / "1.ome.zarr")
+    (nucleus,) = iter_nuclei(tmp_path)
+    assert "rate_std" not in nucleus.channels
+    assert nucleus.rate_std.shape == nucleus.rate.shape and np.isnan(nucleus.rate_std).all()
+    table = nucleus_table(tmp_path, AnalysisConfig(smooth_nm=0.0))
+    assert list(table["nucleus_id"]) == [1]

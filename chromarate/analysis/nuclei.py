@@ -67,7 +67,10 @@ class Nucleus:
 
     @property
     def rate_std(self) -> np.ndarray:
-        """Ensemble standard deviation of the rate (NaN without an ensemble)."""
+        """Ensemble standard deviation of the rate (NaN without an ensemble; result stores
+        then have no ``rate_std`` channel)."""
+        if "rate_std" not in self.channels:
+            return np.full(np.shape(self.rate), np.nan, dtype=np.float32)
         return self.channels["rate_std"]
 
     @property

@@ -16,8 +16,16 @@ on request)::
 
 Axes are ``c`` (channel), ``y`` and ``x`` (space, nanometer). Each resolution level carries
 a ``scale`` transform ``[1, p * f, p * f]`` (``f`` its downsampling factor) and a
-``translation`` ``[0, origin_y, origin_x]``, where ``origin`` is the corner of pixel (0, 0)
-as everywhere in chromarate (docs/design.md section 4).
+``translation`` ``[0, origin_y + p * f / 2, origin_x + p * f / 2]``: NGFF places the
+*centre* of array element (0, 0) at the translation, so each level's translation is the
+centre of its first pixel, while ``origin`` -- in memory, as everywhere in chromarate
+(docs/design.md section 4) -- is the *corner* of pixel (0, 0). The ``chromarate`` block
+records this convention as ``"translation": "pixel_centre"``; stores written before it (no
+such key) hold the corner and are read as such, so every reader places each pixel where it
+was. Readers return the corner origin either way.
+
+Channels with no finite value (``rate_std`` of a fit without an ensemble) are not written:
+a result store holds only the channels that carry data.
 
 Writes are atomic: the store is built in a hidden sibling directory (``.<name>.tmp-<id>``)
 and renamed into place, so a result path holds either a complete store or nothing new. An
@@ -77,6 +85,11 @@ MAX_CHUNKS = 1 << 17
 
 _BLOCK = "chromarate"
 _GRID = "grid"  # key of the block recording the stored grid (checked when reading)
+#: key of the block recording where the NGFF translation lies in pixel (0, 0); stores
+#: without it (written before) hold the pixel corner
+_TRANSLATION = "translation"
+_PIXEL_CENTRE = "pixel_centre"
+_STORAGE_KEYS = (_GRID, _TRANSLATION)  # written by the store, not part of the provenance
 _TMP_MARK = ".tmp-"  # hidden siblings: .<name>.tmp-<token> (being written)
 _OLD_MARK = ".old-"  # and .<name>.old-<token> (previous store, being replaced)
 _CHUNK_YX = 256
@@ -150,11 +163,14 @@ def _datasets(levels: list[_Level], stack: ResultStack, with_channel: bool) -> l
     lead0 = [0.0] if with_channel else []
     out = []
     for lv in levels:
+        step = p * lv.factor
+        # NGFF: the translation is where the centre of element (0, 0) of this level lies
         out.append({
             "path": lv.path,
             "coordinateTransformations": [
-                {"type": "scale", "scale": lead + [p * lv.factor, p * lv.factor]},
-                {"type": "translation", "translation": lead0 + [oy, ox]},
+                {"type": "scale", "scale": lead + [step, step]},
+                {"type": "translation", "translation": lead0 + [oy + step / 2,
+                                                                ox + step / 2]},
             ],
         })
     return out
@@ -261,7 +277,18 @@ def _provenance_block(stack: ResultStack, path: Path) -> dict:
     ny, nx = (int(n) for n in next(iter(stack.channels.values())).shape)
     # what the arrays must hold, checked by readers against the arrays' declared shapes
     block[_GRID] = {"shape": [ny, nx], "channels": len(stack.channels)}
+    block[_TRANSLATION] = _PIXEL_CENTRE
     return block
+
+
+def _without_empty_channels(stack: ResultStack) -> ResultStack:
+    """The stack less its channels without a finite value (all of them kept if none has)."""
+    kept = {name: data for name, data in stack.channels.items()
+            if np.isfinite(np.asarray(data)).any()}
+    if not kept or len(kept) == len(stack.channels):
+        return stack
+    return ResultStack(channels=kept, labels=stack.labels, pixel_size_nm=stack.pixel_size_nm,
+                       origin_nm=stack.origin_nm, provenance=stack.provenance)
 
 
 def _create_array(group, name: str, data: np.ndarray, *, zarr_format: int,
@@ -372,8 +399,9 @@ def write_result(
     Parameters
     ----------
     stack : ResultStack
-        Channels (2-D, one grid), labels, pixel size, origin and a JSON-able provenance.
-        Its ``schema_version`` is set to the current one when missing.
+        Channels (2-D, one grid), labels, pixel size, origin (corner of pixel (0, 0)) and
+        a JSON-able provenance. Its ``schema_version`` is set to the current one when
+        missing. Channels without a finite value are not written.
     path : str or path-like
         The store to create, conventionally ``<nucleus-id>.ome.zarr``. Missing parent
         directories are created.
@@ -403,6 +431,7 @@ def write_result(
             f"{', '.join(NGFF_VERSIONS)}", path=path)
     zarr_format = NGFF_VERSIONS[ngff_version]
     validate_stack(stack, path)
+    stack = _without_empty_channels(stack)
     block = _provenance_block(stack, path)
     if os.path.lexists(path) and not overwrite:
         raise ResultStoreError("result store already exists (overwrite=False)", path=path)
@@ -697,11 +726,26 @@ def _inspect_unguarded(path: Path):
         image_path=image_path,
         level_paths=level_paths,
         pixel_size_nm=pixel,
-        origin_nm=(translation[1], translation[2]),
+        origin_nm=_corner_origin(path, block, translation, pixel),
         labels=labels,
-        provenance=json.loads(json.dumps({k: v for k, v in block.items() if k != _GRID})),
+        provenance=json.loads(json.dumps({k: v for k, v in block.items()
+                                          if k not in _STORAGE_KEYS})),
     )
     return root, plan
+
+
+def _corner_origin(path: Path, block: Mapping, translation: list[float], pixel: float
+                   ) -> tuple[float, float]:
+    """The corner of pixel (0, 0) from the full-resolution translation, by the convention
+    the block records: the pixel centre (current stores) or the corner (no record: stores
+    written before the convention was recorded)."""
+    convention = block.get(_TRANSLATION)
+    if convention is None:
+        return (translation[1], translation[2])
+    if convention != _PIXEL_CENTRE:
+        raise _fail(path, f"unknown translation convention {convention!r} in the "
+                          f"{_BLOCK!r} block (this chromarate knows {_PIXEL_CENTRE!r})")
+    return (translation[1] - pixel / 2, translation[2] - pixel / 2)
 
 
 def _check_grid(path: Path, block: Mapping, shape: tuple) -> None:

@@ -17,6 +17,7 @@ from chromarate.io import zarr_store
 from chromarate.io.zarr_store import (is_complete_result, open_result_levels, read_result,
                                       write_result)
 
+from .ngff import assert_valid_ngff
 from .test_zarr_store import ORIGIN, PIXEL, SHAPE, VERSIONS, assert_same, make_stack
 
 #: With this limit the 40 x 50 test stack gets levels of 50, 25 and 13 pixels across.
@@ -84,6 +85,7 @@ def test_pyramid_written_and_read_by_ome_zarr_py(tmp_path, monkeypatch, version)
     monkeypatch.setattr(zarr_store, "PYRAMID_MAX_SIDE", SMALL_LIMIT)
     stack = make_stack()
     path = write_result(stack, tmp_path / "n.ome.zarr", ngff_version=version)
+    assert_valid_ngff(path, version)
 
     # chromarate's reader: full resolution, every level checked
     assert_same(stack, read_result(path))
@@ -95,7 +97,8 @@ def test_pyramid_written_and_read_by_ome_zarr_py(tmp_path, monkeypatch, version)
     np.testing.assert_allclose(levels["density"][2].compute(),
                                block_mean(stack.channels["density"], 4), rtol=1e-5)
 
-    # ome-zarr-py's reader: names, scale and translation of every level, values
+    # ome-zarr-py's reader: names, scale and translation of every level, values; each
+    # level's translation is the centre of its first pixel (f x f full-resolution pixels)
     nodes = list(Reader(parse_url(str(path)))())
     image = nodes[0]
     assert image.metadata["channel_names"] == list(stack.channels)
@@ -104,7 +107,8 @@ def test_pyramid_written_and_read_by_ome_zarr_py(tmp_path, monkeypatch, version)
     for k, f in enumerate((1, 2, 4)):
         assert transforms[k] == [
             {"type": "scale", "scale": [1.0, PIXEL * f, PIXEL * f]},
-            {"type": "translation", "translation": [0.0, *ORIGIN]},
+            {"type": "translation",
+             "translation": [0.0, ORIGIN[0] + PIXEL * f / 2, ORIGIN[1] + PIXEL * f / 2]},
         ]
     names = list(stack.channels)
     i = names.index("rate")
@@ -153,6 +157,7 @@ def test_domain_labels_round_trip(tmp_path, version):
 
     stack = domains_stack()
     path = write_result(stack, tmp_path / "n.ome.zarr", ngff_version=version)
+    assert_valid_ngff(path, version)
     back = read_result(path)
     assert_same(stack, back)
     assert back.labels["domains"].dtype == np.uint16

@@ -15,10 +15,14 @@ from chromarate.export import CHANNELS, SCHEMA_VERSION
 from chromarate.io import zarr_store
 from chromarate.io.zarr_store import is_complete_result, read_result, write_result
 
+from .ngff import assert_valid_ngff
+
 SHAPE = (40, 50)
 PIXEL = 20.0
 ORIGIN = (100.0, 260.0)
 VERSIONS = ["0.5", "0.4"]
+#: NGFF translation of the test stack: the centre of pixel (0, 0), half a pixel past ORIGIN
+CENTRE = (ORIGIN[0] + PIXEL / 2, ORIGIN[1] + PIXEL / 2)
 
 
 def make_stack(seed: int = 0) -> ResultStack:
@@ -28,10 +32,8 @@ def make_stack(seed: int = 0) -> ResultStack:
     channels = {}
     for i, name in enumerate(CHANNELS):
         a = (rng.normal(size=SHAPE) + i).astype(np.float32)
-        if name in ("rate", "residual"):
+        if name in ("rate", "rate_std", "residual"):
             a[~mask] = np.nan
-        if name == "rate_std":
-            a[:] = np.nan
         channels[name] = a
     return ResultStack(
         channels=channels,
@@ -62,6 +64,7 @@ def test_round_trip(tmp_path, version):
     stack = make_stack()
     path = tmp_path / "out" / "3.ome.zarr"
     assert write_result(stack, path, ngff_version=version) == path
+    assert_valid_ngff(path, version)
     assert_same(stack, read_result(path))
     assert is_complete_result(path)
     # no temporary or backup directories left behind
@@ -71,6 +74,7 @@ def test_round_trip(tmp_path, version):
 @pytest.mark.parametrize("version", VERSIONS)
 def test_metadata_layout(tmp_path, version):
     path = write_result(make_stack(), tmp_path / "n.ome.zarr", ngff_version=version)
+    assert_valid_ngff(path, version)
     root = zarr.open_group(str(path), mode="r")
     attrs = root.attrs.asdict()
     if version == "0.5":
@@ -94,8 +98,9 @@ def test_metadata_layout(tmp_path, version):
     assert ms["datasets"][0]["path"] == "0"
     assert ms["datasets"][0]["coordinateTransformations"] == [
         {"type": "scale", "scale": [1.0, PIXEL, PIXEL]},
-        {"type": "translation", "translation": [0.0, *ORIGIN]},
+        {"type": "translation", "translation": [0.0, *CENTRE]},
     ]
+    assert attrs["chromarate"]["translation"] == "pixel_centre"
     arr = root["0"]
     assert arr.shape == (len(CHANNELS), *SHAPE) and arr.dtype == np.float32
     assert arr.chunks == (1, *SHAPE)  # (1, 256, 256) clipped to the image
@@ -118,7 +123,7 @@ def test_metadata_layout(tmp_path, version):
     assert [a["name"] for a in lms["axes"]] == ["y", "x"]
     assert lms["datasets"][0]["coordinateTransformations"] == [
         {"type": "scale", "scale": [PIXEL, PIXEL]},
-        {"type": "translation", "translation": list(ORIGIN)},
+        {"type": "translation", "translation": list(CENTRE)},
     ]
     # the provenance block is strict JSON
     json.dumps(attrs["chromarate"], allow_nan=False)
@@ -131,6 +136,7 @@ def test_readable_by_ome_zarr_py(tmp_path, version):
 
     stack = make_stack()
     path = write_result(stack, tmp_path / "n.ome.zarr", ngff_version=version)
+    assert_valid_ngff(path, version)
     loc = parse_url(str(path))
     assert loc is not None
     assert loc.version == version
@@ -139,9 +145,10 @@ def test_readable_by_ome_zarr_py(tmp_path, version):
     assert image.metadata["channel_names"] == list(CHANNELS)
     assert [a["name"] for a in image.metadata["axes"]] == ["c", "y", "x"]
     assert image.metadata["axes"][1]["unit"] == "nanometer"
+    # NGFF: the translation is the centre of pixel (0, 0); chromarate's origin its corner
     assert image.metadata["coordinateTransformations"][0] == [
         {"type": "scale", "scale": [1.0, PIXEL, PIXEL]},
-        {"type": "translation", "translation": [0.0, *ORIGIN]},
+        {"type": "translation", "translation": [0.0, *CENTRE]},
     ]
     data = np.asarray(image.data[0])
     assert data.shape == (len(CHANNELS), *SHAPE)
@@ -159,10 +166,84 @@ def test_readable_by_ome_zarr_py(tmp_path, version):
 def test_valid_against_ome_zarr_models(tmp_path, version):
     models = pytest.importorskip("ome_zarr_models")
     path = write_result(make_stack(), tmp_path / "n.ome.zarr", ngff_version=version)
+    assert_valid_ngff(path, version)
     image = models.open_ome_zarr(zarr.open_group(str(path), mode="r"))
     assert type(image).__name__ == "Image"
     label = models.open_ome_zarr(zarr.open_group(str(path / "labels" / "nucleus"), mode="r"))
     assert type(label).__name__ == "ImageLabel"
+
+
+def _root_ome(root, version: str) -> dict:
+    return dict(root.attrs["ome"]) if version == "0.5" else dict(root.attrs)
+
+
+def _put_root_ome(root, version: str, ome: dict) -> None:
+    if version == "0.5":
+        root.attrs["ome"] = ome
+    else:
+        root.attrs.update(ome)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_validator_rejects_invalid_metadata(tmp_path, version):
+    """assert_valid_ngff can fail: a translation of the wrong length is not NGFF."""
+    path = write_result(make_stack(), tmp_path / "n.ome.zarr", ngff_version=version)
+    root = zarr.open_group(str(path), mode="r+")
+    ome = _root_ome(root, version)
+    ms = [dict(ome["multiscales"][0])]
+    ds = dict(ms[0]["datasets"][0])
+    ds["coordinateTransformations"] = [ds["coordinateTransformations"][0],
+                                       {"type": "translation", "translation": [0.0, 1.0]}]
+    ms[0]["datasets"] = [ds]
+    _put_root_ome(root, version, {**ome, "multiscales": ms})
+    with pytest.raises(Exception, match="(?i)translation|dimension|length|ndim|axes"):
+        assert_valid_ngff(path, version)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_stores_without_the_convention_record_hold_the_pixel_corner(tmp_path, version):
+    """A store written before the pixel-centre translation (no record in its block, the
+    corner as translation) still places every pixel where it was."""
+    stack = make_stack()
+    path = write_result(stack, tmp_path / "old.ome.zarr", ngff_version=version)
+    root = zarr.open_group(str(path), mode="r+")
+    block = dict(root.attrs["chromarate"])
+    del block["translation"]
+    ome = _root_ome(root, version)
+    ms = [dict(ome["multiscales"][0])]
+    ms[0]["datasets"] = [{**ds, "coordinateTransformations": [
+        ds["coordinateTransformations"][0],
+        {"type": "translation", "translation": [0.0, *ORIGIN]}]} for ds in ms[0]["datasets"]]
+    _put_root_ome(root, version, {**ome, "multiscales": ms})
+    root.attrs["chromarate"] = block
+    back = read_result(path)
+    assert tuple(back.origin_nm) == ORIGIN
+    assert dict(back.provenance) == dict(stack.provenance)
+    # and a current store: the same origin from the centre translation
+    assert tuple(read_result(write_result(stack, tmp_path / "new.ome.zarr",
+                                          ngff_version=version)).origin_nm) == ORIGIN
+
+    block["translation"] = "somewhere"
+    root.attrs["chromarate"] = block
+    with pytest.raises(ResultStoreError, match="translation convention 'somewhere'"):
+        read_result(path)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_all_nan_channels_are_not_written(tmp_path, version):
+    stack = make_stack()
+    channels = dict(stack.channels)
+    channels["rate_std"] = np.full(SHAPE, np.nan, np.float32)  # a fit without an ensemble
+    path = write_result(ResultStack(channels, stack.labels, PIXEL, ORIGIN, stack.provenance),
+                        tmp_path / "n.ome.zarr", ngff_version=version)
+    assert_valid_ngff(path, version)
+    back = read_result(path)
+    assert list(back.channels) == [c for c in CHANNELS if c != "rate_std"]
+    for name in back.channels:
+        np.testing.assert_array_equal(back.channels[name], stack.channels[name])
+    root = zarr.open_group(str(path), mode="r")
+    assert root["0"].shape == (len(CHANNELS) - 1, *SHAPE)
+    assert "rate_std" not in [c["label"] for c in _root_ome(root, version)["omero"]["channels"]]
 
 
 def test_overwrite_replaces_and_overwrite_false_refuses(tmp_path):
@@ -416,7 +497,11 @@ def test_export_to_store_end_to_end(tmp_path):
                     meta={"eps": np.float64(4.0)})
     stack = build_result_stack(density=dmap, denoised=dmap, fields=fields, fit=fit,
                                provenance={"config_hash": "x"})
-    back = read_result(write_result(stack, tmp_path / "1.ome.zarr"))
-    assert_same(stack, back)
-    assert np.isnan(back.channels["rate_std"]).all()
+    path = write_result(stack, tmp_path / "1.ome.zarr")
+    assert_valid_ngff(path, "0.5")
+    back = read_result(path)
+    assert np.isnan(stack.channels["rate_std"]).all()  # no ensemble: not written
+    assert list(back.channels) == [c for c in CHANNELS if c != "rate_std"]
+    for name in back.channels:
+        np.testing.assert_array_equal(back.channels[name], stack.channels[name])
     assert back.provenance["fit"]["final_loss"] == 0.25

@@ -102,3 +102,49 @@ def test_viewer_opens_a_localization_file(viewer, tmp_path, tiny_nucleus):
     assert [type(layer).__name__ for layer in layers] == ["Image", "Points"]
     assert layers[0].name == "small · density (20 nm pixels)"
     assert len(layers[1].data) == 500
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_layers_sit_where_the_store_translation_says(tmp_path, version):
+    """NGFF and napari both put the centre of pixel (0, 0) at the translation: the layers
+    are translated by exactly what the store declares, and a store written before the
+    pixel-centre convention (corner translation, no record) gives the same placement."""
+    from chromarate.io.zarr_store import read_result
+
+    stack = make_result()
+    store = write_result(stack, tmp_path / "cell" / "1.ome.zarr", ngff_version=version)
+    root = zarr.open_group(str(store), mode="r+")
+    ome = dict(root.attrs["ome"]) if version == "0.5" else dict(root.attrs)
+    declared = ome["multiscales"][0]["datasets"][0]["coordinateTransformations"][1]
+    layers = get_result_reader(str(store))(str(store))
+    for _, kwargs, _ in layers:
+        assert kwargs["translate"] == tuple(declared["translation"][1:]) == (110.0, 270.0)
+
+    # the same store as chromarate wrote it before: corner translation, no record
+    block = dict(root.attrs["chromarate"])
+    del block["translation"]
+    ms = [dict(ome["multiscales"][0])]
+    ms[0]["datasets"] = [{**ds, "coordinateTransformations": [
+        ds["coordinateTransformations"][0],
+        {"type": "translation", "translation": [0.0, *stack.origin_nm]}]}
+        for ds in ms[0]["datasets"]]
+    if version == "0.5":
+        root.attrs["ome"] = {**ome, "multiscales": ms}
+    else:
+        root.attrs["multiscales"] = ms
+    root.attrs["chromarate"] = block
+    assert tuple(read_result(store).origin_nm) == stack.origin_nm
+    for _, kwargs, _ in get_result_reader(str(store))(str(store)):
+        assert kwargs["translate"] == (110.0, 270.0)
+
+
+def test_a_result_without_rate_std_opens_without_that_layer(tmp_path):
+    stack = make_result()
+    channels = dict(stack.channels)
+    channels["rate_std"] = np.full_like(channels["rate"], np.nan)  # no ensemble
+    store = write_result(type(stack)(channels, stack.labels, stack.pixel_size_nm,
+                                     stack.origin_nm, stack.provenance),
+                         tmp_path / "cell" / "2.ome.zarr")
+    layers = get_result_reader(str(store))(str(store))
+    names = [kw["name"] for _, kw, _ in layers]
+    assert "cell/2 · rate λ" in names and not any("rate std" in n for n in names)
