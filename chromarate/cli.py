@@ -67,7 +67,10 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def _not_batch_info(record: logging.LogRecord) -> bool:
-    """The batch's progress records go to batch.log; the printer shows them on screen."""
+    """The batch's progress records go to batch.log; the printer shows them on screen, and
+    each failure once (as an event, not also as a log record)."""
+    if getattr(record, "chromarate_failure", False):
+        return False
     return not (record.name == "chromarate.batch" and record.levelno < logging.WARNING)
 
 
@@ -97,12 +100,17 @@ def _fmt(value, spec: str = ".3f") -> str:
 
 class _BatchPrinter:
     """Turns batch and pipeline events into terminal output: a progress bar over the
-    nuclei of the batch, one line per finished nucleus, stage timings with ``-v``."""
+    nuclei of the batch, a bar per running fit (from its first step, with an ETA), one line
+    per finished nucleus, stage timings with ``-v``. When stderr is not a terminal (a pipe,
+    a file, a SLURM log) the bars are off and the batch's progress line is printed every
+    few seconds instead."""
 
-    def __init__(self, verbose: bool, quiet: bool) -> None:
+    def __init__(self, verbose: bool, quiet: bool, fit_steps: int | None = None) -> None:
         self.verbose, self.quiet = verbose, quiet
+        self.fit_steps = fit_steps  # steps of one fit (all ensemble members), when known
+        self.tty = _is_tty(sys.stderr)
         self.bar = None
-        self.fit_bar = None
+        self.fit_bars: dict = {}  # (input name or None, nucleus id) -> tqdm bar
         self.total = 0
         self.inputs_done = 0
         self.n_inputs = 0
@@ -118,7 +126,8 @@ class _BatchPrinter:
 
     def __call__(self, event) -> None:
         from ._types import FitProgress, StageDone
-        from .batch import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
+        from .batch import (BatchFinished, BatchProgress, BatchStarted, InputPrepared,
+                            NucleusFinished, NucleusProgress)
 
         if isinstance(event, BatchStarted):
             self.n_inputs = event.n_inputs
@@ -126,6 +135,8 @@ class _BatchPrinter:
                 click.echo(f"chromarate {__version__}: {event.n_inputs} input(s) -> "
                            f"{event.out_dir}; config {event.config_name!r} "
                            f"(hash {event.config_hash}); {event.executor}")
+                if event.dashboard:
+                    click.echo(f"dask dashboard: {event.dashboard}")
                 from tqdm import tqdm
 
                 self.bar = tqdm(total=0, desc="nuclei", unit="nucleus", file=sys.stderr,
@@ -142,23 +153,57 @@ class _BatchPrinter:
             self._refresh()
         elif isinstance(event, NucleusFinished):
             self._nucleus(event.row)
-        elif isinstance(event, StageDone) and self.verbose:
-            if event.stage == "fit" and self.fit_bar is not None:
-                self.fit_bar.close()
-                self.fit_bar = None
-            nid = f" nucleus {event.nucleus_id}" if event.nucleus_id is not None else ""
-            self.echo(f"  {event.stage:<10}{nid:<11} {event.seconds:8.2f} s")
-        elif isinstance(event, FitProgress) and self.verbose:
-            from tqdm import tqdm
-
-            if self.fit_bar is None:
-                self.fit_bar = tqdm(total=event.total_steps, desc="  fit", unit="step",
-                                    leave=False, file=sys.stderr, disable=None)
-            self.fit_bar.n = event.step
-            self.fit_bar.set_postfix(loss=f"{event.loss:.4g}", refresh=False)
-            self.fit_bar.refresh()
+        elif isinstance(event, NucleusProgress):
+            self._pipeline_event(event.name, event.nucleus_id, event.event)
+        elif isinstance(event, (StageDone, FitProgress)):
+            self._pipeline_event(None, getattr(event, "nucleus_id", None), event)
+        elif isinstance(event, BatchProgress):
+            if not self.tty and not self.quiet:
+                click.echo(f"progress: {event.text}", err=True)
         elif isinstance(event, BatchFinished):
             self.close()
+
+    def _pipeline_event(self, name, nucleus_id, event) -> None:
+        """Stage timings (-v) and the fit bars, of a nucleus here or on a dask worker."""
+        from ._types import FitProgress, StageDone
+
+        if isinstance(event, StageDone):
+            if event.nucleus_id is not None:
+                self._current = (name, event.nucleus_id)
+            if event.stage == "phase" and event.nucleus_id is not None:
+                self._fit_bar((name, event.nucleus_id), self.fit_steps)  # the fit starts now
+            elif event.stage == "fit":
+                bar = self.fit_bars.pop((name, event.nucleus_id), None)
+                if bar is not None:
+                    bar.close()
+            if self.verbose:
+                where = f"{name} " if name else ""
+                nid = (f" {where}nucleus {event.nucleus_id}"
+                       if event.nucleus_id is not None else "")
+                self.echo(f"  {event.stage:<10}{nid:<11} {event.seconds:8.2f} s")
+        elif isinstance(event, FitProgress):
+            key = (name, nucleus_id) if name is not None else getattr(self, "_current", (None, None))
+            bar = self._fit_bar(key, event.total_steps)
+            if bar is not None:
+                bar.total = event.total_steps
+                bar.n = event.step
+                bar.set_postfix(loss=f"{event.loss:.4g}", refresh=False)
+                bar.refresh()
+
+    def _fit_bar(self, key, total):
+        """The fit bar of nucleus ``key``, created at the start of its fit."""
+        if self.quiet:
+            return None
+        bar = self.fit_bars.get(key)
+        if bar is None:
+            from tqdm import tqdm
+
+            name, nid = key
+            desc = f"  fit {name + ' ' if name else ''}#{nid}" if nid is not None else "  fit"
+            bar = tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr,
+                       disable=None, dynamic_ncols=True)
+            self.fit_bars[key] = bar
+        return bar
 
     def _nucleus(self, row) -> None:
         where = f"{row['input']} nucleus {row['nucleus_id']}"
@@ -188,23 +233,35 @@ class _BatchPrinter:
             self.bar.refresh()
 
     def close(self) -> None:
-        for bar in (self.fit_bar, self.bar):
+        for bar in (*self.fit_bars.values(), self.bar):
             if bar is not None:
                 bar.close()
-        self.fit_bar = self.bar = None
+        self.fit_bars = {}
+        self.bar = None
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwrite=False,
-         verbose=False, quiet=False, read_limit=None, wait_for_lock=None) -> int:
+         verbose=False, quiet=False, read_limit=None, wait_for_lock=None,
+         progress_every=None) -> int:
     """Run a batch and print its outcome; the exit status."""
     from .batch import SUMMARY_NAME, run_batch
+    from .batch.progress import PROGRESS_EVERY_S
 
-    printer = _BatchPrinter(verbose, quiet)
+    printer = _BatchPrinter(verbose, quiet, fit_steps=_fit_steps(config))
     try:
         try:
             report = run_batch(config, inputs, out, device=device, workers=workers,
                                scheduler=scheduler, overwrite=overwrite, on_event=printer,
-                               read_limit=read_limit, wait_for_lock=wait_for_lock)
+                               read_limit=read_limit, wait_for_lock=wait_for_lock,
+                               progress_every=(PROGRESS_EVERY_S if progress_every is None
+                                               else progress_every))
         finally:
             printer.close()  # before any message, so no progress bar is left drawn
     except KeyboardInterrupt:
@@ -221,6 +278,22 @@ def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwri
                    "error column)", err=True)
         return EXIT_FAILED
     return 0
+
+
+def _fit_steps(config) -> int | None:
+    """Optimizer steps of one fit of ``config`` (all ensemble members), if it trains."""
+    fit = getattr(config, "fit", None)
+    try:
+        return int(fit.steps) * int(getattr(fit, "ensemble", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+#: ``--progress-every`` of run and demo.
+_PROGRESS_OPTION = click.option(
+    "--progress-every", default=None, type=click.FloatRange(min=0), metavar="SECONDS",
+    help="Seconds between progress lines in batch.log, and on stderr when it is not a "
+         "terminal (default 15; 0: none).")
 
 
 def _dry_run(config, inputs, out, *, workers, scheduler, overwrite) -> int:
@@ -280,11 +353,12 @@ def cli(ctx: click.Context, verbose: bool) -> None:
                    "$CHROMARATE_READ_LIMIT, else 4 GiB or a quarter of the memory).")
 @click.option("--no-wait", is_flag=True,
               help="Fail at once if another run is writing into OUT (default: wait for it).")
-@click.option("-v", "--verbose", is_flag=True, help="Stage timings, fit progress, debug log.")
+@click.option("-v", "--verbose", is_flag=True, help="Stage timings, debug log.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the final summary.")
+@_PROGRESS_OPTION
 @click.pass_context
 def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_run, overwrite,
-        read_limit, no_wait, verbose, quiet) -> None:
+        read_limit, no_wait, verbose, quiet, progress_every) -> None:
     """Run PIPELINE (a YAML file or a preset name) on INPUTS (files, folders, globs).
 
     Each nucleus is written to OUT/<input>/<nucleus-id>.ome.zarr, with OUT/summary.csv
@@ -298,7 +372,8 @@ def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_r
                           overwrite=overwrite))
     sys.exit(_run(cfg, list(inputs), Path(out), device=device, workers=workers,
                   scheduler=scheduler, overwrite=overwrite, verbose=verbose, quiet=quiet,
-                  read_limit=read_limit, wait_for_lock=0 if no_wait else None))
+                  read_limit=read_limit, wait_for_lock=0 if no_wait else None,
+                  progress_every=progress_every))
 
 
 @cli.group("config")
@@ -444,7 +519,8 @@ def report(folder, no_figures) -> None:
               help="Fit steps (default: the default config's); e.g. --steps 10 for a "
                    "seconds-long smoke test (a rough rate map).")
 @click.option("--overwrite", is_flag=True, help="Refit even if the demo result exists.")
-def demo(out, overrides, device, steps, overwrite) -> None:
+@_PROGRESS_OPTION
+def demo(out, overrides, device, steps, overwrite, progress_every) -> None:
     """Run the whole pipeline on the bundled sample nucleus and compare with its truth.
 
     The result goes to OUT (default ./chromarate-demo/, which the napari plugin's sample
@@ -458,7 +534,8 @@ def demo(out, overrides, device, steps, overwrite) -> None:
         overrides = (*overrides, f"fit.steps={steps}")
     cfg = _load_pipeline_config(None, overrides)
     click.echo(f"chromarate {__version__} demo on {csv}")
-    sys.exit(_run(cfg, [csv], Path(out), device=device, overwrite=overwrite, verbose=True))
+    sys.exit(_run(cfg, [csv], Path(out), device=device, overwrite=overwrite, verbose=True,
+                  progress_every=progress_every))
 
 
 #: Output names of ``chromarate export`` and what each writes.

@@ -17,7 +17,8 @@ Modules: :mod:`~chromarate.batch.inputs` (finding and naming inputs),
 
 from __future__ import annotations
 
-from .events import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
+from .events import (BatchFinished, BatchProgress, BatchStarted, InputPrepared, NucleusFinished,
+                     NucleusProgress)
 from .executors import make_executor
 from .inputs import INPUT_SUFFIXES, discover_inputs, input_stem, output_names
 from .runner import LOG_NAME, SUMMARY_NAME, BatchReport, plan_batch, run_batch
@@ -26,6 +27,7 @@ from .tasks import (MANIFEST_NAME, SUMMARY_COLUMNS, InputJob, InputPlan, file_sh
 
 __all__ = [
     "BatchFinished",
+    "BatchProgress",
     "BatchReport",
     "BatchStarted",
     "INPUT_SUFFIXES",
@@ -35,6 +37,7 @@ __all__ = [
     "LOG_NAME",
     "MANIFEST_NAME",
     "NucleusFinished",
+    "NucleusProgress",
     "SUMMARY_COLUMNS",
     "SUMMARY_NAME",
     "discover_inputs",

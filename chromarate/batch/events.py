@@ -1,7 +1,9 @@
 """Events a batch run reports to its ``on_event`` callback (progress displays, logs).
 
 The runner also passes on the pipeline's own events (:class:`~chromarate._types.StageDone`,
-:class:`~chromarate._types.FitProgress`) when tasks run in the calling process.
+:class:`~chromarate._types.FitProgress`) as they are when tasks run in the calling process,
+and wrapped in :class:`NucleusProgress` (naming the nucleus) when dask workers run them.
+Every few seconds it reports :class:`BatchProgress`, also while one long fit runs.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["BatchStarted", "InputPrepared", "NucleusFinished", "BatchFinished"]
+__all__ = ["BatchFinished", "BatchProgress", "BatchStarted", "InputPrepared",
+           "NucleusFinished", "NucleusProgress"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class BatchStarted:
     config_name: str
     config_hash: str
     executor: str
+    dashboard: str = ""  # link of the dask dashboard, when the executor has one
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,32 @@ class BatchFinished:
     seconds: float
     summary_path: Path
     interrupted: bool = False
+
+
+@dataclass(frozen=True)
+class NucleusProgress:
+    """A pipeline event of one nucleus fitted on a dask worker, forwarded to the client.
+
+    ``event`` is a :class:`~chromarate._types.StageDone` or a
+    :class:`~chromarate._types.FitProgress` of nucleus ``nucleus_id`` of the input whose
+    output folder is ``name``.
+    """
+
+    name: str
+    nucleus_id: int
+    event: object
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where the batch stands, reported every few seconds while it runs.
+
+    ``text`` is the one-line description the runner also writes to ``batch.log``, e.g.
+    ``"1 of 3 nucleus(es) done, 0 failed, 42 s; cell1#2 fit step 300/2000 (15 %), ETA 3 min"``.
+    """
+
+    seconds: float
+    n_done: int
+    n_total: int
+    n_failed: int
+    text: str

@@ -5,7 +5,9 @@ All three offer the same two calls, ``submit(fn, *args, priority=..., **kwargs)`
 ``results()`` (an iterator of ``(handle, value, error)`` in completion order that keeps
 going while tasks are submitted during the iteration), so the batch runner is written once.
 Higher ``priority`` runs first: the runner gives nuclei priority over preparing further
-inputs, so results appear early and prepared crops do not pile up.
+inputs, so results appear early and prepared crops do not pile up. Dask executors also
+name their scheduler's dashboard (``dashboard``; local clusters serve one when bokeh is
+installed) and pass on events their workers log (``subscribe``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class SerialExecutor:
     """Runs each task in the calling process when :meth:`results` reaches it."""
 
     in_process = True
+    dashboard = ""
 
     def __init__(self) -> None:
         self._heap: list = []
@@ -79,6 +82,20 @@ class DaskExecutor:
         self.cluster = cluster
         self.description = description
         self._ac = as_completed(loop=client.loop)
+        self._topics: list[str] = []
+        self.dashboard = _dashboard_link(client)
+
+    def subscribe(self, topic: str, handler: Callable[[Any], None]) -> None:
+        """Call ``handler(message)`` (in the client's event-loop thread) for each message
+        a worker sends with ``log_event(topic, message)``, until the executor closes."""
+        def on_event(event) -> None:
+            try:
+                handler(event[1] if isinstance(event, tuple) and len(event) == 2 else event)
+            except Exception:  # noqa: BLE001 - progress display only
+                log.debug("forwarded event not handled", exc_info=True)
+
+        self.client.subscribe_topic(topic, on_event)
+        self._topics.append(topic)
 
     def submit(self, fn: Callable, *args: Any, priority: int = 0, key: str | None = None,
                **kwargs: Any):
@@ -97,6 +114,11 @@ class DaskExecutor:
             fut.release()
 
     def close(self) -> None:
+        for topic in self._topics:
+            try:
+                self.client.unsubscribe_topic(topic)
+            except Exception:  # noqa: BLE001 - closing must not fail
+                pass
         try:
             futures = list(self._ac.futures)
             if futures:
@@ -112,6 +134,25 @@ class DaskExecutor:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _dashboard_link(client) -> str:
+    """Link of the scheduler's dashboard ("" when it serves none)."""
+    try:
+        services = client.scheduler_info().get("services") or {}
+        if "dashboard" not in services:
+            return ""
+        return str(client.dashboard_link or "")
+    except Exception:  # noqa: BLE001 - no dashboard is not an error
+        return ""
+
+
+def _dashboard_address() -> str | None:
+    """Where a local cluster serves its dashboard: any free port, when bokeh (which
+    distributed needs for it) is installed; else none."""
+    import importlib.util
+
+    return ":0" if importlib.util.find_spec("bokeh") is not None else None
 
 
 def _probe_worker() -> str:
@@ -155,15 +196,19 @@ def _local_cluster(workers: int):
     env = {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                      "OPENBLAS_NUM_THREADS")}
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, env=env, silence_logs=logging.ERROR)
+                           dashboard_address=_dashboard_address(), env=env,
+                           silence_logs=logging.ERROR)
     try:
         client = Client(cluster, set_as_default=False)
     except BaseException:
         cluster.close()
         raise
-    return DaskExecutor(client, cluster,
-                        description=f"{workers} local dask worker processes "
-                                    f"({threads} thread(s) each)")
+    executor = DaskExecutor(client, cluster,
+                            description=f"{workers} local dask worker processes "
+                                        f"({threads} thread(s) each)")
+    if not executor.dashboard:
+        executor.description += "; no dashboard (distributed needs bokeh for it)"
+    return executor
 
 
 def make_executor(workers: int = 1, scheduler: str | None = None):

@@ -5,6 +5,9 @@ Tasks run through an executor (:mod:`chromarate.batch.executors`): in the callin
 on local dask worker processes, or on an existing dask cluster. Nothing a task does can stop
 the batch: failures come back as summary rows. The summary is rewritten (atomically) every
 few seconds while the batch runs and once at the end, also when the batch is interrupted.
+A progress line goes to ``batch.log`` (and to ``on_event``) every ``progress_every`` seconds,
+also while one long fit runs; dask workers forward their nuclei's stage and fit progress
+(:mod:`chromarate.batch.progress`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ..io.outdir import OutputLock, check_inside
 from ..io.zarr_store import remove_stale_temporaries
 from .events import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
 from .executors import make_executor
+from .progress import PROGRESS_EVERY_S, ProgressTracker, WorkerForwarder, decode_forwarded
 from .inputs import claim_output_names, find_inputs, output_names
 from .tasks import (SUMMARY_COLUMNS, InputJob, InputPlan, failure_row, input_state,
                     prepare_input, run_nucleus)
@@ -43,6 +47,11 @@ LOG_NAME = "batch.log"
 SUMMARY_EVERY_S = 10.0
 
 log = logging.getLogger("chromarate.batch")
+
+#: ``extra`` of the log records of failed inputs and nuclei: they are also reported as
+#: events, so a display that shows the events can leave these records out
+#: (``record.chromarate_failure``).
+_FAILURE = {"chromarate_failure": True}
 
 
 @dataclass
@@ -157,7 +166,8 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
               device: str | None = None, workers: int = 1, scheduler: str | None = None,
               overwrite: bool = False, on_event: Callable[[object], None] | None = None,
               read_limit: int | float | str | None = None,
-              wait_for_lock: float | None = None) -> BatchReport:
+              wait_for_lock: float | None = None,
+              progress_every: float | None = PROGRESS_EVERY_S) -> BatchReport:
     """Run ``config`` over ``inputs`` and write one result per nucleus under ``out_dir``.
 
     Parameters
@@ -181,8 +191,11 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
         Refit every nucleus, even those whose result exists with the same config hash
         and input (they are replaced atomically).
     on_event : callable, optional
-        Called with each :mod:`chromarate.batch.events` event, and with the pipeline's
-        stage and fit-progress events when tasks run in this process.
+        Called with each :mod:`chromarate.batch.events` event, with the pipeline's stage
+        and fit-progress events (as they are when tasks run in this process, as
+        :class:`~chromarate.batch.events.NucleusProgress` from dask workers), and every
+        ``progress_every`` seconds with a :class:`~chromarate.batch.events.BatchProgress`
+        (from a background thread).
     read_limit : int, float or str, optional
         Most memory one input (or existing result) may take once decoded, e.g. ``"16G"``;
         larger ones fail with a clear error before they are read. Default: the
@@ -192,6 +205,9 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
         Another run writing into ``out_dir`` holds its lock: wait this many seconds for it
         (None, the default: as long as it takes; 0: fail at once). Each run takes the lock
         before it writes anything, so two runs never write into one folder together.
+    progress_every : float, optional
+        Seconds between progress lines in ``batch.log`` (and BatchProgress events); None
+        or 0: none.
 
     Returns
     -------
@@ -224,17 +240,22 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     with OutputLock(out_dir, wait=wait_for_lock, on_wait=log.warning):
         return _run_locked(config, inputs, out_dir, device=device, workers=workers,
                            scheduler=scheduler, overwrite=overwrite, on_event=on_event,
-                           limit=limit, t0=t0)
+                           limit=limit, t0=t0, progress_every=progress_every)
 
 
 def _run_locked(config, inputs, out_dir: Path, *, device, workers, scheduler, overwrite,
-                on_event, limit, t0) -> BatchReport:
+                on_event, limit, t0, progress_every=None) -> BatchReport:
     """:func:`run_batch` once the output folder's lock is held."""
     batch = _jobs(config, inputs, out_dir, overwrite)
     jobs = batch.jobs
     order = {job.name: i for i, job in enumerate(jobs)}
     report = BatchReport(summary_path=out_dir / SUMMARY_NAME, log_path=out_dir / LOG_NAME)
-    emit = on_event if on_event is not None else (lambda event: None)
+    outside = on_event if on_event is not None else (lambda event: None)
+    tracker = ProgressTracker(outside, progress_every)
+
+    def emit(event) -> None:
+        tracker.batch_event(event)
+        outside(event)
     chash = config_hash(config)
 
     def save() -> None:
@@ -258,13 +279,18 @@ def _run_locked(config, inputs, out_dir: Path, *, device, workers, scheduler, ov
         try:
             with make_executor(workers, scheduler) as executor:
                 log.info("running %s", executor.description)
+                dashboard = getattr(executor, "dashboard", "")
+                if dashboard:
+                    log.info("dask dashboard: %s", dashboard)
                 emit(BatchStarted(n_inputs=len(jobs), out_dir=out_dir, config_name=config.name,
-                                  config_hash=chash, executor=executor.description))
-                for job in jobs:
-                    if job.name in batch.problems:
-                        _prepared(InputPlan(job=job, sha256=None, failed=(
-                            failure_row(job, batch.problems[job.name]),)), report, emit)
-                _drive(executor, runnable, report, emit, device, save, limit)
+                                  config_hash=chash, executor=executor.description,
+                                  dashboard=dashboard))
+                with tracker:
+                    for job in jobs:
+                        if job.name in batch.problems:
+                            _prepared(InputPlan(job=job, sha256=None, failed=(
+                                failure_row(job, batch.problems[job.name]),)), report, emit)
+                    _drive(executor, runnable, report, emit, device, save, limit, tracker)
         except KeyboardInterrupt:
             report.interrupted = True
             log.warning("interrupted: %d nucleus result(s) finished; run again to resume",
@@ -284,12 +310,39 @@ def _run_locked(config, inputs, out_dir: Path, *, device, workers, scheduler, ov
     return report
 
 
+class _InProcessEvents:
+    """``on_event`` of a nucleus task run in this process: the tracker follows the nucleus,
+    the caller's callback gets the pipeline's events as they are."""
+
+    def __init__(self, name: str, nucleus_id: int, tracker: ProgressTracker, emit) -> None:
+        self.name, self.nucleus_id, self.tracker, self.emit = name, nucleus_id, tracker, emit
+
+    def __call__(self, event) -> None:
+        self.tracker.nucleus_event(self.name, self.nucleus_id, event)
+        self.emit(event)
+
+
+def _forwarded(tracker: ProgressTracker, emit):
+    """Handler of the events dask workers forward (see :class:`WorkerForwarder`)."""
+    def handle(msg) -> None:
+        event = decode_forwarded(msg) if isinstance(msg, dict) else None
+        if event is None:
+            return
+        tracker.nucleus_event(event.name, event.nucleus_id, event.event)
+        emit(event)
+
+    return handle
+
+
 def _drive(executor, jobs: list[InputJob], report: BatchReport, emit, device, save,
-           limit: int | None = None) -> None:
+           limit: int | None = None, tracker: ProgressTracker | None = None) -> None:
     """Submit the input tasks, then each nucleus task as its input is prepared."""
     token = uuid.uuid4().hex[:8]
     pending: dict = {}
-    stage_events = emit if executor.in_process else None
+    tracker = tracker if tracker is not None else ProgressTracker(emit, None)
+    topic = f"chromarate-progress-{token}"
+    if not executor.in_process:
+        executor.subscribe(topic, _forwarded(tracker, emit))
     for job in jobs:
         h = executor.submit(_prepare_within, job, limit, priority=0,
                             key=f"prepare-{job.name}-{token}")
@@ -303,8 +356,11 @@ def _drive(executor, jobs: list[InputJob], report: BatchReport, emit, device, sa
             _prepared(plan, report, emit)
             slim = replace(plan, tasks=(), resumed=(), failed=())
             for task in plan.tasks:
+                events = (_InProcessEvents(job.name, task.nucleus_id, tracker, emit)
+                          if executor.in_process
+                          else WorkerForwarder(topic, job.name, task.nucleus_id))
                 h = executor.submit(run_nucleus, slim, task, device=device,
-                                    on_event=stage_events, priority=1,
+                                    on_event=events, priority=1,
                                     key=f"nucleus-{job.name}-{task.nucleus_id}-{token}")
                 pending[h] = ("nucleus", job, task.nucleus_id)
         else:
@@ -327,7 +383,8 @@ def _prepared(plan: InputPlan, report: BatchReport, emit) -> None:
     whole = [r for r in plan.failed if r["nucleus_id"] is None]
     if whole:
         error = whole[0]["error"]
-        log.error("FAILED input %s", error if str(job.path) in error else f"{job.path}: {error}")
+        log.error("FAILED input %s", error if str(job.path) in error else f"{job.path}: {error}",
+                  extra=_FAILURE)
         if plan.error_detail:
             log.info("%s", plan.error_detail.rstrip())
     else:
@@ -355,7 +412,7 @@ def _finished(row: dict, report: BatchReport, emit, announce: bool = True) -> No
                  row["device"], row["result_path"],
                  f" ({row['qc_reasons']})" if row.get("qc_reasons") else "")
     elif row["nucleus_id"] is not None:
-        log.error("FAILED %s (%s): %s", where, row["input"], row["error"])
+        log.error("FAILED %s (%s): %s", where, row["input"], row["error"], extra=_FAILURE)
     if tb:
         log.info("%s", tb.rstrip())
     report.rows.append(row)
