@@ -24,7 +24,8 @@ each normalised so that 1 means "at the expected size"::
 
     data     = mean_mask |g - observed|^2 / sigma^2     (sigma: estimated pixel noise)
     residual = sum |G * (w r)|^2 / (sum |G * w|^2 s^2)  (s: size of the reaction term)
-    smooth   = mean_mask |grad lambda|^2                 (um^-2)
+    smooth   = mean_mask |grad (lambda - lambda_b)|^2    (um^-2; lambda_b: the local balance
+               estimate G*phi_h / G*phi_e with fit.rate_prior "balance", else 0)
     loss     = data_weight * data + residual_weight * residual + rate_smoothness * smooth
 
 Training runs on the whole grid, or on random patches plus the kernel halo when
@@ -53,7 +54,7 @@ from .direct import TAPER_PX, check_fields, invert_direct, resolve_radius
 from .mollifier import make_kernels
 from .networks import RateNetwork, make_field_network
 from .physics import ChromatinParams, chromatin_residual, chromatin_weak_operator_terms
-from .prior import denoise_fields, fit_scales, smooth_taper
+from .prior import balance_rate, denoise_fields, domain_spacing_um, fit_scales, smooth_taper
 from .regularise import choose_regularisation
 from .width import noise_map, trusted_mask
 
@@ -143,6 +144,13 @@ class _Problem:
             j = np.arange(-int(np.ceil(3 * sig)), int(np.ceil(3 * sig)) + 1)
             k = np.exp(-0.5 * (j / sig) ** 2)
             self.test_kernel = torch.as_tensor(k / k.sum(), device=dev, dtype=dtype)
+        self.lam_b = None
+        if config.rate_prior == "balance":
+            self.balance_sigma_um = balance_window_um(fields, self.mask_np, self.pixel_um,
+                                                      config.test_window_um)
+            lam_b = balance_rate(fields.phi_h, fields.phi_e, self.mask_np,
+                                 self.balance_sigma_um / self.pixel_um)
+            self.lam_b = torch.as_tensor(lam_b, device=dev, dtype=dtype)
         phi_h_mean = float(np.mean(fields.phi_h[self.mask_np]))
         phi_e_mean = float(np.mean(fields.phi_e[self.mask_np]))
         self.initial_rate = phi_h_mean / max(phi_e_mean, 1e-3)
@@ -252,13 +260,23 @@ class _Problem:
         else:
             res = (wgt * r * r).sum() / (wsum * self.scale_r**2)
         inner_y, inner_x = mask[1:, :] & mask[:-1, :], mask[:, 1:] & mask[:, :-1]
-        gy = (lam[1:, :] - lam[:-1, :])[inner_y] / self.pixel_um
-        gx = (lam[:, 1:] - lam[:, :-1])[inner_x] / self.pixel_um
+        dev_lam = lam if self.lam_b is None else lam - self.lam_b[iy, ix]
+        gy = (dev_lam[1:, :] - dev_lam[:-1, :])[inner_y] / self.pixel_um
+        gx = (dev_lam[:, 1:] - dev_lam[:, :-1])[inner_x] / self.pixel_um
         smooth = 0.5 * ((gy**2).mean() + (gx**2).mean()) if gy.numel() and gx.numel() else zero
         if not bool(mask.any()):
             data = zero
         total = cfg.data_weight * data + cfg.residual_weight * res + cfg.rate_smoothness * smooth
         return total, {"data": data, "residual": res, "smooth": smooth}, (fitted, lam, r)
+
+
+def balance_window_um(fields: PhaseFields, mask: np.ndarray, pixel_um: float,
+                      test_window_um: float | None) -> float:
+    """Window (um) of the balance prior: one domain spacing of the nucleus' heterochromatin,
+    at least the test window (0.3 um when the spacing cannot be measured)."""
+    spacing = domain_spacing_um(fields.phi_h, mask, pixel_um)
+    floor = test_window_um or 0.15
+    return float(max(spacing, floor)) if np.isfinite(spacing) else max(0.3, floor)
 
 
 def auto_stride(radius_px: float, fourier_scale_per_um: float, pixel_um: float) -> int:

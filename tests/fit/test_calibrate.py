@@ -115,3 +115,19 @@ def test_explicit_prior_needs_manual_mode():
     f = PhaseFields(phi_w=np.full((40, 40), 0.5), phi_d=np.zeros((40, 40)), mask=np.ones((40, 40), bool),
                     pixel_size_nm=20.0)
     assert choose_regularisation(f, cfg)[0] is cfg
+
+
+def test_balance_rate_is_the_windowed_ratio():
+    """Where phi_h = lambda phi_e with a smooth lambda, the balance estimate returns lambda
+    (up to the window's smoothing); outside the mask it takes the nearest inside value."""
+    from chromarate.fit.prior import balance_rate, domain_spacing_um
+
+    y, x = np.mgrid[:80, :80]
+    lam = 1.0 + x / 80.0
+    mask = (y - 40) ** 2 + (x - 40) ** 2 < 35**2
+    est = balance_rate(lam * 0.2, np.full(lam.shape, 0.2), mask, 4.0)
+    inner = (y - 40) ** 2 + (x - 40) ** 2 < 25**2
+    assert np.max(np.abs(est - lam)[inner]) < 0.01
+    assert np.isfinite(est).all()
+    stripes = 0.3 + 0.2 * np.cos(2 * np.pi * x / 10.0)
+    assert domain_spacing_um(stripes, mask, 0.02) == pytest.approx(0.2, rel=0.1)
