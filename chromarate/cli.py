@@ -289,7 +289,60 @@ def _fit_steps(config) -> int | None:
         return None
 
 
-#: ``--progress-every`` of run and demo.
+class _SolverProgress:
+    """Progress of the forward solver of ``simulate``: a bar over the orders of magnitude
+    the residual must fall (down to the tolerance) on a terminal, else a line every
+    ``every_s`` seconds on stderr."""
+
+    def __init__(self, tolerance: float, every_s: float | None = None) -> None:
+        import time
+
+        from .batch.progress import PROGRESS_EVERY_S
+
+        self.tol = float(tolerance)
+        self.every_s = PROGRESS_EVERY_S if every_s is None else float(every_s)
+        self.tty = _is_tty(sys.stderr)
+        self.r0 = None
+        self.bar = None
+        self._clock = time.perf_counter
+        self._last = self._clock()
+
+    def __enter__(self) -> "_SolverProgress":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _percent(self, rmax: float) -> float:
+        if self.r0 is None or not (self.r0 > self.tol > 0) or not rmax > 0:
+            return 0.0
+        return float(min(100.0, max(0.0, 100.0 * math.log(self.r0 / rmax)
+                                    / math.log(self.r0 / self.tol))))
+
+    def __call__(self, step: int, rmax: float) -> None:
+        if self.r0 is None:
+            self.r0 = float(rmax)
+        pct = self._percent(rmax)
+        if self.tty:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=100, desc="steady state", unit="%", file=sys.stderr,
+                                leave=False, dynamic_ncols=True,
+                                bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
+            self.bar.n = round(pct, 1)
+            self.bar.set_postfix_str(f"step {step}, max residual {rmax:.2e}", refresh=False)
+            self.bar.refresh()
+        elif self.every_s > 0 and (step == 0 or self._clock() - self._last >= self.every_s):
+            self._last = self._clock()
+            click.echo(f"progress: steady state step {step}, max residual {rmax:.2e} "
+                       f"(tolerance {self.tol:.0e}, {pct:.0f} % of the way in log scale)",
+                       err=True)
+
+
+#: ``--progress-every`` of run, demo and simulate.
 _PROGRESS_OPTION = click.option(
     "--progress-every", default=None, type=click.FloatRange(min=0), metavar="SECONDS",
     help="Seconds between progress lines in batch.log, and on stderr when it is not a "
@@ -610,7 +663,9 @@ def export(input, out, pipeline, overrides, camera_pixel_nm) -> None:
               help="Stop the forward solver when max |residual| is below this.")
 @click.option("--rate", "rate_range", nargs=2, type=float, default=None, metavar="LOW HIGH",
               help="Range of the true rate map (default 1.0 2.4); LOW = HIGH gives a constant rate.")
-def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range) -> None:
+@_PROGRESS_OPTION
+def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range,
+             progress_every) -> None:
     """Simulate a nucleus with a known rate map and write its localizations and truth."""
     from .config import SimulateConfig, make_config
     from .data import simulate_nucleus
@@ -624,7 +679,8 @@ def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range) 
         shape=(size, size), pixel_size_nm=pixel_nm, seed=seed, n_localizations=n_localizations,
         tolerance=tolerance, nucleus_radii_um=(2.3 * scale, 2.0 * scale), **extra))
     click.echo(f"simulating {size}x{size} at {pixel_nm:g} nm (seed {seed}) ...")
-    syn = simulate_nucleus(cfg)
+    with _SolverProgress(tolerance, every_s=progress_every) as progress:
+        syn = simulate_nucleus(cfg, progress=progress)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_thunderstorm_csv(syn.localizations, out)

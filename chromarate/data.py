@@ -127,12 +127,16 @@ def sample_localizations(density: np.ndarray, *, pixel_size_nm: float, origin_nm
                                "pixel_size_nm": None})
 
 
-def simulate_nucleus(config: SimulateConfig = SimulateConfig()) -> SyntheticNucleus:
+def simulate_nucleus(config: SimulateConfig = SimulateConfig(), *,
+                     progress=None) -> SyntheticNucleus:
     """Simulate one nucleus end to end (rate map -> steady state -> localizations).
 
     Parameters
     ----------
     config : SimulateConfig
+    progress : callable, optional
+        ``progress(step, residual_max)`` of the forward solver (see
+        :func:`chromarate.fit.simulate.steady_state`).
 
     Returns
     -------
@@ -146,7 +150,8 @@ def simulate_nucleus(config: SimulateConfig = SimulateConfig()) -> SyntheticNucl
     mask = make_nucleus_mask(shape, pixel_size_nm=p, radii_um=config.nucleus_radii_um, rng=rng)
     params = ChromatinParams.from_config(config.physics)
     ss = steady_state(rate, pixel_um=p / 1000.0, params=params, phi_e0=config.phi_e0,
-                      tol=config.tolerance, max_steps=config.max_steps, seed=config.seed)
+                      tol=config.tolerance, max_steps=config.max_steps, seed=config.seed,
+                      progress=progress)
     phi_h = np.clip(ss.phi_d + config.phi_e0, 0.0, None)
     density = np.where(mask, phi_h + config.phi_e0, 0.0)
     locs = sample_localizations(density, pixel_size_nm=p, n_localizations=config.n_localizations,

@@ -197,3 +197,35 @@ def test_dashboard_link_is_printed():
 
 def test_default_interval_is_at_most_30_s():
     assert 10 <= progress.PROGRESS_EVERY_S <= 30
+
+
+def test_steady_state_reports_its_residual():
+    import numpy as np
+
+    from chromarate.fit.simulate import steady_state
+
+    calls = []
+    s = steady_state(np.full((32, 32), 1.5), pixel_um=0.02, tol=1e-6, progress_every=10,
+                     progress=lambda step, r: calls.append((step, r)))
+    assert s.converged and calls[0][0] == 0
+    steps = [c[0] for c in calls]
+    assert steps == list(range(0, 10 * len(calls), 10)) and steps[-1] <= s.steps
+    assert calls[-1][1] < calls[0][1] and all(r >= 1e-6 for _, r in calls)
+    # no callback: the same result
+    t = steady_state(np.full((32, 32), 1.5), pixel_um=0.02, tol=1e-6)
+    assert t.steps == s.steps and np.array_equal(t.phi_d, s.phi_d)
+
+
+def test_simulate_prints_solver_progress_when_piped(tmp_path):
+    out = tmp_path / "sim.csv"
+    res = CliRunner().invoke(cli, ["simulate", "--out", str(out), "--size", "32",
+                                   "--n-localizations", "2000", "--tolerance", "1e-3",
+                                   "--progress-every", "1e-9"])
+    assert res.exit_code == 0, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("progress: steady state")]
+    assert lines[0].startswith("progress: steady state step 0, max residual")
+    assert len(lines) >= 2 and "step 100," in lines[1]
+    quiet = CliRunner().invoke(cli, ["simulate", "--out", str(out), "--size", "32",
+                                     "--n-localizations", "2000", "--tolerance", "1e-2",
+                                     "--progress-every", "0"])
+    assert quiet.exit_code == 0 and "progress:" not in quiet.stderr

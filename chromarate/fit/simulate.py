@@ -22,7 +22,7 @@ steady state of the model (residuals are scored away from the envelope anyway).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 import scipy.fft as sfft
@@ -134,7 +134,9 @@ def steady_state(rate: np.ndarray, *, pixel_um: float, params: ChromatinParams =
                  closure: str = "constant_euchromatin", phi_e0: float = 0.2, phi_w=None,
                  boundary: Literal["neumann", "periodic"] = "neumann", tol: float = 1e-7,
                  max_steps: int = 200_000, dt_max: float = 0.5, seed: int = 0,
-                 phi_d0: np.ndarray | None = None) -> SteadyState:
+                 phi_d0: np.ndarray | None = None,
+                 progress: Callable[[int, float], None] | None = None,
+                 progress_every: int = 100) -> SteadyState:
     """Integrate the chromatin model to its steady state for a rate map.
 
     Parameters
@@ -158,6 +160,11 @@ def steady_state(rate: np.ndarray, *, pixel_um: float, params: ChromatinParams =
         Seed of the small random initial perturbation.
     phi_d0 : ndarray, optional
         Initial state (default: the homogeneous steady state plus 1 % noise).
+    progress : callable, optional
+        Called as ``progress(step, residual_max)`` before the first step and every
+        ``progress_every`` steps (the solver runs until ``residual_max < tol``).
+    progress_every : int
+        Steps between ``progress`` calls.
 
     Returns
     -------
@@ -200,7 +207,12 @@ def steady_state(rate: np.ndarray, *, pixel_um: float, params: ChromatinParams =
     res = spectral_residual(phi_d, rate, grid, params, closure=closure, phi_e0=phi_e0, phi_w=pw)
     rmax = float(np.max(np.abs(res)))
     step = 0
+    every = max(1, int(progress_every))
+    if progress is not None:
+        progress(step, rmax)
     while rmax >= tol and step < max_steps:
+        if progress is not None and step and step % every == 0:
+            progress(step, rmax)
         phi_h, phi_e, _, _ = _fields(phi_d, closure, phi_e0, pw)
         # explicit parts: f'(phi_h) - S phi_d in mu; reaction + gamma phi_d
         mu_exp = f_prime(phi_h, pm) - S * phi_d
