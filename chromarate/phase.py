@@ -113,8 +113,11 @@ def phase_fields(
         raise StageError(
             f"euchromatin baseline density rho_eu = {rho_eu:.4g} (the "
             f"{config.baseline_percentile:g}th percentile inside the nucleus) is not "
-            "positive: the density inside the nucleus is too sparse; render with larger "
-            "pixels or denoise more"
+            "positive: the density inside the nucleus is too sparse for its pixels. Render "
+            "with larger pixels and smooth more, e.g. --set render.pixel_size_nm=40 --set "
+            "denoise.sigma_nm=40 (config keys render.pixel_size_nm, denoise.sigma_nm), and "
+            "with pixels that large also --set fit.mollifier.radius_px=8 so the nucleus "
+            "still spans enough mollifier radii"
         )
 
     raw = phi_e0 * (rho[mask] / rho_eu - 1.0)

@@ -128,7 +128,10 @@ class _Problem:
             raise StageError(
                 f"nucleus too small for mollifier radius {self.radius:g} px: fewer than 16 pixels "
                 "lie one radius inside the envelope, where residuals are scored (whatever "
-                "fit.derivative_backend); use a smaller radius or smaller pixels")
+                "fit.derivative_backend); set a smaller radius, e.g. --set "
+                "fit.mollifier.radius_px=8 (config key fit.mollifier.radius_px; 8 suits 40 nm "
+                "pixels, e.g. render.pixel_size_nm=40 with denoise.sigma_nm=40 for sparse "
+                "data), or render with smaller pixels (render.pixel_size_nm)")
         obs_np = np.stack([fields.phi_d, fields.phi_w]).astype(np.float64)
         self.obs = torch.as_tensor(obs_np, device=dev, dtype=dtype)
         self.mask = torch.as_tensor(self.mask_np, device=dev)

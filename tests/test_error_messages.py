@@ -1,0 +1,55 @@
+"""Errors that lead to a fix: the sparse-density and too-small-nucleus errors name the
+config keys and values that work, and those are valid overrides of the default config."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from chromarate._types import DensityMap, PhaseFields
+from chromarate.config import FitConfig, MollifierConfig, PipelineConfig, with_overrides
+from chromarate.errors import StageError
+from chromarate.phase import phase_fields
+
+
+def _suggested(message: str) -> dict:
+    """The ``--set key=value`` overrides a message suggests."""
+    return {k: float(v) for k, v in re.findall(r"--set ([\w.]+)=([\d.]+)", message)}
+
+
+def _disk(n: int, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:n, :n]
+    return (yy - n / 2) ** 2 + (xx - n / 2) ** 2 < r**2
+
+
+def test_sparse_density_error_names_working_settings():
+    mask = _disk(80, 30)
+    rng = np.random.default_rng(0)
+    rho = np.where(mask & (rng.random(mask.shape) < 0.5), 1.0, 0.0)
+    with pytest.raises(StageError) as info:
+        phase_fields(DensityMap(rho, 20.0), mask)
+    sets = _suggested(str(info.value))
+    assert sets == {"render.pixel_size_nm": 40.0, "denoise.sigma_nm": 40.0,
+                    "fit.mollifier.radius_px": 8.0}
+    cfg = with_overrides(PipelineConfig(), sets)  # every suggested key is a real one
+    assert cfg.render.pixel_size_nm == 40.0 and cfg.fit.mollifier.radius_px == 8.0
+
+
+def test_small_nucleus_error_names_the_radius_key_consistently():
+    pytest.importorskip("torch")
+    from chromarate.fit.loop import iter_fit
+
+    mask = _disk(24, 7)
+    phi_d = np.where(mask, 0.1, 0.0)
+    fields = PhaseFields(phi_w=0.5 - 0.5 * phi_d, phi_d=phi_d, mask=mask, pixel_size_nm=20.0,
+                         origin_nm=(0.0, 0.0))
+    cfg = FitConfig(device="cpu", steps=2, regularisation="manual",
+                    mollifier=MollifierConfig(radius_px=10.0))
+    with pytest.raises(StageError, match="too small for mollifier radius") as info:
+        list(iter_fit(fields, cfg))
+    sets = _suggested(str(info.value))
+    assert sets == {"fit.mollifier.radius_px": 8.0}
+    assert "render.pixel_size_nm" in str(info.value)
+    with_overrides(PipelineConfig(), sets)
