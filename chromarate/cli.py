@@ -505,6 +505,11 @@ def info(result) -> None:
     path = Path(result)
     if not path.name.endswith(".ome.zarr"):
         paths = find_results(path)
+        failed = _print_failures(path)
+        if not paths and failed:
+            click.echo(f"{path}: no nucleus result: every input or nucleus of this batch "
+                       f"failed ({failed}, listed above)", err=True)
+            sys.exit(EXIT_FAILED)
         click.echo(f"{path}: {len(paths)} nucleus result(s)")
         bad = 0
         for p in paths:
@@ -549,13 +554,31 @@ def info(result) -> None:
     click.echo("\n".join(lines))
 
 
+def _print_failures(folder: Path) -> int:
+    """List on stderr the failed inputs and nuclei of a batch folder's summary.csv; how
+    many there are."""
+    from .report import batch_failures, failure_lines
+
+    lines = failure_lines(batch_failures(folder))
+    for line in lines:
+        click.echo(f"FAILED {line}", err=True)
+    return len(lines)
+
+
 @cli.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--no-figures", is_flag=True, help="Only the tables and batch plots (faster).")
 def report(folder, no_figures) -> None:
     """Write FOLDER/nuclei.csv and FOLDER/report/ (HTML page, per-nucleus figures)."""
+    from .analysis import find_results
     from .report import make_report
 
+    if not find_results(Path(folder)):
+        failed = _print_failures(Path(folder))
+        if failed:
+            click.echo(f"{folder}: no nucleus result to report: every input or nucleus of "
+                       f"this batch failed ({failed}, listed above)", err=True)
+            sys.exit(EXIT_FAILED)
     rep = make_report(folder, figures=not no_figures)
     click.echo(f"{len(rep.table)} nucleus(es): table {rep.table_path}; {len(rep.figures)} "
                f"figure(s); page {rep.html}")

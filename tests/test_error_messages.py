@@ -53,3 +53,32 @@ def test_small_nucleus_error_names_the_radius_key_consistently():
     assert sets == {"fit.mollifier.radius_px": 8.0}
     assert "render.pixel_size_nm" in str(info.value)
     with_overrides(PipelineConfig(), sets)
+
+
+def test_info_and_report_list_the_failures_when_nothing_succeeded(tmp_path):
+    from click.testing import CliRunner
+
+    from chromarate.cli import cli
+    from chromarate.errors import ResultStoreError
+    from chromarate.report import make_report
+
+    bad = tmp_path / "noxy.csv"
+    bad.write_text('"frame","photons"\n1,100\n')
+    out = tmp_path / "out"
+    run = CliRunner().invoke(cli, ["run", "quick-cpu", str(bad), "--out", str(out),
+                                   "--progress-every", "0"])
+    assert run.exit_code == 1
+    # each failure is printed once
+    assert run.stderr.count("FAILED") == 1, run.stderr
+
+    for command in (["info", str(out)], ["report", str(out)]):
+        res = CliRunner().invoke(cli, command)
+        assert res.exit_code == 1, (command, res.output)
+        assert f"FAILED {bad}" in res.stderr and "every input or nucleus" in res.stderr
+    with pytest.raises(ResultStoreError, match=r"all 1 .*failed.*noxy\.csv"):
+        make_report(out)
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = CliRunner().invoke(cli, ["info", str(empty)])
+    assert res.exit_code == 0 and "0 nucleus result(s)" in res.output

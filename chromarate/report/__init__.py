@@ -29,7 +29,7 @@ from ..io.batch_files import write_bytes, write_table, write_text
 from .figures import batch_figures, nucleus_figure
 from .page import summary_page
 
-__all__ = ["Report", "make_report"]
+__all__ = ["Report", "batch_failures", "failure_lines", "make_report"]
 
 log = logging.getLogger("chromarate.report")
 
@@ -60,6 +60,29 @@ class Report:
     table: pd.DataFrame
     figures: list[Path] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+
+def batch_failures(folder: str | os.PathLike) -> pd.DataFrame:
+    """The failed rows of a batch folder's ``summary.csv`` (status ``"failed"``; a
+    ``"low_confidence"`` nucleus has a result and is not a failure).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``input``, ``nucleus_id`` (empty for inputs that failed whole) and
+        ``error``; no rows when the folder has no readable summary.
+    """
+    return _failures(Path(folder))
+
+
+def failure_lines(failures: pd.DataFrame) -> list[str]:
+    """One line per failed input or nucleus: ``<input> [nucleus <id>]: <error>``."""
+    lines = []
+    for row in failures.itertuples(index=False):
+        nid = "" if pd.isna(row.nucleus_id) else f" nucleus {int(row.nucleus_id)}"
+        error = "" if pd.isna(row.error) else str(row.error)
+        lines.append(f"{row.input}{nid}: {error}")
+    return lines
 
 
 def _failures(folder: Path) -> pd.DataFrame:
@@ -102,11 +125,17 @@ def make_report(folder: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     Raises
     ------
     ResultStoreError
-        If ``folder`` does not exist or holds no result store.
+        If ``folder`` does not exist or holds no result store (the message lists the
+        failed inputs of its ``summary.csv`` when every nucleus of the batch failed).
     """
     folder = Path(folder)
     paths = find_results(folder)
     if not paths:
+        failed = failure_lines(_failures(folder))
+        if failed:
+            raise ResultStoreError(
+                f"no result: all {len(failed)} input(s)/nucleus(es) of this batch failed "
+                f"(summary.csv): " + "; ".join(failed), path=folder)
         raise ResultStoreError("no *.ome.zarr result under this folder; run a batch first",
                                path=folder)
     out = folder / REPORT_DIR
