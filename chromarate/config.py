@@ -306,7 +306,8 @@ class FitConfig(_Model):
         finite differences; FFT) are for like-for-like comparisons and need
         ``residual_form="strong"`` and ``network.parameterization="free"``.
     steps : int
-        Adam steps.
+        Adam steps with the strong prior; with ``regularisation`` not ``manual`` a weaker
+        prior trains up to four times as many (see :mod:`chromarate.fit.regularise`).
     learning_rate : float
         Adam step of the field network (cosine schedule to zero).
     rate_learning_rate_factor : float

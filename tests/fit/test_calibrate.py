@@ -106,6 +106,9 @@ def test_noise_raises_the_prior(steady):
         assert record["criterion"] == "steadiness" and record["rate_smoothness"] == cfg.rate_smoothness
         chosen.append(cfg.rate_smoothness)
     assert chosen[0] == WEAK[0] and chosen[1] > 10 * chosen[0]
+    clean, _ = choose_regularisation(PhaseFields(phi_w=0.6 - (phi_h - 0.2), phi_d=phi_h - 0.2,
+                                                 mask=mask, pixel_size_nm=20.0), FitConfig())
+    assert clean.steps == 4 * FitConfig().steps
 
 
 def test_explicit_prior_needs_manual_mode():
