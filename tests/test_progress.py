@@ -162,8 +162,12 @@ def test_dask_workers_forward_fit_progress_to_the_client(tiny_nucleus, tmp_path)
     assert {(e.name, e.nucleus_id) for e in forwarded} == {("tiny", 1)}
     # events travel asynchronously (worker -> scheduler -> client); the last ones may
     # arrive after the batch closed its client, the first ones are there long before
-    steps = [e.event.step for e in forwarded if isinstance(e.event, FitProgress)]
-    assert steps and set(steps) <= {2, 4, 6} and steps == sorted(steps)
+    # (every log_every = 2 steps; the fit may train more than fit.steps when weakly
+    # regularised, so the count is not fixed)
+    fits = [e.event for e in forwarded if isinstance(e.event, FitProgress)]
+    steps = [e.step for e in fits]
+    assert steps and all(s % 2 == 0 for s in steps) and steps == sorted(steps)
+    assert all(0 < e.step <= e.total_steps for e in fits)
     stages = [e.event.stage for e in forwarded if isinstance(e.event, StageDone)]
     assert stages[0] == "phase"
 
