@@ -123,8 +123,10 @@ def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
     trusted = trusted_mask(fields.mask, ks.half_width)
     if trusted.sum() < 16:
-        raise StageError("nucleus too small to calibrate the density scale: fewer than 16 "
-                         "pixels lie one mollifier radius inside the envelope")
+        raise StageError("nucleus too small for the mollifier: fewer than 16 pixels lie one "
+                         f"kernel support ({radius:g} px) inside the envelope; use a smaller "
+                         "kernel (--set fit.mollifier.radius_px=8) or smaller pixels "
+                         "(--set render.pixel_size_nm=10)")
     taper, window = fit_scales(trusted, TAPER_PX, RATE_WINDOW_UM / pixel_um)
     weight = smooth_taper(trusted, taper)
     lam = np.nan_to_num(windowed_ratio(num, den, weight, window))

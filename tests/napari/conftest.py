@@ -21,6 +21,8 @@ name: napari-test
 fit:
   steps: {steps}
   log_every: {log_every}
+  # the step count as given (a data-chosen weak prior would train up to 4x as many)
+  regularisation: manual
   network:
     width: 16
     fourier_features: 8
