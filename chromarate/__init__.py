@@ -31,6 +31,7 @@ _LAZY = {
     "denoise_density": "chromarate.denoise",
     "segment_nucleus": "chromarate.segment",
     "phase_fields": "chromarate.phase",
+    "calibrated_phase_fields": "chromarate.pipeline",
     "fit_rates": "chromarate.fit.loop",
     "iter_fit": "chromarate.fit.loop",
     "invert_direct": "chromarate.fit.direct",
