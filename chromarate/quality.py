@@ -31,7 +31,9 @@ Each check guards an assumption of the method:
     the reaction term, so 0 or less explains nothing).
 ``pinn_vs_closed_form``
     Pearson correlation of the PINN's map with the windowed closed form on the trusted
-    pixels: two independent routes to lambda that should agree on the resolvable part.
+    pixels. Recorded, not gated: on rendered densities the closed form follows noise in the
+    fourth-order term (r 0.2 against the truth on a simulated nucleus where the PINN reached
+    0.85), so disagreement there says more about the closed form than about the fit.
 ``relative_uncertainty``
     Median ``rate_std / rate`` over the trusted pixels (NaN without an ensemble).
 ``rate_mean``
@@ -55,7 +57,6 @@ MAX_CLIPPED_HIGH = 0.25
 MIN_TRUSTED_FRACTION = 0.1
 MIN_TRUSTED_PIXELS = 400
 MIN_RESIDUAL_EXPLAINED = 0.0
-MIN_AGREEMENT = 0.3
 MAX_RELATIVE_UNCERTAINTY = 0.5
 RATE_MEAN_RANGE = (0.2, 10.0)
 
@@ -214,8 +215,6 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
         check(m["calibration_interior"], "density scale calibration hit the end of its range")
     check(below("residual_explained", MIN_RESIDUAL_EXPLAINED),
           "the fit does not explain the residual")
-    check(below("pinn_vs_closed_form", MIN_AGREEMENT),
-          f"PINN and closed form disagree (r = {m['pinn_vs_closed_form']:.2f})")
     check(above("relative_uncertainty", MAX_RELATIVE_UNCERTAINTY),
           f"uncertain: median rate_std/rate = {m['relative_uncertainty']:.2f}")
     lo, hi = RATE_MEAN_RANGE

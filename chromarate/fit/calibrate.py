@@ -182,8 +182,9 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         allowed = [True] * len(ks)
     masked = [m if ok else np.inf for m, ok in zip(misfits, allowed)]
     j = int(np.argmin(masked))
-    first = allowed.index(True)
-    interior = first < j < len(ks) - 1
+    # a minimum is interior when the misfit rises on both sides (an inadmissible neighbour
+    # counts: a minimum next to the clipping bound is still a minimum of the curve)
+    interior = 0 < j < len(ks) - 1 and misfits[j - 1] > misfits[j] < misfits[j + 1]
     best = ks[j]
     if interior:  # vertex of the parabola through the three points around the minimum
         x0, x1, x2 = ks[j - 1:j + 2]
