@@ -214,6 +214,32 @@ def figure(path: Path, rows: list[dict], maps: list, n_maps: int = 4) -> None:
     plt.close(fig)
 
 
+def merge(paths: list[str], out: Path) -> dict:
+    """Combine the rows of several runs (later files win per case) and re-summarise."""
+    from chromarate.validation import summarise
+
+    rows: dict[str, dict] = {}
+    metas = []
+    for p in paths:
+        report = json.loads(Path(p).read_text())
+        metas.append(report["meta"])
+        for row in report["rows"]:
+            rows[row["case"]] = row
+    merged = list(rows.values())
+    summary = summarise(merged)
+    meta = {**metas[0], "merged_from": [str(p) for p in paths],
+            "wall_s": sum(m.get("wall_s", 0.0) for m in metas)}
+    print("\n".join(table_lines(merged)))
+    print()
+    print("\n".join(summary_lines(summary)))
+    report = {"meta": meta, "summary": summary, "rows": merged}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, allow_nan=True) + "\n")
+    out.with_suffix(".md").write_text(markdown(merged, summary, meta))
+    print(f"\nwrote {out} and {out.with_suffix('.md')}")
+    return report
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", choices=["dev", "unseen"], default="dev", dest="seed_set")
@@ -233,7 +259,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--figure", default=None, help="write a PNG figure here")
     ap.add_argument("--workers", type=int, default=1, help="processes (one case each)")
     ap.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per process")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                    help="combine earlier runs' JSON (a later file's row replaces an earlier "
+                         "one of the same case) into --out, recomputing the summary; no fit")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, Path(args.out) if args.out else RESULTS / "validation_merged.json")
     _set_threads(args.threads)
 
     import chromarate
