@@ -43,7 +43,7 @@ import math
 import os
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -287,8 +287,7 @@ def _without_empty_channels(stack: ResultStack) -> ResultStack:
             if np.isfinite(np.asarray(data)).any()}
     if not kept or len(kept) == len(stack.channels):
         return stack
-    return ResultStack(channels=kept, labels=stack.labels, pixel_size_nm=stack.pixel_size_nm,
-                       origin_nm=stack.origin_nm, provenance=stack.provenance)
+    return replace(stack, channels=kept)
 
 
 def _create_array(group, name: str, data: np.ndarray, *, zarr_format: int,
@@ -764,6 +763,24 @@ def _check_grid(path: Path, block: Mapping, shape: tuple) -> None:
                           f"or not what it claims to be")
 
 
+def _damaged_data(path: Path, exc: BaseException) -> ResultStoreError:
+    """The error for array data that cannot be opened or read (``exc`` is the cause).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The result store.
+    exc : BaseException
+        What opening or reading the arrays raised.
+
+    Returns
+    -------
+    ResultStoreError
+        To be raised ``from exc``.
+    """
+    return _fail(path, f"damaged array data ({type(exc).__name__}: {exc})")
+
+
 def open_result(path: str | os.PathLike) -> ResultStack:
     """Open a result store lazily: metadata checked, array values not read.
 
@@ -800,7 +817,7 @@ def open_result(path: str | os.PathLike) -> ResultStack:
         cyx = da.from_zarr(root[plan.image_path])
         labels = {name: da.from_zarr(root[key]) for name, key in plan.labels.items()}
     except Exception as exc:
-        raise _fail(path, f"damaged array data ({type(exc).__name__}: {exc})") from exc
+        raise _damaged_data(path, exc) from exc
     return ResultStack(
         channels={name: cyx[i] for i, name in enumerate(plan.channel_names)},
         labels=labels,
@@ -845,14 +862,8 @@ def read_result(path: str | os.PathLike) -> ResultStack:
     except ResultStoreError:
         raise
     except Exception as exc:
-        raise _fail(path, f"damaged array data ({type(exc).__name__}: {exc})") from exc
-    return ResultStack(
-        channels=channels,
-        labels=labels,
-        pixel_size_nm=lazy.pixel_size_nm,
-        origin_nm=lazy.origin_nm,
-        provenance=lazy.provenance,
-    )
+        raise _damaged_data(path, exc) from exc
+    return replace(lazy, channels=channels, labels=labels)
 
 
 def open_result_levels(path: str | os.PathLike) -> dict[str, list]:
