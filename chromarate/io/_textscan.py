@@ -30,6 +30,7 @@ __all__ = [
     "check_last_line",
     "check_text_size",
     "gunzip_limited",
+    "gzip_error",
     "scan_text_file",
 ]
 
@@ -88,10 +89,53 @@ class _Gunzip:
             raise EOFError("compressed file ended before the end-of-stream marker was reached")
 
 
-def _gzip_error(path, exc: BaseException) -> InputFormatError:
+def gzip_error(path: str | Path, exc: BaseException) -> InputFormatError:
+    """The error for a gzip stream cut short or corrupt.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    exc : BaseException
+        What decompressing it raised (``EOFError``, ``zlib.error``, ``gzip.BadGzipFile``).
+
+    Returns
+    -------
+    InputFormatError
+        To be raised by the caller.
+    """
     return InputFormatError(
         f"truncated or corrupt gzip stream ({type(exc).__name__}: {exc}); expected a complete "
         ".gz file", path=path)
+
+
+#: What :class:`_Gunzip` raises for a stream that inflates past its budget (OverflowError)
+#: or is cut short or corrupt (the others); :func:`_inflate_error` turns each into the
+#: reader's error.
+_INFLATE_ERRORS = (OverflowError, EOFError, zlib.error)
+
+
+def _inflate_error(path: str | Path, g: _Gunzip, exc: BaseException) -> InputFormatError:
+    """The error for one of :data:`_INFLATE_ERRORS` raised while ``g`` decompressed ``path``.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    g : _Gunzip
+        The decompressor (its ``size`` is the text inflated so far).
+    exc : BaseException
+        The exception raised.
+
+    Returns
+    -------
+    InputFormatError
+        A read-limit error for a stream inflating past the limit, else :func:`gzip_error`.
+    """
+    if isinstance(exc, OverflowError):
+        return size_error(path, f"the gzip stream (inflating to more than {g.size} bytes)",
+                          g.size * TEXT_MEMORY_FACTOR, current_read_limit())
+    return gzip_error(path, exc)
 
 
 def gunzip_limited(raw: bytes, path: str | Path) -> bytes:
@@ -108,11 +152,8 @@ def gunzip_limited(raw: bytes, path: str | Path) -> bytes:
     try:
         blocks = list(g.feed(raw, budget))
         g.finish()
-    except OverflowError:
-        raise size_error(path, f"the gzip stream (inflating to more than {g.size} bytes)",
-                         g.size * TEXT_MEMORY_FACTOR, current_read_limit()) from None
-    except (EOFError, zlib.error) as exc:
-        raise _gzip_error(path, exc) from None
+    except _INFLATE_ERRORS as exc:
+        raise _inflate_error(path, g, exc) from None
     return b"".join(blocks)
 
 
@@ -151,11 +192,8 @@ def scan_text_file(path: str | Path, gzipped: bool) -> TextScan:
                 for block in g.feed(chunk, budget):
                     tail = (tail + block)[-_TAIL:]
         g.finish()
-    except OverflowError:
-        raise size_error(path, f"the gzip stream (inflating to more than {g.size} bytes)",
-                         g.size * TEXT_MEMORY_FACTOR, current_read_limit()) from None
-    except (EOFError, zlib.error) as exc:
-        raise _gzip_error(path, exc) from None
+    except _INFLATE_ERRORS as exc:
+        raise _inflate_error(path, g, exc) from None
     except OSError as exc:
         raise InputFormatError(f"cannot read the file: {exc.strerror or exc}", path=path) from None
     return TextScan(g.size, tail)
