@@ -106,6 +106,7 @@ from chromarate.io._options import check_options as _check_options
 from chromarate.io._options import clean as _clean
 from chromarate.io._options import positive_pixel_size as _check_pixel_size
 from chromarate.io._textscan import check_last_line as _check_last_line
+from chromarate.io._textscan import gzip_error as _gzip_error
 from chromarate.io._textscan import scan_text_file as _scan_text_file
 
 __all__ = ["read_localizations", "write_thunderstorm_csv", "SUPPORTED_FORMATS"]
@@ -241,6 +242,34 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", **options:
     return _call_reader(entry, path, options)
 
 
+def xy_table(locs: Localizations) -> pd.DataFrame:
+    """The table of ``locs``, checked to hold the coordinates a writer needs.
+
+    Shared by the localization writers (:func:`write_thunderstorm_csv`,
+    :func:`chromarate.io.picasso_export.write_picasso`), after their own argument checks.
+
+    Parameters
+    ----------
+    locs : Localizations
+        The localizations to write.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``locs.table`` itself (not a copy).
+
+    Raises
+    ------
+    ValueError
+        ``x_nm`` or ``y_nm`` is missing.
+    """
+    table = locs.table
+    missing = [c for c in ("x_nm", "y_nm") if c not in table.columns]
+    if missing:
+        raise ValueError(f"localization table lacks required column(s) {missing}")
+    return table
+
+
 def write_thunderstorm_csv(locs: Localizations, path: str | os.PathLike, *, decimals: int = 1) -> Path:
     """Write localizations as a ThunderSTORM CSV (gzip-compressed when the name ends in .gz).
 
@@ -283,10 +312,7 @@ def write_thunderstorm_csv(locs: Localizations, path: str | os.PathLike, *, deci
         raise TypeError(f"locs must be a Localizations, not {type(locs).__name__}")
     if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)) or not 0 <= decimals <= 17:
         raise ValueError(f"decimals must be an integer in [0, 17], got {decimals!r}")
-    table = locs.table
-    missing = [c for c in ("x_nm", "y_nm") if c not in table.columns]
-    if missing:
-        raise ValueError(f"localization table lacks required column(s) {missing}")
+    table = xy_table(locs)
     path = Path(path)
     n = len(table)
 
@@ -405,14 +431,6 @@ def _decode_header(raw: bytes, path: Path) -> str:
 
 def _open_binary(path: Path, gzipped: bool):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
-
-
-def _gzip_error(path: Path, exc: BaseException) -> InputFormatError:
-    return InputFormatError(
-        f"truncated or corrupt gzip stream ({type(exc).__name__}: {exc}); expected a complete "
-        ".gz file",
-        path=path,
-    )
 
 
 # --------------------------------------------------------------------------- header parsing

@@ -28,6 +28,7 @@ import numpy as np
 
 from .._types import Localizations
 from ._atomic import atomic_binary
+from .localizations import xy_table
 
 __all__ = ["PICASSO_FIELDS", "write_picasso"]
 
@@ -88,10 +89,7 @@ def write_picasso(
     p = float(pixel_size_nm)
     if not (math.isfinite(p) and p > 0):
         raise ValueError(f"pixel_size_nm must be a positive number, got {pixel_size_nm!r}")
-    table = locs.table
-    missing = [c for c in ("x_nm", "y_nm") if c not in table.columns]
-    if missing:
-        raise ValueError(f"localization table lacks required column(s) {missing}")
+    table = xy_table(locs)
     path = Path(path)
     n = len(table)
 
