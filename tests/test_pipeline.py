@@ -13,6 +13,7 @@ from chromarate.pipeline import NucleusResult, Pipeline
 def test_iter_run_events_and_grid(tiny_nucleus):
     csv, _, syn = tiny_nucleus
     cfg = with_overrides(PipelineConfig(), {"fit.steps": 4, "fit.log_every": 2,
+                                            "fit.regularisation": "manual",
                                             "fit.network.width": 16,
                                             "fit.network.fourier_features": 8})
     events = list(Pipeline(cfg).iter_run(read_localizations(csv)))
