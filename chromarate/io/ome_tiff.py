@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .._types import DensityMap
+from ..export import json_safe
 from ._atomic import atomic_binary
 
 __all__ = ["write_density_ome_tiff"]
@@ -70,7 +71,7 @@ def write_density_ome_tiff(density: DensityMap, path: str | os.PathLike, *,
     p = float(density.pixel_size_nm)
     oy, ox = (float(v) for v in density.origin_nm)
     description = json.dumps({"values": "localizations per pixel",
-                              "meta": _json_safe(dict(density.meta or {}))})
+                              "meta": json_safe(dict(density.meta or {}))})
     metadata = {
         "axes": "YX",
         "Name": str(name),
@@ -88,17 +89,3 @@ def write_density_ome_tiff(density: DensityMap, path: str | os.PathLike, *,
         fh.write(buffer.getvalue())
     return path
 
-
-def _json_safe(value):
-    """Plain JSON types (numpy scalars and arrays become numbers and lists)."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist() if value.size <= 64 else f"array{value.shape}"
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
