@@ -19,9 +19,9 @@ are written atomically (beside, then moved into place).
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -154,15 +154,9 @@ def _size(given: int | None, coords: np.ndarray, what: str) -> int:
 
 
 def _write_hdf5(path: Path, table: np.ndarray, h5py) -> None:
-    """The ``locs`` dataset, written beside ``path`` and moved into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as fh:
-            fh.create_dataset("locs", data=table)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """The ``locs`` dataset, built in memory and written atomically."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as fh:
+        fh.create_dataset("locs", data=table)
+    with atomic_binary(path) as out:
+        out.write(buffer.getvalue())
