@@ -186,7 +186,9 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     # counts: a minimum next to the clipping bound is still a minimum of the curve)
     interior = 0 < j < len(ks) - 1 and misfits[j - 1] > misfits[j] < misfits[j + 1]
     best = ks[j]
-    if interior:  # vertex of the parabola through the three points around the minimum
+    # vertex of the parabola through the three points around the minimum, when all three
+    # are admissible (an inadmissible neighbour's misfit is inf and has no parabola)
+    if interior and all(np.isfinite(masked[j - 1:j + 2])):
         x0, x1, x2 = ks[j - 1:j + 2]
         y0, y1, y2 = masked[j - 1:j + 2]
         d = (x0 - x1) * (x0 - x2) * (x1 - x2)

@@ -52,7 +52,7 @@ def test_calibration_recovers_the_heterochromatin_scale(steady):
         assert len(info["scales"]) == len(info["misfits"])
 
 
-def test_misfit_is_smallest_at_the_true_scale(steady):
+def test_misfit_at_the_chosen_scale_is_well_below_the_percentiles(steady):
     _, phi_h, mask = steady
     dens = _density(phi_h, mask)
     cfg = PipelineConfig()
@@ -134,3 +134,20 @@ def test_balance_rate_is_the_windowed_ratio():
     assert np.isfinite(est).all()
     stripes = 0.3 + 0.2 * np.cos(2 * np.pi * x / 10.0)
     assert domain_spacing_um(stripes, mask, 0.02) == pytest.approx(0.2, rel=0.1)
+
+
+def test_minimum_next_to_an_inadmissible_scale_is_finite(steady):
+    """A minimum whose lower neighbour clips too much is interior (the curve rises on both
+    sides) but has no parabola through admissible points: the grid point is kept, never NaN."""
+    from dataclasses import replace
+
+    _, phi_h, mask = steady
+    dens = _density(phi_h, mask)
+    cfg = PipelineConfig()
+
+    def at(k):
+        f = phase_fields(dens, mask, cfg.phase.model_copy(update={"baseline_scale": k}))
+        return replace(f, meta={**f.meta, "fraction_clipped_high": 0.5 if k < 0.78 else 0.0})
+
+    cal = calibrate_scale(at, cfg.fit)
+    assert cal.interior_minimum and cal.scale == 0.8
