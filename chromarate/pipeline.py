@@ -323,12 +323,19 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
 
     The windowed closed form is computed on the same fields for the agreement check (unless
-    the fit is the closed form itself). Without a density (fields given directly), the
-    density contrast is read from the chromatin fraction ``phi_h + phi_e``.
+    the fit is the closed form itself), with the rate prior and window the fit chose (so the
+    choice is not measured again). Without a density (fields given directly), the density
+    contrast is read from the chromatin fraction ``phi_h + phi_e``.
     """
     from .fit.direct import invert_direct
 
-    closed = fit.rate if fit.meta.get("method") == "direct" else invert_direct(fields, config.fit).rate
+    if fit.meta.get("method") == "direct":
+        closed = fit.rate
+    else:
+        chosen = fit.meta.get("regularisation") or {}
+        same = {k: chosen[k] for k in ("rate_smoothness", "test_window_um") if k in chosen}
+        closed = invert_direct(fields, config.fit.model_copy(
+            update={**same, "regularisation": "manual"})).rate
     dens = density if density is not None else np.where(fields.mask, fields.phi_h + fields.phi_e, 0.0)
     return assess_quality(
         n_localizations=n_localizations, pixel_size_nm=fields.pixel_size_nm, mask=fields.mask,
