@@ -379,8 +379,9 @@ class FitConfig(_Model):
         (:func:`chromarate.fit.prior.balance_rate`); ``flat`` the gradient of lambda itself.
         With the strong prior that noisy rendered densities get, the balance prior keeps
         the rate from following noise in the fourth-order term (measured with the default
-        pipeline on `chromarate simulate` seeds 0 and 1: r = 0.976 / 0.845 against
-        0.963 / 0.361 with ``flat``).
+        pipeline on `chromarate simulate` seeds 0 and 1, where it was chosen: r = 0.976 /
+        0.845 against 0.963 / 0.361 with ``flat``; on seeds 2-5, not looked at while
+        choosing: 0.944 / 0.900 / 0.948 / 0.474, benchmarks/cli_seeds.py).
     pretrain_steps : int
         Data-only Adam steps that fit a *free* field network to the observation (values at
         the pixel centres, no derivatives) before the joint fit: the usual warm start of a
