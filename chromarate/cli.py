@@ -641,6 +641,11 @@ def export(input, out, pipeline, overrides, camera_pixel_nm) -> None:
     kind = next((k for suffix, k in _EXPORT_KINDS if out.lower().endswith(suffix)), None)
     if kind is None:
         raise click.BadParameter("name it *.csv, *.csv.gz, *.hdf5 or *.ome.tif", param_hint="--out")
+    src, dst = Path(input).resolve(), Path(out).resolve()
+    if dst == src or dst.with_suffix(".yaml") == src.with_suffix(".yaml") and kind == "picasso":
+        raise click.BadParameter(f"{out} would replace the input {input} (or its .yaml); "
+                                 "write the export elsewhere", param_hint="--out")
+    dst.parent.mkdir(parents=True, exist_ok=True)
     cfg = _load_pipeline_config(pipeline, overrides)
     locs = read_localizations(input)
     n_read = len(locs)

@@ -149,3 +149,10 @@ def test_cli_export_applies_the_filter(tmp_path):
     assert read_density_image(tmp_path / "d.ome.tif").pixel_size_nm == 20.0
     res = run(cli, ["export", str(src), "--out", str(tmp_path / "d.png")])
     assert res.exit_code != 0 and "--out" in res.output
+    # never over the input; a missing folder for the output is made
+    before = src.read_bytes()
+    res = run(cli, ["export", str(src), "--out", str(src)])
+    assert res.exit_code != 0 and "replace the input" in res.output and src.read_bytes() == before
+    res = run(cli, ["export", str(src), "--out", str(tmp_path / "new" / "g.csv")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "new" / "g.csv").is_file()
