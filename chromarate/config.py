@@ -322,7 +322,7 @@ class FitConfig(_Model):
         r = 0.927 against 0.221 with 1e-3 and 0.15 um windows). For fields with white pixel
         noise a weak prior recovers more detail: ``rate_smoothness=1e-3,
         test_window_um=0.15`` gives r = 0.99 / 0.96 / 0.95 at 0 / 1 / 5 % noise in
-        benchmarks/recovery.py, where 1.0 flattens lambda (r = 0.76 at 5 %).
+        experiments/recovery.py, where 1.0 flattens lambda (r = 0.76 at 5 %).
     rate_fourier_features : int
     rate_fourier_scale_per_um : float
         Random Fourier features of the rate network; a small scale keeps lambda smooth.
@@ -381,7 +381,7 @@ class FitConfig(_Model):
         the rate from following noise in the fourth-order term (measured with the default
         pipeline on `chromarate simulate` seeds 0 and 1, where it was chosen: r = 0.976 /
         0.845 against 0.963 / 0.361 with ``flat``; on seeds 2-5, not looked at while
-        choosing: 0.944 / 0.900 / 0.948 / 0.474, benchmarks/cli_seeds.py).
+        choosing: 0.944 / 0.900 / 0.948 / 0.474, experiments/cli_seeds.py).
     pretrain_steps : int
         Data-only Adam steps that fit a *free* field network to the observation (values at
         the pixel centres, no derivatives) before the joint fit: the usual warm start of a

@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/backends.py and benchmarks/patch_memory.py (--quick).
+"""Smoke tests of experiments/backends.py and experiments/patch_memory.py (--quick).
 
 Only the exit status, the printed table/ratio lines and the JSON structure are checked;
 no timing or memory number is asserted (they depend on the machine and its load).
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def _run(script: str, tmp_path: Path):
     path = BENCH / script
     if not path.is_file():
-        pytest.skip(f"benchmarks/{script} is not in this checkout")
+        pytest.skip(f"experiments/{script} is not in this checkout")
     out_json = tmp_path / "out.json"
     proc = subprocess.run([sys.executable, str(path), "--quick", "--json", str(out_json)],
                           capture_output=True, text=True, timeout=300)
@@ -60,7 +60,7 @@ def test_patch_memory_quick(tmp_path):
 
 
 def test_recovery_tiny(tmp_path):
-    """benchmarks/recovery.py on a 64 x 64 state, 5 steps, both forward solvers' cases."""
+    """experiments/recovery.py on a 64 x 64 state, 5 steps, both forward solvers' cases."""
     out_json = tmp_path / "rec.json"
     for boundary in ("box", "masked"):
         proc = subprocess.run(

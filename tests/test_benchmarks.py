@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/fit_cpu.py: the quick mode runs and prints its ratio lines.
+"""Smoke test of experiments/fit_cpu.py: the quick mode runs and prints its ratio lines.
 
 No timing or memory numbers are asserted (they depend on the machine and its load).
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "fit_cpu.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "experiments" / "fit_cpu.py"
 
 pytestmark = pytest.mark.skipif(not SCRIPT.is_file(),
-                                reason="benchmarks/fit_cpu.py is not in this checkout")
+                                reason="experiments/fit_cpu.py is not in this checkout")
 
 
 def test_fit_cpu_quick_runs_and_prints_ratios(tmp_path):

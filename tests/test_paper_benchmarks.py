@@ -1,4 +1,4 @@
-"""Smoke tests of benchmarks/paper_table.py, scaling.py and deepxde_heat.py (tiny sizes).
+"""Smoke tests of experiments/paper_table.py, scaling.py and deepxde_heat.py (tiny sizes).
 
 They check that each script runs end to end and writes its JSON, markdown table or plot
 with the expected structure. No timing, memory or accuracy number is asserted: those
@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCH = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def _run(script: str, *args: str, timeout: float = 600):
     path = BENCH / script
     if not path.is_file():
-        pytest.skip(f"benchmarks/{script} is not in this checkout")
+        pytest.skip(f"experiments/{script} is not in this checkout")
     env = dict(os.environ, DDE_BACKEND="pytorch")
     proc = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
                           timeout=timeout, env=env)
@@ -96,10 +96,10 @@ def test_deepxde_heat_tiny(tmp_path, monkeypatch):
 
 
 def test_gpu_sh_dry_run(tmp_path):
-    """benchmarks/gpu.sh on the CPU with the tiny mode: the in-process (GPU) code path."""
+    """experiments/gpu.sh on the CPU with the tiny mode: the in-process (GPU) code path."""
     script = BENCH / "gpu.sh"
     if not script.is_file():
-        pytest.skip("benchmarks/gpu.sh is not in this checkout")
+        pytest.skip("experiments/gpu.sh is not in this checkout")
     # PYTHON: the script runs this interpreter, not whatever 'python' is first on PATH
     env = dict(os.environ, BENCH_DEVICE="cpu", BENCH_MODE="tiny", BENCH_LIMIT_S="500",
                PYTHON=sys.executable)
@@ -117,7 +117,7 @@ def test_gpu_sh_dry_run(tmp_path):
 @pytest.fixture
 def paper_table(monkeypatch):
     if not (BENCH / "paper_table.py").is_file():
-        pytest.skip("benchmarks/paper_table.py is not in this checkout")
+        pytest.skip("experiments/paper_table.py is not in this checkout")
     monkeypatch.syspath_prepend(str(BENCH))
     import paper_table
 

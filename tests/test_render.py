@@ -421,9 +421,9 @@ def test_render_benchmark_quick_runs():
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "render.py"
+    script = Path(__file__).resolve().parents[1] / "experiments" / "render.py"
     if not script.is_file():
-        pytest.skip("benchmarks/render.py is not in this checkout")
+        pytest.skip("experiments/render.py is not in this checkout")
     proc = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

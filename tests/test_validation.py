@@ -357,7 +357,7 @@ def test_benchmark_script_smoke(tmp_path):
     import sys
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "validation.py"
+    script = Path(__file__).resolve().parents[1] / "experiments" / "validation.py"
     out = tmp_path / "v.json"
     proc = subprocess.run([sys.executable, str(script), "--quick", "--cases", "bump-box-n0",
                            "constant-box-n1", "--steps", "3", "--cache", str(tmp_path / "c"),

@@ -8,7 +8,7 @@ density-scale calibration and rate prior that were chosen.
 
 Usage::
 
-    python benchmarks/cli_seeds.py --seeds 1 2 3 4 5 --out benchmarks/results/cli_seeds.json
+    python experiments/cli_seeds.py --seeds 1 2 3 4 5 --out experiments/results/cli_seeds.json
 
 Simulations are cached (``--cache``, default a folder under the temp dir), since the
 forward solver takes one to three minutes per nucleus on two cores.

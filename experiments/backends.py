@@ -27,11 +27,11 @@ with the reason printed.
 
 Usage::
 
-    python benchmarks/backends.py                     # sides 64, 128, 256; 3 timed steps
-    python benchmarks/backends.py --sizes 64 128      # other sides
-    python benchmarks/backends.py --steps 5
-    python benchmarks/backends.py --quick             # sides 16, 24; 1 step (smoke test)
-    python benchmarks/backends.py --json out.json
+    python experiments/backends.py                     # sides 64, 128, 256; 3 timed steps
+    python experiments/backends.py --sizes 64 128      # other sides
+    python experiments/backends.py --steps 5
+    python experiments/backends.py --quick             # sides 16, 24; 1 step (smoke test)
+    python experiments/backends.py --json out.json
 
 No numbers are asserted; timings depend on the machine and its load.
 """

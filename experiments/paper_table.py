@@ -10,7 +10,7 @@ whose derivatives come from nested autograd or from the mollifier layer:
 - ``chromatin`` the steady chromatin model (docs/design.md section 5); recover lambda(x, y)
                 (4th order, 2-D), ground truth from the spectral forward solver
                 (``chromarate.fit.simulate.steady_state``) on the rate map of
-                ``benchmarks/recovery.py`` at 10 nm pixels, observed on the whole box
+                ``experiments/recovery.py`` at 10 nm pixels, observed on the whole box
 
 Grid: problem x network (``mlp``: tanh MLP PINN; ``pirate``: PirateNet) x backend
 (``autograd``, ``mollifier``) x noise (0, 1, 5 % of the range of the observed field).
@@ -31,7 +31,7 @@ fits (one process, statistics reset per configuration).
 
 The chromatin rows run chromarate's own training loop, ``chromarate.fit.loop.iter_fit``
 (``fit_rates``), on the steady state of the chromatin model in an n x n box at 10 nm (the
-rate map of ``benchmarks/recovery.py`` scaled to the box; whole box observed), with
+rate map of ``experiments/recovery.py`` scaled to the box; whole box observed), with
 ``chromatin_config``:
 
 - ``autograd`` and ``mollifier``: the *same* FitConfig except ``fit.derivative_backend``
@@ -48,7 +48,7 @@ Rows ``chromarate fit_rates`` run the product as a user would,
 ``fit_rates(fields, FitConfig(network.architecture=..., rate_smoothness=1e-3,
 test_window_um=0.15))`` (mollifier backend, weak form, anchored field network, lattice
 evaluation; the two pinned settings were FitConfig's defaults when the table was first
-measured) on the 256 x 256 recovery case of ``benchmarks/recovery.py``
+measured) on the 256 x 256 recovery case of ``experiments/recovery.py``
 (``--default-size``; a nucleus-shaped mask).
 
 The heat and Langevin rows use the problems and backends of ``chromarate.fit.problems``
@@ -62,9 +62,9 @@ the first and the last logged step (set-up, pre-training and the final assembly 
 
 Usage::
 
-    python benchmarks/paper_table.py --quick                       # ~13 min on 2 CPU cores
-    python benchmarks/paper_table.py --full --device cuda          # GPU (benchmarks/gpu.sh)
-    python benchmarks/paper_table.py --tiny --out /tmp/t           # smoke test (tests)
+    python experiments/paper_table.py --quick                       # ~13 min on 2 CPU cores
+    python experiments/paper_table.py --full --device cuda          # GPU (experiments/gpu.sh)
+    python experiments/paper_table.py --tiny --out /tmp/t           # smoke test (tests)
 
 Outputs ``<out>/paper_table.json`` (every seed's numbers and the settings) and
 ``<out>/paper_table.md`` (the markdown table). Nothing here asserts a timing.

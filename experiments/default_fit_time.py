@@ -8,7 +8,7 @@ holds on a loaded machine where an absolute time does not.
 
 Usage::
 
-    python benchmarks/default_fit_time.py --baseline 4a6f2a4 --repeats 2
+    python experiments/default_fit_time.py --baseline 4a6f2a4 --repeats 2
 
 The baseline commit defaults to the last commit before the data-driven calibration,
 regularisation and quality gate (issue 12).

@@ -5,10 +5,10 @@ Three series, each point one child process (one torch thread), 10 nm pixels, syn
 phase fields (``backends.synthetic_fields``):
 
 - ``mollifier``: one Adam step of the strong-form fourth-order chromatin loss on the whole
-  grid (``benchmarks/backends.py``'s child: FourierMLP of the default ``NetworkConfig``,
+  grid (``experiments/backends.py``'s child: FourierMLP of the default ``NetworkConfig``,
   mollifier radius 8 px); sides 16 ... 1024;
 - ``mollifier, patches``: a training step of ``fit_rates`` with ``FitConfig(patch_size=128)``
-  (``benchmarks/patch_memory.py``'s child: random 128 x 128 windows plus the kernel halo);
+  (``experiments/patch_memory.py``'s child: random 128 x 128 windows plus the kernel halo);
   sides 256 ... 1024 (a larger image only changes the sampling of the windows);
 - ``autograd``: the same step as ``mollifier`` with nested ``torch.autograd.grad`` to the
   4th order; sides from 16 upwards until a side does not fit (the child's address space is
@@ -19,8 +19,8 @@ Peak memory is the increase of the child's ``ru_maxrss`` (after imports, set-up 
 throwaway step on a tiny grid); time is the median of the timed steps (``--steps``).
 Writes ``<out>/scaling.json`` and ``<out>/scaling.png`` (log-log, matplotlib).
 
-    python benchmarks/scaling.py                 # sides 16 ... 1024 (about 10 min on 2 cores)
-    python benchmarks/scaling.py --tiny --out /tmp/s   # smoke test
+    python experiments/scaling.py                 # sides 16 ... 1024 (about 10 min on 2 cores)
+    python experiments/scaling.py --tiny --out /tmp/s   # smoke test
 """
 
 from __future__ import annotations

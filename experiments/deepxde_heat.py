@@ -19,11 +19,11 @@ of Adam steps and seeds:
   for the Laplacian, ``model.compile("adam")`` / ``model.train``. Loss weights match
   chromarate's heat loss (data divided by range(u)^2, residual weight 0.01).
 - ``chromarate/mollifier`` and ``chromarate/autograd``: the PINN of
-  ``benchmarks/paper_table.py`` (tanh MLP of the same width and depth, separate positive
+  ``experiments/paper_table.py`` (tanh MLP of the same width and depth, separate positive
   rate network) with the mollifier layer or nested autograd.
 
-    python benchmarks/deepxde_heat.py                         # n 32, 1000 steps, noise 1 %, seeds 0 1
-    python benchmarks/deepxde_heat.py --tiny --out /tmp/d      # smoke test
+    python experiments/deepxde_heat.py                         # n 32, 1000 steps, noise 1 %, seeds 0 1
+    python experiments/deepxde_heat.py --tiny --out /tmp/d      # smoke test
 
 Writes ``<out>/deepxde_heat.json`` and ``<out>/deepxde_heat.md``. If DeepXDE is not
 installed, its row says so and the script still runs the chromarate rows.

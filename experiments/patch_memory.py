@@ -21,11 +21,11 @@ tiled assembly. One torch thread per child.
 
 Usage::
 
-    python benchmarks/patch_memory.py                    # sides 256 512 1024, patch 128, 5 steps
-    python benchmarks/patch_memory.py --sizes 256 512
-    python benchmarks/patch_memory.py --steps 10 --patch 64
-    python benchmarks/patch_memory.py --quick            # sides 64, 96, patch 32 (smoke test)
-    python benchmarks/patch_memory.py --json out.json
+    python experiments/patch_memory.py                    # sides 256 512 1024, patch 128, 5 steps
+    python experiments/patch_memory.py --sizes 256 512
+    python experiments/patch_memory.py --steps 10 --patch 64
+    python experiments/patch_memory.py --quick            # sides 64, 96, patch 32 (smoke test)
+    python experiments/patch_memory.py --json out.json
 
 No numbers are asserted; they depend on the machine and its load.
 """

@@ -12,10 +12,10 @@ test_window_um=0.15, the settings for white pixel noise) and for the closed-form
 inversion, pointwise and windowed, and the wall time of each (medians over ``--repeats``
 noise realisations and fit seeds), and writes everything to a JSON file.
 
-    python benchmarks/recovery.py                 # full case, writes benchmarks/results/recovery.json
-    python benchmarks/recovery.py --repeats 3     # three noise realisations / seeds, median
-    python benchmarks/recovery.py --boundary masked --out benchmarks/results/recovery_masked.json
-    python benchmarks/recovery.py --size 64 --steps 5 --noise 0 --out /tmp/r.json   # smoke run
+    python experiments/recovery.py                 # full case, writes experiments/results/recovery.json
+    python experiments/recovery.py --repeats 3     # three noise realisations / seeds, median
+    python experiments/recovery.py --boundary masked --out experiments/results/recovery_masked.json
+    python experiments/recovery.py --size 64 --steps 5 --noise 0 --out /tmp/r.json   # smoke run
 """
 
 from __future__ import annotations

@@ -49,10 +49,10 @@ graph fails with an allocation error instead of exhausting the machine.
 
 Usage::
 
-    python benchmarks/fit_cpu.py                  # full benchmark
-    python benchmarks/fit_cpu.py --size 48        # force a 48 x 48 sub-grid for (b)
-    python benchmarks/fit_cpu.py --quick          # tiny sizes (smoke test, seconds)
-    python benchmarks/fit_cpu.py --json out.json  # also write the numbers
+    python experiments/fit_cpu.py                  # full benchmark
+    python experiments/fit_cpu.py --size 48        # force a 48 x 48 sub-grid for (b)
+    python experiments/fit_cpu.py --quick          # tiny sizes (smoke test, seconds)
+    python experiments/fit_cpu.py --json out.json  # also write the numbers
 
 No numbers are asserted anywhere; timings depend on the machine and its load.
 """

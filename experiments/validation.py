@@ -17,10 +17,10 @@ rerun only refits. Peak memory is the process's RSS high-water mark after the fi
 that case's own peak (simulation included); in one process it only grows from case to
 case.
 
-    python benchmarks/validation.py --quick --set dev            # smoke run (64 px, 20 steps)
-    python benchmarks/validation.py --set dev --workers 2        # the full dev suite
-    python benchmarks/validation.py --cases bump-box-n0 cli-size96-loc250k --figure fig.png
-    python benchmarks/validation.py --set unseen                 # final settings only
+    python experiments/validation.py --quick --set dev            # smoke run (64 px, 20 steps)
+    python experiments/validation.py --set dev --workers 2        # the full dev suite
+    python experiments/validation.py --cases bump-box-n0 cli-size96-loc250k --figure fig.png
+    python experiments/validation.py --set unseen                 # final settings only
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chromarate-validation"),
                     help="steady-state cache folder (default: %(default)s)")
     ap.add_argument("--out", default=None,
-                    help="JSON output (default benchmarks/results/validation_<set>[_quick].json);"
+                    help="JSON output (default experiments/results/validation_<set>[_quick].json);"
                          " the markdown table goes beside it (.md)")
     ap.add_argument("--figure", default=None, help="write a PNG figure here")
     ap.add_argument("--workers", type=int, default=1, help="processes (one case each)")

@@ -18,9 +18,9 @@ not counted. Each method runs in the same process, one after the other, on the s
 
 Usage::
 
-    python benchmarks/render.py                 # n = 1e6 and 1e7 (about a minute)
-    python benchmarks/render.py --quick         # smoke test: tiny sizes, a few seconds
-    python benchmarks/render.py --sizes 1e6 --pixel-nm 20 --json render.json
+    python experiments/render.py                 # n = 1e6 and 1e7 (about a minute)
+    python experiments/render.py --quick         # smoke test: tiny sizes, a few seconds
+    python experiments/render.py --sizes 1e6 --pixel-nm 20 --json render.json
 
 The last lines print the ratios ``<method>/histogram2d`` of time and peak memory per n.
 Nothing here asserts a timing: timings depend on the machine and its load.
