@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from chromarate.errors import ConfigError
+from chromarate.io._units import check_units
 
 
 def check_options(options: Mapping[str, Any], allowed: Iterable[str], fmt: str) -> None:
@@ -45,10 +46,61 @@ def check_pixel_size(value: Any) -> float | None:
     return positive_pixel_size(value)
 
 
-def check_frame_base(value: Any) -> int:
+def check_frame_base(value: Any, default: int | None = None) -> int:
+    """``frame_base`` as a non-negative int.
+
+    Parameters
+    ----------
+    value : Any
+        The option's value; None when it was not given.
+    default : int, optional
+        The format's first frame number, returned when ``value`` is None. Without a default,
+        None is refused like any other invalid value.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ConfigError
+        ``value`` is not a non-negative integer (a bool is refused).
+    """
+    if value is None and default is not None:
+        return int(default)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ConfigError(f"frame_base must be a non-negative integer, got {value!r}")
+        raise ConfigError(f"frame_base must be a non-negative integer (0 or 1), got {value!r}")
     return int(value)
+
+
+def reader_options(
+    pixel_size_nm: Any, units: Any, frame_base: Any, default_frame_base: int
+) -> tuple[float | None, str | None, int]:
+    """Check the options the text readers share.
+
+    Parameters
+    ----------
+    pixel_size_nm, units, frame_base : Any
+        The options as passed (None when not given).
+    default_frame_base : int
+        The format's first frame number, used when ``frame_base`` is None.
+
+    Returns
+    -------
+    tuple of (float or None, str or None, int)
+        ``pixel_size_nm``, ``units`` (see :func:`chromarate.io._units.check_units`) and
+        ``frame_base``.
+
+    Raises
+    ------
+    ConfigError
+        An option has an invalid value.
+    """
+    return (
+        check_pixel_size(pixel_size_nm),
+        check_units(units),
+        check_frame_base(frame_base, default_frame_base),
+    )
 
 
 def clean(exc: BaseException) -> str:

@@ -1,4 +1,10 @@
-"""Guards for text tables: bounded gzip decompression and detection of a cut-off last line.
+"""Byte-level access to text tables: gzip recognition, the file's first line, bounded gzip
+decompression and detection of a cut-off last line.
+
+:data:`GZIP_MAGIC` is the one definition of the gzip signature in chromarate; every reader
+recognises gzip by it (from the content, never the file name). :func:`read_start` and
+:func:`read_text_head` give the first bytes and the first line of a localization file with
+the checks every reader shares (missing, empty, directory, binary data, not UTF-8).
 
 Text readers hold the decompressed text and the parsed table in memory at the same time,
 about :data:`TEXT_MEMORY_FACTOR` times the size of the text; that much is checked against
@@ -13,24 +19,33 @@ fit the part that is left.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import gzip
 import os
 import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 from ..errors import InputFormatError
 from .limits import check_decoded_size, current_read_limit, size_error
 
 __all__ = [
+    "GZIP_MAGIC",
+    "HEAD_BYTES",
     "TEXT_MEMORY_FACTOR",
+    "TextHead",
     "TextScan",
     "check_last_line",
     "check_text_size",
     "gunzip_limited",
     "gzip_error",
+    "is_gzip",
+    "open_binary",
+    "read_start",
+    "read_text_head",
     "scan_text_file",
 ]
 
@@ -40,7 +55,10 @@ TEXT_MEMORY_FACTOR = 3
 
 _BLOCK = 1 << 20
 _TAIL = 1 << 16
-_GZIP_MAGIC = b"\x1f\x8b"
+#: The first two bytes of every gzip stream (RFC 1952).
+GZIP_MAGIC = b"\x1f\x8b"
+#: How far into a file readers look for its header line (and detectors for its format).
+HEAD_BYTES = 1 << 20
 _LINES = re.compile(r"\r\n|\r|\n")
 
 
@@ -68,7 +86,7 @@ class _Gunzip:
             if self._d.eof:  # a new member follows (or zero padding, which gzip allows)
                 if not data.strip(b"\x00"):
                     return
-                if not data.startswith(_GZIP_MAGIC):
+                if not data.startswith(GZIP_MAGIC):
                     raise zlib.error("trailing garbage after the gzip stream")
                 self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
             block = self._d.decompress(data, _BLOCK)
@@ -249,3 +267,107 @@ def check_last_line(text: str | bytes, n_columns: int, sep: str, path: str | Pat
         f"the file looks truncated: its last line ({shown!r}) has {n} of the {n_columns} "
         f"fields the header names{how}; expected a complete table (copy or export the file "
         "again; to use the rows before it, delete that last line)", path=path)
+
+
+# --------------------------------------------------------------------------- the file's start
+
+
+def is_gzip(head: bytes) -> bool:
+    """Whether raw bytes start a gzip stream (:data:`GZIP_MAGIC`)."""
+    return head[:2] == GZIP_MAGIC
+
+
+def open_binary(path: str | Path, gzipped: bool) -> IO[bytes]:
+    """Open ``path`` for reading bytes, decompressing it when ``gzipped``."""
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def read_start(path: Path, n: int) -> bytes:
+    """The first ``n`` raw bytes of ``path`` (not decompressed).
+
+    Raises
+    ------
+    InputFormatError
+        ``path`` is a directory, is missing, cannot be opened, or is empty.
+    """
+    try:
+        if path.is_dir():
+            raise InputFormatError("is a directory; expected a localization file", path=path)
+        with open(path, "rb") as fh:
+            raw = fh.read(n)
+    except FileNotFoundError:
+        raise InputFormatError(
+            "file not found; expected an existing localization file (e.g. ThunderSTORM CSV)", path=path
+        ) from None
+    except OSError as exc:
+        raise InputFormatError(f"cannot open the file: {exc.strerror or exc}", path=path) from None
+    if raw == b"":
+        raise InputFormatError("empty file (0 bytes): no localizations", path=path)
+    return raw
+
+
+@dataclass(frozen=True)
+class TextHead:
+    """The first line of a (decompressed) UTF-8 text file and how to open the file."""
+
+    gzipped: bool
+    header_line: str
+    header_only: bool  # the file holds nothing after its first line
+
+
+def read_text_head(path: Path) -> TextHead:
+    """Check that ``path`` is a non-empty UTF-8 text file (plain or gzip) and return its first line.
+
+    Raises
+    ------
+    InputFormatError
+        The file is missing or empty, its gzip stream is broken, it holds NUL bytes or
+        invalid UTF-8 in its first :data:`HEAD_BYTES`, or it has no line break there.
+    """
+    gzipped = is_gzip(read_start(path, 2))
+    try:
+        with open_binary(path, gzipped) as fh:
+            chunk = fh.read(HEAD_BYTES + 1)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise gzip_error(path, exc) if gzipped else InputFormatError(
+            f"cannot read the file: {exc}", path=path
+        ) from None
+
+    what = "decompressed gzip data" if gzipped else "file"
+    if chunk == b"":
+        raise InputFormatError(f"empty {what}: no localizations", path=path)
+    if b"\x00" in chunk:
+        raise InputFormatError(
+            f"{what} holds binary data (NUL bytes); expected a text table such as a "
+            "ThunderSTORM CSV",
+            path=path,
+        )
+    try:
+        codecs.getincrementaldecoder("utf-8")("strict").decode(chunk[:HEAD_BYTES], final=False)
+    except UnicodeDecodeError as exc:
+        raise InputFormatError(
+            f"{what} is not UTF-8 text (invalid byte at offset {exc.start}); expected a text "
+            "table such as a ThunderSTORM CSV",
+            path=path,
+        ) from None
+
+    ends = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+    if not ends:
+        if len(chunk) > HEAD_BYTES:
+            raise InputFormatError(
+                f"no line break in the first {HEAD_BYTES} bytes; expected a text table with "
+                "a header line",
+                path=path,
+            )
+        return TextHead(gzipped, _decode_header(chunk, path), header_only=True)
+    end = min(ends)
+    rest = chunk[end:]
+    header_only = rest.strip(b" \t\r\n") == b"" and len(chunk) <= HEAD_BYTES
+    return TextHead(gzipped, _decode_header(chunk[:end], path), header_only=header_only)
+
+
+def _decode_header(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # pragma: no cover - caught by the chunk check
+        raise InputFormatError(f"header is not UTF-8 text (byte {exc.start})", path=path) from None

@@ -20,7 +20,7 @@ import pytest
 
 from chromarate._types import CANONICAL_COLUMNS
 from chromarate.errors import ConfigError, InputFormatError
-from chromarate.io import localizations as loc
+from chromarate.io import registry
 from chromarate.io.formats import asdf as asdf_reader
 from chromarate.io.localizations import SUPPORTED_FORMATS, read_localizations
 
@@ -143,7 +143,7 @@ def test_real_sample_matches_asdf_package_and_explicit_format():
 
 
 def test_detect_is_content_based_and_never_raises(tmp_path):
-    assert "asdf" in SUPPORTED_FORMATS and "asdf" in loc._DETECT_ORDER
+    assert "asdf" in SUPPORTED_FORMATS and "asdf" in registry.registered_formats()
     assert asdf_reader.FORMAT == "asdf"
     renamed = tmp_path / "locs.csv"
     renamed.write_bytes(b"#ASDF 1.0.0\n#ASDF_STANDARD 1.5.0\n%YAML 1.1\n")

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import chromarate.io.localizations as loc
+from chromarate.io import registry
 from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ConfigError, InputFormatError
 from chromarate.io.localizations import SUPPORTED_FORMATS, read_localizations
@@ -494,10 +494,10 @@ def test_generic_errors(tmp_path, content, options, error, phrase):
 def test_registry_names_order_and_explicit_override(tmp_path):
     assert set(SUPPORTED_FORMATS) == {"thunderstorm", "elyra", "nanoimager", "nstorm", "rapidstorm",
                                       "picasso", "smap", "decode", "smlm", "asdf", "generic"}
-    assert set(loc._DETECT_ORDER) == set(SUPPORTED_FORMATS)
-    assert loc._DETECT_ORDER[-1] == "generic"
+    assert set(registry.registered_formats()) == set(SUPPORTED_FORMATS)
+    assert registry.registered_formats()[-1] == "generic"
     for name in ("elyra", "nanoimager", "nstorm", "rapidstorm", "generic", "thunderstorm"):
-        assert loc._load_format(name) is not None, loc._UNAVAILABLE.get(name)
+        assert registry.get_reader(name) is not None, registry.unavailable_formats().get(name)
     # an explicit format wins over detection: an N-STORM file read as generic
     path = _nstorm_file(tmp_path)
     locs = read_localizations(path, format="GENERIC", columns={"x_nm": "X", "y_nm": "Y"}, units="nm")
@@ -507,9 +507,8 @@ def test_registry_names_order_and_explicit_override(tmp_path):
 
 
 def test_missing_reader_module_is_skipped(tmp_path, monkeypatch):
-    monkeypatch.setattr(loc, "_LOADED", {})
-    monkeypatch.setattr(loc, "_UNAVAILABLE", {})
-    monkeypatch.setitem(loc._FORMAT_MODULES, "picasso", "chromarate.io.formats._no_such_module")
+    broken = registry.ModuleReader("picasso", "chromarate.io.formats._no_such_module")
+    monkeypatch.setitem(registry._READERS, "picasso", broken)
     path = _write(tmp_path / "a.csv", '"x [nm]","y [nm]"\n1,2\n')
     assert read_localizations(path).meta["format"] == "thunderstorm"
     with pytest.raises(InputFormatError, match="format 'picasso' is not available"):

@@ -21,13 +21,13 @@ from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ChromarateError, InputFormatError
 from chromarate.io._options import check_frame_base, check_options, check_pixel_size
 from chromarate.io._options import clean as _clean
+from chromarate.io._textscan import GZIP_MAGIC
 from chromarate.io.limits import check_decoded_size
 
 #: Rows of an HDF5 dataset read at a time (bounds the temporary memory of a read).
 HDF5_BLOCK_ROWS = 1 << 20
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
 _FLOAT_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c != "frame")

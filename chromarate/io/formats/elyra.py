@@ -33,13 +33,15 @@ from typing import Any
 from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 
-from . import generic as g
+from chromarate.io._options import reader_options
+from chromarate.io._units import length_scale
+
+from . import _text as g
 
 FORMAT = "elyra"
 
 __all__ = ["FORMAT", "detect", "read"]
 
-_OPTIONS = ("channel", "frame_base", "pixel_size_nm", "units")
 _HEADER_RE = re.compile(r"^(?P<name>.*?)\s*(?:\[(?P<unit>[^\]]*)\])?\s*$")
 _META_LINE = re.compile(r"^\s*([^\t:]+?)\s*:\s*(.*?)\s*$")
 
@@ -65,10 +67,37 @@ def _is_elyra_header(line: str) -> bool:
     return {"Position X", "Position Y", "First Frame"} <= names
 
 
-def read(path: Path, **options: Any) -> Localizations:
-    """Read a Zeiss Elyra localization table (see the module docstring)."""
-    path, pixel_size_nm, units, frame_base = g.check_reader_options(FORMAT, path, options, _OPTIONS, 1)
-    channel = options.get("channel")
+def read(
+    path: str | Path,
+    *,
+    channel: Any = None,
+    frame_base: int | None = None,
+    pixel_size_nm: float | None = None,
+    units: str | None = None,
+) -> Localizations:
+    """Read a Zeiss Elyra localization table (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file, plain or gzip-compressed.
+    channel : str or int, optional
+        Keep only the localizations of this channel (default: all).
+    frame_base : int, optional
+        Number of the file's first frame (default 1); frames are returned 0-based.
+    pixel_size_nm : float, optional
+        Camera pixel size, for columns in pixels.
+    units : str, optional
+        Length unit of columns whose unit the file does not state or that is unknown
+        (see :mod:`chromarate.io._units`); it never overrides a known unit.
+
+    Returns
+    -------
+    Localizations
+        Canonical columns in nm with 0-based frames.
+    """
+    path = Path(path)
+    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, 1)
 
     tf = g.read_text(path, keep_nul=True, what="a Zeiss Elyra localization table")
     text, trailer = _split_trailer(tf.text)
@@ -100,7 +129,7 @@ def read(path: Path, **options: Any) -> Localizations:
         if name not in by_name:
             continue
         i = by_name[name]
-        scale, unit, px = g.length_scale(cols[i][2], column=cols[i][0], units=units,
+        scale, unit, px = length_scale(cols[i][2], column=cols[i][0], units=units,
                                          pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT)
         used_px |= px
         plans.append(g.Plan(canonical, (i,), (cols[i][0],), scale, unit))

@@ -31,13 +31,15 @@ import numpy as np
 from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 
-from . import generic as g
+from chromarate.io._options import reader_options
+from chromarate.io._units import length_scale, unit_factor
+
+from . import _text as g
 
 FORMAT = "nanoimager"
 
 __all__ = ["FORMAT", "detect", "read"]
 
-_OPTIONS = ("channel", "frame_base", "pixel_size_nm", "units")
 _NAME_RE = re.compile(r"^(?P<name>.*?)\s*(?:\((?P<unit>[^)]*)\))?\s*$")
 
 
@@ -61,10 +63,37 @@ def _is_nanoimager_header(line: str) -> bool:
     return "Frame" in raw and has(r"X \((nm|pix|px|µm|um)\)") and has(r"Y \((nm|pix|px|µm|um)\)")
 
 
-def read(path: Path, **options: Any) -> Localizations:
-    """Read an ONI Nanoimager localization CSV (see the module docstring)."""
-    path, pixel_size_nm, units, frame_base = g.check_reader_options(FORMAT, path, options, _OPTIONS, 0)
-    channel = options.get("channel")
+def read(
+    path: str | Path,
+    *,
+    channel: Any = None,
+    frame_base: int | None = None,
+    pixel_size_nm: float | None = None,
+    units: str | None = None,
+) -> Localizations:
+    """Read an ONI Nanoimager localization CSV (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file, plain or gzip-compressed.
+    channel : str or int, optional
+        Keep only the localizations of this channel (default: all).
+    frame_base : int, optional
+        Number of the file's first frame (default 0); frames are returned 0-based.
+    pixel_size_nm : float, optional
+        Camera pixel size, for columns in pixels.
+    units : str, optional
+        Length unit of columns whose unit the file does not state or that is unknown
+        (see :mod:`chromarate.io._units`); it never overrides a known unit.
+
+    Returns
+    -------
+    Localizations
+        Canonical columns in nm with 0-based frames.
+    """
+    path = Path(path)
+    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, 0)
 
     tf = g.read_text(path, what="an ONI Nanoimager localization CSV")
     (header,), body, first = g.split_header(tf.text, 1)
@@ -81,7 +110,7 @@ def read(path: Path, **options: Any) -> Localizations:
         if not hits:
             return None
         if prefer_nm:
-            nm = [i for i in hits if g.unit_factor(cols[i][2] or "") not in (None, False)]
+            nm = [i for i in hits if unit_factor(cols[i][2] or "") not in (None, False)]
             if nm:
                 return nm[0]
         return hits[0]
@@ -96,7 +125,7 @@ def read(path: Path, **options: Any) -> Localizations:
             return
         scales = []
         for i in idx:
-            scales.append(g.length_scale(cols[i][2], column=cols[i][0], units=units,
+            scales.append(length_scale(cols[i][2], column=cols[i][0], units=units,
                                          pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT))
         if len({s[0] for s in scales}) != 1:
             raise InputFormatError(

@@ -27,13 +27,15 @@ from typing import Any
 from chromarate._types import Localizations
 from chromarate.errors import ConfigError, InputFormatError
 
-from . import generic as g
+from chromarate.io._options import reader_options
+from chromarate.io._units import length_scale
+
+from . import _text as g
 
 FORMAT = "nstorm"
 
 __all__ = ["FORMAT", "detect", "read"]
 
-_OPTIONS = ("channel", "drift_corrected", "frame_base", "units", "pixel_size_nm")
 
 
 def _fields(line: str) -> list[str]:
@@ -50,14 +52,44 @@ def _is_nstorm_header(line: str) -> bool:
     return {"X", "Y", "Frame"} <= names and ({"Xc", "Yc"} <= names or "Channel Name" in names)
 
 
-def read(path: Path, **options: Any) -> Localizations:
-    """Read a Nikon N-STORM molecule list (see the module docstring)."""
-    path, pixel_size_nm, units, frame_base = g.check_reader_options(FORMAT, path, options, _OPTIONS, 1)
+def read(
+    path: str | Path,
+    *,
+    channel: Any = None,
+    drift_corrected: bool = True,
+    frame_base: int | None = None,
+    pixel_size_nm: float | None = None,
+    units: str | None = None,
+) -> Localizations:
+    """Read a Nikon N-STORM molecule list (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file, plain or gzip-compressed.
+    channel : str or int, optional
+        Keep only the localizations of this channel (default: all).
+    drift_corrected : bool, optional
+        Use the drift-corrected Xc/Yc/Zc columns when present (default True).
+    frame_base : int, optional
+        Number of the file's first frame (default 1); frames are returned 0-based.
+    pixel_size_nm : float, optional
+        Camera pixel size, for columns in pixels.
+    units : str, optional
+        Length unit of columns whose unit the file does not state or that is unknown
+        (see :mod:`chromarate.io._units`); it never overrides a known unit.
+
+    Returns
+    -------
+    Localizations
+        Canonical columns in nm with 0-based frames.
+    """
+    path = Path(path)
+    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, 1)
     units = units or "nm"
-    drift = options.get("drift_corrected", True)
+    drift = drift_corrected
     if not isinstance(drift, bool):
         raise ConfigError(f"drift_corrected must be True or False, got {drift!r}")
-    channel = options.get("channel")
 
     tf = g.read_text(path, what="a Nikon N-STORM molecule list")
     (header,), body, first = g.split_header(tf.text, 1)
@@ -82,7 +114,7 @@ def read(path: Path, **options: Any) -> Localizations:
                 f"{', '.join(repr(f) for f in fields)}",
                 path=path,
             )
-    scale, unit, used_px = g.length_scale(units, column=names["x_nm"], units=None,
+    scale, unit, used_px = length_scale(units, column=names["x_nm"], units=None,
                                           pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT)
     plans = [g.Plan(c, (index[n],), (n,), scale, unit) for c, n in names.items() if n in index]
     if "Lateral Localization Accuracy" in index:

@@ -47,13 +47,15 @@ import numpy as np
 from chromarate._types import Localizations
 from chromarate.errors import ConfigError, InputFormatError
 
-from . import generic as g
+from chromarate.io._options import reader_options
+from chromarate.io._units import length_scale
+
+from . import _text as g
 
 FORMAT = "rapidstorm"
 
 __all__ = ["FORMAT", "detect", "read"]
 
-_OPTIONS = ("pixel_size_nm", "units", "frame_base", "tracks")
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _PHOTON_UNITS = {"photon", "photons", "photon count", "photoelectron"}
 _HEADER_START = re.compile(r"^\s*#\s*<localizations[\s>]")
@@ -129,7 +131,7 @@ def _plan(fields: list[_Field], *, units, pixel_size_nm, path) -> tuple[list[g.P
         idx = [by_id[i] for i in ids if i in by_id]
         if not idx:
             return
-        scales = [g.length_scale(fields[i].unit, column=fields[i].identifier, units=units,
+        scales = [length_scale(fields[i].unit, column=fields[i].identifier, units=units,
                                  pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT) for i in idx]
         if len({s[0] for s in scales}) != 1:
             raise InputFormatError(f"fields {', '.join(ids)} have different units", path=path)
@@ -169,10 +171,37 @@ def _declared_min_frame(line: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def read(path: Path, **options: Any) -> Localizations:
-    """Read a rapidSTORM localization or track file (see the module docstring)."""
-    path, pixel_size_nm, units, frame_base = g.check_reader_options(FORMAT, path, options, _OPTIONS, 0)
-    tracks = options.get("tracks", "merged")
+def read(
+    path: str | Path,
+    *,
+    tracks: str = "merged",
+    frame_base: int | None = None,
+    pixel_size_nm: float | None = None,
+    units: str | None = None,
+) -> Localizations:
+    """Read a rapidSTORM localization or track file (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file, plain or gzip-compressed.
+    tracks : {"merged", "points"}, optional
+        One localization per track (default) or every point of every track.
+    frame_base : int, optional
+        Number of the file's first frame (default 0); frames are returned 0-based.
+    pixel_size_nm : float, optional
+        Camera pixel size, for columns in pixels.
+    units : str, optional
+        Length unit of columns whose unit the file does not state or that is unknown
+        (see :mod:`chromarate.io._units`); it never overrides a known unit.
+
+    Returns
+    -------
+    Localizations
+        Canonical columns in nm with 0-based frames.
+    """
+    path = Path(path)
+    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, 0)
     if tracks not in ("merged", "points"):
         raise ConfigError(f"tracks must be 'merged' or 'points', got {tracks!r}")
 
