@@ -37,6 +37,7 @@ LENGTH_UNITS: dict[str, float | None] = {
     "micrometer": 1e3, "micrometers": 1e3, "micrometre": 1e3, "micrometres": 1e3,
     "mm": 1e6, "millimeter": 1e6, "millimeters": 1e6, "millimetre": 1e6, "millimetres": 1e6,
     "m": 1e9, "meter": 1e9, "meters": 1e9, "metre": 1e9, "metres": 1e9,
+    "angstrom": 0.1, "angstroms": 0.1, "\u00e5": 0.1,  # å: Å in lower case
     "px": None, "pix": None, "pixel": None, "pixels": None, "camera pixel": None,
 }
 

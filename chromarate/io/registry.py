@@ -1,4 +1,6 @@
-"""The registry of localization readers that :func:`~chromarate.io.localizations.read_localizations` dispatches through.
+"""The registry of localization readers.
+
+:func:`~chromarate.io.localizations.read_localizations` dispatches through it.
 
 A reader is any object that satisfies :class:`LocalizationReader`: a format ``name``, how it
 recognises a file (``suffixes``, ``magic``, ``detect``), whether it is a ``fallback`` tried

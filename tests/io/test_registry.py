@@ -89,6 +89,13 @@ def test_metre_column_same_in_every_text_format(tmp_path):
     assert ts.meta["units"]["x_nm"] == gen.meta["units"]["x_nm"] == "m"
 
 
+def test_binary_readers_use_the_shared_unit_table():
+    from chromarate.io.formats import asdf, smlm
+
+    assert not hasattr(asdf, "_LENGTH_UNITS")
+    assert {k: v for k, v in smlm._LENGTH_UNITS.items() if k in LENGTH_UNITS} == LENGTH_UNITS
+
+
 @pytest.mark.parametrize("fmt", ["thunderstorm", "generic"])
 def test_unknown_unit_refused_identically(tmp_path, fmt):
     if fmt == "thunderstorm":

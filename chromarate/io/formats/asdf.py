@@ -77,8 +77,9 @@ from typing import Any
 import numpy as np
 
 from chromarate._types import Localizations
-from chromarate.errors import ChromarateError, ConfigError, InputFormatError
+from chromarate.errors import ChromarateError, InputFormatError
 
+from chromarate.io._units import LENGTH_UNITS, PHOTON_UNITS, check_units
 from chromarate.io.limits import check_decoded_size
 from chromarate.io.formats._binary import (
     build_localizations,
@@ -103,17 +104,6 @@ _OPTIONS = ("frame_base", "units", "pixel_size_nm")
 _WHAT = "locan ASDF (.asdf)"
 _MAGIC = b"#ASDF"
 
-# nm per unit; None = camera pixels
-_LENGTH_UNITS: dict[str, float | None] = {
-    "nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "nanometre": 1.0, "nanometres": 1.0,
-    "um": 1e3, "\u00b5m": 1e3, "\u03bcm": 1e3, "micron": 1e3, "microns": 1e3,
-    "micrometer": 1e3, "micrometers": 1e3, "micrometre": 1e3, "micrometres": 1e3,
-    "mm": 1e6, "millimeter": 1e6, "millimeters": 1e6, "millimetre": 1e6, "millimetres": 1e6,
-    "m": 1e9, "meter": 1e9, "meters": 1e9, "metre": 1e9, "metres": 1e9,
-    "px": None, "pix": None, "pixel": None, "pixels": None,
-}
-_PHOTON_UNITS = {"photon", "photons"}
-
 _COORDS = {"x_nm": "position_x", "y_nm": "position_y", "z_nm": "position_z"}
 _LENGTHS = (
     ("precision_nm", ("uncertainty_x", "uncertainty_y"), "uncertainty"),
@@ -135,7 +125,7 @@ def read(path: Path, **options: Any) -> Localizations:
     path = Path(path)
     check_options(options, _OPTIONS, FORMAT)
     frame_base = check_frame_base(options.get("frame_base", 0))
-    units_option = _check_units(options.get("units"))
+    units_option = check_units(options.get("units"))
     pixel_size = check_pixel_size(options.get("pixel_size_nm"))
     check_regular_file(path, _WHAT)
     if read_head(path, len(_MAGIC)) != _MAGIC:
@@ -204,7 +194,7 @@ def read(path: Path, **options: Any) -> Localizations:
             continue
         header = columns[by_name[name]]
         unit = stated_units.get(name, "")
-        if unit.lower() in _PHOTON_UNITS:
+        if unit.lower() in PHOTON_UNITS:
             out[canonical] = data[:, by_name[name]]
             column_map[canonical] = header
             units_used[canonical] = "photon"
@@ -451,15 +441,6 @@ def _locan_units(meta: dict[str, Any] | None) -> dict[str, str]:
     return out
 
 
-def _check_units(value: Any) -> str | None:
-    if value is None:
-        return None
-    key = value.strip().lower() if isinstance(value, str) else None
-    if key not in _LENGTH_UNITS:
-        raise ConfigError(f"units must be one of 'nm', 'um', 'px' (length unit of the file), got {value!r}")
-    return key
-
-
 def _length_scale(
     header: str, stated: dict[str, str], units_option: str | None, pixel_size: float | None,
     path: Path,
@@ -468,7 +449,7 @@ def _length_scale(
     unit = stated.get(header.lower())
     if unit is not None:
         key = unit.lower()
-        if key not in _LENGTH_UNITS:
+        if key not in LENGTH_UNITS:
             raise InputFormatError(
                 f"unknown unit {unit!r} of column '{header}' in the locan metadata; expected a "
                 "length unit: nm, um, mm, m or px",
@@ -479,7 +460,7 @@ def _length_scale(
         key, label = units_option, f"{units_option} (units= option; no unit in the file)"
     else:
         key, label = "nm", "nm (no unit in the file; locan's nm assumed)"
-    factor = _LENGTH_UNITS[key]
+    factor = LENGTH_UNITS[key]
     if factor is None:
         if pixel_size is None:
             raise InputFormatError(

@@ -68,6 +68,7 @@ import numpy as np
 
 from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import InputFormatError
+from chromarate.io._units import LENGTH_UNITS, PHOTON_UNITS
 from chromarate.io.limits import check_decoded_size
 
 from chromarate.io.formats._binary import (
@@ -97,21 +98,10 @@ _MANIFEST = "manifest.json"
 _MAX_MANIFEST = 64 << 20
 _MEMBER_BLOCK = 1 << 20  # bytes decompressed at a time
 
-_DTYPES = {
-    name: np.dtype(name).newbyteorder("<")
-    for name in ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-                 "float32", "float64")
-}
-# nm per unit; None = camera pixels
-_LENGTH_UNITS: dict[str, float | None] = {
-    "nm": 1.0, "nanometer": 1.0, "nanometers": 1.0, "nanometre": 1.0, "nanometres": 1.0,
-    "um": 1e3, "\u00b5m": 1e3, "\u03bcm": 1e3, "micron": 1e3, "microns": 1e3,
-    "micrometer": 1e3, "micrometers": 1e3, "micrometre": 1e3, "micrometres": 1e3,
-    "angstrom": 0.1, "angstroms": 0.1, "a": 0.1,
-    "mm": 1e6, "millimeter": 1e6, "millimeters": 1e6, "m": 1e9, "meter": 1e9, "meters": 1e9,
-    "px": None, "pixel": None, "pixels": None,
-}
-_PHOTON_UNITS = {"photon", "photons"}
+_DTYPES = {name: np.dtype(name).newbyteorder("<") for name in (
+    "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64", "float32", "float64")}
+# the shared length units, plus "a" (angstrom) as SMLM manifests may write it
+_LENGTH_UNITS = {**LENGTH_UNITS, "a": 0.1}
 
 _COORDS = {"x_nm": ("x", "position_x"), "y_nm": ("y", "position_y"), "z_nm": ("z", "position_z")}
 _PRECISION_PAIRS = (("x_precision", "y_precision"), ("uncertainty_x", "uncertainty_y"))
@@ -586,7 +576,7 @@ def _canonical(
             continue
         h, u = by_lower[found]
         unit = u.strip() or ctx.locan_units.get(h.lower(), "")
-        if unit.lower() in _PHOTON_UNITS:
+        if unit.lower() in PHOTON_UNITS:
             out[canonical] = values[h]
             ctx.column_map.setdefault(canonical, h)
             ctx.units.setdefault(canonical, "photon")
