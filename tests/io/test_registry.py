@@ -90,10 +90,10 @@ def test_metre_column_same_in_every_text_format(tmp_path):
 
 
 def test_binary_readers_use_the_shared_unit_table():
-    from chromarate.io.formats import asdf, smlm
+    from chromarate.io.formats import _smlm_columns, asdf
 
     assert not hasattr(asdf, "_LENGTH_UNITS")
-    assert {k: v for k, v in smlm._LENGTH_UNITS.items() if k in LENGTH_UNITS} == LENGTH_UNITS
+    assert {k: v for k, v in _smlm_columns._LENGTH_UNITS.items() if k in LENGTH_UNITS} == LENGTH_UNITS
 
 
 @pytest.mark.parametrize("fmt", ["thunderstorm", "generic"])

@@ -86,7 +86,6 @@ from chromarate.io.formats._binary import (
     check_finite_coordinates,
     check_frame_base,
     check_non_negative,
-    check_options,
     check_pixel_size,
     check_regular_file,
     frames_zero_based,
@@ -100,7 +99,6 @@ __all__ = ["FORMAT", "detect", "read"]
 #: Name of the format.
 FORMAT = "asdf"
 
-_OPTIONS = ("frame_base", "units", "pixel_size_nm")
 _WHAT = "locan ASDF (.asdf)"
 _MAGIC = b"#ASDF"
 
@@ -120,13 +118,35 @@ def detect(path: Path, head: bytes) -> bool:
         return False
 
 
-def read(path: Path, **options: Any) -> Localizations:
-    """Read a locan ASDF localization file (see the module docstring)."""
+def read(
+    path: str | Path,
+    *,
+    frame_base: int = 0,
+    units: str | None = None,
+    pixel_size_nm: float | None = None,
+) -> Localizations:
+    """Read a locan ASDF localization file (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    frame_base : int, optional
+        Number of the first frame in the file (default 0); frames are returned 0-based.
+    units : str, optional
+        Length unit where the file states none (see the module docstring).
+    pixel_size_nm : float, optional
+        Camera pixel size for coordinates stored in pixels (see the module docstring).
+
+    Returns
+    -------
+    Localizations
+        Canonical columns in nm with 0-based frames.
+    """
     path = Path(path)
-    check_options(options, _OPTIONS, FORMAT)
-    frame_base = check_frame_base(options.get("frame_base", 0))
-    units_option = check_units(options.get("units"))
-    pixel_size = check_pixel_size(options.get("pixel_size_nm"))
+    frame_base = check_frame_base(frame_base)
+    units_option = check_units(units)
+    pixel_size = check_pixel_size(pixel_size_nm)
     check_regular_file(path, _WHAT)
     if read_head(path, len(_MAGIC)) != _MAGIC:
         raise InputFormatError(

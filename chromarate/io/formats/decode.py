@@ -56,7 +56,6 @@ from chromarate.io.formats._binary import (
     build_localizations,
     check_finite_coordinates,
     check_non_negative,
-    check_options,
     check_pixel_size,
     detect_hdf5,
     import_h5py,
@@ -71,7 +70,6 @@ __all__ = ["FORMAT", "detect", "read"]
 #: Name of the format.
 FORMAT = "decode"
 
-_OPTIONS = ("pixel_size_nm", "units")
 _WHAT = "DECODE h5"
 _NM_UNITS = {"nm", "nanometer", "nanometers", "nanometre", "nanometres"}
 _PX_UNITS = {"px", "pixel", "pixels"}
@@ -93,12 +91,31 @@ def _is_decode(path: Path, h5py: Any, fh: Any) -> bool:
     )
 
 
-def read(path: Path, **options: Any) -> Localizations:
-    """Read a DECODE ``.h5`` emitter file (see the module docstring)."""
+def read(
+    path: str | Path,
+    *,
+    pixel_size_nm: float | None = None,
+    units: str | None = None,
+) -> Localizations:
+    """Read a DECODE ``.h5`` emitter file (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    pixel_size_nm : float, optional
+        Camera pixel size for coordinates stored in pixels (see the module docstring).
+    units : str, optional
+        Length unit where the file states none (see the module docstring).
+
+    Returns
+    -------
+    Localizations
+        Canonical columns in nm with 0-based frames.
+    """
     path = Path(path)
-    check_options(options, _OPTIONS, FORMAT)
-    option_px = check_pixel_size(options.get("pixel_size_nm"))
-    option_units = _check_units(options.get("units"))
+    option_px = check_pixel_size(pixel_size_nm)
+    option_units = _check_units(units)
 
     with open_hdf5(path, _WHAT) as fh:
         h5py = import_h5py(path, _WHAT)

@@ -50,7 +50,6 @@ from chromarate.io.formats._binary import (
     build_localizations,
     check_finite_coordinates,
     check_non_negative,
-    check_options,
     check_pixel_size,
     detect_hdf5,
     import_h5py,
@@ -65,7 +64,6 @@ __all__ = ["FORMAT", "detect", "read"]
 #: Name of the format.
 FORMAT = "picasso"
 
-_OPTIONS = ("pixel_size_nm",)
 _YAML_SUFFIXES = (".yaml", ".yml")
 _WHAT = "Picasso"
 # fields of 'locs' that are read (the others are never decoded)
@@ -91,11 +89,27 @@ def _is_picasso(path: Path, h5py: Any, fh: Any) -> bool:
         return b"Picasso" in yaml_fh.read(1 << 16)
 
 
-def read(path: Path, **options: Any) -> Localizations:
-    """Read a Picasso ``.hdf5`` localization file (see the module docstring)."""
+def read(
+    path: str | Path,
+    *,
+    pixel_size_nm: float | None = None,
+) -> Localizations:
+    """Read a Picasso ``.hdf5`` localization file (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    pixel_size_nm : float, optional
+        Camera pixel size for coordinates stored in pixels (see the module docstring).
+
+    Returns
+    -------
+    Localizations
+        Canonical columns in nm with 0-based frames.
+    """
     path = Path(path)
-    check_options(options, _OPTIONS, FORMAT)
-    option_px = check_pixel_size(options.get("pixel_size_nm"))
+    option_px = check_pixel_size(pixel_size_nm)
 
     with open_hdf5(path, _WHAT) as fh:
         h5py = import_h5py(path, _WHAT)

@@ -52,7 +52,6 @@ from chromarate.io.formats._binary import (
     build_localizations,
     check_finite_coordinates,
     check_non_negative,
-    check_options,
     check_pixel_size,
     check_regular_file,
     detect_hdf5,
@@ -69,7 +68,6 @@ __all__ = ["FORMAT", "detect", "read"]
 #: Name of the format.
 FORMAT = "smap"
 
-_OPTIONS = ("pixel_size_nm",)
 _WHAT = "SMAP _sml.mat"
 _MAT_V73 = b"MATLAB 7.3 MAT-file"
 _MAT_TEXT = b"MATLAB 5.0 MAT-file"  # header text of v5, v6 and v7 MAT-files
@@ -86,11 +84,27 @@ def _is_smap(path: Path, h5py: Any, fh: Any) -> bool:
     return isinstance(saveloc, h5py.Group) and isinstance(saveloc.get("loc"), h5py.Group)
 
 
-def read(path: Path, **options: Any) -> Localizations:
-    """Read a SMAP ``_sml.mat`` (MATLAB v7.3) localization file (see the module docstring)."""
+def read(
+    path: str | Path,
+    *,
+    pixel_size_nm: float | None = None,
+) -> Localizations:
+    """Read a SMAP ``_sml.mat`` (MATLAB v7.3) localization file (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    pixel_size_nm : float, optional
+        Camera pixel size for coordinates stored in pixels (see the module docstring).
+
+    Returns
+    -------
+    Localizations
+        Canonical columns in nm with 0-based frames.
+    """
     path = Path(path)
-    check_options(options, _OPTIONS, FORMAT)
-    ignored = check_pixel_size(options.get("pixel_size_nm"))
+    ignored = check_pixel_size(pixel_size_nm)
     check_regular_file(path, _WHAT)
     head = read_head(path, 128)
     if head.startswith(_MAT_TEXT) and not is_hdf5(read_head(path, 1 << 12)):
