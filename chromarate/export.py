@@ -4,6 +4,11 @@ The stack is what :func:`chromarate.io.write_result` writes as one OME-Zarr imag
 float32 channels on the nucleus crop grid (:data:`CHANNELS`), the nucleus mask as the label
 image ``"nucleus"``, and a JSON-serialisable provenance block that carries
 :data:`SCHEMA_VERSION`.
+
+:data:`CHANNEL_TABLE` is the one description of those channels: unit, display colour of
+the OME-Zarr store and the TIFF exports, napari colormap, layer title, contrast rule and
+which channels show at first. The store writer, the TIFF and OME-TIFF exports and the
+napari layers all read it (:func:`channel_spec`, :func:`channel_color`).
 """
 
 from __future__ import annotations
@@ -12,31 +17,137 @@ import dataclasses
 import enum
 import json
 import math
+import types
+from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 
 from ._types import DensityMap, FitResult, PhaseFields, ResultStack
 from .errors import StageError
 
-__all__ = ["CHANNELS", "SCHEMA_VERSION", "build_result_stack", "json_safe"]
+__all__ = [
+    "CHANNELS",
+    "CHANNEL_TABLE",
+    "FALLBACK_COLORS",
+    "SCHEMA_VERSION",
+    "ChannelSpec",
+    "build_result_stack",
+    "channel_color",
+    "channel_spec",
+    "json_safe",
+]
 
 #: Version of the result layout and of the ``chromarate`` attribute block. Bump it when the
 #: channels, labels or provenance keys change meaning; readers refuse versions they do not
 #: know.
 SCHEMA_VERSION = 1
 
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    """How one channel of a result stack is described and shown.
+
+    Attributes
+    ----------
+    name : str
+        Channel name, as stored (``omero`` label of the store, TIFF slice label).
+    title : str
+        Short title of its napari layer (``"<result> · <title>"``).
+    unit : str
+        What the values are measured in.
+    color : str
+        Display colour ``RRGGBB`` (``omero`` channel colour of the store, TIFF LUT).
+    colormap : str
+        napari colormap of its image layer.
+    contrast : {"percentile", "symmetric"}
+        Contrast rule of its napari layer: the 1st-99.5th percentile of the finite values,
+        or +- the 99th percentile of their magnitude (signed maps such as residuals).
+    visible : bool
+        Whether its napari layer is visible when a result is opened.
+    active : bool
+        Whether a generic OME-Zarr viewer shows it at first (``omero`` ``active``).
+    """
+
+    name: str
+    title: str
+    unit: str
+    color: str
+    colormap: str
+    contrast: Literal["percentile", "symmetric"] = "percentile"
+    visible: bool = False
+    active: bool = False
+
+
+_PER_PIXEL = "localizations per pixel"
+_NO_UNIT = "dimensionless"
+
+#: The channels of a result stack, in the order they are stored, with their unit and
+#: display settings: the one table every writer and viewer of results reads.
+CHANNEL_TABLE: Mapping[str, ChannelSpec] = types.MappingProxyType({spec.name: spec for spec in (
+    ChannelSpec("density", "density", _PER_PIXEL, "FFFFFF", "gray", visible=True),
+    ChannelSpec("denoised", "denoised", _PER_PIXEL, "FFFFFF", "gray", active=True),
+    ChannelSpec("phi_d_observed", "φ_d observed", _NO_UNIT, "FF00FF", "PiYG", "symmetric"),
+    ChannelSpec("phi_d_fitted", "φ_d fitted", _NO_UNIT, "00FFFF", "PiYG", "symmetric"),
+    ChannelSpec("rate", "rate λ", _NO_UNIT, "FFFF00", "inferno", visible=True, active=True),
+    ChannelSpec("rate_std", "rate std", _NO_UNIT, "FF8000", "magma"),
+    ChannelSpec("residual", "residual", _NO_UNIT, "00FF00", "PiYG", "symmetric"),
+)})
+
 #: Channel names of a result stack, in the order they are stored.
-CHANNELS: tuple[str, ...] = (
-    "density",
-    "denoised",
-    "phi_d_observed",
-    "phi_d_fitted",
-    "rate",
-    "rate_std",
-    "residual",
-)
+CHANNELS: tuple[str, ...] = tuple(CHANNEL_TABLE)
+
+#: Display colours (RRGGBB) of channels the table does not know, by position in the stack.
+FALLBACK_COLORS: tuple[str, ...] = ("FF0000", "00FF00", "0000FF", "FFFF00", "FF00FF",
+                                    "00FFFF", "FFFFFF")
+
+
+def channel_spec(name: str) -> ChannelSpec:
+    """The description of channel ``name``; a plain one for channels the table lacks.
+
+    Parameters
+    ----------
+    name : str
+        Channel name.
+
+    Returns
+    -------
+    ChannelSpec
+        The :data:`CHANNEL_TABLE` entry, or for an unknown channel one titled by its name,
+        gray, percentile contrast, hidden, with no unit and the first fallback colour (the
+        colour of an unknown channel depends on its position: use :func:`channel_color`).
+
+    Examples
+    --------
+    >>> channel_spec("rate").colormap, channel_spec("something").colormap
+    ('inferno', 'gray')
+    """
+    spec = CHANNEL_TABLE.get(name)
+    if spec is not None:
+        return spec
+    return ChannelSpec(name, name, "", FALLBACK_COLORS[0], "gray")
+
+
+def channel_color(name: str, index: int) -> str:
+    """Display colour (``RRGGBB``) of channel ``name`` at position ``index`` of a stack.
+
+    Parameters
+    ----------
+    name : str
+        Channel name.
+    index : int
+        Its position among the stack's channels (picks a fallback colour for channels the
+        table does not know).
+
+    Returns
+    -------
+    str
+        Six hexadecimal digits, e.g. ``"FFFF00"`` for ``rate``.
+    """
+    spec = CHANNEL_TABLE.get(name)
+    return spec.color if spec is not None else FALLBACK_COLORS[index % len(FALLBACK_COLORS)]
 
 #: Arrays with more elements than this are summarised, not listed, by :func:`json_safe`.
 _MAX_LISTED_ELEMENTS = 4096

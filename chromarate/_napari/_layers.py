@@ -7,6 +7,10 @@ Placement: napari puts the centre of pixel ``i`` at ``translate + i * scale``; c
 ``origin_nm`` is the *corner* of pixel (0, 0) (docs/design.md, "Value types and units"). Every image layer is
 therefore translated by ``origin + pixel / 2``, which puts localization points (plotted at
 their nm coordinates) on the pixels they were counted in. World units are nanometres.
+
+Titles, colormaps, contrast rules and which channels show at first come from
+:data:`chromarate.export.CHANNEL_TABLE`, the table the result store and the TIFF exports
+take their channel colours from.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._types import DensityMap, Localizations, ResultStack
+from ..export import channel_spec
 
 __all__ = [
-    "CHANNEL_STYLES",
     "DISPLAY_KEY",
     "MAX_POINTS",
     "METADATA_KEY",
@@ -48,17 +52,6 @@ def layer_metadata(layer) -> dict:
 MAX_POINTS = 50_000
 
 
-#: channel -> (short layer title, colormap, contrast rule, visible at first). Contrast rules:
-#: "percentile" (1st-99.5th percentile), "symmetric" (+- 99th percentile of |value|).
-CHANNEL_STYLES: dict[str, tuple[str, str, str, bool]] = {
-    "density": ("density", "gray", "percentile", True),
-    "denoised": ("denoised", "gray", "percentile", False),
-    "phi_d_observed": ("φ_d observed", "PiYG", "symmetric", False),
-    "phi_d_fitted": ("φ_d fitted", "PiYG", "symmetric", False),
-    "rate": ("rate λ", "inferno", "percentile", True),
-    "rate_std": ("rate std", "magma", "percentile", False),
-    "residual": ("residual", "PiYG", "symmetric", False),
-}
 _LABEL_TITLES = {"nucleus": "nucleus", "domains": "domains"}
 
 #: Opacity of the rate map over the density (translucent blending: the density shows
@@ -132,16 +125,15 @@ def result_layer_data(
     base_meta = {"result": name, "source": source, "stack": stack}
     out: list[tuple] = []
     for i, (channel, data) in enumerate(stack.channels.items()):
-        title, cmap, rule, visible = CHANNEL_STYLES.get(
-            channel, (channel, "gray", "percentile", False))
+        spec = channel_spec(channel)
         pyramid = list(levels[channel]) if levels and len(levels.get(channel, ())) > 1 else None
         display = {"colorbar": True} if channel == "rate" else {}
         kwargs = {
-            "name": f"{name} · {title}",
-            "colormap": cmap,
-            "contrast_limits": contrast_limits(data, rule),
+            "name": f"{name} · {spec.title}",
+            "colormap": spec.colormap,
+            "contrast_limits": contrast_limits(data, spec.contrast),
             "blending": "translucent",
-            "visible": visible,
+            "visible": spec.visible,
             "opacity": RATE_OPACITY if channel == "rate" else 1.0,
             "metadata": {METADATA_KEY: {**base_meta, "channel": channel,
                                         DISPLAY_KEY: display}},
@@ -163,7 +155,7 @@ def result_layer_data(
 
 def density_layer_data(density: DensityMap, *, name: str, source: str | None = None,
                        locs: Localizations | None = None) -> tuple:
-    """Image layer data of a rendered density map (gray, 1st-99.5th percentile).
+    """Image layer data of a rendered density map (shown as the ``density`` channel).
 
     When ``locs`` is given, the layer's ``metadata["chromarate"]["localizations"]`` holds
     it, so that the inference widget can run on the layer.
@@ -173,8 +165,8 @@ def density_layer_data(density: DensityMap, *, name: str, source: str | None = N
         meta["localizations"] = locs
     return (np.asarray(density.data), {
         "name": name,
-        "colormap": "gray",
-        "contrast_limits": contrast_limits(density.data),
+        "colormap": channel_spec("density").colormap,
+        "contrast_limits": contrast_limits(density.data, channel_spec("density").contrast),
         "metadata": {METADATA_KEY: meta},
         **_placement(density.pixel_size_nm, density.origin_nm),
     }, "image")
@@ -213,8 +205,8 @@ def truth_layer_data(truth: Mapping[str, Any], *, name: str) -> tuple:
     rate = np.where(np.asarray(truth["mask"], bool), truth["rate"], np.nan).astype(np.float32)
     return (rate, {
         "name": name,
-        "colormap": CHANNEL_STYLES["rate"][1],
-        "contrast_limits": contrast_limits(rate),
+        "colormap": channel_spec("rate").colormap,
+        "contrast_limits": contrast_limits(rate, channel_spec("rate").contrast),
         "visible": False,
         "metadata": {METADATA_KEY: {"channel": "rate_truth", DISPLAY_KEY: {"colorbar": True}}},
         **_placement(truth["pixel_size_nm"], truth["origin_nm"]),

@@ -8,7 +8,9 @@ that Fiji (Bio-Formats), QuPath, napari and any OME reader understand:
 - the plane's ``PositionX``/``PositionY`` (nm): the corner of pixel (0, 0), the
   ``origin_nm`` of the map, so that the image lies where its localizations were;
 - the image ``Name`` (default ``"density"``) and, in the ``Description``, what the
-  values are (localizations per pixel) and the rendering metadata of the map;
+  values are (the unit of the ``density`` channel of
+  :data:`chromarate.export.CHANNEL_TABLE`: localizations per pixel) and the rendering
+  metadata of the map;
 - TIFF resolution tags in pixels per centimetre as well, for readers without OME support.
 
 :func:`chromarate.io.read_density_image` reads the file back with the same pixel size.
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .._types import DensityMap
-from ..export import json_safe
+from ..export import channel_spec, json_safe
 from ._atomic import atomic_binary
 
 __all__ = ["write_density_ome_tiff"]
@@ -70,7 +72,7 @@ def write_density_ome_tiff(density: DensityMap, path: str | os.PathLike, *,
         raise ValueError(f"a density map is 2-D (y, x), got shape {data.shape}")
     p = float(density.pixel_size_nm)
     oy, ox = (float(v) for v in density.origin_nm)
-    description = json.dumps({"values": "localizations per pixel",
+    description = json.dumps({"values": channel_spec("density").unit,
                               "meta": json_safe(dict(density.meta or {}))})
     metadata = {
         "axes": "YX",

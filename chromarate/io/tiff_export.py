@@ -9,7 +9,8 @@ the stack in order, then (by default) each label image as one more channel. Fiji
   corner are those of the result grid;
 - the channel names as slice labels (``nucleus (label)`` for a label image);
 - each channel's display range (1st to 99th percentile of its finite values) and a LUT in
-  the channel's colour (ImageJ "color" mode: one channel at a time, its name shown);
+  the channel's colour (:data:`chromarate.export.CHANNEL_TABLE`, as in the OME-Zarr store;
+  ImageJ "color" mode: one channel at a time, its name shown);
 - the ``chromarate`` provenance block as indented JSON in the image's Info
   (*Image > Show Info*).
 
@@ -28,9 +29,9 @@ import numpy as np
 
 from .._types import ResultStack
 from ..errors import ResultStoreError
-from ..export import SCHEMA_VERSION, json_safe
+from ..export import SCHEMA_VERSION, channel_color, json_safe
 from ._atomic import atomic_binary
-from ._results import channel_color, display_window, validate_stack
+from ._results import display_window, validate_stack
 
 __all__ = ["write_result_tiff", "label_channel_name"]
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chromarate._napari._layers import (CHANNEL_STYLES, METADATA_KEY, contrast_limits,
-                                        density_layer_data, localization_layer_data,
-                                        result_layer_data, truth_layer_data)
+from chromarate._napari._layers import (METADATA_KEY, contrast_limits, density_layer_data,
+                                        localization_layer_data, result_layer_data,
+                                        truth_layer_data)
 from chromarate._types import DensityMap, Localizations
+from chromarate.export import CHANNEL_TABLE
 
 from .conftest import make_result
 
@@ -39,7 +40,7 @@ def test_result_layers_names_scale_and_placement():
     assert 1.0 <= lo < hi <= 2.0  # rate = 1 + x / nx inside the nucleus
     lo, hi = by_channel["residual"][1]["contrast_limits"]
     assert lo == -hi and 0 < hi <= 0.5
-    assert set(CHANNEL_STYLES) == set(stack.channels)
+    assert set(CHANNEL_TABLE) == set(stack.channels)
 
 
 def test_result_layers_multiscale():
