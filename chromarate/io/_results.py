@@ -1,4 +1,7 @@
-"""What the result writers (OME-Zarr, TIFF) share: stack checks and display defaults."""
+"""What the result writers (OME-Zarr, TIFF) share: stack checks and display windows.
+
+Channel colours come from :data:`chromarate.export.CHANNEL_TABLE`.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +12,6 @@ import numpy as np
 
 from .._types import ResultStack
 from ..errors import ResultStoreError
-
-#: Display colours (RRGGBB) of the known channels; others cycle through FALLBACK_COLORS.
-CHANNEL_COLORS = {
-    "density": "FFFFFF",
-    "denoised": "FFFFFF",
-    "phi_d_observed": "FF00FF",
-    "phi_d_fitted": "00FFFF",
-    "rate": "FFFF00",
-    "rate_std": "FF8000",
-    "residual": "00FF00",
-}
-FALLBACK_COLORS = ("FF0000", "00FF00", "0000FF", "FFFF00", "FF00FF", "00FFFF", "FFFFFF")
-
-
-def channel_color(name: str, index: int) -> str:
-    """Display colour (RRGGBB) of channel ``name`` at position ``index`` of a stack."""
-    return CHANNEL_COLORS.get(name, FALLBACK_COLORS[index % len(FALLBACK_COLORS)])
 
 
 def display_window(data: np.ndarray) -> dict[str, float]:

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 # blocks, no cleanup) at the chosen point.
 _CHILD = textwrap.dedent("""
     import os, sys
-    from chromarate.io import zarr_store
+    from chromarate.io import _zarr_commit, zarr_store
     from tests.io.test_zarr_store import make_stack
 
     path, point, seed, version = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
@@ -54,7 +54,7 @@ _CHILD = textwrap.dedent("""
     elif point == "commit":  # the whole temporary store is written, not renamed yet
         zarr_store._commit = lambda *args, **kwargs: die()
     elif point == "between-renames":  # systems without an atomic exchange only
-        zarr_store.exchange_paths = lambda a, b: False
+        _zarr_commit.exchange_paths = lambda a, b: False
         calls = []
         real = os.rename
         def patched(src, dst):

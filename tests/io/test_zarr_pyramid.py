@@ -13,7 +13,7 @@ import zarr
 
 from chromarate._types import ResultStack
 from chromarate.errors import ResultStoreError
-from chromarate.io import zarr_store
+from chromarate.io import _zarr_pyramid, zarr_store
 from chromarate.io.zarr_store import (is_complete_result, open_result_levels, read_result,
                                       write_result)
 
@@ -66,13 +66,13 @@ def test_downsample_ignores_nan_and_keeps_label_values():
     rng = np.random.default_rng(1)
     a = rng.normal(size=(2, 7, 9)).astype(np.float32)
     a[:, :3, :3] = np.nan  # one whole 2x2 block (and parts of others) missing
-    out = zarr_store._downsample(a, 2, labels=False)
+    out = _zarr_pyramid.downsample(a, 2, labels=False)
     assert out.dtype == np.float32 and out.shape == (2, 4, 5)
     for c in range(2):
         np.testing.assert_allclose(out[c], block_mean(a[c], 2), rtol=1e-6)
     assert np.isnan(out[:, 0, 0]).all() and np.isfinite(out[:, 1, 1]).all()
     lab = rng.integers(0, 5, (7, 9)).astype(np.uint8)
-    lo = zarr_store._downsample(lab, 4, labels=True)
+    lo = _zarr_pyramid.downsample(lab, 4, labels=True)
     assert lo.dtype == np.uint8 and lo.shape == (2, 3)
     assert set(np.unique(lo)) <= set(np.unique(lab))
 

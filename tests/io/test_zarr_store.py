@@ -12,7 +12,7 @@ import zarr
 from chromarate._types import ResultStack
 from chromarate.errors import ChromarateError, ResultStoreError
 from chromarate.export import CHANNELS, SCHEMA_VERSION
-from chromarate.io import zarr_store
+from chromarate.io import _zarr_commit, zarr_store
 from chromarate.io.zarr_store import is_complete_result, read_result, write_result
 
 from .ngff import assert_valid_ngff
@@ -330,7 +330,7 @@ def test_failed_final_rename_restores_old_store(tmp_path, monkeypatch):
 
     monkeypatch.setattr(zarr_store.os, "rename", rename)
     # the fallback of systems without an atomic exchange: move the old store aside first
-    monkeypatch.setattr(zarr_store, "exchange_paths", lambda a, b: False)
+    monkeypatch.setattr(_zarr_commit, "exchange_paths", lambda a, b: False)
     with pytest.raises(ResultStoreError, match="rename failed"):
         write_result(make_stack(1), path)
     monkeypatch.setattr(zarr_store.os, "rename", real_rename)
