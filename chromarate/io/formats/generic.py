@@ -12,9 +12,10 @@ columns : dict
     Canonical name (``x_nm``, ``y_nm``, ``z_nm``, ``frame``, ``photons``, ``precision_nm``,
     ``sigma_nm``, ``background``) -> file column name. ``x_nm`` and ``y_nm`` are required.
     Names are matched exactly, then ignoring case and surrounding blanks.
-units : {"nm", "um", "px"}
-    Unit of the length columns (x, y, z, precision, sigma). Required: a generic table does
-    not say its unit. ``"px"`` needs ``pixel_size_nm``.
+units : {"nm", "um", "mm", "m", "px", ...}
+    Unit of the length columns (x, y, z, precision, sigma), any name of the shared unit
+    table (:data:`chromarate.io._units.LENGTH_UNITS`). Required: a generic table does not
+    say its unit. ``"px"`` needs ``pixel_size_nm``.
 pixel_size_nm : float
     Camera pixel size, for ``units="px"``.
 frame_base : {0, 1}
