@@ -1,56 +1,33 @@
 """chromarate: rate maps of chromatin methylation over acetylation from STORM data.
 
-The public API is loaded lazily, so ``import chromarate`` does not import torch, napari,
-Qt or click. See docs/design.md section 11 for the stable names.
+The public names are listed, with one line each, in ``docs/api.md``; their single
+declaration is the stub ``chromarate/__init__.pyi``, which type checkers and IDEs read and
+which :func:`lazy_loader.attach_stub` turns into lazy attributes here. So ``import
+chromarate`` imports none of the submodules (no torch, napari, Qt or click): each name is
+imported on first use. Helpers that are not in ``__all__`` live in their modules (e.g.
+``chromarate.fit.loop.iter_fit``, ``chromarate.io.zarr_store.write_result``).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader as _lazy
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "read_localizations": "chromarate.io.localizations",
-    "Localizations": "chromarate._types",
-    "DensityMap": "chromarate._types",
-    "PhaseFields": "chromarate._types",
-    "FitResult": "chromarate._types",
-    "ResultStack": "chromarate._types",
-    "NucleusCrop": "chromarate._types",
-    "PipelineConfig": "chromarate.config",
-    "RenderConfig": "chromarate.config",
-    "DenoiseConfig": "chromarate.config",
-    "SegmentConfig": "chromarate.config",
-    "PhaseConfig": "chromarate.config",
-    "FitConfig": "chromarate.config",
-    "load_config": "chromarate.config",
-    "Pipeline": "chromarate.pipeline",
-    "render_density": "chromarate.render",
-    "denoise_density": "chromarate.denoise",
-    "segment_nucleus": "chromarate.segment",
-    "phase_fields": "chromarate.phase",
-    "calibrated_phase_fields": "chromarate.pipeline",
-    "fit_rates": "chromarate.fit.loop",
-    "iter_fit": "chromarate.fit.loop",
-    "invert_direct": "chromarate.fit.direct",
-    "write_result": "chromarate.io.zarr_store",
-    "read_result": "chromarate.io.zarr_store",
-    "errors": "chromarate.errors",
-}
+__getattr__, _lazy_dir, _stub_all = _lazy.attach_stub(__name__, __file__)
 
-__all__ = sorted(_LAZY) + ["__version__"]
+#: The public names: those of the stub (``__init__.pyi``), which lists ``__version__`` too.
+__all__ = sorted({*_stub_all, "__version__"})
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = module if name == "errors" else getattr(module, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'chromarate' has no attribute {name!r}")
+del _lazy, _lazy_dir, _stub_all
 
 
 def __dir__() -> list[str]:
-    return __all__
+    """The public names (``__all__``), for ``dir(chromarate)`` and tab completion.
+
+    Returns
+    -------
+    list of str
+        A copy of ``__all__``.
+    """
+    return list(__all__)

@@ -1,30 +1,16 @@
-"""All file access of chromarate: localization tables, images and result stores."""
+"""All file access of chromarate: localization tables, images and result stores.
+
+The public readers and writers (``docs/api.md``) are declared in the stub
+``__init__.pyi`` and imported on first use (:func:`lazy_loader.attach_stub`), so
+``import chromarate.io`` is cheap. Helpers (``open_result_levels``, ``is_complete_result``,
+the atomic writers, the format parsers) are imported from their modules, e.g.
+:mod:`chromarate.io.zarr_store`.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import lazy_loader as _lazy
 
-_LAZY = {
-    "read_localizations": "chromarate.io.localizations",
-    "write_thunderstorm_csv": "chromarate.io.localizations",
-    "write_result": "chromarate.io.zarr_store",
-    "read_result": "chromarate.io.zarr_store",
-    "open_result": "chromarate.io.zarr_store",
-    "open_result_levels": "chromarate.io.zarr_store",
-    "is_complete_result": "chromarate.io.zarr_store",
-    "write_result_tiff": "chromarate.io.tiff_export",
-    "write_picasso": "chromarate.io.picasso_export",
-    "write_density_ome_tiff": "chromarate.io.ome_tiff",
-    "read_truth": "chromarate.io.truth",
-    "read_density_image": "chromarate.io.images",
-    "write_truth": "chromarate.io.truth",
-}
+__getattr__, __dir__, __all__ = _lazy.attach_stub(__name__, __file__)
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'chromarate.io' has no attribute {name!r}")
+del _lazy
