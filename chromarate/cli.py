@@ -251,8 +251,9 @@ def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwri
          verbose=False, quiet=False, read_limit=None, wait_for_lock=None,
          progress_every=None) -> int:
     """Run a batch and print its outcome; the exit status."""
-    from .batch import SUMMARY_NAME, run_batch
+    from .batch import run_batch
     from .batch.progress import PROGRESS_EVERY_S
+    from .batch.runner import SUMMARY_NAME
 
     printer = _BatchPrinter(verbose, quiet, fit_steps=_fit_steps(config))
     try:
@@ -499,7 +500,8 @@ def config_schema() -> None:
 @click.argument("result", type=click.Path(exists=True))
 def info(result) -> None:
     """Describe a result store (<id>.ome.zarr), or list the results of a batch folder."""
-    from .analysis import find_results, load_nucleus, rate_summary
+    from .analysis import load_nucleus, rate_summary
+    from .analysis.nuclei import find_results
     from .errors import ChromarateError
 
     path = Path(result)
@@ -557,7 +559,7 @@ def info(result) -> None:
 def _print_failures(folder: Path) -> int:
     """List on stderr the failed inputs and nuclei of a batch folder's summary.csv; how
     many there are."""
-    from .report import batch_failures, failure_lines
+    from .report import batch_failures, failure_lines  # failure_lines: not in __all__
 
     lines = failure_lines(batch_failures(folder))
     for line in lines:
@@ -570,7 +572,7 @@ def _print_failures(folder: Path) -> int:
 @click.option("--no-figures", is_flag=True, help="Only the tables and batch plots (faster).")
 def report(folder, no_figures) -> None:
     """Write FOLDER/nuclei.csv and FOLDER/report/ (HTML page, per-nucleus figures)."""
-    from .analysis import find_results
+    from .analysis.nuclei import find_results
     from .report import make_report
 
     if not find_results(Path(folder)):

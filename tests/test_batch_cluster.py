@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from chromarate.batch import make_executor
+from chromarate.batch.executors import make_executor
 from chromarate.cli import cli, main
 from chromarate.errors import ClusterError
 

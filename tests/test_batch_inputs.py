@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from chromarate.batch import discover_inputs, input_stem, output_names
+from chromarate.batch import discover_inputs
+from chromarate.batch.inputs import output_names
 from chromarate.errors import InputFormatError
+from chromarate.io.names import input_stem
 
 
 def _touch(path: Path) -> Path:

@@ -11,11 +11,11 @@ import pytest
 from scipy import ndimage as ndi
 from scipy import stats
 
-from chromarate.validation import (DEV_SEEDS, FAMILIES, PHI_E0, QUICK_MAX_PX,
-                                   QUICK_MAX_PX_LOCALIZATIONS, RESOLUTION_UM,
-                                   UNSEEN_SEEDS, Case, default_config, make_case_mask,
-                                   make_case_rate, qc_status, resolvable_part, run_case, score,
-                                   simulate_case, suite, summarise, truth_key)
+from chromarate.validation import (DEV_SEEDS, UNSEEN_SEEDS, Case, default_config, run_case,
+                                   score, simulate_case, suite, summarise)
+from chromarate.validation.cases import FAMILIES, PHI_E0, make_case_mask, make_case_rate, truth_key
+from chromarate.validation.scoring import RESOLUTION_UM, qc_status, resolvable_part
+from chromarate.validation.suite import QUICK_MAX_PX, QUICK_MAX_PX_LOCALIZATIONS
 
 
 def _small(family: str, **kw) -> Case:

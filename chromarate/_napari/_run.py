@@ -104,7 +104,7 @@ def _provenance(request: InferenceRequest) -> dict:
         source = Path(meta_source) if meta_source and Path(meta_source).is_file() else None
     info: dict = {"path": None if source is None else str(source), "via": "napari"}
     if source is not None and source.is_file():
-        from ..batch import file_sha256
+        from ..batch.tasks import file_sha256
 
         info["sha256"] = file_sha256(source)
     return {"input": info}

@@ -17,23 +17,20 @@ from __future__ import annotations
 
 from .compare import rate_correlation, resample_to_grid
 from .config import AnalysisConfig
-from .domains import DOMAIN_COLUMNS, Domains, find_domains, lab_lambda
-from .nuclei import Nucleus, find_results, iter_nuclei, load_nucleus
-from .rates import finite_values, rate_balance, rate_quantiles, rate_summary
-from .table import (concat_domain_rows, domain_rows, domain_table, nucleus_domains,
-                    nucleus_statistics, nucleus_table, write_nucleus_table)
+from .domains import Domains, find_domains, lab_lambda
+from .nuclei import Nucleus, iter_nuclei, load_nucleus
+from .rates import rate_balance, rate_summary
+from .table import (domain_table, nucleus_domains, nucleus_statistics, nucleus_table,
+                    write_nucleus_table)
 
+# The user-facing names (docs/api.md). Helpers such as find_results, finite_values,
+# rate_quantiles, domain_rows and DOMAIN_COLUMNS are imported from their modules.
 __all__ = [
     "AnalysisConfig",
-    "DOMAIN_COLUMNS",
     "Domains",
     "Nucleus",
-    "concat_domain_rows",
-    "domain_rows",
     "domain_table",
     "find_domains",
-    "find_results",
-    "finite_values",
     "iter_nuclei",
     "lab_lambda",
     "load_nucleus",
@@ -42,7 +39,6 @@ __all__ = [
     "nucleus_table",
     "rate_balance",
     "rate_correlation",
-    "rate_quantiles",
     "rate_summary",
     "resample_to_grid",
     "write_nucleus_table",

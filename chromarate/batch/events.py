@@ -51,7 +51,7 @@ class InputPrepared:
 class NucleusFinished:
     """A nucleus is done: fitted and written, skipped (resumed), or failed.
 
-    ``row`` is its summary row (see :data:`chromarate.batch.SUMMARY_COLUMNS`).
+    ``row`` is its summary row (see :data:`chromarate.batch.tasks.SUMMARY_COLUMNS`).
     """
 
     row: Mapping

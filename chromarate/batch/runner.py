@@ -178,7 +178,7 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
         (see :func:`chromarate.batch.discover_inputs`).
     out_dir : str or path
         Results go to ``out_dir/<name>/<nucleus-id>.ome.zarr`` (``name``: see
-        :func:`chromarate.batch.output_names`), the summary to ``out_dir/summary.csv``, the
+        :func:`chromarate.batch.inputs.output_names`), the summary to ``out_dir/summary.csv``, the
         log to ``out_dir/batch.log`` (appended).
     device : str, optional
         Overrides ``config.fit.device`` without changing the config hash.

@@ -72,7 +72,7 @@ class InputJob:
     path : Path
         The input file.
     name : str
-        Its output folder name (see :func:`chromarate.batch.output_names`).
+        Its output folder name (see :func:`chromarate.batch.inputs.output_names`).
     out_dir : Path
         The batch output folder; results go to ``out_dir / name``.
     config : PipelineConfig

@@ -22,14 +22,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis import (AnalysisConfig, concat_domain_rows, domain_rows, find_results,
-                        finite_values, load_nucleus, nucleus_domains, nucleus_statistics)
+from ..analysis import AnalysisConfig, load_nucleus, nucleus_domains, nucleus_statistics
+from ..analysis.nuclei import find_results
+from ..analysis.rates import finite_values
+from ..analysis.table import concat_domain_rows, domain_rows
 from ..errors import ResultStoreError
 from ..io.batch_files import write_bytes, write_table, write_text
 from .figures import batch_figures, nucleus_figure
 from .page import summary_page
 
-__all__ = ["Report", "batch_failures", "failure_lines", "make_report"]
+# The user-facing names (docs/api.md); failure_lines, a formatting helper of the command
+# line, is defined here too but not exported.
+__all__ = ["Report", "batch_failures", "make_report"]
 
 log = logging.getLogger("chromarate.report")
 
@@ -86,7 +90,7 @@ def failure_lines(failures: pd.DataFrame) -> list[str]:
 
 
 def _failures(folder: Path) -> pd.DataFrame:
-    from ..batch import SUMMARY_NAME
+    from ..batch.runner import SUMMARY_NAME
 
     path = folder / SUMMARY_NAME
     if not path.is_file():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chromarate._napari import _sample_data as sd
-from chromarate.batch import file_sha256
+from chromarate.batch.tasks import file_sha256
 from chromarate.data import sample_paths
 from chromarate.io.zarr_store import write_result
 from chromarate._types import ResultStack
