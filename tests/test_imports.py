@@ -1,8 +1,10 @@
 """Import hygiene (docs/design.md section 2).
 
-``import chromarate`` is lazy: it must not pull in torch, napari, Qt or click, and neither
-may touching the light public names. The dependency direction between modules is enforced
-by the import-linter contracts in pyproject.toml.
+``import chromarate`` is lazy (lazy_loader reads the stub ``chromarate/__init__.pyi``): it
+must not pull in torch, napari, Qt or click, and neither may touching the light public
+names or importing the lazily loaded subpackages ``chromarate.fit`` and ``chromarate.io``.
+The dependency direction between modules is enforced by the import-linter contracts in
+pyproject.toml.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ _PROBE = textwrap.dedent(
     chromarate.PhaseFields
     chromarate.errors.ChromarateError
     report["value types and errors"] = loaded()
+    import chromarate.fit, chromarate.io
+    dir(chromarate), dir(chromarate.fit), dir(chromarate.io)
+    report["lazy subpackages chromarate.fit and chromarate.io"] = loaded()
     print(json.dumps(report))
     """
 )
