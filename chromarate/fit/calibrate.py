@@ -49,7 +49,8 @@ SCALE_GRID = tuple(np.round(np.arange(0.55, 1.251, 0.05), 3))
 RATE_WINDOW_UM = 0.3
 #: Standard deviation (um) of the test windows of the misfit itself.
 TEST_WINDOW_UM = 0.1
-#: Fewer pixels than this one kernel support inside the envelope: no calibration (the
+#: Fewer pixels than this whose whole (square) kernel support lies inside the envelope: no
+#: calibration (the
 #: misfit curve of nuclei of one or two domain spacings is flat and noisy; measured on
 #: 1.7-2 um simulated nuclei the chosen scale then scatters by +-30 %).
 MIN_TRUSTED_PIXELS = 2000
@@ -121,7 +122,7 @@ def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         return apply_2d_numpy(f, ks, name, mode="same")
 
     num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
-    trusted = trusted_mask(fields.mask, ks.half_width)
+    trusted = trusted_mask(fields.mask, ks)
     if trusted.sum() < 16:
         raise StageError("nucleus too small for the mollifier: fewer than 16 pixels lie one "
                          f"kernel support ({radius:g} px) inside the envelope; use a smaller "
@@ -162,9 +163,10 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     ks = [float(k) for k in scales]
     ref = fields_at(1.0)
     radius, _ = resolve_radius(ref, config)
-    half = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
-                        max_order=4, pixel=ref.pixel_size_nm / 1000.0).half_width
-    n_trusted = int(trusted_mask(ref.mask, half).sum())
+    ref_ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
+                          max_order=4, pixel=ref.pixel_size_nm / 1000.0)
+    # counted with the strict criterion (the whole square support inside), as measured
+    n_trusted = int(trusted_mask(ref.mask, ref_ks.half_width).sum())
     if n_trusted < MIN_TRUSTED_PIXELS:
         return Calibration(scale=1.0, interior_minimum=False,
                            skipped=f"nucleus too small: {n_trusted} pixels lie one kernel "

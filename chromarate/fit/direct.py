@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -13,9 +14,11 @@ from ..errors import StageError
 from .mollifier import apply_2d_numpy, make_kernels
 from .physics import ChromatinParams, chromatin_strong_terms, chromatin_weak_terms, rate_ratio
 from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
+from .uncertainty import windowed_rate_std
 from .width import choose_radius, estimate_noise, trusted_mask
 
-__all__ = ["check_fields", "invert_direct", "mollified_derivatives", "resolve_radius"]
+__all__ = ["RateTerms", "check_fields", "invert_direct", "mollified_derivatives", "rate_terms",
+           "resolve_radius"]
 
 #: Width (pixels) over which the residual weight rises from the edge of the trusted region.
 TAPER_PX = 12.0
@@ -63,6 +66,60 @@ def mollified_derivatives(field: np.ndarray, kernels) -> dict[str, np.ndarray]:
             for n in ("u", "u_x", "u_y", "lap", "bilap")}
 
 
+@dataclass(frozen=True)
+class RateTerms:
+    """The residual's terms ``r = den * lambda - num`` of one nucleus, from the denoised
+    fields through the mollifier kernels (what the closed form and the uncertainty use).
+
+    Attributes
+    ----------
+    num, den, fitted : numpy.ndarray
+        The terms, and the mollified phi_d.
+    trusted : numpy.ndarray
+        bool, pixels the values outside the nucleus cannot reach
+        (:func:`~chromarate.fit.width.trusted_mask`).
+    radius, noise : float
+        Mollifier radius (pixels) and the noise estimate of phi_d.
+    pixel_um : float
+    """
+
+    num: np.ndarray
+    den: np.ndarray
+    fitted: np.ndarray
+    trusted: np.ndarray
+    radius: float
+    noise: float
+    pixel_um: float
+
+    def window_weight(self, window_um: float) -> tuple[np.ndarray, float]:
+        """(smooth residual weight over the trusted pixels, test window in pixels)."""
+        taper, window = fit_scales(self.trusted, TAPER_PX, window_um / self.pixel_um)
+        return smooth_taper(self.trusted, taper), float(window)
+
+
+def rate_terms(fields: PhaseFields, config: FitConfig) -> RateTerms:
+    """Denoise the fields as ``config.field_prior`` says and form the residual's terms with
+    the mollifier kernels (weak or strong form, as ``config.residual_form`` says)."""
+    radius, noise = resolve_radius(fields, config)
+    pixel_um = fields.pixel_size_nm / 1000.0
+    ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
+                      max_order=4, pixel=pixel_um)
+    params = ChromatinParams.from_config(config.physics)
+    phi_d, phi_w = denoise_fields(fields.phi_d, fields.phi_w, fields.mask, noise,
+                                  method=config.field_prior, strength=config.field_prior_strength)
+    if config.residual_form == "weak":
+        def conv(name, f):
+            return apply_2d_numpy(f, ks, name, mode="same")
+
+        num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
+        fitted = conv("u", phi_d)
+    else:
+        d = mollified_derivatives(phi_d, ks)
+        num, den = chromatin_strong_terms(d, mollified_derivatives(phi_w, ks), params)
+        fitted = d["u"]
+    return RateTerms(num, den, fitted, trusted_mask(fields.mask, ks), radius, noise, pixel_um)
+
+
 def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitResult:
     """Rate map from the closed form lambda = (phi_h - (M/2) lap mu_d) / phi_e.
 
@@ -102,36 +159,25 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     check_fields(fields)
     t0 = time.perf_counter()
     config, chosen = choose_regularisation(fields, config)
-    radius, noise = resolve_radius(fields, config)
-    pixel_um = fields.pixel_size_nm / 1000.0
-    ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
-                      max_order=4, pixel=pixel_um)
-    params = ChromatinParams.from_config(config.physics)
-    phi_d, phi_w = denoise_fields(fields.phi_d, fields.phi_w, fields.mask, noise,
-                                  method=config.field_prior, strength=config.field_prior_strength)
-    if config.residual_form == "weak":
-        def conv(name, f):
-            return apply_2d_numpy(f, ks, name, mode="same")
-
-        num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
-        fitted = conv("u", phi_d)
-    else:
-        d = mollified_derivatives(phi_d, ks)
-        num, den = chromatin_strong_terms(d, mollified_derivatives(phi_w, ks), params)
-        fitted = d["u"]
-    trusted = trusted_mask(fields.mask, ks.half_width)
+    terms = rate_terms(fields, config)
+    trusted = terms.trusted
     if config.test_window_um is None:
-        rate = rate_ratio(num, den)
+        rate = rate_ratio(terms.num, terms.den)
+        rate_std = None
     else:
-        taper, window = fit_scales(trusted, TAPER_PX, config.test_window_um / pixel_um)
-        rate = windowed_ratio(num, den, smooth_taper(trusted, taper), window)
+        weight, window = terms.window_weight(config.test_window_um)
+        rate = windowed_ratio(terms.num, terms.den, weight, window)
+        rate_std = np.where(trusted, windowed_rate_std(terms.num, terms.den, weight, window, rate),
+                            np.nan).astype(np.float32)
     rate = np.where(trusted, rate, np.nan)
     residual = np.where(trusted, 0.0, np.nan)
+    radius, noise, fitted = terms.radius, terms.noise, terms.fitted
     return FitResult(
         rate=rate.astype(np.float32),
         phi_d_fit=fitted.astype(np.float32),
         residual=residual.astype(np.float32),
         trusted=trusted,
+        rate_std=rate_std,
         timings={"fit": time.perf_counter() - t0},
         device="cpu",
         config=config.model_dump(mode="json"),

@@ -50,12 +50,13 @@ from ..config import FitConfig
 from ..device import describe_device, resolve_device, resolve_dtype
 from ..errors import FitDivergedError, StageError
 from .derivatives import Grid, MollifierBackend, make_backend, make_grid
-from .direct import TAPER_PX, check_fields, invert_direct, resolve_radius
+from .direct import TAPER_PX, check_fields, invert_direct, rate_terms, resolve_radius
 from .mollifier import make_kernels
 from .networks import RateNetwork, make_field_network
 from .physics import ChromatinParams, chromatin_residual, chromatin_weak_operator_terms
 from .prior import balance_rate, denoise_fields, domain_spacing_um, fit_scales, smooth_taper
 from .regularise import choose_regularisation
+from .uncertainty import windowed_rate_std
 from .width import noise_map, trusted_mask
 
 __all__ = ["iter_fit", "fit_rates", "FIELD_DERIVATIVES"]
@@ -123,7 +124,7 @@ class _Problem:
         self.mask_np = np.asarray(fields.mask, dtype=bool)
         # residuals are trusted one kernel half-width inside the envelope whichever backend
         # differentiates, so fits with different backends score the same collocation points
-        self.trusted_np = trusted_mask(self.mask_np, kernels.half_width)
+        self.trusted_np = trusted_mask(self.mask_np, kernels)
         if self.trusted_np.sum() < 16:
             raise StageError(
                 f"nucleus too small for mollifier radius {self.radius:g} px: fewer than 16 pixels "
@@ -491,6 +492,16 @@ def _assemble(prob: _Problem, field_net, rate_net):
     return rate, fitted, resid, terms_acc
 
 
+def _residual_rate_std(fields: PhaseFields, config: FitConfig, rate: np.ndarray,
+                       trusted: np.ndarray) -> np.ndarray:
+    """``rate_std`` of a single fit: the sandwich standard deviation of the windowed rate
+    from the residuals the fitted map leaves (:mod:`chromarate.fit.uncertainty`)."""
+    terms = rate_terms(fields, config)
+    weight, window = terms.window_weight(config.test_window_um)
+    std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
+    return np.where(trusted, std, np.nan)
+
+
 def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
              device: str | None = None, monitor=None) -> Iterator[FitProgress | FitDone]:
     """Fit the rate map of one nucleus, yielding progress events.
@@ -560,6 +571,10 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     else:  # parametric bootstrap: estimate from the data, spread of the replicates about it
         rate = rates[0]
         rate_std = np.sqrt(np.mean([(r - rate) ** 2 for r in rates[1:]], axis=0))
+    if rate_std is None and config.test_window_um is not None:
+        t_unc = time.perf_counter()
+        rate_std = _residual_rate_std(fields, config, rate, trusted_np)
+        timings["uncertainty"] = time.perf_counter() - t_unc
     result = FitResult(
         rate=np.where(mask_np, rate, np.nan).astype(np.float32),
         phi_d_fit=np.mean(fitted_all, axis=0).astype(np.float32),

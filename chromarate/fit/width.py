@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 from ..errors import StageError
 from .mollifier import make_kernels
 
-__all__ = ["estimate_noise", "noise_map", "choose_radius", "trusted_mask"]
+__all__ = ["MAX_KERNEL_LEAK", "estimate_noise", "noise_map", "choose_radius", "trusted_mask"]
 
 
 def _highpass(f: np.ndarray) -> np.ndarray:
@@ -84,14 +84,60 @@ def choose_radius(noise: float, *, pixel_um: float, kind: str, degree: int, inte
     return float(best)
 
 
-def trusted_mask(mask: np.ndarray, half_width: int) -> np.ndarray:
-    """Pixels whose whole kernel support lies inside ``mask``.
+#: Largest share of an operator's absolute kernel weight that may fall outside the envelope
+#: at a trusted pixel (see :func:`trusted_mask`).
+MAX_KERNEL_LEAK = 1e-3
 
-    The 2-D operators are tensor products of 1-D kernels, so their support is the square of
-    half-width ``half_width`` around a pixel; a pixel is trusted when that square is inside
-    the nucleus (values outside the envelope never reach a trusted residual). Pixels on the
-    image border are not trusted either.
+
+def _operator_weights(kernels) -> list[np.ndarray]:
+    """Normalised absolute 2-D weights of the operators the residual uses (u, lap, bilap)."""
+    k = kernels.kernels
+    ops = [np.outer(k[0], k[0])]
+    if len(k) > 2:
+        ops.append(np.outer(k[2], k[0]) + np.outer(k[0], k[2]))
+    if len(k) > 4:
+        ops.append(np.outer(k[0], k[4]) + 2.0 * np.outer(k[2], k[2]) + np.outer(k[4], k[0]))
+    return [np.abs(op) / np.abs(op).sum() for op in ops]
+
+
+def trusted_mask(mask: np.ndarray, kernels, *, max_leak: float = MAX_KERNEL_LEAK) -> np.ndarray:
+    """Pixels whose residual the values outside the nucleus cannot reach.
+
+    With a :class:`~chromarate.fit.mollifier.MollifierKernels`, a pixel is trusted when,
+    for every operator of the residual (the mollifier itself, its Laplacian and its
+    bilaplacian), at most ``max_leak`` of the operator's absolute weight lies outside
+    ``mask`` or beyond the image border. The operators are tensor products of 1-D kernels
+    that fall smoothly to zero at their half-width, so the corners of their square support
+    carry almost no weight: on a 2 um nucleus at 20 nm this trusts about twice as many
+    pixels as requiring the whole square inside the envelope, while what lies outside
+    still moves a trusted residual by at most 0.1 % of the operator's weight.
+
+    With a number ``kernels`` (a half-width in pixels), a pixel is trusted when the whole
+    square of that half-width around it lies inside the mask (the strict criterion).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        bool nucleus mask.
+    kernels : MollifierKernels or int
+    max_leak : float
+        Largest share of absolute kernel weight allowed outside the nucleus.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, same shape.
     """
     m = np.asarray(mask, dtype=bool)
-    size = 2 * int(half_width) + 1
-    return ndi.minimum_filter(m, size=size, mode="constant", cval=False)
+    if isinstance(kernels, (int, float, np.integer, np.floating)):
+        size = 2 * int(kernels) + 1
+        return ndi.minimum_filter(m, size=size, mode="constant", cval=False)
+    from scipy.signal import fftconvolve
+
+    h = int(kernels.half_width)
+    outside = np.pad((~m).astype(np.float64), h, mode="constant", constant_values=1.0)
+    ok = m.copy()
+    for op in _operator_weights(kernels):
+        leak = fftconvolve(outside, op[::-1, ::-1], mode="valid")
+        ok &= leak <= max_leak
+    return ok

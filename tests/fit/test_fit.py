@@ -229,6 +229,31 @@ def test_trusted_pixels_see_only_the_nucleus(radius):
     assert not np.any(tr & ~support_inside)
 
 
+def test_trusted_pixels_bound_what_lies_outside():
+    """Kernel-weight criterion: at a trusted pixel, values outside the nucleus move each
+    operator by at most MAX_KERNEL_LEAK of its absolute weight, and it trusts every pixel the
+    strict square criterion trusts (and more: the support's corners carry almost no weight)."""
+    from chromarate.fit.mollifier import apply_2d_numpy, make_kernels
+    from chromarate.fit.width import MAX_KERNEL_LEAK
+
+    mask = disk_mask((96, 96), (48, 48), 40)
+    ks = make_kernels("bump", 14.0, max_order=4, pixel=0.02)
+    tr = trusted_mask(mask, ks)
+    strict = trusted_mask(mask, ks.half_width)
+    assert np.all(tr[strict]) and tr.sum() > 1.5 * strict.sum()
+    rng = np.random.default_rng(0)
+    inside = rng.uniform(0.0, 1.0, mask.shape)
+    poisoned = np.where(mask, inside, rng.uniform(-1.0, 1.0, mask.shape))
+    for name, parts in (("u", [(0, 0)]), ("lap", [(2, 0), (0, 2)]),
+                        ("bilap", [(0, 4), (2, 2), (4, 0)])):
+        k = ks.kernels
+        weight = sum(np.abs(np.outer(k[a], k[b])).sum() * (2 if (a, b) == (2, 2) else 1)
+                     for a, b in parts)
+        clean = apply_2d_numpy(np.where(mask, inside, 0.0), ks, name, mode="same")
+        dirty = apply_2d_numpy(poisoned, ks, name, mode="same")
+        assert np.max(np.abs(dirty - clean)[tr]) <= 1.001 * MAX_KERNEL_LEAK * weight
+
+
 # ------------------------------------------------------------------------------ events, seeds
 
 

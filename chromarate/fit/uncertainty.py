@@ -1,0 +1,117 @@
+"""Standard deviation of a windowed rate estimate from its own residuals (no ensemble).
+
+A rate fitted against a residual ``r = den * lambda - num`` and smoothed over a Gaussian
+test window of standard deviation ``s`` is, near a pixel ``x``, the local least-squares
+solution
+
+    lambda_hat(x) = sum_j g_j w_j num_j / sum_j g_j w_j den_j      (g: the window at x)
+
+so its error is ``sum_j g_j w_j e_j / sum_j g_j w_j den_j`` with ``e = num - lambda den``.
+The sandwich (heteroscedasticity-robust) variance of that sum uses the residuals ``e``
+observed with the fitted map, so it grows with the pixel noise that passes the kernels and
+with the part of the true map that varies inside one window (both leave residuals the
+fitted map does not explain). Residuals are correlated over the kernel support; the sum of
+squares is scaled by the correlation area, the integral of the central lobe of their
+autocorrelation, and divided by the share of the noise variance the residuals keep (the
+fitted map absorbs the noise that is smooth on the window's scale). This module is pure numpy and runs in well under a second per nucleus.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["correlation_area", "windowed_rate_std"]
+
+
+def correlation_area(e: np.ndarray, support: np.ndarray) -> float:
+    """Integral (pixels) of the autocorrelation of ``e`` out to the first zero of its
+    radial average.
+
+    Parameters
+    ----------
+    e : numpy.ndarray
+        Residual map (values outside ``support`` are ignored).
+    support : numpy.ndarray
+        bool, where ``e`` is observed.
+
+    Returns
+    -------
+    float
+        At least 1 (uncorrelated pixels).
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> white = rng.normal(size=(128, 128))
+    >>> round(correlation_area(white, np.ones((128, 128), bool)), 1) < 1.5
+    True
+    >>> smooth = ndi.gaussian_filter(white, 3.0)  # correlation area 4 pi sigma^2 = 113
+    >>> 80 < correlation_area(smooth, np.ones((128, 128), bool)) < 140
+    True
+    """
+    m = np.asarray(support, dtype=bool)
+    if m.sum() < 16:
+        return 1.0
+    x = np.where(m, np.asarray(e, dtype=np.float64), 0.0)
+    x = np.where(m, x - x[m].mean(), 0.0)
+    shape = [2 * s for s in x.shape]
+    fx = np.fft.rfft2(x, shape)
+    fm = np.fft.rfft2(m.astype(np.float64), shape)
+    acov = np.fft.irfft2(np.abs(fx) ** 2, shape)
+    count = np.fft.irfft2(np.abs(fm) ** 2, shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acf = np.where(count > 0.05 * m.sum(), acov / np.maximum(count, 1e-12), 0.0)
+    if acf[0, 0] <= 0:
+        return 1.0
+    acf = np.fft.fftshift(acf / acf[0, 0])
+    cy, cx = (s // 2 for s in acf.shape)
+    yy, xx = np.indices(acf.shape)
+    dist = np.rint(np.hypot(yy - cy, xx - cx)).astype(int)
+    # radial average: single lags far out fluctuate about zero, the average does not
+    radial = np.bincount(dist.ravel(), acf.ravel()) / np.maximum(np.bincount(dist.ravel()), 1)
+    negative = np.nonzero(radial <= 0)[0]
+    r0 = int(negative[0]) if negative.size else len(radial)
+    return float(max(1.0, acf[dist < r0].sum()))
+
+
+def windowed_rate_std(num: np.ndarray, den: np.ndarray, weight: np.ndarray, sigma_px: float,
+                      rate: np.ndarray, *, min_den: float = 1e-3) -> np.ndarray:
+    """Standard deviation of the windowed rate estimate at every pixel.
+
+    Parameters
+    ----------
+    num, den : numpy.ndarray
+        Terms of the residual ``r = den * lambda - num`` (e.g. the weak-form terms of
+        :func:`chromarate.fit.physics.chromatin_weak_terms`).
+    weight : numpy.ndarray
+        Residual weight in [0, 1] (the fit's smooth taper over its trusted pixels).
+    sigma_px : float
+        Standard deviation of the test window in pixels.
+    rate : numpy.ndarray
+        The fitted rate map (NaN where it is not defined).
+    min_den : float
+        Windows whose mean ``den`` is below this get NaN.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape; NaN where the window holds too little weight.
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    lam = np.asarray(rate, dtype=np.float64)
+    ok_px = (w > 0) & np.isfinite(lam) & np.isfinite(num) & np.isfinite(den)
+    e = np.where(ok_px, np.nan_to_num(num) - np.nan_to_num(lam) * np.nan_to_num(den), 0.0)
+    area = correlation_area(e, ok_px & (w > 0.5))
+    s = float(sigma_px)
+    w = np.where(ok_px, w, 0.0)
+    d = ndi.gaussian_filter(w * np.nan_to_num(den), s, mode="constant")
+    ww = ndi.gaussian_filter(w, s, mode="constant")
+    # sum_j g_j^2 f_j = G_{s/sqrt 2} * f / (4 pi s^2) for a normalised Gaussian window g
+    sq = ndi.gaussian_filter((w * e) ** 2, s / np.sqrt(2.0), mode="constant") / (4 * np.pi * s * s)
+    # the fitted map follows the part of the noise that is smooth on the window's scale, so
+    # the residuals miss it: to first order a fraction 3 A / (4 pi s^2) of their variance
+    kept = max(1.0 - 3.0 * area / (4.0 * np.pi * s * s), 0.25)
+    ok = (ww > 0.05) & (d > min_den * np.maximum(ww, 1e-12))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, np.sqrt(area * sq / kept) / np.where(ok, d, 1.0), np.nan)
