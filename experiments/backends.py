@@ -38,8 +38,6 @@ No numbers are asserted; timings depend on the machine and its load.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import platform
@@ -49,8 +47,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_cpu import (  # noqa: E402  (helpers shared with the fit benchmark)
-    RESULT_TAG, _cap_memory, _fmt_mb, _is_oom, _maxrss_mb, _mem_available_mb, call_child,
+from _harness import (  # noqa: E402  (the experiments' shared harness)
+    EXIT_LIMIT, add_child_option, add_json_option, add_threads_option, cap_memory,
+    call_child, child_spec, emit, fmt_duration, fmt_mb, is_oom, maxrss_mb,
+    mem_available_mb, parser, say, set_threads, write_json,
 )
 
 BACKEND_NAMES = ("mollifier", "autograd", "finite-difference", "spectral")
@@ -59,7 +59,6 @@ RADIUS_PX = 8.0
 PROBE_SIDE = 16
 MAX_PRED_MB = 8192.0
 MAX_PRED_S = 60.0
-EXIT_LIMIT = 3
 
 
 def synthetic_fields(side: int, pixel_nm: float = PIXEL_NM, seed: int = 0):
@@ -104,7 +103,7 @@ def child_step(spec: dict) -> dict:
     from chromarate.fit.networks import FourierMLP
     from chromarate.fit.physics import ChromatinParams, chromatin_residual
 
-    torch.set_num_threads(int(spec.get("threads") or 1))
+    set_threads(spec.get("threads") or 1)
     cfg = FitConfig()
     dev, dtype = torch.device("cpu"), torch.float32
     pixel_um = PIXEL_NM / 1000.0
@@ -159,7 +158,7 @@ def child_step(spec: dict) -> dict:
     warm = build(2)  # library warm-up, not counted
     warm()
     del warm
-    _cap_memory(spec.get("mem_cap_mb"))
+    cap_memory(spec.get("mem_cap_mb"))
     results = []
     # one side per child in a full run; --quick runs its sides in one child (ascending)
     for side in spec["sides"]:
@@ -168,7 +167,7 @@ def child_step(spec: dict) -> dict:
         out = {"backend": spec["backend"], "side": side, "collocation": side * side,
                "net_points": (side + 2 * halo) ** 2, "halo": halo}
         gc.collect()
-        base_mb = _maxrss_mb()
+        base_mb = maxrss_mb()
         out["baseline_mb"] = base_mb
         results.append(out)
         try:
@@ -177,7 +176,7 @@ def child_step(spec: dict) -> dict:
             out["warmup_s"] = time.perf_counter() - t0
             max_s = spec.get("max_step_s")
             if max_s and out["warmup_s"] > max_s:
-                out.update(ok=False, reason="too_slow", peak_mb=_maxrss_mb() - base_mb,
+                out.update(ok=False, reason="too_slow", peak_mb=maxrss_mb() - base_mb,
                            message=f"warm-up step took {out['warmup_s']:.1f} s > {max_s:g} s")
                 break
             times = []
@@ -186,13 +185,13 @@ def child_step(spec: dict) -> dict:
                 losses.append(step())
                 times.append(time.perf_counter() - t0)
         except (RuntimeError, MemoryError) as exc:
-            if _is_oom(exc):
-                out.update(ok=False, reason="oom", peak_mb=_maxrss_mb() - base_mb,
+            if is_oom(exc):
+                out.update(ok=False, reason="oom", peak_mb=maxrss_mb() - base_mb,
                            message=f"out of memory: {str(exc).splitlines()[0][:160]}")
                 break
             raise
         out.update(ok=True, step_s=times, median_s=float(np.median(times)),
-                   peak_mb=_maxrss_mb() - base_mb, losses=losses,
+                   peak_mb=maxrss_mb() - base_mb, losses=losses,
                    finite=bool(all(math.isfinite(v) for v in losses)))
         del step
     return results
@@ -212,37 +211,29 @@ def run_child(spec: dict, timeout: float) -> list[dict]:
                    "message": "a smaller side failed in the same child"}] * (n - len(res))
 
 
-def _fmt_s(x) -> str:
-    if x is None:
-        return "-"
-    return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=None,
                     help="grid sides (default 64 128 256; 16 24 with --quick)")
     ap.add_argument("--steps", type=int, default=None,
                     help="timed steps after 1 warm-up step (default 3; 1 with --quick)")
     ap.add_argument("--quick", action="store_true", help="tiny smoke test: sides 16, 24; 1 step")
-    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per child (default 1)")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    add_json_option(ap)
+    add_threads_option(ap)
+    add_child_option(ap)
     args = ap.parse_args(argv)
-    if args.child is not None:
-        res = child_step(json.loads(args.child))
-        sys.stdout.write(RESULT_TAG + json.dumps(res) + "\n")
-        sys.stdout.flush()
+    spec = child_spec(args)
+    if spec is not None:
+        res = child_step(spec)
+        emit(res)
         return 0 if all(r.get("ok") for r in res) else EXIT_LIMIT
 
     sizes = sorted(set(args.sizes or ([16, 24] if args.quick else [64, 128, 256])))
     steps = args.steps if args.steps is not None else (1 if args.quick else 3)
     if steps < 1 or min(sizes) < 2:
         ap.error("--steps must be >= 1 and sizes >= 2")
-    avail = _mem_available_mb()
+    avail = mem_available_mb()
     cap = min(0.8 * avail, 1.5 * MAX_PRED_MB) if avail else None
-    say = lambda *a: print(*a, flush=True)  # noqa: E731
     from importlib.metadata import version
 
     from chromarate.config import FitConfig
@@ -250,7 +241,7 @@ def main(argv=None) -> int:
     n = FitConfig().network
     say("chromarate derivative-backend benchmark (one Adam step of the strong-form chromatin loss)")
     say(f"python {platform.python_version()}, torch {version('torch')}, {os.cpu_count()} CPUs, "
-        f"{args.threads} thread(s) per child, memory available {_fmt_mb(avail)} MB")
+        f"{args.threads} thread(s) per child, memory available {fmt_mb(avail)} MB")
     say(f"FourierMLP width {n.width}, depth {n.depth}, {n.fourier_features} Fourier features, "
         f"2 outputs; constant rate parameter; pixel {PIXEL_NM:g} nm; mollifier radius "
         f"{RADIUS_PX:g} px; sides {sizes}; {steps} timed step(s) after 1 warm-up")
@@ -281,8 +272,9 @@ def main(argv=None) -> int:
             report["probe"] = probe
             if probe.get("ok"):
                 ref = probe
-                say(f"autograd probe {PROBE_SIDE}x{PROBE_SIDE}: {_fmt_s(probe['median_s'])}/step, "
-                    f"{_fmt_mb(probe['peak_mb'])} MB")
+                say(f"autograd probe {PROBE_SIDE}x{PROBE_SIDE}: "
+                    f"{fmt_duration(probe['median_s'])}/step, "
+                    f"{fmt_mb(probe['peak_mb'])} MB")
         for side in sizes:
             for b in BACKEND_NAMES:
                 if b == "autograd" and ref is not None:
@@ -314,8 +306,8 @@ def main(argv=None) -> int:
             r = results[b][side]
             g = f"{side}x{side}"
             if r.get("ok"):
-                say(f"{b:<18} {g:>9} {r['net_points']:>10,} {_fmt_s(r['median_s']):>16} "
-                    f"{_fmt_mb(r['peak_mb']):>9}")
+                say(f"{b:<18} {g:>9} {r['net_points']:>10,} {fmt_duration(r['median_s']):>16} "
+                    f"{fmt_mb(r['peak_mb']):>9}")
             else:
                 label = "skipped" if r.get("reason") == "skipped" else "FAILED"
                 say(f"{b:<18} {g:>9} {'-':>10} {label:>16} {'-':>9}")
@@ -346,7 +338,7 @@ def main(argv=None) -> int:
     report["ratios"] = ratios
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")
+        write_json(args.json, report, indent=2, default=float)
         say(f"wrote {args.json}")
     ok = all(r.get("ok") or r.get("reason") == "skipped" for v in results.values()
              for r in v.values())

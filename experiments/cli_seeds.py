@@ -16,13 +16,16 @@ forward solver takes one to three minutes per nucleus on two cores.
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import add_threads_option, parser, set_threads, write_json  # noqa: E402
 
 
 def _simulate(seed: int, cache: Path):
@@ -75,15 +78,13 @@ def run_seed(seed: int, cache: Path) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, first="line")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "chromarate-cli-seeds")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--threads", type=int, default=1)
+    add_threads_option(ap, help="torch threads (default 1)")
     args = ap.parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = []
     print(f"{'seed':>4} {'r':>7} {'bias':>7} {'mean':>6} {'true':>6} {'scale':>6} "
@@ -104,7 +105,7 @@ def main(argv=None) -> None:
         print(f"median r {np.median(rs):.3f}, min r {np.min(rs):.3f}; "
               f"median |bias| {np.median(bs):.1%}, worst |bias| {np.max(bs):.1%}")
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1, default=float))
+        write_json(args.out, rows, indent=1, default=float)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,6 @@ installed, its row says so and the script still runs the chromarate rows.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import platform
@@ -42,7 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_cpu import _emit, _maxrss_mb, call_child  # noqa: E402
+from _harness import (  # noqa: E402  (the experiments' shared harness)
+    add_child_option, child_result, child_spec, emit, maxrss_mb, parser, say, write_json,
+)
 
 METHODS = ("deepxde", "chromarate/mollifier", "chromarate/autograd")
 
@@ -119,23 +119,22 @@ def child(spec: dict) -> dict:
         args = [spec["method"].split("/")[1]] + args
     fn(*args[:-1], 0.0, 0, **{**kw, "steps": 2})  # warm-up, not counted
     gc.collect()
-    base = _maxrss_mb()
+    base = maxrss_mb()
     runs = []
     for seed in spec["seeds"]:
         runs.append(fn(*args, seed, **kw))
-    return {"method": spec["method"], "runs": runs, "peak_mb": _maxrss_mb() - base}
+    return {"method": spec["method"], "runs": runs, "peak_mb": maxrss_mb() - base}
 
 
 def run_child(spec: dict, timeout: float = 3600) -> dict:
-    res, failure = call_child(__file__, spec, timeout, tail_lines=3,
-                              env=dict(os.environ, DDE_BACKEND="pytorch"))
-    return res if failure is None else {"method": spec["method"], "runs": [],
-                                        "error": failure["message"]}
+    return child_result(__file__, spec, timeout, tail_lines=3,
+                        env=dict(os.environ, DDE_BACKEND="pytorch"),
+                        on_failure=lambda f: {"method": spec["method"], "runs": [],
+                                              "error": f["message"]})
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--noise", type=float, default=0.01)
@@ -146,10 +145,11 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--tiny", action="store_true", help="smoke test: n 16, 5 steps, one seed")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    add_child_option(ap)
     args = ap.parse_args(argv)
-    if args.child is not None:
-        _emit(child(json.loads(args.child)))
+    spec = child_spec(args)
+    if spec is not None:
+        emit(child(spec))
         return 0
     if args.tiny:
         args.n, args.steps, args.seeds, args.width, args.radius = 16, 5, [0], 16, 3.0
@@ -161,7 +161,6 @@ def main(argv=None) -> int:
         dde_version = version("deepxde")
     except Exception:  # noqa: BLE001
         dde_version = None
-    say = lambda *a: print(*a, flush=True)  # noqa: E731
     say(f"heat inverse problem {args.n}x{args.n}, noise {args.noise:.0%}, {args.steps} Adam steps, "
         f"seeds {args.seeds}; deepxde {dde_version or 'NOT INSTALLED'}; {platform.machine()}, "
         f"{os.cpu_count()} CPUs, 1 torch thread per child")
@@ -191,7 +190,7 @@ def main(argv=None) -> int:
     meta = {**common, "seeds": args.seeds, "deepxde": dde_version, "machine":
             f"{platform.machine()}, {os.cpu_count()} CPUs",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    (args.out / "deepxde_heat.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    write_json(args.out / "deepxde_heat.json", {"meta": meta, "rows": rows}, indent=1)
     (args.out / "deepxde_heat.md").write_text(table)
     say(f"wrote {args.out / 'deepxde_heat.json'}")
     return 0 if all(r["runs"] for r in rows) else 1

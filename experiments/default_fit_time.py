@@ -16,7 +16,6 @@ regularisation and quality gate (issue 12).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -24,6 +23,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import parser, write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +66,7 @@ def run_once(tree: Path, sample: Path, threads: int) -> dict:
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, first="line")
     ap.add_argument("--baseline", default="4a6f2a4", help="commit to compare with")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
@@ -90,8 +93,8 @@ def main(argv=None) -> None:
     print(f"median total: baseline {med['baseline']:.1f} s, current {med['current']:.1f} s, "
           f"ratio current/baseline {med['current'] / med['baseline']:.2f}")
     if args.out:
-        args.out.write_text(json.dumps({"baseline": args.baseline, "runs": runs, "median": med,
-                                        "ratio": med["current"] / med["baseline"]}, indent=1))
+        write_json(args.out, {"baseline": args.baseline, "runs": runs, "median": med,
+                              "ratio": med["current"] / med["baseline"]}, indent=1)
 
 
 if __name__ == "__main__":

@@ -59,93 +59,28 @@ No numbers are asserted anywhere; timings depend on the machine and its load.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import pickle
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULT_TAG = "@@BENCH_RESULT "
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: Exit code of a child that ran out of its memory cap or was too slow (handled, not a crash).
-EXIT_LIMIT = 3
+from _harness import (  # noqa: E402  (the experiments' shared harness)
+    EXIT_LIMIT, add_child_option, add_json_option, add_mem_cap_option, add_threads_option,
+    cap_memory, child_result, child_spec, emit, fmt_mb, fmt_s, is_oom, maxrss_mb,
+    mem_available_mb, parser, set_threads, write_json,
+)
 
 #: Side of the central window of the crop that --quick runs everything on.
 QUICK_WINDOW = 64
 
 #: Side of the square grid of the autograd probe that predicts time and memory per point.
 PROBE_SIDE = 24
-
-
-# --------------------------------------------------------------------------------------
-# helpers shared by parent and child
-# --------------------------------------------------------------------------------------
-
-def _maxrss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (Linux reports kB)."""
-    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if sys.platform == "darwin":  # bytes on macOS
-        return r / 2**20
-    return r / 1024.0
-
-
-def _vm_size_bytes() -> int | None:
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _mem_available_mb() -> float | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
-def _cap_memory(cap_mb: float | None) -> None:
-    """Limit the address space to the current size plus ``cap_mb`` (no-op if unknown)."""
-    if not cap_mb:
-        return
-    vm = _vm_size_bytes()
-    if vm is None:
-        return
-    limit = vm + int(cap_mb * 2**20)
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-    except (ValueError, OSError):
-        pass
-
-
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    msg = str(exc).lower()
-    return any(s in msg for s in ("can't allocate", "cannot allocate", "out of memory",
-                                  "bad_alloc", "not enough memory"))
-
-
-def _emit(result: dict) -> None:
-    sys.stdout.write(RESULT_TAG + json.dumps(result) + "\n")
-    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------------------
@@ -161,12 +96,12 @@ def _child_fit(spec: dict) -> dict:
     with open(spec["fields"], "rb") as fh:
         fields = pickle.load(fh)
     config = FitConfig() if spec.get("fit_steps") is None else FitConfig(steps=spec["fit_steps"])
-    _cap_memory(spec.get("mem_cap_mb"))
-    base = _maxrss_mb()
+    cap_memory(spec.get("mem_cap_mb"))
+    base = maxrss_mb()
     t0 = time.perf_counter()
     result = fit_rates(fields, config, device="cpu")
     wall = time.perf_counter() - t0
-    peak = _maxrss_mb() - base
+    peak = maxrss_mb() - base
     train = float(result.timings.get("train", float("nan")))
     return {
         "kind": "fit", "ok": True, "wall_s": wall, "train_s": train,
@@ -288,9 +223,9 @@ def _child_step(spec: dict) -> dict:
         "net_points": (ny + 2 * halo) * (nx + 2 * halo), "halo": halo,
         "threads": torch.get_num_threads(), "label": spec.get("label", spec["backend"]),
     }
-    _cap_memory(spec.get("mem_cap_mb"))
+    cap_memory(spec.get("mem_cap_mb"))
     gc.collect()
-    base_mb = _maxrss_mb()
+    base_mb = maxrss_mb()
     out["baseline_mb"] = base_mb
     try:
         t0 = time.perf_counter()
@@ -300,7 +235,7 @@ def _child_step(spec: dict) -> dict:
         max_s = spec.get("max_step_s")
         if max_s and warm > max_s:
             out.update(ok=False, reason="too_slow",
-                       peak_mb=_maxrss_mb() - base_mb,
+                       peak_mb=maxrss_mb() - base_mb,
                        message=f"warm-up step took {warm:.1f} s > {max_s:g} s")
             return out
         times, losses = [], [loss0]
@@ -309,13 +244,13 @@ def _child_step(spec: dict) -> dict:
             losses.append(step())
             times.append(time.perf_counter() - t0)
     except (RuntimeError, MemoryError) as exc:
-        if _is_oom(exc):
-            out.update(ok=False, reason="oom", peak_mb=_maxrss_mb() - base_mb,
+        if is_oom(exc):
+            out.update(ok=False, reason="oom", peak_mb=maxrss_mb() - base_mb,
                        message=f"out of memory under the cap of {spec.get('mem_cap_mb'):.0f} MB: "
                                f"{str(exc).splitlines()[0][:200]}")
             return out
         raise
-    peak = _maxrss_mb() - base_mb
+    peak = maxrss_mb() - base_mb
     out.update(ok=True, step_s=times, mean_s=float(np.mean(times)),
                median_s=float(np.median(times)), min_s=float(np.min(times)),
                peak_mb=peak, losses=losses,
@@ -324,13 +259,10 @@ def _child_step(spec: dict) -> dict:
 
 
 def child_main(spec: dict) -> int:
-    if spec.get("threads"):
-        import torch
-
-        torch.set_num_threads(int(spec["threads"]))
+    set_threads(spec.get("threads"))
     fn = _child_fit if spec["kind"] == "fit" else _child_step
     result = fn(spec)
-    _emit(result)
+    emit(result)
     return 0 if result.get("ok", True) else EXIT_LIMIT
 
 
@@ -338,32 +270,9 @@ def child_main(spec: dict) -> int:
 # parent
 # --------------------------------------------------------------------------------------
 
-def call_child(script: str, spec: dict, timeout: float, *, env: dict | None = None,
-               tail_lines: int = 8):
-    """Run ``script --child <spec as JSON>`` in a fresh interpreter (the benchmarks' way of
-    measuring each configuration's own peak memory).
-
-    Returns ``(result, None)`` with the decoded ``RESULT_TAG`` line, or ``(None, failure)``
-    with ``failure = {"ok": False, "reason": "timeout" | "oom" | "crash", "message": ...}``.
-    """
-    cmd = [sys.executable, os.path.abspath(script), "--child", json.dumps(spec)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return None, {"ok": False, "reason": "timeout", "message": f"child exceeded {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):]), None
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-tail_lines:]
-    reason = "oom" if proc.returncode in (-9, 137) else "crash"
-    return None, {"ok": False, "reason": reason,
-                  "message": f"child exited with {proc.returncode}: " + " | ".join(tail)}
-
-
 def run_child(spec: dict, timeout: float) -> dict:
     """Run one configuration in a fresh interpreter and return its result dict."""
-    res, failure = call_child(__file__, spec, timeout)
-    return res if failure is None else failure
+    return child_result(__file__, spec, timeout)
 
 
 def load_input(quick: bool):
@@ -447,19 +356,8 @@ def _central_window(fields, side: int):
                    origin_nm=(fields.origin_nm[0] + y0 * p, fields.origin_nm[1] + x0 * p))
 
 
-def _fmt_mb(x) -> str:
-    return "-" if x is None else f"{x:,.1f}"
-
-
-def _fmt_s(x) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.4f}" if x < 1 else f"{x:.2f}"
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--steps", type=int, default=None,
                     help="timed optimisation steps per backend, after 1 warm-up step "
                          "(default 5; 1 with --quick)")
@@ -469,32 +367,31 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="tiny sizes for tests: the central 64 x 64 window of the crop, 2 fit "
                          "steps, an 8 x 8 sub-grid, 1 timed step")
-    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    add_json_option(ap)
     ap.add_argument("--max-step-s", type=float, default=60.0,
                     help="longest acceptable autograd step before falling back to a sub-grid")
-    ap.add_argument("--mem-cap-mb", type=float, default=None,
-                    help="memory cap of each child process (default: half the available memory)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch threads in the children (default 1: stable timings on a "
-                         "shared machine; 0 keeps torch's default)")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    add_mem_cap_option(ap)
+    add_threads_option(ap, help="torch threads in the children (default 1: stable timings on "
+                                "a shared machine; 0 keeps torch's default)")
+    add_child_option(ap)
     args = ap.parse_args(argv)
 
-    if args.child is not None:
-        return child_main(json.loads(args.child))
+    spec = child_spec(args)
+    if spec is not None:
+        return child_main(spec)
 
     steps = args.steps if args.steps is not None else (1 if args.quick else 5)
     if steps < 1:
         ap.error("--steps must be >= 1")
     if args.size is not None and args.size < 2:
         ap.error("--size must be >= 2")
-    avail = _mem_available_mb()
+    avail = mem_available_mb()
     cap = args.mem_cap_mb if args.mem_cap_mb is not None else (0.5 * avail if avail else None)
     say = lambda *a: print(*a, flush=True)  # noqa: E731
 
     say("chromarate CPU fit benchmark")
     say(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
-        f"memory available {_fmt_mb(avail)} MB, child memory cap {_fmt_mb(cap)} MB")
+        f"memory available {fmt_mb(avail)} MB, child memory cap {fmt_mb(cap)} MB")
 
     t0 = time.perf_counter()
     locs, input_desc = load_input(args.quick)
@@ -555,8 +452,8 @@ def main(argv=None) -> int:
             say(f"    {fit['steps']} steps ({fit['residual_form']} form, "
                 f"{fit['parameterization']}): fit time {fit['wall_s']:.2f} s "
                 f"(training {fit['train_s']:.2f} s, {fit['train_s_per_step'] * 1000:.1f} ms/step), "
-                f"peak memory {_fmt_mb(fit['peak_mb'])} MB above baseline "
-                f"{_fmt_mb(fit['baseline_mb'])} MB")
+                f"peak memory {fmt_mb(fit['peak_mb'])} MB above baseline "
+                f"{fmt_mb(fit['baseline_mb'])} MB")
 
         # (b) per-step comparison ---------------------------------------------------------
         say("")
@@ -581,7 +478,7 @@ def main(argv=None) -> int:
                 mpp = max(probe["peak_mb"], 1.0) / (ps * ps)
                 pred_t, pred_m = tpp * n_full, mpp * n_full
                 say(f"    autograd probe on {ps}x{ps}: {probe['mean_s']:.2f} s/step, "
-                    f"{_fmt_mb(probe['peak_mb'])} MB -> predicted on the full {ny}x{nx} grid: "
+                    f"{fmt_mb(probe['peak_mb'])} MB -> predicted on the full {ny}x{nx} grid: "
                     f"{pred_t:.0f} s/step, {pred_m:,.0f} MB")
                 too_slow = pred_t > args.max_step_s
                 too_big = cap is not None and pred_m > 0.8 * cap
@@ -648,9 +545,9 @@ def main(argv=None) -> int:
         for name, r in rows:
             if r.get("ok"):
                 g = f"{r['grid'][0]}x{r['grid'][1]}"
-                say(f"    {name:<22} {g:>9} {r['net_points']:>10,} {_fmt_s(r['mean_s']):>11} "
-                    f"{_fmt_s(r['median_s']):>8} {_fmt_s(r['min_s']):>8} "
-                    f"{_fmt_mb(r['peak_mb']):>10}")
+                say(f"    {name:<22} {g:>9} {r['net_points']:>10,} {fmt_s(r['mean_s']):>11} "
+                    f"{fmt_s(r['median_s']):>8} {fmt_s(r['min_s']):>8} "
+                    f"{fmt_mb(r['peak_mb']):>10}")
             else:
                 say(f"    {name:<22} FAILED: {r.get('message')}")
         say(f"    ({steps} timed step(s) after 1 warm-up step; 'net points': where the field "
@@ -669,7 +566,7 @@ def main(argv=None) -> int:
                 f"{report['ratios']['time_per_step_median']:.1f}x, min "
                 f"{report['ratios']['time_per_step_min']:.1f}x; grid {grid_s})")
             say(f"ratio autograd/mollifier peak memory: {rm:.1f}x  "
-                f"({_fmt_mb(auto['peak_mb'])} MB / {_fmt_mb(moll['peak_mb'])} MB; grid {grid_s})")
+                f"({fmt_mb(auto['peak_mb'])} MB / {fmt_mb(moll['peak_mb'])} MB; grid {grid_s})")
             if moll["peak_mb"] < 5.0:
                 say("    note: the mollifier peak is a few MB, close to the resolution of "
                     "ru_maxrss, so the memory ratio is coarse at this size")
@@ -684,7 +581,7 @@ def main(argv=None) -> int:
             pass
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2, default=float), encoding="utf-8")
+        write_json(args.json, report, indent=2, default=float)
         say(f"wrote {args.json}")
     ok = bool(report.get("fit", {}).get("ok")) and report.get("ratios") is not None
     return 0 if ok else 1

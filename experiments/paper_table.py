@@ -72,7 +72,6 @@ Outputs ``<out>/paper_table.json`` (every seed's numbers and the settings) and
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -84,7 +83,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fit_cpu import _emit, _maxrss_mb, call_child  # noqa: E402
+from _harness import (  # noqa: E402  (the experiments' shared harness)
+    add_child_option, add_threads_option, child_result, child_spec, emit, maxrss_mb, parser,
+    say, set_threads, write_json,
+)
 
 PROBLEMS = ("langevin", "heat", "chromatin")
 ORDER = {"langevin": 1, "heat": 2, "chromatin": 4}
@@ -460,7 +462,7 @@ def run_config(spec: dict) -> dict:
     dev = torch.device(spec.get("device", "cpu"))
     dtype = torch.float32
     if dev.type == "cpu":
-        torch.set_num_threads(int(spec.get("threads") or 1))
+        set_threads(spec.get("threads") or 1)
     kind, s = spec["problem"], spec["settings"]
     # warm-up on a tiny grid (lazy kernel initialisation is not counted)
     tiny = dict(MODES["tiny"][kind], steps=2)
@@ -473,7 +475,7 @@ def run_config(spec: dict) -> dict:
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev) / 2**20
     else:
-        base = _maxrss_mb()
+        base = maxrss_mb()
     runs = []
     for seed in spec["seeds"]:
         try:
@@ -486,7 +488,7 @@ def run_config(spec: dict) -> dict:
         peak = torch.cuda.max_memory_allocated(dev) / 2**20 - base
         mem_kind = "cuda.max_memory_allocated"
     else:
-        peak = _maxrss_mb() - base
+        peak = maxrss_mb() - base
         mem_kind = "ru_maxrss increase"
     return {**_ident(spec), "settings": s, "runs": runs, "peak_mb": peak, "memory": mem_kind}
 
@@ -505,7 +507,7 @@ def run_default(spec: dict) -> dict:
 
     dev = spec.get("device", "cpu")
     if dev == "cpu":
-        torch.set_num_threads(int(spec.get("threads") or 1))
+        set_threads(spec.get("threads") or 1)
     n = int(spec["size"])
     lam = _true_rate(n, PIXEL_UM)
     phi, _ = steady(n, PIXEL_UM, "box", None)
@@ -537,14 +539,14 @@ def run_default(spec: dict) -> dict:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated() / 2**20
     else:
-        base = _maxrss_mb()
+        base = maxrss_mb()
     runs = []
     for seed in spec["seeds"]:
         runs.append({"seed": seed, **monitored_fit(fields(spec["noise"], seed),
                                                    config(seed, spec.get("steps")), lam,
                                                    target=float(spec.get("target", 0.9)), device=dev)})
     peak = (torch.cuda.max_memory_allocated() / 2**20 - base if dev.startswith("cuda")
-            else _maxrss_mb() - base)
+            else maxrss_mb() - base)
     return {"problem": "chromatin", "network": spec["architecture"], "backend": "chromarate fit_rates",
             "noise": spec["noise"], "settings": {"n": n, "steps": spec.get("steps") or FitConfig().steps},
             "runs": runs, "peak_mb": peak, "config": config(0, spec.get("steps")).model_dump(mode="json"),
@@ -556,8 +558,8 @@ def run_default(spec: dict) -> dict:
 # --------------------------------------------------------------------------------------
 
 def run_child(spec: dict, timeout: float) -> dict:
-    res, failure = call_child(__file__, spec, timeout, tail_lines=4)
-    return res if failure is None else {**_ident(spec), "runs": [], "error": failure["message"]}
+    return child_result(__file__, spec, timeout, tail_lines=4,
+                        on_failure=lambda f: {**_ident(spec), "runs": [], "error": f["message"]})
 
 
 def _ident(spec):
@@ -654,16 +656,14 @@ def _sorted_summary(rows: list[dict]) -> list[dict]:
 def _render(report: dict, out: Path) -> int:
     summ = _sorted_summary(report["rows"])
     out.mkdir(parents=True, exist_ok=True)
-    (out / "paper_table.json").write_text(json.dumps({**report, "summary": summ}, indent=1,
-                                                     default=float))
+    write_json(out / "paper_table.json", {**report, "summary": summ}, indent=1, default=float)
     (out / "paper_table.md").write_text(markdown(summ, report["meta"]))
     print(markdown(summ, report["meta"]))
     return 0
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="CPU mode, about 13 min on 2 cores (default)")
     g.add_argument("--full", action="store_true", help="larger grids, more steps and seeds (GPU)")
@@ -673,7 +673,7 @@ def main(argv=None) -> int:
     ap.add_argument("--networks", nargs="+", choices=NETWORKS, default=list(NETWORKS))
     ap.add_argument("--target", type=float, default=0.9, help="correlation target (default 0.9)")
     ap.add_argument("--jobs", type=int, default=2, help="CPU child processes at a time (default 2)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per CPU child")
+    add_threads_option(ap, help="torch threads per CPU child")
     ap.add_argument("--in-process", action="store_true",
                     help="run every configuration in this process (always so on CUDA; on CPU "
                          "the ru_maxrss peaks then accumulate over configurations)")
@@ -681,22 +681,21 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-s", type=float, default=None,
                     help="start no new configuration after this many seconds (GPU script)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    add_child_option(ap)
     ap.add_argument("--render", type=Path, default=None,
                     help="only re-summarise an existing paper_table.json into <out>")
     args = ap.parse_args(argv)
     if args.render is not None:
         old = json.loads(args.render.read_text())
         return _render(old, args.out)
-    if args.child is not None:
-        spec = json.loads(args.child)
-        _emit(run_default(spec) if spec.get("kind") == "default" else run_config(spec))
+    spec = child_spec(args)
+    if spec is not None:
+        emit(run_default(spec) if spec.get("kind") == "default" else run_config(spec))
         return 0
 
     mode = "full" if args.full else "tiny" if args.tiny else "quick"
     M = MODES[mode]
     t_start = time.perf_counter()
-    say = lambda *a: print(*a, flush=True)  # noqa: E731
     import torch
 
     cuda = args.device.startswith("cuda")
@@ -734,8 +733,9 @@ def main(argv=None) -> int:
     def write():
         summ = _sorted_summary(rows)
         meta["wall_s"] = time.perf_counter() - t_start
-        (args.out / "paper_table.json").write_text(json.dumps(
-            {"meta": meta, "summary": summ, "rows": rows, "skipped": skipped}, indent=1, default=float))
+        write_json(args.out / "paper_table.json",
+                   {"meta": meta, "summary": summ, "rows": rows, "skipped": skipped},
+                   indent=1, default=float)
         (args.out / "paper_table.md").write_text(markdown(summ, meta))
         return summ
 

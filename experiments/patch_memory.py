@@ -32,8 +32,6 @@ No numbers are asserted; they depend on the machine and its load.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sys
@@ -43,7 +41,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backends import synthetic_fields  # noqa: E402
-from fit_cpu import _emit, _fmt_mb, _maxrss_mb, _mem_available_mb, call_child  # noqa: E402
+from _harness import (  # noqa: E402  (the experiments' shared harness)
+    add_child_option, add_json_option, add_threads_option, child_result, child_spec, emit,
+    fmt_mb, maxrss_mb, mem_available_mb, parser, say, set_threads, write_json,
+)
 
 PIXEL_NM = 10.0
 RADIUS_PX = 8.0
@@ -53,13 +54,12 @@ def child_fit(spec: dict) -> dict:
     import gc
 
     import numpy as np
-    import torch
 
     from chromarate._types import FitDone, FitProgress, PhaseFields
     from chromarate.config import FitConfig, MollifierConfig
     from chromarate.fit.loop import fit_rates, iter_fit
 
-    torch.set_num_threads(int(spec.get("threads") or 1))
+    set_threads(spec.get("threads") or 1)
     moll = MollifierConfig(radius_px=RADIUS_PX)
 
     def fields_of(side):
@@ -73,7 +73,7 @@ def child_fit(spec: dict) -> dict:
     fields = fields_of(side)
     config = FitConfig(steps=int(spec["steps"]), log_every=1, mollifier=moll, patch_size=patch)
     gc.collect()
-    base = _maxrss_mb()
+    base = maxrss_mb()
     t0 = time.perf_counter()
     stamps, result = [], None
     for ev in iter_fit(fields, config, device="cpu"):
@@ -82,7 +82,7 @@ def child_fit(spec: dict) -> dict:
         elif isinstance(ev, FitDone):
             result = ev.result
     wall = time.perf_counter() - t0
-    peak = _maxrss_mb() - base
+    peak = maxrss_mb() - base
     steps_s = np.diff([t0] + stamps)
     return {
         "ok": True, "side": side, "patch": patch, "steps": config.steps, "peak_mb": peak,
@@ -96,25 +96,23 @@ def child_fit(spec: dict) -> dict:
 
 
 def run_child(spec: dict, timeout: float) -> dict:
-    res, failure = call_child(__file__, spec, timeout, tail_lines=6)
-    return res if failure is None else failure
+    return child_result(__file__, spec, timeout, tail_lines=6)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=None,
                     help="image sides (default 256 512 1024; 64 96 with --quick)")
     ap.add_argument("--steps", type=int, default=None, help="training steps (default 5; 3 with --quick)")
     ap.add_argument("--patch", type=int, default=None, help="patch size (default 128; 32 with --quick)")
     ap.add_argument("--quick", action="store_true", help="smoke test: sides 64, 96, patch 32")
-    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per child (default 1)")
-    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    add_json_option(ap)
+    add_threads_option(ap)
+    add_child_option(ap)
     args = ap.parse_args(argv)
-    if args.child is not None:
-        res = child_fit(json.loads(args.child))
-        _emit(res)
+    spec = child_spec(args)
+    if spec is not None:
+        emit(child_fit(spec))
         return 0
 
     sizes = sorted(set(args.sizes or ([64, 96] if args.quick else [256, 512, 1024])))
@@ -122,12 +120,11 @@ def main(argv=None) -> int:
     patch = args.patch if args.patch is not None else (32 if args.quick else 128)
     if steps < 1 or patch < 16:
         ap.error("--steps must be >= 1 and --patch >= 16")
-    say = lambda *a: print(*a, flush=True)  # noqa: E731
     from importlib.metadata import version
 
     say("chromarate patch-training memory benchmark (fit_rates, default FitConfig otherwise)")
     say(f"python {platform.python_version()}, torch {version('torch')}, {os.cpu_count()} CPUs, "
-        f"{args.threads} thread(s) per child, memory available {_fmt_mb(_mem_available_mb())} MB")
+        f"{args.threads} thread(s) per child, memory available {fmt_mb(mem_available_mb())} MB")
     say(f"synthetic PhaseFields at {PIXEL_NM:g} nm, mollifier radius {RADIUS_PX:g} px, "
         f"{steps} steps, log_every=1, patch {patch}")
     common = {"steps": steps, "threads": args.threads}
@@ -145,8 +142,8 @@ def main(argv=None) -> int:
     for label, r in rows:
         if r.get("ok"):
             g = f"{r['side']}x{r['side']}"
-            say(f"{label:<12} {g:>11} {_fmt_mb(r['peak_mb']):>9} "
-                f"{_fmt_mb(r['peak_mb'] + r['baseline_mb']):>10} {r['median_step_s']:>8.3f} "
+            say(f"{label:<12} {g:>11} {fmt_mb(r['peak_mb']):>9} "
+                f"{fmt_mb(r['peak_mb'] + r['baseline_mb']):>10} {r['median_step_s']:>8.3f} "
                 f"{r['assemble_s']:>10.2f} {r['wall_s']:>8.2f}")
         else:
             say(f"{label:<12} FAILED: {r.get('message')}")
@@ -165,10 +162,10 @@ def main(argv=None) -> int:
             f"{ref['peak_mb'] / max(patched[0]['peak_mb'], 1e-9):.2f}x")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"sizes": sizes, "steps": steps, "patch": patch,
-                                         "quick": args.quick,
-                                         "rows": [{"training": lab, **r} for lab, r in rows]},
-                                        indent=2, default=float), encoding="utf-8")
+        write_json(args.json, {"sizes": sizes, "steps": steps, "patch": patch,
+                               "quick": args.quick,
+                               "rows": [{"training": lab, **r} for lab, r in rows]},
+                   indent=2, default=float)
         say(f"wrote {args.json}")
     return 0 if all(r.get("ok") for _, r in rows) else 1
 

@@ -20,13 +20,16 @@ noise realisations and fit seeds), and writes everything to a JSON file.
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import parser, set_threads, write_json  # noqa: E402
 
 
 def true_rate(n: int, pixel_um: float) -> np.ndarray:
@@ -71,7 +74,7 @@ def corr(a, b, m) -> float:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, first="line")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--pixel-nm", type=float, default=10.0)
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.01, 0.05])
@@ -91,8 +94,7 @@ def main(argv=None) -> dict:
     from chromarate.fit.direct import invert_direct
     from chromarate.fit.loop import fit_rates
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     n, pixel_um = args.size, args.pixel_nm / 1000.0
     lam = true_rate(n, pixel_um)
     mask = ellipse(n)
@@ -142,7 +144,7 @@ def main(argv=None) -> dict:
            "config": cfg.model_dump(mode="json"), "machine": platform.platform(),
            "torch_threads": torch.get_num_threads(), "forward_solve_s": solve_s}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=2))
+    write_json(args.out, out, indent=2)
     print(f"wrote {args.out}")
     return out
 

@@ -28,9 +28,7 @@ Nothing here asserts a timing: timings depend on the machine and its load.
 
 from __future__ import annotations
 
-import argparse
 import gc
-import json
 import os
 import platform
 import sys
@@ -45,6 +43,10 @@ try:
     import chromarate  # noqa: F401
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import add_json_option, parser, write_json  # noqa: E402
 
 from chromarate._types import Localizations  # noqa: E402
 from chromarate.config import RenderConfig  # noqa: E402
@@ -104,7 +106,7 @@ def measure(run, repeat: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = parser(__doc__, first="line")
     ap.add_argument("--sizes", nargs="+", type=float, default=None,
                     help="numbers of localizations (default 1e6 1e7; --quick: 2e4 1e5)")
     ap.add_argument("--field-um", type=float, default=None,
@@ -114,7 +116,7 @@ def main(argv=None) -> int:
                     help="timed runs per method, best kept (default 3; --quick: 1)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="tiny sizes for a smoke test")
-    ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    add_json_option(ap)
     args = ap.parse_args(argv)
     sizes = args.sizes or ([2e4, 1e5] if args.quick else [1e6, 1e7])
     field_um = args.field_um or (4.0 if args.quick else 20.0)
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
             print(f"ratio {m}/histogram2d time (n={int(n):,d}): {r['time']:.2f}x")
             print(f"ratio {m}/histogram2d peak memory (n={int(n):,d}): {r['peak_memory']:.2f}x")
     if args.json is not None:
-        args.json.write_text(json.dumps(report, indent=2))
+        write_json(args.json, report, indent=2)
     return 0
 
 

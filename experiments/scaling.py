@@ -25,7 +25,6 @@ Writes ``<out>/scaling.json`` and ``<out>/scaling.png`` (log-log, matplotlib).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -37,12 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import backends  # noqa: E402
 import patch_memory  # noqa: E402
-from fit_cpu import _mem_available_mb  # noqa: E402
+from _harness import mem_available_mb, parser, say, write_json  # noqa: E402
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = parser(__doc__)
     ap.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 48, 64, 96, 128, 256, 512, 1024])
     ap.add_argument("--patch-sizes", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--patch", type=int, default=128)
@@ -60,15 +58,14 @@ def main(argv=None) -> int:
             for r in rows:
                 r.setdefault("points", r["side"] ** 2)
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "scaling.json").write_text(json.dumps(old, indent=1, default=float))
+        write_json(args.out / "scaling.json", old, indent=1, default=float)
         plot(old["series"], old["meta"], args.out / "scaling.png")
         _table(old["series"], print)
         return 0
     if args.tiny:
         args.sizes, args.patch_sizes, args.patch, args.steps = [16, 24], [48, 64], 32, 1
-    avail = _mem_available_mb() or 16384.0
+    avail = mem_available_mb() or 16384.0
     cap = args.mem_cap_mb or min(0.5 * avail, 8192.0)
-    say = lambda *a: print(*a, flush=True)  # noqa: E731
     say(f"scaling: {platform.machine()}, {os.cpu_count()} CPUs, memory available {avail:,.0f} MB, "
         f"child cap {cap:,.0f} MB, {args.steps} timed step(s)")
     t_start = time.perf_counter()
@@ -105,8 +102,8 @@ def main(argv=None) -> int:
     meta = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "cap_mb": cap,
             "steps": args.steps, "patch": args.patch, "wall_s": time.perf_counter() - t_start,
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    (args.out / "scaling.json").write_text(json.dumps({"meta": meta, "series": series}, indent=1,
-                                                      default=float))
+    write_json(args.out / "scaling.json", {"meta": meta, "series": series}, indent=1,
+               default=float)
     plot(series, meta, args.out / "scaling.png")
     say("")
     _table(series, say)

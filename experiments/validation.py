@@ -25,11 +25,9 @@ case.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import json
 import math
-import os
 import platform
 import sys
 import tempfile
@@ -39,6 +37,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import aligned, parser, set_threads, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -63,9 +65,7 @@ def table_lines(rows: list[dict], sep: str = "  ") -> list[str]:
     """The per-case table as aligned text lines."""
     cells = [[h for h, _, _ in COLUMNS]] + [[_fmt(r.get(k), f) for _, k, f in COLUMNS]
                                              for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
-    return [sep.join(c.ljust(w) if i < 3 or i == 11 else c.rjust(w)
-                     for i, (c, w) in enumerate(zip(line, widths))) for line in cells]
+    return aligned(cells, sep, right=[i for i in range(len(COLUMNS)) if not (i < 3 or i == 11)])
 
 
 def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
@@ -102,16 +102,6 @@ def summary_lines(s: dict) -> list[str]:
     return lines
 
 
-def _set_threads(n: int) -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", str(n))
-    try:
-        import torch
-
-        torch.set_num_threads(n)
-    except ImportError:  # pragma: no cover
-        pass
-
-
 def _config(case, quick: bool, steps: int | None):
     from chromarate.validation import default_config
 
@@ -123,7 +113,7 @@ def _config(case, quick: bool, steps: int | None):
 
 def run_one(case, quick: bool, steps: int | None, method: str, cache: str, threads: int):
     """Run one case; an unexpected exception becomes a failed row (the suite goes on)."""
-    _set_threads(threads)
+    set_threads(threads, omp_env=True)
     from chromarate.validation import run_case
 
     t0 = time.perf_counter()
@@ -234,14 +224,14 @@ def merge(paths: list[str], out: Path) -> dict:
     print("\n".join(summary_lines(summary)))
     report = {"meta": meta, "summary": summary, "rows": merged}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, allow_nan=True) + "\n")
+    write_json(out, report, indent=1, allow_nan=True, newline=True)
     out.with_suffix(".md").write_text(markdown(merged, summary, meta))
     print(f"\nwrote {out} and {out.with_suffix('.md')}")
     return report
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = parser(__doc__, first="line")
     ap.add_argument("--set", choices=["dev", "unseen"], default="dev", dest="seed_set")
     ap.add_argument("--seeds", type=int, nargs="+", default=None,
                     help="explicit seeds instead of the set's")
@@ -265,7 +255,7 @@ def main(argv=None) -> dict:
     args = ap.parse_args(argv)
     if args.merge:
         return merge(args.merge, Path(args.out) if args.out else RESULTS / "validation_merged.json")
-    _set_threads(args.threads)
+    set_threads(args.threads, omp_env=True)
 
     import chromarate
     from chromarate.validation import DEV_SEEDS, UNSEEN_SEEDS, suite, summarise
@@ -308,7 +298,7 @@ def main(argv=None) -> dict:
     print("\n".join(summary_lines(summary)))
     out.parent.mkdir(parents=True, exist_ok=True)
     report = {"meta": meta, "summary": summary, "rows": rows}
-    out.write_text(json.dumps(report, indent=1, allow_nan=True) + "\n")
+    write_json(out, report, indent=1, allow_nan=True, newline=True)
     md = out.with_suffix(".md")
     md.write_text(markdown(rows, summary, meta))
     print(f"\nwrote {out} and {md}")

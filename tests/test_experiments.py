@@ -1,8 +1,11 @@
-"""Smoke tests of experiments/paper_table.py, scaling.py and deepxde_heat.py (tiny sizes).
+"""Tests of the long studies in ``experiments/`` and of their shared harness.
 
-They check that each script runs end to end and writes its JSON, markdown table or plot
-with the expected structure. No timing, memory or accuracy number is asserted: those
-depend on the machine, its load and (at these sizes and step counts) on nothing meaningful.
+The smoke tests run each script end to end at tiny sizes in a subprocess and check its exit
+status, printed table / ratio lines and the structure of its JSON, markdown table or plot.
+No timing, memory or accuracy number is asserted: those depend on the machine, its load and
+(at these sizes and step counts) on nothing meaningful. They take minutes together, so they
+are marked ``slow`` (the CI's slow step runs them: ``pytest -m slow tests/test_experiments.py``);
+the unit tests of the harness and of the ``paper_table`` helpers stay in the default run.
 """
 
 from __future__ import annotations
@@ -16,20 +19,182 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "experiments"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
-def _run(script: str, *args: str, timeout: float = 600):
-    path = BENCH / script
+def _script(name: str) -> Path:
+    path = EXPERIMENTS / name
     if not path.is_file():
-        pytest.skip(f"experiments/{script} is not in this checkout")
+        pytest.skip(f"experiments/{name} is not in this checkout")
+    return path
+
+
+def _run(script: str, *args: str, timeout: float = 600) -> str:
     env = dict(os.environ, DDE_BACKEND="pytorch")
-    proc = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    proc = subprocess.run([sys.executable, str(_script(script)), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     return proc.stdout
 
 
+def _run_quick_json(script: str, tmp_path: Path):
+    out_json = tmp_path / "out.json"
+    out = _run(script, "--quick", "--json", str(out_json), timeout=300)
+    return out, json.loads(out_json.read_text())
+
+
+# ---------------------------------------------------------------------------------------
+# the shared harness (fast)
+# ---------------------------------------------------------------------------------------
+
+@pytest.fixture
+def harness(monkeypatch):
+    _script("_harness.py")
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    import _harness
+
+    return _harness
+
+
+_CHILD_SCRIPT = """
+import sys, time
+sys.path.insert(0, {exp!r})
+import _harness as H
+ap = H.parser(__doc__)
+H.add_child_option(ap)
+spec = H.child_spec(ap.parse_args())
+if spec["kind"] == "ok":
+    H.emit({{"ok": True, "twice": 2 * spec["x"]}})
+elif spec["kind"] == "crash":
+    raise RuntimeError("boom")
+else:
+    time.sleep(30)
+"""
+
+
+def test_harness_child_result_ok_crash_and_timeout(harness, tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD_SCRIPT.format(exp=str(EXPERIMENTS)))
+    ok = harness.child_result(str(script), {"kind": "ok", "x": 21}, 60)
+    assert ok == {"ok": True, "twice": 42}
+    crash = harness.child_result(str(script), {"kind": "crash"}, 60)
+    assert crash["ok"] is False and crash["reason"] == "crash" and "boom" in crash["message"]
+    slow = harness.child_result(str(script), {"kind": "sleep"}, 1,
+                                on_failure=lambda f: ("failed", f["reason"]))
+    assert slow == ("failed", "timeout")
+
+
+def test_harness_formatting_and_json(harness, tmp_path):
+    assert harness.fmt_mb(None) == "-" and harness.fmt_mb(6293.25) == "6,293.2"
+    assert harness.fmt_s(0.12944) == "0.1294" and harness.fmt_s(7.021) == "7.02"
+    assert harness.fmt_duration(0.0125) == "12.5 ms" and harness.fmt_duration(1.254) == "1.25 s"
+    assert harness.aligned([["a", "bb"], ["ccc", "d"]], right=[1]) == ["a    bb", "ccc   d"]
+    harness.write_json(tmp_path / "r.json", {"x": float("nan")}, indent=1, newline=True)
+    text = (tmp_path / "r.json").read_text()
+    assert text.endswith("}\n") and "NaN" in text
+    assert harness.is_oom(MemoryError()) and harness.is_oom(RuntimeError("CUDA out of memory"))
+    assert not harness.is_oom(RuntimeError("shape mismatch"))
+    assert harness.default_mem_cap(123.0) == 123.0
+
+
+def test_no_script_keeps_its_own_copy_of_the_harness():
+    """The child-process protocol and the memory helpers live in _harness.py only."""
+    for path in sorted(EXPERIMENTS.glob("*.py")):
+        if path.name == "_harness.py":
+            continue
+        text = path.read_text()
+        assert "RESULT_TAG = " not in text and "def call_child" not in text, path.name
+        assert "def _maxrss_mb" not in text and "resource.setrlimit" not in text, path.name
+
+
+def test_fit_cpu_rejects_bad_arguments():
+    proc = subprocess.run([sys.executable, str(_script("fit_cpu.py")), "--steps", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--steps" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# smoke tests of the scripts (slow)
+# ---------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_fit_cpu_quick_runs_and_prints_ratios(tmp_path):
+    out_json = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, str(_script("fit_cpu.py")), "--quick", "--json", str(out_json)],
+        capture_output=True, text=True, timeout=300,
+    )
+    text = proc.stdout + proc.stderr
+    assert proc.returncode == 0, text[-4000:]
+    assert re.search(r"^ratio autograd/mollifier time per step: [0-9.]+x", proc.stdout, re.M), text
+    assert re.search(r"^ratio autograd/mollifier peak memory: [0-9.]+x", proc.stdout, re.M), text
+    assert "(a) fit_rates" in proc.stdout
+    assert re.search(r"^input: (bundled sample|simulated nucleus)", proc.stdout, re.M)
+
+    report = json.loads(out_json.read_text())
+    assert report["quick"] is True
+    assert report["fit"]["ok"] is True
+    for backend in ("mollifier", "autograd"):
+        r = report["step"][backend]
+        assert r["ok"] is True
+        assert r["grid"] == report["step"]["mollifier"]["grid"]  # same collocation points
+        assert len(r["step_s"]) == report["steps"]
+        assert r["finite"] is True
+    assert set(report["ratios"]) >= {"time_per_step", "peak_memory"}
+
+
+@pytest.mark.slow
+def test_backends_quick(tmp_path):
+    out, report = _run_quick_json("backends.py", tmp_path)
+    assert re.search(r"^backend\s+grid\s+net points\s+s/step \(median\)\s+peak MB", out, re.M), out
+    for b in ("mollifier", "autograd", "finite-difference", "spectral"):
+        for side in (16, 24):
+            assert re.search(rf"^{b}\s+{side}x{side}\s+[\d,]+\s+[\d.]+ m?s\s+[\d.,]+$", out, re.M), out
+    for b in ("autograd", "finite-difference", "spectral"):
+        for side in (16, 24):
+            assert re.search(rf"^ratio {b}/mollifier {side}x{side}: time [\d.]+x, memory [\d.]+x$",
+                             out, re.M), out
+    assert report["quick"] is True and report["sizes"] == [16, 24]
+    for b in ("mollifier", "autograd", "finite-difference", "spectral"):
+        for side in ("16", "24"):
+            r = report["results"][b][side]
+            assert r["ok"] is True and r["finite"] is True
+
+
+@pytest.mark.slow
+def test_patch_memory_quick(tmp_path):
+    out, report = _run_quick_json("patch_memory.py", tmp_path)
+    assert re.search(r"^training\s+image\s+peak MB\s+process MB\s+s/step", out, re.M), out
+    for side in (64, 96):
+        assert re.search(rf"^patch 32\s+{side}x{side}\s+[\d.,]+\s+[\d.,]+\s+[\d.]+", out, re.M), out
+    assert re.search(r"^no patches\s+64x64\s+[\d.,]+", out, re.M), out
+    assert re.search(r"^peak memory ratio 96x96 / 64x64 with patch 32: [\d.]+x", out, re.M), out
+    assert re.search(r"^peak memory ratio no patches / patch 32 at 64x64: [\d.]+x", out, re.M), out
+    assert report["quick"] is True and report["patch"] == 32
+    assert [r["training"] for r in report["rows"]] == ["patch 32", "patch 32", "no patches"]
+    assert all(r["ok"] and r["finite_rate"] for r in report["rows"])
+
+
+@pytest.mark.slow
+def test_recovery_tiny(tmp_path):
+    """experiments/recovery.py on a 64 x 64 state, 5 steps, both forward solvers' cases."""
+    out_json = tmp_path / "rec.json"
+    for boundary in ("box", "masked"):
+        proc = subprocess.run(
+            [sys.executable, str(_script("recovery.py")), "--size", "64", "--pixel-nm", "40",
+             "--steps", "5", "--noise", "0", "0.05", "--threads", "1", "--boundary", boundary,
+             "--cache", str(tmp_path / "cache"), "--out", str(out_json)],
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+        assert re.search(r"^\s+5%\s+-?[\d.]+\s+[\d.]+", proc.stdout, re.M), proc.stdout
+        report = json.loads(out_json.read_text())
+        assert report["boundary"] == boundary and [r["noise"] for r in report["rows"]] == [0.0, 0.05]
+        for row in report["rows"]:
+            assert -1.0 <= row["pinn_corr"] <= 1.0 and row["trusted_px"] > 0
+
+
+@pytest.mark.slow
 def test_paper_table_tiny(tmp_path):
     out = _run("paper_table.py", "--tiny", "--out", str(tmp_path))
     report = json.loads((tmp_path / "paper_table.json").read_text())
@@ -68,6 +233,7 @@ def test_paper_table_tiny(tmp_path):
     assert "wrote" in out
 
 
+@pytest.mark.slow
 def test_scaling_tiny(tmp_path):
     out = _run("scaling.py", "--tiny", "--out", str(tmp_path))
     report = json.loads((tmp_path / "scaling.json").read_text())
@@ -81,6 +247,7 @@ def test_scaling_tiny(tmp_path):
     assert re.search(r"^autograd\s+16\s+256\s", out, re.M), out
 
 
+@pytest.mark.slow
 def test_deepxde_heat_tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("DDE_BACKEND", "pytorch")
     pytest.importorskip("deepxde", reason="deepxde is in the optional 'bench' extra: "
@@ -95,11 +262,10 @@ def test_deepxde_heat_tiny(tmp_path, monkeypatch):
     assert re.search(r"^\| chromarate/mollifier \| -?[\d.]+ \[", out, re.M), out
 
 
+@pytest.mark.slow
 def test_gpu_sh_dry_run(tmp_path):
     """experiments/gpu.sh on the CPU with the tiny mode: the in-process (GPU) code path."""
-    script = BENCH / "gpu.sh"
-    if not script.is_file():
-        pytest.skip("experiments/gpu.sh is not in this checkout")
+    script = _script("gpu.sh")
     # PYTHON: the script runs this interpreter, not whatever 'python' is first on PATH
     env = dict(os.environ, BENCH_DEVICE="cpu", BENCH_MODE="tiny", BENCH_LIMIT_S="500",
                PYTHON=sys.executable)
@@ -114,11 +280,22 @@ def test_gpu_sh_dry_run(tmp_path):
     assert "gpu.sh: exit 0" in (tmp_path / "paper_table.log").read_text()
 
 
+@pytest.mark.slow
+def test_render_benchmark_quick_runs():
+    out = _run("render.py", "--quick", timeout=300)
+    for method in ("histogram", "gaussian"):
+        assert f"ratio {method}/histogram2d time" in out, out
+        assert f"ratio {method}/histogram2d peak memory" in out, out
+
+
+# ---------------------------------------------------------------------------------------
+# paper_table helpers (fast)
+# ---------------------------------------------------------------------------------------
+
 @pytest.fixture
 def paper_table(monkeypatch):
-    if not (BENCH / "paper_table.py").is_file():
-        pytest.skip("experiments/paper_table.py is not in this checkout")
-    monkeypatch.syspath_prepend(str(BENCH))
+    _script("paper_table.py")
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
     import paper_table
 
     return paper_table
