@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from chromarate.errors import ConfigError
-from chromarate.fit.benchmark_problems import format_rows, run_problem_benchmark
 from chromarate.fit.problems import (
     Grid1D,
     fit_problem,
+    format_rows,
     heat_discrete_residual,
     interior_mask,
     invert_heat,
@@ -26,6 +26,7 @@ from chromarate.fit.problems import (
     metrics,
     mollifier_kernels_1d,
     problem_margin,
+    run_problem_benchmark,
     solve_langevin,
     solve_poisson_dst,
 )

@@ -1,54 +1,33 @@
-"""Backend comparison on the heat and Langevin benchmark problems (see :mod:`.problems`).
+"""Backend comparison on the benchmark problems (the library part; the command line is
+``experiments/benchmark_problems.py``).
 
 For each problem and noise level, every derivative backend fits the same PINN (same networks,
 seeds, collocation points, steps and loss) and the closed-form inversions are added as
 baselines. The rows report what was measured: correlation and relative L2 error of lambda
 over the interior, the same for the closed form applied to the fitted u (``*_from_u``), the
 mean time per optimiser step and the total time. Nothing here asserts a timing.
-
-Run::
-
-    python -m chromarate.fit.benchmark_problems                      # defaults below
-    python -m chromarate.fit.benchmark_problems --problem heat --n 32 --steps 300 --quick
-    python -m chromarate.fit.benchmark_problems --json out.json
-
-Timings depend on the machine and its load; ``--threads`` sets torch's intra-op threads
-(default 1: on a shared machine more threads are often slower).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import time
 
 import numpy as np
 
-from .problems import (
-    BACKENDS_1D,
-    fit_problem,
-    interior_mask,
-    invert_heat,
-    invert_langevin,
-    make_heat_problem,
-    make_langevin_problem,
-    metrics,
-    problem_margin,
-)
+from ..derivatives import BACKENDS
+from .backends_1d import BACKENDS_1D
+from .base import get_plugin, interior_mask, metrics
+from .fit import fit_problem, problem_margin
+from .heat import invert_heat
+from .langevin import invert_langevin
 
-__all__ = ["BACKENDS_2D", "format_rows", "main", "run_problem_benchmark"]
+__all__ = ["BACKENDS_2D", "INVERSIONS", "format_rows", "run_problem_benchmark"]
 
 #: 2-D backends compared on the heat problem.
-BACKENDS_2D = ("mollifier", "autograd", "finite-difference", "spectral")
+BACKENDS_2D = BACKENDS
 
-
-def _make(problem: str, n: int | None, noise: float, seed: int):
-    if problem == "heat":
-        return make_heat_problem(64 if n is None else n, noise=noise, seed=seed)
-    if problem == "langevin":
-        return make_langevin_problem(256 if n is None else n, noise=noise, seed=seed)
-    raise ValueError(f"unknown problem {problem!r}; use heat or langevin")
+#: Closed-form inversions of the data by problem kind (``f(problem, method=, radius_px=)``).
+INVERSIONS = {"heat": invert_heat, "langevin": invert_langevin}
 
 
 def run_problem_benchmark(problem: str, *, n: int | None = None, noise: float = 0.0,
@@ -58,9 +37,10 @@ def run_problem_benchmark(problem: str, *, n: int | None = None, noise: float = 
 
     Parameters
     ----------
-    problem : {"heat", "langevin"}
+    problem : str
+        A registered problem kind ("heat", "langevin", "allen-cahn").
     n : int, optional
-        Grid size (default: the problem's default, 64 / 256).
+        Grid size (default: the plug-in's, 64 heat, 256 in 1-D).
     noise : float
         Relative noise of the observation.
     backends : sequence of str, optional
@@ -68,13 +48,15 @@ def run_problem_benchmark(problem: str, *, n: int | None = None, noise: float = 
     steps, seed, radius_px
         Passed to :func:`fit_problem` (identical for every backend).
     closed_form : bool
-        Also report the closed-form inversions (mollifier and finite-difference).
+        Also report the closed-form inversions (mollifier and finite-difference), for the
+        problems that have a data inversion (:data:`INVERSIONS`).
     **fit_kwargs
         Anything else :func:`fit_problem` takes (network, lr, residual_weight, ...).
     """
-    prob = _make(problem, n, noise, seed)
+    plugin = get_plugin(problem)
+    prob = plugin.make(n, noise=noise, seed=seed)
     if backends is None:
-        backends = BACKENDS_2D if problem == "heat" else BACKENDS_1D
+        backends = BACKENDS_2D if plugin.ndim == 2 else BACKENDS_1D
     rows = []
     radius = radius_px
     for b in backends:
@@ -93,11 +75,11 @@ def run_problem_benchmark(problem: str, *, n: int | None = None, noise: float = 
             "time_per_step_s": fit.time_per_step_s, "train_s": fit.train_s, "total_s": fit.total_s,
             "final_data": fit.history["data"][-1], "final_residual": fit.history["residual"][-1],
         })
-    if closed_form:
+    if closed_form and problem in INVERSIONS:
         if radius is None:
-            radius = 6.0 if problem == "heat" else 8.0
+            radius = plugin.defaults["radius_px"]
         mask = interior_mask(prob.shape, problem_margin(prob, radius))
-        invert = invert_heat if problem == "heat" else invert_langevin
+        invert = INVERSIONS[problem]
         for method in ("mollifier", "finite-difference"):
             t0 = time.perf_counter()
             est = invert(prob, method=method, radius_px=radius)
@@ -129,53 +111,3 @@ def format_rows(rows: list[dict]) -> str:
             f"{fmt(None if ms is None else 1e3 * ms, '8.1f'):>8s} {fmt(r.get('total_s'), '8.2f'):>8s}"
         )
     return "\n".join(lines)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--problem", choices=("heat", "langevin", "both"), default="both")
-    ap.add_argument("--n", type=int, default=None, help="grid size (default 64 heat, 256 Langevin)")
-    ap.add_argument("--noise", type=float, nargs="+", default=[0.0])
-    ap.add_argument("--backends", nargs="+", default=None)
-    ap.add_argument("--network", choices=("mlp", "fourier"), default="mlp")
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--radius", type=float, default=None)
-    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
-    ap.add_argument("--quick", action="store_true", help="small grids and 200 steps (smoke test)")
-    ap.add_argument("--json", default=None, help="also write the rows as JSON to this file")
-    args = ap.parse_args(argv)
-
-    import torch
-
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    problems = ("heat", "langevin") if args.problem == "both" else (args.problem,)
-    rows: list[dict] = []
-    for prob in problems:
-        n = args.n
-        steps = args.steps
-        if args.quick:
-            n = n or (24 if prob == "heat" else 96)
-            steps = min(steps, 200)
-        backends = args.backends
-        if backends is not None:
-            allowed = BACKENDS_2D if prob == "heat" else BACKENDS_1D
-            backends = [b for b in backends if b in allowed]
-        for noise in args.noise:
-            new = run_problem_benchmark(prob, n=n, noise=noise, backends=backends, steps=steps,
-                                        seed=args.seed, radius_px=args.radius, network=args.network,
-                                        lr=args.lr, dtype=args.dtype, device=args.device)
-            rows += new
-            print(format_rows(new), flush=True)
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=1)
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
