@@ -1,5 +1,7 @@
 """The nuclei of a result folder as Python objects with their arrays and metadata.
 
+(The example needs a result folder written by ``chromarate run``; it is not run as a doctest.)
+
 >>> for nucleus in iter_nuclei("results/"):           # doctest: +SKIP
 ...     print(nucleus.name, nucleus.nucleus_id, nucleus.area_um2, np.nanmean(nucleus.rate))
 """

@@ -150,6 +150,8 @@ def nucleus_table(source: str | os.PathLike | Iterable[Nucleus],
 
     Examples
     --------
+    Not run as a doctest: it needs a result folder written by ``chromarate run``.
+
     >>> table = nucleus_table("results/")                      # doctest: +SKIP
     >>> table.groupby("group")["rate_median"].describe()       # doctest: +SKIP
     """

@@ -185,6 +185,8 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
 
     Examples
     --------
+    Not run as a doctest: the paths stand for the user's own files.
+
     >>> discover_inputs(["data/", "extra/cell_7.csv.gz", "more/*.hdf5"])  # doctest: +SKIP
     """
     return find_inputs(specs, exclude=exclude)[0]
@@ -280,6 +282,8 @@ def claim_output_names(out_dir: str | os.PathLike, names: dict[Path, str]
 
     Examples
     --------
+    Not run as a doctest: it needs a result folder that already holds another file's results.
+
     >>> claim_output_names("results", {Path("treated/cell1.csv"): "cell1"})  # doctest: +SKIP
     ({PosixPath('treated/cell1.csv'): 'cell1-1c9e5f2a'}, ['results/cell1/ holds ...'])
     """
