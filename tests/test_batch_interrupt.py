@@ -25,17 +25,7 @@ SHORT_FIT = ["--set", "fit.steps=15", "--set", "fit.log_every=5", "--set", "fit.
              "--set", "fit.network.fourier_features=16"]
 
 
-@pytest.fixture
-def torch_one_thread():
-    """One torch thread while the test fits in this process (like the subprocess, whose
-    OMP_NUM_THREADS is 1): on 2 busy cores two threads made these small fits ~7x slower."""
-    torch = pytest.importorskip("torch")
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
+@pytest.mark.slow  # kills a real batch process mid-fit (~20 s): in the CI's slow step
 def test_killed_batch_reruns_to_completion_without_damage(synthetic_batch, tmp_path,
                                                           torch_one_thread):
     folder, _, _ = synthetic_batch

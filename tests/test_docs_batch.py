@@ -32,15 +32,6 @@ def _run_console(body: str) -> None:
             assert exc.code in (0, None), f"{line!r} exited with {exc.code}"
 
 
-@pytest.fixture
-def torch_one_thread():
-    torch = pytest.importorskip("torch")
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)  # small fits on 2 busy cores: one thread is much faster
-    yield
-    torch.set_num_threads(old)
-
-
 def test_doc_has_examples_of_every_part():
     text = DOC.read_text(encoding="utf-8")
     langs = [lang for lang, _ in _BLOCK.findall(text)]
@@ -50,6 +41,7 @@ def test_doc_has_examples_of_every_part():
         assert needle in text
 
 
+@pytest.mark.slow  # about 50 s of fits on 2 busy cores: in the CI's slow step
 def test_doc_examples_run(tmp_path, monkeypatch, torch_one_thread):
     monkeypatch.chdir(tmp_path)
     namespace: dict = {"__name__": "__docs__"}

@@ -31,18 +31,3 @@ def ramp_case():
     state = steady_state(rate, pixel_um=PIXEL_UM, tol=1e-6)
     assert state.converged
     return rate, state
-
-
-@pytest.fixture(scope="module")
-def torch_one_thread():
-    """Run torch on one intra-op thread for the module, then restore the setting.
-
-    The default run targets 2 CPU cores shared with other work; with two intra-op threads
-    on a busy 2-core machine the small fits here were measured 2-6x slower than with one
-    (thread oversubscription), and one thread also keeps the runs bit-for-bit repeatable.
-    """
-    torch = pytest.importorskip("torch")
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)

@@ -32,15 +32,6 @@ from chromarate.fit.problems import (
 )
 
 
-@pytest.fixture
-def one_thread():
-    """Fits are much faster on one thread when the cores are shared; restore afterwards."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 # ---------------------------------------------------------------- forward solvers
 
 def test_poisson_dst_inverts_the_five_point_laplacian():
@@ -166,7 +157,7 @@ def test_unknown_backends_and_networks_raise():
 # ---------------------------------------------------------------- PINN fits
 
 @pytest.mark.parametrize("backend", ["mollifier", "autograd"])
-def test_heat_pinn_recovers_conductivity(backend, one_thread):
+def test_heat_pinn_recovers_conductivity(backend, torch_one_thread):
     p = make_heat_problem(24)
     fit = fit_problem(p, backend=backend, steps=200, radius_px=4.0, seed=0)
     # measured (seed 0, 1 thread): mollifier 0.916, autograd 0.921; seeds 1-3 gave 0.84-0.93
@@ -179,7 +170,7 @@ def test_heat_pinn_recovers_conductivity(backend, one_thread):
 
 
 @pytest.mark.parametrize("backend", ["mollifier", "autograd"])
-def test_langevin_pinn_recovers_forcing(backend, one_thread):
+def test_langevin_pinn_recovers_forcing(backend, torch_one_thread):
     q = make_langevin_problem(128)
     fit = fit_problem(q, backend=backend, network="fourier", steps=300, radius_px=6.0, seed=0)
     # measured (seed 0, 1 thread): mollifier 0.960, autograd 0.958; seeds 1-3 within 0.956-0.960
@@ -188,7 +179,7 @@ def test_langevin_pinn_recovers_forcing(backend, one_thread):
     assert fit.lambda_hat.shape == (128,)
 
 
-def test_benchmark_rows_smoke(one_thread):
+def test_benchmark_rows_smoke(torch_one_thread):
     rows = run_problem_benchmark("langevin", n=48, steps=5, backends=("finite-difference",), radius_px=4.0)
     methods = [r["method"] for r in rows]
     assert methods == ["pinn/finite-difference", "closed/mollifier", "closed/finite-difference"]
@@ -197,7 +188,7 @@ def test_benchmark_rows_smoke(one_thread):
 
 
 @pytest.mark.parametrize("backend", ["finite-difference", "spectral"])
-def test_heat_other_backends_run(backend, one_thread):
+def test_heat_other_backends_run(backend, torch_one_thread):
     p = make_heat_problem(16)
     fit = fit_problem(p, backend=backend, steps=3, radius_px=3.0, dtype="float64")
     assert fit.backend == backend and fit.dtype == "float64"

@@ -98,3 +98,11 @@ def make_result(shape=(30, 40), pixel=20.0, origin=(100.0, 260.0), seed=0) -> Re
                                    "fit": {"device": "cpu", "final_loss": 0.25,
                                            "timings": {"fit": 3.5}},
                                    "metrics": {"rate_corr_truth": 0.9}})
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A result store of :func:`make_result` written to ``tmp_path/cell/1.ome.zarr``."""
+    from chromarate.io.zarr_store import write_result
+
+    return write_result(make_result(), tmp_path / "cell" / "1.ome.zarr")

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from chromarate._napari import _preferences
-from chromarate.io.zarr_store import write_result
 
 from .conftest import make_result
 
@@ -49,11 +48,6 @@ def model():
     _initialize_plugins()  # napari's built-in reader too, as in a running napari
     _register_plugin()
     return ViewerModel()
-
-
-@pytest.fixture
-def store(tmp_path):
-    return write_result(make_result(), tmp_path / "cell" / "1.ome.zarr")
 
 
 def test_activation_hook_is_declared_and_respects_the_users_choice(settings):

@@ -14,11 +14,6 @@ from chromarate.io.zarr_store import write_result
 from .conftest import make_result
 
 
-@pytest.fixture
-def store(tmp_path):
-    return write_result(make_result(), tmp_path / "cell" / "1.ome.zarr")
-
-
 def test_result_reader_accepts_results_and_declines_the_rest(store, tmp_path):
     reader = get_result_reader(str(store))
     assert callable(reader)
