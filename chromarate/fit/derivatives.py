@@ -128,21 +128,70 @@ class MollifierBackend:
         """``sum coef * (K_name * field)`` over ``terms = [(name, field, coef), ...]``.
 
         Fields are 2-D (ny + 2 halo, nx + 2 halo); the result is (ny, nx). On the FFT path
-        the sum is formed in Fourier space, so it costs one inverse transform in all.
+        the sum is formed in Fourier space, so it costs one inverse transform in all (see
+        :meth:`combine_with`).
+        """
+        return self.combine_with(terms)[0]
+
+    def combine_with(self, terms, extra=()) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """:meth:`combine`, and further single convolutions from the same transforms.
+
+        Parameters
+        ----------
+        terms : sequence of (str, torch.Tensor, float or torch.Tensor)
+            ``(operator name, 2-D field (ny + 2 halo, nx + 2 halo), coefficient)``.
+        extra : sequence of (str, torch.Tensor)
+            ``(operator name, field)``: also return ``K_name * field``. A field that *is*
+            (the same tensor object as) one of the terms' fields reuses that field's
+            forward transform.
+
+        Returns
+        -------
+        (torch.Tensor, list of torch.Tensor)
+            The sum (ny, nx) and the extra convolutions (ny, nx each, in order).
+
+        Notes
+        -----
+        On the FFT path all fields are transformed in one batched ``rfft2`` and the sum and
+        the extra outputs are transformed back in one batched ``irfft2``, so the whole
+        call is one transform pair however many operators it applies. The kernel spectra,
+        scaled by plain-number coefficients, are computed once per transform size and
+        cached.
         """
         if self.method != "fft":
             acc = None
             for name, field, coef in terms:
                 t = coef * self.convolve(field.unsqueeze(0), (name,))[name][0]
                 acc = t if acc is None else acc + t
-            return acc
-        hp, wp, size = self._fft_size(terms[0][1])
+            return acc, [self.convolve(f.unsqueeze(0), (n,))[n][0] for n, f in extra]
+        fields = [f for _, f, _ in terms]
+        where = []
+        for _, f in extra:
+            j = next((i for i, t in enumerate(fields) if t is f), None)
+            if j is None:
+                fields.append(f)
+                j = len(fields) - 1
+            where.append(j)
+        hp, wp, size = self._fft_size(fields[0])
         length = 2 * self.halo + 1
+        spec = torch.fft.rfft2(torch.stack(fields), s=size)
+        kern = self._term_spectra([(n, c) for n, _, c in terms], size)
         acc = None
-        for name, field, coef in terms:
-            t = torch.fft.rfft2(field, s=size) * (coef * self._kernel_spectrum(name, size))
+        for i in range(len(terms)):
+            t = spec[i] * kern[i]
             acc = t if acc is None else acc + t
-        return torch.fft.irfft2(acc, s=size)[length - 1:hp, length - 1:wp]
+        outs = [acc] + [spec[j] * self._kernel_spectrum(n, size) for (n, _), j in zip(extra, where)]
+        full = torch.fft.irfft2(torch.stack(outs), s=size)[:, length - 1:hp, length - 1:wp]
+        return full[0], list(full[1:])
+
+    def _term_spectra(self, names_coefs, size: tuple[int, int]) -> list[torch.Tensor]:
+        """``coef * spectrum(K_name)`` of each term; cached when every coefficient is a number."""
+        if not all(isinstance(c, (int, float)) for _, c in names_coefs):
+            return [c * self._kernel_spectrum(n, size) for n, c in names_coefs]
+        key = ("terms", tuple((n, float(c)) for n, c in names_coefs)) + size
+        if key not in self._fft_cache:
+            self._fft_cache[key] = [c * self._kernel_spectrum(n, size) for n, c in names_coefs]
+        return self._fft_cache[key]
 
     def _x_pass(self, g: torch.Tensor, order: int) -> torch.Tensor:
         k = self._k[order]

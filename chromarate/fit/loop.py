@@ -44,6 +44,7 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from scipy.fft import next_fast_len
 
 from .._types import FitDone, FitProgress, FitResult, PhaseFields
 from ..config import FitConfig
@@ -95,6 +96,23 @@ class _Window:
 
     def inner(self):
         return slice(self.r0, self.r0 + self.nh), slice(self.c0, self.c0 + self.nw)
+
+
+@dataclass(frozen=True)
+class _WindowConstants:
+    """Step-independent tensors of the loss on one window (see ``_Problem._window_constants``)."""
+
+    wgt: torch.Tensor
+    wsum: torch.Tensor
+    positive: bool
+    norm_sq: torch.Tensor | None
+    mask: torch.Tensor
+    any_mask: bool
+    data_idx: torch.Tensor
+    obs: torch.Tensor
+    inner_y: torch.Tensor
+    inner_x: torch.Tensor
+    points: tuple[torch.Tensor, torch.Tensor] | None
 
 
 class _Problem:
@@ -173,6 +191,11 @@ class _Problem:
             self.base = torch.as_tensor(obs_np[:, self.mask_np].mean(axis=1), device=dev,
                                         dtype=dtype).view(1, 2)
             self.offset = None
+        #: Evaluate the networks (with gradients) only at the lattice points the loss
+        #: depends on (see :meth:`_window_constants`); False: everywhere, as without.
+        self.restrict_networks = True
+        self._window_consts: dict = {}
+        self._blur_spectra: dict = {}
 
     # -- windows ---------------------------------------------------------------------------
     def full_window(self) -> _Window:
@@ -222,26 +245,104 @@ class _Problem:
         return wgt
 
     # -- loss --------------------------------------------------------------------------------
+    def _window_constants(self, w: _Window) -> "_WindowConstants":
+        """What the loss on window ``w`` needs that does not change from step to step.
+
+        Cached per window (the whole grid, or the last few patches): the residual weight,
+        its sum and the squared norm of its test-window blur (the residual's
+        normalisation), the pixels of the data and smoothness terms as flat indices, and
+        the lattice points at which the networks must be evaluated for the weak-form loss.
+
+        Those lattice points: the loss reads the fields at the nucleus pixels (data and
+        smoothness terms) and the weak residual where the weight is non-zero, which
+        depends on the fields within one kernel half-width (``halo``) of there; the
+        bicubic upsampling reads lattice points within two lattice steps. The networks
+        are evaluated only there (on the sample nucleus about 37 % of the lattice); other
+        lattice points are 0, which changes no term of the loss and no gradient, only the
+        returned fitted field and residual away from the nucleus.
+        """
+        key = (w.r0, w.c0, w.nh, w.nw)
+        hit = self._window_consts.get(key)
+        if hit is not None:
+            return hit
+        if len(self._window_consts) >= 16:  # random patches: keep only the latest few
+            self._window_consts.clear()
+        h, dev = self.halo, self.dev
+        iy, ix = w.inner()
+        mask = self.mask[iy, ix]
+        with torch.no_grad():
+            wgt = self._weight(w)
+            wsum = wgt.sum()
+            norm_sq = None
+            if float(wsum) > 0 and self.test_kernel is not None:
+                norm = _blur(wgt, self.test_kernel, self._blur_spectra)
+                norm_sq = (norm * norm).sum()
+            flat = mask.reshape(-1)
+            inner_y = (mask[1:, :] & mask[:-1, :]).reshape(-1)
+            inner_x = (mask[:, 1:] & mask[:, :-1]).reshape(-1)
+            points = None
+            if self.weak and self.stride >= 1:
+                hp, wp = w.nh + 2 * h, w.nw + 2 * h
+                need = torch.zeros(hp, wp, dtype=torch.bool, device=dev)
+                if float(wsum) > 0:
+                    need[h:h + w.nh, h:h + w.nw] = wgt != 0
+                    need = _dilate(need, h)
+                need[h:h + w.nh, h:h + w.nw] |= mask
+                s = self.stride
+                cy, cx = -(-(hp - 1) // s) + 1, -(-(wp - 1) // s) + 1
+                if s > 1:
+                    cells = torch.zeros(cy * s, cx * s, dtype=torch.bool, device=dev)
+                    cells[:hp, :wp] = need
+                    need = _dilate(cells.view(cy, s, cx, s).any(dim=3).any(dim=1), 2)
+                if not bool(need.all()):
+                    idx = torch.nonzero(need.reshape(-1), as_tuple=False).squeeze(1)
+                    pg = self._padded_grid(w)
+                    lattice = Grid(cy, cx, pg.h * s, pg.y0, pg.x0)
+                    points = (idx, lattice.coords(dev, self.dtype).index_select(0, idx))
+        consts = _WindowConstants(
+            wgt=wgt, wsum=wsum, positive=float(wsum) > 0, norm_sq=norm_sq, mask=mask,
+            any_mask=bool(flat.any()),
+            data_idx=torch.nonzero(flat, as_tuple=False).squeeze(1),
+            obs=self.obs[:, iy, ix].reshape(2, -1)[:, flat],
+            inner_y=torch.nonzero(inner_y, as_tuple=False).squeeze(1),
+            inner_x=torch.nonzero(inner_x, as_tuple=False).squeeze(1),
+            points=points)
+        self._window_consts[key] = consts
+        return consts
+
     def losses(self, field_net, rate_net, w: _Window, autocast=contextlib.nullcontext):
+        """Total loss, its terms and ``(fitted phi_d, lambda, residual)`` on window ``w``.
+
+        With gradients enabled and :attr:`restrict_networks` (the default), the weak-form
+        loss evaluates the networks only at the lattice points it depends on (see
+        :meth:`_window_constants`): the loss and its gradients are those of the evaluation
+        everywhere, while the returned fitted field and residual hold only on the nucleus
+        (and where the residual has weight). Without gradients (the final assembly) the
+        networks are evaluated everywhere. The weak residual and the fitted field come
+        from one batched FFT pair (:meth:`MollifierBackend.combine_with`).
+        """
         cfg, h = self.config, self.halo
         iy, ix = w.inner()
-        obs, mask = self.obs[:, iy, ix], self.mask[iy, ix]
+        c = self._window_constants(w)
         pg = self._padded_grid(w)
-        wgt = self._weight(w)
+        wgt = c.wgt
         offset = None
         if self.offset is not None:
             offset = self.offset[:, w.r0:w.r0 + w.nh + 2 * h, w.c0:w.c0 + w.nw + 2 * h]
         if self.weak:
+            points = c.points if self.restrict_networks and torch.is_grad_enabled() else None
             with autocast():
-                g = _on_lattice(field_net, pg, self.stride, self.dev, self.dtype)
-                lam_pad = _on_lattice(rate_net, pg, self.stride, self.dev, self.dtype)[0]
+                both = _on_lattice((field_net, rate_net), pg, self.stride, self.dev, self.dtype,
+                                   points=points)
+            g, lam_pad = both[:2], both[2]
             if offset is not None:
                 g = g + offset
-
-            r = self.backend.combine(chromatin_weak_operator_terms(g[0], g[1], lam_pad, self.params))
+            phi_d = g[0]
+            r, (fitted,) = self.backend.combine_with(
+                chromatin_weak_operator_terms(phi_d, g[1], lam_pad, self.params),
+                extra=(("u", phi_d),))
             lam = lam_pad[h:h + w.nh, h:h + w.nw]
-            fitted = self.backend.convolve(g[:1], ("u",))["u"][0]
-            data = ((g[:, h:h + w.nh, h:h + w.nw] - obs) ** 2)[:, mask].mean() / self.sigma**2
+            pred = g[:, h:h + w.nh, h:h + w.nw]
         else:
             # derivatives are needed only where the residual has weight (nested autograd's
             # cost grows with the points; the convolution backends ignore ``where``)
@@ -252,25 +353,26 @@ class _Problem:
             lam = rate_net(self._inner_grid(w).coords(self.dev, self.dtype)).view(w.nh, w.nw)
             r = chromatin_residual(d, wf, lam, self.params)
             fitted = f["u"][0]
-            data = ((f["u"] - obs) ** 2)[:, mask].mean() / self.sigma**2
+            pred = f["u"]
         zero = torch.zeros((), device=self.dev, dtype=self.dtype)
-        wsum = wgt.sum()
-        if float(wsum) <= 0:
+        data = zero
+        if c.any_mask:
+            sel = pred.reshape(2, -1).index_select(1, c.data_idx)
+            data = ((sel - c.obs) ** 2).mean() / self.sigma**2
+        if not c.positive:
             res = zero
         elif self.test_kernel is not None:
             # residual tested against Gaussian windows: noise is integrated by parts away
-            tested = _blur(wgt * r, self.test_kernel)
-            norm = _blur(wgt, self.test_kernel)
-            res = (tested * tested).sum() / ((norm * norm).sum() * self.scale_r**2)
+            tested = _blur(wgt * r, self.test_kernel, self._blur_spectra)
+            res = (tested * tested).sum() / (c.norm_sq * self.scale_r**2)
         else:
-            res = (wgt * r * r).sum() / (wsum * self.scale_r**2)
-        inner_y, inner_x = mask[1:, :] & mask[:-1, :], mask[:, 1:] & mask[:, :-1]
+            res = (wgt * r * r).sum() / (c.wsum * self.scale_r**2)
         dev_lam = lam if self.lam_b is None else lam - self.lam_b[iy, ix]
-        gy = (dev_lam[1:, :] - dev_lam[:-1, :])[inner_y] / self.pixel_um
-        gx = (dev_lam[:, 1:] - dev_lam[:, :-1])[inner_x] / self.pixel_um
-        smooth = 0.5 * ((gy**2).mean() + (gx**2).mean()) if gy.numel() and gx.numel() else zero
-        if not bool(mask.any()):
-            data = zero
+        smooth = zero
+        if c.inner_y.numel() and c.inner_x.numel():
+            gy = (dev_lam[1:, :] - dev_lam[:-1, :]).reshape(-1).index_select(0, c.inner_y) / self.pixel_um
+            gx = (dev_lam[:, 1:] - dev_lam[:, :-1]).reshape(-1).index_select(0, c.inner_x) / self.pixel_um
+            smooth = 0.5 * ((gy**2).mean() + (gx**2).mean())
         total = cfg.data_weight * data + cfg.residual_weight * res + cfg.rate_smoothness * smooth
         return total, {"data": data, "residual": res, "smooth": smooth}, (fitted, lam, r)
 
@@ -292,32 +394,123 @@ def auto_stride(radius_px: float, fourier_scale_per_um: float, pixel_um: float) 
     return max(1, min(int(radius_px // 3), int(finest_um / (4.0 * pixel_um))))
 
 
-def _on_lattice(net, grid: Grid, stride: int, dev, dtype) -> torch.Tensor:
+def _on_lattice(net, grid: Grid, stride: int, dev, dtype, *, points=None) -> torch.Tensor:
     """Network output (channels, ny, nx) on ``grid``, evaluated every ``stride`` pixels and
-    interpolated bicubically (exact at the lattice points) when ``stride > 1``."""
-    def evaluate(g: Grid) -> torch.Tensor:
-        out = net(g.coords(dev, dtype)).to(dtype)
-        return (out[:, None] if out.ndim == 1 else out).T.reshape(-1, g.ny, g.nx)
+    interpolated bicubically (exact at the lattice points) when ``stride > 1``.
 
-    if stride <= 1:
-        return evaluate(grid)
-    cy = -(-(grid.ny - 1) // stride) + 1
-    cx = -(-(grid.nx - 1) // stride) + 1
-    out = evaluate(Grid(cy, cx, grid.h * stride, grid.y0, grid.x0)).unsqueeze(0)
-    fine = torch.nn.functional.interpolate(out, size=((cy - 1) * stride + 1, (cx - 1) * stride + 1),
-                                           mode="bicubic", align_corners=True)
-    return fine[0, :, :grid.ny, :grid.nx]
+    Parameters
+    ----------
+    net : torch.nn.Module or sequence of torch.nn.Module
+        One network, or several whose outputs are stacked as channels (in order) and
+        upsampled together.
+    grid : Grid
+    stride : int
+    dev, dtype
+        Device and dtype of the coordinates and of the output.
+    points : (torch.Tensor, torch.Tensor), optional
+        ``(idx, xy)``: evaluate only at these lattice points (flat indices into the
+        ``cy x cx`` lattice, row-major, and their coordinates); the others are 0.
+    """
+    nets = tuple(net) if isinstance(net, (list, tuple)) else (net,)
+    s = max(1, int(stride))
+    cy = -(-(grid.ny - 1) // s) + 1
+    cx = -(-(grid.nx - 1) // s) + 1
+    if points is None:
+        xy = Grid(cy, cx, grid.h * s, grid.y0, grid.x0).coords(dev, dtype)
+    else:
+        idx, xy = points
+    outs = []
+    for n in nets:
+        o = n(xy).to(dtype)
+        outs.append(o[:, None] if o.ndim == 1 else o)
+    vals = (outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)).T
+    if points is not None:
+        vals = vals.new_zeros(vals.shape[0], cy * cx).index_copy(1, idx, vals)
+    out = vals.reshape(-1, cy, cx)
+    if s == 1:
+        return out
+    return _upsample_bicubic(out, s)[:, :grid.ny, :grid.nx]
 
 
-def _blur(a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Convolution of a 2-D tensor with the separable kernel ``k x k`` (zero padding), by FFT."""
+#: Parameter of the cubic convolution kernel, as in ``torch.nn.functional.interpolate``.
+_CUBIC_A = -0.75
+
+
+def _cubic_weights(s: int) -> list[list[float]]:
+    """Weights of the 4 lattice neighbours ``i-1 .. i+2`` for the fine points ``s i + t``,
+    ``t = 0 .. s-1`` (Keys' cubic convolution with ``a = -0.75``; row ``t = 0`` is 0 1 0 0)."""
+    a = _CUBIC_A
+
+    def near(x):  # |x| <= 1
+        return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+
+    def far(x):  # 1 < |x| < 2
+        return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+
+    return [[far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)] for t in (k / s for k in range(s))]
+
+
+def _upsample_axis(c: torch.Tensor, s: int, dim: int, w: list[list[float]]) -> torch.Tensor:
+    n = c.shape[dim]
+    last = c.narrow(dim, n - 1, 1)
+    padded = torch.cat([c.narrow(dim, 0, 1), c, last, last], dim)  # border replicated
+    taps = [padded.narrow(dim, m, n) for m in range(4)]
+    phases = []
+    for t in range(s):
+        acc = None
+        for m in range(4):
+            if w[t][m] == 0.0:
+                continue
+            term = taps[m] if w[t][m] == 1.0 else taps[m] * w[t][m]
+            acc = term if acc is None else acc + term
+        phases.append(acc)
+    shape = list(c.shape)
+    shape[dim] = n * s
+    return torch.stack(phases, dim=dim + 1).reshape(shape).narrow(dim, 0, (n - 1) * s + 1)
+
+
+def _upsample_bicubic(c: torch.Tensor, s: int) -> torch.Tensor:
+    """Bicubic upsampling of (channels, cy, cx) by the integer factor ``s`` through the
+    lattice points: (channels, (cy-1) s + 1, (cx-1) s + 1).
+
+    The same interpolant as ``interpolate(..., mode="bicubic", align_corners=True)`` (x
+    first, then y; border samples replicated), written as two separable passes of a few
+    shifted multiply-adds: the fine points fall at fixed phases ``t / s`` between lattice
+    points, so each phase has fixed weights. Its backward pass costs a few elementwise
+    operations, where torch's CPU kernel scatters point by point (about 3x slower on the
+    sample nucleus, forward and backward).
+    """
+    w = _cubic_weights(s)
+    return _upsample_axis(_upsample_axis(c, s, 2, w), s, 1, w)
+
+
+def _dilate(a: torch.Tensor, r: int) -> torch.Tensor:
+    """Binary dilation of a 2-D bool tensor by a ``(2r+1) x (2r+1)`` square (two 1-D passes)."""
+    if r <= 0:
+        return a
+    x = a.to(torch.float32)[None, None]
+    x = torch.nn.functional.max_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0))
+    x = torch.nn.functional.max_pool2d(x, (1, 2 * r + 1), stride=1, padding=(0, r))
+    return x[0, 0] > 0
+
+
+def _blur(a: torch.Tensor, k: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+    """Convolution of a 2-D tensor with the separable kernel ``k x k`` (zero padding), by FFT.
+
+    The transform is zero-padded to 5-smooth lengths of at least the field plus the kernel
+    (fast, and still free of wrap-around in the output); the kernel's spectrum is kept in
+    ``cache`` (a dict, keyed by the transform size) when one is given.
+    """
     p = (k.numel() - 1) // 2
     ny, nx = a.shape
-    fy, fx = ny + 2 * p, nx + 2 * p
-    spec = torch.fft.rfft2(a, s=(fy, fx))
-    ky = torch.fft.fft(k, n=fy)
-    kx = torch.fft.rfft(k, n=fx)
-    out = torch.fft.irfft2(spec * ky[:, None] * kx[None, :], s=(fy, fx))
+    fy, fx = next_fast_len(ny + 2 * p, real=True), next_fast_len(nx + 2 * p, real=True)
+    key = (fy, fx, k.numel(), k.dtype, str(k.device))
+    kspec = None if cache is None else cache.get(key)
+    if kspec is None:
+        kspec = torch.fft.fft(k, n=fy)[:, None] * torch.fft.rfft(k, n=fx)[None, :]
+        if cache is not None:
+            cache[key] = kspec
+    out = torch.fft.irfft2(torch.fft.rfft2(a, s=(fy, fx)) * kspec, s=(fy, fx))
     return out[p:p + ny, p:p + nx]
 
 

@@ -50,12 +50,28 @@ class FourierMLP(nn.Module):
         self.hidden = nn.Sequential(*layers)
         self.head = nn.Linear(n_in, n_out)
         _init_linear(self.head, generator, gain=0.1)
+        self._feature_cache: tuple | None = None
 
     def features(self, xy: torch.Tensor) -> torch.Tensor:
+        """Fourier features ``[cos 2 pi xy F, sin 2 pi xy F]`` of points ``xy`` (N, 2).
+
+        The frequencies are fixed (a buffer), so the features of fixed points are
+        constants: the last result is kept and reused while the same coordinate tensor
+        comes back unchanged (the training loss evaluates the networks at the same lattice
+        points every step). Inputs or frequencies that require gradients (nested
+        automatic differentiation) are never cached.
+        """
         if self.freqs.shape[1] == 0:
             return xy
+        cacheable = not (xy.requires_grad or self.freqs.requires_grad)
+        hit = self._feature_cache if cacheable else None
+        if hit is not None and hit[0] is xy and hit[1] == xy._version \
+                and hit[2] is self.freqs and hit[3] == self.freqs._version:
+            return hit[4]
         z = 2.0 * math.pi * xy @ self.freqs
-        return torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
+        out = torch.cat([torch.cos(z), torch.sin(z)], dim=-1)
+        self._feature_cache = (xy, xy._version, self.freqs, self.freqs._version, out) if cacheable else None
+        return out
 
     def forward(self, xy: torch.Tensor) -> torch.Tensor:
         return self.head(self.hidden(self.features(xy)))

@@ -1,0 +1,252 @@
+"""Time of one training step of the default fit on the sample nucleus: this tree against a baseline.
+
+Builds the default problem exactly as the default pipeline does (render -> denoise ->
+segment -> crop -> calibrated phase fields of the bundled sample nucleus, then
+``choose_regularisation`` and ``chromarate.fit.loop._Problem`` with the default
+``FitConfig``), and times training steps (loss forward, backward, Adam and the learning-rate
+schedule, as in the training loop) with the code of this checkout and with the code of an
+earlier commit checked out into a temporary git worktree. Each run is a fresh interpreter
+with the same torch thread count; the two trees alternate (A/B/A/B...), so the ratio of
+their medians holds on a loaded machine where absolute times do not.
+
+With ``--profile K`` each tree is also profiled over K steps (``torch.profiler``, one more
+child each) and the operators that cost most are printed.
+
+Usage::
+
+    python experiments/step_time.py                       # baseline d24bee0, 20 steps, 3 runs each
+    python experiments/step_time.py --baseline HEAD --steps 10 --repeats 2 --profile 5
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _harness as H  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Commit of the issue's measurement (661 ms per step): the code before this optimisation.
+DEFAULT_BASELINE = "d24bee0"
+
+
+# --------------------------------------------------------------------------------------
+# child
+# --------------------------------------------------------------------------------------
+
+def _prepare(out: str) -> dict:
+    """Phase fields of the sample nucleus, as ``Pipeline.iter_nucleus`` computes them."""
+    import numpy as np
+
+    from chromarate.config import PipelineConfig
+    from chromarate.data import sample_paths
+    from chromarate.io import read_localizations
+    from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields
+
+    cfg = PipelineConfig()
+    locs = read_localizations(sample_paths()[0])
+    tasks = [e for e in Pipeline(cfg).iter_prepare(locs) if isinstance(e, NucleusTask)]
+    if not tasks:
+        raise SystemExit("the pipeline found no nucleus in the sample")
+    f = calibrated_phase_fields(tasks[0].denoised, tasks[0].mask, cfg)
+    np.savez(out, phi_w=f.phi_w, phi_d=f.phi_d, mask=f.mask, pixel=f.pixel_size_nm,
+             origin=np.asarray(f.origin_nm, float))
+    return {"shape": list(f.phi_d.shape), "pixel_nm": float(f.pixel_size_nm),
+            "nucleus_px": int(np.count_nonzero(f.mask))}
+
+
+def _field_net_class():
+    """``_FieldNet`` of the imported tree (it may live in the loop or in an engine module)."""
+    import importlib
+
+    for mod in ("chromarate.fit.loop", "chromarate.fit.engine"):
+        try:
+            cls = getattr(importlib.import_module(mod), "_FieldNet", None)
+        except ImportError:
+            cls = None
+        if cls is not None:
+            return cls
+    raise SystemExit("no _FieldNet in chromarate.fit.loop or chromarate.fit.engine")
+
+
+def _child(spec: dict) -> dict:
+    """Time ``spec["steps"]`` training steps of the default problem (or profile them)."""
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(int(spec["threads"]))
+    import chromarate
+    from chromarate._types import PhaseFields
+    from chromarate.config import FitConfig
+    from chromarate.device import resolve_device, resolve_dtype
+    from chromarate.fit.loop import _Problem
+    from chromarate.fit.networks import RateNetwork
+    from chromarate.fit.regularise import choose_regularisation
+
+    if spec.get("prepare"):
+        return {"package": chromarate.__file__, **_prepare(spec["fields"])}
+    z = np.load(spec["fields"])
+    fields = PhaseFields(phi_w=z["phi_w"], phi_d=z["phi_d"], mask=z["mask"],
+                         pixel_size_nm=float(z["pixel"]), origin_nm=tuple(z["origin"]))
+    t0 = time.perf_counter()
+    config, _chosen = choose_regularisation(fields, FitConfig())
+    t_reg = time.perf_counter() - t0
+    dev, dtype = resolve_device("cpu"), resolve_dtype(config.dtype)
+    t0 = time.perf_counter()
+    prob = _Problem(fields, config, dev, dtype)
+    t_prob = time.perf_counter() - t0
+    # the networks and optimiser of the training loop (_train_member)
+    gen = torch.Generator().manual_seed(int(config.seed))
+    field_net = _field_net_class()(prob.base, config, gen).to(device=dev, dtype=dtype)
+    rate_net = RateNetwork(initial_rate=prob.initial_rate, width=32, depth=2,
+                           n_fourier=config.rate_fourier_features,
+                           scale_per_um=config.rate_fourier_scale_per_um,
+                           generator=gen).to(device=dev, dtype=dtype)
+    opt = torch.optim.Adam([
+        {"params": list(field_net.parameters()), "lr": config.learning_rate},
+        {"params": list(rate_net.parameters()),
+         "lr": config.learning_rate * config.rate_learning_rate_factor},
+    ])
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps, eta_min=0.0)
+    window = prob.full_window()
+    losses: list[float] = []
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        total, _terms, _ = prob.losses(field_net, rate_net, window)
+        if not torch.isfinite(total):
+            raise SystemExit("non-finite loss")
+        total.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(total.detach()))
+
+    for _ in range(int(spec["warmup"])):
+        step()
+    out = {"package": chromarate.__file__, "regularisation_s": t_reg, "problem_s": t_prob,
+           "grid": [prob.grid.ny, prob.grid.nx], "halo": prob.halo, "stride": prob.stride,
+           "dtype": str(dtype), "threads": torch.get_num_threads()}
+    if spec.get("profile"):
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(int(spec["profile"])):
+                step()
+        rows = []
+        for ev in prof.key_averages():
+            rows.append((ev.key, ev.self_cpu_time_total / 1e3, ev.count))
+        rows.sort(key=lambda r: -r[1])
+        total_ms = sum(r[1] for r in rows)
+        out["profile"] = {"steps": int(spec["profile"]), "total_ms": total_ms,
+                          "top": rows[:int(spec.get("top", 15))]}
+        return out
+    times = []
+    for _ in range(int(spec["steps"])):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    out.update(step_ms=[1e3 * t for t in times], median_ms=1e3 * statistics.median(times),
+               losses=losses)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# parent
+# --------------------------------------------------------------------------------------
+
+def _run(tree: Path, spec: dict, timeout: float) -> dict:
+    """One child with the package of ``tree`` first on the path; checks where it came from."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    res, failure = H.call_child(__file__, spec, timeout, env=env)
+    if failure is not None:
+        raise SystemExit(f"child for {tree} failed: {failure['message']}")
+    if not Path(res["package"]).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"the child imported {res['package']}, not the tree {tree}")
+    return res
+
+
+def _print_profile(name: str, prof: dict) -> None:
+    n = prof["steps"]
+    H.say(f"profile {name}: {prof['total_ms'] / n:.1f} ms/step of operator self time "
+          f"({n} steps), top operators:")
+    for key, ms, count in prof["top"]:
+        H.say(f"    {key:<45} {ms / n:8.2f} ms/step  {100 * ms / prof['total_ms']:5.1f} %  "
+              f"{count / n:5.1f} calls/step")
+
+
+def main(argv=None) -> None:
+    ap = H.parser(__doc__)
+    H.add_child_option(ap)
+    H.add_threads_option(ap)
+    H.add_json_option(ap)
+    ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit to compare with")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per run (default 20)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per tree (default 3)")
+    ap.add_argument("--profile", type=int, default=0,
+                    help="also profile this many steps in each tree (default 0: no profile)")
+    ap.add_argument("--top", type=int, default=15, help="operators listed per profile")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per child")
+    args = ap.parse_args(argv)
+    spec = H.child_spec(args)
+    if spec is not None:
+        H.emit(_child(spec))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
+                        args.baseline], check=True, capture_output=True)
+        try:
+            fields = str(Path(tmp) / "fields.npz")
+            common = {"threads": args.threads, "fields": fields, "warmup": args.warmup,
+                      "steps": args.steps}
+            prep = _run(ROOT, {**common, "prepare": True}, args.timeout)
+            H.say(f"sample nucleus crop {prep['shape'][0]}x{prep['shape'][1]} px "
+                  f"({prep['nucleus_px']} px in the nucleus), pixel {prep['pixel_nm']:g} nm; "
+                  f"baseline {args.baseline}, {args.threads} thread(s), {args.warmup} warm-up + "
+                  f"{args.steps} timed steps per run")
+            runs: dict[str, list] = {"baseline": [], "current": []}
+            trees = (("baseline", base), ("current", ROOT))
+            for i in range(args.repeats):
+                for name, tree in trees:
+                    r = _run(tree, common, args.timeout)
+                    runs[name].append(r)
+                    H.say(f"run {i + 1} {name:>8}: median {r['median_ms']:7.1f} ms/step "
+                          f"(min {min(r['step_ms']):.1f}; set-up: regularisation "
+                          f"{r['regularisation_s']:.2f} s, problem {r['problem_s']:.2f} s; "
+                          f"grid {r['grid'][0]}x{r['grid'][1]}, halo {r['halo']}, stride "
+                          f"{r['stride']}, {r['dtype']}) loss after {len(r['losses'])} steps "
+                          f"{r['losses'][-1]:.6g}")
+            profiles = {}
+            if args.profile:
+                for name, tree in trees:
+                    profiles[name] = _run(tree, {**common, "profile": args.profile,
+                                                 "top": args.top}, args.timeout)["profile"]
+                    _print_profile(name, profiles[name])
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
+                           capture_output=True)
+    med = {k: statistics.median(r["median_ms"] for r in v) for k, v in runs.items()}
+    ratio = med["current"] / med["baseline"]
+    H.say(f"median ms/step: baseline {med['baseline']:.1f}, current {med['current']:.1f}; "
+          f"ratio current/baseline {ratio:.3f}")
+    first = {k: v[0]["losses"] for k, v in runs.items()}
+    rel = max(abs(a - b) / max(abs(b), 1e-30) for a, b in zip(first["current"], first["baseline"]))
+    H.say(f"largest relative loss difference over the {len(first['current'])} steps of run 1: "
+          f"{rel:.2e}")
+    if args.json:
+        H.write_json(args.json, {"baseline": args.baseline, "threads": args.threads,
+                                 "runs": runs, "median_ms": med, "ratio": ratio,
+                                 "loss_rel_diff": rel, "profiles": profiles}, indent=1)
+
+
+if __name__ == "__main__":
+    main()
