@@ -121,7 +121,9 @@ def _child_step(spec: dict) -> dict:
     import torch
 
     from chromarate.config import FitConfig
+    from chromarate.errors import FitDivergedError
     from chromarate.fit.derivatives import AutogradBackend, Grid, MollifierBackend, make_grid
+    from chromarate.fit.engine import ParamGroup, TrainSettings, iter_train
     from chromarate.fit.loop import FIELD_DERIVATIVES
     from chromarate.fit.mollifier import make_kernels
     from chromarate.fit.networks import FourierMLP, RateNetwork
@@ -187,11 +189,10 @@ def _child_step(spec: dict) -> dict:
                                scale_per_um=cfg.rate_fourier_scale_per_um,
                                generator=gen).to(device=dev, dtype=dtype)
         xy = grid.coords(dev, dtype)
-        opt = torch.optim.Adam(list(field_net.parameters()) + list(rate_net.parameters()),
-                               lr=cfg.learning_rate)
+        groups = [ParamGroup(list(field_net.parameters()) + list(rate_net.parameters()),
+                             cfg.learning_rate)]
 
-        def step() -> float:
-            opt.zero_grad(set_to_none=True)
+        def loss_fn(_step):
             f = backend.fields(field_net, grid, FIELD_DERIVATIVES)
             d = {k: v[0] for k, v in f.items()}
             w = {k: v[1] for k, v in f.items()}
@@ -206,9 +207,18 @@ def _child_step(spec: dict) -> dict:
                 smooth = smooth + 0.5 * (((lam[:, 1:] - lam[:, :-1]) / pixel_um) ** 2).mean()
             loss = (cfg.data_weight * data + cfg.residual_weight * res
                     + cfg.rate_smoothness * smooth)
-            loss.backward()
-            opt.step()
-            return float(loss.detach())
+            return loss, {"data": data, "residual": res, "smooth": smooth}
+
+        # the package's training engine, one event per step (log_every=1): each call of
+        # step() is one forward + backward + Adam step; the cosine period is so long that
+        # the learning rate stays at cfg.learning_rate
+        events = iter_train(groups, loss_fn, TrainSettings(steps=10**9, log_every=1))
+
+        def step() -> float:
+            try:
+                return next(events).loss
+            except (FitDivergedError, StopIteration):  # non-finite loss: reported, not raised
+                return float("nan")
 
         return step, (ny, nx)
 

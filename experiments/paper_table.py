@@ -51,9 +51,10 @@ evaluation; the two pinned settings were FitConfig's defaults when the table was
 measured) on the 256 x 256 recovery case of ``experiments/recovery.py``
 (``--default-size``; a nucleus-shaped mask).
 
-The heat and Langevin rows use the problems and backends of ``chromarate.fit.problems``
-and this script's own training loop (``fit_one``), written so that network and backend can
-be chosen independently.
+The heat and Langevin rows use the problems, backends and fit of ``chromarate.fit.problems``
+(``fit_problem``: the problem's plug-in and the package's training engine; network and
+backend chosen independently), through ``fit_one``. The Langevin residual is scaled by the
+fit's derivative-free estimate of mean lambda (before: by the true mean).
 
 For the ``iter_fit`` rows the rate map is taken at every logged step (``steps/20``) through
 ``iter_fit``'s monitor and scored afterwards; ``s/step`` is the Adam time per step between
@@ -142,134 +143,6 @@ def chromatin_truth(n: int, pixel_um: float = PIXEL_UM):
     if not s.converged:
         raise RuntimeError(f"chromatin forward solver did not converge on {n}x{n}")
     return lam, s.phi_d
-
-
-class Problem:
-    """Data, collocation points, truth and residual of the heat and Langevin problems (torch)."""
-
-    def __init__(self, kind: str, n: int, noise: float, seed: int, radius: float, dev, dtype):
-        import numpy as np
-        import torch
-
-        from chromarate.fit.problems import (interior_mask, make_heat_problem,
-                                             make_langevin_problem, problem_margin)
-
-        self.kind, self.dev, self.dtype = kind, dev, dtype
-        self.radius = radius
-        if kind == "heat":
-            p = make_heat_problem(n, noise=noise, seed=seed)
-            self.pixel = p.h
-            self.m = torch.tensor(np.array(p.m), device=dev, dtype=dtype)
-            self.centre, self.half, self.length = (0.5, 0.5), 0.5, 1.0
-            self.r_scale = float(np.mean(np.abs(p.m)))
-            self.names = ("u", "lap")
-            self.res_weight, self.rate_fourier, self.rate_scale, self.u_scale = 0.01, 0, 1.0, 1.0
-        elif kind == "langevin":
-            p = make_langevin_problem(n, noise=noise, seed=seed)
-            self.pixel = p.dt
-            self.centre, self.half, self.length = (0.5 * p.T,), 0.5 * p.T, p.T
-            self.names = ("u", "u_t")
-            self.r_scale = float(np.mean(np.abs(p.lambda_true)))
-            self.res_weight, self.rate_fourier, self.rate_scale, self.u_scale = 1.0, 16, 2.0, 2.0
-        else:
-            raise ValueError(kind)
-        self.shape, self.obs_np, self.truth = p.shape, p.u_obs[None], p.lambda_true
-        self.margin = problem_margin(p, radius)
-        self.interior_np = interior_mask(self.shape, self.margin)
-        if self.interior_np.sum() < 16:
-            raise ValueError(f"{kind}: radius {radius} leaves < 16 interior nodes on {self.shape}")
-        self.interior = torch.as_tensor(self.interior_np, device=dev)
-        self.obs = torch.tensor(np.array(self.obs_np), device=dev, dtype=dtype)
-        self.n_out = self.obs_np.shape[0]
-        self.u_range = [float(np.ptp(o)) or 1.0 for o in self.obs_np]
-        self.u_mean = [float(np.mean(o)) for o in self.obs_np]
-        self.lam0 = self._initial_rate()
-
-    def _initial_rate(self) -> float:
-        """A constant start for lambda that uses no derivative of the data."""
-        return float(max(self._constant_rate(), 1e-2))
-
-    def _constant_rate(self) -> float:
-        import numpy as np
-
-        from chromarate.fit.problems import solve_poisson_dst
-
-        u = self.obs_np[0]
-        if self.kind == "heat":
-            u1 = solve_poisson_dst(-self.m.cpu().numpy().astype(np.float64), self.pixel)
-            return float(np.sum(u1 * u1) / max(np.sum(u1 * u), 1e-30))
-        t = np.arange(len(u)) * self.pixel
-        T = t[-1]
-        return float(np.trapezoid(u, t) / T + (u[-1] - u[0]) / T)
-
-    def backend(self, name: str):
-        from chromarate.fit.derivatives import Grid, MollifierBackend, make_backend
-        from chromarate.fit.mollifier import make_kernels
-        from chromarate.fit.problems import Grid1D, make_backend_1d
-
-        if self.kind == "langevin":
-            grid = Grid1D(self.shape[0], self.pixel, 0.0)
-            return make_backend_1d(name, pixel=self.pixel, device=self.dev, dtype=self.dtype,
-                                   radius_px=self.radius), grid
-        grid = Grid(self.shape[0], self.shape[1], self.pixel, 0.0, 0.0)
-        if name == "mollifier" and self.kind == "heat":
-            k = make_kernels("bump", self.radius, max_order=2, pixel=self.pixel)
-            return MollifierBackend(k, self.dev, self.dtype), grid
-        return make_backend(name, pixel=self.pixel, device=self.dev, dtype=self.dtype,
-                            radius_px=self.radius), grid
-
-    def residual(self, f, lam):
-        if self.kind == "heat":
-            return lam * f["lap"][0] + self.m
-        return f["u_t"][0] + f["u"][0] - lam
-
-
-def _scaled_module():
-    import numpy as np
-    import torch
-    from torch import nn
-
-    class ScaledNet(nn.Module):
-        """``offset + scale * inner((x - centre) / half)``; 1-D inputs get a zero column."""
-
-        def __init__(self, inner, centre, half, scale, offset):
-            super().__init__()
-            self.inner = inner
-            self.register_buffer("centre", torch.as_tensor(np.asarray(centre, dtype=np.float64)).view(1, -1))
-            self.register_buffer("scale", torch.as_tensor(np.asarray(scale, dtype=np.float64)).view(1, -1))
-            self.register_buffer("offset", torch.as_tensor(np.asarray(offset, dtype=np.float64)).view(1, -1))
-            self.half = float(half)
-
-        def forward(self, x):
-            s = (x - self.centre) / self.half
-            if s.shape[-1] == 1:
-                s = torch.cat([s, torch.zeros_like(s)], dim=-1)
-            return self.offset + self.scale * self.inner(s)
-
-    return ScaledNet
-
-
-def build_networks(prob: Problem, network: str, width: int, depth: int, seed: int, fourier: int = 0,
-                   blocks: int | None = None):
-    import torch
-
-    from chromarate.fit.networks import FourierMLP, PirateNet, RateNetwork
-
-    ScaledNet = _scaled_module()
-    gen = torch.Generator().manual_seed(int(seed))
-    if network == "mlp":
-        inner = FourierMLP(prob.n_out, width=width, depth=depth, n_fourier=fourier, scale_per_um=prob.u_scale,
-                           generator=gen)
-    elif network == "pirate":
-        inner = PirateNet(prob.n_out, width=width, n_blocks=blocks or max(depth - 1, 1),
-                          scale_per_um=prob.u_scale, generator=gen)
-    else:
-        raise ValueError(network)
-    u_net = ScaledNet(inner, prob.centre, prob.half, prob.u_range, prob.u_mean)
-    rate = RateNetwork(initial_rate=prob.lam0, width=32, depth=2, n_fourier=prob.rate_fourier,
-                       scale_per_um=prob.rate_scale, generator=gen)
-    rate_net = ScaledNet(rate, prob.centre, prob.half, [1.0], [0.0])
-    return (u_net.to(device=prob.dev, dtype=prob.dtype), rate_net.to(device=prob.dev, dtype=prob.dtype))
 
 
 def chromatin_config(network: str, backend: str, s: dict, seed: int, device: str):
@@ -381,76 +254,44 @@ def monitored_fit(fields, cfg, truth, *, target: float, device: str) -> dict:
 
 def fit_one(kind: str, network: str, backend: str, noise: float, seed: int, s: dict, *,
             target: float, dev, dtype) -> dict:
-    """Train one PINN; return metrics, times and the correlation history."""
-    import numpy as np
-    import torch
+    """Train one PINN; return metrics, times and the correlation history.
 
-    from chromarate.fit.problems import metrics
+    Heat and Langevin: ``chromarate.fit.problems.fit_problem`` (the problem's plug-in, the
+    package's training engine) with this table's settings; the rate is scored every
+    ``steps/20`` steps through its monitor, outside the timed region.
+    """
+    import numpy as np
+
+    from chromarate.errors import FitDivergedError
+    from chromarate.fit.problems import fit_problem, get_plugin, interior_mask, metrics, problem_margin
 
     if kind == "chromatin":
         return fit_chromatin(network, backend, noise, seed, s, target=target, dev=dev)
 
-    prob = Problem(kind, s["n"], noise, seed, s["radius"], dev, dtype)
-    be, grid = prob.backend(backend)
-    u_net, rate_net = build_networks(prob, network, s["width"], s["depth"], seed, s.get("fourier", 0),
-                                     s.get("blocks"))
-    if "res_weight" in s:
-        prob.res_weight = float(s["res_weight"])
-    coords = grid.coords(dev, dtype)
+    problem = get_plugin(kind).make(int(s["n"]), noise=noise, seed=seed)
     steps = int(s["steps"])
-    params = list(u_net.parameters()) + list(rate_net.parameters())
-    lr = float(s.get("lr", 5e-3))
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps, eta_min=0.05 * lr)
-    shape = prob.shape
+    interior = interior_mask(problem.shape, problem_margin(problem, float(s["radius"])))
+    hist = []
 
-    def rate_map():
-        return rate_net(coords).view(*shape)
+    def monitor(step, train_s, rate_map):
+        hist.append([step, train_s, metrics(rate_map(), problem.lambda_true, interior)[0]])
 
-    def loss_fn():
-        f = be.fields(u_net, grid, prob.names)
-        lam = rate_map()
-        r = prob.residual(f, lam)
-        data = sum(((f["u"][c] - prob.obs[c]) ** 2).mean() / prob.u_range[c] ** 2
-                   for c in range(prob.n_out)) / prob.n_out
-        res = (r[prob.interior] ** 2).mean() / prob.r_scale ** 2
-        if lam.dim() == 2:
-            sm = 0.5 * ((((lam[1:] - lam[:-1]) / prob.pixel) ** 2).mean()
-                        + (((lam[:, 1:] - lam[:, :-1]) / prob.pixel) ** 2).mean())
-        else:
-            sm = (((lam[1:] - lam[:-1]) / prob.pixel) ** 2).mean()
-        sm = sm * prob.length ** 2 / prob.lam0 ** 2
-        return data + prob.res_weight * res + 1e-4 * sm
-
-    def score():
-        with torch.no_grad():
-            lam = rate_map().cpu().numpy().astype(np.float64)
-        return metrics(lam, prob.truth, prob.interior_np)
-
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    every = max(steps // 20, 1)
-    hist, train_s, ok = [], 0.0, True
-    for step in range(1, steps + 1):
-        sync()
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn()
-        if not torch.isfinite(loss):
-            ok = False
-            break
-        loss.backward()
-        opt.step()
-        sched.step()
-        sync()
-        train_s += time.perf_counter() - t0
-        if step % every == 0 or step == steps:
-            c, _ = score()
-            hist.append([step, train_s, c])
-    corr, rel = score() if ok else (float("nan"), float("nan"))
+    fourier = int(s.get("fourier", 0))
+    try:
+        fit = fit_problem(problem, backend=backend,
+                          network="pirate" if network == "pirate" else ("fourier" if fourier else "mlp"),
+                          steps=steps, lr=float(s.get("lr", 5e-3)), seed=seed, radius_px=float(s["radius"]),
+                          device=dev, dtype=dtype, width=int(s["width"]), depth=int(s["depth"]),
+                          n_fourier=fourier, blocks=s.get("blocks"), residual_weight=s.get("res_weight"),
+                          log_every=max(steps // 20, 1), monitor=monitor)
+        ok, corr, rel, train_s = True, fit.correlation, fit.rel_l2, fit.train_s
+    except FitDivergedError:
+        ok, corr, rel = False, float("nan"), float("nan")
+        train_s = hist[-1][1] if hist else 0.0
     return {"seed": seed, "ok": ok, "correlation": corr, "rel_l2": rel, "train_s": train_s,
             "s_per_step": train_s / max(len(hist) and hist[-1][0], 1), "time_to_target_s": time_to_target(hist, target),
-            "history": hist, "steps": steps, "collocation": int(prob.interior_np.sum()),
-            "grid": list(shape)}
+            "history": hist, "steps": steps, "collocation": int(np.sum(interior)),
+            "grid": list(problem.shape)}
 
 
 def run_config(spec: dict) -> dict:

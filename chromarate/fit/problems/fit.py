@@ -37,7 +37,7 @@ from ...errors import ConfigError
 from ..derivatives import Grid, MollifierBackend, make_backend
 from ..engine import ParamGroup, TrainSettings, train
 from ..mollifier import make_kernels
-from ..networks import FourierMLP, RateNetwork
+from ..networks import FourierMLP, PirateNet, RateNetwork
 from .backends_1d import Grid1D, make_backend_1d, mollifier_kernels_1d
 from .base import get_plugin, interior_mask, metrics
 
@@ -185,8 +185,8 @@ def fit_problem(problem, *, backend: str, network: str = "mlp", steps: int = 100
                 degree: int | None = None, device="cpu", dtype=torch.float32, width: int = 64,
                 depth: int = 3, n_fourier: int = 32, fourier_scale: float | None = None,
                 data_weight: float = 1.0, residual_weight: float | None = None,
-                smooth_weight: float = 1e-4,
-                lbfgs_steps: int = 0, log_every: int = 50) -> ProblemFit:
+                smooth_weight: float = 1e-4, lbfgs_steps: int = 0, log_every: int = 50,
+                blocks: int | None = None, monitor=None) -> ProblemFit:
     """Fit a PINN (u network + positive lambda network) to a benchmark problem.
 
     Parameters
@@ -198,9 +198,10 @@ def fit_problem(problem, *, backend: str, network: str = "mlp", steps: int = 100
     backend : str
         Derivative backend: 2-D "mollifier", "autograd", "finite-difference", "spectral";
         1-D "mollifier", "autograd", "finite-difference".
-    network : {"mlp", "fourier"}
+    network : {"mlp", "fourier", "pirate"}
         u network: plain tanh MLP on the scaled coordinates, or with ``n_fourier`` random
-        Fourier features of std ``fourier_scale``.
+        Fourier features of std ``fourier_scale``, or a PirateNet of ``blocks`` gated blocks
+        (default ``depth - 1``).
     steps, lr, seed
         Adam steps (cosine decay to 5 % of ``lr``), learning rate, seed of the initial weights.
     radius_px : float, optional
@@ -222,14 +223,20 @@ def fit_problem(problem, *, backend: str, network: str = "mlp", steps: int = 100
         Optional L-BFGS iterations after the Adam steps (0: none).
     log_every : int
         History interval.
+    blocks : int, optional
+        PirateNet blocks (``network="pirate"`` only).
+    monitor : callable, optional
+        ``monitor(step, train_s, rate_map)`` at every logged step: ``train_s`` is the
+        training time so far (the monitor's own time excluded, also from ``train_s`` of the
+        result), ``rate_map()`` the current lambda on the grid (numpy).
 
     Returns
     -------
     ProblemFit
     """
     plugin = get_plugin(getattr(problem, "kind", None))
-    if network not in ("mlp", "fourier"):
-        raise ConfigError(f"unknown network {network!r}; use mlp or fourier")
+    if network not in ("mlp", "fourier", "pirate"):
+        raise ConfigError(f"unknown network {network!r}; use mlp, fourier or pirate")
     if steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
     t_start = time.perf_counter()
@@ -258,8 +265,12 @@ def fit_problem(problem, *, backend: str, network: str = "mlp", steps: int = 100
     r_scale = plugin.residual_scale(problem, lam0)
 
     n_f = n_fourier if network == "fourier" else 0
-    u_net = _Scaled(FourierMLP(1, width=width, depth=depth, n_fourier=n_f, scale_per_um=fscale,
-                               generator=gen), centre, half, out_scale=u_range, out_offset=u_mean)
+    if network == "pirate":
+        inner = PirateNet(1, width=width, n_blocks=blocks or max(depth - 1, 1), scale_per_um=fscale,
+                          generator=gen)
+    else:
+        inner = FourierMLP(1, width=width, depth=depth, n_fourier=n_f, scale_per_um=fscale, generator=gen)
+    u_net = _Scaled(inner, centre, half, out_scale=u_range, out_offset=u_mean)
     rate_net = _Scaled(RateNetwork(initial_rate=lam0, width=32, depth=2, n_fourier=defaults["rate_fourier"],
                                    scale_per_um=defaults["rate_scale"], generator=gen), centre, half)
     u_net = u_net.to(device=dev, dtype=dt)
@@ -277,15 +288,31 @@ def fit_problem(problem, *, backend: str, network: str = "mlp", steps: int = 100
         closed = plugin.closed_form(ops, known) if closed_form else None
         return total, {"data": data, "residual": res, "smooth": smooth}, (ops["u"], lam, closed)
 
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    def rate_map():
+        with torch.no_grad():
+            return rate_net(coords).view(problem.shape).cpu().numpy().astype(np.float64)
+
+    spent = [0.0]  # time inside the monitor, not training
+
+    def watch(step):
+        sync()
+        t0 = time.perf_counter()
+        monitor(step, t0 - t_train - spent[0], rate_map)
+        spent[0] += time.perf_counter() - t0
+
     t_train = time.perf_counter()
     done = train([ParamGroup(list(u_net.parameters()) + list(rate_net.parameters()), lr)],
                  lambda step: losses()[:2],
                  TrainSettings(steps=steps, eta_min=0.05 * lr, log_every=log_every,
                                lbfgs_steps=lbfgs_steps, lbfgs_history=50, lbfgs_tolerance_grad=0.0,
-                               lbfgs_tolerance_change=0.0))
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-    train_s = time.perf_counter() - t_train
+                               lbfgs_tolerance_change=0.0),
+                 monitor=None if monitor is None else watch)
+    sync()
+    train_s = time.perf_counter() - t_train - spent[0]
 
     # the autograd backends need gradients enabled to differentiate the network
     _, _, (u, lam, closed) = losses(closed_form=True)
@@ -303,6 +330,7 @@ def fit_problem(problem, *, backend: str, network: str = "mlp", steps: int = 100
         steps=int(steps), seed=int(seed), radius_px=radius, device=str(dev),
         dtype=str(dt).replace("torch.", ""),
         settings={"lr": lr, "kernel": kernel, "degree": degree, "width": width, "depth": depth,
+                  "blocks": blocks,
                   "n_fourier": n_f, "fourier_scale": fscale, "data_weight": data_weight,
                   "residual_weight": residual_weight, "smooth_weight": smooth_weight,
                   "initial_rate": lam0, "margin": margin},
