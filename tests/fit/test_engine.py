@@ -170,8 +170,9 @@ def test_fit_problem_monitor_and_pirate_network():
     from chromarate.fit.problems import fit_problem, make_langevin_problem
 
     seen = []
-    fit = fit_problem(make_langevin_problem(48), backend="finite-difference", network="pirate", steps=6,
-                      radius_px=4.0, log_every=3, monitor=lambda step, t, rate: seen.append((step, t, rate())))
+    fit = fit_problem(make_langevin_problem(48), backend="finite-difference", network="pirate",
+                      steps=6, radius_px=4.0, log_every=3,
+                      monitor=lambda step, t, rate: seen.append((step, t, rate())))
     assert [s for s, _, _ in seen] == [3, 6]
     assert 0 <= seen[0][1] <= seen[1][1] <= fit.train_s
     np.testing.assert_allclose(seen[-1][2], fit.lambda_hat, rtol=1e-6)

@@ -252,7 +252,8 @@ def fit_problem(problem, *, backend: str, network: str = "mlp", steps: int = 100
     margin = problem_margin(problem, radius, kernel=kernel, degree=degree)
     interior_np = interior_mask(problem.shape, margin)
     if interior_np.sum() < 16:
-        raise ConfigError(f"radius {radius:g} leaves fewer than 16 interior nodes on a grid of {problem.shape}")
+        raise ConfigError(f"radius {radius:g} leaves fewer than 16 interior nodes on a grid of "
+                          f"{problem.shape}")
     interior = torch.as_tensor(interior_np, device=dev)
     obs = torch.tensor(np.array(problem.u_obs), device=dev, dtype=dt)
     u_range = float(np.ptp(problem.u_obs)) or 1.0
