@@ -21,13 +21,9 @@ def _missing(*modules: str) -> bool:
 #: level, so without the ``napari`` extra even importing it for its doctests fails.
 collect_ignore = ["chromarate/_napari"] if _missing("napari", "magicgui", "qtpy") else []
 
-#: Docstring examples that fail in files this change may not edit (``chromarate/fit`` and
-#: ``chromarate/io`` belong to other work in progress), with the reason; skipped, not hidden.
-KNOWN_FAILING_DOCTESTS = {
-    "chromarate/fit/direct.py::chromarate.fit.direct.invert_direct":
-        "the example reads SyntheticNucleus.fields, which does not exist (the phase fields "
-        "are phi_d / phi_w / mask)",
-}
+#: Docstring examples that fail and cannot be fixed here, with the reason; skipped, not
+#: hidden. Empty now; kept so a future entry has one place to go.
+KNOWN_FAILING_DOCTESTS: dict[str, str] = {}
 
 
 def pytest_collection_modifyitems(config, items):

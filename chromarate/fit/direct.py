@@ -150,7 +150,8 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     >>> from chromarate.config import SimulateConfig
     >>> truth = simulate_nucleus(SimulateConfig(shape=(64, 64), pixel_size_nm=20.0,
     ...                          nucleus_radii_um=(0.55, 0.55), n_localizations=1000))
-    >>> result = invert_direct(truth.fields)
+    >>> fields = PhaseFields(truth.phi_w, truth.phi_d, truth.mask, truth.pixel_size_nm)
+    >>> result = invert_direct(fields)
     >>> result.rate.shape
     (64, 64)
     """
