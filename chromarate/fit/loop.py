@@ -497,13 +497,15 @@ def _dilate(a: torch.Tensor, r: int) -> torch.Tensor:
 def _blur(a: torch.Tensor, k: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
     """Convolution of a 2-D tensor with the separable kernel ``k x k`` (zero padding), by FFT.
 
-    The transform is zero-padded to 5-smooth lengths of at least the field plus the kernel
-    (fast, and still free of wrap-around in the output); the kernel's spectrum is kept in
-    ``cache`` (a dict, keyed by the transform size) when one is given.
+    The transform is zero-padded to 5-smooth lengths of at least the field plus half the
+    kernel: the circular convolution then wraps around only into outputs that are cropped
+    (an output ``o`` in ``[p, p + n)`` reads inputs ``o - j``, ``j`` in ``[0, 2p]``, which stay
+    in ``[-p, n + p)``, and ``-p`` wraps to ``F - p >= n``, past the field). The kernel's
+    spectrum is kept in ``cache`` (a dict, keyed by the transform size) when one is given.
     """
     p = (k.numel() - 1) // 2
     ny, nx = a.shape
-    fy, fx = next_fast_len(ny + 2 * p, real=True), next_fast_len(nx + 2 * p, real=True)
+    fy, fx = next_fast_len(ny + p, real=True), next_fast_len(nx + p, real=True)
     key = (fy, fx, k.numel(), k.dtype, str(k.device))
     kspec = None if cache is None else cache.get(key)
     if kspec is None:

@@ -59,11 +59,12 @@ class FourierMLP(nn.Module):
         constants: the last result is kept and reused while the same coordinate tensor
         comes back unchanged (the training loss evaluates the networks at the same lattice
         points every step). Inputs or frequencies that require gradients (nested
-        automatic differentiation) are never cached.
+        automatic differentiation) are never cached, nor is anything under autocast.
         """
         if self.freqs.shape[1] == 0:
             return xy
-        cacheable = not (xy.requires_grad or self.freqs.requires_grad)
+        cacheable = not (xy.requires_grad or self.freqs.requires_grad
+                         or torch.is_autocast_enabled(xy.device.type))
         hit = self._feature_cache if cacheable else None
         if hit is not None and hit[0] is xy and hit[1] == xy._version \
                 and hit[2] is self.freqs and hit[3] == self.freqs._version:

@@ -211,3 +211,45 @@ def test_losses_use_no_autocast_state(disk_fields):
 
     prob.losses(field_net, rate_net, prob.full_window(), autocast)
     assert entered == [True]
+
+
+@pytest.mark.parametrize("shape,n_kernel", [((17, 23), 7), ((40, 33), 31), ((5, 64), 11)])
+def test_blur_with_short_transforms_equals_full_zero_padding(shape, n_kernel):
+    from chromarate.fit.loop import _blur
+
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(*shape, generator=gen, dtype=torch.float64)
+    k = torch.rand(n_kernel, generator=gen, dtype=torch.float64)
+    cache: dict = {}
+    ref = _reference_blur(a, k)
+    # direct sum over the kernel (a convolution: flipped), zero outside the field
+    p = (n_kernel - 1) // 2
+    padded = torch.nn.functional.pad(a, (p, p, p, p))
+    direct = sum(k[2 * p - i] * k[2 * p - j] * padded[i:i + shape[0], j:j + shape[1]]
+                 for i in range(n_kernel) for j in range(n_kernel))
+    for _ in range(2):  # the second call uses the cached kernel spectrum
+        out = _blur(a, k, cache)
+        assert torch.allclose(out, ref, atol=1e-12)
+        assert torch.allclose(out, direct, atol=1e-12)
+    assert len(cache) == 1
+
+
+def test_fourier_features_are_reused_only_for_the_same_unchanged_points():
+    from chromarate.fit.networks import FourierMLP
+
+    net = FourierMLP(2, width=8, depth=1, n_fourier=4, scale_per_um=1.0,
+                     generator=torch.Generator().manual_seed(0))
+    xy = torch.randn(6, 2)
+    first = net.features(xy)
+    assert net.features(xy) is first  # same tensor, unchanged: cached
+    assert net.features(xy.clone()) is not first  # another tensor: recomputed
+    xy2 = xy.clone()
+    f2 = net.features(xy2)
+    xy2.add_(0.5)  # changed in place: recomputed
+    assert not torch.allclose(net.features(xy2), f2)
+    net.freqs.mul_(2.0)  # frequencies changed in place: recomputed
+    expect = torch.cat([torch.cos(2 * np.pi * xy2 @ net.freqs), torch.sin(2 * np.pi * xy2 @ net.freqs)], -1)
+    assert torch.allclose(net.features(xy2), expect, atol=1e-6)
+    probe = xy2.detach().requires_grad_(True)  # nested autograd needs the graph: no cache
+    out = net.features(probe)
+    assert out.requires_grad and net.features(probe) is not out
