@@ -342,7 +342,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         denoised=dens, phase_meta=fields.meta, rate=fit.rate, trusted=fit.trusted,
         closed_form_rate=closed, rate_std=fit.rate_std,
         residual_term=(fit.meta.get("final_terms") or {}).get("residual"),
-        mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm)
+        mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm,
+        gate_uncertainty=fit.meta.get("rate_std_source", "ensemble") != "residual")
 
 
 def _timer(timings: dict[str, float]):

@@ -75,6 +75,12 @@ def test_agreement_is_recorded_not_gated():
     assert q.status == "ok" and abs(q.metrics["pinn_vs_closed_form"]) < 0.1
 
 
+def test_a_single_fits_residual_uncertainty_is_recorded_not_gated():
+    kw = _good()
+    q = assess_quality(**{**kw, "rate_std": 5.0 * np.ones_like(kw["rate"])}, gate_uncertainty=False)
+    assert q.status == "ok" and q.metrics["relative_uncertainty"] > 2.0
+
+
 def test_missing_figures_are_not_evidence():
     q = assess_quality(**_good(n_localizations=None, resolution_nm=None, closed_form_rate=None,
                                rate_std=None, residual_term=None))

@@ -184,5 +184,6 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
         config=config.model_dump(mode="json"),
         meta={"method": "direct", "mollifier_radius_px": radius, "noise_phi_d": noise,
               "field_prior": config.field_prior, "window_um": config.test_window_um,
+              "rate_std_source": None if rate_std is None else "residual",
               "regularisation": chosen},
     )

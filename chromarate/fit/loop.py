@@ -112,7 +112,37 @@ class _WindowConstants:
     obs: torch.Tensor
     inner_y: torch.Tensor
     inner_x: torch.Tensor
-    points: tuple[torch.Tensor, torch.Tensor] | None
+    box: "_Box | None"
+
+
+@dataclass(frozen=True)
+class _Box:
+    """The part of a window's padded grid the weak-form loss reads (with gradients).
+
+    ``y0, x0, ny, nx``: the fine box in padded-grid pixels; the networks are evaluated at
+    the lattice points ``idx`` (flat, row-major in the box's sub-lattice; coordinates
+    ``xy``). The weak residual is valid on the box less one halo on each side, i.e. on
+    the inner-grid pixels ``[y0, y0 + ny - 2 halo) x [x0, x0 + nx - 2 halo)``; ``wgt`` is
+    the residual weight there. ``data_idx``, ``pair_*``: flat box indices of the nucleus
+    pixels and of the smoothness pairs (``a - b``: the next pixel down / right minus this
+    one), ``lam_b_*`` the prior at those pixels (None without a prior). ``tested``: rows
+    and columns of the full linear test-window convolution of the residual box that lie
+    on the inner grid.
+    """
+
+    y0: int
+    x0: int
+    ny: int
+    nx: int
+    idx: torch.Tensor
+    xy: torch.Tensor
+    wgt: torch.Tensor
+    data_idx: torch.Tensor
+    pair_y: tuple[torch.Tensor, torch.Tensor]
+    pair_x: tuple[torch.Tensor, torch.Tensor]
+    lam_b_y: tuple[torch.Tensor, torch.Tensor] | None
+    lam_b_x: tuple[torch.Tensor, torch.Tensor] | None
+    tested: tuple[slice, slice]
 
 
 class _Problem:
@@ -251,15 +281,7 @@ class _Problem:
         Cached per window (the whole grid, or the last few patches): the residual weight,
         its sum and the squared norm of its test-window blur (the residual's
         normalisation), the pixels of the data and smoothness terms as flat indices, and
-        the lattice points at which the networks must be evaluated for the weak-form loss.
-
-        Those lattice points: the loss reads the fields at the nucleus pixels (data and
-        smoothness terms) and the weak residual where the weight is non-zero, which
-        depends on the fields within one kernel half-width (``halo``) of there; the
-        bicubic upsampling reads lattice points within two lattice steps. The networks
-        are evaluated only there (on the sample nucleus about 37 % of the lattice); other
-        lattice points are 0, which changes no term of the loss and no gradient, only the
-        returned fitted field and residual away from the nucleus.
+        for the weak form the box and lattice points the loss reads (:meth:`_box`).
         """
         key = (w.r0, w.c0, w.nh, w.nw)
         hit = self._window_consts.get(key)
@@ -280,25 +302,9 @@ class _Problem:
             flat = mask.reshape(-1)
             inner_y = (mask[1:, :] & mask[:-1, :]).reshape(-1)
             inner_x = (mask[:, 1:] & mask[:, :-1]).reshape(-1)
-            points = None
-            if self.weak and self.stride >= 1:
-                hp, wp = w.nh + 2 * h, w.nw + 2 * h
-                need = torch.zeros(hp, wp, dtype=torch.bool, device=dev)
-                if float(wsum) > 0:
-                    need[h:h + w.nh, h:h + w.nw] = wgt != 0
-                    need = _dilate(need, h)
-                need[h:h + w.nh, h:h + w.nw] |= mask
-                s = self.stride
-                cy, cx = -(-(hp - 1) // s) + 1, -(-(wp - 1) // s) + 1
-                if s > 1:
-                    cells = torch.zeros(cy * s, cx * s, dtype=torch.bool, device=dev)
-                    cells[:hp, :wp] = need
-                    need = _dilate(cells.view(cy, s, cx, s).any(dim=3).any(dim=1), 2)
-                if not bool(need.all()):
-                    idx = torch.nonzero(need.reshape(-1), as_tuple=False).squeeze(1)
-                    pg = self._padded_grid(w)
-                    lattice = Grid(cy, cx, pg.h * s, pg.y0, pg.x0)
-                    points = (idx, lattice.coords(dev, self.dtype).index_select(0, idx))
+            box = None
+            if self.weak and float(wsum) > 0:
+                box = self._box(w, wgt, mask, inner_y, inner_x)
         consts = _WindowConstants(
             wgt=wgt, wsum=wsum, positive=float(wsum) > 0, norm_sq=norm_sq, mask=mask,
             any_mask=bool(flat.any()),
@@ -306,19 +312,127 @@ class _Problem:
             obs=self.obs[:, iy, ix].reshape(2, -1)[:, flat],
             inner_y=torch.nonzero(inner_y, as_tuple=False).squeeze(1),
             inner_x=torch.nonzero(inner_x, as_tuple=False).squeeze(1),
-            points=points)
+            box=box)
         self._window_consts[key] = consts
         return consts
+
+    def _box(self, w: _Window, wgt, mask, inner_y, inner_x) -> "_Box | None":
+        """Where the weak-form loss on window ``w`` reads the networks (see :class:`_Box`).
+
+        The loss reads the fields at the nucleus pixels (data and smoothness terms) and
+        the weak residual where the weight is non-zero, which depends on the fields within
+        one kernel half-width (``halo``) of there; the bicubic upsampling reads lattice
+        points within two lattice steps of those pixels. With gradients, the networks are
+        evaluated only at those lattice points (on the sample nucleus about 37 % of the
+        lattice; the others are 0), and the upsampling, the convolutions and the test
+        window work on their bounding box only: no term of the loss and no gradient
+        changes, only the returned fitted field, rate and residual away from the nucleus.
+        None when the box would be the whole padded grid with every lattice point.
+        """
+        h, dev, s = self.halo, self.dev, self.stride
+        hp, wp = w.nh + 2 * h, w.nw + 2 * h
+        need = torch.zeros(hp, wp, dtype=torch.bool, device=dev)
+        need[h:h + w.nh, h:h + w.nw] = wgt != 0
+        need = _dilate(need, h)
+        need[h:h + w.nh, h:h + w.nw] |= mask
+        cy, cx = -(-(hp - 1) // s) + 1, -(-(wp - 1) // s) + 1
+        lat = need
+        if s > 1:
+            cells = torch.zeros(cy * s, cx * s, dtype=torch.bool, device=dev)
+            cells[:hp, :wp] = need
+            lat = _dilate(cells.view(cy, s, cx, s).any(dim=3).any(dim=1), 2)
+        if bool(lat.all()):
+            return None
+        rows = torch.nonzero(lat.any(dim=1), as_tuple=False).squeeze(1)
+        cols = torch.nonzero(lat.any(dim=0), as_tuple=False).squeeze(1)
+        ly0, ly1, lx0, lx1 = int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+        y0, x0 = ly0 * s, lx0 * s
+        ny, nx = min(ly1 * s + 1, hp) - y0, min(lx1 * s + 1, wp) - x0
+        if ny <= 2 * h or nx <= 2 * h:
+            return None
+        # lattice points: indices in the box's sub-lattice, coordinates from the whole one
+        # (the same floating-point coordinates as an evaluation everywhere)
+        sub = torch.zeros_like(lat)
+        sub[ly0:ly1 + 1, lx0:lx1 + 1] = lat[ly0:ly1 + 1, lx0:lx1 + 1]
+        full_idx = torch.nonzero(sub.reshape(-1), as_tuple=False).squeeze(1)
+        idx = torch.nonzero(lat[ly0:ly1 + 1, lx0:lx1 + 1].reshape(-1), as_tuple=False).squeeze(1)
+        pg = self._padded_grid(w)
+        xy = Grid(cy, cx, pg.h * s, pg.y0, pg.x0).coords(dev, self.dtype).index_select(0, full_idx)
+        ry, rx = ny - 2 * h, nx - 2 * h  # residual box, inner-grid pixels from (y0, x0)
+
+        def box_flat(i, j):  # inner-grid pixel (i, j) -> flat index in the fine box
+            return (i + h - y0) * nx + (j + h - x0)
+
+        mi, mj = torch.nonzero(mask, as_tuple=True)
+        yi, yj = torch.nonzero(inner_y.view(w.nh - 1, w.nw), as_tuple=True)
+        xi, xj = torch.nonzero(inner_x.view(w.nh, w.nw - 1), as_tuple=True)
+        lam_b_y = lam_b_x = None
+        if self.lam_b is not None:
+            lb = self.lam_b[w.inner()]
+            lam_b_y, lam_b_x = (lb[yi + 1, yj], lb[yi, yj]), (lb[xi, xj + 1], lb[xi, xj])
+        p = 0 if self.test_kernel is None else (self.test_kernel.numel() - 1) // 2
+        tested = (slice(max(0, p - y0), min(ry + 2 * p, w.nh - y0 + p)),
+                  slice(max(0, p - x0), min(rx + 2 * p, w.nw - x0 + p)))
+        return _Box(y0=y0, x0=x0, ny=ny, nx=nx, idx=idx, xy=xy,
+                    wgt=wgt[y0:y0 + ry, x0:x0 + rx], data_idx=box_flat(mi, mj),
+                    pair_y=(box_flat(yi + 1, yj), box_flat(yi, yj)),
+                    pair_x=(box_flat(xi, xj + 1), box_flat(xi, xj)),
+                    lam_b_y=lam_b_y, lam_b_x=lam_b_x, tested=tested)
+
+    def _weak_losses_on_box(self, field_net, rate_net, w: _Window, c: "_WindowConstants",
+                            autocast):
+        """The weak-form loss of :meth:`losses` computed on ``c.box`` only (see :meth:`_box`)."""
+        cfg, h, b = self.config, self.halo, c.box
+        pg = self._padded_grid(w)
+        grid = Grid(b.ny, b.nx, pg.h, pg.y0 + b.y0 * pg.h, pg.x0 + b.x0 * pg.h)
+        with autocast():
+            both = _on_lattice((field_net, rate_net), grid, self.stride, self.dev, self.dtype,
+                               points=(b.idx, b.xy))
+        g, lam_box = both[:2], both[2]
+        if self.offset is not None:
+            oy, ox = w.r0 + b.y0, w.c0 + b.x0
+            g = g + self.offset[:, oy:oy + b.ny, ox:ox + b.nx]
+        phi_d = g[0]
+        r, (fitted,) = self.backend.combine_with(
+            chromatin_weak_operator_terms(phi_d, g[1], lam_box, self.params), extra=(("u", phi_d),))
+        zero = torch.zeros((), device=self.dev, dtype=self.dtype)
+        data = zero
+        if c.any_mask:
+            sel = g.reshape(2, -1).index_select(1, b.data_idx)
+            data = ((sel - c.obs) ** 2).mean() / self.sigma**2
+        if self.test_kernel is not None:
+            tested = _blur_full(b.wgt * r, self.test_kernel, self._blur_spectra)[b.tested]
+            res = (tested * tested).sum() / (c.norm_sq * self.scale_r**2)
+        else:
+            res = (b.wgt * r * r).sum() / (c.wsum * self.scale_r**2)
+        flat = lam_box.reshape(-1)
+
+        def diff(pair, prior):
+            hi, lo = flat.index_select(0, pair[0]), flat.index_select(0, pair[1])
+            if prior is not None:
+                hi, lo = hi - prior[0], lo - prior[1]
+            return (hi - lo) / self.pixel_um
+
+        smooth = zero
+        if c.inner_y.numel() and c.inner_x.numel():
+            gy, gx = diff(b.pair_y, b.lam_b_y), diff(b.pair_x, b.lam_b_x)
+            smooth = 0.5 * ((gy**2).mean() + (gx**2).mean())
+        total = cfg.data_weight * data + cfg.residual_weight * res + cfg.rate_smoothness * smooth
+        # outputs on the window (0 off the box; valid where the loss reads them)
+        fitted = _embed(fitted, b.y0, b.x0, w.nh, w.nw)
+        r = _embed(r, b.y0, b.x0, w.nh, w.nw)
+        lam = _embed(lam_box, b.y0 - h, b.x0 - h, w.nh, w.nw)
+        return total, {"data": data, "residual": res, "smooth": smooth}, (fitted, lam, r)
 
     def losses(self, field_net, rate_net, w: _Window, autocast=contextlib.nullcontext):
         """Total loss, its terms and ``(fitted phi_d, lambda, residual)`` on window ``w``.
 
         With gradients enabled and :attr:`restrict_networks` (the default), the weak-form
-        loss evaluates the networks only at the lattice points it depends on (see
-        :meth:`_window_constants`): the loss and its gradients are those of the evaluation
-        everywhere, while the returned fitted field and residual hold only on the nucleus
-        (and where the residual has weight). Without gradients (the final assembly) the
-        networks are evaluated everywhere. The weak residual and the fitted field come
+        loss evaluates the networks only at the lattice points it depends on and works on
+        their bounding box (see :meth:`_box`): the loss and its gradients are those of the
+        evaluation everywhere, while the returned fitted field, rate and residual hold only
+        on the nucleus (and where the residual has weight). Without gradients (the final
+        assembly) everything is evaluated everywhere. The weak residual and the fitted field come
         from one batched FFT pair (:meth:`MollifierBackend.combine_with`).
         """
         cfg, h = self.config, self.halo
@@ -329,11 +443,11 @@ class _Problem:
         offset = None
         if self.offset is not None:
             offset = self.offset[:, w.r0:w.r0 + w.nh + 2 * h, w.c0:w.c0 + w.nw + 2 * h]
+        if self.weak and c.box is not None and self.restrict_networks and torch.is_grad_enabled():
+            return self._weak_losses_on_box(field_net, rate_net, w, c, autocast)
         if self.weak:
-            points = c.points if self.restrict_networks and torch.is_grad_enabled() else None
             with autocast():
-                both = _on_lattice((field_net, rate_net), pg, self.stride, self.dev, self.dtype,
-                                   points=points)
+                both = _on_lattice((field_net, rate_net), pg, self.stride, self.dev, self.dtype)
             g, lam_pad = both[:2], both[2]
             if offset is not None:
                 g = g + offset
@@ -514,6 +628,29 @@ def _blur(a: torch.Tensor, k: torch.Tensor, cache: dict | None = None) -> torch.
             cache[key] = kspec
     out = torch.fft.irfft2(torch.fft.rfft2(a, s=(fy, fx)) * kspec, s=(fy, fx))
     return out[p:p + ny, p:p + nx]
+
+
+def _blur_full(a: torch.Tensor, k: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+    """Full linear convolution of a 2-D tensor with ``k x k``: (ny + 2p, nx + 2p), by FFT
+    (transform lengths of at least that, so nothing wraps around; spectrum cached as in
+    :func:`_blur`)."""
+    p = (k.numel() - 1) // 2
+    ny, nx = a.shape
+    fy, fx = next_fast_len(ny + 2 * p, real=True), next_fast_len(nx + 2 * p, real=True)
+    key = (fy, fx, k.numel(), k.dtype, str(k.device))
+    kspec = None if cache is None else cache.get(key)
+    if kspec is None:
+        kspec = torch.fft.fft(k, n=fy)[:, None] * torch.fft.rfft(k, n=fx)[None, :]
+        if cache is not None:
+            cache[key] = kspec
+    out = torch.fft.irfft2(torch.fft.rfft2(a, s=(fy, fx)) * kspec, s=(fy, fx))
+    return out[:ny + 2 * p, :nx + 2 * p]
+
+
+def _embed(t: torch.Tensor, top: int, left: int, ny: int, nx: int) -> torch.Tensor:
+    """``t`` placed with its first pixel at (top, left) of a zero (ny, nx) array (cropped
+    where it sticks out)."""
+    return torch.nn.functional.pad(t, (left, nx - left - t.shape[-1], top, ny - top - t.shape[-2]))
 
 
 def _evaluation(prob: _Problem):
@@ -740,7 +877,9 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     else:  # parametric bootstrap: estimate from the data, spread of the replicates about it
         rate = rates[0]
         rate_std = np.sqrt(np.mean([(r - rate) ** 2 for r in rates[1:]], axis=0))
+    rate_std_source = None if rate_std is None else config.uncertainty
     if rate_std is None and config.test_window_um is not None:
+        rate_std_source = "residual"
         t_unc = time.perf_counter()
         rate_std = _residual_rate_std(fields, config, rate, trusted_np)
         timings["uncertainty"] = time.perf_counter() - t_unc
@@ -757,6 +896,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         meta={"method": "pinn", "residual_form": config.residual_form,
               "mollifier_radius_px": prob.radius, "noise_phi_d": prob.noise,
               "initial_rate": prob.initial_rate, "ensemble": config.ensemble,
+              "rate_std_source": rate_std_source,
               "regularisation": chosen,
               "final_terms": {k: float(np.mean([t[k] for t in terms_all])) for k in terms_all[0]},
               "final_loss": float(history["loss"][-1]) if history["loss"] else None},
