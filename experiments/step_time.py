@@ -10,12 +10,14 @@ with the same torch thread count; the two trees alternate (A/B/A/B...), so the r
 their medians holds on a loaded machine where absolute times do not.
 
 With ``--profile K`` each tree is also profiled over K steps (``torch.profiler``, one more
-child each) and the operators that cost most are printed.
+child each) and the operators that cost most are printed. With ``--fit-steps N`` each tree
+also runs ``fit_rates`` (default configuration, ``steps=N``, same seed) on the same fields
+and the two rate maps are compared on the nucleus.
 
 Usage::
 
     python experiments/step_time.py                       # baseline d24bee0, 20 steps, 3 runs each
-    python experiments/step_time.py --baseline HEAD --steps 10 --repeats 2 --profile 5
+    python experiments/step_time.py --baseline HEAD --steps 10 --repeats 2 --profile 5 --fit-steps 20
 """
 
 from __future__ import annotations
@@ -96,6 +98,14 @@ def _child(spec: dict) -> dict:
     z = np.load(spec["fields"])
     fields = PhaseFields(phi_w=z["phi_w"], phi_d=z["phi_d"], mask=z["mask"],
                          pixel_size_nm=float(z["pixel"]), origin_nm=tuple(z["origin"]))
+    if spec.get("fit_steps"):
+        from chromarate.fit.loop import fit_rates
+
+        t0 = time.perf_counter()
+        res = fit_rates(fields, FitConfig(steps=int(spec["fit_steps"])), device="cpu")
+        np.save(spec["rate_out"], res.rate)
+        return {"package": chromarate.__file__, "fit_s": time.perf_counter() - t0,
+                "steps": res.history["step"][-1] if res.history["step"] else 0}
     t0 = time.perf_counter()
     config, _chosen = choose_regularisation(fields, FitConfig())
     t_reg = time.perf_counter() - t0
@@ -194,6 +204,9 @@ def main(argv=None) -> None:
     ap.add_argument("--profile", type=int, default=0,
                     help="also profile this many steps in each tree (default 0: no profile)")
     ap.add_argument("--top", type=int, default=15, help="operators listed per profile")
+    ap.add_argument("--fit-steps", type=int, default=0,
+                    help="also compare the rate maps of a fit_rates run with this many steps "
+                         "(default 0: no fit)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per child")
     args = ap.parse_args(argv)
     spec = H.child_spec(args)
@@ -231,6 +244,30 @@ def main(argv=None) -> None:
                     profiles[name] = _run(tree, {**common, "profile": args.profile,
                                                  "top": args.top}, args.timeout)["profile"]
                     _print_profile(name, profiles[name])
+            fit_cmp = None
+            if args.fit_steps:
+                import numpy as np
+
+                maps = {}
+                for name, tree in trees:
+                    out = str(Path(tmp) / f"rate_{name}.npy")
+                    r = _run(tree, {**common, "fit_steps": args.fit_steps, "rate_out": out},
+                             args.timeout)
+                    maps[name] = np.load(out)
+                    H.say(f"fit_rates {name}: {r['steps']} steps in {r['fit_s']:.1f} s")
+                a, b = maps["current"], maps["baseline"]
+                inside = np.isfinite(a) & np.isfinite(b)
+                same_nan = bool(np.array_equal(np.isfinite(a), np.isfinite(b)))
+                diff = np.abs(a[inside] - b[inside])
+                fit_cmp = {"steps": args.fit_steps, "max_abs": float(diff.max()),
+                           "max_rel": float((diff / np.abs(b[inside])).max()),
+                           "rel_to_max": float(diff.max() / np.abs(b[inside]).max()),
+                           "same_nucleus": same_nan}
+                H.say(f"rate maps current vs baseline ({args.fit_steps} steps, same seed): "
+                      f"largest difference {fit_cmp['max_abs']:.2e} "
+                      f"({fit_cmp['max_rel']:.2e} relative at worst pixel, "
+                      f"{fit_cmp['rel_to_max']:.2e} of the largest rate); same NaN pattern: "
+                      f"{same_nan}")
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)],
                            capture_output=True)
@@ -245,7 +282,8 @@ def main(argv=None) -> None:
     if args.json:
         H.write_json(args.json, {"baseline": args.baseline, "threads": args.threads,
                                  "runs": runs, "median_ms": med, "ratio": ratio,
-                                 "loss_rel_diff": rel, "profiles": profiles}, indent=1)
+                                 "loss_rel_diff": rel, "profiles": profiles,
+                                 "fit_comparison": fit_cmp}, indent=1)
 
 
 if __name__ == "__main__":
