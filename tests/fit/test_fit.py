@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 from chromarate._types import FitDone, FitProgress, FitResult, PhaseFields  # noqa: E402
 from chromarate.config import FitConfig, MollifierConfig, NetworkConfig  # noqa: E402
 from chromarate.errors import FitDivergedError, StageError  # noqa: E402
+from chromarate.fit import chromatin_problem  # noqa: E402
 from chromarate.fit import loop as fit_loop  # noqa: E402
 from chromarate.fit.direct import invert_direct  # noqa: E402
 from chromarate.fit.loop import fit_rates, iter_fit  # noqa: E402
@@ -158,7 +159,7 @@ def test_absurd_values_are_refused_before_fitting(constant_fields):
 
 def test_fit_diverged_names_the_step(constant_fields, monkeypatch):
     """The residual turns NaN from the third loss evaluation on: the error names step 3."""
-    real = fit_loop.chromatin_weak_operator_terms
+    real = chromatin_problem.chromatin_weak_operator_terms
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -168,7 +169,7 @@ def test_fit_diverged_names_the_step(constant_fields, monkeypatch):
             terms = [(name, field * float("nan"), coef) for name, field, coef in terms]
         return terms
 
-    monkeypatch.setattr(fit_loop, "chromatin_weak_operator_terms", poisoned)
+    monkeypatch.setattr(chromatin_problem, "chromatin_weak_operator_terms", poisoned)
     events = []
     with pytest.raises(FitDivergedError, match=r"step 3\b.*residual=nan"):
         for ev in iter_fit(constant_fields, _tiny_config(steps=10, log_every=1)):
