@@ -204,6 +204,41 @@ def figure(path: Path, rows: list[dict], maps: list, n_maps: int = 4) -> None:
     plt.close(fig)
 
 
+def scores_figure(path: Path, rows: list[dict]) -> None:
+    """Per-case bars of r (PINN and closed form) and the bias of the mean, coloured by QC
+    status: the figure of a merged run, whose JSON holds scores but no maps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(rows, key=lambda r: r["case"])
+    names = [r["case"].split("@")[0] for r in rows]
+    y = np.arange(len(rows))
+    nan = float("nan")
+    r = [nan if r_["r"] is None else r_["r"] for r_ in rows]
+    base = [nan if r_["baseline_r"] is None else r_["baseline_r"] for r_ in rows]
+    ok = [r_["status"] == "ok" for r_ in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 0.32 * len(rows) + 1.2), sharey=True)
+    a.barh(y - 0.2, r, 0.4, color=["tab:blue" if o else "tab:gray" for o in ok], label="PINN")
+    a.barh(y + 0.2, base, 0.4, color="tab:orange", alpha=0.7, label="closed form")
+    a.axvline(0.8, ls=":", c="k", lw=0.8)
+    a.set_xlim(-1, 1)
+    a.set_xlabel("Pearson r (grey: low_confidence)")
+    a.legend(loc="lower left", fontsize=7)
+    bias = [100 * r_["bias"] for r_ in rows]
+    b.barh(y, bias, 0.6, color=["tab:blue" if o else "tab:gray" for o in ok])
+    for x in (-10, 10):
+        b.axvline(x, ls=":", c="k", lw=0.8)
+    b.set_xlabel("bias of mean lambda (%)")
+    a.set_yticks(y, names, fontsize=7)
+    a.invert_yaxis()
+    fig.suptitle(f"validation suite, seed {rows[0]['case'].split('@')[1] if rows else ''}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def merge(paths: list[str], out: Path) -> dict:
     """Combine the rows of several runs (later files win per case) and re-summarise."""
     from chromarate.validation import summarise
@@ -254,7 +289,11 @@ def main(argv=None) -> dict:
                          "one of the same case) into --out, recomputing the summary; no fit")
     args = ap.parse_args(argv)
     if args.merge:
-        return merge(args.merge, Path(args.out) if args.out else RESULTS / "validation_merged.json")
+        report = merge(args.merge, Path(args.out) if args.out else RESULTS / "validation_merged.json")
+        if args.figure:
+            scores_figure(Path(args.figure), report["rows"])
+            print(f"wrote {args.figure}")
+        return report
     set_threads(args.threads, omp_env=True)
 
     import chromarate
