@@ -77,7 +77,6 @@ def test_no_progress_lines_with_zero_interval_or_quiet(tiny_nucleus, tmp_path):
         assert "progress: " not in res.stderr
 
 
-@pytest.mark.slow
 def test_demo_piped_through_cat_prints_progress(tmp_path):
     """``chromarate demo --steps 30 2>&1 | cat`` shows progress lines during the fit."""
     import subprocess
