@@ -1,0 +1,244 @@
+"""Config models of the rate fit: :class:`FitConfig` and its nested physics, mollifier
+and network configs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import _Model
+
+__all__ = ["FitConfig", "MollifierConfig", "NetworkConfig", "PhysicsConfig"]
+
+
+class PhysicsConfig(_Model):
+    """Parameters of the chromatin phase-field model (lengths in um, time in 1/Gamma_ac)."""
+
+    phi_max: float = Field(0.7, gt=0.0, le=1.0)
+    interface_um: float = Field(0.03, gt=0.0, le=10.0)
+    mobility: float = Field(1.0, gt=0.0, le=1e6)
+
+
+class MollifierConfig(_Model):
+    """The mollifier layer.
+
+    Attributes
+    ----------
+    kernel : {"bump", "wendland"}
+        Smooth compact weight of the kernels.
+    radius_px : float or "auto"
+        Kernel radius in pixels; "auto" picks it from a noise estimate of the data.
+    degree : int or None
+        Degree of the polynomials every kernel reproduces exactly; None (default) means the
+        highest derivative order + 2 (= 6 for the fourth-order chromatin model).
+    method : {"auto", "direct", "fft"}
+        Convolution path.
+    """
+
+    kernel: Literal["bump", "wendland"] = "bump"
+    radius_px: float | Literal["auto"] = "auto"
+    degree: int | None = Field(None, ge=4, le=10)
+    method: Literal["auto", "direct", "fft"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_radius(self) -> "MollifierConfig":
+        if not isinstance(self.radius_px, str) and not 2.0 <= self.radius_px <= 64.0:
+            raise ValueError("mollifier.radius_px must be 'auto' or in [2, 64] pixels")
+        return self
+
+
+class NetworkConfig(_Model):
+    """Network for the field phi_d (MLP with random Fourier features).
+
+    Attributes
+    ----------
+    width, depth : int
+        Hidden width and number of hidden layers.
+    fourier_features : int
+        Number of random Fourier frequencies (0 for a plain MLP).
+    fourier_scale_per_um : float
+        Standard deviation of the frequencies in cycles per um.
+    parameterization : {"anchored", "free"}
+        ``anchored``: the field is the observation plus the network's correction (starts at
+        the data, converges in hundreds of steps); ``free``: the network alone (classic PINN).
+    architecture : {"fourier_mlp", "mlp", "pirate"}
+        MLP with random Fourier features, plain MLP, or PirateNet (``depth`` blocks).
+    evaluation_stride : int or "auto"
+        The networks are evaluated on a lattice of every ``stride``-th pixel and carried to
+        the pixel grid by bicubic interpolation (weak form). Their outputs are smooth (the
+        field network learns a low-frequency correction to the denoised anchor, the rate
+        network is low-frequency by construction) and the mollifier averages over many
+        lattice cells, so this costs little accuracy and divides the network work by
+        ``stride^2``. "auto": a third of the mollifier radius, but at least four lattice
+        points per wavelength of the field network's finest typical frequency
+        (``3 fourier_scale_per_um``); 1 at 20 nm pixels with a small radius.
+    """
+
+    width: int = Field(64, ge=4, le=4096)
+    depth: int = Field(3, ge=1, le=32)
+    fourier_features: int = Field(64, ge=0, le=4096)
+    fourier_scale_per_um: float = Field(2.0, gt=0.0, le=1e3)
+    parameterization: Literal["anchored", "free"] = "anchored"
+    architecture: Literal["fourier_mlp", "mlp", "pirate"] = "fourier_mlp"
+    evaluation_stride: int | Literal["auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _check_stride(self) -> "NetworkConfig":
+        if not isinstance(self.evaluation_stride, str) and not 1 <= self.evaluation_stride <= 16:
+            raise ValueError("network.evaluation_stride must be 'auto' or in [1, 16]")
+        return self
+
+
+class FitConfig(_Model):
+    """Rate inference.
+
+    Attributes
+    ----------
+    method : {"pinn", "direct"}
+        Mollifier-layer PINN, or the closed-form inversion.
+    residual_form : {"weak", "strong"}
+        ``weak``: all derivatives on the mollifier kernels (noise-robust, default);
+        ``strong``: derivatives of the mollified fields combined by the chain rule.
+    derivative_backend : {"mollifier", "autograd", "finite-difference", "spectral"}
+        Where the PINN's derivatives come from. Only the mollifier (default) supports the
+        weak form and the anchored field; the others (nested autograd, the standard PINN;
+        finite differences; FFT) are for like-for-like comparisons and need
+        ``residual_form="strong"`` and ``network.parameterization="free"``.
+    steps : int
+        Adam steps with the strong prior; with ``regularisation`` not ``manual`` a weaker
+        prior trains up to four times as many (see :mod:`chromarate.fit.regularise`).
+    learning_rate : float
+        Adam step of the field network (cosine schedule to zero).
+    rate_learning_rate_factor : float
+        The rate network's step is this many times ``learning_rate``.
+    data_weight, residual_weight : float
+        Weights of the data misfit and the PDE residual.
+    rate_smoothness : float
+        Weight of the gradient penalty on lambda (per um^2); used as given only with
+        ``regularisation="manual"``, otherwise chosen per nucleus. The default (1.0, with 0.3 um
+        test windows) is set for phase fields from rendered STORM densities, whose noise is
+        spatially correlated by rendering and denoising (measured on the sample nucleus:
+        r = 0.927 against 0.221 with 1e-3 and 0.15 um windows). For fields with white pixel
+        noise a weak prior recovers more detail: ``rate_smoothness=1e-3,
+        test_window_um=0.15`` gives r = 0.99 / 0.96 / 0.95 at 0 / 1 / 5 % noise in
+        experiments/recovery.py, where 1.0 flattens lambda (r = 0.76 at 5 %).
+    rate_fourier_features : int
+    rate_fourier_scale_per_um : float
+        Random Fourier features of the rate network; a small scale keeps lambda smooth.
+    seed : int
+        Seed of every random choice of the fit (stored in results).
+    device : str
+        "auto", "cpu", "cuda", "cuda:N" or "mps".
+    dtype : {"float32", "float64"}
+    log_every : int
+    lbfgs_steps : int
+        L-BFGS iterations after Adam (0: none).
+    early_stopping_patience : int or None
+        Stop Adam when the loss has not improved by 0.1 % over this many steps.
+    ensemble : int
+        Number of fits with seeds ``seed, seed + 1, ...`` giving ``rate_std``, the
+        uncertainty map (see ``uncertainty``).
+    uncertainty : {"bootstrap", "seeds"}
+        ``bootstrap`` (default): member 0 fits the data and gives the rate; every other
+        member fits a parametric-bootstrap replicate (denoised fields plus fresh noise at
+        the data's local noise level) and ``rate_std`` is their RMS deviation from the
+        rate, so it is larger where the data are noisier. ``seeds``: all members fit the
+        data with different initialisations; rate = mean, ``rate_std`` = their standard
+        deviation (optimisation spread only).
+    patch_size : int or None
+        Train on random ``patch_size`` x ``patch_size`` windows (plus the kernel halo) when
+        the grid is larger, so peak memory depends on the patch, not the image.
+    mixed_precision : bool
+        bfloat16 autocast of the networks on CUDA (kernels and losses stay in ``dtype``).
+    field_prior : {"tv", "none"}
+        Denoising of the observed fields before the physics sees them: ``tv`` (default)
+        anchors the PINN (and feeds the closed form) with total-variation denoised fields,
+        weight ``field_prior_strength`` times the estimated pixel noise. The data term still
+        compares with the raw observation.
+    field_prior_strength : float
+        Multiplier of the noise estimate giving the TV weight.
+    test_window_um : float or None
+        Standard deviation (um) of the Gaussian test functions the residual is integrated
+        against (a Petrov-Galerkin weak form): the PINN scores ``G * (w r)`` instead of the
+        pointwise residual, and the closed form takes lambda as constant over the window (a
+        local least-squares fit). Integrating against smooth test functions moves the
+        fourth-order derivatives off the noise. None: pointwise residual and closed form.
+    regularisation : {"steadiness", "pixel_noise", "manual"}
+        How ``rate_smoothness`` and ``test_window_um`` are set. ``steadiness`` (default):
+        per nucleus, from the share of the weak residual that no smooth rate explains
+        (:mod:`chromarate.fit.regularise`); ``pixel_noise``: from a white-noise estimate of
+        the pixel noise (kept for comparison; it under-regularises rendered densities);
+        ``manual``: the two values as given. The chosen values are stored in
+        ``FitResult.meta["regularisation"]``, the result's provenance and summary.csv.
+    rate_prior : {"balance", "flat"}
+        What the smoothness penalty pulls the rate towards: ``balance`` (default) penalises
+        the gradient of the rate's difference from the local balance estimate
+        ``G * phi_h / G * phi_e`` over windows of one domain spacing (at least the test
+        window), which needs no derivative of the data
+        (:func:`chromarate.fit.prior.balance_rate`); ``flat`` the gradient of lambda itself.
+        With the strong prior that noisy rendered densities get, the balance prior keeps
+        the rate from following noise in the fourth-order term (measured with the default
+        pipeline on `chromarate simulate` seeds 0 and 1, where it was chosen: r = 0.976 /
+        0.845 against 0.963 / 0.361 with ``flat``; on seeds 2-5, not looked at while
+        choosing: 0.944 / 0.900 / 0.948 / 0.474, experiments/cli_seeds.py).
+    pretrain_steps : int
+        Data-only Adam steps that fit a *free* field network to the observation (values at
+        the pixel centres, no derivatives) before the joint fit: the usual warm start of a
+        classic PINN, identical for every derivative backend. 0 (default): none. The
+        anchored field starts at the data and needs none.
+    """
+
+    method: Literal["pinn", "direct"] = "pinn"
+    residual_form: Literal["weak", "strong"] = "weak"
+    derivative_backend: Literal["mollifier", "autograd", "finite-difference", "spectral"] = "mollifier"
+    physics: PhysicsConfig = PhysicsConfig()
+    mollifier: MollifierConfig = MollifierConfig()
+    network: NetworkConfig = NetworkConfig()
+    steps: int = Field(250, ge=1, le=10_000_000)
+    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
+    rate_learning_rate_factor: float = Field(3.0, gt=0.0, le=1000.0)
+    data_weight: float = Field(1.0, ge=0.0)
+    residual_weight: float = Field(1.0, ge=0.0)
+    rate_smoothness: float = Field(1.0, ge=0.0)
+    rate_fourier_features: int = Field(32, ge=0, le=1024)
+    rate_fourier_scale_per_um: float = Field(0.3, gt=0.0, le=100.0)
+    seed: int = Field(0, ge=0)
+    device: str = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
+    log_every: int = Field(25, ge=1)
+    lbfgs_steps: int = Field(0, ge=0, le=100_000)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    ensemble: int = Field(1, ge=1, le=64)
+    uncertainty: Literal["bootstrap", "seeds"] = "bootstrap"
+    patch_size: int | None = Field(None, ge=16, le=8192)
+    mixed_precision: bool = False
+    field_prior: Literal["tv", "none"] = "tv"
+    field_prior_strength: float = Field(1.0, ge=0.0, le=100.0)
+    test_window_um: float | None = Field(0.3, gt=0.0, le=100.0)
+    pretrain_steps: int = Field(0, ge=0, le=1_000_000)
+    regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"
+    rate_prior: Literal["flat", "balance"] = "balance"
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> "FitConfig":
+        fields = type(self).model_fields
+        if self.regularisation != "manual" and (
+                self.rate_smoothness != fields["rate_smoothness"].default
+                or self.test_window_um != fields["test_window_um"].default):
+            raise ValueError(
+                f"fit.rate_smoothness and fit.test_window_um are chosen per nucleus when "
+                f"fit.regularisation is {self.regularisation!r}; to set them yourself "
+                "(e.g. rate_smoothness 0.001, test_window_um 0.15) also set "
+                "fit.regularisation: manual")
+        if self.pretrain_steps and self.network.parameterization != "free":
+            raise ValueError("fit.pretrain_steps fits a free field network to the data; the "
+                             "anchored field already starts at the data (set "
+                             "network.parameterization 'free' or pretrain_steps 0)")
+        if self.derivative_backend != "mollifier" and (
+                self.residual_form != "strong" or self.network.parameterization != "free"):
+            raise ValueError(
+                f"fit.derivative_backend {self.derivative_backend!r} differentiates the network "
+                "itself: it needs residual_form 'strong' and network.parameterization 'free' "
+                "(the weak form and the anchored field need the mollifier)")
+        return self
