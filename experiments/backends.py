@@ -99,6 +99,7 @@ def child_step(spec: dict) -> dict:
 
     from chromarate.config import FitConfig
     from chromarate.fit.derivatives import make_backend, make_grid
+    from chromarate.fit.engine import ParamGroup, TrainSettings, iter_train
     from chromarate.fit.loop import FIELD_DERIVATIVES
     from chromarate.fit.networks import FourierMLP
     from chromarate.fit.physics import ChromatinParams, chromatin_residual
@@ -139,19 +140,22 @@ def child_step(spec: dict) -> dict:
         net = FieldNet()
         rate = torch.nn.Parameter(torch.tensor(float(phi_h.mean() / max(phi_e.mean(), 1e-3)),
                                                dtype=dtype))
-        opt = torch.optim.Adam(list(net.parameters()) + [rate], lr=cfg.learning_rate)
-
-        def step() -> float:
-            opt.zero_grad(set_to_none=True)
+        def loss_fn(_step):
             f = backend.fields(net, grid, FIELD_DERIVATIVES)
             d = {k: v[0] for k, v in f.items()}
             w = {k: v[1] for k, v in f.items()}
             r = chromatin_residual(d, w, rate, params)
             data = ((f["u"] - obs) ** 2)[:, mask].mean() / sigma**2
-            loss = data + (r**2).mean() / scale_r**2
-            loss.backward()
-            opt.step()
-            return float(loss.detach())
+            res = (r**2).mean() / scale_r**2
+            return data + res, {"data": data, "residual": res}
+
+        # chromarate's one training engine, one event per Adam step (a schedule long enough
+        # that the learning rate stays at its peak over the timed steps)
+        events = iter_train([ParamGroup(list(net.parameters()) + [rate], cfg.learning_rate)],
+                            loss_fn, TrainSettings(steps=1_000_000, log_every=1))
+
+        def step() -> float:
+            return next(events).loss
 
         return step
 
