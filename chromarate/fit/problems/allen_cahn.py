@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import ConfigError
-from .base import register
+from .base import TimeSeriesPlugin, register
 
 __all__ = ["ALLEN_CAHN", "AllenCahnProblem", "allen_cahn_lambda", "make_allen_cahn_problem"]
 
@@ -94,24 +94,11 @@ def make_allen_cahn_problem(n: int = 256, *, noise: float = 0.0, seed: int = 0, 
                             noise=float(noise), seed=int(seed), refine=int(refine))
 
 
-class _AllenCahnPlugin:
+class _AllenCahnPlugin(TimeSeriesPlugin):
     """Plug-in of the Allen-Cahn relaxation (see the module docstring)."""
 
     kind = "allen-cahn"
-    ndim = 1
-    derivatives = ("u", "u_t")
-    max_order = 1
-    defaults = {"radius_px": 8.0, "fourier_scale": 2.0, "rate_fourier": 16, "rate_scale": 2.0,
-                "residual_weight": 1.0}
-
-    def make(self, n=None, *, noise=0.0, seed=0):
-        return make_allen_cahn_problem(256 if n is None else n, noise=noise, seed=seed)
-
-    def spacing(self, problem):
-        return problem.dt
-
-    def extent(self, problem):
-        return (0.5 * problem.T,), 0.5 * problem.T, problem.T
+    make_fn = staticmethod(make_allen_cahn_problem)
 
     def initial_rate(self, problem):
         """Integrated ODE with constant lambda: ``lambda = (int s - u(T) + u(0)) / int W'(u)``."""

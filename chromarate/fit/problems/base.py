@@ -24,7 +24,7 @@ import numpy as np
 
 from ...errors import ConfigError
 
-__all__ = ["Problem", "ProblemPlugin", "get_plugin", "interior_mask", "metrics", "plugins", "register"]
+__all__ = ["Problem", "ProblemPlugin", "TimeSeriesPlugin", "get_plugin", "interior_mask", "metrics", "plugins", "register"]
 
 
 @runtime_checkable
@@ -98,6 +98,34 @@ class ProblemPlugin(Protocol):
 
 
 _PLUGINS: dict[str, ProblemPlugin] = {}
+
+
+class TimeSeriesPlugin:
+    """Shared part of the 1-D plug-ins on a uniform time grid ``problem.t`` (spacing
+    ``problem.dt``, length ``problem.T``): the derivatives they use, the default fit
+    settings, the grid and the network's coordinate scaling. A subclass sets ``kind``,
+    ``make_fn`` (``make_fn(n, noise=..., seed=...)``), ``initial_rate``, ``residual``,
+    ``residual_scale``, ``closed_form`` and, if it has known inputs, ``known``."""
+
+    ndim = 1
+    derivatives = ("u", "u_t")
+    max_order = 1
+    defaults = {"radius_px": 8.0, "fourier_scale": 2.0, "rate_fourier": 16, "rate_scale": 2.0,
+                "residual_weight": 1.0}
+    #: Default number of time samples.
+    default_n = 256
+
+    def make(self, n=None, *, noise=0.0, seed=0):
+        return type(self).make_fn(self.default_n if n is None else n, noise=noise, seed=seed)
+
+    def spacing(self, problem):
+        return problem.dt
+
+    def extent(self, problem):
+        return (0.5 * problem.T,), 0.5 * problem.T, problem.T
+
+    def known(self, problem, device, dtype):
+        return {}
 
 
 def register(plugin: ProblemPlugin) -> ProblemPlugin:

@@ -18,7 +18,7 @@ import numpy as np
 from ...errors import ConfigError
 from ..mollifier import apply_1d_numpy
 from .backends_1d import mollifier_kernels_1d
-from .base import register
+from .base import TimeSeriesPlugin, register
 
 __all__ = ["LANGEVIN", "LANGEVIN_MODES", "LangevinProblem", "invert_langevin", "langevin_lambda",
            "langevin_rate_closed_form", "langevin_residual", "make_langevin_problem", "solve_langevin"]
@@ -183,32 +183,16 @@ def invert_langevin(problem: LangevinProblem, *, method: str = "mollifier", radi
     return out
 
 
-class _LangevinPlugin:
+class _LangevinPlugin(TimeSeriesPlugin):
     """Plug-in of the Langevin ODE (see the module docstring)."""
 
     kind = "langevin"
-    ndim = 1
-    derivatives = ("u", "u_t")
-    max_order = 1
-    defaults = {"radius_px": 8.0, "fourier_scale": 2.0, "rate_fourier": 16, "rate_scale": 2.0,
-                "residual_weight": 1.0}
-
-    def make(self, n=None, *, noise=0.0, seed=0):
-        return make_langevin_problem(256 if n is None else n, noise=noise, seed=seed)
-
-    def spacing(self, problem):
-        return problem.dt
-
-    def extent(self, problem):
-        return (0.5 * problem.T,), 0.5 * problem.T, problem.T
+    make_fn = staticmethod(make_langevin_problem)
 
     def initial_rate(self, problem):
         """Integrating the ODE: ``mean(lambda) = mean(u) + (u(T) - u(0)) / T`` (trapezoid)."""
         u = problem.u_obs
         return float(np.trapezoid(u, problem.t) / problem.T + (u[-1] - u[0]) / problem.T)
-
-    def known(self, problem, device, dtype):
-        return {}
 
     def residual(self, ops, lam, known):
         return langevin_residual(ops["u"], ops["u_t"], lam)
