@@ -252,13 +252,21 @@ def first_bad_length(values: np.ndarray) -> tuple[int, str] | None:
     return i, "negative" if values[i] < 0 else "infinite"
 
 
-def check_non_negative(values: np.ndarray, source: str, path: Path) -> None:
-    """Refuse negative or infinite lengths (NaN = missing is allowed)."""
+def check_non_negative(
+    values: np.ndarray, source: str, path: Path, *,
+    at: Callable[[int], str] | None = None, spec: str = "g",
+) -> None:
+    """Refuse negative or infinite lengths (NaN = missing is allowed).
+
+    The message names the value (formatted with ``spec``), ``source`` and where the row is:
+    ``at(row)``, by default its 0-based row number (the text readers give its file line).
+    """
     bad = first_bad_length(values)
     if bad is not None:
         i, kind = bad
+        where = f"row {i} (0-based)" if at is None else at(i)
         raise InputFormatError(
-            f"{kind} value {values[i]:g} in {source} at row {i} (0-based); expected a finite, "
+            f"{kind} value {values[i]:{spec}} in {source} at {where}; expected a finite, "
             "non-negative length",
             path=path,
         )

@@ -8,11 +8,13 @@ through :mod:`chromarate.io._textscan`):
 - sniffing: :func:`head_text`, :func:`first_line`, :func:`detect_first_line` turn the raw
   first bytes a ``detect`` function gets into text (gunzipped when they are gzip);
 - reading: :func:`read_text` decodes a whole file (UTF-8, UTF-16 with BOM, else Latin-1),
-  within the read limit; :func:`split_header` splits off header lines;
+  within the read limit; :func:`split_header` splits off header lines; :func:`read_header`
+  does both for a table with one header line;
 - splitting: :func:`sniff_delimiter` and :func:`split_fields`;
 - parsing: :func:`parse_table` / :func:`parse_planned` parse the data rows with precise
   messages (line numbers via :class:`LineMap`);
-- assembling: :class:`Plan`, :class:`Assembly` and :func:`assemble` check the values and
+- assembling: :class:`Plan`, :class:`Planner`, :class:`Assembly` and :func:`assemble`
+  (defined in :mod:`chromarate.io.formats._plan`, re-exported here) check the values and
   build the canonical table and its ``meta``; :func:`channel_filter` selects one channel.
 
 Units and options come from the shared cores :mod:`chromarate.io._units` and
@@ -25,17 +27,16 @@ import csv
 import io
 import re
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ConfigError, InputFormatError
 from chromarate.io._textscan import check_last_line, check_text_size, gunzip_limited, is_gzip
-from chromarate.io.formats._binary import first_bad_length
+from chromarate.io.formats._plan import Assembly, Plan, Planner, assemble, values_of
 
 __all__ = [
     "LINE_SPLIT",
@@ -43,6 +44,7 @@ __all__ = [
     "Assembly",
     "LineMap",
     "Plan",
+    "Planner",
     "TextFile",
     "assemble",
     "channel_filter",
@@ -51,6 +53,7 @@ __all__ = [
     "head_text",
     "parse_planned",
     "parse_table",
+    "read_header",
     "read_text",
     "shown",
     "sniff_delimiter",
@@ -62,8 +65,6 @@ __all__ = [
 #: Fields read as missing values (NaN) by every text reader.
 NA_TOKENS = ["", "NaN", "nan", "NAN", "NA", "N/A", "null", "NULL", "-nan", "-NaN"]
 LINE_SPLIT = re.compile(r"\r\n|\r|\n")
-_COORDINATES = ("x_nm", "y_nm", "z_nm")
-_NON_NEGATIVE = ("precision_nm", "sigma_nm")
 
 
 def head_text(head: bytes, limit: int = 1 << 16) -> str | None:
@@ -130,6 +131,12 @@ class TextFile:
     gzipped: bool
     encoding: str
 
+    def meta(self, columns: Sequence[str], **more: Any) -> dict[str, Any]:
+        """The ``meta`` entries every text reader gives: ``columns_in_file``, ``compressed``
+        and ``encoding``, then ``more``."""
+        return {"columns_in_file": list(columns), "compressed": self.gzipped, "encoding": self.encoding,
+                **more}
+
 
 def read_text(path: Path, *, keep_nul: bool = False, what: str = "a text table") -> TextFile:
     """Read and decode a whole (possibly gzipped) text file.
@@ -184,6 +191,22 @@ def split_header(text: str, n: int = 1) -> tuple[list[str], str, int]:
         lines.append(text[pos:m.start()])
         pos = m.end()
     return lines, text[pos:], len(lines) + 1
+
+
+def read_header(
+    path: Path, *, what: str, fields: Callable[[str], list[Any]], refusal: str
+) -> tuple[TextFile, list[Any], str, int]:
+    """Read a table with one header line: (file, ``fields(header)``, body, body's first line).
+
+    A header that ``fields`` splits into fewer than two fields is refused with the message
+    ``refusal`` (which says what the header should look like).
+    """
+    tf = read_text(path, what=what)
+    (header,), body, first = split_header(tf.text, 1)
+    names = fields(header)
+    if len(names) < 2:
+        raise InputFormatError(refusal, path=path)
+    return tf, names, body, first
 
 
 class LineMap:
@@ -316,10 +339,17 @@ def parse_planned(
     fmt: str,
     channel_col: int | None = None,
     channel: Any = None,
+    channel_header: str = "Channel",
 ) -> tuple[pd.DataFrame, LineMap, np.ndarray | None, list[Any] | None]:
     """:func:`parse_table` for a table with header ``names``, reading the columns of
     ``plans`` and ``frame`` as numbers; with a ``channel_col``, also select the rows of
-    ``channel`` (see :func:`channel_filter`). Returns (data, lines, keep, channels)."""
+    ``channel`` (see :func:`channel_filter`). Returns (data, lines, keep, channels).
+
+    A ``channel`` asked for in a table without channel column (named ``channel_header`` in
+    the message) is refused before the rows are parsed.
+    """
+    if channel is not None and channel_col is None:
+        raise InputFormatError(f'channel= was given but the file has no "{channel_header}" column', path=path)
     numeric = sorted({i for p in plans for i in p.sources} | ({frame[0]} if frame else set()))
     data, lines = parse_table(path, body, first_line, sep=sep, ncols=len(names), numeric=numeric,
                               text=[channel_col] if channel_col is not None else [], fmt=fmt)
@@ -367,109 +397,6 @@ def _non_numeric(path, body, lines, kwargs, numeric, exc) -> InputFormatError:
                 path=path,
             )
     return InputFormatError(f"non-numeric value in a numeric column ({' '.join(str(exc).split())}); expected numbers", path=path)
-
-
-@dataclass
-class Plan:
-    """How one canonical column is computed: mean of source columns times a scale."""
-
-    canonical: str
-    sources: tuple[int, ...]
-    names: tuple[str, ...]
-    scale: float = 1.0
-    unit: str | None = None
-
-
-@dataclass
-class Assembly:
-    """Everything :func:`assemble` needs besides the parsed data."""
-
-    fmt: str
-    plans: list[Plan]
-    frame: tuple[int, str] | None = None  # (column position, header name)
-    frame_base: int = 0
-    pixel_size_nm: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def values_of(data: pd.DataFrame | Mapping[int, np.ndarray], plan: Plan) -> np.ndarray:
-    arrays = [np.asarray(data[i], dtype=np.float64) for i in plan.sources]
-    out = arrays[0] if len(arrays) == 1 else np.mean(np.vstack(arrays), axis=0)
-    return out * plan.scale if plan.scale != 1.0 else out
-
-
-def assemble(
-    path: Path,
-    data: pd.DataFrame | Mapping[int, np.ndarray],
-    lines: Callable[[int], int],
-    spec: Assembly,
-    *,
-    keep: np.ndarray | None = None,
-) -> Localizations:
-    """Check values and build the canonical table and meta.
-
-    ``lines(row)`` gives the file line of a row for messages; ``keep`` optionally selects
-    rows (e.g. one channel) after all rows were checked.
-    """
-    table: dict[str, np.ndarray] = {}
-    for plan in spec.plans:
-        values = values_of(data, plan)
-        label = " + ".join(f'"{n}"' for n in plan.names)
-        if plan.canonical in _COORDINATES:
-            bad = ~np.isfinite(values)
-            if bad.any():
-                i = int(np.argmax(bad))
-                what = "missing or NaN value" if np.isnan(values[i]) else f"infinite value {values[i]}"
-                raise InputFormatError(
-                    f"{what} in coordinate column {label} at line {lines(i)}; expected finite numbers",
-                    path=path,
-                )
-        elif plan.canonical in _NON_NEGATIVE:
-            bad_length = first_bad_length(values)
-            if bad_length is not None:
-                i, kind = bad_length
-                raise InputFormatError(
-                    f"{kind} value {values[i]} in column {label} at line {lines(i)}; expected a "
-                    "finite, non-negative length",
-                    path=path,
-                )
-        table[plan.canonical] = values
-    if spec.frame is not None:
-        idx, name = spec.frame
-        values = np.asarray(data[idx], dtype=np.float64)
-        base = spec.frame_base
-        with np.errstate(invalid="ignore"):
-            bad = ~np.isfinite(values) | (values != np.round(values)) | (values < base) | (values > 2.0**53)
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise InputFormatError(
-                f'invalid frame number {values[i]} in column "{name}" at line {lines(i)}; expected '
-                f"integers >= {base} (format {spec.fmt!r} counts frames from {base}; pass "
-                "frame_base= if this file does not)",
-                path=path,
-            )
-        table["frame"] = values.astype(np.int64) - base
-
-    if keep is not None:
-        table = {k: v[keep] for k, v in table.items()}
-    ordered = {c: table[c] for c in CANONICAL_COLUMNS if c in table}
-    frame_df = pd.DataFrame(ordered, copy=False)
-    column_map = {p.canonical: " + ".join(p.names) for p in spec.plans}
-    if spec.frame is not None:
-        column_map["frame"] = spec.frame[1]
-    column_map = {c: column_map[c] for c in CANONICAL_COLUMNS if c in column_map}
-    units = {p.canonical: p.unit for p in spec.plans if p.unit is not None}
-    meta: dict[str, Any] = {
-        "source": str(path),
-        "format": spec.fmt,
-        "pixel_size_nm": spec.pixel_size_nm,
-        "frame_base": spec.frame_base,
-        "n_rows": int(len(frame_df)),
-        "column_map": column_map,
-        "units": units,
-    }
-    meta.update(spec.meta)
-    return Localizations(table=frame_df, meta=meta)
 
 
 def channel_filter(

@@ -34,13 +34,15 @@ from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 
 from chromarate.io._options import reader_options
-from chromarate.io._units import length_scale
 
 from . import _text as g
+from ._docs import TEXT, reader_doc
 
 FORMAT = "elyra"
 
 __all__ = ["FORMAT", "detect", "read"]
+
+_FRAME_BASE = 1  # the first frame number the software writes
 
 _HEADER_RE = re.compile(r"^(?P<name>.*?)\s*(?:\[(?P<unit>[^\]]*)\])?\s*$")
 _META_LINE = re.compile(r"^\s*([^\t:]+?)\s*:\s*(.*?)\s*$")
@@ -67,37 +69,12 @@ def _is_elyra_header(line: str) -> bool:
     return {"Position X", "Position Y", "First Frame"} <= names
 
 
-def read(
-    path: str | Path,
-    *,
-    channel: Any = None,
-    frame_base: int | None = None,
-    pixel_size_nm: float | None = None,
-    units: str | None = None,
-) -> Localizations:
-    """Read a Zeiss Elyra localization table (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file, plain or gzip-compressed.
-    channel : str or int, optional
-        Keep only the localizations of this channel (default: all).
-    frame_base : int, optional
-        Number of the file's first frame (default 1); frames are returned 0-based.
-    pixel_size_nm : float, optional
-        Camera pixel size, for columns in pixels.
-    units : str, optional
-        Length unit of columns whose unit the file does not state or that is unknown
-        (see :mod:`chromarate.io._units`); it never overrides a known unit.
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(TEXT, frame_base=_FRAME_BASE)
+def read(path: str | Path, *, channel: Any = None, frame_base: int | None = None,
+         pixel_size_nm: float | None = None, units: str | None = None) -> Localizations:
+    """Read a Zeiss Elyra localization table (see the module docstring)."""
     path = Path(path)
-    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, 1)
+    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, _FRAME_BASE)
 
     tf = g.read_text(path, keep_nul=True, what="a Zeiss Elyra localization table")
     text, trailer = _split_trailer(tf.text)
@@ -122,28 +99,18 @@ def read(
                 path=path,
             )
 
-    plans: list[g.Plan] = []
-    used_px = False
+    planner = g.Planner(FORMAT, path, units, pixel_size_nm)
     for canonical, name in (("x_nm", "Position X"), ("y_nm", "Position Y"), ("z_nm", "Position Z"),
                             ("precision_nm", "Precision")):
-        if name not in by_name:
-            continue
-        i = by_name[name]
-        scale, unit, px = length_scale(cols[i][2], column=cols[i][0], units=units,
-                                         pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT)
-        used_px |= px
-        plans.append(g.Plan(canonical, (i,), (cols[i][0],), scale, unit))
+        if name in by_name:
+            planner.length(canonical, [(by_name[name], cols[by_name[name]][0], cols[by_name[name]][2])])
     if "Number Photons" in by_name:
-        i = by_name["Number Photons"]
-        plans.append(g.Plan("photons", (i,), (cols[i][0],), 1.0, "photon"))
+        planner.column("photons", by_name["Number Photons"], cols[by_name["Number Photons"]][0], "photon")
     frame = (by_name["First Frame"], cols[by_name["First Frame"]][0]) if "First Frame" in by_name else None
-    chan_idx = by_name.get("Channel")
-    if channel is not None and chan_idx is None:
-        raise InputFormatError("channel= was given but the file has no \"Channel\" column", path=path)
 
     data, lines, keep, channels = g.parse_planned(
-        path, body, first, sep="\t", names=[c[0] for c in cols], plans=plans, frame=frame,
-        fmt=FORMAT, channel_col=chan_idx, channel=channel,
+        path, body, first, sep="\t", names=[c[0] for c in cols], plans=planner.plans, frame=frame,
+        fmt=FORMAT, channel_col=by_name.get("Channel"), channel=channel,
     )
     skipped = {
         cols[by_name[n]][0]: why
@@ -153,18 +120,9 @@ def read(
         )
         if n in by_name
     }
-    meta: dict[str, Any] = {
-        "columns_in_file": [c[0] for c in cols],
-        "compressed": tf.gzipped,
-        "encoding": tf.encoding,
-        "channels": channels,
-        "channel": channel,
-        "elyra_metadata": _parse_trailer(trailer),
-    }
-    if skipped:
-        meta["skipped_columns"] = skipped
-    spec = g.Assembly(FORMAT, plans, frame, frame_base, pixel_size_nm if used_px else None, meta)
-    return g.assemble(path, data, lines.line, spec, keep=keep)
+    meta = tf.meta([c[0] for c in cols], channels=channels, channel=channel,
+                   elyra_metadata=_parse_trailer(trailer))
+    return g.assemble(path, data, lines.line, planner.assembly(frame, frame_base, meta, skipped), keep=keep)
 
 
 def _split_trailer(text: str) -> tuple[str, str]:

@@ -32,13 +32,16 @@ from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 
 from chromarate.io._options import reader_options
-from chromarate.io._units import length_scale, unit_factor
+from chromarate.io._units import unit_factor
 
 from . import _text as g
+from ._docs import TEXT, reader_doc
 
 FORMAT = "nanoimager"
 
 __all__ = ["FORMAT", "detect", "read"]
+
+_FRAME_BASE = 0  # the first frame number the software writes
 
 _NAME_RE = re.compile(r"^(?P<name>.*?)\s*(?:\((?P<unit>[^)]*)\))?\s*$")
 
@@ -63,47 +66,18 @@ def _is_nanoimager_header(line: str) -> bool:
     return "Frame" in raw and has(r"X \((nm|pix|px|µm|um)\)") and has(r"Y \((nm|pix|px|µm|um)\)")
 
 
-def read(
-    path: str | Path,
-    *,
-    channel: Any = None,
-    frame_base: int | None = None,
-    pixel_size_nm: float | None = None,
-    units: str | None = None,
-) -> Localizations:
-    """Read an ONI Nanoimager localization CSV (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file, plain or gzip-compressed.
-    channel : str or int, optional
-        Keep only the localizations of this channel (default: all).
-    frame_base : int, optional
-        Number of the file's first frame (default 0); frames are returned 0-based.
-    pixel_size_nm : float, optional
-        Camera pixel size, for columns in pixels.
-    units : str, optional
-        Length unit of columns whose unit the file does not state or that is unknown
-        (see :mod:`chromarate.io._units`); it never overrides a known unit.
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(TEXT, frame_base=_FRAME_BASE)
+def read(path: str | Path, *, channel: Any = None, frame_base: int | None = None,
+         pixel_size_nm: float | None = None, units: str | None = None) -> Localizations:
+    """Read an ONI Nanoimager localization CSV (see the module docstring)."""
     path = Path(path)
-    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, 0)
+    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, _FRAME_BASE)
 
-    tf = g.read_text(path, what="an ONI Nanoimager localization CSV")
-    (header,), body, first = g.split_header(tf.text, 1)
-    cols = _columns(header)
-    if len(cols) < 2:
-        raise InputFormatError(
-            'the header is not comma-separated; expected a Nanoimager CSV header like '
-            '"Channel,Frame,X (nm),Y (nm),..."',
-            path=path,
-        )
+    tf, cols, body, first = g.read_header(
+        path, what="an ONI Nanoimager localization CSV", fields=_columns,
+        refusal='the header is not comma-separated; expected a Nanoimager CSV header like '
+                '"Channel,Frame,X (nm),Y (nm),..."',
+    )
 
     def find(name: str, prefer_nm: bool = True) -> int | None:
         hits = [i for i, c in enumerate(cols) if c[1] == name]
@@ -115,24 +89,12 @@ def read(
                 return nm[0]
         return hits[0]
 
-    plans: list[g.Plan] = []
-    used_px = False
+    planner = g.Planner(FORMAT, path, units, pixel_size_nm)
 
     def length(canonical: str, names: tuple[str, ...]) -> None:
-        nonlocal used_px
         idx = [find(n) for n in names]
-        if any(i is None for i in idx):
-            return
-        scales = []
-        for i in idx:
-            scales.append(length_scale(cols[i][2], column=cols[i][0], units=units,
-                                         pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT))
-        if len({s[0] for s in scales}) != 1:
-            raise InputFormatError(
-                f"columns {', '.join(cols[i][0] for i in idx)} have different units", path=path
-            )
-        used_px |= scales[0][2]
-        plans.append(g.Plan(canonical, tuple(idx), tuple(cols[i][0] for i in idx), scales[0][0], scales[0][1]))
+        if all(i is not None for i in idx):
+            planner.length(canonical, [(i, cols[i][0], cols[i][2]) for i in idx])
 
     for canonical, name in (("x_nm", "x"), ("y_nm", "y")):
         if find(name) is None:
@@ -152,32 +114,20 @@ def read(
     for canonical, name in (("photons", "photons"), ("background", "background")):
         i = find(name, prefer_nm=False)
         if i is not None:
-            plans.append(g.Plan(canonical, (i,), (cols[i][0],), 1.0, None))
+            planner.column(canonical, i, cols[i][0])
     fi = find("frame", prefer_nm=False)
     frame = (fi, cols[fi][0]) if fi is not None else None
-    ci = find("channel", prefer_nm=False)
-    if channel is not None and ci is None:
-        raise InputFormatError('channel= was given but the file has no "Channel" column', path=path)
 
     data, lines, keep, channels = g.parse_planned(
-        path, body, first, sep=",", names=[c[0] for c in cols], plans=plans, frame=frame,
-        fmt=FORMAT, channel_col=ci, channel=channel,
+        path, body, first, sep=",", names=[c[0] for c in cols], plans=planner.plans, frame=frame,
+        fmt=FORMAT, channel_col=find("channel", prefer_nm=False), channel=channel,
     )
     skipped: dict[str, str] = {}
-    z_plan = next((p for p in plans if p.canonical == "z_nm"), None)
+    z_plan = next((p for p in planner.plans if p.canonical == "z_nm"), None)
     if z_plan is not None:
         z = data[z_plan.sources[0]].to_numpy(dtype=np.float64)
         if np.all(z == 0.0):
-            plans.remove(z_plan)
+            planner.plans.remove(z_plan)
             skipped[z_plan.names[0]] = "0 in every row (2-D acquisition)"
-    meta: dict[str, Any] = {
-        "columns_in_file": [c[0] for c in cols],
-        "compressed": tf.gzipped,
-        "encoding": tf.encoding,
-        "channels": channels,
-        "channel": channel,
-    }
-    if skipped:
-        meta["skipped_columns"] = skipped
-    spec = g.Assembly(FORMAT, plans, frame, frame_base, pixel_size_nm if used_px else None, meta)
-    return g.assemble(path, data, lines.line, spec, keep=keep)
+    meta = tf.meta([c[0] for c in cols], channels=channels, channel=channel)
+    return g.assemble(path, data, lines.line, planner.assembly(frame, frame_base, meta, skipped), keep=keep)

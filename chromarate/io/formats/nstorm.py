@@ -28,14 +28,16 @@ from chromarate._types import Localizations
 from chromarate.errors import ConfigError, InputFormatError
 
 from chromarate.io._options import reader_options
-from chromarate.io._units import length_scale
 
 from . import _text as g
+from ._docs import TEXT, reader_doc
 
 FORMAT = "nstorm"
 
 __all__ = ["FORMAT", "detect", "read"]
 
+_FRAME_BASE = 1  # the first frame number the software writes
+_DRIFT_DOC = ("bool, optional", "Use the drift-corrected Xc/Yc/Zc columns when present (default True).")
 
 
 def _fields(line: str) -> list[str]:
@@ -52,54 +54,23 @@ def _is_nstorm_header(line: str) -> bool:
     return {"X", "Y", "Frame"} <= names and ({"Xc", "Yc"} <= names or "Channel Name" in names)
 
 
-def read(
-    path: str | Path,
-    *,
-    channel: Any = None,
-    drift_corrected: bool = True,
-    frame_base: int | None = None,
-    pixel_size_nm: float | None = None,
-    units: str | None = None,
-) -> Localizations:
-    """Read a Nikon N-STORM molecule list (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file, plain or gzip-compressed.
-    channel : str or int, optional
-        Keep only the localizations of this channel (default: all).
-    drift_corrected : bool, optional
-        Use the drift-corrected Xc/Yc/Zc columns when present (default True).
-    frame_base : int, optional
-        Number of the file's first frame (default 1); frames are returned 0-based.
-    pixel_size_nm : float, optional
-        Camera pixel size, for columns in pixels.
-    units : str, optional
-        Length unit of columns whose unit the file does not state or that is unknown
-        (see :mod:`chromarate.io._units`); it never overrides a known unit.
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(TEXT, frame_base=_FRAME_BASE, drift_corrected=_DRIFT_DOC)
+def read(path: str | Path, *, channel: Any = None, drift_corrected: bool = True,
+         frame_base: int | None = None, pixel_size_nm: float | None = None,
+         units: str | None = None) -> Localizations:
+    """Read a Nikon N-STORM molecule list (see the module docstring)."""
     path = Path(path)
-    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, 1)
+    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, _FRAME_BASE)
     units = units or "nm"
     drift = drift_corrected
     if not isinstance(drift, bool):
         raise ConfigError(f"drift_corrected must be True or False, got {drift!r}")
 
-    tf = g.read_text(path, what="a Nikon N-STORM molecule list")
-    (header,), body, first = g.split_header(tf.text, 1)
-    fields = _fields(header)
-    if len(fields) < 2:
-        raise InputFormatError(
-            'the header is not tab-separated; expected an N-STORM header like '
-            '"Channel Name<TAB>X<TAB>Y<TAB>Xc<TAB>Yc<TAB>...<TAB>Frame<TAB>..."',
-            path=path,
-        )
+    tf, fields, body, first = g.read_header(
+        path, what="a Nikon N-STORM molecule list", fields=_fields,
+        refusal='the header is not tab-separated; expected an N-STORM header like '
+                '"Channel Name<TAB>X<TAB>Y<TAB>Xc<TAB>Yc<TAB>...<TAB>Frame<TAB>..."',
+    )
     index: dict[str, int] = {}
     for i, f in enumerate(fields):
         index.setdefault(f, i)
@@ -114,30 +85,19 @@ def read(
                 f"{', '.join(repr(f) for f in fields)}",
                 path=path,
             )
-    scale, unit, used_px = length_scale(units, column=names["x_nm"], units=None,
-                                          pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT)
-    plans = [g.Plan(c, (index[n],), (n,), scale, unit) for c, n in names.items() if n in index]
-    if "Lateral Localization Accuracy" in index:
-        plans.append(g.Plan("precision_nm", (index["Lateral Localization Accuracy"],),
-                            ("Lateral Localization Accuracy",), scale, unit))
+    # N-STORM states no units: every length column is in ``units`` (nm unless told otherwise)
+    planner = g.Planner(FORMAT, path, None, pixel_size_nm)
+    for canonical, name in (*names.items(), ("precision_nm", "Lateral Localization Accuracy")):
+        if name in index:
+            planner.length(canonical, [(index[name], name, units)])
     if "Photons" in index:
-        plans.append(g.Plan("photons", (index["Photons"],), ("Photons",), 1.0, None))
+        planner.column("photons", index["Photons"], "Photons")
     frame = (index["Frame"], "Frame") if "Frame" in index else None
-    ci = index.get("Channel Name")
-    if channel is not None and ci is None:
-        raise InputFormatError('channel= was given but the file has no "Channel Name" column', path=path)
 
     data, lines, keep, channels = g.parse_planned(
-        path, body, first, sep="\t", names=fields, plans=plans, frame=frame, fmt=FORMAT,
-        channel_col=ci, channel=channel,
+        path, body, first, sep="\t", names=fields, plans=planner.plans, frame=frame, fmt=FORMAT,
+        channel_col=index.get("Channel Name"), channel=channel, channel_header="Channel Name",
     )
-    meta: dict[str, Any] = {
-        "columns_in_file": fields,
-        "compressed": tf.gzipped,
-        "encoding": tf.encoding,
-        "coordinates": "drift-corrected (Xc, Yc, Zc)" if use_c else "raw (X, Y, Z)",
-        "channels": channels,
-        "channel": channel,
-    }
-    spec = g.Assembly(FORMAT, plans, frame, frame_base, pixel_size_nm if used_px else None, meta)
-    return g.assemble(path, data, lines.line, spec, keep=keep)
+    meta = tf.meta(fields, coordinates="drift-corrected (Xc, Yc, Zc)" if use_c else "raw (X, Y, Z)",
+                   channels=channels, channel=channel)
+    return g.assemble(path, data, lines.line, planner.assembly(frame, frame_base, meta), keep=keep)

@@ -40,7 +40,6 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -48,13 +47,16 @@ from chromarate._types import Localizations
 from chromarate.errors import ConfigError, InputFormatError
 
 from chromarate.io._options import reader_options
-from chromarate.io._units import length_scale
 
 from . import _text as g
+from ._docs import TEXT, reader_doc
 
 FORMAT = "rapidstorm"
 
 __all__ = ["FORMAT", "detect", "read"]
+
+_FRAME_BASE = 0  # the first frame number the software writes
+_TRACKS_DOC = ('{"merged", "points"}, optional', "One localization per track (default) or every point of every track.")
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _PHOTON_UNITS = {"photon", "photons", "photon count", "photoelectron"}
@@ -119,25 +121,17 @@ def _parse_header(line: str, path: Path) -> tuple[list[_Field], list[_Field] | N
     return outer, inner
 
 
-def _plan(fields: list[_Field], *, units, pixel_size_nm, path) -> tuple[list[g.Plan], tuple[int, str] | None, dict, bool]:
+def _plan(fields: list[_Field], *, units, pixel_size_nm, path) -> tuple[g.Planner, tuple[int, str] | None, dict]:
     """Map rapidSTORM fields to canonical columns."""
     by_id = {f.identifier: i for i, f in enumerate(fields)}
-    plans: list[g.Plan] = []
+    planner = g.Planner(FORMAT, path, units, pixel_size_nm)
     skipped: dict[str, str] = {}
-    used_px = False
 
     def add_length(canonical: str, ids: tuple[str, ...], extra: float = 1.0) -> None:
-        nonlocal used_px
         idx = [by_id[i] for i in ids if i in by_id]
-        if not idx:
-            return
-        scales = [length_scale(fields[i].unit, column=fields[i].identifier, units=units,
-                                 pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT) for i in idx]
-        if len({s[0] for s in scales}) != 1:
-            raise InputFormatError(f"fields {', '.join(ids)} have different units", path=path)
-        used_px |= scales[0][2]
-        plans.append(g.Plan(canonical, tuple(idx), tuple(fields[i].identifier for i in idx),
-                            scales[0][0] * extra, scales[0][1]))
+        if idx:
+            planner.length(canonical, [(i, fields[i].identifier, fields[i].unit) for i in idx], extra,
+                           what="fields")
 
     for canonical, ident in (("x_nm", "Position-0-0"), ("y_nm", "Position-1-0")):
         if ident not in by_id:
@@ -152,7 +146,7 @@ def _plan(fields: list[_Field], *, units, pixel_size_nm, path) -> tuple[list[g.P
         if ident in by_id:
             unit = (fields[by_id[ident]].unit or "").lower()
             if unit in _PHOTON_UNITS:
-                plans.append(g.Plan(canonical, (by_id[ident],), (ident,), 1.0, "photon"))
+                planner.column(canonical, by_id[ident], ident, "photon")
             else:
                 skipped[ident] = f"unit {fields[by_id[ident]].unit!r} is not photon"
     frame = None
@@ -163,7 +157,7 @@ def _plan(fields: list[_Field], *, units, pixel_size_nm, path) -> tuple[list[g.P
             raise InputFormatError(f'field "ImageNumber-0-0" has unit {fields[i].unit!r}; expected "frame"',
                                    path=path)
         frame = (i, "ImageNumber-0-0")
-    return plans, frame, skipped, used_px
+    return planner, frame, skipped
 
 
 def _declared_min_frame(line: str) -> int | None:
@@ -171,60 +165,30 @@ def _declared_min_frame(line: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def read(
-    path: str | Path,
-    *,
-    tracks: str = "merged",
-    frame_base: int | None = None,
-    pixel_size_nm: float | None = None,
-    units: str | None = None,
-) -> Localizations:
-    """Read a rapidSTORM localization or track file (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file, plain or gzip-compressed.
-    tracks : {"merged", "points"}, optional
-        One localization per track (default) or every point of every track.
-    frame_base : int, optional
-        Number of the file's first frame (default 0); frames are returned 0-based.
-    pixel_size_nm : float, optional
-        Camera pixel size, for columns in pixels.
-    units : str, optional
-        Length unit of columns whose unit the file does not state or that is unknown
-        (see :mod:`chromarate.io._units`); it never overrides a known unit.
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(TEXT, frame_base=_FRAME_BASE, tracks=_TRACKS_DOC)
+def read(path: str | Path, *, tracks: str = "merged", frame_base: int | None = None,
+         pixel_size_nm: float | None = None, units: str | None = None) -> Localizations:
+    """Read a rapidSTORM localization or track file (see the module docstring)."""
     path = Path(path)
-    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, 0)
+    pixel_size_nm, units, frame_base = reader_options(pixel_size_nm, units, frame_base, _FRAME_BASE)
     if tracks not in ("merged", "points"):
         raise ConfigError(f"tracks must be 'merged' or 'points', got {tracks!r}")
 
     tf = g.read_text(path, what="a rapidSTORM localization file")
     (header,), body, first = g.split_header(tf.text, 1)
     outer, inner = _parse_header(header, path)
-    base_meta: dict[str, Any] = {
-        "compressed": tf.gzipped,
-        "encoding": tf.encoding,
-        "declared_min_frame": _declared_min_frame(header),
-        "tracks": None,
-    }
+    declared_min_frame = _declared_min_frame(header)
 
     if inner is None:
-        plans, frame, skipped, used_px = _plan(outer, units=units, pixel_size_nm=pixel_size_nm, path=path)
+        planner, frame, skipped = _plan(outer, units=units, pixel_size_nm=pixel_size_nm, path=path)
         names = [f.identifier for f in outer]
-        data, lines, _, _ = g.parse_planned(path, body, first, sep="ws", names=names, plans=plans,
+        data, lines, _, _ = g.parse_planned(path, body, first, sep="ws", names=names, plans=planner.plans,
                                             frame=frame, fmt=FORMAT)
-        meta = {**base_meta, "columns_in_file": names}
+        meta = tf.meta(names, declared_min_frame=declared_min_frame, tracks=None)
         line_of = lines.line
     else:
         fields = outer if tracks == "merged" else inner
-        plans, frame, skipped, used_px = _plan(fields, units=units, pixel_size_nm=pixel_size_nm, path=path)
+        planner, frame, skipped = _plan(fields, units=units, pixel_size_nm=pixel_size_nm, path=path)
         outer_rows, inner_rows, sizes, outer_lines, inner_lines = _parse_tracks(path, body, first, outer, inner)
         if tracks == "merged":
             data = {i: outer_rows[:, i] for i in range(len(outer))}
@@ -234,20 +198,14 @@ def read(
             line_numbers = inner_lines
         if len(line_numbers) == 0:
             raise InputFormatError("no localizations: the track file holds no points", path=path)
-        meta = {
-            **base_meta,
-            "columns_in_file": [f.identifier for f in outer] + ["(number of points)"]
-            + [f"{f.identifier} (track point)" for f in inner],
-            "tracks": tracks,
-            "n_tracks": int(len(sizes)),
-        }
+        meta = tf.meta(
+            [f.identifier for f in outer] + ["(number of points)"] + [f"{f.identifier} (track point)" for f in inner],
+            declared_min_frame=declared_min_frame, tracks=tracks, n_tracks=int(len(sizes)),
+        )
         if tracks == "points":
             meta["track_sizes"] = [int(s) for s in sizes]
         line_of = lambda row: int(line_numbers[row])  # noqa: E731
-    if skipped:
-        meta["skipped_columns"] = skipped
-    spec = g.Assembly(FORMAT, plans, frame, frame_base, pixel_size_nm if used_px else None, meta)
-    return g.assemble(path, data, line_of, spec)
+    return g.assemble(path, data, line_of, planner.assembly(frame, frame_base, meta, skipped))
 
 
 def _parse_tracks(path: Path, body: str, first: int, outer: list[_Field], inner: list[_Field]):
