@@ -241,6 +241,31 @@ def check_finite_coordinates(values: np.ndarray, source: str, path: Path) -> Non
         )
 
 
+def require_fields(fields: list[str], required: tuple[str, ...], owner: str, expected: str,
+                   path: Path) -> None:
+    """Refuse a table ``owner`` whose ``fields`` miss one of ``required``; ``expected`` says
+    what the format holds there."""
+    missing = [n for n in required if n not in fields]
+    if missing:
+        raise InputFormatError(
+            f"{owner} has no field {' or '.join(repr(m) for m in missing)} (fields: "
+            f"{', '.join(fields) or 'none'}); expected {expected}",
+            path=path,
+        )
+
+
+def check_same_length(arrays: Mapping[str, np.ndarray], n: int, name: str, reference: str,
+                      expected: str, path: Path) -> None:
+    """Refuse an array of ``arrays`` that does not hold ``n`` values; ``name`` is formatted
+    with its key for the message, ``reference`` says where ``n`` comes from."""
+    for key, values in arrays.items():
+        if len(values) != n:
+            raise InputFormatError(
+                f"{name.format(key)} has {len(values)} values but {reference}; expected {expected}",
+                path=path,
+            )
+
+
 def first_bad_length(values: np.ndarray) -> tuple[int, str] | None:
     """(row, "negative" or "infinite") of the first value that is no length, or None when all
     are finite and non-negative (NaN = missing is allowed)."""
@@ -345,6 +370,52 @@ class ColumnSet:
         else:
             self.add("frame", frames, source)
 
+    def localizations(self, fmt: str, *, pixel_size_nm: Any, frame_base: int,
+                      columns_in_file: list[str], **extra: Any) -> Localizations:
+        """The gathered columns as :class:`Localizations` (see :func:`localizations`)."""
+        return localizations(
+            self.path, self.columns, fmt=fmt, pixel_size_nm=pixel_size_nm, frame_base=frame_base,
+            columns_in_file=columns_in_file, column_map=self.column_map, units=self.units,
+            extra=extra, dropped=self.dropped,
+        )
+
+
+def localizations(
+    path: Path,
+    columns: Mapping[str, np.ndarray],
+    *,
+    fmt: str,
+    pixel_size_nm: Any,
+    frame_base: int,
+    columns_in_file: list[str],
+    column_map: Mapping[str, str],
+    units: Mapping[str, str],
+    extra: Mapping[str, Any] | None = None,
+    skipped: Mapping[str, str] | None = None,
+    dropped: Mapping[str, str] | None = None,
+) -> Localizations:
+    """:func:`build_localizations` with the ``meta`` every binary reader gives.
+
+    ``meta`` holds ``source``, ``format``, ``pixel_size_nm``, ``frame_base``,
+    ``columns_in_file``, ``column_map`` and ``units``, then the reader's ``extra`` entries,
+    then ``skipped_columns`` and ``dropped_columns`` when there are any.
+    """
+    meta: dict[str, Any] = {
+        "source": str(path),
+        "format": fmt,
+        "pixel_size_nm": pixel_size_nm,
+        "frame_base": frame_base,
+        "columns_in_file": columns_in_file,
+        "column_map": dict(column_map),
+        "units": dict(units),
+        **(extra or {}),
+    }
+    if skipped:
+        meta["skipped_columns"] = dict(skipped)
+    if dropped:
+        meta["dropped_columns"] = dict(dropped)
+    return build_localizations(columns, meta, path)
+
 
 def build_localizations(
     columns: Mapping[str, np.ndarray], meta: dict[str, Any], path: Path
@@ -385,16 +456,19 @@ __all__ = [
     "check_options",
     "check_pixel_size",
     "check_regular_file",
+    "check_same_length",
     "detect_hdf5",
     "first_bad_length",
     "frames_zero_based",
     "hdf5_signature_offset",
     "import_h5py",
     "is_hdf5",
+    "localizations",
     "mean_of",
     "open_hdf5",
     "positive_number",
     "read_dataset",
     "read_head",
+    "require_fields",
     "z_is_trivial",
 ]

@@ -81,18 +81,8 @@ from chromarate.errors import ChromarateError, InputFormatError
 
 from chromarate.io._units import LENGTH_UNITS, PHOTON_UNITS, check_units
 from chromarate.io.limits import check_decoded_size
-from chromarate.io.formats._binary import (
-    build_localizations,
-    check_finite_coordinates,
-    check_frame_base,
-    check_non_negative,
-    check_pixel_size,
-    check_regular_file,
-    frames_zero_based,
-    mean_of,
-    read_head,
-    z_is_trivial,
-)
+from . import _binary as b
+from ._docs import BINARY, reader_doc
 
 __all__ = ["FORMAT", "detect", "read"]
 
@@ -118,37 +108,16 @@ def detect(path: Path, head: bytes) -> bool:
         return False
 
 
-def read(
-    path: str | Path,
-    *,
-    frame_base: int = 0,
-    units: str | None = None,
-    pixel_size_nm: float | None = None,
-) -> Localizations:
-    """Read a locan ASDF localization file (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file.
-    frame_base : int, optional
-        Number of the first frame in the file (default 0); frames are returned 0-based.
-    units : str, optional
-        Length unit where the file states none (see the module docstring).
-    pixel_size_nm : float, optional
-        Camera pixel size for coordinates stored in pixels (see the module docstring).
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(BINARY, frame_base=0)
+def read(path: str | Path, *, frame_base: int = 0, units: str | None = None,
+         pixel_size_nm: float | None = None) -> Localizations:
+    """Read a locan ASDF localization file (see the module docstring)."""
     path = Path(path)
-    frame_base = check_frame_base(frame_base)
+    frame_base = b.check_frame_base(frame_base)
     units_option = check_units(units)
-    pixel_size = check_pixel_size(pixel_size_nm)
-    check_regular_file(path, _WHAT)
-    if read_head(path, len(_MAGIC)) != _MAGIC:
+    pixel_size = b.check_pixel_size(pixel_size_nm)
+    b.check_regular_file(path, _WHAT)
+    if b.read_head(path, len(_MAGIC)) != _MAGIC:
         raise InputFormatError(
             "not an ASDF file (it does not start with '#ASDF'); expected a locan .asdf file",
             path=path,
@@ -176,9 +145,9 @@ def read(
         values = data[:, by_name[name]]
         where = f"column '{header}'"
         if coordinate:
-            check_finite_coordinates(values, where, path)
+            b.check_finite_coordinates(values, where, path)
         else:
-            check_non_negative(values, where, path)
+            b.check_non_negative(values, where, path)
         scale, unit, is_px = _length_scale(header, stated_units, units_option, pixel_size, path)
         used_pixels |= is_px
         units_used.setdefault(canonical, unit)
@@ -196,13 +165,13 @@ def read(
             continue
         out[canonical] = length(canonical, name, coordinate=True)
         column_map[canonical] = columns[by_name[name]]
-    if "z_nm" in out and z_is_trivial(out["z_nm"]):
+    if "z_nm" in out and b.z_is_trivial(out["z_nm"]):
         del out["z_nm"], column_map["z_nm"], units_used["z_nm"]
         dropped["position_z"] = "0 in every row (a 2-D data set); not kept"
 
     for canonical, pair, single in _LENGTHS:
         if all(p in by_name for p in pair):
-            out[canonical] = mean_of([length(canonical, p, coordinate=False) for p in pair])
+            out[canonical] = b.mean_of([length(canonical, p, coordinate=False) for p in pair])
             column_map[canonical] = f"mean({columns[by_name[pair[0]]]}, {columns[by_name[pair[1]]]})"
         elif single in by_name:
             out[canonical] = length(canonical, single, coordinate=False)
@@ -226,7 +195,7 @@ def read(
 
     if "frame" in by_name:
         header = columns[by_name["frame"]]
-        frames, reason = frames_zero_based(
+        frames, reason = b.frames_zero_based(
             data[:, by_name["frame"]], frame_base, f"column '{header}'", path,
             hint=" (pass frame_base= if the data count frames differently)",
         )
@@ -236,24 +205,15 @@ def read(
             out["frame"] = frames
             column_map["frame"] = header
 
-    meta: dict[str, Any] = {
-        "source": str(path),
-        "format": FORMAT,
-        "pixel_size_nm": pixel_size if used_pixels else None,
-        "frame_base": frame_base,
-        "columns_in_file": list(columns),
-        "column_map": {c: column_map[c] for c in out if c in column_map},
-        "units": {c: units_used[c] for c in out if c in units_used},
-        "writer": writer,
-        "locan_meta": locan_meta,
-    }
-    if skipped:
-        meta["skipped_columns"] = skipped
-    if dropped:
-        meta["dropped_columns"] = dropped
+    extra: dict[str, Any] = {"writer": writer, "locan_meta": locan_meta}
     if asdf_warnings:
-        meta["asdf_warnings"] = asdf_warnings
-    return build_localizations(out, meta, path)
+        extra["asdf_warnings"] = asdf_warnings
+    return b.localizations(
+        path, out, fmt=FORMAT, pixel_size_nm=pixel_size if used_pixels else None, frame_base=frame_base,
+        columns_in_file=list(columns), column_map={c: column_map[c] for c in out if c in column_map},
+        units={c: units_used[c] for c in out if c in units_used}, extra=extra, skipped=skipped,
+        dropped=dropped,
+    )
 
 
 # --------------------------------------------------------------------------- asdf access

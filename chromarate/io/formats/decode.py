@@ -49,21 +49,8 @@ import numpy as np
 from chromarate._types import Localizations
 from chromarate.errors import ConfigError, InputFormatError
 
-from chromarate.io.formats._binary import (
-    ColumnSet,
-    as_float,
-    attr_value,
-    build_localizations,
-    check_finite_coordinates,
-    check_non_negative,
-    check_pixel_size,
-    detect_hdf5,
-    import_h5py,
-    mean_of,
-    open_hdf5,
-    positive_number,
-    read_dataset,
-)
+from . import _binary as b
+from ._docs import BINARY, reader_doc
 
 __all__ = ["FORMAT", "detect", "read"]
 
@@ -78,7 +65,7 @@ _PX_UNITS = {"px", "pixel", "pixels"}
 def detect(path: Path, head: bytes) -> bool:
     """True for an HDF5 file with a group ``data`` holding ``xyz`` and ``frame_ix`` next to a
     group ``meta`` or ``decode``."""
-    return detect_hdf5(path, head, _WHAT, _is_decode)
+    return b.detect_hdf5(path, head, _WHAT, _is_decode)
 
 
 def _is_decode(path: Path, h5py: Any, fh: Any) -> bool:
@@ -91,34 +78,16 @@ def _is_decode(path: Path, h5py: Any, fh: Any) -> bool:
     )
 
 
-def read(
-    path: str | Path,
-    *,
-    pixel_size_nm: float | None = None,
-    units: str | None = None,
-) -> Localizations:
-    """Read a DECODE ``.h5`` emitter file (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file.
-    pixel_size_nm : float, optional
-        Camera pixel size for coordinates stored in pixels (see the module docstring).
-    units : str, optional
-        Length unit where the file states none (see the module docstring).
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(BINARY)
+def read(path: str | Path, *, pixel_size_nm: float | None = None,
+         units: str | None = None) -> Localizations:
+    """Read a DECODE ``.h5`` emitter file (see the module docstring)."""
     path = Path(path)
-    option_px = check_pixel_size(pixel_size_nm)
+    option_px = b.check_pixel_size(pixel_size_nm)
     option_units = _check_units(units)
 
-    with open_hdf5(path, _WHAT) as fh:
-        h5py = import_h5py(path, _WHAT)
+    with b.open_hdf5(path, _WHAT) as fh:
+        h5py = b.import_h5py(path, _WHAT)
         data = fh.get("data")
         xyz_ds = data.get("xyz") if isinstance(data, h5py.Group) else None
         if not isinstance(xyz_ds, h5py.Dataset):
@@ -130,11 +99,11 @@ def read(
             )
         meta_group = fh.get("meta")
         file_meta = (
-            {k: attr_value(v) for k, v in meta_group.attrs.items()}
+            {k: b.attr_value(v) for k, v in meta_group.attrs.items()}
             if isinstance(meta_group, h5py.Group) else {}
         )
         decode_group = fh.get("decode")
-        version = attr_value(decode_group.attrs.get("version")) if isinstance(decode_group, h5py.Group) else None
+        version = b.attr_value(decode_group.attrs.get("version")) if isinstance(decode_group, h5py.Group) else None
         datasets = {k: v for k, v in data.items() if isinstance(v, h5py.Dataset)}
         present = [k for k, v in datasets.items() if v.shape is not None]
         empty = sorted(k for k, v in datasets.items() if v.shape is None)
@@ -149,18 +118,12 @@ def read(
         arrays: dict[str, np.ndarray] = {}
         for name in ("frame_ix", "phot", "bg"):
             if name in present:
-                arrays[name] = as_float(read_dataset(datasets[name], f"data/{name}", path),
+                arrays[name] = b.as_float(b.read_dataset(datasets[name], f"data/{name}", path),
                                         f"data/{name}", path)
         sig_name = next((s for s in ("xyz_sig", "xyz_cr") if s in present), None)
         sig = _table(datasets[sig_name], f"data/{sig_name}", path) if sig_name else None
 
-    for name, values in arrays.items():
-        if len(values) != n:
-            raise InputFormatError(
-                f"data/{name} has {len(values)} values but data/xyz has {n} rows; expected one "
-                "value per emitter",
-                path=path,
-            )
+    b.check_same_length(arrays, n, "data/{}", f"data/xyz has {n} rows", "one value per emitter", path)
     if sig is not None and sig.shape[0] != n:
         raise InputFormatError(
             f"data/{sig_name} has {sig.shape[0]} rows but data/xyz has {n}; expected one row per "
@@ -184,10 +147,10 @@ def read(
     else:
         px_xy = (1.0, 1.0)
 
-    cols = ColumnSet(path)
+    cols = b.ColumnSet(path)
     for i, axis in enumerate(("x", "y")):
         values = xyz[:, i]
-        check_finite_coordinates(values, f"data/xyz column {i} ({axis})", path)
+        b.check_finite_coordinates(values, f"data/xyz column {i} ({axis})", path)
         cols.add(f"{axis}_nm", values * px_xy[i] if unit == "px" else values, f"xyz[:, {i}]", unit)
     if xyz.shape[1] >= 3:
         cols.add_z(xyz[:, 2], "data/xyz column 2 (z)", "xyz[:, 2]", "nm (DECODE keeps z in nm)",
@@ -202,9 +165,9 @@ def read(
         parts = []
         for i in range(2):
             values = sig[:, i]
-            check_non_negative(values, f"data/{sig_name} column {i}", path)
+            b.check_non_negative(values, f"data/{sig_name} column {i}", path)
             parts.append(values * px_xy[i] if unit == "px" else values)
-        cols.add("precision_nm", mean_of(parts), f"mean({sig_name}[:, 0], {sig_name}[:, 1])", unit)
+        cols.add("precision_nm", b.mean_of(parts), f"mean({sig_name}[:, 0], {sig_name}[:, 1])", unit)
 
     if unit == "px":
         used_px: float | tuple[float, float] | None = (
@@ -212,33 +175,25 @@ def read(
         )
     else:
         used_px = None
-    meta: dict[str, Any] = {
-        "source": str(path),
-        "format": FORMAT,
-        "pixel_size_nm": used_px,
-        "frame_base": 0,
-        "columns_in_file": sorted(present),
-        "column_map": cols.column_map,
-        "units": cols.units,
+    extra: dict[str, Any] = {
         "xy_unit": unit,
         "xy_unit_source": "file" if _xy_unit_in_file(file_meta.get("xy_unit")) else "option units",
         "file_px_size_nm": None if file_px is None else list(file_px),
         "decode_version": version,
     }
     if unit == "px":
-        meta["pixel_size_source"] = "option pixel_size_nm" if option_px is not None else "file meta px_size"
+        extra["pixel_size_source"] = "option pixel_size_nm" if option_px is not None else "file meta px_size"
     if empty:
-        meta["empty_datasets"] = empty
-    if cols.dropped:
-        meta["dropped_columns"] = cols.dropped
-    return build_localizations(cols.columns, meta, path)
+        extra["empty_datasets"] = empty
+    return cols.localizations(FORMAT, pixel_size_nm=used_px, frame_base=0, columns_in_file=sorted(present),
+                              **extra)
 
 
 def _table(ds: Any, name: str, path: Path) -> np.ndarray:
     """An (n, k) float64 array from a dataset of shape (n, k) or (n,) (k = 1)."""
     if ds.shape is None:
         return np.empty((0, 3), dtype=np.float64)
-    arr = read_dataset(ds, name, path)
+    arr = b.read_dataset(ds, name, path)
     if arr.dtype.kind not in "biuf":
         raise InputFormatError(f"{name} holds {arr.dtype} data; expected numbers", path=path)
     if arr.ndim == 1:
@@ -296,9 +251,9 @@ def _file_px_size(value: Any) -> tuple[float, float] | None:
         return None
     arr = np.asarray(value).reshape(-1)
     if arr.size == 1:
-        p = positive_number(arr[0])
+        p = b.positive_number(arr[0])
         return None if p is None else (p, p)
     if arr.size == 2:
-        px, py = positive_number(arr[0]), positive_number(arr[1])
+        px, py = b.positive_number(arr[0]), b.positive_number(arr[1])
         return None if px is None or py is None else (px, py)
     return None

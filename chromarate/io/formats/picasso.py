@@ -44,20 +44,8 @@ import numpy as np
 from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 
-from chromarate.io.formats._binary import (
-    ColumnSet,
-    as_float,
-    build_localizations,
-    check_finite_coordinates,
-    check_non_negative,
-    check_pixel_size,
-    detect_hdf5,
-    import_h5py,
-    mean_of,
-    open_hdf5,
-    positive_number,
-    read_dataset,
-)
+from . import _binary as b
+from ._docs import BINARY, reader_doc
 
 __all__ = ["FORMAT", "detect", "read"]
 
@@ -74,7 +62,7 @@ def detect(path: Path, head: bytes) -> bool:
     """True for an HDF5 file with a dataset ``locs``; also for an HDF5 file of no other known
     layout whose sidecar YAML was written by Picasso, so that reading it explains what is
     missing."""
-    return detect_hdf5(path, head, _WHAT, _is_picasso)
+    return b.detect_hdf5(path, head, _WHAT, _is_picasso)
 
 
 def _is_picasso(path: Path, h5py: Any, fh: Any) -> bool:
@@ -89,30 +77,14 @@ def _is_picasso(path: Path, h5py: Any, fh: Any) -> bool:
         return b"Picasso" in yaml_fh.read(1 << 16)
 
 
-def read(
-    path: str | Path,
-    *,
-    pixel_size_nm: float | None = None,
-) -> Localizations:
-    """Read a Picasso ``.hdf5`` localization file (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file.
-    pixel_size_nm : float, optional
-        Camera pixel size for coordinates stored in pixels (see the module docstring).
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(BINARY)
+def read(path: str | Path, *, pixel_size_nm: float | None = None) -> Localizations:
+    """Read a Picasso ``.hdf5`` localization file (see the module docstring)."""
     path = Path(path)
-    option_px = check_pixel_size(pixel_size_nm)
+    option_px = b.check_pixel_size(pixel_size_nm)
 
-    with open_hdf5(path, _WHAT) as fh:
-        h5py = import_h5py(path, _WHAT)
+    with b.open_hdf5(path, _WHAT) as fh:
+        h5py = b.import_h5py(path, _WHAT)
         obj = fh.get("locs")
         if obj is None:
             found = ", ".join(repr(k) for k in fh.keys()) or "nothing"
@@ -128,27 +100,22 @@ def read(
                 path=path,
             )
         names = tuple(obj.dtype.names)
-        missing = [n for n in ("x", "y") if n not in names]
-        if missing:
-            raise InputFormatError(
-                f"the 'locs' table has no field {' or '.join(repr(m) for m in missing)} (fields: "
-                f"{', '.join(names)}); expected Picasso fields x, y in camera pixels",
-                path=path,
-            )
+        b.require_fields(list(names), ("x", "y"), "the 'locs' table",
+                         "Picasso fields x, y in camera pixels", path)
         n_rows = int(obj.size)
         if n_rows == 0:
             raise InputFormatError("contains no localizations: the 'locs' table has 0 rows", path=path)
         px, px_meta = _pixel_size(path, option_px)
         wanted = tuple(n for n in names if n in _FIELDS_READ)
-        locs = read_dataset(obj, "'locs'", path, fields=wanted).reshape(-1)
+        locs = b.read_dataset(obj, "'locs'", path, fields=wanted).reshape(-1)
 
     def field(name: str) -> np.ndarray:
-        return as_float(locs[name], f"field '{name}' of 'locs'", path)
+        return b.as_float(locs[name], f"field '{name}' of 'locs'", path)
 
-    cols = ColumnSet(path)
+    cols = b.ColumnSet(path)
     for axis in ("x", "y"):
         values = field(axis)
-        check_finite_coordinates(values, f"field '{axis}' of 'locs'", path)
+        b.check_finite_coordinates(values, f"field '{axis}' of 'locs'", path)
         cols.add(f"{axis}_nm", values * px, axis, "px")
     if "z" in names:
         cols.add_z(field("z"), "field 'z' of 'locs'", "z", "nm (Picasso stores z in nm)")
@@ -165,24 +132,12 @@ def read(
         parts = []
         for n in present:
             v = field(n)
-            check_non_negative(v, f"field '{n}' of 'locs'", path)
+            b.check_non_negative(v, f"field '{n}' of 'locs'", path)
             parts.append(v)
-        cols.add(canonical, mean_of(parts) * px,
+        cols.add(canonical, b.mean_of(parts) * px,
                  f"mean({', '.join(present)})" if len(present) > 1 else present[0], "px")
 
-    meta: dict[str, Any] = {
-        "source": str(path),
-        "format": FORMAT,
-        "pixel_size_nm": px,
-        "frame_base": 0,
-        "columns_in_file": list(names),
-        "column_map": cols.column_map,
-        "units": cols.units,
-        **px_meta,
-    }
-    if cols.dropped:
-        meta["dropped_columns"] = cols.dropped
-    return build_localizations(cols.columns, meta, path)
+    return cols.localizations(FORMAT, pixel_size_nm=px, frame_base=0, columns_in_file=list(names), **px_meta)
 
 
 # --------------------------------------------------------------------------- YAML sidecar
@@ -247,7 +202,7 @@ def _yaml_pixel_size(path: Path, yaml_path: Path | None, meta: dict[str, Any]) -
         )
     values = []
     for v in raw:
-        p = positive_number(v)
+        p = b.positive_number(v)
         if p is None:
             raise _NoPixelSize(
                 f"the sidecar YAML '{yaml_path.name}' has Pixelsize {v!r}, not a positive number "

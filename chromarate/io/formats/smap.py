@@ -46,22 +46,8 @@ import numpy as np
 from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 
-from chromarate.io.formats._binary import (
-    ColumnSet,
-    as_float,
-    build_localizations,
-    check_finite_coordinates,
-    check_non_negative,
-    check_pixel_size,
-    check_regular_file,
-    detect_hdf5,
-    import_h5py,
-    is_hdf5,
-    mean_of,
-    open_hdf5,
-    read_head,
-    read_dataset,
-)
+from . import _binary as b
+from ._docs import BINARY, reader_doc
 
 __all__ = ["FORMAT", "detect", "read"]
 
@@ -76,7 +62,7 @@ _FRAME_BASE = 1
 
 def detect(path: Path, head: bytes) -> bool:
     """True for an HDF5 (MATLAB v7.3) file holding the struct ``saveloc`` with ``loc`` inside."""
-    return detect_hdf5(path, head, _WHAT, _is_smap)
+    return b.detect_hdf5(path, head, _WHAT, _is_smap)
 
 
 def _is_smap(path: Path, h5py: Any, fh: Any) -> bool:
@@ -84,30 +70,14 @@ def _is_smap(path: Path, h5py: Any, fh: Any) -> bool:
     return isinstance(saveloc, h5py.Group) and isinstance(saveloc.get("loc"), h5py.Group)
 
 
-def read(
-    path: str | Path,
-    *,
-    pixel_size_nm: float | None = None,
-) -> Localizations:
-    """Read a SMAP ``_sml.mat`` (MATLAB v7.3) localization file (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file.
-    pixel_size_nm : float, optional
-        Camera pixel size for coordinates stored in pixels (see the module docstring).
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(BINARY)
+def read(path: str | Path, *, pixel_size_nm: float | None = None) -> Localizations:
+    """Read a SMAP ``_sml.mat`` (MATLAB v7.3) localization file (see the module docstring)."""
     path = Path(path)
-    ignored = check_pixel_size(pixel_size_nm)
-    check_regular_file(path, _WHAT)
-    head = read_head(path, 128)
-    if head.startswith(_MAT_TEXT) and not is_hdf5(read_head(path, 1 << 12)):
+    ignored = b.check_pixel_size(pixel_size_nm)
+    b.check_regular_file(path, _WHAT)
+    head = b.read_head(path, 128)
+    if head.startswith(_MAT_TEXT) and not b.is_hdf5(b.read_head(path, 1 << 12)):
         raise InputFormatError(
             "is a MATLAB v5/v7 MAT-file, which is not HDF5-based; only SMAP files saved as "
             "MATLAB v7.3 can be read (re-save it in MATLAB with S = load(old); "
@@ -115,8 +85,8 @@ def read(
             path=path,
         )
 
-    with open_hdf5(path, _WHAT) as fh:
-        h5py = import_h5py(path, _WHAT)
+    with b.open_hdf5(path, _WHAT) as fh:
+        h5py = b.import_h5py(path, _WHAT)
         saveloc = fh.get("saveloc")
         if not isinstance(saveloc, h5py.Group):
             found = ", ".join(repr(k) for k in fh.keys() if not k.startswith("#")) or "nothing"
@@ -132,32 +102,22 @@ def read(
                 path=path,
             )
         fields = [k for k in loc.keys() if isinstance(loc.get(k), h5py.Dataset)]
-        missing = [n for n in ("xnm", "ynm") if n not in fields]
-        if missing:
-            raise InputFormatError(
-                f"saveloc.loc has no field {' or '.join(repr(m) for m in missing)} (fields: "
-                f"{', '.join(sorted(fields)) or 'none'}); expected SMAP coordinates xnm, ynm in nm",
-                path=path,
-            )
+        b.require_fields(sorted(fields), ("xnm", "ynm"), "saveloc.loc",
+                         "SMAP coordinates xnm, ynm in nm", path)
         wanted = ("xnm", "ynm", "znm", "frame", "phot", "bg", "locprecnm", "PSFxnm", "PSFynm",
                   "channel", "filenumber")
         vectors = {name: _vector(loc[name], name, path) for name in wanted if name in fields}
         camera_px = _camera_pixel_size_nm(saveloc, h5py)
 
     n = len(vectors["xnm"])
-    for name, values in vectors.items():
-        if len(values) != n:
-            raise InputFormatError(
-                f"saveloc.loc.{name} has {len(values)} values but saveloc.loc.xnm has {n}; "
-                "expected vectors of equal length",
-                path=path,
-            )
+    b.check_same_length(vectors, n, "saveloc.loc.{}", f"saveloc.loc.xnm has {n}", "vectors of equal length",
+                        path)
     if n == 0:
         raise InputFormatError("contains no localizations: saveloc.loc.xnm is empty", path=path)
 
-    cols = ColumnSet(path)
+    cols = b.ColumnSet(path)
     for canonical, name in (("x_nm", "xnm"), ("y_nm", "ynm")):
-        check_finite_coordinates(vectors[name], f"saveloc.loc.{name}", path)
+        b.check_finite_coordinates(vectors[name], f"saveloc.loc.{name}", path)
         cols.add(canonical, vectors[name], name, "nm")
     if "znm" in vectors:
         cols.add_z(vectors["znm"], "saveloc.loc.znm", "znm", "nm")
@@ -168,35 +128,25 @@ def read(
     if "bg" in vectors:
         cols.add("background", vectors["bg"], "bg", "photon")
     if "locprecnm" in vectors:
-        check_non_negative(vectors["locprecnm"], "saveloc.loc.locprecnm", path)
+        b.check_non_negative(vectors["locprecnm"], "saveloc.loc.locprecnm", path)
         cols.add("precision_nm", vectors["locprecnm"], "locprecnm", "nm")
     psf = [name for name in ("PSFxnm", "PSFynm") if name in vectors]
     if psf:
         for name in psf:
-            check_non_negative(vectors[name], f"saveloc.loc.{name}", path)
-        cols.add("sigma_nm", mean_of([vectors[name] for name in psf]),
+            b.check_non_negative(vectors[name], f"saveloc.loc.{name}", path)
+        cols.add("sigma_nm", b.mean_of([vectors[name] for name in psf]),
                  f"mean({', '.join(psf)})" if len(psf) > 1 else psf[0], "nm")
 
-    meta: dict[str, Any] = {
-        "source": str(path),
-        "format": FORMAT,
-        "pixel_size_nm": None,
-        "frame_base": _FRAME_BASE,
-        "columns_in_file": sorted(fields),
-        "column_map": cols.column_map,
-        "units": cols.units,
-        "camera_pixel_size_nm": camera_px,
-    }
+    extra: dict[str, Any] = {"camera_pixel_size_nm": camera_px}
     for key, name in (("channels", "channel"), ("file_numbers", "filenumber")):
         if name in vectors:
             distinct = np.unique(vectors[name][np.isfinite(vectors[name])])
             if distinct.size > 1:
-                meta[key] = [float(v) for v in distinct]
-    if cols.dropped:
-        meta["dropped_columns"] = cols.dropped
+                extra[key] = [float(v) for v in distinct]
     if ignored is not None:
-        meta["ignored_options"] = {"pixel_size_nm": "SMAP coordinates are stored in nm"}
-    return build_localizations(cols.columns, meta, path)
+        extra["ignored_options"] = {"pixel_size_nm": "SMAP coordinates are stored in nm"}
+    return cols.localizations(FORMAT, pixel_size_nm=None, frame_base=_FRAME_BASE,
+                              columns_in_file=sorted(fields), **extra)
 
 
 def _vector(ds: Any, name: str, path: Path) -> np.ndarray:
@@ -212,7 +162,7 @@ def _vector(ds: Any, name: str, path: Path) -> np.ndarray:
             "(one value per localization)",
             path=path,
         )
-    return as_float(read_dataset(ds, f"saveloc.loc.{name}", path), f"saveloc.loc.{name}", path)
+    return b.as_float(b.read_dataset(ds, f"saveloc.loc.{name}", path), f"saveloc.loc.{name}", path)
 
 
 def _camera_pixel_size_nm(saveloc: Any, h5py: Any) -> float | list[float] | None:

@@ -70,16 +70,8 @@ from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import InputFormatError
 from chromarate.io.limits import check_decoded_size
 
-from chromarate.io.formats._binary import (
-    ZIP_MAGICS,
-    build_localizations,
-    check_frame_base,
-    check_pixel_size,
-    check_regular_file,
-    positive_number,
-    read_head,
-    z_is_trivial,
-)
+from . import _binary as b
+from ._docs import BINARY, reader_doc
 from chromarate.io.formats._smlm_columns import ColumnContext, canonical_columns
 
 __all__ = ["FORMAT", "detect", "read"]
@@ -100,7 +92,7 @@ def detect(path: Path, head: bytes) -> bool:
     """True for a zip archive with ``manifest.json`` at its root that describes SMLM tables
     (or that cannot be parsed, so that reading reports the damage)."""
     try:
-        if head[:4] not in ZIP_MAGICS:
+        if head[:4] not in b.ZIP_MAGICS:
             return False
         with zipfile.ZipFile(Path(path)) as zf:
             try:
@@ -118,44 +110,23 @@ def detect(path: Path, head: bytes) -> bool:
         return False
 
 
-def read(
-    path: str | Path,
-    *,
-    pixel_size_nm: float | None = None,
-    frame_base: int = 0,
-    channel: Any = None,
-) -> Localizations:
-    """Read an SMLM ``.smlm`` archive (see the module docstring).
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        The file.
-    pixel_size_nm : float, optional
-        Camera pixel size for coordinates stored in pixels (see the module docstring).
-    frame_base : int, optional
-        Number of the first frame in the file (default 0); frames are returned 0-based.
-    channel : str, optional
-        Read only the table(s) of this channel.
-
-    Returns
-    -------
-    Localizations
-        Canonical columns in nm with 0-based frames.
-    """
+@reader_doc(BINARY, frame_base=0, channel=("str, optional", "Read only the table(s) of this channel."))
+def read(path: str | Path, *, pixel_size_nm: float | None = None, frame_base: int = 0,
+         channel: Any = None) -> Localizations:
+    """Read an SMLM ``.smlm`` archive (see the module docstring)."""
     path = Path(path)
-    option_px = check_pixel_size(pixel_size_nm)
-    frame_base = check_frame_base(frame_base)
+    option_px = b.check_pixel_size(pixel_size_nm)
+    frame_base = b.check_frame_base(frame_base)
     if channel is not None:
         channel = str(channel)
-    check_regular_file(path, _WHAT)
+    b.check_regular_file(path, _WHAT)
 
     try:
         zf = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
-        head = read_head(path, 4)
+        head = b.read_head(path, 4)
         what = (
-            "a truncated or corrupt zip archive" if head[:4] in ZIP_MAGICS else "not a zip archive"
+            "a truncated or corrupt zip archive" if head[:4] in b.ZIP_MAGICS else "not a zip archive"
         )
         raise InputFormatError(
             f"{what} ({exc}); expected an SMLM file: a zip archive holding manifest.json",
@@ -186,18 +157,11 @@ def read(
         raise InputFormatError("no x/y columns in the tables", path=path)
     if len(columns["x_nm"]) == 0:
         raise InputFormatError("contains no localizations: the table(s) have 0 rows", path=path)
-    if "z_nm" in columns and z_is_trivial(columns["z_nm"]):
+    if "z_nm" in columns and b.z_is_trivial(columns["z_nm"]):
         del columns["z_nm"]
         ctx.dropped["z"] = "0 in every row (a 2-D table); not kept"
 
-    meta: dict[str, Any] = {
-        "source": str(path),
-        "format": FORMAT,
-        "pixel_size_nm": px if ctx.used_pixels else None,
-        "frame_base": frame_base,
-        "columns_in_file": parsed[0][0],
-        "column_map": {c: ctx.column_map[c] for c in columns if c in ctx.column_map},
-        "units": {c: ctx.units[c] for c in columns if c in ctx.units},
+    extra = {
         "tables": [
             {"name": t.get("name"), "channel": t.get("channel"), "rows": p[3]}
             for t, p in zip(tables, parsed)
@@ -205,11 +169,12 @@ def read(
         "format_version": manifest.get("format_version"),
         "manifest_name": manifest.get("name"),
     }
-    if ctx.skipped:
-        meta["skipped_columns"] = ctx.skipped
-    if ctx.dropped:
-        meta["dropped_columns"] = ctx.dropped
-    return build_localizations(columns, meta, path)
+    return b.localizations(
+        path, columns, fmt=FORMAT, pixel_size_nm=px if ctx.used_pixels else None, frame_base=frame_base,
+        columns_in_file=parsed[0][0], column_map={c: ctx.column_map[c] for c in columns if c in ctx.column_map},
+        units={c: ctx.units[c] for c in columns if c in ctx.units}, extra=extra, skipped=ctx.skipped,
+        dropped=ctx.dropped,
+    )
 
 
 # --------------------------------------------------------------------------- manifest
@@ -323,7 +288,7 @@ def _select_tables(manifest: dict[str, Any], channel: str | None, path: Path) ->
 def _manifest_pixel_size(manifest: dict[str, Any], tables: list[dict[str, Any]]) -> float | None:
     for source in [*tables, manifest]:
         for key in ("pixel_size", "pixelSize", "pixel_size_nm", "pixelsize"):
-            p = positive_number(source.get(key))
+            p = b.positive_number(source.get(key))
             if p is not None:
                 return p
     return None
