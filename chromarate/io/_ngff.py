@@ -97,7 +97,7 @@ class NgffFormat:
         Parameters
         ----------
         attrs : mapping
-            A group's attributes.
+            The attributes of a zarr group (``group.attrs``).
 
         Returns
         -------

@@ -50,7 +50,7 @@ def write_density_ome_tiff(density: DensityMap, path: str | os.PathLike, *,
     Returns
     -------
     pathlib.Path
-        The path written.
+        ``path``, the OME-TIFF now complete.
 
     Raises
     ------

@@ -71,7 +71,7 @@ def write_result_tiff(
     Returns
     -------
     Path
-        ``path``.
+        ``path``, the multi-channel TIFF now complete.
 
     Raises
     ------

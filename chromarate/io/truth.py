@@ -79,7 +79,7 @@ def write_truth(
     Returns
     -------
     pathlib.Path
-        The path written.
+        ``path``, the ``.npz`` archive of the truth now complete.
 
     Raises
     ------

@@ -217,7 +217,7 @@ def write_result(
     Returns
     -------
     Path
-        ``path``.
+        ``path``, the result store now complete.
 
     Raises
     ------
@@ -275,7 +275,8 @@ def open_result(path: str | os.PathLike) -> ResultStack:
     Parameters
     ----------
     path : str or path-like
-        The ``.ome.zarr`` directory.
+        The ``.ome.zarr`` directory; only its metadata and the names of its chunk files
+        are read.
 
     Returns
     -------
@@ -315,7 +316,7 @@ def read_result(path: str | os.PathLike) -> ResultStack:
     Parameters
     ----------
     path : str or path-like
-        The ``.ome.zarr`` directory.
+        The ``.ome.zarr`` directory written by :func:`write_result`.
 
     Returns
     -------

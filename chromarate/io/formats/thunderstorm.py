@@ -491,7 +491,7 @@ def write_thunderstorm_csv(locs: Localizations, path: str | os.PathLike, *, deci
     Returns
     -------
     pathlib.Path
-        The path written.
+        ``path``, the ThunderSTORM CSV now complete.
 
     Raises
     ------
