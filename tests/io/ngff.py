@@ -23,6 +23,19 @@ def _models(version: str):
     return models
 
 
+def root_ome(root, version: str) -> dict:
+    """A copy of the NGFF metadata of the root group ``root`` of an NGFF ``version`` store."""
+    return dict(root.attrs["ome"]) if version == "0.5" else dict(root.attrs)
+
+
+def put_root_ome(root, version: str, ome: dict) -> None:
+    """Write ``ome`` (as :func:`root_ome` returns it, changed) back into ``root``."""
+    if version == "0.5":
+        root.attrs["ome"] = ome
+    else:
+        root.attrs.update(ome)
+
+
 def ngff_version(path: str | Path) -> str:
     """NGFF version of the image at ``path`` ("0.5" under "ome", else the 0.4 field)."""
     attrs = zarr.open_group(str(path), mode="r").attrs.asdict()

@@ -24,7 +24,8 @@ from chromarate.io import registry
 from chromarate.io.formats import asdf as asdf_reader
 from chromarate.io.localizations import SUPPORTED_FORMATS, read_localizations
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "smlm"
+from .shared_data import DATA, head as _head, real_file
+
 SAMPLE = "locan/npc_gp210.asdf"
 HAVE_ASDF = importlib.util.find_spec("asdf") is not None
 needs_asdf = pytest.mark.skipif(
@@ -33,15 +34,7 @@ needs_asdf = pytest.mark.skipif(
 
 
 def _real(rel: str = SAMPLE) -> Path:
-    path = DATA / rel
-    if not path.is_file():
-        pytest.skip(f"shared real-data file {path} is absent (expected under ../shared/data/smlm)")
-    return path
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(1 << 20)
+    return real_file(rel)
 
 
 def _raw_sample(path: Path) -> tuple[list[str], np.ndarray]:

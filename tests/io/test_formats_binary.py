@@ -21,22 +21,11 @@ from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ConfigError, InputFormatError
 from chromarate.io.formats import decode, picasso, smap, smlm
 
+from .shared_data import head as _head, real_file as _real
+
 h5py = pytest.importorskip("h5py")
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "smlm"
 MODULES = {"picasso": picasso, "smap": smap, "decode": decode, "smlm": smlm}
-
-
-def _real(rel: str) -> Path:
-    path = DATA / rel
-    if not path.is_file():
-        pytest.skip(f"shared real-data file {path} is absent (expected under ../shared/data/smlm)")
-    return path
-
-
-def _head(path: Path) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(1 << 20)
 
 
 def _check_canonical(locs: Localizations, fmt: str, path: Path) -> None:

@@ -46,6 +46,26 @@ def _check_canonical(locs: Localizations) -> None:
     assert locs.meta["units"]["x_nm"] == "nm"
 
 
+def _csv_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    """(header, data rows) of a UTF-8 CSV file, blank lines left out."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = [r for r in csv.reader(fh) if r]
+    return rows[0], rows[1:]
+
+
+def _read_real(path: Path, fmt: str, rows: list[list[str]], fields: dict[str, int]) -> Localizations:
+    """Read a real sample and check it: canonical, of format ``fmt``, one localization per
+    row of ``rows`` (the file's data, split), each canonical column of ``fields`` equal to
+    that field of the rows."""
+    locs = read_localizations(path)
+    _check_canonical(locs)
+    assert locs.meta["format"] == fmt
+    assert len(locs) == len(rows)
+    for canonical, i in fields.items():
+        np.testing.assert_array_equal(locs.table[canonical], [float(r[i]) for r in rows])
+    return locs
+
+
 # =========================================================================== real files
 
 
@@ -59,15 +79,12 @@ def test_elyra_real_file():
     rows = [ln.split("\t") for ln in lines[1:]]
     col = {h: i for i, h in enumerate(header)}
 
-    locs = read_localizations(path)
-    _check_canonical(locs)
-    assert locs.meta["format"] == "elyra"
-    assert len(locs) == len(rows) == 15
+    assert len(rows) == 15
+    locs = _read_real(path, "elyra", rows, {
+        "x_nm": col["Position X [nm]"], "y_nm": col["Position Y [nm]"],
+        "precision_nm": col["Precision [nm]"], "photons": col["Number Photons"],
+    })
     t = locs.table
-    np.testing.assert_array_equal(t["x_nm"], [float(r[col["Position X [nm]"]]) for r in rows])
-    np.testing.assert_array_equal(t["y_nm"], [float(r[col["Position Y [nm]"]]) for r in rows])
-    np.testing.assert_array_equal(t["precision_nm"], [float(r[col["Precision [nm]"]]) for r in rows])
-    np.testing.assert_array_equal(t["photons"], [float(r[col["Number Photons"]]) for r in rows])
     assert t["x_nm"].iloc[0] == 15850.6 and t["y_nm"].iloc[-1] == 8439.4
     # ZEN's First Frame is 1-based; every localization of the sample is in frame 1
     assert {int(r[col["First Frame"]]) for r in rows} == {1}
@@ -84,19 +101,13 @@ def test_elyra_real_file():
 @needs_locan
 def test_nanoimager_real_file():
     path = LOCAN / "Nanoimager_dstorm_data.csv"
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh) if r]
-    header, data = rows[0], rows[1:]
+    header, data = _csv_rows(path)
     col = {h: i for i, h in enumerate(header)}
 
-    locs = read_localizations(path)
-    _check_canonical(locs)
-    assert locs.meta["format"] == "nanoimager"
-    assert len(locs) == len(data) == 14
+    assert len(data) == 14
+    locs = _read_real(path, "nanoimager", data,
+                      {"x_nm": col["X (nm)"], "y_nm": col["Y (nm)"], "photons": col["Photons"]})
     t = locs.table
-    np.testing.assert_array_equal(t["x_nm"], [float(r[col["X (nm)"]]) for r in data])
-    np.testing.assert_array_equal(t["y_nm"], [float(r[col["Y (nm)"]]) for r in data])
-    np.testing.assert_array_equal(t["photons"], [float(r[col["Photons"]]) for r in data])
     # NimOS frames are 0-based: the file holds frame 0, which stays 0
     frames = [int(r[col["Frame"]]) for r in data]
     assert min(frames) == 0
@@ -129,13 +140,9 @@ def test_rapidstorm_real_file():
     assert ids[:3] == ["Position-0-0", "Position-1-0", "ImageNumber-0-0"]
     assert 'unit="nanometer"' in header
 
-    locs = read_localizations(path)
-    _check_canonical(locs)
-    assert locs.meta["format"] == "rapidstorm"
-    assert len(locs) == len(rows) == 14
+    assert len(rows) == 14
+    locs = _read_real(path, "rapidstorm", rows, {"x_nm": 0, "y_nm": 1})
     t = locs.table
-    np.testing.assert_array_equal(t["x_nm"], [float(r[0]) for r in rows])
-    np.testing.assert_array_equal(t["y_nm"], [float(r[1]) for r in rows])
     assert t["x_nm"].iloc[0] == 9657.4 and t["y_nm"].iloc[0] == 24533.5
     # rapidSTORM frames are 0-based (header min="0 fr"; the data holds frame 0)
     assert 'min="0 fr"' in header and min(int(r[2]) for r in rows) == 0
@@ -199,9 +206,7 @@ def test_thunderstorm_real_file_via_auto():
 @needs_locan
 def test_five_blobs_is_not_auto_detected_but_reads_as_generic():
     path = LOCAN / "five_blobs.txt"
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = [r for r in csv.reader(fh) if r]
-    header, data = rows[0], rows[1:]
+    header, data = _csv_rows(path)
     assert header == ["index", "position_x", "position_y", "cluster_label", "frame"]
     with pytest.raises(InputFormatError, match='format="generic"') as info:
         read_localizations(path)

@@ -17,7 +17,7 @@ from chromarate.io import _zarr_pyramid, zarr_store
 from chromarate.io.zarr_store import (is_complete_result, open_result_levels, read_result,
                                       write_result)
 
-from .ngff import assert_valid_ngff
+from .ngff import assert_valid_ngff, put_root_ome, root_ome
 from .test_zarr_store import ORIGIN, PIXEL, SHAPE, VERSIONS, assert_same, make_stack
 
 #: With this limit the 40 x 50 test stack gets levels of 50, 25 and 13 pixels across.
@@ -138,14 +138,11 @@ def test_missing_pyramid_level_is_damage(tmp_path, monkeypatch, version):
 
     path = write_result(make_stack(), tmp_path / "k.ome.zarr", ngff_version=version)
     root = zarr.open_group(str(path), mode="r+")
-    ome = dict(root.attrs["ome"]) if version == "0.5" else dict(root.attrs)
+    ome = root_ome(root, version)
     ms = [dict(ome["multiscales"][0])]
     ms[0]["datasets"] = [ms[0]["datasets"][0], ms[0]["datasets"][2]]  # level 2 listed as 1
     ms[0]["datasets"][1] = {**ms[0]["datasets"][1], "path": "1"}
-    if version == "0.5":
-        root.attrs["ome"] = {**ome, "multiscales": ms}
-    else:
-        root.attrs["multiscales"] = ms
+    put_root_ome(root, version, {**ome, "multiscales": ms})
     with pytest.raises(ResultStoreError, match="has shape .* expected .*downsampled 4x"):
         read_result(path)
 

@@ -15,7 +15,7 @@ from chromarate.export import CHANNELS, SCHEMA_VERSION
 from chromarate.io import _zarr_commit, zarr_store
 from chromarate.io.zarr_store import is_complete_result, read_result, write_result
 
-from .ngff import assert_valid_ngff
+from .ngff import assert_valid_ngff, put_root_ome, root_ome
 
 SHAPE = (40, 50)
 PIXEL = 20.0
@@ -173,29 +173,18 @@ def test_valid_against_ome_zarr_models(tmp_path, version):
     assert type(label).__name__ == "ImageLabel"
 
 
-def _root_ome(root, version: str) -> dict:
-    return dict(root.attrs["ome"]) if version == "0.5" else dict(root.attrs)
-
-
-def _put_root_ome(root, version: str, ome: dict) -> None:
-    if version == "0.5":
-        root.attrs["ome"] = ome
-    else:
-        root.attrs.update(ome)
-
-
 @pytest.mark.parametrize("version", VERSIONS)
 def test_the_validator_rejects_invalid_metadata(tmp_path, version):
     """assert_valid_ngff can fail: a translation of the wrong length is not NGFF."""
     path = write_result(make_stack(), tmp_path / "n.ome.zarr", ngff_version=version)
     root = zarr.open_group(str(path), mode="r+")
-    ome = _root_ome(root, version)
+    ome = root_ome(root, version)
     ms = [dict(ome["multiscales"][0])]
     ds = dict(ms[0]["datasets"][0])
     ds["coordinateTransformations"] = [ds["coordinateTransformations"][0],
                                        {"type": "translation", "translation": [0.0, 1.0]}]
     ms[0]["datasets"] = [ds]
-    _put_root_ome(root, version, {**ome, "multiscales": ms})
+    put_root_ome(root, version, {**ome, "multiscales": ms})
     with pytest.raises(Exception, match="(?i)translation|dimension|length|ndim|axes"):
         assert_valid_ngff(path, version)
 
@@ -209,12 +198,12 @@ def test_stores_without_the_convention_record_hold_the_pixel_corner(tmp_path, ve
     root = zarr.open_group(str(path), mode="r+")
     block = dict(root.attrs["chromarate"])
     del block["translation"]
-    ome = _root_ome(root, version)
+    ome = root_ome(root, version)
     ms = [dict(ome["multiscales"][0])]
     ms[0]["datasets"] = [{**ds, "coordinateTransformations": [
         ds["coordinateTransformations"][0],
         {"type": "translation", "translation": [0.0, *ORIGIN]}]} for ds in ms[0]["datasets"]]
-    _put_root_ome(root, version, {**ome, "multiscales": ms})
+    put_root_ome(root, version, {**ome, "multiscales": ms})
     root.attrs["chromarate"] = block
     back = read_result(path)
     assert tuple(back.origin_nm) == ORIGIN
@@ -243,7 +232,7 @@ def test_all_nan_channels_are_not_written(tmp_path, version):
         np.testing.assert_array_equal(back.channels[name], stack.channels[name])
     root = zarr.open_group(str(path), mode="r")
     assert root["0"].shape == (len(CHANNELS) - 1, *SHAPE)
-    assert "rate_std" not in [c["label"] for c in _root_ome(root, version)["omero"]["channels"]]
+    assert "rate_std" not in [c["label"] for c in root_ome(root, version)["omero"]["channels"]]
 
 
 def test_overwrite_replaces_and_overwrite_false_refuses(tmp_path):
