@@ -216,7 +216,6 @@ def _print_profile(name: str, prof: dict) -> None:
 
 def main(argv=None) -> None:
     ap = H.parser(__doc__)
-    H.add_child_option(ap)
     H.add_threads_option(ap)
     H.add_json_option(ap)
     ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit to compare with")
@@ -230,11 +229,7 @@ def main(argv=None) -> None:
                     help="also compare the rate maps of a fit_rates run with this many steps "
                          "(default 0: no fit)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per child")
-    args = ap.parse_args(argv)
-    spec = H.child_spec(args)
-    if spec is not None:
-        H.emit(_child(spec))
-        return
+    args = H.parse_args(ap, argv, _child)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),
