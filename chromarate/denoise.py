@@ -80,8 +80,7 @@ def denoise_density(density: DensityMap, config: DenoiseConfig = DenoiseConfig()
     Examples
     --------
     >>> import numpy as np
-    >>> from chromarate._types import DensityMap
-    >>> from chromarate.config import DenoiseConfig
+    >>> from chromarate import DenoiseConfig, DensityMap
     >>> img = np.zeros((21, 21), np.float32); img[10, 10] = 1
     >>> out = denoise_density(DensityMap(img, 20.0), DenoiseConfig(sigma_nm=40))
     >>> out.meta["denoise"]["sigma_px"]

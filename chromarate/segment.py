@@ -75,8 +75,7 @@ def segment_nuclei(
     Examples
     --------
     >>> import numpy as np
-    >>> from chromarate._types import DensityMap
-    >>> from chromarate.config import SegmentConfig
+    >>> from chromarate import DensityMap, SegmentConfig
     >>> yy, xx = np.mgrid[:200, :300]
     >>> img = (((yy - 100) ** 2 + (xx - 70) ** 2 < 50 ** 2)
     ...        | ((yy - 100) ** 2 + (xx - 220) ** 2 < 40 ** 2)).astype(np.float32)
@@ -131,8 +130,7 @@ def segment_nucleus(density: DensityMap, config: SegmentConfig = SegmentConfig()
     Examples
     --------
     >>> import numpy as np
-    >>> from chromarate._types import DensityMap
-    >>> from chromarate.config import SegmentConfig
+    >>> from chromarate import DensityMap, SegmentConfig
     >>> yy, xx = np.mgrid[:200, :200]
     >>> img = ((yy - 100) ** 2 + (xx - 100) ** 2 < 60 ** 2).astype(np.float32)
     >>> mask = segment_nucleus(DensityMap(img, 20.0), SegmentConfig(smooth_sigma_nm=60))
