@@ -7,9 +7,13 @@ from ._common import PIXEL_NM, one_torch_thread, smooth_fields
 #: Mollifier radius (px) of the ``mollifier`` backend: the radius of experiments/backends.py.
 RADIUS_PX = 8.0
 
+#: Adam steps of the engine's schedule: more than asv ever times, so the events never end.
+ENGINE_STEPS = 10**9
+
 
 class FitStep:
-    """One Adam step (forward, backward, update) of ``data + mean(r^2) / s^2`` on the pixel
+    """One step of the fit's training engine (``chromarate.fit.engine.iter_train``: forward,
+    backward, Adam update, schedule) of ``data + mean(r^2) / s^2`` on the pixel
     grid of a ``side`` x ``side`` synthetic field at 10 nm, ``r`` the fourth-order
     ``chromarate.fit.physics.chromatin_residual`` of the fields and derivatives that the
     backend (``chromarate.fit.derivatives.make_backend``) returns for a ``FourierMLP`` of the
@@ -34,6 +38,7 @@ class FitStep:
 
         from chromarate.config import FitConfig
         from chromarate.fit.derivatives import make_backend, make_grid
+        from chromarate.fit.engine import ParamGroup, TrainSettings, iter_train
         from chromarate.fit.loop import FIELD_DERIVATIVES
         from chromarate.fit.networks import FourierMLP
         from chromarate.fit.physics import ChromatinParams, chromatin_residual
@@ -70,20 +75,20 @@ class FitStep:
         field = Field()
         rate = torch.nn.Parameter(torch.tensor(float(phi_h.mean() / max(phi_e.mean(), 1e-3)),
                                                dtype=dtype))
-        opt = torch.optim.Adam(list(field.parameters()) + [rate], lr=cfg.learning_rate)
 
-        def step() -> float:
-            opt.zero_grad(set_to_none=True)
+        def loss_fn(_step):
             f = deriv.fields(field, grid, FIELD_DERIVATIVES)
             r = chromatin_residual({k: v[0] for k, v in f.items()},
                                    {k: v[1] for k, v in f.items()}, rate, params)
             loss = ((f["u"] - obs) ** 2)[:, mask].mean() / sigma**2 + (r**2).mean() / scale_r**2
-            loss.backward()
-            opt.step()
-            return float(loss.detach())
+            return loss, {}
 
-        self.step = step
-        step()  # warm-up: lazy initialisation of torch kernels, not timed
+        # the fit's training engine, one Adam step per event (a schedule far longer than asv
+        # runs, so the learning rate stays at its peak)
+        groups = [ParamGroup(list(field.parameters()) + [rate], cfg.learning_rate)]
+        events = iter_train(groups, loss_fn, TrainSettings(steps=ENGINE_STEPS, log_every=1))
+        self.step = lambda: next(events)
+        self.step()  # warm-up: lazy initialisation of torch kernels, not timed
 
     def time_step(self, backend, side):
         self.step()

@@ -83,6 +83,36 @@ class DensityMap:
         return tuple(self.data.shape)  # type: ignore[return-value]
 
 
+def stage_input(density, config, config_type: type,
+                error: type[Exception]) -> tuple[np.ndarray, float]:
+    """The data array and pixel size of a stage's input map, checked (denoise, segment).
+
+    ``error`` is the stage's error class (``chromarate.errors.StageError``: this module
+    sits below ``errors`` in the layers and does not import it).
+
+    Raises
+    ------
+    TypeError
+        If ``density`` is not a :class:`DensityMap` or ``config`` not a ``config_type``.
+    error
+        If the map is not a non-empty 2-D array, holds non-finite values, or its pixel size
+        is not positive.
+    """
+    if not isinstance(density, DensityMap):
+        raise TypeError(f"density must be a DensityMap, got {type(density).__name__}")
+    if not isinstance(config, config_type):
+        raise TypeError(f"config must be a {config_type.__name__}, got {type(config).__name__}")
+    data = np.asarray(density.data)
+    if data.ndim != 2 or data.size == 0:
+        raise error(f"density map must be a non-empty 2-D array, got shape {data.shape}")
+    if not np.isfinite(data).all():
+        raise error("density map holds non-finite values (NaN or inf)")
+    p = float(density.pixel_size_nm)
+    if not (np.isfinite(p) and p > 0):
+        raise error(f"density pixel_size_nm must be positive, got {density.pixel_size_nm}")
+    return data, p
+
+
 @dataclass(frozen=True)
 class NucleusCrop:
     """One segmented nucleus: its id, mask and crop window on the parent grid.

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.restoration import denoise_nl_means, denoise_tv_chambolle, estimate_sigma
 
-from ._types import DensityMap
+from ._types import DensityMap, stage_input
 from .config import DenoiseConfig
 from .errors import StageError
 
@@ -80,8 +80,7 @@ def denoise_density(density: DensityMap, config: DenoiseConfig = DenoiseConfig()
     Examples
     --------
     >>> import numpy as np
-    >>> from chromarate._types import DensityMap
-    >>> from chromarate.config import DenoiseConfig
+    >>> from chromarate import DenoiseConfig, DensityMap
     >>> img = np.zeros((21, 21), np.float32); img[10, 10] = 1
     >>> out = denoise_density(DensityMap(img, 20.0), DenoiseConfig(sigma_nm=40))
     >>> out.meta["denoise"]["sigma_px"]
@@ -93,18 +92,7 @@ def denoise_density(density: DensityMap, config: DenoiseConfig = DenoiseConfig()
     >>> round(auto.meta["denoise"]["sigma_nm"], 2), auto.meta["denoise"]["sigma_source"]
     (20.0, 'resolution_nm')
     """
-    if not isinstance(density, DensityMap):
-        raise TypeError(f"density must be a DensityMap, got {type(density).__name__}")
-    if not isinstance(config, DenoiseConfig):
-        raise TypeError(f"config must be a DenoiseConfig, got {type(config).__name__}")
-    data = np.asarray(density.data)
-    if data.ndim != 2 or data.size == 0:
-        raise StageError(f"density map must be a non-empty 2-D array, got shape {data.shape}")
-    if not np.isfinite(data).all():
-        raise StageError("density map holds non-finite values (NaN or inf)")
-    p = float(density.pixel_size_nm)
-    if not (np.isfinite(p) and p > 0):
-        raise StageError(f"density pixel_size_nm must be positive, got {density.pixel_size_nm}")
+    data, p = stage_input(density, config, DenoiseConfig, StageError)
 
     if config.method in ("gaussian", "none"):
         out, info = _gaussian(data, p, config, density.meta)

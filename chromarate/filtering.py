@@ -62,7 +62,7 @@ def filter_localizations(
     Examples
     --------
     >>> import pandas as pd
-    >>> from chromarate._types import Localizations
+    >>> from chromarate import Localizations
     >>> from chromarate.config import FilterConfig
     >>> locs = Localizations(pd.DataFrame({"x_nm": [0.0, 10.0, 20.0], "y_nm": [0.0, 0.0, 0.0],
     ...                                    "precision_nm": [5.0, 25.0, 8.0]}))

@@ -135,8 +135,7 @@ def render_density(
     Examples
     --------
     >>> import pandas as pd
-    >>> from chromarate._types import Localizations
-    >>> from chromarate.config import RenderConfig
+    >>> from chromarate import Localizations, RenderConfig
     >>> locs = Localizations(table=pd.DataFrame({"x_nm": [5.0, 25.0, 26.0],
     ...                                          "y_nm": [5.0, 5.0, 45.0]}))
     >>> dm = render_density(locs, RenderConfig(pixel_size_nm=20, padding_nm=0))

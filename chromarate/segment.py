@@ -26,7 +26,7 @@ from skimage.filters import threshold_li, threshold_otsu, threshold_triangle
 from skimage.morphology import disk, h_maxima
 from skimage.segmentation import watershed
 
-from ._types import DensityMap, NucleusCrop
+from ._types import DensityMap, NucleusCrop, stage_input
 from .config import SegmentConfig
 from .errors import SegmentationError, StageError
 
@@ -75,8 +75,7 @@ def segment_nuclei(
     Examples
     --------
     >>> import numpy as np
-    >>> from chromarate._types import DensityMap
-    >>> from chromarate.config import SegmentConfig
+    >>> from chromarate import DensityMap, SegmentConfig
     >>> yy, xx = np.mgrid[:200, :300]
     >>> img = (((yy - 100) ** 2 + (xx - 70) ** 2 < 50 ** 2)
     ...        | ((yy - 100) ** 2 + (xx - 220) ** 2 < 40 ** 2)).astype(np.float32)
@@ -87,7 +86,7 @@ def segment_nuclei(
     >>> crops[1].slices, crops[1].origin_nm
     ((slice(56, 145, None), slice(176, 265, None)), (1120.0, 4520.0))
     """
-    data, p = _check_input(density, config)
+    data, p = stage_input(density, config, SegmentConfig, StageError)
     labels = _labels(data, p, config)
     labels, report = _filter_objects(labels, p, config)
     if report["kept"] == 0:
@@ -131,15 +130,14 @@ def segment_nucleus(density: DensityMap, config: SegmentConfig = SegmentConfig()
     Examples
     --------
     >>> import numpy as np
-    >>> from chromarate._types import DensityMap
-    >>> from chromarate.config import SegmentConfig
+    >>> from chromarate import DensityMap, SegmentConfig
     >>> yy, xx = np.mgrid[:200, :200]
     >>> img = ((yy - 100) ** 2 + (xx - 100) ** 2 < 60 ** 2).astype(np.float32)
     >>> mask = segment_nucleus(DensityMap(img, 20.0), SegmentConfig(smooth_sigma_nm=60))
     >>> mask.dtype, bool(mask[100, 100]), bool(mask[5, 5])
     (dtype('bool'), True, False)
     """
-    data, p = _check_input(density, config)
+    data, p = stage_input(density, config, SegmentConfig, StageError)
     labels = _labels(data, p, config)
     labels, report = _filter_objects(labels, p, config)
     if report["kept"] == 0:
@@ -152,22 +150,6 @@ def segment_nucleus(density: DensityMap, config: SegmentConfig = SegmentConfig()
 # --------------------------------------------------------------------------------------
 # shared steps
 # --------------------------------------------------------------------------------------
-
-def _check_input(density, config) -> tuple[np.ndarray, float]:
-    if not isinstance(density, DensityMap):
-        raise TypeError(f"density must be a DensityMap, got {type(density).__name__}")
-    if not isinstance(config, SegmentConfig):
-        raise TypeError(f"config must be a SegmentConfig, got {type(config).__name__}")
-    data = np.asarray(density.data)
-    if data.ndim != 2 or data.size == 0:
-        raise StageError(f"density map must be a non-empty 2-D array, got shape {data.shape}")
-    if not np.isfinite(data).all():
-        raise StageError("density map holds non-finite values (NaN or inf)")
-    p = float(density.pixel_size_nm)
-    if not (np.isfinite(p) and p > 0):
-        raise StageError(f"density pixel_size_nm must be positive, got {density.pixel_size_nm}")
-    return data, p
-
 
 def _foreground(data: np.ndarray, p: float, config: SegmentConfig) -> np.ndarray:
     """Smooth, threshold, fill holes, open: the bool foreground."""

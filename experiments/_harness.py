@@ -5,14 +5,15 @@ of the child's ``ru_maxrss`` is that configuration's peak memory. This module ho
 pieces the scripts share instead of each keeping a copy:
 
 - command-line options common to the scripts (:func:`parser`, :func:`add_child_option`,
-  :func:`add_threads_option`, :func:`add_json_option`, :func:`add_mem_cap_option`);
+  :func:`add_threads_option`, :func:`add_json_option`, :func:`add_mem_cap_option`) and the
+  parse that runs a child's work in a child process (:func:`parse_args`);
 - child-process runs with an address-space cap and a time-out (:func:`call_child`,
   :func:`child_result`, :func:`emit`, :func:`cap_memory`, :func:`is_oom`, :data:`RESULT_TAG`,
-  :data:`EXIT_LIMIT`);
+  :data:`EXIT_LIMIT`) and the timed training steps of a child (:func:`time_steps`);
 - memory and thread helpers (:func:`maxrss_mb`, :func:`mem_available_mb`,
   :func:`default_mem_cap`, :func:`set_threads`);
 - result writing and table printing (:func:`write_json`, :func:`say`, :func:`fmt_mb`,
-  :func:`fmt_s`, :func:`fmt_duration`, :func:`aligned`).
+  :func:`fmt_s`, :func:`fmt_duration`, :func:`aligned`, :func:`say_results`).
 
 The scripts import it after putting their own folder first on ``sys.path``::
 
@@ -31,6 +32,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -81,46 +83,23 @@ def add_child_option(ap: argparse.ArgumentParser) -> None:
 
 def add_threads_option(ap: argparse.ArgumentParser, default: int = 1,
                        help: str = "torch threads per child (default 1)") -> None:
-    """Add ``--threads N`` (torch threads in each child process).
-
-    Parameters
-    ----------
-    ap : argparse.ArgumentParser
-        The script's parser.
-    default : int
-        Default number of threads.
-    help : str
-        Help text.
-    """
+    """Add ``--threads N`` (torch threads in each child process, default ``default``) to
+    the script's parser ``ap``, with the help text ``help``."""
     ap.add_argument("--threads", type=int, default=default, help=help)
 
 
 def add_json_option(ap: argparse.ArgumentParser,
                     help: str = "also write the numbers here") -> None:
-    """Add ``--json PATH`` (optional JSON copy of every number).
-
-    Parameters
-    ----------
-    ap : argparse.ArgumentParser
-        The script's parser.
-    help : str
-        Help text.
-    """
+    """Add ``--json PATH`` (optional JSON copy of every number) to the script's parser
+    ``ap``, with the help text ``help``."""
     ap.add_argument("--json", type=Path, default=None, help=help)
 
 
 def add_mem_cap_option(ap: argparse.ArgumentParser,
                        help: str = "memory cap of each child process "
                                    "(default: half the available memory)") -> None:
-    """Add ``--mem-cap-mb M`` (address-space headroom of each child, see :func:`cap_memory`).
-
-    Parameters
-    ----------
-    ap : argparse.ArgumentParser
-        The script's parser.
-    help : str
-        Help text.
-    """
+    """Add ``--mem-cap-mb M`` (address-space headroom of each child, see :func:`cap_memory`)
+    to the script's parser ``ap``, with the help text ``help``."""
     ap.add_argument("--mem-cap-mb", type=float, default=None, help=help)
 
 
@@ -138,6 +117,38 @@ def child_spec(args: argparse.Namespace) -> dict | None:
         The JSON specification the parent passed, None when not a child.
     """
     return None if getattr(args, "child", None) is None else json.loads(args.child)
+
+
+def parse_args(ap: argparse.ArgumentParser, argv: Sequence[str] | None,
+               child: Callable[[dict], Any],
+               status: Callable[[Any], int] | None = None) -> argparse.Namespace:
+    """Add :func:`add_child_option` and parse ``argv``; in a child, do the child's work.
+
+    Parameters
+    ----------
+    ap : argparse.ArgumentParser
+        The script's parser, with its own options.
+    argv : sequence of str or None
+        Command line (None: ``sys.argv[1:]``).
+    child : callable
+        ``child(spec) -> result``: the work of a child process (``--child SPEC``).
+    status : callable, optional
+        ``status(result) -> int``: the child's exit code (default 0).
+
+    Returns
+    -------
+    argparse.Namespace
+        The parent's arguments. In a child it does not return: it runs ``child``, reports
+        the result with :func:`emit` and exits with ``status(result)``.
+    """
+    add_child_option(ap)
+    args = ap.parse_args(argv)
+    spec = child_spec(args)
+    if spec is None:
+        return args
+    result = child(spec)
+    emit(result)
+    raise SystemExit(0 if status is None else status(result))
 
 
 # --------------------------------------------------------------------------------------
@@ -158,40 +169,30 @@ def maxrss_mb() -> float:
     return r / 1024.0
 
 
-def vm_size_bytes() -> int | None:
-    """Current virtual memory size of this process (``VmSize`` of ``/proc/self/status``).
-
-    Returns
-    -------
-    int or None
-        Bytes, None where ``/proc`` is not available.
-    """
+def _proc_kb(path: str, key: str) -> int | None:
+    """The kB figure of the line ``key: N kB`` of a ``/proc`` file, None where there is none."""
     try:
-        with open("/proc/self/status", encoding="ascii") as fh:
+        with open(path, encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
     except OSError:
         pass
     return None
+
+
+def vm_size_bytes() -> int | None:
+    """Current virtual memory size of this process in bytes (``VmSize`` of
+    ``/proc/self/status``), None where ``/proc`` is not available."""
+    kb = _proc_kb("/proc/self/status", "VmSize")
+    return None if kb is None else kb * 1024
 
 
 def mem_available_mb() -> float | None:
-    """Memory available to new processes (``MemAvailable`` of ``/proc/meminfo``).
-
-    Returns
-    -------
-    float or None
-        MB, None where ``/proc`` is not available.
-    """
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
+    """Memory available to new processes in MB (``MemAvailable`` of ``/proc/meminfo``),
+    None where ``/proc`` is not available."""
+    kb = _proc_kb("/proc/meminfo", "MemAvailable")
+    return None if kb is None else kb / 1024.0
 
 
 def default_mem_cap(cap_mb: float | None) -> float | None:
@@ -256,6 +257,58 @@ def is_oom(exc: BaseException) -> bool:
     msg = str(exc).lower()
     return any(s in msg for s in ("can't allocate", "cannot allocate", "out of memory",
                                   "bad_alloc", "not enough memory"))
+
+
+def time_steps(step: Callable[[], float], steps: int, out: dict, base_mb: float, *,
+               max_s: float | None = None, oom_prefix: str = "out of memory",
+               oom_chars: int = 160) -> tuple[list[float], list[float]] | None:
+    """Time one warm-up call and then ``steps`` calls of a training step.
+
+    Parameters
+    ----------
+    step : callable
+        One training step; returns its loss.
+    steps : int
+        Timed steps after the warm-up step.
+    out : dict
+        The configuration's result: gets ``warmup_s``, and on a failure ``ok=False``,
+        ``reason`` (``"too_slow"``: the warm-up took longer than ``max_s``; ``"oom"``: an
+        allocation failed, see :func:`is_oom`), ``peak_mb`` and ``message``.
+    base_mb : float
+        :func:`maxrss_mb` before the steps (``peak_mb`` is the increase over it).
+    max_s : float, optional
+        Longest warm-up step that goes on to the timed steps.
+    oom_prefix : str
+        Start of the out-of-memory message, before ``": "`` and the exception's first line.
+    oom_chars : int
+        Characters of the exception's first line in that message.
+
+    Returns
+    -------
+    (list of float, list of float) or None
+        Seconds of each timed step and the losses (warm-up step first); None after a
+        handled failure (see ``out``). Other exceptions propagate.
+    """
+    try:
+        t0 = time.perf_counter()
+        losses = [step()]
+        out["warmup_s"] = time.perf_counter() - t0
+        if max_s and out["warmup_s"] > max_s:
+            out.update(ok=False, reason="too_slow", peak_mb=maxrss_mb() - base_mb,
+                       message=f"warm-up step took {out['warmup_s']:.1f} s > {max_s:g} s")
+            return None
+        times = []
+        for _ in range(int(steps)):
+            t0 = time.perf_counter()
+            losses.append(step())
+            times.append(time.perf_counter() - t0)
+    except (RuntimeError, MemoryError) as exc:
+        if is_oom(exc):
+            out.update(ok=False, reason="oom", peak_mb=maxrss_mb() - base_mb,
+                       message=f"{oom_prefix}: {str(exc).splitlines()[0][:oom_chars]}")
+            return None
+        raise
+    return times, losses
 
 
 def set_threads(n: int | None, *, omp_env: bool = False) -> None:
@@ -396,55 +449,48 @@ def write_json(path: Path | str, obj: Any, *, newline: bool = False, **kw) -> No
 
 
 def fmt_mb(x: float | None) -> str:
-    """Megabytes with a thousands separator and one decimal, ``-`` for None.
-
-    Parameters
-    ----------
-    x : float or None
-        MB.
-
-    Returns
-    -------
-    str
-        e.g. ``'6,293.2'``.
-    """
+    """Megabytes with a thousands separator and one decimal (``'6,293.2'``), ``-`` for None."""
     return "-" if x is None else f"{x:,.1f}"
 
 
 def fmt_s(x: float | None) -> str:
-    """Seconds without a unit: four decimals below 1 s, two above; ``-`` for None.
-
-    Parameters
-    ----------
-    x : float or None
-        Seconds.
-
-    Returns
-    -------
-    str
-        e.g. ``'0.1294'`` or ``'7.02'``.
-    """
+    """Seconds without a unit, four decimals below 1 s and two above (``'0.1294'``,
+    ``'7.02'``), ``-`` for None."""
     if x is None:
         return "-"
     return f"{x:.4f}" if x < 1 else f"{x:.2f}"
 
 
 def fmt_duration(x: float | None) -> str:
-    """Seconds with a unit: ``ms`` below 1 s, ``s`` above; ``-`` for None.
-
-    Parameters
-    ----------
-    x : float or None
-        Seconds.
-
-    Returns
-    -------
-    str
-        e.g. ``'12.5 ms'`` or ``'1.25 s'``.
-    """
+    """Seconds with a unit, ``ms`` below 1 s and ``s`` above (``'12.5 ms'``, ``'1.25 s'``),
+    ``-`` for None."""
     if x is None:
         return "-"
     return f"{x * 1000:.1f} ms" if x < 1 else f"{x:.2f} s"
+
+
+def say_results(rows: Sequence[tuple[str, dict]], line: Callable[[dict], str], width: int,
+                indent: str = "") -> None:
+    """Print a table row per result: ``indent``, the label left-aligned in ``width``
+    characters, then ``line(result)`` -- or ``FAILED:`` and the message of a result that is
+    not ``ok``.
+
+    Parameters
+    ----------
+    rows : sequence of (str, dict)
+        Label and child result.
+    line : callable
+        The cells of a successful result, as one string.
+    width : int
+        Width of the label column.
+    indent : str
+        Start of every line.
+    """
+    for label, r in rows:
+        if r.get("ok"):
+            say(f"{indent}{label:<{width}} {line(r)}")
+        else:
+            say(f"{indent}{label:<{width}} FAILED: {r.get('message')}")
 
 
 def aligned(cells: Sequence[Sequence[str]], sep: str = "  ",

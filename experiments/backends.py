@@ -42,16 +42,17 @@ import math
 import os
 import platform
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # for the asv suite's helpers
 
 from _harness import (  # noqa: E402  (the experiments' shared harness)
-    EXIT_LIMIT, add_child_option, add_json_option, add_threads_option, cap_memory,
-    call_child, child_spec, emit, fmt_duration, fmt_mb, is_oom, maxrss_mb,
-    mem_available_mb, parser, say, set_threads, write_json,
+    EXIT_LIMIT, add_json_option, add_threads_option, call_child, cap_memory, fmt_duration,
+    fmt_mb, maxrss_mb, mem_available_mb, parse_args, parser, say, set_threads, time_steps,
+    write_json,
 )
+from benchmarks._common import smooth_fields  # noqa: E402  (the asv suite's synthetic fields)
 
 BACKEND_NAMES = ("mollifier", "autograd", "finite-difference", "spectral")
 PIXEL_NM = 10.0
@@ -59,32 +60,6 @@ RADIUS_PX = 8.0
 PROBE_SIDE = 16
 MAX_PRED_MB = 8192.0
 MAX_PRED_S = 60.0
-
-
-def synthetic_fields(side: int, pixel_nm: float = PIXEL_NM, seed: int = 0):
-    """(phi_d, phi_w, mask) numpy arrays: a smooth random field on a ``side`` x ``side`` grid.
-
-    ``phi_d = 0.2 tanh(z)`` with ``z`` a sum of 12 random plane waves of wavelength
-    0.3-1.5 um (unit std), ``phi_w = 0.6 - phi_d``, mask a centred disk of radius 0.45 side.
-    """
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    h = pixel_nm / 1000.0
-    c = h * (np.arange(side) - 0.5 * (side - 1))
-    yy, xx = np.meshgrid(c, c, indexing="ij")
-    z = np.zeros((side, side))
-    for _ in range(12):
-        k = 2 * np.pi / rng.uniform(0.3, 1.5)
-        a = rng.uniform(0, 2 * np.pi)
-        z += np.cos(k * (np.cos(a) * xx + np.sin(a) * yy) + rng.uniform(0, 2 * np.pi))
-    z /= math.sqrt(6.0)
-    phi_d = 0.2 * np.tanh(z)
-    phi_w = 0.6 - phi_d
-    r = np.hypot(*np.meshgrid(np.arange(side) - 0.5 * (side - 1),
-                              np.arange(side) - 0.5 * (side - 1), indexing="ij"))
-    mask = r <= 0.45 * side
-    return phi_d, phi_w, mask
 
 
 # --------------------------------------------------------------------------------------
@@ -114,7 +89,7 @@ def child_step(spec: dict) -> dict:
     halo = int(getattr(backend, "halo", 0))
 
     def build(side: int):
-        phi_d, phi_w, mask_np = synthetic_fields(side)
+        phi_d, phi_w, mask_np = smooth_fields(side)
         grid = make_grid((side, side), pixel_um)
         obs_np = np.stack([phi_d, phi_w])
         obs = torch.as_tensor(obs_np, dtype=dtype)
@@ -174,26 +149,10 @@ def child_step(spec: dict) -> dict:
         base_mb = maxrss_mb()
         out["baseline_mb"] = base_mb
         results.append(out)
-        try:
-            t0 = time.perf_counter()
-            losses = [step()]
-            out["warmup_s"] = time.perf_counter() - t0
-            max_s = spec.get("max_step_s")
-            if max_s and out["warmup_s"] > max_s:
-                out.update(ok=False, reason="too_slow", peak_mb=maxrss_mb() - base_mb,
-                           message=f"warm-up step took {out['warmup_s']:.1f} s > {max_s:g} s")
-                break
-            times = []
-            for _ in range(int(spec["steps"])):
-                t0 = time.perf_counter()
-                losses.append(step())
-                times.append(time.perf_counter() - t0)
-        except (RuntimeError, MemoryError) as exc:
-            if is_oom(exc):
-                out.update(ok=False, reason="oom", peak_mb=maxrss_mb() - base_mb,
-                           message=f"out of memory: {str(exc).splitlines()[0][:160]}")
-                break
-            raise
+        timed = time_steps(step, spec["steps"], out, base_mb, max_s=spec.get("max_step_s"))
+        if timed is None:
+            break
+        times, losses = timed
         out.update(ok=True, step_s=times, median_s=float(np.median(times)),
                    peak_mb=maxrss_mb() - base_mb, losses=losses,
                    finite=bool(all(math.isfinite(v) for v in losses)))
@@ -224,13 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny smoke test: sides 16, 24; 1 step")
     add_json_option(ap)
     add_threads_option(ap)
-    add_child_option(ap)
-    args = ap.parse_args(argv)
-    spec = child_spec(args)
-    if spec is not None:
-        res = child_step(spec)
-        emit(res)
-        return 0 if all(r.get("ok") for r in res) else EXIT_LIMIT
+    args = parse_args(ap, argv, child_step,
+                      status=lambda res: 0 if all(r.get("ok") for r in res) else EXIT_LIMIT)
 
     sizes = sorted(set(args.sizes or ([16, 24] if args.quick else [64, 128, 256])))
     steps = args.steps if args.steps is not None else (1 if args.quick else 3)

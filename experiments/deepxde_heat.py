@@ -41,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (  # noqa: E402  (the experiments' shared harness)
-    add_child_option, child_result, child_spec, emit, maxrss_mb, parser, say, write_json,
+    child_result, maxrss_mb, parse_args, parser, say, write_json,
 )
 
 METHODS = ("deepxde", "chromarate/mollifier", "chromarate/autograd")
@@ -145,12 +145,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--tiny", action="store_true", help="smoke test: n 16, 5 steps, one seed")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    add_child_option(ap)
-    args = ap.parse_args(argv)
-    spec = child_spec(args)
-    if spec is not None:
-        emit(child(spec))
-        return 0
+    args = parse_args(ap, argv, child)
     if args.tiny:
         args.n, args.steps, args.seeds, args.width, args.radius = 16, 5, [0], 16, 3.0
     import numpy as np

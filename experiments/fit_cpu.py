@@ -71,9 +71,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (  # noqa: E402  (the experiments' shared harness)
-    EXIT_LIMIT, add_child_option, add_json_option, add_mem_cap_option, add_threads_option,
-    cap_memory, child_result, child_spec, emit, fmt_mb, fmt_s, is_oom, maxrss_mb,
-    mem_available_mb, parser, set_threads, write_json,
+    EXIT_LIMIT, add_json_option, add_mem_cap_option, add_threads_option, cap_memory,
+    child_result, fmt_mb, fmt_s, maxrss_mb, mem_available_mb, parse_args, parser, say_results,
+    set_threads, time_steps, write_json,
 )
 
 #: Side of the central window of the crop that --quick runs everything on.
@@ -237,29 +237,13 @@ def _child_step(spec: dict) -> dict:
     gc.collect()
     base_mb = maxrss_mb()
     out["baseline_mb"] = base_mb
-    try:
-        t0 = time.perf_counter()
-        loss0 = step()  # warm-up
-        warm = time.perf_counter() - t0
-        out["warmup_s"] = warm
-        max_s = spec.get("max_step_s")
-        if max_s and warm > max_s:
-            out.update(ok=False, reason="too_slow",
-                       peak_mb=maxrss_mb() - base_mb,
-                       message=f"warm-up step took {warm:.1f} s > {max_s:g} s")
-            return out
-        times, losses = [], [loss0]
-        for _ in range(int(spec["steps"])):
-            t0 = time.perf_counter()
-            losses.append(step())
-            times.append(time.perf_counter() - t0)
-    except (RuntimeError, MemoryError) as exc:
-        if is_oom(exc):
-            out.update(ok=False, reason="oom", peak_mb=maxrss_mb() - base_mb,
-                       message=f"out of memory under the cap of {spec.get('mem_cap_mb'):.0f} MB: "
-                               f"{str(exc).splitlines()[0][:200]}")
-            return out
-        raise
+    cap = spec.get("mem_cap_mb")
+    timed = time_steps(step, spec["steps"], out, base_mb, max_s=spec.get("max_step_s"),
+                       oom_prefix="out of memory" if cap is None else
+                       f"out of memory under the cap of {cap:.0f} MB", oom_chars=200)
+    if timed is None:
+        return out
+    times, losses = timed
     peak = maxrss_mb() - base_mb
     out.update(ok=True, step_s=times, mean_s=float(np.mean(times)),
                median_s=float(np.median(times)), min_s=float(np.min(times)),
@@ -268,12 +252,11 @@ def _child_step(spec: dict) -> dict:
     return out
 
 
-def child_main(spec: dict) -> int:
+def child_main(spec: dict) -> dict:
+    """The result of a child: a fit or a step."""
     set_threads(spec.get("threads"))
     fn = _child_fit if spec["kind"] == "fit" else _child_step
-    result = fn(spec)
-    emit(result)
-    return 0 if result.get("ok", True) else EXIT_LIMIT
+    return fn(spec)
 
 
 # --------------------------------------------------------------------------------------
@@ -383,12 +366,8 @@ def main(argv=None) -> int:
     add_mem_cap_option(ap)
     add_threads_option(ap, help="torch threads in the children (default 1: stable timings on "
                                 "a shared machine; 0 keeps torch's default)")
-    add_child_option(ap)
-    args = ap.parse_args(argv)
-
-    spec = child_spec(args)
-    if spec is not None:
-        return child_main(spec)
+    args = parse_args(ap, argv, child_main,
+                      status=lambda result: 0 if result.get("ok", True) else EXIT_LIMIT)
 
     steps = args.steps if args.steps is not None else (1 if args.quick else 5)
     if steps < 1:
@@ -552,14 +531,13 @@ def main(argv=None) -> int:
                f"{'median':>8} {'min':>8} {'peak MB':>10}")
         say(hdr)
         say("    " + "-" * (len(hdr) - 4))
-        for name, r in rows:
-            if r.get("ok"):
-                g = f"{r['grid'][0]}x{r['grid'][1]}"
-                say(f"    {name:<22} {g:>9} {r['net_points']:>10,} {fmt_s(r['mean_s']):>11} "
-                    f"{fmt_s(r['median_s']):>8} {fmt_s(r['min_s']):>8} "
-                    f"{fmt_mb(r['peak_mb']):>10}")
-            else:
-                say(f"    {name:<22} FAILED: {r.get('message')}")
+
+        def cells(r):
+            g = f"{r['grid'][0]}x{r['grid'][1]}"
+            return (f"{g:>9} {r['net_points']:>10,} {fmt_s(r['mean_s']):>11} "
+                    f"{fmt_s(r['median_s']):>8} {fmt_s(r['min_s']):>8} {fmt_mb(r['peak_mb']):>10}")
+
+        say_results(rows, cells, 22, indent="    ")
         say(f"    ({steps} timed step(s) after 1 warm-up step; 'net points': where the field "
             f"network is evaluated (grid + halo of {radius:g}-px kernels for the mollifier);")
         say("     peak MB = ru_maxrss after the steps minus ru_maxrss after imports, set-up and "

@@ -85,8 +85,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (  # noqa: E402  (the experiments' shared harness)
-    add_child_option, add_threads_option, child_result, child_spec, emit, maxrss_mb, parser,
-    say, set_threads, write_json,
+    add_threads_option, child_result, maxrss_mb, parse_args, parser, say, set_threads,
+    write_json,
 )
 
 PROBLEMS = ("langevin", "heat", "chromatin")
@@ -522,17 +522,13 @@ def main(argv=None) -> int:
     ap.add_argument("--budget-s", type=float, default=None,
                     help="start no new configuration after this many seconds (GPU script)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
-    add_child_option(ap)
     ap.add_argument("--render", type=Path, default=None,
                     help="only re-summarise an existing paper_table.json into <out>")
-    args = ap.parse_args(argv)
+    args = parse_args(ap, argv, lambda spec: run_default(spec) if spec.get("kind") == "default"
+                      else run_config(spec))
     if args.render is not None:
         old = json.loads(args.render.read_text())
         return _render(old, args.out)
-    spec = child_spec(args)
-    if spec is not None:
-        emit(run_default(spec) if spec.get("kind") == "default" else run_config(spec))
-        return 0
 
     mode = "full" if args.full else "tiny" if args.tiny else "quick"
     M = MODES[mode]

@@ -40,10 +40,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backends import synthetic_fields  # noqa: E402
+from backends import smooth_fields  # noqa: E402
 from _harness import (  # noqa: E402  (the experiments' shared harness)
-    add_child_option, add_json_option, add_threads_option, child_result, child_spec, emit,
-    fmt_mb, maxrss_mb, mem_available_mb, parser, say, set_threads, write_json,
+    add_json_option, add_threads_option, child_result, fmt_mb, maxrss_mb, mem_available_mb,
+    parse_args, parser, say, say_results, set_threads, write_json,
 )
 
 PIXEL_NM = 10.0
@@ -63,7 +63,7 @@ def child_fit(spec: dict) -> dict:
     moll = MollifierConfig(radius_px=RADIUS_PX)
 
     def fields_of(side):
-        phi_d, phi_w, mask = synthetic_fields(side, PIXEL_NM)
+        phi_d, phi_w, mask = smooth_fields(side)  # at PIXEL_NM
         return PhaseFields(phi_w=phi_w.astype(np.float32), phi_d=phi_d.astype(np.float32),
                            mask=mask, pixel_size_nm=PIXEL_NM)
 
@@ -108,12 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke test: sides 64, 96, patch 32")
     add_json_option(ap)
     add_threads_option(ap)
-    add_child_option(ap)
-    args = ap.parse_args(argv)
-    spec = child_spec(args)
-    if spec is not None:
-        emit(child_fit(spec))
-        return 0
+    args = parse_args(ap, argv, child_fit)
 
     sizes = sorted(set(args.sizes or ([64, 96] if args.quick else [256, 512, 1024])))
     steps = args.steps if args.steps is not None else (3 if args.quick else 5)
@@ -139,14 +134,13 @@ def main(argv=None) -> int:
            f"{'assembly s':>10} {'total s':>8}")
     say(hdr)
     say("-" * len(hdr))
-    for label, r in rows:
-        if r.get("ok"):
-            g = f"{r['side']}x{r['side']}"
-            say(f"{label:<12} {g:>11} {fmt_mb(r['peak_mb']):>9} "
-                f"{fmt_mb(r['peak_mb'] + r['baseline_mb']):>10} {r['median_step_s']:>8.3f} "
-                f"{r['assemble_s']:>10.2f} {r['wall_s']:>8.2f}")
-        else:
-            say(f"{label:<12} FAILED: {r.get('message')}")
+
+    def cells(r):
+        g = f"{r['side']}x{r['side']}"
+        return (f"{g:>11} {fmt_mb(r['peak_mb']):>9} {fmt_mb(r['peak_mb'] + r['baseline_mb']):>10} "
+                f"{r['median_step_s']:>8.3f} {r['assemble_s']:>10.2f} {r['wall_s']:>8.2f}")
+
+    say_results(rows, cells, 12)
     say("(peak MB: ru_maxrss increase during the fit; process MB: the child's whole peak resident "
         "memory, imports included; one child process per row; s/step: median "
         "interval between per-step progress events; assembly: final tiled maps, no gradients)")

@@ -2,7 +2,7 @@
 """Time per step and peak memory against the image size: mollifier vs nested autograd.
 
 Three series, each point one child process (one torch thread), 10 nm pixels, synthetic
-phase fields (``backends.synthetic_fields``):
+phase fields (``benchmarks._common.smooth_fields``):
 
 - ``mollifier``: one Adam step of the strong-form fourth-order chromatin loss on the whole
   grid (``experiments/backends.py``'s child: FourierMLP of the default ``NetworkConfig``,

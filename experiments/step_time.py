@@ -4,10 +4,12 @@ Builds the default problem exactly as the default pipeline does (render -> denoi
 segment -> crop -> calibrated phase fields of the bundled sample nucleus, then
 ``choose_regularisation`` and ``chromarate.fit.loop._Problem`` with the default
 ``FitConfig``), and times training steps (loss forward, backward, Adam and the learning-rate
-schedule, as in the training loop) with the code of this checkout and with the code of an
-earlier commit checked out into a temporary git worktree. Each run is a fresh interpreter
-with the same torch thread count; the two trees alternate (A/B/A/B...), so the ratio of
-their medians holds on a loaded machine where absolute times do not.
+schedule, as in the training loop, through the fit's training engine
+``chromarate.fit.engine.iter_train``) with the code of this checkout and with the code of an
+earlier commit checked out into a temporary git worktree (a commit from before the engine
+steps through this checkout's engine, loaded into its package). Each run is a fresh
+interpreter with the same torch thread count; the two trees alternate (A/B/A/B...), so the
+ratio of their medians holds on a loaded machine where absolute times do not.
 
 With ``--profile K`` each tree is also profiled over K steps (``torch.profiler``, one more
 child each) and the operators that cost most are printed. With ``--fit-steps N`` each tree
@@ -79,6 +81,27 @@ def _field_net_class():
     raise SystemExit("no _FieldNet in chromarate.fit.loop or chromarate.fit.engine")
 
 
+def _engine():
+    """``chromarate.fit.engine`` of the imported tree; for a tree from before the engine
+    (such as the default baseline) this checkout's engine module, loaded into that tree's
+    package (it needs only ``chromarate.errors.FitDivergedError``). Either way a step is the
+    engine's: the two trees differ in their problem and loss, not in the optimiser loop."""
+    import importlib
+    import importlib.util
+
+    name = "chromarate.fit.engine"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+    spec = importlib.util.spec_from_file_location(name, ROOT / "chromarate" / "fit" / "engine.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _child(spec: dict) -> dict:
     """Time ``spec["steps"]`` training steps of the default problem (or profile them)."""
     import numpy as np
@@ -120,24 +143,23 @@ def _child(spec: dict) -> dict:
                            n_fourier=config.rate_fourier_features,
                            scale_per_um=config.rate_fourier_scale_per_um,
                            generator=gen).to(device=dev, dtype=dtype)
-    opt = torch.optim.Adam([
-        {"params": list(field_net.parameters()), "lr": config.learning_rate},
-        {"params": list(rate_net.parameters()),
-         "lr": config.learning_rate * config.rate_learning_rate_factor},
-    ])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps, eta_min=0.0)
+    # one training step of the fit's engine per event: the parameter groups and the cosine
+    # schedule (over config.steps) of the training loop, no early stop; the loss of each step
+    # on the full window
+    engine = _engine()
+    groups = [engine.ParamGroup(list(field_net.parameters()), config.learning_rate),
+              engine.ParamGroup(list(rate_net.parameters()),
+                                config.learning_rate * config.rate_learning_rate_factor)]
     window = prob.full_window()
+    events = engine.iter_train(groups, lambda _step: prob.losses(field_net, rate_net, window)[:2],
+                               engine.TrainSettings(steps=config.steps, log_every=1))
+    needed = int(spec["warmup"]) + int(spec.get("profile") or spec["steps"])
+    if needed > config.steps:
+        raise SystemExit(f"{needed} steps asked for, the default fit trains {config.steps}")
     losses: list[float] = []
 
     def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        total, _terms, _ = prob.losses(field_net, rate_net, window)
-        if not torch.isfinite(total):
-            raise SystemExit("non-finite loss")
-        total.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(total.detach()))
+        losses.append(next(events).loss)
 
     for _ in range(int(spec["warmup"])):
         step()
@@ -194,7 +216,6 @@ def _print_profile(name: str, prof: dict) -> None:
 
 def main(argv=None) -> None:
     ap = H.parser(__doc__)
-    H.add_child_option(ap)
     H.add_threads_option(ap)
     H.add_json_option(ap)
     ap.add_argument("--baseline", default=DEFAULT_BASELINE, help="commit to compare with")
@@ -208,11 +229,7 @@ def main(argv=None) -> None:
                     help="also compare the rate maps of a fit_rates run with this many steps "
                          "(default 0: no fit)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per child")
-    args = ap.parse_args(argv)
-    spec = H.child_spec(args)
-    if spec is not None:
-        H.emit(_child(spec))
-        return
+    args = H.parse_args(ap, argv, _child)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "baseline"
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(base),

@@ -14,23 +14,15 @@ from chromarate.config import DriftConfig
 from chromarate.drift import DriftEstimate, _solve, apply_drift, correct_drift, estimate_drift
 from chromarate.errors import StageError
 
+from ._helpers import random_structure
+
 N_FRAMES = 5000
 PRECISION = 10.0
 
 
-def _structure(rng, n, field=8000.0, n_clusters=400, n_lines=60):
+def _structure(rng, n):
     """True positions on a random structure: small clusters (sd 15 nm) and line segments."""
-    cx, cy = rng.uniform(0, field, n_clusters), rng.uniform(0, field, n_clusters)
-    lx, ly = rng.uniform(0, field, n_lines), rng.uniform(0, field, n_lines)
-    ang, length = rng.uniform(0, np.pi, n_lines), rng.uniform(300, 1500, n_lines)
-    nc = n // 2
-    k = rng.integers(0, n_clusters, nc)
-    m = rng.integers(0, n_lines, n - nc)
-    s = rng.uniform(0, 1, n - nc) * length[m]
-    x = np.r_[cx[k] + rng.normal(0, 15, nc), lx[m] + s * np.cos(ang[m])]
-    y = np.r_[cy[k] + rng.normal(0, 15, nc), ly[m] + s * np.sin(ang[m])]
-    perm = rng.permutation(n)
-    return x[perm], y[perm]
+    return random_structure(rng, n, 8000.0, n_clusters=400, n_lines=60, shuffle=True)
 
 
 def _true_drift(frame):

@@ -14,21 +14,14 @@ from chromarate.resolution import (
     FRC_THRESHOLD, FRCResult, fourier_ring_correlation, suggest_smoothing_nm,
 )
 
+from ._helpers import random_structure
+
 FIELD = 4000.0
 
 
-def _structure(rng, n, field=FIELD, n_clusters=800, n_lines=80):
+def _structure(rng, n):
     """Dense random structure: clusters (sd 15 nm) and straight line segments."""
-    cx, cy = rng.uniform(0, field, n_clusters), rng.uniform(0, field, n_clusters)
-    lx, ly = rng.uniform(0, field, n_lines), rng.uniform(0, field, n_lines)
-    ang, length = rng.uniform(0, np.pi, n_lines), rng.uniform(300, 1500, n_lines)
-    nc = n // 2
-    k = rng.integers(0, n_clusters, nc)
-    m = rng.integers(0, n_lines, n - nc)
-    s = rng.uniform(0, 1, n - nc) * length[m]
-    x = np.r_[cx[k] + rng.normal(0, 15, nc), lx[m] + s * np.cos(ang[m])]
-    y = np.r_[cy[k] + rng.normal(0, 15, nc), ly[m] + s * np.sin(ang[m])]
-    return x, y
+    return random_structure(rng, n, FIELD, n_clusters=800, n_lines=80)
 
 
 def _blinking(precision, seed=0, n_emitters=40_000, max_repeats=8, structured=True):

@@ -133,15 +133,7 @@ def _blur(a: torch.Tensor, k: torch.Tensor, cache: dict | None = None) -> torch.
     """
     p = (k.numel() - 1) // 2
     ny, nx = a.shape
-    fy, fx = next_fast_len(ny + p, real=True), next_fast_len(nx + p, real=True)
-    key = (fy, fx, k.numel(), k.dtype, str(k.device))
-    kspec = None if cache is None else cache.get(key)
-    if kspec is None:
-        kspec = torch.fft.fft(k, n=fy)[:, None] * torch.fft.rfft(k, n=fx)[None, :]
-        if cache is not None:
-            cache[key] = kspec
-    out = torch.fft.irfft2(torch.fft.rfft2(a, s=(fy, fx)) * kspec, s=(fy, fx))
-    return out[p:p + ny, p:p + nx]
+    return _fft_conv(a, k, ny + p, nx + p, cache)[p:p + ny, p:p + nx]
 
 
 def _blur_full(a: torch.Tensor, k: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
@@ -150,15 +142,21 @@ def _blur_full(a: torch.Tensor, k: torch.Tensor, cache: dict | None = None) -> t
     :func:`_blur`)."""
     p = (k.numel() - 1) // 2
     ny, nx = a.shape
-    fy, fx = next_fast_len(ny + 2 * p, real=True), next_fast_len(nx + 2 * p, real=True)
+    return _fft_conv(a, k, ny + 2 * p, nx + 2 * p, cache)[:ny + 2 * p, :nx + 2 * p]
+
+
+def _fft_conv(a: torch.Tensor, k: torch.Tensor, ly: int, lx: int,
+              cache: dict | None) -> torch.Tensor:
+    """Circular convolution of ``a`` with ``k x k`` on 5-smooth transform lengths of at
+    least (``ly``, ``lx``); the kernel's spectrum kept in ``cache`` (keyed by the lengths)."""
+    fy, fx = next_fast_len(ly, real=True), next_fast_len(lx, real=True)
     key = (fy, fx, k.numel(), k.dtype, str(k.device))
     kspec = None if cache is None else cache.get(key)
     if kspec is None:
         kspec = torch.fft.fft(k, n=fy)[:, None] * torch.fft.rfft(k, n=fx)[None, :]
         if cache is not None:
             cache[key] = kspec
-    out = torch.fft.irfft2(torch.fft.rfft2(a, s=(fy, fx)) * kspec, s=(fy, fx))
-    return out[:ny + 2 * p, :nx + 2 * p]
+    return torch.fft.irfft2(torch.fft.rfft2(a, s=(fy, fx)) * kspec, s=(fy, fx))
 
 
 def _embed(t: torch.Tensor, top: int, left: int, ny: int, nx: int) -> torch.Tensor:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import ConfigError
-from .base import TimeSeriesPlugin, register
+from .base import TimeSeries, TimeSeriesPlugin, register
 
 __all__ = ["ALLEN_CAHN", "AllenCahnProblem", "allen_cahn_lambda", "make_allen_cahn_problem"]
 
@@ -42,16 +42,10 @@ def allen_cahn_drive(t):
 
 
 @dataclass(frozen=True, eq=False)
-class AllenCahnProblem:
+class AllenCahnProblem(TimeSeries):
     """Samples ``t`` (spacing ``dt``) of the solution (``u_true``), its observation with
     Gaussian noise of std ``noise * range(u_true)`` (``u_obs``), the drive and the truth."""
 
-    n: int
-    T: float
-    dt: float
-    t: np.ndarray
-    u_true: np.ndarray
-    u_obs: np.ndarray
     drive: np.ndarray
     lambda_true: np.ndarray
     noise: float
@@ -59,10 +53,6 @@ class AllenCahnProblem:
     refine: int
 
     kind = "allen-cahn"
-
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.n,)
 
 
 def make_allen_cahn_problem(n: int = 256, *, noise: float = 0.0, seed: int = 0, T: float = 10.0,

@@ -18,13 +18,14 @@ training changes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
 from ...errors import ConfigError
 
-__all__ = ["Problem", "ProblemPlugin", "TimeSeriesPlugin", "get_plugin", "interior_mask", "metrics", "plugins", "register"]
+__all__ = ["Problem", "ProblemPlugin", "TimeSeries", "TimeSeriesPlugin", "fine_nodes", "get_plugin", "interior_mask", "metrics", "plugins", "register"]
 
 
 @runtime_checkable
@@ -98,6 +99,39 @@ class ProblemPlugin(Protocol):
 
 
 _PLUGINS: dict[str, ProblemPlugin] = {}
+
+
+@dataclass(frozen=True, eq=False)
+class TimeSeries:
+    """Shared part of the 1-D problems: ``n`` samples ``t`` on ``[0, T]`` (spacing ``dt``)
+    of the noise-free solution ``u_true`` and its observation ``u_obs``; a problem's
+    dataclass adds its own fields after these."""
+
+    n: int
+    T: float
+    dt: float
+    t: np.ndarray
+    u_true: np.ndarray
+    u_obs: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (self.n,)
+
+
+def fine_nodes(n: int, refine: int, noise: float, needs: str) -> int:
+    """Check a forward solve's sizes; the nodes ``refine (n - 1) + 1`` of its fine grid.
+
+    Raises :class:`~chromarate.errors.ConfigError` for ``n < 8`` (the message ``needs``,
+    then the value), ``refine < 1`` or ``noise < 0``.
+    """
+    if n < 8:
+        raise ConfigError(f"{needs}, got {n}")
+    if refine < 1:
+        raise ConfigError(f"refine must be >= 1, got {refine}")
+    if noise < 0:
+        raise ConfigError(f"noise must be >= 0, got {noise}")
+    return refine * (n - 1) + 1
 
 
 class TimeSeriesPlugin:

@@ -22,7 +22,7 @@ import torch
 
 from ...errors import ConfigError
 from ..mollifier import apply_2d_numpy, finite_difference_kernels, make_kernels
-from .base import interior_mask, register
+from .base import fine_nodes, interior_mask, register
 
 __all__ = ["HEAT", "HeatProblem", "heat_discrete_residual", "heat_lambda", "heat_rate_closed_form",
            "heat_residual", "heat_source", "invert_heat", "make_heat_problem", "solve_poisson_dst"]
@@ -154,13 +154,7 @@ def make_heat_problem(n: int = 64, *, noise: float = 0.0, seed: int = 0, refine:
         Solve on ``refine (n - 1) + 1`` nodes per side and subsample (shrinks the O(h^2)
         discretisation error of the 5-point solve by ``refine^2``).
     """
-    if n < 8:
-        raise ConfigError(f"heat problem needs n >= 8 nodes per side, got {n}")
-    if refine < 1:
-        raise ConfigError(f"refine must be >= 1, got {refine}")
-    if noise < 0:
-        raise ConfigError(f"noise must be >= 0, got {noise}")
-    nf = refine * (n - 1) + 1
+    nf = fine_nodes(n, refine, noise, "heat problem needs n >= 8 nodes per side")
     hf = 1.0 / (nf - 1)
     xf = np.linspace(0.0, 1.0, nf)
     yyf, xxf = np.meshgrid(xf, xf, indexing="ij")

@@ -18,7 +18,7 @@ import numpy as np
 from ...errors import ConfigError
 from ..mollifier import apply_1d_numpy
 from .backends_1d import mollifier_kernels_1d
-from .base import TimeSeriesPlugin, register
+from .base import TimeSeries, TimeSeriesPlugin, fine_nodes, register
 
 __all__ = ["LANGEVIN", "LANGEVIN_MODES", "LangevinProblem", "invert_langevin", "langevin_lambda",
            "langevin_rate_closed_form", "langevin_residual", "make_langevin_problem", "solve_langevin"]
@@ -69,7 +69,7 @@ def solve_langevin(lam: np.ndarray, dt: float, u0: float = 0.0) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class LangevinProblem:
+class LangevinProblem(TimeSeries):
     """Langevin ODE benchmark on ``[0, T]``.
 
     Attributes
@@ -93,12 +93,6 @@ class LangevinProblem:
     solver : str
     """
 
-    n: int
-    T: float
-    dt: float
-    t: np.ndarray
-    u_true: np.ndarray
-    u_obs: np.ndarray
     lambda_true: np.ndarray
     u0: float
     noise: float
@@ -111,10 +105,6 @@ class LangevinProblem:
     solver: str
 
     kind = "langevin"
-
-    @property
-    def shape(self) -> tuple[int]:
-        return (self.n,)
 
 
 def make_langevin_problem(n: int = 256, *, noise: float = 0.0, seed: int = 0, T: float = 10.0,
@@ -134,13 +124,7 @@ def make_langevin_problem(n: int = 256, *, noise: float = 0.0, seed: int = 0, T:
     refine : int
         Integrator sub-steps per sample (lambda is linear on each sub-step).
     """
-    if n < 8:
-        raise ConfigError(f"Langevin problem needs n >= 8 samples, got {n}")
-    if refine < 1:
-        raise ConfigError(f"refine must be >= 1, got {refine}")
-    if noise < 0:
-        raise ConfigError(f"noise must be >= 0, got {noise}")
-    nf = refine * (n - 1) + 1
+    nf = fine_nodes(n, refine, noise, "Langevin problem needs n >= 8 samples")
     t_f = np.linspace(0.0, T, nf)
     lam_f = langevin_lambda(t_f)
     u_f = solve_langevin(lam_f, T / (nf - 1), u0)
