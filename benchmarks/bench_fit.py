@@ -70,7 +70,7 @@ class FitStep:
         field = Field()
         rate = torch.nn.Parameter(torch.tensor(float(phi_h.mean() / max(phi_e.mean(), 1e-3)),
                                                dtype=dtype))
-        opt = torch.optim.Adam(list(field.parameters()) + [rate], lr=cfg.learning_rate)
+        opt = torch.optim.Adam(list(field.parameters()) + [rate], lr=cfg.training.learning_rate)
 
         def step() -> float:
             opt.zero_grad(set_to_none=True)

@@ -55,6 +55,7 @@ __all__ = [
     "dump_config",
 ]
 
+
 class PipelineConfig(_Model):
     """A whole pipeline: one model per stage plus the schema version.
 
