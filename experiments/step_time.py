@@ -79,6 +79,12 @@ def _field_net_class():
     raise SystemExit("no _FieldNet in chromarate.fit.loop or chromarate.fit.engine")
 
 
+def _group(config, name: str):
+    """Settings group ``name`` ("training", "prior") of the imported tree's FitConfig; trees
+    before the groups (config version 1) hold the same keys flat on the config itself."""
+    return getattr(config, name, config)
+
+
 def _child(spec: dict) -> dict:
     """Time ``spec["steps"]`` training steps of the default problem (or profile them)."""
     import numpy as np
@@ -102,7 +108,10 @@ def _child(spec: dict) -> dict:
         from chromarate.fit.loop import fit_rates
 
         t0 = time.perf_counter()
-        res = fit_rates(fields, FitConfig(steps=int(spec["fit_steps"])), device="cpu")
+        n = int(spec["fit_steps"])
+        grouped = "training" in FitConfig.model_fields  # else a tree of config version 1
+        res = fit_rates(fields, FitConfig(training={"steps": n}) if grouped else FitConfig(steps=n),
+                        device="cpu")
         np.save(spec["rate_out"], res.rate)
         return {"package": chromarate.__file__, "fit_s": time.perf_counter() - t0,
                 "steps": res.history["step"][-1] if res.history["step"] else 0}
@@ -117,15 +126,16 @@ def _child(spec: dict) -> dict:
     gen = torch.Generator().manual_seed(int(config.seed))
     field_net = _field_net_class()(prob.base, config, gen).to(device=dev, dtype=dtype)
     rate_net = RateNetwork(initial_rate=prob.initial_rate, width=32, depth=2,
-                           n_fourier=config.rate_fourier_features,
-                           scale_per_um=config.rate_fourier_scale_per_um,
+                           n_fourier=_group(config, "prior").rate_fourier_features,
+                           scale_per_um=_group(config, "prior").rate_fourier_scale_per_um,
                            generator=gen).to(device=dev, dtype=dtype)
+    training = _group(config, "training")
     opt = torch.optim.Adam([
-        {"params": list(field_net.parameters()), "lr": config.learning_rate},
+        {"params": list(field_net.parameters()), "lr": training.learning_rate},
         {"params": list(rate_net.parameters()),
-         "lr": config.learning_rate * config.rate_learning_rate_factor},
+         "lr": training.learning_rate * training.rate_learning_rate_factor},
     ])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps, eta_min=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=training.steps, eta_min=0.0)
     window = prob.full_window()
     losses: list[float] = []
 
