@@ -149,7 +149,8 @@ class _Problem:
         self.mask = torch.as_tensor(self.mask_np, device=dev)
         # smooth residual weight: a sharp cut at the trusted edge would let the fourth-order
         # kernels pass noise undamped (see prior.smooth_taper)
-        window_px = None if config.prior.test_window_um is None else config.prior.test_window_um / self.pixel_um
+        window_um = config.prior.test_window_um
+        window_px = None if window_um is None else window_um / self.pixel_um
         taper_px, window_px = fit_scales(self.trusted_np, TAPER_PX, window_px)
         self.taper_px, self._patch_tapers = taper_px, {}
         self.weight = torch.as_tensor(smooth_taper(self.trusted_np, taper_px), device=dev, dtype=dtype)

@@ -98,15 +98,16 @@ class RateTerms:
 
 
 def rate_terms(fields: PhaseFields, config: FitConfig) -> RateTerms:
-    """Denoise the fields as ``config.prior.field_prior`` says and form the residual's terms with
-    the mollifier kernels (weak or strong form, as ``config.residual_form`` says)."""
+    """Denoise the fields as ``config.prior.field_prior`` says and form the residual's terms
+    with the mollifier kernels (weak or strong form, as ``config.residual_form`` says)."""
     radius, noise = resolve_radius(fields, config)
     pixel_um = fields.pixel_size_nm / 1000.0
     ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
                       max_order=4, pixel=pixel_um)
     params = ChromatinParams.from_config(config.physics)
     phi_d, phi_w = denoise_fields(fields.phi_d, fields.phi_w, fields.mask, noise,
-                                  method=config.prior.field_prior, strength=config.prior.field_prior_strength)
+                                  method=config.prior.field_prior,
+                                  strength=config.prior.field_prior_strength)
     if config.residual_form == "weak":
         def conv(name, f):
             return apply_2d_numpy(f, ks, name, mode="same")
