@@ -85,7 +85,7 @@ class FitStep:
 
         # the fit's training engine, one Adam step per event (a schedule far longer than asv
         # runs, so the learning rate stays at its peak)
-        groups = [ParamGroup(list(field.parameters()) + [rate], cfg.learning_rate)]
+        groups = [ParamGroup(list(field.parameters()) + [rate], cfg.training.learning_rate)]
         events = iter_train(groups, loss_fn, TrainSettings(steps=ENGINE_STEPS, log_every=1))
         self.step = lambda: next(events)
         self.step()  # warm-up: lazy initialisation of torch kernels, not timed

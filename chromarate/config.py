@@ -2,7 +2,10 @@
 :class:`PipelineConfig`, with YAML load/dump.
 
 Every model forbids unknown keys and can be built with no arguments, which gives the
-documented defaults. ``PipelineConfig.version`` is the schema version of the file.
+documented defaults. ``PipelineConfig.version`` is the schema version of the file;
+files of older versions, and older keys (``fit.steps``, now ``fit.training.steps``), are
+still read, with a :class:`~chromarate.errors.ConfigDeprecationWarning` naming the new
+keys (see :mod:`chromarate._config.migrate`).
 
 
 The stage models live in :mod:`chromarate._config` (``fit``: the rate fit; ``stages``: render,
@@ -16,12 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import model_validator
+from pydantic import ValidationInfo, model_validator
 
 from ._config.base import _Model
-from ._config.fit import FitConfig, MollifierConfig, NetworkConfig, PhysicsConfig
+from ._config.fit import (FitConfig, MollifierConfig, NetworkConfig, PhysicsConfig, PriorConfig,
+                          TrainingConfig, UncertaintyConfig)
 from ._config.io import _format_validation, _nan_keys  # noqa: F401 - kept importable here
 from ._config.io import _UniqueKeyLoader, config_hash, dump_config, make_config
+from ._config.migrate import (CONFIG_VERSION, QUIET_MIGRATION, check_phase_phi_max,
+                              migrate_pipeline, override_key, warn_moved)
 from ._config.localizations import DriftConfig, FilterConfig
 from ._config.stages import (DenoiseConfig, PhaseConfig, RenderConfig, SegmentConfig,
                              SimulateConfig)
@@ -38,23 +44,26 @@ __all__ = [
     "PhaseConfig",
     "PhysicsConfig",
     "PipelineConfig",
+    "PriorConfig",
     "RenderConfig",
     "SegmentConfig",
     "SimulateConfig",
+    "TrainingConfig",
+    "UncertaintyConfig",
     "config_hash",
     "load_config",
     "dump_config",
 ]
-
-#: Schema version written into every pipeline config and result.
-CONFIG_VERSION = 1
 
 
 class PipelineConfig(_Model):
     """A whole pipeline: one model per stage plus the schema version.
 
     ``filter`` (all filters off by default) and ``drift`` (None: no drift correction) act
-    on the localizations before rendering.
+    on the localizations before rendering. ``version`` is :data:`CONFIG_VERSION` once
+    validated: older versions and older keys are migrated on reading (one
+    :class:`~chromarate.errors.ConfigDeprecationWarning` names the moved keys).
+    ``fit.physics.phi_max`` is the one ``phi_max``: the phase stage clips ``phi_h`` there.
     """
 
     version: int = CONFIG_VERSION
@@ -67,15 +76,23 @@ class PipelineConfig(_Model):
     phase: PhaseConfig = PhaseConfig()
     fit: FitConfig = FitConfig()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_older(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data, moved = migrate_pipeline(data)
+        if moved and not (info.context or {}).get(QUIET_MIGRATION):
+            warn_moved(moved)
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> "PipelineConfig":
         if self.version != CONFIG_VERSION:
             raise ValueError(
                 f"config version {self.version} is not supported (this chromarate reads "
-                f"version {CONFIG_VERSION})"
+                f"versions 1 to {CONFIG_VERSION})"
             )
-        if abs(self.phase.phi_max - self.fit.physics.phi_max) > 1e-12:
-            raise ValueError("phase.phi_max must equal fit.physics.phi_max")
         return self
 
 
@@ -137,10 +154,23 @@ def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> Pipelin
     Parameters
     ----------
     overrides : dict
-        ``{"fit.steps": 100, ...}``; values are taken as given (already parsed).
+        ``{"fit.training.steps": 100, ...}``; values are taken as given (already parsed).
+        Older keys (``fit.steps``, ``phase.phi_max``) are still taken, with one
+        :class:`~chromarate.errors.ConfigDeprecationWarning`.
     """
     raw = config.model_dump(mode="json")
+    moved: list[tuple[str, str]] = []
     for key, value in overrides.items():
+        if key == "phase.phi_max":  # no place of its own now: checked below
+            moved.append((key, "fit.physics.phi_max"))
+            continue
+        new = override_key(key, value)
+        if new is not None:
+            if new in overrides and overrides[new] != value:
+                raise ConfigError(f"{key} (an older key of {new}) is {value!r} but {new} is "
+                                  f"{overrides[new]!r}; give it once, as {new}")
+            moved.append((key, new))
+            key = new
         node = raw
         parts = key.split(".")
         for p in parts[:-1]:
@@ -150,4 +180,11 @@ def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> Pipelin
         if parts[-1] not in node:
             raise ConfigError(f"unknown config key {key!r}")
         node[parts[-1]] = value
+    if "phase.phi_max" in overrides:
+        try:
+            check_phase_phi_max(overrides["phase.phi_max"], raw["fit"]["physics"]["phi_max"])
+        except ValueError as exc:
+            raise ConfigError(f"invalid config: {exc}") from None
+    if moved:
+        warn_moved(moved)
     return config_from_dict(raw)

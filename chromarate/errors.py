@@ -12,6 +12,7 @@ from pathlib import Path
 __all__ = [
     "ChromarateError",
     "ClusterError",
+    "ConfigDeprecationWarning",
     "ConfigError",
     "DeviceError",
     "FitDivergedError",
@@ -52,6 +53,16 @@ class InputFormatError(ChromarateError, ValueError):
 
 class ConfigError(ChromarateError, ValueError):
     """A configuration value is invalid or a configuration file cannot be read."""
+
+
+class ConfigDeprecationWarning(DeprecationWarning):
+    """A config uses keys of an older layout; they were read at their new place.
+
+    The message names each old key and its new one (``fit.steps -> fit.training.steps``).
+    ``chromarate config show FILE`` prints the file in the current layout. A warning, not
+    an error: it derives from :class:`DeprecationWarning`, which Python hides by default
+    outside ``__main__``, so the command line prints it itself.
+    """
 
 
 class ClusterError(ChromarateError, ConnectionError):

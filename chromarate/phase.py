@@ -22,14 +22,15 @@ import numpy as np
 from scipy import ndimage
 
 from ._types import DensityMap, PhaseFields
-from .config import PhaseConfig
+from .config import PhaseConfig, PhysicsConfig
 from .errors import StageError
 
 __all__ = ["phase_fields"]
 
 
 def phase_fields(
-    density: DensityMap, mask: np.ndarray, config: PhaseConfig = PhaseConfig()
+    density: DensityMap, mask: np.ndarray, config: PhaseConfig = PhaseConfig(), *,
+    phi_max: float | None = None,
 ) -> PhaseFields:
     """Map a density to heterochromatin/euchromatin/nucleoplasm fractions.
 
@@ -40,9 +41,13 @@ def phase_fields(
     mask : numpy.ndarray
         bool (or 0/1) array of the density's shape, True inside the nucleus.
     config : PhaseConfig, optional
-        ``phi_e0``, ``phi_max``, ``baseline_percentile``, ``baseline_scale`` and
-        ``erode_nm`` (``calibration`` is the pipeline's business, see
+        ``phi_e0``, ``baseline_percentile``, ``baseline_scale`` and ``erode_nm``
+        (``calibration`` is the pipeline's business, see
         :func:`chromarate.pipeline.calibrated_phase_fields`).
+    phi_max : float, optional
+        Upper clip of ``phi_h``: the model's ``fit.physics.phi_max``, which the pipeline
+        passes; None (default) takes the default of
+        :class:`~chromarate.config.PhysicsConfig` (0.7).
 
     Returns
     -------
@@ -96,7 +101,9 @@ def phase_fields(
         raise StageError(f"density pixel_size_nm must be positive, got {density.pixel_size_nm}")
 
     phi_e0 = float(config.phi_e0)
-    phi_max = float(config.phi_max)
+    phi_max = float(PhysicsConfig().phi_max if phi_max is None else phi_max)
+    if not (np.isfinite(phi_max) and 0.0 < phi_max <= 1.0):
+        raise StageError(f"phi_max must be in (0, 1], got {phi_max}")
     baseline_region = _erode(mask, float(config.erode_nm) / p)
     eroded = bool(baseline_region.any())
     if not eroded:

@@ -279,7 +279,8 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
     is chosen by :func:`chromarate.fit.calibrate.calibrate_scale` (the scale that makes
     the fields the steadiest state of the model for a smooth rate); the choice and its
     misfit curve are stored in ``fields.meta["calibration"]``. With ``"none"`` this is
-    :func:`chromarate.phase.phase_fields` with ``config.phase`` as given.
+    :func:`chromarate.phase.phase_fields` with ``config.phase`` as given. Either way
+    ``phi_h`` is clipped at ``config.fit.physics.phi_max``.
 
     Parameters
     ----------
@@ -294,13 +295,15 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
     -------
     PhaseFields
     """
+    phi_max = config.fit.physics.phi_max
     if config.phase.calibration == "none":
-        return phase_fields(density, mask, config.phase)
+        return phase_fields(density, mask, config.phase, phi_max=phi_max)
     from .fit.calibrate import calibrate_scale  # numpy/scipy only, but lives with the fit
 
     def fields_at(scale: float) -> PhaseFields:  # relative to the configured baseline_scale
         update = {"baseline_scale": scale * config.phase.baseline_scale}
-        return phase_fields(density, mask, config.phase.model_copy(update=update))
+        return phase_fields(density, mask, config.phase.model_copy(update=update),
+                            phi_max=phi_max)
 
     cal = calibrate_scale(fields_at, config.fit)
     fields = fields_at(cal.scale)
@@ -334,8 +337,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     else:
         chosen = fit.meta.get("regularisation") or {}
         same = {k: chosen[k] for k in ("rate_smoothness", "test_window_um") if k in chosen}
-        closed = invert_direct(fields, config.fit.model_copy(
-            update={**same, "regularisation": "manual"})).rate
+        prior = config.fit.prior.model_copy(update={**same, "regularisation": "manual"})
+        closed = invert_direct(fields, config.fit.model_copy(update={"prior": prior})).rate
     dens = density if density is not None else np.where(fields.mask, fields.phi_h + fields.phi_e, 0.0)
     return assess_quality(
         n_localizations=n_localizations, pixel_size_nm=fields.pixel_size_nm, mask=fields.mask,

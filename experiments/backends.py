@@ -126,7 +126,7 @@ def child_step(spec: dict) -> dict:
 
         # chromarate's one training engine, one event per Adam step (a schedule long enough
         # that the learning rate stays at its peak over the timed steps)
-        events = iter_train([ParamGroup(list(net.parameters()) + [rate], cfg.learning_rate)],
+        events = iter_train([ParamGroup(list(net.parameters()) + [rate], cfg.training.learning_rate)],
                             loss_fn, TrainSettings(steps=1_000_000, log_every=1))
 
         def step() -> float:

@@ -95,7 +95,8 @@ def _child_fit(spec: dict) -> dict:
 
     with open(spec["fields"], "rb") as fh:
         fields = pickle.load(fh)
-    config = FitConfig() if spec.get("fit_steps") is None else FitConfig(steps=spec["fit_steps"])
+    config = (FitConfig() if spec.get("fit_steps") is None
+              else FitConfig(training={"steps": spec["fit_steps"]}))
     cap_memory(spec.get("mem_cap_mb"))
     base = maxrss_mb()
     t0 = time.perf_counter()
@@ -105,7 +106,7 @@ def _child_fit(spec: dict) -> dict:
     train = float(result.timings.get("train", float("nan")))
     return {
         "kind": "fit", "ok": True, "wall_s": wall, "train_s": train,
-        "steps": config.steps, "train_s_per_step": train / config.steps,
+        "steps": config.training.steps, "train_s_per_step": train / config.training.steps,
         "peak_mb": peak, "baseline_mb": base, "threads": torch.get_num_threads(),
         "mollifier_radius_px": result.meta.get("mollifier_radius_px"),
         "residual_form": config.residual_form,
@@ -185,12 +186,12 @@ def _child_step(spec: dict) -> dict:
 
         field_net = FieldNet().to(device=dev, dtype=dtype)
         rate_net = RateNetwork(initial_rate=initial_rate, width=32, depth=2,
-                               n_fourier=cfg.rate_fourier_features,
-                               scale_per_um=cfg.rate_fourier_scale_per_um,
+                               n_fourier=cfg.prior.rate_fourier_features,
+                               scale_per_um=cfg.prior.rate_fourier_scale_per_um,
                                generator=gen).to(device=dev, dtype=dtype)
         xy = grid.coords(dev, dtype)
         groups = [ParamGroup(list(field_net.parameters()) + list(rate_net.parameters()),
-                             cfg.learning_rate)]
+                             cfg.training.learning_rate)]
 
         def loss_fn(_step):
             f = backend.fields(field_net, grid, FIELD_DERIVATIVES)
@@ -206,12 +207,12 @@ def _child_step(spec: dict) -> dict:
             if nx > 1:
                 smooth = smooth + 0.5 * (((lam[:, 1:] - lam[:, :-1]) / pixel_um) ** 2).mean()
             loss = (cfg.data_weight * data + cfg.residual_weight * res
-                    + cfg.rate_smoothness * smooth)
+                    + cfg.prior.rate_smoothness * smooth)
             return loss, {"data": data, "residual": res, "smooth": smooth}
 
         # the package's training engine, one event per step (log_every=1): each call of
         # step() is one forward + backward + Adam step; the cosine period is so long that
-        # the learning rate stays at cfg.learning_rate
+        # the learning rate stays at cfg.training.learning_rate
         events = iter_train(groups, loss_fn, TrainSettings(steps=10**9, log_every=1))
 
         def step() -> float:

@@ -36,7 +36,7 @@ rate map of ``experiments/recovery.py`` scaled to the box; whole box observed), 
 
 - ``autograd`` and ``mollifier``: the *same* FitConfig except ``fit.derivative_backend``
   -- strong-form residual, free field network (Fourier-feature MLP or PirateNet, 2 outputs)
-  pre-trained on the data (``fit.pretrain_steps``, values only, so the same for both),
+  pre-trained on the data (``fit.training.pretrain_steps``, values only, so the same for both),
   Gaussian test windows, rate prior, steps, seed; the residual is scored on the same
   trusted pixels (one kernel half-width inside the box, whatever the backend). Nested
   autograd can only differentiate a network, so this is the formulation both can run.
@@ -45,8 +45,8 @@ rate map of ``experiments/recovery.py`` scaled to the box; whole box observed), 
   cannot express it.
 
 Rows ``chromarate fit_rates`` run the product as a user would,
-``fit_rates(fields, FitConfig(network.architecture=..., rate_smoothness=1e-3,
-test_window_um=0.15))`` (mollifier backend, weak form, anchored field network, lattice
+``fit_rates(fields, FitConfig(network.architecture=..., prior.rate_smoothness=1e-3,
+prior.test_window_um=0.15))`` (mollifier backend, weak form, anchored field network, lattice
 evaluation; the two pinned settings were FitConfig's defaults when the table was first
 measured) on the 256 x 256 recovery case of ``experiments/recovery.py``
 (``--default-size``; a nucleus-shaped mask).
@@ -160,16 +160,18 @@ def chromatin_config(network: str, backend: str, s: dict, seed: int, device: str
     # 2.56 um recovery nucleus (0.3 cycles/um there): a fixed 0.3 would make lambda nearly
     # linear across a 0.48 um box
     side_um = int(s["n"]) * PIXEL_UM
-    cfg = {"steps": s["steps"], "seed": seed, "device": device, "ensemble": 1, "uncertainty": "seeds",
-           "mollifier": {"radius_px": s["radius"]}, "test_window_um": s["test_window_um"],
-           "rate_smoothness": 1e-3, "regularisation": "manual",
-           "rate_fourier_scale_per_um": 0.3 * 2.56 / side_um,
-           "log_every": max(int(s["steps"]) // 20, 1)}
+    cfg = {"seed": seed, "device": device, "uncertainty": {"ensemble": 1, "method": "seeds"},
+           "training": {"steps": s["steps"], "log_every": max(int(s["steps"]) // 20, 1)},
+           "mollifier": {"radius_px": s["radius"]},
+           "prior": {"test_window_um": s["test_window_um"], "rate_smoothness": 1e-3,
+                     "regularisation": "manual",
+                     "rate_fourier_scale_per_um": 0.3 * 2.56 / side_um}}
     if backend == WEAK_ANCHORED:
         cfg["network"] = net
     else:
         cfg.update(residual_form="strong", derivative_backend=backend,
-                   pretrain_steps=s["pretrain"], network={**net, "parameterization": "free"})
+                   network={**net, "parameterization": "free"})
+        cfg["training"]["pretrain_steps"] = s["pretrain"]
     return FitConfig.model_validate(cfg)
 
 
@@ -239,7 +241,7 @@ def monitored_fit(fields, cfg, truth, *, target: float, device: str) -> dict:
     pre = float(fit.timings.get("pretrain", 0.0))
     (s0, t0, _), (s1, t1, _) = marks[0], marks[-1]
     per_step = ((t1 - t0) / (s1 - s0) if s1 > s0
-                else (float(fit.timings["train"]) - pre - cost[0]) / max(cfg.steps, 1))
+                else (float(fit.timings["train"]) - pre - cost[0]) / max(cfg.training.steps, 1))
     hist = []
     for step, t, r in marks:
         c, _ = score(r)
@@ -247,7 +249,7 @@ def monitored_fit(fields, cfg, truth, *, target: float, device: str) -> dict:
     corr, rel = score(fit.rate)
     return {"ok": True, "correlation": corr, "rel_l2": rel,
             "train_s": float(fit.timings["fit"]) - cost[0], "pretrain_s": pre, "s_per_step": per_step,
-            "time_to_target_s": time_to_target(hist, target), "history": hist, "steps": int(cfg.steps),
+            "time_to_target_s": time_to_target(hist, target), "history": hist, "steps": int(cfg.training.steps),
             "collocation": int(tr.sum()), "grid": list(fit.rate.shape),
             "network": cfg.network.architecture, "config": cfg.model_dump(mode="json")}
 
@@ -359,13 +361,17 @@ def run_default(spec: dict) -> dict:
     def config(seed, steps=None):
         # pinned (FitConfig's defaults at commit ae04676, when docs/benchmarks.md was measured)
         # so that the rows stay reproducible if the defaults change
-        upd = {"network": net, "seed": seed, "log_every": max(int(steps or FitConfig().steps) // 20, 1),
-               "rate_smoothness": float(spec.get("rate_smoothness", 1e-3)),
-               "test_window_um": float(spec.get("test_window_um", 0.15)),
-               "regularisation": "manual"}
+        base = FitConfig()
+        training = {"log_every": max(int(steps or base.training.steps) // 20, 1)}
         if steps is not None:
-            upd["steps"] = steps
-        return FitConfig().model_copy(update=upd)
+            training["steps"] = steps
+        prior = {"rate_smoothness": float(spec.get("rate_smoothness", 1e-3)),
+                 "test_window_um": float(spec.get("test_window_um", 0.15)),
+                 "regularisation": "manual"}
+        return base.model_copy(update={
+            "network": net, "seed": seed,
+            "training": base.training.model_copy(update=training),
+            "prior": base.prior.model_copy(update=prior)})
 
     def fields(level, seed):
         rng = np.random.default_rng(seed)
@@ -389,7 +395,7 @@ def run_default(spec: dict) -> dict:
     peak = (torch.cuda.max_memory_allocated() / 2**20 - base if dev.startswith("cuda")
             else maxrss_mb() - base)
     return {"problem": "chromatin", "network": spec["architecture"], "backend": "chromarate fit_rates",
-            "noise": spec["noise"], "settings": {"n": n, "steps": spec.get("steps") or FitConfig().steps},
+            "noise": spec["noise"], "settings": {"n": n, "steps": spec.get("steps") or FitConfig().training.steps},
             "runs": runs, "peak_mb": peak, "config": config(0, spec.get("steps")).model_dump(mode="json"),
             "memory": "cuda.max_memory_allocated" if dev.startswith("cuda") else "ru_maxrss increase"}
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env python
 """Peak memory of ``fit_rates`` with patch training versus the image size.
 
-With ``FitConfig(patch_size=P)`` the fit trains on random P x P windows (plus the kernel halo)
+With ``FitConfig(training={"patch_size": P})`` the fit trains on random P x P windows (plus the kernel halo)
 and assembles the final maps tile by tile without gradients, so its peak memory should be
 roughly flat in the image size. For every side (256, 512, 1024 by default) one child process
 builds synthetic ``PhaseFields`` at 10 nm (``phi_d = 0.2 tanh(smooth random field)``,
 ``phi_w = 0.6 - phi_d``, mask a centred disk of radius 0.45 side) and runs::
 
-    fit_rates(fields, FitConfig(patch_size=P, steps=N, log_every=1,
+    fit_rates(fields, FitConfig(training={"patch_size": P, "steps": N, "log_every": 1},
                                 mollifier=MollifierConfig(radius_px=8)), device="cpu")
 
 (``radius_px=8`` skips the automatic width choice). A reference row runs the smallest side
@@ -68,10 +68,11 @@ def child_fit(spec: dict) -> dict:
                            mask=mask, pixel_size_nm=PIXEL_NM)
 
     # warm-up: one step on a small image (lazy library initialisation is not counted)
-    fit_rates(fields_of(48), FitConfig(steps=1, mollifier=moll, patch_size=32), device="cpu")
+    fit_rates(fields_of(48), FitConfig(training={"steps": 1, "patch_size": 32}, mollifier=moll), device="cpu")
     side, patch = int(spec["side"]), spec.get("patch")
     fields = fields_of(side)
-    config = FitConfig(steps=int(spec["steps"]), log_every=1, mollifier=moll, patch_size=patch)
+    config = FitConfig(training={"steps": int(spec["steps"]), "log_every": 1, "patch_size": patch},
+                       mollifier=moll)
     gc.collect()
     base = maxrss_mb()
     t0 = time.perf_counter()
@@ -85,7 +86,7 @@ def child_fit(spec: dict) -> dict:
     peak = maxrss_mb() - base
     steps_s = np.diff([t0] + stamps)
     return {
-        "ok": True, "side": side, "patch": patch, "steps": config.steps, "peak_mb": peak,
+        "ok": True, "side": side, "patch": patch, "steps": config.training.steps, "peak_mb": peak,
         "baseline_mb": base, "wall_s": wall,
         "step_s": steps_s.tolist(), "median_step_s": float(np.median(steps_s[1:] if len(steps_s) > 1
                                                                    else steps_s)),

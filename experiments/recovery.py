@@ -7,8 +7,8 @@ elliptic nuclear envelope), observed on an ellipse of radius 118 px. Gaussian no
 standard deviation 0, 1 and 5 % of the range of phi_d is added to phi_d (phi_w = 0.6 -
 phi_d, constant euchromatin). For each noise level it prints the Pearson correlation of
 the inferred and the true lambda over the trusted interior (pixels whose kernel support
-lies inside the nucleus), for the PINN (FitConfig with rate_smoothness=1e-3 and
-test_window_um=0.15, the settings for white pixel noise) and for the closed-form
+lies inside the nucleus), for the PINN (FitConfig with prior.rate_smoothness=1e-3 and
+prior.test_window_um=0.15, the settings for white pixel noise) and for the closed-form
 inversion, pointwise and windowed, and the wall time of each (medians over ``--repeats``
 noise realisations and fit seeds), and writes everything to a JSON file.
 
@@ -78,7 +78,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--pixel-nm", type=float, default=10.0)
     ap.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.01, 0.05])
-    ap.add_argument("--steps", type=int, default=None, help="override FitConfig.steps")
+    ap.add_argument("--steps", type=int, default=None, help="override FitConfig.training.steps")
     ap.add_argument("--boundary", choices=["box", "masked"], default="box")
     ap.add_argument("--repeats", type=int, default=1,
                     help="noise realisations (and fit seeds) per level; the median is reported")
@@ -103,9 +103,10 @@ def main(argv=None) -> dict:
     # white Gaussian pixel noise: a weak rate prior and narrow test windows (the defaults,
     # rate_smoothness 1 and 0.3 um windows, are set for rendered STORM densities, whose
     # noise is spatially correlated by rendering and denoising; see docs/numerics.md)
-    cfg = FitConfig(rate_smoothness=1e-3, test_window_um=0.15, regularisation="manual")
+    cfg = FitConfig(prior={"rate_smoothness": 1e-3, "test_window_um": 0.15,
+                           "regularisation": "manual"})
     if args.steps is not None:
-        cfg = cfg.model_copy(update={"steps": args.steps})
+        cfg = cfg.model_copy(update={"training": cfg.training.model_copy(update={"steps": args.steps})})
     rows = []
     print(f"recovery: {n}x{n} at {args.pixel_nm:g} nm, boundary {args.boundary}, forward solve "
           f"{solve_s:.1f} s, torch threads {torch.get_num_threads()}")
@@ -122,7 +123,8 @@ def main(argv=None) -> dict:
             fit = fit_rates(fields, c, device="cpu")
             fit_s = time.perf_counter() - t
             t = time.perf_counter()
-            pointwise = invert_direct(fields, c.model_copy(update={"test_window_um": None}))
+            pointwise = invert_direct(fields, c.model_copy(
+                update={"prior": c.prior.model_copy(update={"test_window_um": None})}))
             windowed = invert_direct(fields, c)
             direct_s = time.perf_counter() - t
             reps.append({"pinn_corr": corr(fit.rate, lam, fit.trusted), "pinn_s": fit_s,

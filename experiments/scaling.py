@@ -7,7 +7,7 @@ phase fields (``benchmarks._common.smooth_fields``):
 - ``mollifier``: one Adam step of the strong-form fourth-order chromatin loss on the whole
   grid (``experiments/backends.py``'s child: FourierMLP of the default ``NetworkConfig``,
   mollifier radius 8 px); sides 16 ... 1024;
-- ``mollifier, patches``: a training step of ``fit_rates`` with ``FitConfig(patch_size=128)``
+- ``mollifier, patches``: a training step of ``fit_rates`` with ``FitConfig(training={"patch_size": 128})``
   (``experiments/patch_memory.py``'s child: random 128 x 128 windows plus the kernel halo);
   sides 256 ... 1024 (a larger image only changes the sampling of the windows);
 - ``autograd``: the same step as ``mollifier`` with nested ``torch.autograd.grad`` to the

@@ -102,6 +102,12 @@ def _engine():
     return mod
 
 
+def _group(config, name: str):
+    """Settings group ``name`` ("training", "prior") of the imported tree's FitConfig; trees
+    before the groups (config version 1) hold the same keys flat on the config itself."""
+    return getattr(config, name, config)
+
+
 def _child(spec: dict) -> dict:
     """Time ``spec["steps"]`` training steps of the default problem (or profile them)."""
     import numpy as np
@@ -125,7 +131,10 @@ def _child(spec: dict) -> dict:
         from chromarate.fit.loop import fit_rates
 
         t0 = time.perf_counter()
-        res = fit_rates(fields, FitConfig(steps=int(spec["fit_steps"])), device="cpu")
+        n = int(spec["fit_steps"])
+        grouped = "training" in FitConfig.model_fields  # else a tree of config version 1
+        res = fit_rates(fields, FitConfig(training={"steps": n}) if grouped else FitConfig(steps=n),
+                        device="cpu")
         np.save(spec["rate_out"], res.rate)
         return {"package": chromarate.__file__, "fit_s": time.perf_counter() - t0,
                 "steps": res.history["step"][-1] if res.history["step"] else 0}
@@ -140,22 +149,23 @@ def _child(spec: dict) -> dict:
     gen = torch.Generator().manual_seed(int(config.seed))
     field_net = _field_net_class()(prob.base, config, gen).to(device=dev, dtype=dtype)
     rate_net = RateNetwork(initial_rate=prob.initial_rate, width=32, depth=2,
-                           n_fourier=config.rate_fourier_features,
-                           scale_per_um=config.rate_fourier_scale_per_um,
+                           n_fourier=_group(config, "prior").rate_fourier_features,
+                           scale_per_um=_group(config, "prior").rate_fourier_scale_per_um,
                            generator=gen).to(device=dev, dtype=dtype)
     # one training step of the fit's engine per event: the parameter groups and the cosine
-    # schedule (over config.steps) of the training loop, no early stop; the loss of each step
+    # schedule (over fit.training.steps) of the training loop, no early stop; the loss of each step
     # on the full window
     engine = _engine()
-    groups = [engine.ParamGroup(list(field_net.parameters()), config.learning_rate),
+    training = _group(config, "training")
+    groups = [engine.ParamGroup(list(field_net.parameters()), training.learning_rate),
               engine.ParamGroup(list(rate_net.parameters()),
-                                config.learning_rate * config.rate_learning_rate_factor)]
+                                training.learning_rate * training.rate_learning_rate_factor)]
     window = prob.full_window()
     events = engine.iter_train(groups, lambda _step: prob.losses(field_net, rate_net, window)[:2],
-                               engine.TrainSettings(steps=config.steps, log_every=1))
+                               engine.TrainSettings(steps=training.steps, log_every=1))
     needed = int(spec["warmup"]) + int(spec.get("profile") or spec["steps"])
-    if needed > config.steps:
-        raise SystemExit(f"{needed} steps asked for, the default fit trains {config.steps}")
+    if needed > training.steps:
+        raise SystemExit(f"{needed} steps asked for, the default fit trains {training.steps}")
     losses: list[float] = []
 
     def step() -> None:

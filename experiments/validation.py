@@ -107,7 +107,8 @@ def _config(case, quick: bool, steps: int | None):
 
     cfg = default_config(case, quick=quick)
     if steps is not None:
-        cfg = cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"steps": steps})})
+        training = cfg.fit.training.model_copy(update={"steps": steps})
+        cfg = cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"training": training})})
     return cfg
 
 

@@ -100,7 +100,8 @@ def _nucleus(tmp_path=None, nid=1):
     ch["phi_d_fitted"] = ch["phi_d_observed"]
     ch["rate"] = np.where(mask, rate, np.nan).astype(np.float32)
     ch["density"] = ch["denoised"] = (phi_h + 0.2).astype(np.float32)
-    prov = {"config": {"phase": {"phi_e0": 0.2, "phi_max": 0.7}}, "config_hash": "abc",
+    prov = {"config": {"phase": {"phi_e0": 0.2}, "fit": {"physics": {"phi_max": 0.7}}},
+            "config_hash": "abc",
             "nucleus_id": nid, "n_localizations": 12345,
             "input": {"path": "/data/ctrl/cell.csv", "sha256": "0"}}
     return ch, mask, prov

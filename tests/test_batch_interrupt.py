@@ -21,8 +21,8 @@ from chromarate.presets import resolve_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 #: A short but real PINN fit (about a second per nucleus on one thread).
-SHORT_FIT = ["--set", "fit.steps=15", "--set", "fit.log_every=5", "--set", "fit.network.width=16",
-             "--set", "fit.network.fourier_features=16"]
+SHORT_FIT = ["--set", "fit.training.steps=15", "--set", "fit.training.log_every=5",
+             "--set", "fit.network.width=16", "--set", "fit.network.fourier_features=16"]
 
 
 @pytest.mark.slow  # kills a real batch process mid-fit (~20 s): in the CI's slow step
@@ -64,7 +64,7 @@ def test_killed_batch_reruns_to_completion_without_damage(synthetic_batch, tmp_p
     assert sorted(summary[summary.resumed].name) == sorted(done)  # finished ones kept
     for row in summary.itertuples():
         stack = read_result(row.result_path)  # every result reads back in full
-        assert stack.provenance["config"]["fit"]["steps"] == 15
+        assert stack.provenance["config"]["fit"]["training"]["steps"] == 15
     for k, p in done.items():
         assert (p / "zarr.json").stat().st_mtime_ns == stamps[k]
     assert not stale.exists()

@@ -14,7 +14,8 @@ from chromarate.io.zarr_store import read_result
 
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = REPO / "chromarate" / "pipelines"
-FAST = ["--set", "fit.steps=6", "--set", "fit.log_every=2", "--set", "fit.network.width=16",
+FAST = ["--set", "fit.training.steps=6", "--set", "fit.training.log_every=2",
+        "--set", "fit.network.width=16",
         "--set", "fit.network.fourier_features=16"]
 
 
@@ -68,12 +69,12 @@ def test_bad_input_gives_one_line_error_and_nonzero_exit(tmp_path, capsys, name,
 
 def test_bad_config_is_a_clean_error(tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text("fit:\n  steps: -3\n")
+    cfg.write_text("fit:\n  training:\n    steps: -3\n")
     with pytest.raises(SystemExit) as exc:
         main(["run", str(cfg), "whatever.csv", "--out", str(tmp_path / "o")])
     assert exc.value.code == 1
     err = capsys.readouterr().err
-    assert "bad.yaml" in err and "fit.steps" in err and "Traceback" not in err
+    assert "bad.yaml" in err and "fit.training.steps" in err and "Traceback" not in err
 
 
 def test_unknown_override_key(tmp_path, capsys):
@@ -137,8 +138,9 @@ def test_publication_preset_is_careful():
     from chromarate.presets import resolve_pipeline
 
     pub, default = resolve_pipeline("publication")[0], resolve_pipeline("default")[0]
-    assert pub.fit.ensemble >= 3 and pub.fit.steps > 4 * default.fit.steps
-    assert pub.fit.lbfgs_steps > 0 and pub.render.method == "gaussian"
+    assert pub.fit.uncertainty.ensemble >= 3
+    assert pub.fit.training.steps > 4 * default.fit.training.steps
+    assert pub.fit.training.lbfgs_steps > 0 and pub.render.method == "gaussian"
 
 
 def test_config_init_validate_show_schema(tmp_path):
@@ -153,14 +155,14 @@ def test_config_init_validate_show_schema(tmp_path):
     r = CliRunner().invoke(cli, ["config", "init", "quick-cpu", "--out", str(out)])
     assert r.exit_code != 0  # no silent replacement
     bad = tmp_path / "bad.yaml"
-    bad.write_text("fit:\n  steps: 0\n")
+    bad.write_text("fit:\n  training:\n    steps: 0\n")
     r = CliRunner().invoke(cli, ["config", "validate", str(out), str(bad)])
-    assert r.exit_code == 1 and "INVALID" in r.output and "fit.steps" in r.output
-    r = CliRunner().invoke(cli, ["config", "show", str(out), "--set", "fit.steps=7"])
+    assert r.exit_code == 1 and "INVALID" in r.output and "fit.training.steps" in r.output
+    r = CliRunner().invoke(cli, ["config", "show", str(out), "--set", "fit.training.steps=7"])
     assert r.exit_code == 0 and "steps: 7" in r.output
     from chromarate.config import with_overrides
 
-    assert config_hash(with_overrides(load_config(out), {"fit.steps": 7})) in r.output
+    assert config_hash(with_overrides(load_config(out), {"fit.training.steps": 7})) in r.output
     r = CliRunner().invoke(cli, ["config", "schema"])
     schema = json.loads(r.output)
     assert "fit" in schema["properties"]

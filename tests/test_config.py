@@ -27,7 +27,7 @@ def test_every_config_builds_with_defaults():
 
 
 def test_yaml_round_trip(tmp_path):
-    cfg = with_overrides(PipelineConfig(), {"fit.steps": 17, "fit.seed": 5,
+    cfg = with_overrides(PipelineConfig(), {"fit.training.steps": 17, "fit.seed": 5,
                                             "fit.mollifier.radius_px": 9.5})
     p = tmp_path / "c.yaml"
     p.write_text(dump_config(cfg))
@@ -38,11 +38,11 @@ def test_yaml_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("text,phrase", [
-    ("fit:\n  steps: 0\n", "fit.steps"),
+    ("fit:\n  training:\n    steps: 0\n", "fit.training.steps"),
     ("fit:\n  stepz: 10\n", "fit.stepz"),
     ("render:\n  pixel_size_nm: -1\n", "render.pixel_size_nm"),
     ("version: 99\n", "version 99"),
-    ("phase:\n  phi_max: 0.6\n", "phi_max"),
+    ("phase:\n  phi_max: 0.6\n", "phi_max"),  # older key, disagreeing with fit.physics
     ("- a\n- b\n", "mapping"),
     ("fit: [\n", "YAML"),
     ("fit:\n  mollifier:\n    radius_px: 100\n", "radius_px"),
@@ -72,4 +72,4 @@ def test_presets_validate():
 def test_configs_are_frozen():
     cfg = PipelineConfig()
     with pytest.raises(Exception):
-        cfg.fit = FitConfig(steps=3)  # type: ignore[misc]
+        cfg.fit = FitConfig(seed=3)  # type: ignore[misc]

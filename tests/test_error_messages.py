@@ -45,7 +45,7 @@ def test_small_nucleus_error_names_the_radius_key_consistently():
     phi_d = np.where(mask, 0.1, 0.0)
     fields = PhaseFields(phi_w=0.5 - 0.5 * phi_d, phi_d=phi_d, mask=mask, pixel_size_nm=20.0,
                          origin_nm=(0.0, 0.0))
-    cfg = FitConfig(device="cpu", steps=2, regularisation="manual",
+    cfg = FitConfig(device="cpu", training=dict(steps=2), prior=dict(regularisation="manual"),
                     mollifier=MollifierConfig(radius_px=10.0))
     with pytest.raises(StageError, match="too small for mollifier radius") as info:
         list(iter_fit(fields, cfg))

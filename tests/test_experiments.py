@@ -226,7 +226,7 @@ def test_paper_table_tiny(tmp_path):
         a, m = cfgs[(net, "autograd")], cfgs[(net, "mollifier")]
         assert a["derivative_backend"] == "autograd" and m["derivative_backend"] == "mollifier"
         assert {k for k in a if a[k] != m[k]} == {"derivative_backend"}
-        assert a["pretrain_steps"] > 0 and a["network"]["parameterization"] == "free"
+        assert a["training"]["pretrain_steps"] > 0 and a["network"]["parameterization"] == "free"
     assert table.count("\n| chromatin (4) |") == 8
     assert re.search(r"^\| chromatin \| fourier_mlp \| 0% \| mollifier \| [\d.]+x \| [\d.-]+x \|$",
                      table, re.M), table
@@ -339,7 +339,7 @@ def test_monitored_fit_times_exclude_the_monitor(paper_table, monkeypatch):
                                 timings={"fit": clock[0] - 100.0, "train": 22.0, "pretrain": 2.0}))
 
     monkeypatch.setattr(loop, "iter_fit", fake_iter_fit)
-    out = paper_table.monitored_fit(None, FitConfig(steps=20), truth, target=0.9, device="cpu")
+    out = paper_table.monitored_fit(None, FitConfig(training=dict(steps=20)), truth, target=0.9, device="cpu")
     assert out["s_per_step"] == pytest.approx(1.0)
     assert out["train_s"] == pytest.approx(22.0)  # 24 s on the clock minus 4 x 0.5 s monitor
     corr = [h[2] for h in out["history"]]

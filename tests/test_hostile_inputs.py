@@ -254,13 +254,14 @@ def test_other_text_formats_cut_short(tmp_path, text, options):
 
 
 @pytest.mark.parametrize("content, match", [
-    (b"fit:\n  steps: 30\n# caf\xe9\n", "not UTF-8 text"),
+    (b"fit:\n  seed: 30\n# caf\xe9\n", "not UTF-8 text"),
     (b"", "config file is empty"),
     (b"# only a comment\n", "config file is empty"),
-    (b"fit:\n  steps: 3\nfit:\n  steps: 4\n", "key 'fit' is given twice"),
-    (b"fit:\n  steps: 3\n  steps: 4\n", "key 'steps' is given twice"),
-    (b"fit:\n  learning_rate: .nan\n", "fit.learning_rate: NaN is not a value"),
-    (b"phase:\n  phi_max: .NaN\n", "phase.phi_max: NaN is not a value"),
+    (b"fit:\n  seed: 3\nfit:\n  seed: 4\n", "key 'fit' is given twice"),
+    (b"fit:\n  training:\n    steps: 3\n    steps: 4\n", "key 'steps' is given twice"),
+    (b"fit:\n  training:\n    learning_rate: .nan\n",
+     "fit.training.learning_rate: NaN is not a value"),
+    (b"fit:\n  physics:\n    phi_max: .NaN\n", "fit.physics.phi_max: NaN is not a value"),
 ])
 def test_config_file_defects_are_config_errors(tmp_path, content, match):
     from chromarate.config import load_config
@@ -275,8 +276,8 @@ def test_config_file_defects_are_config_errors(tmp_path, content, match):
 def test_nan_through_set_is_named():
     from chromarate.config import PipelineConfig, with_overrides
 
-    with pytest.raises(ConfigError, match="fit.learning_rate: NaN"):
-        with_overrides(PipelineConfig(), {"fit.learning_rate": math.nan})
+    with pytest.raises(ConfigError, match="fit.training.learning_rate: NaN"):
+        with_overrides(PipelineConfig(), {"fit.training.learning_rate": math.nan})
 
 
 @pytest.mark.parametrize("args, match", [

@@ -10,6 +10,7 @@ import pytest
 from chromarate._types import DensityMap, PhaseFields
 from chromarate.config import PhaseConfig
 from chromarate.errors import StageError
+from chromarate.config import PhysicsConfig
 from chromarate.phase import phase_fields
 
 P = 20.0
@@ -46,11 +47,12 @@ def _forward(phi_h, mask, c, phi_e0, outside=0.0):
 def test_inverts_forward_model_exactly(phi_e0, c):
     cfg = PhaseConfig(phi_e0=phi_e0)
     mask = _disk(60)
-    phi_h_true = _truth_phi_h(mask, cfg.phi_max)
+    phi_max = PhysicsConfig().phi_max  # the default clip of phase_fields
+    phi_h_true = _truth_phi_h(mask, phi_max)
     eroded = _disk(60 - cfg.erode_nm / P - 1)
     # the baseline percentile of the eroded mask must fall on pure euchromatin
     assert np.mean(phi_h_true[eroded] == 0) * 100 > cfg.baseline_percentile + 10
-    assert np.any(phi_h_true[mask] == cfg.phi_max)
+    assert np.any(phi_h_true[mask] == phi_max)
 
     fields = phase_fields(_forward(phi_h_true, mask, c, phi_e0, outside=0.3 * c), mask, cfg)
     assert isinstance(fields, PhaseFields)
@@ -82,7 +84,7 @@ def test_outside_mask_is_pure_euchromatin_background():
 
 
 def test_clipping_and_its_fractions():
-    cfg = PhaseConfig(phi_e0=0.2, phi_max=0.7, baseline_percentile=20.0, erode_nm=0.0)
+    cfg = PhaseConfig(phi_e0=0.2, baseline_percentile=20.0, erode_nm=0.0)
     mask = np.zeros((10, 10), bool)
     mask[:, :5] = True                           # 50 pixels
     rho = np.zeros((10, 10))
@@ -90,7 +92,7 @@ def test_clipping_and_its_fractions():
     rho[0, :5] = 5.0                             # below baseline: clipped at 0 (5 pixels)
     rho[1, :4] = 100.0                           # phi_h = 1.8 -> phi_max (4 pixels)
     rho[2, 0] = 40.0                             # phi_h = 0.6, not clipped
-    fields = phase_fields(DensityMap(rho, P), mask, cfg)
+    fields = phase_fields(DensityMap(rho, P), mask, cfg, phi_max=0.7)
     assert fields.meta["rho_eu"] == 10.0
     assert fields.meta["fraction_clipped_low"] == pytest.approx(5 / 50)
     assert fields.meta["fraction_clipped_high"] == pytest.approx(4 / 50)
@@ -100,13 +102,14 @@ def test_clipping_and_its_fractions():
     np.testing.assert_allclose(fields.phi_h[0, :5], 0.0, atol=1e-15)
     np.testing.assert_allclose(fields.phi_h[1, :4], 0.7, atol=1e-15)
     assert fields.phi_h[2, 0] == pytest.approx(0.6, abs=1e-15)
-    assert fields.phi_h.min() >= -1e-15 and fields.phi_h.max() <= cfg.phi_max + 1e-15
+    assert fields.phi_h.min() >= -1e-15 and fields.phi_h.max() <= 0.7 + 1e-15
 
 
 def test_meta_records_calibration():
-    cfg = PhaseConfig(phi_e0=0.25, phi_max=0.6, baseline_percentile=3.0, erode_nm=60.0)
+    cfg = PhaseConfig(phi_e0=0.25, baseline_percentile=3.0, erode_nm=60.0)
     mask = _disk(40)
-    fields = phase_fields(_forward(_truth_phi_h(mask, 0.6), mask, 2.0, 0.25), mask, cfg)
+    fields = phase_fields(_forward(_truth_phi_h(mask, 0.6), mask, 2.0, 0.25), mask, cfg,
+                          phi_max=0.6)
     m = fields.meta
     assert m["phi_e0"] == 0.25 and m["phi_max"] == 0.6
     assert m["baseline_percentile"] == 3.0 and m["erode_nm"] == 60.0

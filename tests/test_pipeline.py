@@ -12,8 +12,8 @@ from chromarate.pipeline import NucleusResult, Pipeline
 
 def test_iter_run_events_and_grid(tiny_nucleus):
     csv, _, syn = tiny_nucleus
-    cfg = with_overrides(PipelineConfig(), {"fit.steps": 4, "fit.log_every": 2,
-                                            "fit.regularisation": "manual",
+    cfg = with_overrides(PipelineConfig(), {"fit.training.steps": 4, "fit.training.log_every": 2,
+                                            "fit.prior.regularisation": "manual",
                                             "fit.network.width": 16,
                                             "fit.network.fourier_features": 8})
     events = list(Pipeline(cfg).iter_run(read_localizations(csv)))
@@ -37,7 +37,7 @@ def test_iter_run_events_and_grid(tiny_nucleus):
     assert list(stack.channels) == ["density", "denoised", "phi_d_observed", "phi_d_fitted",
                                     "rate", "rate_std", "residual"]
     prov = stack.provenance
-    assert prov["config_hash"] and prov["config"]["fit"]["steps"] == 4
+    assert prov["config_hash"] and prov["config"]["fit"]["training"]["steps"] == 4
     assert 0 < res.n_localizations <= len(syn.localizations)
     assert np.all(np.isfinite(res.fit.rate[seg]))
 
@@ -50,7 +50,7 @@ def test_tiff_density_input_and_auto_smoothing(tiny_nucleus, tmp_path):
     from chromarate.render import render_density
 
     csv, _, _ = tiny_nucleus
-    cfg = with_overrides(PipelineConfig(), {"fit.steps": 3, "fit.network.width": 16,
+    cfg = with_overrides(PipelineConfig(), {"fit.training.steps": 3, "fit.network.width": 16,
                                             "fit.network.fourier_features": 8,
                                             "denoise.sigma_nm": "auto"})
     locs = read_localizations(csv)

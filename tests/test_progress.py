@@ -149,7 +149,7 @@ def test_dask_workers_forward_fit_progress_to_the_client(tiny_nucleus, tmp_path)
     distributed = pytest.importorskip("distributed")
     csv, _, _ = tiny_nucleus
     cfg = with_overrides(load_config(PRESETS / "quick-cpu.yaml"),
-                         {"fit.steps": 6, "fit.log_every": 2, "fit.network.width": 16,
+                         {"fit.training.steps": 6, "fit.training.log_every": 2, "fit.network.width": 16,
                           "fit.network.fourier_features": 16})
     events = []
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
@@ -161,7 +161,7 @@ def test_dask_workers_forward_fit_progress_to_the_client(tiny_nucleus, tmp_path)
     assert {(e.name, e.nucleus_id) for e in forwarded} == {("tiny", 1)}
     # events travel asynchronously (worker -> scheduler -> client); the last ones may
     # arrive after the batch closed its client, the first ones are there long before
-    # (every log_every = 2 steps; the fit may train more than fit.steps when weakly
+    # (every log_every = 2 steps; the fit may train more than fit.training.steps when weakly
     # regularised, so the count is not fixed)
     fits = [e.event for e in forwarded if isinstance(e.event, FitProgress)]
     steps = [e.step for e in fits]

@@ -324,7 +324,8 @@ def test_quick_suite_is_small():
 
 def _quick_config(case, steps=5):
     cfg = default_config(case, quick=True)
-    return cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"steps": steps})})
+    training = cfg.fit.training.model_copy(update={"steps": steps})
+    return cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"training": training})})
 
 
 def test_run_case_fields_end_to_end(tmp_path):

@@ -3,9 +3,11 @@ logging to stderr, number formatting, the ``--progress-every`` option."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import sys
+import warnings
 
 import click
 
@@ -23,21 +25,42 @@ def _parse_value(text: str):
         return text
 
 
+@contextlib.contextmanager
+def _config_warnings_to_stderr():
+    """Print each :class:`~chromarate.errors.ConfigDeprecationWarning` raised inside as a
+    ``warning:`` line on stderr (Python hides DeprecationWarnings raised outside
+    ``__main__``); other warnings go on as usual."""
+    from ..errors import ConfigDeprecationWarning
+
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConfigDeprecationWarning)
+            yield
+    finally:
+        for w in caught:
+            if issubclass(w.category, ConfigDeprecationWarning):
+                click.echo(f"warning: {w.message}", err=True)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
 def _load_pipeline_config(spec: str | None, overrides: tuple[str, ...]):
     """The config of a YAML file or preset name (default config when None) plus --set."""
     from ..config import PipelineConfig, with_overrides
     from ..errors import ConfigError
     from ..presets import resolve_pipeline
 
-    cfg = resolve_pipeline(spec)[0] if spec else PipelineConfig()
-    if overrides:
-        parsed = {}
-        for item in overrides:
-            if "=" not in item:
-                raise ConfigError(f"--set expects key.path=value, got {item!r}")
-            k, v = item.split("=", 1)
-            parsed[k.strip()] = _parse_value(v)
-        cfg = with_overrides(cfg, parsed)
+    with _config_warnings_to_stderr():
+        cfg = resolve_pipeline(spec)[0] if spec else PipelineConfig()
+        if overrides:
+            parsed = {}
+            for item in overrides:
+                if "=" not in item:
+                    raise ConfigError(f"--set expects key.path=value, got {item!r}")
+                k, v = item.split("=", 1)
+                parsed[k.strip()] = _parse_value(v)
+            cfg = with_overrides(cfg, parsed)
     return cfg
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .common import EXIT_FAILED, _load_pipeline_config
+from .common import EXIT_FAILED, _config_warnings_to_stderr, _load_pipeline_config
 
 
 @click.group("config")
@@ -48,7 +48,8 @@ def config_validate(configs) -> None:
     bad = 0
     for spec in configs:
         try:
-            cfg, path = resolve_pipeline(spec)
+            with _config_warnings_to_stderr():
+                cfg, path = resolve_pipeline(spec)
         except ChromarateError as exc:
             bad += 1
             click.echo(f"INVALID {exc}", err=True)

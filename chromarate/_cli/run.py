@@ -52,7 +52,7 @@ def _fit_steps(config) -> int | None:
     """Optimizer steps of one fit of ``config`` (all ensemble members), if it trains."""
     fit = getattr(config, "fit", None)
     try:
-        return int(fit.steps) * int(getattr(fit, "ensemble", 1) or 1)
+        return int(fit.training.steps) * int(fit.uncertainty.ensemble)
     except (AttributeError, TypeError, ValueError):
         return None
 
@@ -84,7 +84,7 @@ def _dry_run(config, inputs, out, *, workers, scheduler, overwrite) -> int:
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config value, e.g. --set fit.steps=100 (repeatable).")
+              help="Override a config value, e.g. --set fit.training.steps=100 (repeatable).")
 @click.option("--device", default=None, metavar="auto|cpu|cuda:N",
               help="Device of the fits (default: the config's; does not change the config hash).")
 @click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
@@ -145,7 +145,7 @@ def demo(out, overrides, device, steps, overwrite, progress_every) -> None:
     _setup_logging(False, False)
     csv, _ = sample_paths()
     if steps is not None:
-        overrides = (*overrides, f"fit.steps={steps}")
+        overrides = (*overrides, f"fit.training.steps={steps}")
     cfg = _load_pipeline_config(None, overrides)
     click.echo(f"chromarate {__version__} demo on {csv}")
     sys.exit(_run(cfg, [csv], Path(out), device=device, overwrite=overwrite, verbose=True,

@@ -1,19 +1,33 @@
-"""Config models of the rate fit: :class:`FitConfig` and its nested physics, mollifier
-and network configs."""
+"""Config models of the rate fit: :class:`FitConfig` and its groups (physics, mollifier,
+network, training, prior, uncertainty)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from .base import _Model
+from .migrate import QUIET_MIGRATION, migrate_fit, warn_moved
 
-__all__ = ["FitConfig", "MollifierConfig", "NetworkConfig", "PhysicsConfig"]
+__all__ = ["FitConfig", "MollifierConfig", "NetworkConfig", "PhysicsConfig", "PriorConfig",
+           "TrainingConfig", "UncertaintyConfig"]
 
 
 class PhysicsConfig(_Model):
-    """Parameters of the chromatin phase-field model (lengths in um, time in 1/Gamma_ac)."""
+    """Parameters of the chromatin phase-field model (lengths in um, time in 1/Gamma_ac).
+
+    Attributes
+    ----------
+    phi_max : float
+        Largest heterochromatin fraction: the second well of the model's double-well
+        potential. Set here only: the pipeline's phase stage clips the observed ``phi_h``
+        at this value too (older configs also gave it as ``phase.phi_max``).
+    interface_um : float
+        Interface length ``l`` of the model (um).
+    mobility : float
+        Mobility ``M`` of the model.
+    """
 
     phi_max: float = Field(0.7, gt=0.0, le=1.0)
     interface_um: float = Field(0.03, gt=0.0, le=10.0)
@@ -90,80 +104,65 @@ class NetworkConfig(_Model):
         return self
 
 
-class FitConfig(_Model):
-    """Rate inference.
+class TrainingConfig(_Model):
+    """How the PINN is trained: the optimisers, their schedule and what each step sees.
 
     Attributes
     ----------
-    method : {"pinn", "direct"}
-        Mollifier-layer PINN, or the closed-form inversion.
-    residual_form : {"weak", "strong"}
-        ``weak``: all derivatives on the mollifier kernels (noise-robust, default);
-        ``strong``: derivatives of the mollified fields combined by the chain rule.
-    derivative_backend : {"mollifier", "autograd", "finite-difference", "spectral"}
-        Where the PINN's derivatives come from. Only the mollifier (default) supports the
-        weak form and the anchored field; the others (nested autograd, the standard PINN;
-        finite differences; FFT) are for like-for-like comparisons and need
-        ``residual_form="strong"`` and ``network.parameterization="free"``.
     steps : int
-        Adam steps with the strong prior; with ``regularisation`` not ``manual`` a weaker
-        prior trains up to four times as many (see :mod:`chromarate.fit.regularise`).
+        Adam steps with the strong prior; with ``fit.prior.regularisation`` not ``manual``
+        a weaker prior trains up to four times as many (see :mod:`chromarate.fit.regularise`).
     learning_rate : float
         Adam step of the field network (cosine schedule to zero).
     rate_learning_rate_factor : float
         The rate network's step is this many times ``learning_rate``.
-    data_weight, residual_weight : float
-        Weights of the data misfit and the PDE residual.
-    rate_smoothness : float
-        Weight of the gradient penalty on lambda (per um^2); used as given only with
-        ``regularisation="manual"``, otherwise chosen per nucleus. The default (1.0, with 0.3 um
-        test windows) is set for phase fields from rendered STORM densities, whose noise is
-        spatially correlated by rendering and denoising (measured on the sample nucleus:
-        r = 0.927 against 0.221 with 1e-3 and 0.15 um windows). For fields with white pixel
-        noise a weak prior recovers more detail: ``rate_smoothness=1e-3,
-        test_window_um=0.15`` gives r = 0.99 / 0.96 / 0.95 at 0 / 1 / 5 % noise in
-        experiments/recovery.py, where 1.0 flattens lambda (r = 0.76 at 5 %).
-    rate_fourier_features : int
-    rate_fourier_scale_per_um : float
-        Random Fourier features of the rate network; a small scale keeps lambda smooth.
-    seed : int
-        Seed of every random choice of the fit (stored in results).
-    device : str
-        "auto", "cpu", "cuda", "cuda:N" or "mps".
-    dtype : {"float32", "float64"}
-    log_every : int
     lbfgs_steps : int
         L-BFGS iterations after Adam (0: none).
     early_stopping_patience : int or None
         Stop Adam when the loss has not improved by 0.1 % over this many steps.
-    ensemble : int
-        Number of fits with seeds ``seed, seed + 1, ...`` giving ``rate_std``, the
-        uncertainty map (see ``uncertainty``).
-    uncertainty : {"bootstrap", "seeds"}
-        ``bootstrap`` (default): member 0 fits the data and gives the rate; every other
-        member fits a parametric-bootstrap replicate (denoised fields plus fresh noise at
-        the data's local noise level) and ``rate_std`` is their RMS deviation from the
-        rate, so it is larger where the data are noisier. ``seeds``: all members fit the
-        data with different initialisations; rate = mean, ``rate_std`` = their standard
-        deviation (optimisation spread only).
+    log_every : int
+        Steps between progress reports (and loss-history records).
     patch_size : int or None
         Train on random ``patch_size`` x ``patch_size`` windows (plus the kernel halo) when
         the grid is larger, so peak memory depends on the patch, not the image.
     mixed_precision : bool
-        bfloat16 autocast of the networks on CUDA (kernels and losses stay in ``dtype``).
-    field_prior : {"tv", "none"}
-        Denoising of the observed fields before the physics sees them: ``tv`` (default)
-        anchors the PINN (and feeds the closed form) with total-variation denoised fields,
-        weight ``field_prior_strength`` times the estimated pixel noise. The data term still
-        compares with the raw observation.
-    field_prior_strength : float
-        Multiplier of the noise estimate giving the TV weight.
-    test_window_um : float or None
-        Standard deviation (um) of the Gaussian test functions the residual is integrated
-        against (a Petrov-Galerkin weak form): the PINN scores ``G * (w r)`` instead of the
-        pointwise residual, and the closed form takes lambda as constant over the window (a
-        local least-squares fit). Integrating against smooth test functions moves the
-        fourth-order derivatives off the noise. None: pointwise residual and closed form.
+        bfloat16 autocast of the networks on CUDA (kernels and losses stay in
+        ``fit.dtype``).
+    pretrain_steps : int
+        Data-only Adam steps that fit a *free* field network to the observation (values at
+        the pixel centres, no derivatives) before the joint fit: the usual warm start of a
+        classic PINN, identical for every derivative backend. 0 (default): none. The
+        anchored field starts at the data and needs none.
+    """
+
+    steps: int = Field(250, ge=1, le=10_000_000)
+    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
+    rate_learning_rate_factor: float = Field(3.0, gt=0.0, le=1000.0)
+    lbfgs_steps: int = Field(0, ge=0, le=100_000)
+    early_stopping_patience: int | None = Field(None, ge=1)
+    log_every: int = Field(25, ge=1)
+    patch_size: int | None = Field(None, ge=16, le=8192)
+    mixed_precision: bool = False
+    pretrain_steps: int = Field(0, ge=0, le=1_000_000)
+
+
+class PriorConfig(_Model):
+    """What the fit assumes beyond the data and the model: the regularisation.
+
+    The rate is only identified up to noise, so the fit pulls it towards smooth maps and
+    denoises the observed fields before the physics sees them. This group holds every
+    setting of that kind: how the rate's smoothness is chosen (``regularisation``), the
+    smoothness penalty and what it pulls towards, the test window of the weak residual,
+    the Fourier features of the rate network, and the denoising of the fields.
+
+    ``rate_fourier_features`` and ``rate_fourier_scale_per_um`` are here rather than in
+    ``fit.network`` (the field network): the rate network is small and fixed, and these
+    two only set how fine a structure the rate can take, an implicit smoothness prior
+    recorded with the chosen penalty and window (``chosen_rate_fourier_scale_per_um`` in
+    summary.csv).
+
+    Attributes
+    ----------
     regularisation : {"steadiness", "pixel_noise", "manual"}
         How ``rate_smoothness`` and ``test_window_um`` are set. ``steadiness`` (default):
         per nucleus, from the share of the weak residual that no smooth rate explains
@@ -182,11 +181,116 @@ class FitConfig(_Model):
         pipeline on `chromarate simulate` seeds 0 and 1, where it was chosen: r = 0.976 /
         0.845 against 0.963 / 0.361 with ``flat``; on seeds 2-5, not looked at while
         choosing: 0.944 / 0.900 / 0.948 / 0.474, experiments/cli_seeds.py).
-    pretrain_steps : int
-        Data-only Adam steps that fit a *free* field network to the observation (values at
-        the pixel centres, no derivatives) before the joint fit: the usual warm start of a
-        classic PINN, identical for every derivative backend. 0 (default): none. The
-        anchored field starts at the data and needs none.
+    rate_smoothness : float
+        Weight of the gradient penalty on lambda (per um^2); used as given only with
+        ``regularisation="manual"``, otherwise chosen per nucleus. The default (1.0, with 0.3 um
+        test windows) is set for phase fields from rendered STORM densities, whose noise is
+        spatially correlated by rendering and denoising (measured on the sample nucleus:
+        r = 0.927 against 0.221 with 1e-3 and 0.15 um windows). For fields with white pixel
+        noise a weak prior recovers more detail: ``rate_smoothness=1e-3,
+        test_window_um=0.15`` gives r = 0.99 / 0.96 / 0.95 at 0 / 1 / 5 % noise in
+        experiments/recovery.py, where 1.0 flattens lambda (r = 0.76 at 5 %).
+    test_window_um : float or None
+        Standard deviation (um) of the Gaussian test functions the residual is integrated
+        against (a Petrov-Galerkin weak form): the PINN scores ``G * (w r)`` instead of the
+        pointwise residual, and the closed form takes lambda as constant over the window (a
+        local least-squares fit). Integrating against smooth test functions moves the
+        fourth-order derivatives off the noise. None: pointwise residual and closed form.
+        Used as given only with ``regularisation="manual"``.
+    rate_fourier_features : int
+    rate_fourier_scale_per_um : float
+        Random Fourier features of the rate network; a small scale keeps lambda smooth.
+    field_prior : {"tv", "none"}
+        Denoising of the observed fields before the physics sees them: ``tv`` (default)
+        anchors the PINN (and feeds the closed form) with total-variation denoised fields,
+        weight ``field_prior_strength`` times the estimated pixel noise. The data term still
+        compares with the raw observation.
+    field_prior_strength : float
+        Multiplier of the noise estimate giving the TV weight.
+    """
+
+    regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"
+    rate_prior: Literal["flat", "balance"] = "balance"
+    rate_smoothness: float = Field(1.0, ge=0.0)
+    test_window_um: float | None = Field(0.3, gt=0.0, le=100.0)
+    rate_fourier_features: int = Field(32, ge=0, le=1024)
+    rate_fourier_scale_per_um: float = Field(0.3, gt=0.0, le=100.0)
+    field_prior: Literal["tv", "none"] = "tv"
+    field_prior_strength: float = Field(1.0, ge=0.0, le=100.0)
+
+    @model_validator(mode="after")
+    def _check_manual(self) -> "PriorConfig":
+        fields = type(self).model_fields
+        if self.regularisation != "manual" and (
+                self.rate_smoothness != fields["rate_smoothness"].default
+                or self.test_window_um != fields["test_window_um"].default):
+            raise ValueError(
+                f"fit.prior.rate_smoothness and fit.prior.test_window_um are chosen per nucleus "
+                f"when fit.prior.regularisation is {self.regularisation!r}; to set them "
+                "yourself (e.g. rate_smoothness 0.001, test_window_um 0.15) also set "
+                "fit.prior.regularisation: manual")
+        return self
+
+
+class UncertaintyConfig(_Model):
+    """The uncertainty map ``rate_std``: an ensemble of fits.
+
+    Attributes
+    ----------
+    ensemble : int
+        Number of fits with seeds ``fit.seed, fit.seed + 1, ...`` giving ``rate_std``, the
+        uncertainty map (see ``method``).
+    method : {"bootstrap", "seeds"}
+        ``bootstrap`` (default): member 0 fits the data and gives the rate; every other
+        member fits a parametric-bootstrap replicate (denoised fields plus fresh noise at
+        the data's local noise level) and ``rate_std`` is their RMS deviation from the
+        rate, so it is larger where the data are noisier. ``seeds``: all members fit the
+        data with different initialisations; rate = mean, ``rate_std`` = their standard
+        deviation (optimisation spread only).
+    """
+
+    ensemble: int = Field(1, ge=1, le=64)
+    method: Literal["bootstrap", "seeds"] = "bootstrap"
+
+
+class FitConfig(_Model):
+    """Rate inference.
+
+    The settings are grouped: ``physics`` (the model's constants), ``mollifier`` and
+    ``network`` (the derivatives and the field network), ``training`` (optimisers and
+    schedule), ``prior`` (the regularisation of rate and fields) and ``uncertainty`` (the
+    ensemble). What defines the fitted objective itself (method, residual form, the data
+    and residual weights) and what every part uses (seed, device, dtype) stay at the top.
+    Older files that give the grouped keys flat (``fit.steps``, ``fit.uncertainty:
+    seeds``) are still read, with a :class:`~chromarate.errors.ConfigDeprecationWarning`
+    naming the new keys.
+
+    Attributes
+    ----------
+    method : {"pinn", "direct"}
+        Mollifier-layer PINN, or the closed-form inversion.
+    residual_form : {"weak", "strong"}
+        ``weak``: all derivatives on the mollifier kernels (noise-robust, default);
+        ``strong``: derivatives of the mollified fields combined by the chain rule.
+    derivative_backend : {"mollifier", "autograd", "finite-difference", "spectral"}
+        Where the PINN's derivatives come from. Only the mollifier (default) supports the
+        weak form and the anchored field; the others (nested autograd, the standard PINN;
+        finite differences; FFT) are for like-for-like comparisons and need
+        ``residual_form="strong"`` and ``network.parameterization="free"``.
+    physics : PhysicsConfig
+    mollifier : MollifierConfig
+    network : NetworkConfig
+    training : TrainingConfig
+    prior : PriorConfig
+    uncertainty : UncertaintyConfig
+    data_weight, residual_weight : float
+        Weights of the data misfit and the PDE residual (the prior's weight is
+        ``prior.rate_smoothness``).
+    seed : int
+        Seed of every random choice of the fit (stored in results).
+    device : str
+        "auto", "cpu", "cuda", "cuda:N" or "mps".
+    dtype : {"float32", "float64"}
     """
 
     method: Literal["pinn", "direct"] = "pinn"
@@ -195,46 +299,31 @@ class FitConfig(_Model):
     physics: PhysicsConfig = PhysicsConfig()
     mollifier: MollifierConfig = MollifierConfig()
     network: NetworkConfig = NetworkConfig()
-    steps: int = Field(250, ge=1, le=10_000_000)
-    learning_rate: float = Field(2e-3, gt=0.0, le=1.0)
-    rate_learning_rate_factor: float = Field(3.0, gt=0.0, le=1000.0)
+    training: TrainingConfig = TrainingConfig()
+    prior: PriorConfig = PriorConfig()
+    uncertainty: UncertaintyConfig = UncertaintyConfig()
     data_weight: float = Field(1.0, ge=0.0)
     residual_weight: float = Field(1.0, ge=0.0)
-    rate_smoothness: float = Field(1.0, ge=0.0)
-    rate_fourier_features: int = Field(32, ge=0, le=1024)
-    rate_fourier_scale_per_um: float = Field(0.3, gt=0.0, le=100.0)
     seed: int = Field(0, ge=0)
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
-    log_every: int = Field(25, ge=1)
-    lbfgs_steps: int = Field(0, ge=0, le=100_000)
-    early_stopping_patience: int | None = Field(None, ge=1)
-    ensemble: int = Field(1, ge=1, le=64)
-    uncertainty: Literal["bootstrap", "seeds"] = "bootstrap"
-    patch_size: int | None = Field(None, ge=16, le=8192)
-    mixed_precision: bool = False
-    field_prior: Literal["tv", "none"] = "tv"
-    field_prior_strength: float = Field(1.0, ge=0.0, le=100.0)
-    test_window_um: float | None = Field(0.3, gt=0.0, le=100.0)
-    pretrain_steps: int = Field(0, ge=0, le=1_000_000)
-    regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"
-    rate_prior: Literal["flat", "balance"] = "balance"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_keys(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data, moved = migrate_fit(data)
+        if moved and not (info.context or {}).get(QUIET_MIGRATION):
+            warn_moved([(f"fit.{old}", f"fit.{new}") for old, new in moved])
+        return data
 
     @model_validator(mode="after")
     def _check_backend(self) -> "FitConfig":
-        fields = type(self).model_fields
-        if self.regularisation != "manual" and (
-                self.rate_smoothness != fields["rate_smoothness"].default
-                or self.test_window_um != fields["test_window_um"].default):
-            raise ValueError(
-                f"fit.rate_smoothness and fit.test_window_um are chosen per nucleus when "
-                f"fit.regularisation is {self.regularisation!r}; to set them yourself "
-                "(e.g. rate_smoothness 0.001, test_window_um 0.15) also set "
-                "fit.regularisation: manual")
-        if self.pretrain_steps and self.network.parameterization != "free":
-            raise ValueError("fit.pretrain_steps fits a free field network to the data; the "
-                             "anchored field already starts at the data (set "
-                             "network.parameterization 'free' or pretrain_steps 0)")
+        if self.training.pretrain_steps and self.network.parameterization != "free":
+            raise ValueError("fit.training.pretrain_steps fits a free field network to the "
+                             "data; the anchored field already starts at the data (set "
+                             "network.parameterization 'free' or training.pretrain_steps 0)")
         if self.derivative_backend != "mollifier" and (
                 self.residual_form != "strong" or self.network.parameterization != "free"):
             raise ValueError(

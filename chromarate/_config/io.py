@@ -59,8 +59,11 @@ def _nan_keys(value: Any, where: str = "") -> list[str]:
 
 
 def make_config(model: type[_M], raw: dict[str, Any], *,
-                path: str | Path | None = None) -> _M:
+                path: str | Path | None = None, context: dict[str, Any] | None = None) -> _M:
     """Validate ``raw`` into ``model`` (any config model), with errors as ConfigError.
+
+    ``context`` is passed to the validators (see ``QUIET_MIGRATION`` in
+    :mod:`chromarate._config.migrate`).
 
     Raises
     ------
@@ -80,17 +83,23 @@ def make_config(model: type[_M], raw: dict[str, Any], *,
         raise ConfigError(f"invalid config: {', '.join(nans)}: NaN is not a value; expected "
                           "a number", path=path)
     try:
-        return model.model_validate(raw)
+        return model.model_validate(raw, context=context)
     except ValidationError as exc:
         raise ConfigError(f"invalid config: {_format_validation(exc)}", path=path) from None
 
 
 def dump_config(config: BaseModel) -> str:
-    """Serialise a config to YAML text (round-trips through :func:`load_config`)."""
+    """Serialise a config to YAML text (round-trips through :func:`load_config`).
+
+    Always in the current layout, whatever layout the config was read from."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
 def config_hash(config: BaseModel) -> str:
-    """Stable sha256 (hex, first 16) of a config's canonical JSON form."""
+    """Stable sha256 (hex, first 16) of a config's canonical JSON form.
+
+    The form is the validated model's, so a config read from an older layout (and
+    migrated) hashes like the same config written in the current one.
+    """
     blob = json.dumps(config.model_dump(mode="json"), sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -3,7 +3,7 @@ synthetic nucleus generator (simulate)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -155,8 +155,6 @@ class PhaseConfig(_Model):
     ----------
     phi_e0 : float
         Constant euchromatin fraction.
-    phi_max : float
-        Upper clip of phi_h; must equal ``fit.physics.phi_max``.
     baseline_percentile : float
         Percentile of the density inside the nucleus taken as the euchromatin baseline.
     erode_nm : float
@@ -171,14 +169,29 @@ class PhaseConfig(_Model):
         (:func:`chromarate.fit.calibrate.calibrate_scale`); the percentile alone is
         15-18 % too high on simulated nuclei and biases the mean rate 20-24 % low.
         ``none``: ``baseline_scale`` as given.
+
+    ``phi_h`` is clipped at the model's ``phi_max``, which is not a phase setting: it is
+    ``fit.physics.phi_max``, passed to :func:`chromarate.phase.phase_fields` by the
+    pipeline (older configs also gave it as ``phase.phi_max``, which
+    :class:`~chromarate.config.PipelineConfig` still reads).
     """
 
     phi_e0: float = Field(0.2, gt=0.0, lt=0.5)
-    phi_max: float = Field(0.7, gt=0.0, le=1.0)
     baseline_percentile: float = Field(5.0, ge=0.0, lt=100.0)
     erode_nm: float = Field(100.0, ge=0.0)
     baseline_scale: float = Field(1.0, gt=0.05, le=20.0)
     calibration: Literal["physics", "none"] = "physics"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_phi_max(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "phi_max" in data:
+            raise ValueError(
+                "phi_max is not a phase setting any more: it is the model's constant "
+                "fit.physics.phi_max, which the pipeline passes to the phase stage (call "
+                "chromarate.phase.phase_fields(..., phi_max=...) directly); a pipeline "
+                "config still reads an older phase.phi_max")
+        return data
 
 
 class SimulateConfig(_Model):

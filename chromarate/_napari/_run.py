@@ -3,7 +3,7 @@
 :func:`iter_inference` is a generator of the pipeline's events plus two of its own
 (:class:`ResultSaved`, :class:`RunFailed`). The widget runs it in a worker thread and
 cancels it by no longer asking for the next event, so a cancel takes effect at the next
-event (at most ``fit.log_every`` fit steps later). Errors never escape as exceptions: they
+event (at most ``fit.training.log_every`` fit steps later). Errors never escape as exceptions: they
 end the run with one :class:`RunFailed` event whose message names the file and what was
 expected.
 """

@@ -166,7 +166,7 @@ class InferenceWidget(Container):
             return
         self._request = request
         self.results, self.n_progress, self._cancelled = [], 0, False
-        self.progress.max, self.progress.value = max(1, request.config.fit.steps), 0
+        self.progress.max, self.progress.value = max(1, request.config.fit.training.steps), 0
         self.loss.value = "-"
         self.status.value = f"starting {request.name} ..."
         self.run_button.enabled, self.cancel_button.enabled = False, True

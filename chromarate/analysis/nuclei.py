@@ -109,7 +109,11 @@ class Nucleus:
 
     @property
     def phi_max(self) -> float:
-        return float((self.config.get("phase") or {}).get("phi_max", 0.7))
+        """The model's phi_max (``fit.physics.phi_max``; ``phase.phi_max`` in results of
+        config version 1)."""
+        physics = (self.config.get("fit") or {}).get("physics") or {}
+        old = (self.config.get("phase") or {}).get("phi_max", 0.7)
+        return float(physics.get("phi_max", old))
 
     def phi_h(self, which: str = "observed") -> np.ndarray:
         """Heterochromatin fraction phi_d + phi_e0 (constant-euchromatin closure).

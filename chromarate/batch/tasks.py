@@ -24,10 +24,10 @@ import numpy as np
 
 from .._types import NucleusFailed
 from ..analysis import rate_correlation, rate_summary
-from ..config import PipelineConfig, config_hash
+from ..config import QUIET_MIGRATION, PipelineConfig, config_hash, make_config
 from ..data import read_truth_for
 from ..device import spread_device
-from ..errors import ChromarateError, InputFormatError, ResultStoreError
+from ..errors import ChromarateError, ConfigError, InputFormatError, ResultStoreError
 from ..io.batch_files import read_json, write_json
 from ..io.zarr_store import read_result, write_result
 from ..pipeline import NucleusResult, NucleusTask, Pipeline
@@ -205,6 +205,21 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
     return row
 
 
+def _migrated_hash(prov: dict) -> str | None:
+    """The config hash of a result's stored config read in the current layout (None when
+    it has none or it no longer validates). A result written by an older chromarate holds
+    its config in that version's layout, and a hash of that layout: read through the
+    migration (quietly: the user cannot edit a stored config), the same settings hash as
+    they do now."""
+    stored = prov.get("config")
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return config_hash(make_config(PipelineConfig, stored, context={QUIET_MIGRATION: True}))
+    except ConfigError:
+        return None
+
+
 def _check_done(job: InputJob, nucleus_id: int, sha256: str) -> tuple[dict | None, str]:
     """(summary row, "") of a finished result that matches ``job``; (None, why) if the
     nucleus must be fitted (why is "" when there is simply no result yet); (failed row, "")
@@ -219,13 +234,19 @@ def _check_done(job: InputJob, nucleus_id: int, sha256: str) -> tuple[dict | Non
     except ResultStoreError as exc:
         return None, f"damaged ({exc.message})"  # fit again and replace it
     prov = stack.provenance
+    migrated = False
     if prov.get("config_hash") != job.config_hash:
-        return None, f"made with another config (hash {prov.get('config_hash')})"
+        if _migrated_hash(prov) != job.config_hash:
+            return None, f"made with another config (hash {prov.get('config_hash')})"
+        migrated = True  # an older layout of this config: resumed, not refitted
     if (prov.get("input") or {}).get("sha256") != sha256:  # kept: never replaced silently
         return failure_row(job, f"{path} exists and was made from different content of this "
                                 "input file (sha256 differs); it was not replaced: pass "
                                 "--overwrite to replace it", nucleus_id), ""
-    return row_from_stack(stack, job, path, resumed=True), ""
+    row = row_from_stack(stack, job, path, resumed=True)
+    if migrated:  # the summary names the config one way (the result keeps its own record)
+        row["config_hash"] = job.config_hash
+    return row, ""
 
 
 def _done_row(job: InputJob, nucleus_id: int, sha256: str) -> dict | None:

@@ -116,7 +116,8 @@ def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
                       max_order=4, pixel=pixel_um)
     params = ChromatinParams.from_config(config.physics)
     phi_d, phi_w = denoise_fields(fields.phi_d, fields.phi_w, fields.mask, noise,
-                                  method=config.field_prior, strength=config.field_prior_strength)
+                                  method=config.prior.field_prior,
+                                  strength=config.prior.field_prior_strength)
 
     def conv(name, f):
         return apply_2d_numpy(f, ks, name, mode="same")

@@ -149,7 +149,8 @@ class _Problem:
         self.mask = torch.as_tensor(self.mask_np, device=dev)
         # smooth residual weight: a sharp cut at the trusted edge would let the fourth-order
         # kernels pass noise undamped (see prior.smooth_taper)
-        window_px = None if config.test_window_um is None else config.test_window_um / self.pixel_um
+        window_um = config.prior.test_window_um
+        window_px = None if window_um is None else window_um / self.pixel_um
         taper_px, window_px = fit_scales(self.trusted_np, TAPER_PX, window_px)
         self.taper_px, self._patch_tapers = taper_px, {}
         self.weight = torch.as_tensor(smooth_taper(self.trusted_np, taper_px), device=dev, dtype=dtype)
@@ -160,9 +161,9 @@ class _Problem:
             k = np.exp(-0.5 * (j / sig) ** 2)
             self.test_kernel = torch.as_tensor(k / k.sum(), device=dev, dtype=dtype)
         self.lam_b = None
-        if config.rate_prior == "balance":
+        if config.prior.rate_prior == "balance":
             self.balance_sigma_um = balance_window_um(fields, self.mask_np, self.pixel_um,
-                                                      config.test_window_um)
+                                                      config.prior.test_window_um)
             lam_b = balance_rate(fields.phi_h, fields.phi_e, self.mask_np,
                                  self.balance_sigma_um / self.pixel_um)
             self.lam_b = torch.as_tensor(lam_b, device=dev, dtype=dtype)
@@ -176,7 +177,7 @@ class _Problem:
             self.base = torch.zeros(1, 2, device=dev, dtype=dtype)
             anchor = self.anchor_np = np.stack(denoise_fields(
                 fields.phi_d, fields.phi_w, self.mask_np, self.noise,
-                method=config.field_prior, strength=config.field_prior_strength))
+                method=config.prior.field_prior, strength=config.prior.field_prior_strength))
             padded = np.pad(anchor, ((0, 0), (h, h), (h, h)), mode="reflect")
             self.offset = torch.as_tensor(padded, device=dev, dtype=dtype)
         else:
@@ -379,7 +380,7 @@ class _Problem:
         if c.inner_y.numel() and c.inner_x.numel():
             gy, gx = diff(b.pair_y, b.lam_b_y), diff(b.pair_x, b.lam_b_x)
             smooth = 0.5 * ((gy**2).mean() + (gx**2).mean())
-        total = cfg.data_weight * data + cfg.residual_weight * res + cfg.rate_smoothness * smooth
+        total = cfg.data_weight * data + cfg.residual_weight * res + cfg.prior.rate_smoothness * smooth
         # outputs on the window (0 off the box; valid where the loss reads them)
         fitted = _embed(fitted, b.y0, b.x0, w.nh, w.nw)
         r = _embed(r, b.y0, b.x0, w.nh, w.nw)
@@ -449,7 +450,7 @@ class _Problem:
             gy = (dev_lam[1:, :] - dev_lam[:-1, :]).reshape(-1).index_select(0, c.inner_y) / self.pixel_um
             gx = (dev_lam[:, 1:] - dev_lam[:, :-1]).reshape(-1).index_select(0, c.inner_x) / self.pixel_um
             smooth = 0.5 * ((gy**2).mean() + (gx**2).mean())
-        total = cfg.data_weight * data + cfg.residual_weight * res + cfg.rate_smoothness * smooth
+        total = cfg.data_weight * data + cfg.residual_weight * res + cfg.prior.rate_smoothness * smooth
         return total, {"data": data, "residual": res, "smooth": smooth}, (fitted, lam, r)
 
 

@@ -98,15 +98,16 @@ class RateTerms:
 
 
 def rate_terms(fields: PhaseFields, config: FitConfig) -> RateTerms:
-    """Denoise the fields as ``config.field_prior`` says and form the residual's terms with
-    the mollifier kernels (weak or strong form, as ``config.residual_form`` says)."""
+    """Denoise the fields as ``config.prior.field_prior`` says and form the residual's terms
+    with the mollifier kernels (weak or strong form, as ``config.residual_form`` says)."""
     radius, noise = resolve_radius(fields, config)
     pixel_um = fields.pixel_size_nm / 1000.0
     ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
                       max_order=4, pixel=pixel_um)
     params = ChromatinParams.from_config(config.physics)
     phi_d, phi_w = denoise_fields(fields.phi_d, fields.phi_w, fields.mask, noise,
-                                  method=config.field_prior, strength=config.field_prior_strength)
+                                  method=config.prior.field_prior,
+                                  strength=config.prior.field_prior_strength)
     if config.residual_form == "weak":
         def conv(name, f):
             return apply_2d_numpy(f, ks, name, mode="same")
@@ -123,7 +124,7 @@ def rate_terms(fields: PhaseFields, config: FitConfig) -> RateTerms:
 def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitResult:
     """Rate map from the closed form lambda = (phi_h - (M/2) lap mu_d) / phi_e.
 
-    The observed fields are first denoised as ``config.field_prior`` says (total variation
+    The observed fields are first denoised as ``config.prior.field_prior`` says (total variation
     by default, weight from the estimated noise); all derivatives then come from the
     mollifier kernels, with no fitting. With ``residual_form="weak"`` (default) the
     derivatives are moved onto the kernels
@@ -162,11 +163,11 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     config, chosen = choose_regularisation(fields, config)
     terms = rate_terms(fields, config)
     trusted = terms.trusted
-    if config.test_window_um is None:
+    if config.prior.test_window_um is None:
         rate = rate_ratio(terms.num, terms.den)
         rate_std = None
     else:
-        weight, window = terms.window_weight(config.test_window_um)
+        weight, window = terms.window_weight(config.prior.test_window_um)
         rate = windowed_ratio(terms.num, terms.den, weight, window)
         rate_std = np.where(trusted, windowed_rate_std(terms.num, terms.den, weight, window, rate),
                             np.nan).astype(np.float32)
@@ -183,7 +184,7 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
         device="cpu",
         config=config.model_dump(mode="json"),
         meta={"method": "direct", "mollifier_radius_px": radius, "noise_phi_d": noise,
-              "field_prior": config.field_prior, "window_um": config.test_window_um,
+              "field_prior": config.prior.field_prior, "window_um": config.prior.test_window_um,
               "rate_std_source": None if rate_std is None else "residual",
               "regularisation": chosen},
     )

@@ -7,7 +7,7 @@ all tensors are created on that device, never through global defaults.
 
 Model: a coordinate network ``g`` (Fourier MLP, MLP or PirateNet) gives the two phase
 fields (phi_d, phi_w) on the grid plus a halo -- by default *anchored*: the observation,
-denoised by total variation at the estimated noise level (``fit.field_prior``), plus the
+denoised by total variation at the estimated noise level (``fit.prior.field_prior``), plus the
 network's correction; a separate, low-frequency network gives lambda >= 0 (softplus).
 Both networks are evaluated on a lattice of every ``stride``-th pixel and interpolated
 bicubically (``network.evaluation_stride``). The mollifier layer convolves once with
@@ -17,7 +17,7 @@ Residual, default weak form::
     r_eps = M (lap_eps * (f'(phi_h) - phi_e) - l^2 bilap_eps * phi_d) + eta_eps * 2 (lambda phi_e - phi_h)
 
 (or the strong form on the mollified fields). The residual is weighted by a smooth taper
-that vanishes at the edge of the trusted region and, with ``test_window_um`` set
+that vanishes at the edge of the trusted region and, with ``prior.test_window_um`` set
 (default), tested against Gaussian windows ``G * (w r)`` (a Petrov-Galerkin weak form):
 both move the fourth-order derivatives off the noise by integration by parts. Loss terms,
 each normalised so that 1 means "at the expected size"::
@@ -25,14 +25,14 @@ each normalised so that 1 means "at the expected size"::
     data     = mean_mask |g - observed|^2 / sigma^2     (sigma: estimated pixel noise)
     residual = sum |G * (w r)|^2 / (sum |G * w|^2 s^2)  (s: size of the reaction term)
     smooth   = mean_mask |grad (lambda - lambda_b)|^2    (um^-2; lambda_b: the local balance
-               estimate G*phi_h / G*phi_e with fit.rate_prior "balance", else 0)
-    loss     = data_weight * data + residual_weight * residual + rate_smoothness * smooth
+               estimate G*phi_h / G*phi_e with fit.prior.rate_prior "balance", else 0)
+    loss     = data_weight * data + residual_weight * residual + prior.rate_smoothness * smooth
 
 Training runs on the whole grid, or on random patches plus the kernel halo when
-``patch_size`` is set and smaller than the grid (memory then depends on the patch only);
+``training.patch_size`` is set and smaller than the grid (memory then depends on the patch only);
 the final maps are assembled tile by tile. An ensemble gives ``rate_std``: by default a
 parametric bootstrap (members 1.. fit the denoised fields plus fresh noise at the data's
-local noise level), or plain seed spread (``fit.uncertainty``).
+local noise level), or plain seed spread (``fit.uncertainty.method``).
 """
 
 from __future__ import annotations
@@ -68,45 +68,46 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
     progress events, finally ``(field_net, rate_net)``. Adds the pre-training time (if
     any) to ``timings["pretrain"]``."""
     cfg, dev, dtype = prob.config, prob.dev, prob.dtype
+    tr = cfg.training
     gen = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng(seed)
     field_net = _FieldNet(prob.base, cfg, gen).to(device=dev, dtype=dtype)
     rate_net = RateNetwork(initial_rate=prob.initial_rate, width=32, depth=2,
-                           n_fourier=cfg.rate_fourier_features,
-                           scale_per_um=cfg.rate_fourier_scale_per_um,
+                           n_fourier=cfg.prior.rate_fourier_features,
+                           scale_per_um=cfg.prior.rate_fourier_scale_per_um,
                            generator=gen).to(device=dev, dtype=dtype)
-    if cfg.pretrain_steps:
+    if tr.pretrain_steps:
         t0 = time.perf_counter()
-        _pretrain_field(prob, field_net, cfg.pretrain_steps, gen)
+        _pretrain_field(prob, field_net, tr.pretrain_steps, gen)
         timings["pretrain"] = timings.get("pretrain", 0.0) + time.perf_counter() - t0
-    use_amp = cfg.mixed_precision and dev.type == "cuda"
+    use_amp = tr.mixed_precision and dev.type == "cuda"
 
     def autocast():
         return torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext()
 
-    patched = cfg.patch_size is not None and (cfg.patch_size < prob.grid.ny or cfg.patch_size < prob.grid.nx)
+    patched = tr.patch_size is not None and (tr.patch_size < prob.grid.ny or tr.patch_size < prob.grid.nx)
 
     def loss_fn(step):  # a fresh random patch per step (or the whole grid)
-        window = prob.random_window(cfg.patch_size, rng) if patched else prob.full_window()
+        window = prob.random_window(tr.patch_size, rng) if patched else prob.full_window()
         return prob.losses(field_net, rate_net, window, autocast)[:2]
 
     def polish_loss():  # one window for the whole polish, drawn after the Adam steps
-        window = prob.full_window() if not patched else prob.random_window(cfg.patch_size, rng)
+        window = prob.full_window() if not patched else prob.random_window(tr.patch_size, rng)
         return lambda step: prob.losses(field_net, rate_net, window, autocast)[:2]
 
     # the small, smooth rate network gets a larger step: its output must travel O(1) from
     # the mean-relation start, while the field correction stays small
-    groups = [ParamGroup(list(field_net.parameters()), cfg.learning_rate),
-              ParamGroup(list(rate_net.parameters()), cfg.learning_rate * cfg.rate_learning_rate_factor)]
-    settings = TrainSettings(steps=cfg.steps, log_every=cfg.log_every,
-                             patience=cfg.early_stopping_patience, lbfgs_steps=cfg.lbfgs_steps)
+    groups = [ParamGroup(list(field_net.parameters()), tr.learning_rate),
+              ParamGroup(list(rate_net.parameters()), tr.learning_rate * tr.rate_learning_rate_factor)]
+    settings = TrainSettings(steps=tr.steps, log_every=tr.log_every,
+                             patience=tr.early_stopping_patience, lbfgs_steps=tr.lbfgs_steps)
     watch = None if monitor is None else \
-        (lambda step: monitor(member * cfg.steps + step, lambda: _rate_preview(prob, rate_net)))
-    total_steps = cfg.steps * cfg.ensemble
+        (lambda step: monitor(member * tr.steps + step, lambda: _rate_preview(prob, rate_net)))
+    total_steps = tr.steps * cfg.uncertainty.ensemble
     for ev in iter_train(groups, loss_fn, settings, polish_loss=polish_loss,
                          evaluation=lambda: _evaluation(prob), monitor=watch):
         if isinstance(ev, TrainProgress):
-            global_step = member * cfg.steps + ev.step
+            global_step = member * tr.steps + ev.step
             history["step"].append(global_step)
             history["loss"].append(ev.loss)
             for k, v in ev.terms.items():
@@ -150,7 +151,7 @@ def _pretrain_field(prob: _Problem, field_net, steps: int, gen: torch.Generator)
         loss = ((field_net(xy) - t) ** 2).mean() / prob.sigma**2
         return loss, {"data": loss}
 
-    train([ParamGroup(list(field_net.parameters()), cfg.learning_rate)], loss_fn,
+    train([ParamGroup(list(field_net.parameters()), cfg.training.learning_rate)], loss_fn,
           TrainSettings(steps=steps, label="field pre-training loss"))
 
 
@@ -167,8 +168,8 @@ def _bootstrap_fields(fields: PhaseFields, prob: _Problem, seed: int, config: Fi
     anchor = getattr(prob, "anchor_np", None)
     if anchor is None:
         anchor = np.stack(denoise_fields(fields.phi_d, fields.phi_w, prob.mask_np, prob.noise,
-                                         method="tv", strength=config.field_prior_strength))
-    window = (config.test_window_um or 0.15) / prob.pixel_um
+                                         method="tv", strength=config.prior.field_prior_strength))
+    window = (config.prior.test_window_um or 0.15) / prob.pixel_um
     sd_d = noise_map(obs[0], prob.mask_np, window)
     sd_w = noise_map(obs[1], prob.mask_np, window)
     res = (obs - anchor)[:, prob.mask_np]
@@ -190,7 +191,7 @@ def _assemble(prob: _Problem, field_net, rate_net):
     resid = np.full((ny, nx), np.nan)
     terms_acc: dict[str, float] = {}
     with _evaluation(prob):
-        for w in prob.tiles(prob.config.patch_size):
+        for w in prob.tiles(prob.config.training.patch_size):
             _, terms, (f, lam, r) = prob.losses(field_net, rate_net, w)
             iy, ix = w.inner()
             rate[iy, ix] = lam.detach().cpu().numpy()
@@ -206,7 +207,7 @@ def _residual_rate_std(fields: PhaseFields, config: FitConfig, rate: np.ndarray,
     """``rate_std`` of a single fit: the sandwich standard deviation of the windowed rate
     from the residuals the fitted map leaves (:mod:`chromarate.fit.uncertainty`)."""
     terms = rate_terms(fields, config)
-    weight, window = terms.window_weight(config.test_window_um)
+    weight, window = terms.window_weight(config.prior.test_window_um)
     std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
     return np.where(trusted, std, np.nan)
 
@@ -232,7 +233,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     Yields
     ------
     FitProgress
-        Every ``config.log_every`` steps and at the last step of each ensemble member.
+        Every ``config.training.log_every`` steps and at the last step of each ensemble member.
     FitDone
         Once, at the end, with the :class:`FitResult`.
 
@@ -256,9 +257,9 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     timings: dict[str, float] = {}
     rates, fitted_all, resid_all, terms_all = [], [], [], []
     t_train = time.perf_counter()
-    for member in range(config.ensemble):
+    for member in range(config.uncertainty.ensemble):
         nets = None
-        member_prob = prob if member == 0 or config.uncertainty == "seeds" else \
+        member_prob = prob if member == 0 or config.uncertainty.method == "seeds" else \
             _Problem(_bootstrap_fields(fields, prob, config.seed + member, config), config, dev,
                      dtype, radius_noise=(prob.radius, prob.noise))
         for item in _train_member(member_prob, config.seed + member, member, t_start, history,
@@ -274,14 +275,14 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         terms_all.append(terms)
     train_s = time.perf_counter() - t_train
     mask_np, trusted_np = prob.mask_np, prob.trusted_np
-    if config.uncertainty == "seeds" or len(rates) == 1:
+    if config.uncertainty.method == "seeds" or len(rates) == 1:
         rate = np.mean(rates, axis=0)
         rate_std = np.std(rates, axis=0, ddof=1) if len(rates) > 1 else None
     else:  # parametric bootstrap: estimate from the data, spread of the replicates about it
         rate = rates[0]
         rate_std = np.sqrt(np.mean([(r - rate) ** 2 for r in rates[1:]], axis=0))
-    rate_std_source = None if rate_std is None else config.uncertainty
-    if rate_std is None and config.test_window_um is not None:
+    rate_std_source = None if rate_std is None else config.uncertainty.method
+    if rate_std is None and config.prior.test_window_um is not None:
         rate_std_source = "residual"
         t_unc = time.perf_counter()
         rate_std = _residual_rate_std(fields, config, rate, trusted_np)
@@ -298,7 +299,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         config=config.model_dump(mode="json"),
         meta={"method": "pinn", "residual_form": config.residual_form,
               "mollifier_radius_px": prob.radius, "noise_phi_d": prob.noise,
-              "initial_rate": prob.initial_rate, "ensemble": config.ensemble,
+              "initial_rate": prob.initial_rate, "ensemble": config.uncertainty.ensemble,
               "rate_std_source": rate_std_source,
               "regularisation": chosen,
               "final_terms": {k: float(np.mean([t[k] for t in terms_all])) for k in terms_all[0]},

@@ -16,7 +16,7 @@ about 0.3 for fields rendered from 250k localizations. The rate prior and the te
 are interpolated on a log scale of ``J`` between the weak setting (``rate_smoothness``
 1e-3, 0.15 um windows; measured best for white noise up to 5 %) below ``J_WEAK`` and the
 strong one (1.0, 0.3 um; measured best on rendered densities) above ``J_STRONG``. The
-number of Adam steps grows from ``fit.steps`` (strong prior) to ``WEAK_STEPS_FACTOR`` times
+number of Adam steps grows from ``fit.training.steps`` (strong prior) to ``WEAK_STEPS_FACTOR`` times
 that (weak prior): a weakly regularised rate travels further from its start.
 
 A second criterion, ``"pixel_noise"``, uses the pixel-noise estimate of phi_d relative to
@@ -43,7 +43,8 @@ __all__ = ["choose_regularisation", "regularisation_from_misfit"]
 J_WEAK = 0.05
 #: Misfit at and above which the strong prior is used.
 J_STRONG = 0.3
-#: The weak prior trains this many times ``fit.steps`` (the strong prior ``fit.steps``).
+#: The weak prior trains this many times ``fit.training.steps`` (the strong prior
+#: ``fit.training.steps``).
 WEAK_STEPS_FACTOR = 4.0
 #: (rate_smoothness, test_window_um) at the two ends.
 WEAK = (1e-3, 0.15)
@@ -81,7 +82,7 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     ----------
     fields : PhaseFields
     config : FitConfig
-        With ``regularisation="manual"`` it is returned unchanged.
+        With ``prior.regularisation="manual"`` it is returned unchanged.
 
     Returns
     -------
@@ -91,11 +92,12 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
         ``rate_fourier_scale_per_um``, which is not chosen from the data), stored in
         ``FitResult.meta``.
     """
-    fixed = {"rate_fourier_scale_per_um": config.rate_fourier_scale_per_um}  # not chosen (yet)
-    if config.regularisation == "manual":
-        return config, {"criterion": "manual", "rate_smoothness": config.rate_smoothness,
-                        "test_window_um": config.test_window_um, **fixed}
-    if config.regularisation == "pixel_noise":
+    prior = config.prior
+    fixed = {"rate_fourier_scale_per_um": prior.rate_fourier_scale_per_um}  # not chosen (yet)
+    if prior.regularisation == "manual":
+        return config, {"criterion": "manual", "rate_smoothness": prior.rate_smoothness,
+                        "test_window_um": prior.test_window_um, **fixed}
+    if prior.regularisation == "pixel_noise":
         span = float(np.ptp(np.asarray(fields.phi_d)[np.asarray(fields.mask, bool)])) or 1.0
         value = estimate_noise(fields.phi_d, fields.mask) / span
         # 1 % white noise reads 0.01 and gives J ~ 2e-3; 5 % reads 0.05 and J ~ 0.02
@@ -106,8 +108,12 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     # a weak prior lets the rate travel far from its start (domain-scale structure): Adam
     # needs more steps to get there (measured on a 1 % noise envelope case: r = -0.01 after
     # 250 steps, 0.95 after 1000)
-    steps = int(round(config.steps * (1.0 + (WEAK_STEPS_FACTOR - 1.0) * (1.0 - prior_strength(misfit_equiv)))))
-    chosen = config.model_copy(update={"rate_smoothness": smooth, "test_window_um": window,
-                                       "steps": steps})
-    return chosen, {"criterion": config.regularisation, "value": float(value),
+    steps = int(round(config.training.steps
+                      * (1.0 + (WEAK_STEPS_FACTOR - 1.0) * (1.0 - prior_strength(misfit_equiv)))))
+    # model_copy, not validation: the chosen values are not the defaults the validator
+    # requires of a non-manual regularisation
+    chosen = config.model_copy(update={
+        "prior": prior.model_copy(update={"rate_smoothness": smooth, "test_window_um": window}),
+        "training": config.training.model_copy(update={"steps": steps})})
+    return chosen, {"criterion": prior.regularisation, "value": float(value),
                     "rate_smoothness": smooth, "test_window_um": window, "steps": steps, **fixed}

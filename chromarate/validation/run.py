@@ -135,7 +135,8 @@ def default_config(case: Case, *, quick: bool = False) -> PipelineConfig:
     update: dict[str, Any] = {"render": cfg.render.model_copy(
         update={"pixel_size_nm": float(case.pixel_nm)})}
     if quick:
-        update["fit"] = cfg.fit.model_copy(update={"steps": QUICK_STEPS})
+        update["fit"] = cfg.fit.model_copy(update={
+            "training": cfg.fit.training.model_copy(update={"steps": QUICK_STEPS})})
     return cfg.model_copy(update=update)
 
 

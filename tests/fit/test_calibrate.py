@@ -103,18 +103,18 @@ def test_noise_raises_the_prior(steady):
         pd = phi_h - 0.2 + noise * np.ptp(phi_h[mask]) * white
         f = PhaseFields(phi_w=0.6 - pd, phi_d=pd, mask=mask, pixel_size_nm=20.0)
         cfg, record = choose_regularisation(f, FitConfig())
-        assert record["criterion"] == "steadiness" and record["rate_smoothness"] == cfg.rate_smoothness
-        chosen.append(cfg.rate_smoothness)
+        assert record["criterion"] == "steadiness" and record["rate_smoothness"] == cfg.prior.rate_smoothness
+        chosen.append(cfg.prior.rate_smoothness)
     assert chosen[0] == WEAK[0] and chosen[1] > 10 * chosen[0]
     clean, _ = choose_regularisation(PhaseFields(phi_w=0.6 - (phi_h - 0.2), phi_d=phi_h - 0.2,
                                                  mask=mask, pixel_size_nm=20.0), FitConfig())
-    assert clean.steps == 4 * FitConfig().steps
+    assert clean.training.steps == 4 * FitConfig().training.steps
 
 
 def test_explicit_prior_needs_manual_mode():
     with pytest.raises((ConfigError, ValueError), match="regularisation: manual"):
-        FitConfig(rate_smoothness=1e-3)
-    cfg = FitConfig(rate_smoothness=1e-3, test_window_um=0.15, regularisation="manual")
+        FitConfig(prior=dict(rate_smoothness=1e-3))
+    cfg = FitConfig(prior=dict(rate_smoothness=1e-3, test_window_um=0.15, regularisation="manual"))
     f = PhaseFields(phi_w=np.full((40, 40), 0.5), phi_d=np.zeros((40, 40)), mask=np.ones((40, 40), bool),
                     pixel_size_nm=20.0)
     assert choose_regularisation(f, cfg)[0] is cfg

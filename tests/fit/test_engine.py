@@ -100,24 +100,25 @@ def test_engine_early_stopping_and_history():
 def _legacy_train_member(prob, seed):
     """The member training loop before the engine (Adam, cosine, early stopping, L-BFGS)."""
     cfg, dev, dtype = prob.config, prob.dev, prob.dtype
+    tr = cfg.training
     gen = torch.Generator().manual_seed(int(seed))
     rng = np.random.default_rng(seed)
     field_net = fit_loop._FieldNet(prob.base, cfg, gen).to(device=dev, dtype=dtype)
     rate_net = RateNetwork(initial_rate=prob.initial_rate, width=32, depth=2,
-                           n_fourier=cfg.rate_fourier_features,
-                           scale_per_um=cfg.rate_fourier_scale_per_um,
+                           n_fourier=cfg.prior.rate_fourier_features,
+                           scale_per_um=cfg.prior.rate_fourier_scale_per_um,
                            generator=gen).to(device=dev, dtype=dtype)
     params = list(field_net.parameters()) + list(rate_net.parameters())
     opt = torch.optim.Adam([
-        {"params": list(field_net.parameters()), "lr": cfg.learning_rate},
-        {"params": list(rate_net.parameters()), "lr": cfg.learning_rate * cfg.rate_learning_rate_factor},
+        {"params": list(field_net.parameters()), "lr": tr.learning_rate},
+        {"params": list(rate_net.parameters()), "lr": tr.learning_rate * tr.rate_learning_rate_factor},
     ])
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=tr.steps, eta_min=0.0)
     autocast = contextlib.nullcontext
-    patched = cfg.patch_size is not None and (cfg.patch_size < prob.grid.ny or cfg.patch_size < prob.grid.nx)
+    patched = tr.patch_size is not None and (tr.patch_size < prob.grid.ny or tr.patch_size < prob.grid.nx)
     best, best_step, losses = float("inf"), 0, []
-    for step in range(1, cfg.steps + 1):
-        window = prob.random_window(cfg.patch_size, rng) if patched else prob.full_window()
+    for step in range(1, tr.steps + 1):
+        window = prob.random_window(tr.patch_size, rng) if patched else prob.full_window()
         opt.zero_grad(set_to_none=True)
         total, terms, _ = prob.losses(field_net, rate_net, window, autocast)
         total.backward()
@@ -126,14 +127,14 @@ def _legacy_train_member(prob, seed):
         loss = float(total.detach())
         if loss < best * (1.0 - 1e-3):
             best, best_step = loss, step
-        stop = cfg.early_stopping_patience is not None and step - best_step >= cfg.early_stopping_patience
-        if step % cfg.log_every == 0 or step == cfg.steps or stop:
+        stop = tr.early_stopping_patience is not None and step - best_step >= tr.early_stopping_patience
+        if step % tr.log_every == 0 or step == tr.steps or stop:
             losses.append(loss)
         if stop:
             break
-    if cfg.lbfgs_steps > 0:
-        lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=cfg.lbfgs_steps, line_search_fn="strong_wolfe")
-        window = prob.full_window() if not patched else prob.random_window(cfg.patch_size, rng)
+    if tr.lbfgs_steps > 0:
+        lbfgs = torch.optim.LBFGS(params, lr=1.0, max_iter=tr.lbfgs_steps, line_search_fn="strong_wolfe")
+        window = prob.full_window() if not patched else prob.random_window(tr.patch_size, rng)
 
         def closure():
             lbfgs.zero_grad(set_to_none=True)
@@ -146,13 +147,13 @@ def _legacy_train_member(prob, seed):
 
 
 @pytest.mark.parametrize("extra", [{}, {"lbfgs_steps": 3}, {"patch_size": 24},
-                                   {"early_stopping_patience": 2, "steps": 30}])
+                                   {"early_stopping_patience": 2, "steps": 30}])  # training
 def test_member_training_identical_to_the_hand_written_loop(constant_state, extra):
     fields = fields_from_state(constant_state, disk_mask((64, 64), (24, 40), 20), PIXEL_UM)
-    cfg = FitConfig(**{**dict(device="cpu", dtype="float64", steps=8, log_every=3, seed=5,
-                              network=NetworkConfig(width=16, depth=1, fourier_features=8),
-                              mollifier=MollifierConfig(radius_px=4.0), regularisation="manual"),
-                       **extra})
+    cfg = FitConfig(device="cpu", dtype="float64", seed=5,
+                    training={**dict(steps=8, log_every=3), **extra},
+                    network=NetworkConfig(width=16, depth=1, fourier_features=8),
+                    mollifier=MollifierConfig(radius_px=4.0), prior=dict(regularisation="manual"))
     prob = fit_loop._Problem(fields, cfg, torch.device("cpu"), torch.float64)
     history = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     events = list(fit_loop._train_member(prob, 5, 0, 0.0, history, {}))

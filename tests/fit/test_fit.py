@@ -33,9 +33,11 @@ TINY_NET = NetworkConfig(width=16, depth=1, fourier_features=8)
 def _tiny_config(**kw) -> FitConfig:
     # regularisation as given: these tests count steps and events (a data-chosen weak prior
     # would train up to 4x the steps)
-    base = dict(device="cpu", steps=4, log_every=2, network=TINY_NET,
-                mollifier=MollifierConfig(radius_px=4.0), regularisation="manual")
-    base.update(kw)
+    base = dict(device="cpu", training=dict(steps=4, log_every=2), network=TINY_NET,
+                mollifier=MollifierConfig(radius_px=4.0), prior=dict(regularisation="manual"))
+    for key, value in kw.items():  # a group given as a dict updates the base's group
+        both = isinstance(value, dict) and isinstance(base.get(key), dict)
+        base[key] = {**base[key], **value} if both else value
     return FitConfig(**base)
 
 
@@ -58,7 +60,7 @@ def ramp_fields(ramp_case):
 def test_constant_rate_recovered_within_5_percent(constant_fields):
     """Measured: start 1.712, fitted mean 1.488 (truth 1.5) after 40 steps (seeds 0-2:
     1.488, 1.527, 1.520)."""
-    cfg = FitConfig(device="cpu", steps=150, network=SMALL_NET, seed=0)
+    cfg = FitConfig(device="cpu", training=dict(steps=150), network=SMALL_NET, seed=0)
     res = fit_rates(constant_fields, cfg)
     assert isinstance(res, FitResult)
     tr = res.trusted
@@ -86,7 +88,8 @@ def test_ramp_rate_recovered(ramp_fields):
     (0.99) but the slope shrinks to 0.2 (see the report), hence rate_smoothness = 0.01.
     """
     truth, fields = ramp_fields
-    cfg = FitConfig(device="cpu", steps=150, network=SMALL_NET, rate_smoothness=0.01, regularisation="manual", seed=0)
+    cfg = FitConfig(device="cpu", training=dict(steps=150), network=SMALL_NET,
+                    prior=dict(rate_smoothness=0.01, regularisation="manual"), seed=0)
     res = fit_rates(fields, cfg)
     tr = res.trusted
     assert tr.sum() > 1500
@@ -172,7 +175,7 @@ def test_fit_diverged_names_the_step(constant_fields, monkeypatch):
     monkeypatch.setattr(chromatin_problem, "chromatin_weak_operator_terms", poisoned)
     events = []
     with pytest.raises(FitDivergedError, match=r"step 3\b.*residual=nan"):
-        for ev in iter_fit(constant_fields, _tiny_config(steps=10, log_every=1)):
+        for ev in iter_fit(constant_fields, _tiny_config(training=dict(steps=10, log_every=1))):
             events.append(ev)
     assert [e.step for e in events] == [1, 2]
 
@@ -259,7 +262,7 @@ def test_trusted_pixels_bound_what_lies_outside():
 
 
 def test_iter_fit_yields_progress_then_one_done(constant_fields):
-    cfg = _tiny_config(steps=6, log_every=2)
+    cfg = _tiny_config(training=dict(steps=6, log_every=2))
     events = list(iter_fit(constant_fields, cfg))
     progress = [e for e in events if isinstance(e, FitProgress)]
     done = [e for e in events if isinstance(e, FitDone)]
@@ -273,7 +276,7 @@ def test_iter_fit_yields_progress_then_one_done(constant_fields):
     res = done[0].result
     assert res.history["step"] == [2, 4, 6]
     assert res.history["loss"] == [e.loss for e in progress]
-    assert res.config["steps"] == 6 and res.config["seed"] == cfg.seed
+    assert res.config["training"]["steps"] == 6 and res.config["seed"] == cfg.seed
 
 
 def test_same_seed_same_rates_on_cpu(constant_fields):
@@ -311,7 +314,7 @@ def test_comparison_backends_score_the_same_collocation_points(constant_fields):
     """The trusted region (where the residual is scored) does not depend on the backend."""
     net = NetworkConfig(width=16, depth=1, fourier_features=8, parameterization="free")
     trusted = {b: fit_rates(constant_fields, _tiny_config(derivative_backend=b, residual_form="strong",
-                                                          network=net, steps=1)).trusted
+                                                          network=net, training=dict(steps=1))).trusted
                for b in ("mollifier", "autograd")}
     np.testing.assert_array_equal(trusted["mollifier"], trusted["autograd"])
     assert trusted["autograd"].sum() < np.asarray(constant_fields.mask).sum()
@@ -325,8 +328,9 @@ def test_pretraining_fits_the_free_field_to_the_data(constant_fields):
 
     def misfit(pre):
         res = fit_rates(constant_fields, _tiny_config(network=net, residual_form="strong",
-                                                      pretrain_steps=pre, steps=1,
-                                                      residual_weight=0.0, learning_rate=5e-3))
+                                                      residual_weight=0.0,
+                                                      training=dict(pretrain_steps=pre, steps=1,
+                                                                    learning_rate=5e-3)))
         return float(np.sqrt(np.nanmean((res.phi_d_fit - constant_fields.phi_d)[m] ** 2))), res
 
     cold, res0 = misfit(0)
@@ -337,12 +341,12 @@ def test_pretraining_fits_the_free_field_to_the_data(constant_fields):
 
 def test_pretraining_needs_a_free_network():
     with pytest.raises(ValueError, match="pretrain_steps"):
-        FitConfig(pretrain_steps=10)
+        FitConfig(training=dict(pretrain_steps=10))
 
 
 def test_monitor_sees_the_current_rate_map(constant_fields):
     seen = []
-    for ev in iter_fit(constant_fields, _tiny_config(steps=6, log_every=3),
+    for ev in iter_fit(constant_fields, _tiny_config(training=dict(steps=6, log_every=3)),
                        monitor=lambda step, rate_map: seen.append((step, rate_map()))):
         if isinstance(ev, FitDone):
             res = ev.result
@@ -366,7 +370,8 @@ def test_pretraining_on_random_batches(constant_fields, monkeypatch):
 
     monkeypatch.setattr(fit_loop._FieldNet, "forward", spy)
     net = NetworkConfig(width=16, depth=1, fourier_features=8, parameterization="free")
-    cfg = _tiny_config(network=net, residual_form="strong", pretrain_steps=5, steps=1)
+    cfg = _tiny_config(network=net, residual_form="strong",
+                       training=dict(pretrain_steps=5, steps=1))
     n_mask = int(np.asarray(constant_fields.mask).sum())
     fit_rates(constant_fields, cfg)
     assert sizes[:5] == [n_mask] * 5

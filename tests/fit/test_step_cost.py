@@ -78,7 +78,7 @@ def _reference_losses(prob: _Problem, field_net, rate_net, w):
     gy = (dev_lam[1:, :] - dev_lam[:-1, :])[mask[1:, :] & mask[:-1, :]] / prob.pixel_um
     gx = (dev_lam[:, 1:] - dev_lam[:, :-1])[mask[:, 1:] & mask[:, :-1]] / prob.pixel_um
     smooth = 0.5 * ((gy**2).mean() + (gx**2).mean())
-    total = cfg.data_weight * data + cfg.residual_weight * res + cfg.rate_smoothness * smooth
+    total = cfg.data_weight * data + cfg.residual_weight * res + cfg.prior.rate_smoothness * smooth
     return total, {"data": data, "residual": res, "smooth": smooth}, (fitted, lam, r)
 
 
@@ -89,7 +89,7 @@ def disk_fields(constant_state):
 
 
 def _problem_and_nets(fields, dtype=torch.float64, stride=2, seed=3, **kw):
-    config = FitConfig(regularisation="manual", test_window_um=0.15,
+    config = FitConfig(prior={"regularisation": "manual", "test_window_um": 0.15},
                        mollifier={"radius_px": 6.0},
                        network={"evaluation_stride": stride}, **kw)
     prob = _Problem(fields, config, torch.device("cpu"), dtype)
@@ -178,8 +178,9 @@ def test_patches_use_their_own_constants(disk_fields):
 def test_restricted_and_full_network_evaluation_fit_the_same_rates(disk_fields):
     # float64: in float32 Adam amplifies roundoff-level gradient differences (different
     # transform sizes) to ~1e-4 in the rate after 30 steps on this small, steep problem
-    config = FitConfig(regularisation="manual", test_window_um=0.15, steps=30,
-                       mollifier={"radius_px": 6.0}, seed=1, dtype="float64")
+    config = FitConfig(prior={"regularisation": "manual", "test_window_um": 0.15},
+                       training={"steps": 30}, mollifier={"radius_px": 6.0}, seed=1,
+                       dtype="float64")
     fast = fit_rates(disk_fields, config, device="cpu").rate
     orig = _Problem.__init__
 

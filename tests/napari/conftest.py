@@ -19,14 +19,16 @@ from chromarate.export import CHANNELS, SCHEMA_VERSION
 TINY_CONFIG = """\
 name: napari-test
 fit:
-  steps: {steps}
-  log_every: {log_every}
-  # the step count as given (a data-chosen weak prior would train up to 4x as many)
-  regularisation: manual
+  training:
+    steps: {steps}
+    log_every: {log_every}
+  prior:
+    # the step count as given (a data-chosen weak prior would train up to 4x as many)
+    regularisation: manual
+    rate_fourier_features: 8
   network:
     width: 16
     fourier_features: 8
-  rate_fourier_features: 8
 """
 
 

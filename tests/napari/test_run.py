@@ -20,7 +20,7 @@ def test_presets_and_config_resolution(tiny_config):
     assert resolve_config("quick-cpu", None) == load_config(preset_path("quick-cpu"))
     assert resolve_config(DEFAULT_PRESET, None) == PipelineConfig()
     assert resolve_config(None, None) == PipelineConfig()
-    assert resolve_config("quick-cpu", tiny_config).fit.steps == 6  # a file wins
+    assert resolve_config("quick-cpu", tiny_config).fit.training.steps == 6  # a file wins
     with pytest.raises(ConfigError, match="preset named 'nope'"):
         resolve_config("nope", None)
 
@@ -38,7 +38,7 @@ def test_run_from_file_saves_results(tiny_nucleus, tiny_config, tmp_path):
     back = read_result(saved.path)
     assert back.provenance["input"]["path"] == str(csv)
     assert len(back.provenance["input"]["sha256"]) == 64
-    assert back.provenance["config"]["fit"]["steps"] == 6
+    assert back.provenance["config"]["fit"]["training"]["steps"] == 6
     assert not any(isinstance(e, RunFailed) for e in events)
     assert result.stack.channels["rate"].shape == back.channels["rate"].shape
 

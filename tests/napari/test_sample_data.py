@@ -65,7 +65,7 @@ def test_viewer_sample_data(viewer, no_stored_result, bot, monkeypatch):
     # report every fit step, so that the cancel below takes effect within a step
     real = _widget.resolve_config
     monkeypatch.setattr(_widget, "resolve_config", lambda preset, file: with_overrides(
-        real(preset, file), {"fit.log_every": 1}))
+        real(preset, file), {"fit.training.log_every": 1}))
     viewer.open_sample("chromarate", "sample_nucleus")
     assert [layer.name for layer in viewer.layers] == [
         "sample_nucleus · density (20 nm pixels)", "sample_nucleus · true rate λ"]

@@ -119,13 +119,13 @@ def test_errors_become_notifications(widgets, notifications, bot, tmp_path, tiny
     assert not infer.running
 
     bad_config = tmp_path / "bad.yaml"
-    bad_config.write_text("fit:\n  steps: -3\n")
+    bad_config.write_text("fit:\n  training:\n    steps: -3\n")
     notes = tmp_path / "notes.csv"
     notes.write_text("a,b\n1,2\n")
     infer.file.value = notes
     infer.config_file.value = bad_config
     infer.start()
-    assert "bad.yaml" in notifications["error"][-1] and "fit.steps" in notifications["error"][-1]
+    assert "bad.yaml" in notifications["error"][-1] and "fit.training.steps" in notifications["error"][-1]
 
     infer.config_file.value = tiny_config
     infer.start()  # the file is read in the worker: the error arrives as an event
