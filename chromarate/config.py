@@ -27,7 +27,7 @@ from ._config.fit import (FitConfig, MollifierConfig, NetworkConfig, PhysicsConf
 from ._config.io import _format_validation, _nan_keys  # noqa: F401 - kept importable here
 from ._config.io import _UniqueKeyLoader, config_hash, dump_config, make_config
 from ._config.migrate import (CONFIG_VERSION, QUIET_MIGRATION, check_phase_phi_max,
-                              migrate_pipeline, override_key, warn_moved)
+                              migrate_pipeline, override_key, read_older, warn_moved)
 from ._config.localizations import DriftConfig, FilterConfig
 from ._config.stages import (DenoiseConfig, PhaseConfig, RenderConfig, SegmentConfig,
                              SimulateConfig)
@@ -79,12 +79,7 @@ class PipelineConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _read_older(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data, moved = migrate_pipeline(data)
-        if moved and not (info.context or {}).get(QUIET_MIGRATION):
-            warn_moved(moved)
-        return data
+        return read_older(data, info, migrate_pipeline)
 
     @model_validator(mode="after")
     def _check(self) -> "PipelineConfig":

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, model_validator
 
 from .base import _Model
-from .migrate import QUIET_MIGRATION, migrate_fit, warn_moved
+from .migrate import migrate_fit, read_older
 
 __all__ = ["FitConfig", "MollifierConfig", "NetworkConfig", "PhysicsConfig", "PriorConfig",
            "TrainingConfig", "UncertaintyConfig"]
@@ -311,12 +311,7 @@ class FitConfig(_Model):
     @model_validator(mode="before")
     @classmethod
     def _read_old_keys(cls, data: Any, info: ValidationInfo) -> Any:
-        if not isinstance(data, dict):
-            return data
-        data, moved = migrate_fit(data)
-        if moved and not (info.context or {}).get(QUIET_MIGRATION):
-            warn_moved([(f"fit.{old}", f"fit.{new}") for old, new in moved])
-        return data
+        return read_older(data, info, migrate_fit, prefix="fit.")
 
     @model_validator(mode="after")
     def _check_backend(self) -> "FitConfig":

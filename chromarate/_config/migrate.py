@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
@@ -200,3 +200,16 @@ def warn_moved(moved: list[tuple[str, str]]) -> None:
         "the new keys (`chromarate config show FILE` prints the file in the new layout); "
         "the old ones will stop working in a future release",
         ConfigDeprecationWarning, stacklevel=level)
+
+
+def read_older(data: Any, info: Any, migrate: Callable[[dict[str, Any]], tuple[dict[str, Any], list[tuple[str, str]]]],
+               *, prefix: str = "") -> Any:
+    """Body of a model's ``mode="before"`` validator: move the older keys of ``data`` with
+    ``migrate`` and warn once (:func:`warn_moved`, keys named with ``prefix``) unless the
+    validation context asks for quiet (:data:`QUIET_MIGRATION`)."""
+    if not isinstance(data, dict):
+        return data
+    data, moved = migrate(data)
+    if moved and not (getattr(info, "context", None) or {}).get(QUIET_MIGRATION):
+        warn_moved([(prefix + old, prefix + new) for old, new in moved])
+    return data

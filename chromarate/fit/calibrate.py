@@ -35,10 +35,9 @@ from scipy import ndimage as ndi
 from .._types import PhaseFields
 from ..config import FitConfig
 from ..errors import StageError
-from .direct import TAPER_PX, resolve_radius
-from .mollifier import apply_2d_numpy, make_kernels
-from .physics import ChromatinParams, chromatin_weak_terms
-from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
+from .direct import TAPER_PX, rate_terms, resolve_radius
+from .mollifier import make_kernels
+from .prior import fit_scales, smooth_taper, windowed_ratio
 from .width import trusted_mask
 
 __all__ = ["Calibration", "calibrate_scale", "scale_misfit"]
@@ -109,21 +108,9 @@ def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     float
     """
     pixel_um = fields.pixel_size_nm / 1000.0
-    radius, noise = resolve_radius(fields, config)
-    if radius_px is not None:
-        radius = float(radius_px)
-    ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
-                      max_order=4, pixel=pixel_um)
-    params = ChromatinParams.from_config(config.physics)
-    phi_d, phi_w = denoise_fields(fields.phi_d, fields.phi_w, fields.mask, noise,
-                                  method=config.prior.field_prior,
-                                  strength=config.prior.field_prior_strength)
-
-    def conv(name, f):
-        return apply_2d_numpy(f, ks, name, mode="same")
-
-    num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
-    trusted = trusted_mask(fields.mask, ks)
+    terms = rate_terms(fields, config.model_copy(update={"residual_form": "weak"}),
+                       radius_px=radius_px)
+    num, den, trusted, radius = terms.num, terms.den, terms.trusted, terms.radius
     if trusted.sum() < 16:
         raise StageError("nucleus too small for the mollifier: fewer than 16 pixels lie one "
                          f"kernel support ({radius:g} px) inside the envelope; use a smaller "

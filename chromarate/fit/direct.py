@@ -97,10 +97,14 @@ class RateTerms:
         return smooth_taper(self.trusted, taper), float(window)
 
 
-def rate_terms(fields: PhaseFields, config: FitConfig) -> RateTerms:
+def rate_terms(fields: PhaseFields, config: FitConfig, *,
+               radius_px: float | None = None) -> RateTerms:
     """Denoise the fields as ``config.prior.field_prior`` says and form the residual's terms
-    with the mollifier kernels (weak or strong form, as ``config.residual_form`` says)."""
+    with the mollifier kernels (weak or strong form, as ``config.residual_form`` says) of
+    radius ``radius_px`` (default: the fit's choice, :func:`resolve_radius`)."""
     radius, noise = resolve_radius(fields, config)
+    if radius_px is not None:
+        radius = float(radius_px)
     pixel_um = fields.pixel_size_nm / 1000.0
     ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
                       max_order=4, pixel=pixel_um)
