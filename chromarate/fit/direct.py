@@ -14,7 +14,7 @@ from ..errors import StageError
 from .mollifier import apply_2d_numpy, make_kernels
 from .physics import ChromatinParams, chromatin_strong_terms, chromatin_weak_terms, rate_ratio
 from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
-from .uncertainty import windowed_rate_std
+from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
 from .width import choose_radius, estimate_noise, trusted_mask
 
 __all__ = ["RateTerms", "check_fields", "invert_direct", "mollified_derivatives", "rate_terms",
@@ -173,8 +173,9 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     else:
         weight, window = terms.window_weight(config.prior.test_window_um)
         rate = windowed_ratio(terms.num, terms.den, weight, window)
-        rate_std = np.where(trusted, windowed_rate_std(terms.num, terms.den, weight, window, rate),
-                            np.nan).astype(np.float32)
+        std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
+        bias = smoothing_bias(np.where(trusted, rate, np.nan), trusted, window, passes=1)
+        rate_std = np.where(trusted, interval_std(std, bias), np.nan).astype(np.float32)
     rate = np.where(trusted, rate, np.nan)
     residual = np.where(trusted, 0.0, np.nan)
     radius, noise, fitted = terms.radius, terms.noise, terms.fitted

@@ -57,7 +57,7 @@ from .lattice import _blur, _on_lattice, auto_stride  # noqa: F401
 from .networks import RateNetwork
 from .prior import denoise_fields
 from .regularise import choose_regularisation
-from .uncertainty import windowed_rate_std
+from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
 from .width import noise_map
 
 __all__ = ["iter_fit", "fit_rates", "FIELD_DERIVATIVES"]
@@ -205,11 +205,14 @@ def _assemble(prob: _Problem, field_net, rate_net):
 def _residual_rate_std(fields: PhaseFields, config: FitConfig, rate: np.ndarray,
                        trusted: np.ndarray) -> np.ndarray:
     """``rate_std`` of a single fit: the sandwich standard deviation of the windowed rate
-    from the residuals the fitted map leaves (:mod:`chromarate.fit.uncertainty`)."""
+    from the residuals the fitted map leaves, and the smoothing bias of a rate that answers
+    a residual tested against the window (the window smooths it twice), in quadrature
+    (:mod:`chromarate.fit.uncertainty`)."""
     terms = rate_terms(fields, config)
     weight, window = terms.window_weight(config.prior.test_window_um)
     std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
-    return np.where(trusted, std, np.nan)
+    bias = smoothing_bias(rate, trusted, window, passes=2)
+    return np.where(trusted, interval_std(std, bias), np.nan)
 
 
 def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
