@@ -52,7 +52,7 @@ def input_stem(path: str | os.PathLike) -> str:
 
 
 def safe_name(text: str, *, fallback: str = "input") -> str:
-    """``text`` made into one harmless folder name.
+    r"""``text`` made into one harmless folder name.
 
     Path separators, control characters and characters Windows forbids become ``_``;
     leading dots and spaces are dropped (no ``.``, ``..`` or hidden names), as are trailing
