@@ -20,7 +20,7 @@ from .mollifier import make_kernels
 from .networks import make_field_network
 from .physics import ChromatinParams, chromatin_residual, chromatin_weak_operator_terms
 from .prior import balance_rate, denoise_fields, domain_spacing_um, fit_scales, smooth_taper
-from .width import trusted_mask
+from .width import trusted_mask, window_support
 
 __all__ = ["FIELD_DERIVATIVES", "balance_window_um"]
 
@@ -153,7 +153,13 @@ class _Problem:
         window_px = None if window_um is None else window_um / self.pixel_um
         taper_px, window_px = fit_scales(self.trusted_np, TAPER_PX, window_px)
         self.taper_px, self._patch_tapers = taper_px, {}
-        self.weight = torch.as_tensor(smooth_taper(self.trusted_np, taper_px), device=dev, dtype=dtype)
+        weight_np = smooth_taper(self.trusted_np, taper_px)
+        self.weight = torch.as_tensor(weight_np, device=dev, dtype=dtype)
+        #: Pixels whose rate the data determine (the residual is scored there and at least
+        #: half of the test window's weight lies on scored pixels, width.window_support):
+        #: the result's trusted mask.
+        self.rate_trusted_np = (self.trusted_np if window_px is None
+                                else self.trusted_np & window_support(weight_np, window_px))
         self.test_kernel = None
         if window_px is not None:
             sig = window_px

@@ -15,7 +15,7 @@ from .mollifier import apply_2d_numpy, make_kernels
 from .physics import ChromatinParams, chromatin_strong_terms, chromatin_weak_terms, rate_ratio
 from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
 from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
-from .width import choose_radius, estimate_noise, trusted_mask
+from .width import choose_radius, estimate_noise, trusted_mask, window_support
 
 __all__ = ["RateTerms", "check_fields", "invert_direct", "mollified_derivatives", "rate_terms",
            "resolve_radius"]
@@ -173,6 +173,8 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     else:
         weight, window = terms.window_weight(config.prior.test_window_um)
         rate = windowed_ratio(terms.num, terms.den, weight, window)
+        # reported where the data determine the windowed rate (as for the PINN)
+        trusted = trusted & window_support(weight, window)
         std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
         bias = smoothing_bias(np.where(trusted, rate, np.nan), trusted, window, passes=1)
         rate_std = np.where(trusted, interval_std(std, bias), np.nan).astype(np.float32)

@@ -277,7 +277,9 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         resid_all.append(resid)
         terms_all.append(terms)
     train_s = time.perf_counter() - t_train
-    mask_np, trusted_np = prob.mask_np, prob.trusted_np
+    # residuals are scored on prob.trusted_np; the rate is reported as trusted where the
+    # data determine it (prob.rate_trusted_np, a subset)
+    mask_np, trusted_np = prob.mask_np, prob.rate_trusted_np
     if config.uncertainty.method == "seeds" or len(rates) == 1:
         rate = np.mean(rates, axis=0)
         rate_std = np.std(rates, axis=0, ddof=1) if len(rates) > 1 else None
@@ -293,7 +295,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     result = FitResult(
         rate=np.where(mask_np, rate, np.nan).astype(np.float32),
         phi_d_fit=np.mean(fitted_all, axis=0).astype(np.float32),
-        residual=np.where(trusted_np, np.mean(resid_all, axis=0), np.nan).astype(np.float32),
+        residual=np.where(prob.trusted_np, np.mean(resid_all, axis=0), np.nan).astype(np.float32),
         trusted=trusted_np,
         rate_std=None if rate_std is None else np.where(mask_np, rate_std, np.nan).astype(np.float32),
         history=history,
@@ -303,6 +305,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         meta={"method": "pinn", "residual_form": config.residual_form,
               "mollifier_radius_px": prob.radius, "noise_phi_d": prob.noise,
               "initial_rate": prob.initial_rate, "ensemble": config.uncertainty.ensemble,
+              "residual_pixels": int(prob.trusted_np.sum()),
               "rate_std_source": rate_std_source,
               "regularisation": chosen,
               "final_terms": {k: float(np.mean([t[k] for t in terms_all])) for k in terms_all[0]},
