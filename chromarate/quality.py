@@ -23,8 +23,10 @@ Each check guards an assumption of the method:
 ``fraction_clipped_low`` / ``fraction_clipped_high``
     Fractions of nucleus pixels whose heterochromatin fraction was clipped at 0 or phi_max.
 ``trusted_fraction``, ``trusted_pixels``
-    Share and number of nucleus pixels whose residual the values outside the envelope
-    cannot reach (:func:`chromarate.fit.width.trusted_mask`).
+    Share and number of nucleus pixels where the rate is reported: the values outside the
+    envelope cannot reach their residual (:func:`chromarate.fit.width.trusted_mask`) and at
+    least half of their test window lies on scored pixels
+    (:func:`chromarate.fit.width.window_support`).
 ``calibration_interior``
     Whether the density-scale calibration found its minimum inside the scanned range.
 ``residual_explained``
