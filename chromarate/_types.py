@@ -173,6 +173,22 @@ class PhaseFields:
         return tuple(self.phi_d.shape)  # type: ignore[return-value]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TrueFields(PhaseFields):
+    """The ground truth of a simulated nucleus: its steady-state phase fields and the rate
+    map that produced them, on the simulation grid (built with keywords).
+
+    Attributes
+    ----------
+    rate : numpy.ndarray
+        float (ny, nx): the true lambda.
+    phi_w, phi_d, mask, pixel_size_nm, origin_nm, meta
+        As in :class:`PhaseFields`.
+    """
+
+    rate: np.ndarray
+
+
 @dataclass(frozen=True)
 class FitResult:
     """The outcome of a rate inference.

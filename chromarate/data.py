@@ -15,7 +15,7 @@ reverse, so a pipeline run on it is an end-to-end test against a known lambda:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage as ndi
 
-from ._types import Localizations
+from ._types import Localizations, TrueFields
 from .config import SimulateConfig
 from .errors import InputFormatError
 from .fit.physics import ChromatinParams
@@ -48,18 +48,13 @@ __all__ = [
 PSF_SIGMA_NM = 130.0
 
 
-@dataclass(frozen=True)
-class SyntheticNucleus:
-    """A simulated nucleus: localizations plus the ground truth on the simulation grid."""
+@dataclass(frozen=True, kw_only=True)
+class SyntheticNucleus(TrueFields):
+    """A simulated nucleus: localizations plus the ground truth on the simulation grid
+    (``rate``, ``phi_d``, ``phi_w``, ``mask``, ``pixel_size_nm``, ``origin_nm``, ``meta``;
+    see :class:`~chromarate._types.TrueFields`)."""
 
     localizations: Localizations
-    rate: np.ndarray
-    phi_d: np.ndarray
-    phi_w: np.ndarray
-    mask: np.ndarray
-    pixel_size_nm: float
-    origin_nm: tuple[float, float] = (0.0, 0.0)
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def make_rate_map(shape: tuple[int, int], *, pixel_size_nm: float, rate_range: tuple[float, float],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import ndimage as ndi
 from scipy.special import erf
 
-from .._types import Localizations, PhaseFields
+from .._types import Localizations, PhaseFields, TrueFields
 from ..data import PSF_SIGMA_NM, make_nucleus_mask, make_rate_map, sample_localizations
 from ..errors import ConfigError
 from ..fit.physics import ChromatinParams
@@ -169,8 +169,8 @@ def truth_key(case: Case) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-@dataclass(frozen=True)
-class SyntheticCase:
+@dataclass(frozen=True, kw_only=True)
+class SyntheticCase(TrueFields):
     """Ground truth and observation of one case.
 
     Attributes
@@ -193,15 +193,8 @@ class SyntheticCase:
     """
 
     case: Case
-    rate: np.ndarray
-    phi_d: np.ndarray
-    phi_w: np.ndarray
-    mask: np.ndarray
-    pixel_size_nm: float
-    origin_nm: tuple[float, float] = (0.0, 0.0)
     fields: PhaseFields | None = None
     localizations: Localizations | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def phi_h(self) -> np.ndarray:
