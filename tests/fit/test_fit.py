@@ -258,6 +258,31 @@ def test_trusted_pixels_bound_what_lies_outside():
         assert np.max(np.abs(dirty - clean)[tr]) <= 1.001 * MAX_KERNEL_LEAK * weight
 
 
+def test_rate_is_reported_where_the_test_window_lies_on_scored_pixels(constant_fields):
+    """The result's trusted pixels are residual pixels with at least half of their test
+    window on the residual weight: the edge band of the residual pixels is dropped, for the
+    PINN and the closed form alike, and the residual channel keeps every residual pixel."""
+    from chromarate.fit.width import window_support
+
+    res = fit_rates(constant_fields, _tiny_config())
+    residual_px = np.isfinite(res.residual)
+    assert res.meta["residual_pixels"] == int(residual_px.sum())
+    assert not (res.trusted & ~residual_px).any()
+    dropped = residual_px & ~res.trusted
+    assert 0 < dropped.sum() < residual_px.sum()
+    # the dropped pixels lie next to the edge of the residual pixels, the kept ones inside
+    depth = ndi.distance_transform_edt(residual_px)
+    assert depth[dropped].max() < depth[res.trusted].max()
+    closed = invert_direct(constant_fields, _tiny_config())
+    np.testing.assert_array_equal(closed.trusted, res.trusted)
+    assert np.isnan(closed.rate[dropped]).all()
+    # a window entirely on scored pixels is kept, one on the edge is not
+    w = np.zeros((40, 40))
+    w[5:-5, 5:-5] = 1.0
+    s = window_support(w, 3.0)
+    assert s[20, 20] and not s[5, 5]
+
+
 # ------------------------------------------------------------------------------ events, seeds
 
 
