@@ -24,7 +24,6 @@ from pydantic import ValidationInfo, model_validator
 from ._config.base import _Model
 from ._config.fit import (FitConfig, MollifierConfig, NetworkConfig, PhysicsConfig, PriorConfig,
                           TrainingConfig, UncertaintyConfig)
-from ._config.io import _format_validation, _nan_keys  # noqa: F401 - kept importable here
 from ._config.io import _UniqueKeyLoader, config_hash, dump_config, make_config
 from ._config.migrate import (CONFIG_VERSION, QUIET_MIGRATION, check_phase_phi_max,
                               migrate_pipeline, override_key, read_older, warn_moved)

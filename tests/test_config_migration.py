@@ -28,7 +28,7 @@ OLD_FIT = {
     "log_every": (5, "training.log_every"),
     "patch_size": (64, "training.patch_size"),
     "mixed_precision": (True, "training.mixed_precision"),
-    "pretrain_steps": (0, "training.pretrain_steps"),
+    "pretrain_steps": (5, "training.pretrain_steps"),  # not the default: needs a free network
     "regularisation": ("manual", "prior.regularisation"),
     "rate_prior": ("flat", "prior.rate_prior"),
     "rate_smoothness": (0.001, "prior.rate_smoothness"),
@@ -64,7 +64,8 @@ def _old_yaml(fit: dict, phase_phi_max: float | None = 0.7) -> str:
 
 def test_old_flat_keys_in_yaml_are_read_at_their_new_place(tmp_path):
     path = tmp_path / "old.yaml"
-    path.write_text(_old_yaml({k: v for k, (v, _) in OLD_FIT.items()}))
+    path.write_text(_old_yaml({**{k: v for k, (v, _) in OLD_FIT.items()},
+                               "network": {"parameterization": "free"}}))
     with pytest.warns(ConfigDeprecationWarning) as record:
         cfg = load_config(path)
     message = _one_warning(record)
@@ -221,6 +222,10 @@ def test_batch_resume_matches_results_of_the_old_layout():
     assert _migrated_hash({"config": _old_layout(PipelineConfig())}) != config_hash(cfg)
     assert _migrated_hash({"config": {"fit": {"steps": -1}}}) is None
     assert _migrated_hash({}) is None
+    # a crafted stored config never stops the batch: the nucleus is simply refitted
+    for crafted in ({"fit": {"training": [1, 2]}}, {"fit": "x"}, {"version": "two"},
+                    {"render": {"pixel_size_nm": float("nan")}}):
+        assert _migrated_hash({"config": crafted}) is None
 
 
 def test_old_override_keys():

@@ -216,7 +216,8 @@ def _migrated_hash(prov: dict) -> str | None:
         return None
     try:
         return config_hash(make_config(PipelineConfig, stored, context={QUIET_MIGRATION: True}))
-    except ConfigError:
+    except (ConfigError, TypeError, ValueError, RecursionError):
+        # a stored config is input like any other: whatever it holds, the nucleus is refitted
         return None
 
 

@@ -152,7 +152,7 @@ class _Problem:
         window_um = config.prior.test_window_um
         window_px = None if window_um is None else window_um / self.pixel_um
         taper_px, window_px = fit_scales(self.trusted_np, TAPER_PX, window_px)
-        self.taper_px, self._patch_tapers = taper_px, {}
+        self.taper_px, self.window_px, self._patch_tapers = taper_px, window_px, {}
         weight_np = smooth_taper(self.trusted_np, taper_px)
         self.weight = torch.as_tensor(weight_np, device=dev, dtype=dtype)
         #: Pixels whose rate the data determine (the residual is scored there and at least
@@ -258,7 +258,6 @@ class _Problem:
             return hit
         if len(self._window_consts) >= 16:  # random patches: keep only the latest few
             self._window_consts.clear()
-        h, dev = self.halo, self.dev
         iy, ix = w.inner()
         mask = self.mask[iy, ix]
         with torch.no_grad():

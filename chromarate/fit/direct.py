@@ -102,9 +102,10 @@ def rate_terms(fields: PhaseFields, config: FitConfig, *,
     """Denoise the fields as ``config.prior.field_prior`` says and form the residual's terms
     with the mollifier kernels (weak or strong form, as ``config.residual_form`` says) of
     radius ``radius_px`` (default: the fit's choice, :func:`resolve_radius`)."""
-    radius, noise = resolve_radius(fields, config)
-    if radius_px is not None:
-        radius = float(radius_px)
+    if radius_px is None:
+        radius, noise = resolve_radius(fields, config)
+    else:  # the radius is given: only the noise estimate is needed
+        radius, noise = float(radius_px), estimate_noise(fields.phi_d, fields.mask)
     pixel_um = fields.pixel_size_nm / 1000.0
     ks = make_kernels(config.mollifier.kernel, radius, degree=config.mollifier.degree,
                       max_order=4, pixel=pixel_um)
@@ -176,7 +177,7 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
         # reported where the data determine the windowed rate (as for the PINN)
         trusted = trusted & window_support(weight, window)
         std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
-        bias = smoothing_bias(np.where(trusted, rate, np.nan), trusted, window, passes=1)
+        bias = smoothing_bias(rate, trusted, window, passes=1)
         rate_std = np.where(trusted, interval_std(std, bias), np.nan).astype(np.float32)
     rate = np.where(trusted, rate, np.nan)
     residual = np.where(trusted, 0.0, np.nan)

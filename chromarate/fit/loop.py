@@ -49,11 +49,10 @@ from ..config import FitConfig
 from ..device import describe_device, resolve_device, resolve_dtype
 # the problem and the grid operations live in their own modules; the names are re-exported
 # here for callers that used them from this module
-from .chromatin_problem import (FIELD_DERIVATIVES, _evaluation, _FieldNet,  # noqa: F401
-                                _Problem, balance_window_um)
+from .chromatin_problem import FIELD_DERIVATIVES, _evaluation, _FieldNet, _Problem  # noqa: F401
 from .direct import check_fields, invert_direct, rate_terms
 from .engine import ParamGroup, TrainProgress, TrainSettings, iter_train, train
-from .lattice import _blur, _on_lattice, auto_stride  # noqa: F401
+from .lattice import _blur  # noqa: F401
 from .networks import RateNetwork
 from .prior import denoise_fields
 from .regularise import choose_regularisation

@@ -273,6 +273,11 @@ def test_rate_is_reported_where_the_test_window_lies_on_scored_pixels(constant_f
     # the dropped pixels lie next to the edge of the residual pixels, the kept ones inside
     depth = ndi.distance_transform_edt(residual_px)
     assert depth[dropped].max() < depth[res.trusted].max()
+    # exactly the residual pixels whose test window lies at least half on the residual weight
+    prob = chromatin_problem._Problem(constant_fields, _tiny_config(), "cpu", torch.float64)
+    expected = prob.trusted_np & window_support(prob.weight.numpy(), prob.window_px)
+    np.testing.assert_array_equal(res.trusted, expected)
+    assert depth[dropped].max() <= depth[res.trusted].min() + 1
     closed = invert_direct(constant_fields, _tiny_config())
     np.testing.assert_array_equal(closed.trusted, res.trusted)
     assert np.isnan(closed.rate[dropped]).all()
@@ -407,3 +412,37 @@ def test_pretraining_on_random_batches(constant_fields, monkeypatch):
     b = fit_rates(constant_fields, cfg)
     np.testing.assert_array_equal(a.phi_d_fit, b.phi_d_fit)
 
+
+
+def test_rate_std_carries_the_smoothing_bias(ramp_fields, monkeypatch):
+    """The closed form's and the PINN's rate_std are the residual sandwich and the smoothing
+    bias in quadrature: with the bias term forced to zero, rate_std falls to the sandwich,
+    and with a bias term, no pixel's interval is narrower than the bias itself."""
+    from chromarate.fit import direct as fit_direct
+    from chromarate.fit import uncertainty
+
+    _, fields = ramp_fields
+    cfg = _tiny_config()
+    seen = {}
+    real = uncertainty.smoothing_bias
+
+    def spy(rate, support, sigma_px, *, passes=1):
+        seen[passes] = b = real(rate, support, sigma_px, passes=passes)
+        return b
+
+    for mod in (fit_direct, fit_loop):
+        monkeypatch.setattr(mod, "smoothing_bias", spy)
+    closed = invert_direct(fields, cfg)
+    pinn = fit_rates(fields, cfg)
+    assert set(seen) == {1, 2}  # once smoothed (closed form), twice (PINN)
+    for res in (closed, pinn):
+        tr = res.trusted & np.isfinite(res.rate_std)
+        assert tr.any()
+    b1 = seen[1][closed.trusted]
+    assert np.all(closed.rate_std[closed.trusted] >= b1.astype(np.float32) - 1e-6)
+    for mod in (fit_direct, fit_loop):
+        monkeypatch.setattr(mod, "smoothing_bias",
+                            lambda rate, support, sigma_px, *, passes=1: np.zeros(np.shape(rate)))
+    no_bias = invert_direct(fields, cfg)
+    grew = closed.rate_std[closed.trusted] > no_bias.rate_std[closed.trusted] + 1e-7
+    assert grew.any()  # the ramp's edges curve: the bias term is not zero everywhere
