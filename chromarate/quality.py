@@ -17,9 +17,13 @@ Each check guards an assumption of the method:
     the kernels see structure the data do not resolve.
 ``density_contrast``
     Ratio of the 95th to the 5th percentile of the denoised density in the nucleus interior.
-    Phase-separated chromatin shows heterochromatin several times denser than euchromatin;
-    below ``MIN_DENSITY_CONTRAST`` there is no domain structure to read rates from (beads,
-    membranes, bacteria).
+    Below ``MIN_DENSITY_CONTRAST`` the object is featureless: with the density proportional
+    to ``phi_h + phi_e0`` (phi_e0 = 0.2) the heterochromatin fraction then varies by less
+    than 0.04 across the nucleus and the fourth-order terms carry no rate signal above
+    noise. Weak contrast alone is no defect: a simulated 15 um nucleus whose phi_h spans
+    only 0.08-0.25 (p95/p5 1.45-1.57) is fitted at r 0.95. Membranes, beads and bacteria
+    show the opposite (p5 near zero, p95/p5 in the tens or infinite); the sparse, clipping,
+    calibration and mean-rate checks are what flag them (docs/validation.md).
 ``fraction_clipped_low`` / ``fraction_clipped_high``
     Fractions of nucleus pixels whose heterochromatin fraction was clipped at 0 or phi_max.
 ``trusted_fraction``, ``trusted_pixels``
@@ -54,7 +58,7 @@ __all__ = ["QualityReport", "assess_quality", "density_contrast", "map_agreement
 
 MIN_LOCS_PER_RESOLUTION_AREA = 5.0
 MAX_RESOLUTION_OVER_KERNEL = 0.5
-MIN_DENSITY_CONTRAST = 2.0
+MIN_DENSITY_CONTRAST = 1.2
 MAX_CLIPPED_LOW = 0.35
 MAX_CLIPPED_HIGH = 0.25
 MIN_TRUSTED_FRACTION = 0.1
@@ -209,7 +213,7 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
     check(above("resolution_over_kernel", MAX_RESOLUTION_OVER_KERNEL),
           f"resolution {m['resolution_nm']:.0f} nm is coarse for the {radius_nm:.0f} nm kernel")
     check(below("density_contrast", MIN_DENSITY_CONTRAST),
-          f"no chromatin domain contrast: density p95/p5 = {m['density_contrast']:.2f} "
+          f"featureless: density contrast p95/p5 = {m['density_contrast']:.2f} "
           f"(< {MIN_DENSITY_CONTRAST:g})")
     check(above("fraction_clipped_low", MAX_CLIPPED_LOW),
           f"{100 * m['fraction_clipped_low']:.0f} % of the nucleus below the euchromatin baseline")

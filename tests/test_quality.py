@@ -81,6 +81,18 @@ def test_a_single_fits_residual_uncertainty_is_recorded_not_gated():
     assert q.status == "ok" and q.metrics["relative_uncertainty"] > 2.0
 
 
+def test_weak_contrast_is_not_a_defect():
+    """A nucleus whose heterochromatin spans only part of its range (p95/p5 1.5, like the
+    simulated 15 um case fitted at r 0.95) passes; a uniform one does not."""
+    kw = _good()
+    weak = np.where(np.random.default_rng(2).random(kw["mask"].shape) < 0.5, 1.0, 1.5) * kw["mask"]
+    q = assess_quality(**{**kw, "denoised": weak})
+    assert q.status == "ok" and q.metrics["density_contrast"] == pytest.approx(1.5)
+    flat = np.where(np.random.default_rng(2).random(kw["mask"].shape) < 0.5, 1.0, 1.1) * kw["mask"]
+    q = assess_quality(**{**kw, "denoised": flat})
+    assert q.status == "low_confidence" and "featureless" in q.reasons[0]
+
+
 def test_missing_figures_are_not_evidence():
     q = assess_quality(**_good(n_localizations=None, resolution_nm=None, closed_form_rate=None,
                                rate_std=None, residual_term=None))

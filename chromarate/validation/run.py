@@ -251,6 +251,8 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
         except ChromarateError as exc:
             meta["baseline_error"] = str(exc)
     status, reasons = qc_status(qc)
+    if isinstance(qc, dict) and isinstance(qc.get("metrics"), dict):
+        meta["qc_metrics"] = dict(qc["metrics"])
     meta["mollifier_radius_px"] = fit.meta.get("mollifier_radius_px")
     meta["fit_timings"] = dict(fit.timings)
     true_on_grid = _truth_on_grid(target, syn, fields)
