@@ -40,7 +40,7 @@ from .width import estimate_noise
 __all__ = ["choose_regularisation", "regularisation_from_misfit"]
 
 #: Misfit at and below which the weak prior is used.
-J_WEAK = 0.05
+J_WEAK = 0.15
 #: Misfit at and above which the strong prior is used.
 J_STRONG = 0.3
 #: The weak prior trains this many times ``fit.training.steps`` (the strong prior
