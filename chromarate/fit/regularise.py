@@ -12,10 +12,14 @@ Criterion (``"steadiness"``, the default): the relative misfit ``J`` of the weak
 against the windowed closed form (:func:`chromarate.fit.calibrate.scale_misfit`), the
 share of the residual that no smooth rate explains. ``J`` is about 3e-4 for noise-free
 simulated steady states, 1e-3 to 5e-3 with 1 % white noise, 0.01 to 0.05 with 5 %, and
-about 0.3 for fields rendered from 250k localizations. The rate prior and the test window
-are interpolated on a log scale of ``J`` between the weak setting (``rate_smoothness``
-1e-3, 0.15 um windows; measured best for white noise up to 5 %) below ``J_WEAK`` and the
-strong one (1.0, 0.3 um; measured best on rendered densities) above ``J_STRONG``. The
+0.17 to 0.35 for fields rendered from 250k-1M localizations. The rate prior and the test
+window are interpolated on a log scale of ``J`` between the weak setting
+(``rate_smoothness`` 1e-3, 0.15 um windows; measured best for white noise up to 5 %) below
+``J_WEAK`` and the strong one (1.0, 0.3 um; measured best on the rendered ``simulate``
+nuclei at J >= 0.3) above ``J_STRONG``. ``J_WEAK`` is 0.15: rendered suite nuclei at
+J ~ 0.21 recovered lambda best with ``rate_smoothness`` 0.01-0.03 (docs/validation.md).
+J measures the noise only; how rough lambda is, which also sets the best prior, it cannot
+see. The
 number of Adam steps grows from ``fit.training.steps`` (strong prior) to ``WEAK_STEPS_FACTOR`` times
 that (weak prior): a weakly regularised rate travels further from its start.
 
