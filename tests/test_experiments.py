@@ -11,6 +11,7 @@ the unit tests of the harness and of the ``paper_table`` helpers stay in the def
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -347,3 +348,21 @@ def test_monitored_fit_times_exclude_the_monitor(paper_table, monkeypatch):
     # pre-training 2 s + 10 Adam steps = 12 s at the first logged step that stays >= 0.9
     assert out["time_to_target_s"] == pytest.approx(12.0)
     assert out["correlation"] == pytest.approx(corr[-1])
+
+
+@pytest.mark.slow
+def test_prior_sweep_quick(tmp_path):
+    """A fixed prior through the PINN and the linear surrogate with its cross-validation, on
+    the small version of a development case: every number comes back finite."""
+    out_json = tmp_path / "out.json"
+    out = _run("prior_sweep.py", "--quick", "--cases", "step-box-n1@101", "--priors", "1e-3:0.15",
+               "--steps", "5", "--surrogate", "1e-3", "1", "--cv", "--json", str(out_json),
+               timeout=600)
+    assert re.search(r"^step-box-n1@101  surrogate window 0.15 um  r: 0.001:-?[\d.]+ 1:-?[\d.]+$",
+                     out, re.M), out
+    assert re.search(r"^step-box-n1@101  cv_guard: [\d.]+ [\d.]+  -> (0.001|1)$", out, re.M), out
+    assert re.search(r"rate_smoothness=0.001, test_window_um=0.15\s+r=-?[\d.]+", out), out
+    case = json.loads(out_json.read_text())["cases"]["step-box-n1@101"]
+    assert len(case["surrogate"]["r"]) == 2 and all(math.isfinite(r) for r in case["surrogate"]["r"])
+    assert all(v > 0 for v in case["surrogate"]["cv_no_guard"] + case["surrogate"]["cv_guard"])
+    assert case["priors"][0]["rate_smoothness"] == 1e-3 and math.isfinite(case["priors"][0]["r"])

@@ -1,0 +1,337 @@
+"""Which rate prior recovers lambda best on a validation case, and can the data tell?
+
+The default fit chooses its rate prior from the steadiness misfit J (a noise measure,
+``chromarate.fit.regularise``). This study measures, on named development cases of the
+validation suite, what the choice costs against fixed priors, and whether the best prior
+can be read from the data. Four kinds of run, each printing one line per case and setting:
+
+``--priors S:W ...``
+    The default PINN (``fit_rates`` / the pipeline) with ``regularisation: manual``,
+    ``rate_smoothness`` S and ``test_window_um`` W, 1000 Adam steps: r against the truth,
+    the closed form's r at the same window, the bias of the mean and the coverage.
+``--fit-seeds N``
+    The default fit with fit seeds 0 ... N-1, and the r of their mean map (does an ensemble
+    help r?).
+``--fourier-scales F ...``
+    The default fit with the rate network's Fourier scale F (cycles/um).
+``--surrogate S ...`` (with ``--window W``)
+    A linear surrogate of the PINN's rate problem, fast enough to scan many priors: the
+    fields held at their denoised values, lambda a free value per nucleus pixel, and the
+    PINN's loss otherwise (the weak residual tested against Gaussian windows, normalised
+    as in the fit, plus ``S`` times the mean squared gradient of lambda minus the balance
+    prior), solved by conjugate gradients. Prints r against the truth for each S and, with
+    ``--cv``, a block cross-validation score of each S (the held-out tested residual,
+    blocks of one window or kernel radius, with and without a guard band of one kernel
+    radius plus one window around the held-out blocks).
+
+Cases are those of the suite (``--set dev``, the
+default; use the unseen set only to report, never to choose) or ``seedN`` for
+``chromarate simulate --seed N`` (through ``experiments/cli_seeds.py``'s cache).
+
+    python experiments/prior_sweep.py --cases step-box-n1@101 bump-env-n1@101 \\
+        --priors 1e-4:0.15 1e-3:0.15 1e-2:0.15 1e-3:0.1
+    python experiments/prior_sweep.py --cases hetero-irr-env-loc250k@101 --fit-seeds 3
+    python experiments/prior_sweep.py --cases step-box-n1@101 --surrogate 1e-4 1e-3 1e-2 0.1 1 \\
+        --window 0.15 --cv
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import add_json_option, add_threads_option, parser, set_threads, write_json  # noqa: E402
+
+CACHE = Path(tempfile.gettempdir()) / "chromarate-validation"
+CLI_CACHE = Path(tempfile.gettempdir()) / "chromarate-cli-seeds"
+
+
+# --------------------------------------------------------------------------------------
+# PINN runs
+# --------------------------------------------------------------------------------------
+
+def _with_fit(cfg, *, prior=None, training=None, **fit):
+    """``cfg`` with the fit's prior / training groups and top-level fields updated."""
+    f = cfg.fit
+    update = dict(fit)
+    if prior:
+        update["prior"] = f.prior.model_copy(update=prior)
+    if training:
+        update["training"] = f.training.model_copy(update=training)
+    return cfg.model_copy(update={"fit": f.model_copy(update=update)})
+
+
+def _suite_case(name: str, seed_set: str, quick: bool):
+    from chromarate.validation.suite import suite_for_set
+
+    cases = {c.name: c for c in suite_for_set(seed_set, quick=quick)}
+    if name not in cases:
+        raise SystemExit(f"no case {name!r} in the {seed_set} set; cases: {', '.join(cases)}")
+    return cases[name]
+
+
+def _run(case, cfg, *, baseline: bool = True) -> dict:
+    from chromarate.validation.run import run_case
+
+    t0 = time.perf_counter()
+    res = run_case(case, config=cfg, cache_dir=CACHE, baseline=baseline)
+    row = res.row()
+    return {"r": row["r"], "baseline_r": row["baseline_r"], "bias": row["bias"],
+            "coverage90": row["coverage90"], "seconds": time.perf_counter() - t0,
+            "_maps": (np.where(res.trusted, res.rate, np.nan), res.target, res.trusted)}
+
+
+def run_priors(case, settings, steps: int) -> list[dict]:
+    """The PINN with each fixed (rate_smoothness, window) pair."""
+    from chromarate.validation.run import default_config
+
+    out = []
+    for s, w in settings:
+        cfg = _with_fit(default_config(case),
+                        prior={"regularisation": "manual", "rate_smoothness": s, "test_window_um": w},
+                        training={"steps": steps})
+        out.append({"rate_smoothness": s, "test_window_um": w, **_run(case, cfg)})
+    return out
+
+
+def run_fit_seeds(case, n: int) -> list[dict]:
+    """The default fit with fit seeds 0 ... n-1 and the r of the mean of their maps."""
+    from chromarate.validation.run import default_config
+
+    out, maps = [], []
+    for seed in range(n):
+        row = _run(case, _with_fit(default_config(case), seed=seed), baseline=False)
+        maps.append(row["_maps"])
+        out.append({"fit_seed": seed, **row})
+    rate = np.nanmean(np.stack([m[0] for m in maps]), axis=0)
+    target, trusted = maps[0][1], maps[0][2]
+    sel = trusted & np.isfinite(rate) & np.isfinite(target)
+    out.append({"fit_seed": "mean map", "r": float(np.corrcoef(rate[sel], target[sel])[0, 1])})
+    return out
+
+
+def run_fourier(case, scales) -> list[dict]:
+    """The default fit with other Fourier scales of the rate network."""
+    from chromarate.validation.run import default_config
+
+    return [{"rate_fourier_scale_per_um": f,
+             **_run(case, _with_fit(default_config(case), prior={"rate_fourier_scale_per_um": f}),
+                    baseline=False)} for f in scales]
+
+
+# --------------------------------------------------------------------------------------
+# linear surrogate
+# --------------------------------------------------------------------------------------
+
+def case_fields(name: str, seed_set: str, quick: bool):
+    """(phase fields, truth on their grid) of a suite case or a ``seedN`` simulate nucleus;
+    localization cases go through the default pipeline (closed form, for speed)."""
+    from chromarate.pipeline import NucleusResult, Pipeline
+    from chromarate.validation.cases import simulate_case
+    from chromarate.validation.run import _target, _truth_on_grid, default_config
+
+    def largest(results):
+        done = [r for r in results if isinstance(r, NucleusResult)]
+        return max(done, key=lambda r: int(r.fields.mask.sum())).fields
+
+    if name.startswith("seed"):
+        import cli_seeds
+        from chromarate.analysis.compare import resample_to_grid
+        from chromarate.config import PipelineConfig
+
+        locs, truth = cli_seeds._simulate(int(name[4:]), CLI_CACHE)
+        f = largest(Pipeline(PipelineConfig(fit={"method": "direct"})).run(locs))
+        true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
+                                src_origin_nm=truth["origin_nm"], shape=f.mask.shape,
+                                pixel_nm=f.pixel_size_nm, origin_nm=f.origin_nm)
+        return f, true
+    case = _suite_case(name, seed_set, quick)
+    syn = simulate_case(case, cache_dir=CACHE)
+    target, _ = _target(syn)
+    if case.path == "fields":
+        f = syn.fields
+    else:
+        f = largest(Pipeline(_with_fit(default_config(case), method="direct")).run(syn.localizations))
+    return f, _truth_on_grid(target, syn, f)
+
+
+class Surrogate:
+    """The PINN's rate problem with the fields fixed: a linear least-squares problem.
+
+    Minimises ``sum (G * (w (den lam - num)))^2 / (N scale^2) + s * smooth`` over a value
+    of lambda per nucleus pixel, with the fit's terms (``rate_terms``), taper ``w``, test
+    window ``G``, normalisation ``N = sum (G * w)^2`` and ``scale = 2 mean(phi_h)``, and
+    ``smooth`` the mean squared forward difference (per um) of ``lam - lam_b`` over pixel
+    pairs inside the nucleus, ``lam_b`` the balance prior.
+    """
+
+    def __init__(self, fields, window_um: float):
+        from scipy import ndimage as ndi
+
+        from chromarate.config import FitConfig
+        from chromarate.fit.chromatin_problem import balance_window_um
+        from chromarate.fit.direct import rate_terms
+        from chromarate.fit.prior import balance_rate
+
+        self.terms = terms = rate_terms(fields, FitConfig())
+        self.weight, self.window = terms.window_weight(window_um)
+        self.mask = m = np.asarray(fields.mask, bool)
+        self.idx = np.flatnonzero(m)
+        self.pixel_um = terms.pixel_um
+        sigma_b = balance_window_um(fields, m, self.pixel_um, window_um) / self.pixel_um
+        self.lam_b = balance_rate(fields.phi_h, fields.phi_e, m, sigma_b)
+        scale = max(2.0 * float(np.mean(fields.phi_h[m])), 1e-3)
+        self.blur = lambda z: ndi.gaussian_filter(z, self.window, mode="constant")
+        self.wden = self.weight * np.nan_to_num(terms.den)
+        self.y = self.blur(self.weight * np.nan_to_num(terms.num))
+        self.c = 2.0 / (float(np.sum(self.blur(self.weight) ** 2)) * scale**2)
+        self.pair_y, self.pair_x = m[1:, :] & m[:-1, :], m[:, 1:] & m[:, :-1]
+
+    def _lap(self, v):
+        """Gradient of the smoothness term (without s): D^T D v / (n p^2), both axes."""
+        out = np.zeros_like(v)
+        p2 = self.pixel_um**2
+        dy = (v[1:, :] - v[:-1, :]) * self.pair_y / (self.pair_y.sum() * p2)
+        out[1:, :] += dy
+        out[:-1, :] -= dy
+        dx = (v[:, 1:] - v[:, :-1]) * self.pair_x / (self.pair_x.sum() * p2)
+        out[:, 1:] += dx
+        out[:, :-1] -= dx
+        return out
+
+    def solve(self, s: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """lambda for prior strength ``s``, the residual counted only on ``rows``."""
+        from scipy.sparse.linalg import LinearOperator, cg
+
+        keep = np.ones(self.mask.shape) if rows is None else rows.astype(float)
+
+        def full(x):
+            v = np.zeros(self.mask.shape)
+            v.flat[self.idx] = x
+            return v
+
+        def matvec(x):
+            v = full(x)
+            return (self.c * self.wden * self.blur(keep * self.blur(self.wden * v))
+                    + s * self._lap(v)).flat[self.idx]
+
+        rhs = (self.c * self.wden * self.blur(keep * self.y) + s * self._lap(self.lam_b)).flat[self.idx]
+        n = self.idx.size
+        x, _ = cg(LinearOperator((n, n), matvec=matvec, dtype=float), rhs, rtol=1e-6, maxiter=2000)
+        return full(x)
+
+    def r(self, lam: np.ndarray, truth: np.ndarray) -> float:
+        """Pearson r on the pixels the fit reports (residual pixels with window support)."""
+        from chromarate.fit.width import window_support
+
+        sel = self.terms.trusted & window_support(self.weight, self.window) & np.isfinite(truth)
+        return float(np.corrcoef(lam[sel], truth[sel])[0, 1])
+
+    def cv(self, strengths, *, guard: bool, folds: int = 4, seed: int = 0) -> np.ndarray:
+        """Held-out tested residual per strength, relative to ``sum y^2`` (block CV)."""
+        from scipy import ndimage as ndi
+
+        rows = self.blur(self.weight) > 1e-3 * self.blur(self.weight).max()
+        radius = float(self.terms.radius)
+        side = int(np.ceil(max(2.0 * self.window, radius)))
+        ny, nx = self.mask.shape
+        labels = np.random.default_rng(seed).integers(0, folds, size=(ny // side + 1, nx // side + 1))
+        fold = np.kron(labels, np.ones((side, side), int))[:ny, :nx]
+        gap = (radius + self.window) if guard else 0.0
+        err = np.zeros(len(strengths))
+        for k in range(folds):
+            held = (fold == k) & rows
+            if not held.any():
+                continue
+            train = rows & (ndi.distance_transform_edt(~held) > gap)
+            for i, s in enumerate(strengths):
+                pred = self.blur(self.wden * self.solve(s, train)) - self.y
+                err[i] += float(np.sum(pred[held] ** 2))
+        return err / float(np.sum(self.y[rows] ** 2))
+
+
+def run_surrogate(name: str, strengths, window: float, cv: bool, seed_set: str, quick: bool):
+    fields, truth = case_fields(name, seed_set, quick)
+    sur = Surrogate(fields, window)
+    row = {"window_um": window, "strengths": list(strengths),
+           "r": [sur.r(sur.solve(s), truth) for s in strengths]}
+    if cv:
+        for guard in (False, True):
+            row["cv_guard" if guard else "cv_no_guard"] = sur.cv(strengths, guard=guard).tolist()
+    return row
+
+
+# --------------------------------------------------------------------------------------
+
+def _f(x, spec=".3f"):
+    return "-" if x is None or (isinstance(x, float) and not np.isfinite(x)) else format(x, spec)
+
+
+def _print_pinn(name, rows, *keys):
+    for r in rows:
+        label = ", ".join(f"{k}={r[k]}" for k in keys if k in r)
+        print(f"{name}  {label:<40} r={_f(r['r'])}  "
+              f"base={_f(r.get('baseline_r'))}  bias={_f(r.get('bias'), '+.3f')}  "
+              f"cov90={_f(r.get('coverage90'), '.2f')}  {_f(r.get('seconds'), '.0f')} s", flush=True)
+
+
+def main(argv=None) -> dict:
+    ap = parser(__doc__, first="line")
+    ap.add_argument("--cases", nargs="+", required=True, metavar="NAME")
+    ap.add_argument("--set", choices=["dev", "unseen"], default="dev", dest="seed_set")
+    ap.add_argument("--quick", action="store_true", help="the suite's small case versions")
+    ap.add_argument("--priors", nargs="+", default=None, metavar="S:W")
+    ap.add_argument("--steps", type=int, default=1000, help="Adam steps with --priors")
+    ap.add_argument("--fit-seeds", type=int, default=None)
+    ap.add_argument("--fourier-scales", type=float, nargs="+", default=None)
+    ap.add_argument("--surrogate", type=float, nargs="+", default=None, metavar="S")
+    ap.add_argument("--window", type=float, default=0.15, help="test window (um) of --surrogate")
+    ap.add_argument("--cv", action="store_true", help="block cross-validation with --surrogate")
+    add_threads_option(ap)
+    add_json_option(ap)
+    args = ap.parse_args(argv)
+    set_threads(args.threads)
+    report: dict = {"set": args.seed_set, "quick": args.quick, "cases": {}}
+    for name in args.cases:
+        out: dict = {}
+        if args.surrogate:
+            row = run_surrogate(name, args.surrogate, args.window, args.cv, args.seed_set, args.quick)
+            out["surrogate"] = row
+            line = " ".join(f"{s:g}:{_f(r)}" for s, r in zip(row["strengths"], row["r"]))
+            print(f"{name}  surrogate window {args.window:g} um  r: {line}", flush=True)
+            for key in ("cv_no_guard", "cv_guard"):
+                if key in row:
+                    vals = " ".join(f"{v:.4f}" for v in row[key])
+                    best = row["strengths"][int(np.argmin(row[key]))]
+                    print(f"{name}  {key}: {vals}  -> {best:g}", flush=True)
+            best_r = row["strengths"][int(np.nanargmax(row["r"]))]
+            print(f"{name}  best r at {best_r:g}", flush=True)
+        if not name.startswith("seed"):
+            case = _suite_case(name, args.seed_set, args.quick)
+            if args.priors:
+                settings = [tuple(float(v) for v in p.split(":")) for p in args.priors]
+                out["priors"] = run_priors(case, settings, args.steps)
+                _print_pinn(name, out["priors"], "rate_smoothness", "test_window_um")
+            if args.fit_seeds:
+                out["fit_seeds"] = run_fit_seeds(case, args.fit_seeds)
+                _print_pinn(name, out["fit_seeds"], "fit_seed")
+            if args.fourier_scales:
+                out["fourier"] = run_fourier(case, args.fourier_scales)
+                _print_pinn(name, out["fourier"], "rate_fourier_scale_per_um")
+        for rows in out.values():
+            for r in (rows if isinstance(rows, list) else []):
+                r.pop("_maps", None)
+        report["cases"][name] = out
+    if args.json:
+        write_json(args.json, report, indent=1, allow_nan=True, newline=True)
+    return report
+
+
+if __name__ == "__main__":
+    main()
