@@ -346,7 +346,7 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         closed_form_rate=closed, rate_std=fit.rate_std,
         residual_term=(fit.meta.get("final_terms") or {}).get("residual"),
         mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm,
-        gate_uncertainty=fit.meta.get("rate_std_source", "ensemble") != "residual")
+        rate_std_source=fit.meta.get("rate_std_source"))
 
 
 def _timer(timings: dict[str, float]):

@@ -42,7 +42,9 @@ Each check guards an assumption of the method:
     fourth-order term (r 0.2 against the truth on a simulated nucleus where the PINN reached
     0.85), so disagreement there says more about the closed form than about the fit.
 ``relative_uncertainty``
-    Median ``rate_std / rate`` over the trusted pixels (NaN without ``rate_std``).
+    Median ``rate_std / rate`` over the trusted pixels (NaN without ``rate_std``). Gated
+    only for an ensemble's spread; a single fit's residual-based ``rate_std`` is recorded,
+    not gated (the ``rate_std_source`` argument of :func:`assess_quality`).
 ``rate_mean``
     Mean rate on the trusted pixels, plausible within ``RATE_MEAN_RANGE``.
 """
@@ -122,13 +124,38 @@ def map_agreement(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return float(np.corrcoef(a[sel], b[sel])[0, 1])
 
 
+def _gates_uncertainty(rate_std_source: str | None) -> bool:
+    """Whether a large ``relative_uncertainty`` lowers a nucleus' status.
+
+    The rule: a single fit's residual-based ``rate_std`` (source ``"residual"``) is recorded
+    but not gated, because on rendered data it counts residuals that the fit's prior
+    averages over (docs/numerics.md); an ensemble's spread (bootstrap or seeds) is gated.
+    Any other source, including an unknown one (None), is gated as an ensemble's would be.
+
+    Parameters
+    ----------
+    rate_std_source : str or None
+        ``FitResult.meta["rate_std_source"]``.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> _gates_uncertainty("residual"), _gates_uncertainty("bootstrap"), _gates_uncertainty(None)
+    (False, True, True)
+    """
+    return rate_std_source != "residual"
+
+
 def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: np.ndarray,
                    denoised: np.ndarray, phase_meta: Mapping[str, Any], rate: np.ndarray,
                    trusted: np.ndarray, closed_form_rate: np.ndarray | None = None,
                    rate_std: np.ndarray | None = None, residual_term: float | None = None,
                    mollifier_radius_px: float | None = None,
                    resolution_nm: float | None = None,
-                   gate_uncertainty: bool = True) -> QualityReport:
+                   rate_std_source: str | None = None) -> QualityReport:
     """Compute the quality figures of one nucleus and decide its status.
 
     Parameters
@@ -152,11 +179,13 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
     mollifier_radius_px : float, optional
     resolution_nm : float, optional
         FRC resolution of the acquisition.
-    gate_uncertainty : bool
-        Whether a large ``relative_uncertainty`` lowers the status. The figure is recorded
-        either way; the pipeline gates on it only for ensemble (bootstrap or seed) spreads,
-        not for a single fit's residual-based ``rate_std``, which on rendered data counts
-        residuals the fit's prior averages over (docs/numerics.md).
+    rate_std_source : str, optional
+        Where ``rate_std`` came from (``FitResult.meta["rate_std_source"]``): ``"residual"``
+        for a single fit's residual-based estimate, or the ensemble method (``"seeds"``,
+        ``"bootstrap"``). It decides whether a large ``relative_uncertainty`` lowers the
+        status: a single fit's residual-based ``rate_std`` (``"residual"``) is recorded but
+        not gated; an ensemble's spread, or a source not recorded (None), is gated
+        (``_gates_uncertainty``). The figure is recorded either way.
 
     Returns
     -------
@@ -228,7 +257,8 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
         check(m["calibration_interior"], "density scale calibration hit the end of its range")
     check(below("residual_explained", MIN_RESIDUAL_EXPLAINED),
           "the fit does not explain the residual")
-    check(not gate_uncertainty or above("relative_uncertainty", MAX_RELATIVE_UNCERTAINTY),
+    check(not _gates_uncertainty(rate_std_source)
+          or above("relative_uncertainty", MAX_RELATIVE_UNCERTAINTY),
           f"uncertain: median rate_std/rate = {m['relative_uncertainty']:.2f}")
     lo, hi = RATE_MEAN_RANGE
     check(not (m["rate_mean"] < lo or m["rate_mean"] > hi),

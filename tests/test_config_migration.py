@@ -244,6 +244,39 @@ def test_old_override_keys():
     assert cfg.fit.physics.phi_max == 0.6
 
 
+@pytest.mark.parametrize("old", ["bootstrap", "seeds"])
+def test_uncertainty_string_is_the_old_method_key_in_overrides_too(old):
+    """The override path reads a string ``fit.uncertainty`` as the file and keyword path
+    does: as ``fit.uncertainty.method``, named in the warning, refused when the new key
+    says otherwise; a mapping is the group itself and moves nothing."""
+    other = "seeds" if old == "bootstrap" else "bootstrap"
+    base = with_overrides(PipelineConfig(), {"fit.uncertainty.method": other})
+    with pytest.warns(ConfigDeprecationWarning) as record:
+        cfg = with_overrides(base, {"fit.uncertainty": old})
+    assert "fit.uncertainty -> fit.uncertainty.method" in _one_warning(record)
+    assert cfg.fit.uncertainty.method == old
+    with pytest.raises(ConfigError, match="fit.uncertainty \\(an older key of "
+                                          "fit.uncertainty.method\\).*give it once"):
+        with_overrides(PipelineConfig(), {"fit.uncertainty": old,
+                                          "fit.uncertainty.method": other})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = with_overrides(base, {"fit.uncertainty": {"method": old, "ensemble": 3}})
+    assert cfg.fit.uncertainty.method == old and cfg.fit.uncertainty.ensemble == 3
+
+
+@pytest.mark.parametrize("old", ["bootstrap", "seeds"])
+def test_uncertainty_string_as_a_keyword(old):
+    other = "seeds" if old == "bootstrap" else "bootstrap"
+    with pytest.warns(ConfigDeprecationWarning) as record:
+        cfg = FitConfig(uncertainty=old)
+    assert "fit.uncertainty -> fit.uncertainty.method" in _one_warning(record)
+    assert cfg.uncertainty.method == old
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the group given as a mapping is not an old key
+        assert FitConfig(uncertainty={"method": other}).uncertainty.method == other
+
+
 def test_cli_prints_the_warning(tmp_path):
     old = tmp_path / "old.yaml"
     old.write_text("fit:\n  steps: 11\n")

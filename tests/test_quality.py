@@ -77,8 +77,18 @@ def test_agreement_is_recorded_not_gated():
 
 def test_a_single_fits_residual_uncertainty_is_recorded_not_gated():
     kw = _good()
-    q = assess_quality(**{**kw, "rate_std": 5.0 * np.ones_like(kw["rate"])}, gate_uncertainty=False)
-    assert q.status == "ok" and q.metrics["relative_uncertainty"] > 2.0
+    q = assess_quality(**{**kw, "rate_std": 5.0 * np.ones_like(kw["rate"])},
+                       rate_std_source="residual")
+    assert q.status == "ok" and q.reasons == () and q.metrics["relative_uncertainty"] > 2.0
+
+
+@pytest.mark.parametrize("source", ["bootstrap", "seeds", None])
+def test_an_ensembles_uncertainty_is_gated(source):
+    """The same spread from an ensemble (or from an unrecorded source) lowers the status."""
+    kw = _good()
+    q = assess_quality(**{**kw, "rate_std": 5.0 * np.ones_like(kw["rate"])},
+                       rate_std_source=source)
+    assert q.status == "low_confidence" and len(q.reasons) == 1 and "uncertain" in q.reasons[0]
 
 
 def test_weak_contrast_is_not_a_defect():
@@ -125,3 +135,23 @@ def test_non_chromatin_files_never_come_back_ok(name):
         assert isinstance(r, NucleusResult)
         qc = r.stack.provenance["qc"]
         assert qc["status"] == "low_confidence" and qc["reasons"], qc
+
+
+@pytest.mark.parametrize("source, gated", [("residual", False), ("bootstrap", True), (None, True)])
+def test_the_pipeline_passes_the_fits_rate_std_source(source, gated):
+    """fields_quality hands ``fit.meta["rate_std_source"]`` to the gate (a direct fit, so no
+    closed form is computed): only the residual-based rate_std escapes the gate."""
+    from chromarate._types import FitResult, PhaseFields
+    from chromarate.pipeline import fields_quality
+
+    kw = _good()
+    mask = kw["mask"]
+    fields = PhaseFields(phi_w=np.full(mask.shape, 0.5), phi_d=np.zeros(mask.shape), mask=mask,
+                         pixel_size_nm=20.0, meta=kw["phase_meta"])
+    rate = kw["rate"]
+    fit = FitResult(rate=rate, phi_d_fit=np.zeros_like(rate), residual=np.zeros_like(rate),
+                    trusted=kw["trusted"], rate_std=5.0 * np.ones_like(rate),
+                    meta={"method": "direct", "rate_std_source": source})
+    q = fields_quality(fields, fit, density=kw["denoised"])
+    assert q.metrics["relative_uncertainty"] > 2.0
+    assert any("uncertain" in r for r in q.reasons) == gated, q.reasons

@@ -132,6 +132,22 @@ def test_hetero_rate_follows_heterochromatin():
     assert r > 0.5, r
 
 
+def test_synthetic_case_phi_h_is_phi_d_plus_phi_e0():
+    """SyntheticCase overrides PhaseFields.phi_h with the truth's phi_d + phi_e0. On a
+    simulated case phi_w follows the closure 1 - 2 phi_e0 - phi_d, so both formulas agree
+    there; fields built off the closure tell them apart without a simulation."""
+    from chromarate._types import PhaseFields
+    from chromarate.validation.cases import SyntheticCase
+
+    phi_d = np.random.default_rng(0).uniform(-0.1, 0.3, (6, 5))
+    phi_w = 1.0 - 2.0 * PHI_E0 - phi_d + 0.1  # 0.1 off the closure
+    syn = SyntheticCase(case=_small("constant"), rate=np.ones((6, 5)), phi_d=phi_d,
+                        phi_w=phi_w, mask=np.ones((6, 5), bool), pixel_size_nm=20.0)
+    np.testing.assert_array_equal(syn.phi_h, phi_d + PHI_E0)
+    base = PhaseFields.phi_h.fget(syn)  # the inherited (1 - phi_w + phi_d) / 2
+    np.testing.assert_allclose(base, phi_d + PHI_E0 - 0.05)
+
+
 # -- forward models and observations -------------------------------------------------------
 
 @pytest.mark.parametrize("model", ["box", "envelope"])

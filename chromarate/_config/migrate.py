@@ -44,9 +44,44 @@ _GROUPS = {
 }
 
 #: Old flat key under ``fit`` -> its place under ``fit`` now. ``fit.uncertainty`` given as
-#: a string (``bootstrap`` or ``seeds``) is the old key of ``fit.uncertainty.method``.
+#: a string (``bootstrap`` or ``seeds``) is the old key of ``fit.uncertainty.method``
+#: (:func:`fit_move`, the one place that rule is applied).
 FIT_MOVES: dict[str, str] = {old: f"{group}.{old}" for group, olds in _GROUPS.items()
                              for old in olds}
+
+
+def fit_move(key: str, value: Any) -> str | None:
+    """The new place, relative to ``fit``, of an older ``fit`` key given with ``value``.
+
+    A flat key of :data:`FIT_MOVES` moves into its group. ``uncertainty`` was a string
+    (the ensemble method) before it became a group, so a string value of it is the old
+    key of ``uncertainty.method``; any other value is the group itself and stays.
+
+    Parameters
+    ----------
+    key : str
+        A key directly under ``fit`` (no dots).
+    value : object
+        Its value.
+
+    Returns
+    -------
+    str or None
+        The dotted key under ``fit`` it is read into, or None when ``key`` is not an
+        older one.
+
+    Examples
+    --------
+    >>> fit_move("steps", 10), fit_move("uncertainty", "seeds")
+    ('training.steps', 'uncertainty.method')
+    >>> fit_move("uncertainty", {"method": "seeds"}) is None, fit_move("seed", 1) is None
+    (True, True)
+    """
+    if key in FIT_MOVES:
+        return FIT_MOVES[key]
+    if key == "uncertainty" and isinstance(value, str):
+        return "uncertainty.method"
+    return None
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
@@ -83,14 +118,13 @@ def migrate_fit(data: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, s
     >>> moved
     [('steps', 'training.steps'), ('uncertainty', 'uncertainty.method')]
     """
-    old = [k for k in data
-           if k in FIT_MOVES or (k == "uncertainty" and isinstance(data[k], str))]
-    if not old:
+    new_places = {k: place for k, v in data.items() if (place := fit_move(k, v)) is not None}
+    if not new_places:
         return data, []
     out = dict(data)
     moves: dict[str, list[tuple[str, str, Any]]] = {}  # group -> (old key, field, value)
-    for key in old:
-        group, field = FIT_MOVES[key].split(".") if key in FIT_MOVES else ("uncertainty", "method")
+    for key, place in new_places.items():
+        group, field = place.split(".")
         moves.setdefault(group, []).append((key, field, out.pop(key)))
     moved = []
     for group, items in moves.items():
@@ -178,10 +212,9 @@ def override_key(key: str, value: Any) -> str | None:
     has no new place of its own and is checked by the caller."""
     parts = key.split(".")
     if len(parts) == 2 and parts[0] == "fit":
-        if parts[1] in FIT_MOVES:
-            return f"fit.{FIT_MOVES[parts[1]]}"
-        if parts[1] == "uncertainty" and isinstance(value, str):
-            return "fit.uncertainty.method"
+        place = fit_move(parts[1], value)
+        if place is not None:
+            return f"fit.{place}"
     return None
 
 
