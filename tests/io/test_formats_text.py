@@ -331,6 +331,26 @@ def test_nanoimager_pixel_columns_need_pixel_size(tmp_path):
     assert locs.table["x_nm"].tolist() == [10.5 * 117.0, 11 * 117.0]
 
 
+@pytest.mark.parametrize(("z_header", "options"), [
+    ("Z (pix)", {"pixel_size_nm": 100.0}),
+    ("Z", {"units": "px", "pixel_size_nm": 100.0}),
+])
+def test_nanoimager_dropped_pixel_z_sets_no_pixel_size(tmp_path, z_header, options):
+    # x and y in nm, z in pixels: the pixel size is in meta only when z is kept, i.e. it
+    # describes the table returned, not the columns planned before a 2-D z was dropped
+    flat = _write(tmp_path / "flat.csv", f"Channel,Frame,X (nm),Y (nm),{z_header}\n0,0,1,2,0\n0,1,3,4,0\n")
+    locs = read_localizations(flat, format="nanoimager", **options)
+    assert "z_nm" not in locs.table.columns
+    assert locs.meta["skipped_columns"] == {z_header: "0 in every row (2-D acquisition)"}
+    assert locs.meta["units"] == {"x_nm": "nm", "y_nm": "nm"}
+    assert locs.meta["pixel_size_nm"] is None
+
+    deep = _write(tmp_path / "deep.csv", f"Channel,Frame,X (nm),Y (nm),{z_header}\n0,0,1,2,0\n0,1,3,4,0.5\n")
+    locs = read_localizations(deep, format="nanoimager", **options)
+    assert locs.table["z_nm"].tolist() == [0.0, 50.0]
+    assert locs.meta["units"]["z_nm"] == "px" and locs.meta["pixel_size_nm"] == 100.0
+
+
 # =========================================================================== rapidSTORM synthetic
 
 

@@ -32,6 +32,13 @@ ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 
 _FLOAT_COLUMNS = tuple(c for c in CANONICAL_COLUMNS if c != "frame")
 
+#: ``meta`` keys that :func:`localizations` and :func:`build_localizations` fill themselves;
+#: a reader's ``extra`` entries must use other names.
+OWN_META_KEYS = frozenset({
+    "source", "format", "pixel_size_nm", "frame_base", "columns_in_file", "column_map", "units",
+    "skipped_columns", "dropped_columns", "n_rows",
+})
+
 
 # --------------------------------------------------------------------------- recognition
 
@@ -372,7 +379,13 @@ class ColumnSet:
 
     def localizations(self, fmt: str, *, pixel_size_nm: Any, frame_base: int,
                       columns_in_file: list[str], **extra: Any) -> Localizations:
-        """The gathered columns as :class:`Localizations` (see :func:`localizations`)."""
+        """The gathered columns as :class:`Localizations` (see :func:`localizations`).
+
+        Raises
+        ------
+        ValueError
+            A key of ``extra`` is one of :data:`OWN_META_KEYS`.
+        """
         return localizations(
             self.path, self.columns, fmt=fmt, pixel_size_nm=pixel_size_nm, frame_base=frame_base,
             columns_in_file=columns_in_file, column_map=self.column_map, units=self.units,
@@ -398,8 +411,20 @@ def localizations(
 
     ``meta`` holds ``source``, ``format``, ``pixel_size_nm``, ``frame_base``,
     ``columns_in_file``, ``column_map`` and ``units``, then the reader's ``extra`` entries,
-    then ``skipped_columns`` and ``dropped_columns`` when there are any.
+    then ``skipped_columns`` and ``dropped_columns`` when there are any (and ``n_rows``).
+
+    Raises
+    ------
+    ValueError
+        A key of ``extra`` is one of :data:`OWN_META_KEYS`: it would replace, or be replaced
+        by, an entry filled here.
     """
+    clash = sorted(set(extra or {}) & OWN_META_KEYS)
+    if clash:
+        raise ValueError(
+            f"extra meta entries {clash} collide with entries localizations() fills itself; "
+            "give them other names"
+        )
     meta: dict[str, Any] = {
         "source": str(path),
         "format": fmt,
@@ -446,6 +471,7 @@ __all__ = [
     "ColumnSet",
     "GZIP_MAGIC",
     "HDF5_SIGNATURE",
+    "OWN_META_KEYS",
     "ZIP_MAGICS",
     "as_float",
     "attr_value",

@@ -5,7 +5,7 @@ Used through :mod:`chromarate.io.formats._text`, which re-exports these names:
 
 - :class:`Plan`: one canonical column as the mean of source columns times a scale;
 - :class:`Planner`: gathers a reader's plans, converting length columns through
-  :func:`chromarate.io._units.length_scale` and noting whether one was in pixels;
+  :func:`chromarate.io._units.length_scale` and noting which were in pixels;
 - :class:`Assembly` and :func:`assemble`: check the values (finite coordinates, non-negative
   lengths, integer frames from the format's first frame) and build the
   :class:`~chromarate._types.Localizations` with its ``meta``.
@@ -144,6 +144,12 @@ class Planner:
         The reader's ``units=`` option (checked), for length columns of no known unit.
     pixel_size_nm : float or None
         The reader's ``pixel_size_nm=`` option (checked), for length columns in pixels.
+
+    Notes
+    -----
+    Whether pixels were converted (:attr:`used_pixels`, hence the pixel size in ``meta``)
+    follows the plans held when asked: a plan taken out with :meth:`drop` (a z column of
+    zeros) no longer counts.
     """
 
     fmt: str
@@ -151,7 +157,12 @@ class Planner:
     units: str | None
     pixel_size_nm: float | None
     plans: list[Plan] = field(default_factory=list)
-    used_pixels: bool = False
+    in_pixels: set[str] = field(default_factory=set)  # canonical names of plans in pixels
+
+    @property
+    def used_pixels(self) -> bool:
+        """True when a plan still held converts a length column from camera pixels."""
+        return any(p.canonical in self.in_pixels for p in self.plans)
 
     def length(self, canonical: str, columns: Sequence[tuple[int, str, str | None]],
                factor: float = 1.0, what: str = "columns") -> None:
@@ -163,16 +174,22 @@ class Planner:
         if len({s[0] for s in scales}) != 1:
             raise InputFormatError(f"{what} {', '.join(names)} have different units", path=self.path)
         scale, unit, in_pixels = scales[0]
-        self.used_pixels |= in_pixels
+        if in_pixels:
+            self.in_pixels.add(canonical)
         self.plans.append(Plan(canonical, tuple(i for i, _, _ in columns), names, scale * factor, unit))
 
     def column(self, canonical: str, position: int, name: str, unit: str | None = None) -> None:
         """Plan ``canonical`` as one column taken as it is (photons, background)."""
         self.plans.append(Plan(canonical, (position,), (name,), 1.0, unit))
 
+    def drop(self, plan: Plan) -> None:
+        """Take ``plan`` out (its column is not kept); it no longer counts for
+        :attr:`used_pixels`."""
+        self.plans.remove(plan)
+
     def assembly(self, frame: tuple[int, str] | None, frame_base: int, meta: dict[str, Any],
                  skipped: Mapping[str, str] | None = None) -> Assembly:
-        """The :class:`Assembly` of these plans; its pixel size is the option's when a length
-        column was in pixels, else None."""
+        """The :class:`Assembly` of these plans; its pixel size is the option's when a plan
+        held converts a length column from pixels (:attr:`used_pixels`), else None."""
         return Assembly(self.fmt, self.plans, frame, frame_base,
                         self.pixel_size_nm if self.used_pixels else None, meta, skipped or {})

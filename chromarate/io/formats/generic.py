@@ -44,11 +44,9 @@ from typing import Mapping
 from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ConfigError, InputFormatError
 from chromarate.io._options import reader_options
-from chromarate.io._units import length_scale
 from chromarate.io.formats._text import (
     LINE_SPLIT,
-    Assembly,
-    Plan,
+    Planner,
     assemble,
     head_text,
     parse_table,
@@ -185,36 +183,25 @@ def read(
             )
 
     index = _resolve_columns(path, fields, columns)
-    plans: list[Plan] = []
-    used_px = False
+    # A generic file states no unit: ``units`` is passed as each length column's own unit,
+    # and the planner has no fallback unit.
+    planner = Planner(FORMAT, path, None, pixel_size_nm)
     for canonical in CANONICAL_COLUMNS:
         if canonical not in index or canonical == "frame":
             continue
         i = index[canonical]
         if canonical in _LENGTH_CANONICAL:
-            scale, unit, px = length_scale(units, column=fields[i], units=None,
-                                           pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT)
-            used_px |= px
+            planner.length(canonical, [(i, fields[i], units)])
         else:
-            scale, unit = 1.0, None
-        plans.append(Plan(canonical, (i,), (fields[i],), scale, unit))
+            planner.column(canonical, i, fields[i])
     frame = (index["frame"], fields[index["frame"]]) if "frame" in index else None
 
     numeric = sorted(index.values())
     data, lines = parse_table(path, body, first, sep=sep, ncols=len(fields), numeric=numeric,
                               decimal=decimal, fmt=FORMAT)
-    spec = Assembly(
-        fmt=FORMAT, plans=plans, frame=frame, frame_base=frame_base,
-        pixel_size_nm=pixel_size_nm if used_px else None,
-        meta={
-            "columns_in_file": fields,
-            "compressed": tf.gzipped,
-            "encoding": tf.encoding,
-            "delimiter": {"ws": "whitespace"}.get(sep, sep),
-            "decimal": decimal,
-            "canonical_header": implied,
-        },
-    )
+    meta = tf.meta(fields, delimiter={"ws": "whitespace"}.get(sep, sep), decimal=decimal,
+                   canonical_header=implied)
+    spec = planner.assembly(frame, frame_base, meta)
     return assemble(path, data, lines.line, spec)
 
 

@@ -9,7 +9,8 @@ Mapping:
 
 - ``X (nm)``, ``Y (nm)``, ``Z (nm)`` -> ``x_nm``, ``y_nm``, ``z_nm`` (µm accepted; ``X (pix)``
   etc. are used only when no nm column exists, with ``pixel_size_nm``). A ``Z`` column that
-  is 0 in every row (a 2-D acquisition) is dropped and named in ``meta["skipped_columns"]``.
+  is 0 in every row (a 2-D acquisition) is dropped and named in ``meta["skipped_columns"]``;
+  a dropped ``Z`` in pixels does not set ``meta["pixel_size_nm"]``.
 - ``Frame`` -> ``frame``. NimOS counts frames from 0 (the first camera frame is ``Frame`` 0;
   the public sample file holds frame 0), so ``frame_base=0`` by default.
 - ``Photons`` -> ``photons``; ``Background`` -> ``background`` (as NimOS writes it, photons);
@@ -127,7 +128,7 @@ def read(path: str | Path, *, channel: Any = None, frame_base: int | None = None
     if z_plan is not None:
         z = data[z_plan.sources[0]].to_numpy(dtype=np.float64)
         if np.all(z == 0.0):
-            planner.plans.remove(z_plan)
+            planner.drop(z_plan)  # before the assembly: meta's pixel size follows the plans kept
             skipped[z_plan.names[0]] = "0 in every row (2-D acquisition)"
     meta = tf.meta([c[0] for c in cols], channels=channels, channel=channel)
     return g.assemble(path, data, lines.line, planner.assembly(frame, frame_base, meta, skipped), keep=keep)

@@ -50,8 +50,8 @@ from chromarate.io._textscan import (
     read_text_head,
     scan_text_file,
 )
-from chromarate.io._units import PHOTON_UNITS, check_units, length_scale
-from chromarate.io.formats._text import NA_TOKENS, first_line
+from chromarate.io._units import PHOTON_UNITS, check_units
+from chromarate.io.formats._text import NA_TOKENS, Planner, first_line
 
 FORMAT = "thunderstorm"
 
@@ -218,26 +218,18 @@ def read(
             )
 
     # Decide which file column feeds each canonical column and its scale to nm.
-    plan: dict[str, tuple[_Column, float]] = {}
-    units_used: dict[str, str] = {}
+    planner = Planner(FORMAT, path, units, pixel_size_nm)
     skipped: dict[str, str] = {}
-    used_pixels = False
     for canonical, names in _TS_LENGTH_COLUMNS.items():
         col = next((by_name[n] for n in names if n in by_name), None)
-        if col is None:
-            continue
-        scale, unit, is_px = length_scale(col.unit, column=col.raw, units=units,
-                                          pixel_size_nm=pixel_size_nm, path=path, fmt=FORMAT)
-        used_pixels |= is_px
-        plan[canonical] = (col, scale)
-        units_used[canonical] = unit
+        if col is not None:
+            planner.length(canonical, [(col.index, col.raw, col.unit)])
     for canonical, names in _TS_PHOTON_COLUMNS.items():
         col = next((by_name[n] for n in names if n in by_name), None)
         if col is None:
             continue
         if col.unit is not None and col.unit.lower() in PHOTON_UNITS:
-            plan[canonical] = (col, 1.0)
-            units_used[canonical] = "photon"
+            planner.column(canonical, col.index, col.raw, "photon")
         else:
             skipped[col.raw] = f"unit {col.unit!r} is not photon" if col.unit else "no unit (photon expected)"
     frame_col = by_name.get("frame")
@@ -245,34 +237,41 @@ def read(
     if head.header_only:
         raise InputFormatError("no localizations: the file has a header line but no data rows", path=path)
 
-    used = [c for c, _ in plan.values()] + ([frame_col] if frame_col is not None else [])
+    # each plan has one source column; ``columns`` is indexed by file position
+    planned = [(p, columns[p.sources[0]]) for p in planner.plans]
+    used = [col for _, col in planned] + ([frame_col] if frame_col is not None else [])
     data = _read_table(path, head, columns, used)
 
     table: dict[str, np.ndarray] = {}
-    for canonical, (col, scale) in plan.items():
+    for p, col in planned:
+        # checked in the file's unit (messages quote the file's value), then scaled to nm
         values = data[col.index].to_numpy(dtype=np.float64)
-        if canonical in ("x_nm", "y_nm", "z_nm"):
+        if p.canonical in ("x_nm", "y_nm", "z_nm"):
             _check_finite(values, col, path, head)
-        elif canonical in ("precision_nm", "sigma_nm"):
+        elif p.canonical in ("precision_nm", "sigma_nm"):
             _check_non_negative(values, col, path, head)
-        table[canonical] = values * scale if scale != 1.0 else values
+        table[p.canonical] = values * p.scale if p.scale != 1.0 else values
     if frame_col is not None:
         table["frame"] = _frames(data[frame_col.index].to_numpy(dtype=np.float64), frame_col, frame_base, path, head)
 
+    # Table and meta are built here, not by the text readers' ``assemble``: the file is
+    # streamed (no ``TextFile``, so no ``encoding`` entry), values are checked before scaling,
+    # and the frame message and the meta's key order are this reader's own.
     ordered = {c: table[c] for c in CANONICAL_COLUMNS if c in table}
     frame_df = pd.DataFrame(ordered, copy=False)
-    column_map = {c: plan[c][0].raw for c in CANONICAL_COLUMNS if c in plan}
+    sources = {p.canonical: col.raw for p, col in planned}
+    column_map = {c: sources[c] for c in CANONICAL_COLUMNS if c in sources}
     if frame_col is not None:
         column_map["frame"] = frame_col.raw
     meta: dict[str, Any] = {
         "source": str(path),
         "format": FORMAT,
-        "pixel_size_nm": pixel_size_nm if used_pixels else None,
+        "pixel_size_nm": pixel_size_nm if planner.used_pixels else None,
         "frame_base": frame_base,
         "n_rows": int(len(frame_df)),
         "columns_in_file": [c.raw for c in columns],
         "column_map": column_map,
-        "units": units_used,
+        "units": {p.canonical: p.unit for p in planner.plans},
         "compressed": head.gzipped,
     }
     if skipped:
