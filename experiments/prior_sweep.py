@@ -171,7 +171,7 @@ class Surrogate:
     pairs inside the nucleus, ``lam_b`` the balance prior.
     """
 
-    def __init__(self, fields, window_um: float):
+    def __init__(self, fields, window_um: float, radius_px: float | None = None):
         from scipy import ndimage as ndi
 
         from chromarate.config import FitConfig
@@ -179,7 +179,7 @@ class Surrogate:
         from chromarate.fit.direct import rate_terms
         from chromarate.fit.prior import balance_rate
 
-        self.terms = terms = rate_terms(fields, FitConfig())
+        self.terms = terms = rate_terms(fields, FitConfig(), radius_px=radius_px)
         self.weight, self.window = terms.window_weight(window_um)
         self.mask = m = np.asarray(fields.mask, bool)
         self.idx = np.flatnonzero(m)
@@ -226,11 +226,15 @@ class Surrogate:
         x, _ = cg(LinearOperator((n, n), matvec=matvec, dtype=float), rhs, rtol=1e-6, maxiter=2000)
         return full(x)
 
-    def r(self, lam: np.ndarray, truth: np.ndarray) -> float:
-        """Pearson r on the pixels the fit reports (residual pixels with window support)."""
+    def region(self) -> np.ndarray:
+        """The pixels the fit reports (residual pixels with window support)."""
         from chromarate.fit.width import window_support
 
-        sel = self.terms.trusted & window_support(self.weight, self.window) & np.isfinite(truth)
+        return self.terms.trusted & window_support(self.weight, self.window)
+
+    def r(self, lam: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None) -> float:
+        """Pearson r against ``truth`` on ``region`` (default :meth:`region`)."""
+        sel = (self.region() if region is None else region) & np.isfinite(truth) & np.isfinite(lam)
         return float(np.corrcoef(lam[sel], truth[sel])[0, 1])
 
     def cv(self, strengths, *, guard: bool, folds: int = 4, seed: int = 0) -> np.ndarray:
@@ -254,6 +258,100 @@ class Surrogate:
                 pred = self.blur(self.wden * self.solve(s, train)) - self.y
                 err[i] += float(np.sum(pred[held] ** 2))
         return err / float(np.sum(self.y[rows] ** 2))
+
+
+def case_localizations(name: str, seed_set: str, quick: bool):
+    """(localizations, pipeline config, truth on the nucleus grid, full-data result) of a
+    localization case or a ``seedN`` simulate nucleus; the result is the default pipeline's
+    (closed form) largest nucleus."""
+    from chromarate.analysis.compare import resample_to_grid
+    from chromarate.config import PipelineConfig
+    from chromarate.pipeline import NucleusResult, Pipeline
+    from chromarate.validation.cases import simulate_case
+    from chromarate.validation.run import _target, _truth_on_grid, default_config
+
+    if name.startswith("seed"):
+        import cli_seeds
+
+        locs, truth = cli_seeds._simulate(int(name[4:]), CLI_CACHE)
+        cfg = PipelineConfig()
+    else:
+        case = _suite_case(name, seed_set, quick)
+        if case.path == "fields":
+            raise SystemExit(f"{name} gives fields directly: no localizations to split")
+        syn = simulate_case(case, cache_dir=CACHE)
+        locs, cfg = syn.localizations, default_config(case)
+    cfg = _with_fit(cfg, method="direct")
+    done = [r for r in Pipeline(cfg).run(locs) if isinstance(r, NucleusResult)]
+    nr = max(done, key=lambda r: int(r.fields.mask.sum()))
+    f = nr.fields
+    if name.startswith("seed"):
+        true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
+                                src_origin_nm=truth["origin_nm"], shape=f.mask.shape,
+                                pixel_nm=f.pixel_size_nm, origin_nm=f.origin_nm)
+    else:
+        true = _truth_on_grid(_target(syn)[0], syn, f)
+    return locs, cfg, true, nr
+
+
+def half_fields(locs, keep, cfg, nr):
+    """Phase fields of the localizations ``keep`` on the full result's nucleus grid and mask,
+    with the full data's calibrated density scale and resolution."""
+    from dataclasses import replace
+
+    from chromarate._types import Localizations
+    from chromarate.denoise import denoise_density
+    from chromarate.phase import phase_fields
+    from chromarate.render import render_density
+
+    f = nr.fields
+    sub = Localizations(table=locs.table.loc[keep].reset_index(drop=True), meta=dict(locs.meta))
+    (y0, x0), (ny, nx) = f.origin_nm, f.mask.shape
+    p = f.pixel_size_nm
+    dens = render_density(sub, cfg.render.model_copy(update={"supersample": 1}),
+                          bounds_nm=((y0, x0), (y0 + ny * p, x0 + nx * p)))
+    dens = replace(dens, data=dens.data[:ny, :nx],
+                   meta={**dict(dens.meta), "resolution_nm": nr.stack.provenance.get("qc", {})
+                         .get("metrics", {}).get("resolution_nm")})
+    den = denoise_density(dens, cfg.denoise)
+    cal = f.meta.get("calibration") or {}
+    scale = float(cal.get("scale", 1.0)) * cfg.phase.baseline_scale
+    return phase_fields(den, f.mask, cfg.phase.model_copy(update={"baseline_scale": scale}),
+                        phi_max=cfg.fit.physics.phi_max)
+
+
+def run_split_half(name: str, strengths, window: float, seed_set: str, quick: bool,
+                   block_frames: int = 500) -> dict:
+    """Split-half validation of the prior on the surrogate: fit half A (frames in
+    alternating blocks of ``block_frames``), score the tested residual of half B with it,
+    and the other way round; also the full data's surrogate r per strength."""
+    locs, cfg, truth, nr = case_localizations(name, seed_set, quick)
+    frames = locs.table["frame"].to_numpy()
+    half = (frames // block_frames) % 2 == 0
+    full = Surrogate(nr.fields, window)
+    # the halves with the full data's kernels, so that the three solve the same problem
+    sur = {k: Surrogate(half_fields(locs, sel, cfg, nr), window, radius_px=full.terms.radius)
+           for k, sel in (("a", half), ("b", ~half))}
+    rows = full.blur(full.weight) > 1e-3 * full.blur(full.weight).max()
+    from chromarate.fit.prior import windowed_ratio
+
+    region = full.region()
+    score = np.zeros(len(strengths))
+    score_lam = np.zeros(len(strengths))
+    for fit_on, test_on in (("a", "b"), ("b", "a")):
+        s_fit, s_test = sur[fit_on], sur[test_on]
+        # the other half's closed form: noisy, but its noise is independent of the fit's
+        ref = windowed_ratio(s_test.terms.num, s_test.terms.den, s_test.weight, s_test.window)
+        sel = region & np.isfinite(ref)
+        for i, s in enumerate(strengths):
+            lam = s_fit.solve(s)
+            pred = s_test.blur(s_test.wden * lam) - s_test.y
+            score[i] += float(np.sum(pred[rows] ** 2)) / float(np.sum(s_test.y[rows] ** 2))
+            score_lam[i] += float(np.mean((lam[sel] - ref[sel]) ** 2))
+    return {"window_um": window, "strengths": list(strengths), "split_score": (score / 2).tolist(),
+            "split_score_lambda": (score_lam / 2).tolist(),
+            "r_full": [full.r(full.solve(s), truth) for s in strengths],
+            "r_half_a": [sur["a"].r(sur["a"].solve(s), truth, full.region()) for s in strengths]}
 
 
 def run_surrogate(name: str, strengths, window: float, cv: bool, seed_set: str, quick: bool):
@@ -293,6 +391,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--surrogate", type=float, nargs="+", default=None, metavar="S")
     ap.add_argument("--window", type=float, default=0.15, help="test window (um) of --surrogate")
     ap.add_argument("--cv", action="store_true", help="block cross-validation with --surrogate")
+    ap.add_argument("--split-half", type=float, nargs="+", default=None, metavar="S",
+                    help="split-half validation of these strengths on the surrogate "
+                         "(localization cases; window --window)")
     add_threads_option(ap)
     add_json_option(ap)
     args = ap.parse_args(argv)
@@ -312,6 +413,17 @@ def main(argv=None) -> dict:
                     print(f"{name}  {key}: {vals}  -> {best:g}", flush=True)
             best_r = row["strengths"][int(np.nanargmax(row["r"]))]
             print(f"{name}  best r at {best_r:g}", flush=True)
+        if args.split_half:
+            row = run_split_half(name, args.split_half, args.window, args.seed_set, args.quick)
+            out["split_half"] = row
+            for key in ("split_score", "split_score_lambda", "r_full", "r_half_a"):
+                vals = " ".join(f"{v:.4f}" if key.startswith("split") else _f(v) for v in row[key])
+                print(f"{name}  split-half {key}: {vals}", flush=True)
+            pick = row["strengths"][int(np.argmin(row["split_score"]))]
+            pick_lam = row["strengths"][int(np.argmin(row["split_score_lambda"]))]
+            best = row["strengths"][int(np.nanargmax(row["r_full"]))]
+            print(f"{name}  split-half picks {pick:g} (residual), {pick_lam:g} (lambda), half data; "
+                  f"full-data surrogate best {best:g}", flush=True)
         if not name.startswith("seed"):
             case = _suite_case(name, args.seed_set, args.quick)
             if args.priors:
