@@ -366,3 +366,19 @@ def test_prior_sweep_quick(tmp_path):
     assert len(case["surrogate"]["r"]) == 2 and all(math.isfinite(r) for r in case["surrogate"]["r"])
     assert all(v > 0 for v in case["surrogate"]["cv_no_guard"] + case["surrogate"]["cv_guard"])
     assert case["priors"][0]["rate_smoothness"] == 1e-3 and math.isfinite(case["priors"][0]["r"])
+
+
+@pytest.mark.slow
+def test_prior_sweep_split_half_quick(tmp_path):
+    """Split-half validation on the small version of a localization case: both scores and
+    both r rows come back, one value per strength, the scores positive."""
+    out_json = tmp_path / "out.json"
+    out = _run("prior_sweep.py", "--quick", "--cases", "domains-box-loc1M@101", "--split-half",
+               "1e-3", "1", "--window", "0.25", "--json", str(out_json), timeout=600)
+    assert re.search(r"^domains-box-loc1M@101  split-half picks (0.001|1) \(residual\), "
+                     r"(0.001|1) \(lambda\)", out, re.M), out
+    row = json.loads(out_json.read_text())["cases"]["domains-box-loc1M@101"]["split_half"]
+    assert row["strengths"] == [1e-3, 1.0]
+    for key in ("split_score", "split_score_lambda", "r_full", "r_half_a"):
+        assert len(row[key]) == 2 and all(math.isfinite(v) for v in row[key]), key
+    assert all(v > 0 for v in row["split_score"] + row["split_score_lambda"])
