@@ -338,18 +338,24 @@ def run_split_half(name: str, strengths, window: float, seed_set: str, quick: bo
     region = full.region()
     score = np.zeros(len(strengths))
     score_lam = np.zeros(len(strengths))
+    corr = np.zeros(len(strengths))
     for fit_on, test_on in (("a", "b"), ("b", "a")):
         s_fit, s_test = sur[fit_on], sur[test_on]
         # the other half's closed form: noisy, but its noise is independent of the fit's
         ref = windowed_ratio(s_test.terms.num, s_test.terms.den, s_test.weight, s_test.window)
         sel = region & np.isfinite(ref)
+        lo, hi = np.percentile(ref[sel], [1.0, 99.0])
+        ref_c = np.clip(ref[sel], lo, hi)
         for i, s in enumerate(strengths):
             lam = s_fit.solve(s)
             pred = s_test.blur(s_test.wden * lam) - s_test.y
             score[i] += float(np.sum(pred[rows] ** 2)) / float(np.sum(s_test.y[rows] ** 2))
             score_lam[i] += float(np.mean((lam[sel] - ref[sel]) ** 2))
+            # the correlation with an independent noisy copy of lambda is proportional to the
+            # correlation with lambda itself (the factor does not depend on s)
+            corr[i] += float(np.corrcoef(lam[sel], ref_c)[0, 1])
     return {"window_um": window, "strengths": list(strengths), "split_score": (score / 2).tolist(),
-            "split_score_lambda": (score_lam / 2).tolist(),
+            "split_score_lambda": (score_lam / 2).tolist(), "split_corr": (corr / 2).tolist(),
             "r_full": [full.r(full.solve(s), truth) for s in strengths],
             "r_half_a": [sur["a"].r(sur["a"].solve(s), truth, full.region()) for s in strengths]}
 
@@ -416,13 +422,15 @@ def main(argv=None) -> dict:
         if args.split_half:
             row = run_split_half(name, args.split_half, args.window, args.seed_set, args.quick)
             out["split_half"] = row
-            for key in ("split_score", "split_score_lambda", "r_full", "r_half_a"):
+            for key in ("split_score", "split_score_lambda", "split_corr", "r_full", "r_half_a"):
                 vals = " ".join(f"{v:.4f}" if key.startswith("split") else _f(v) for v in row[key])
                 print(f"{name}  split-half {key}: {vals}", flush=True)
             pick = row["strengths"][int(np.argmin(row["split_score"]))]
             pick_lam = row["strengths"][int(np.argmin(row["split_score_lambda"]))]
+            pick_corr = row["strengths"][int(np.argmax(row["split_corr"]))]
             best = row["strengths"][int(np.nanargmax(row["r_full"]))]
-            print(f"{name}  split-half picks {pick:g} (residual), {pick_lam:g} (lambda), half data; "
+            print(f"{name}  split-half picks {pick:g} (residual), {pick_lam:g} (lambda), "
+                  f"{pick_corr:g} (correlation), half data; "
                   f"full-data surrogate best {best:g}", flush=True)
         if not name.startswith("seed"):
             case = _suite_case(name, args.seed_set, args.quick)
