@@ -360,6 +360,35 @@ def run_split_half(name: str, strengths, window: float, seed_set: str, quick: bo
             "r_half_a": [sur["a"].r(sur["a"].solve(s), truth, full.region()) for s in strengths]}
 
 
+def run_truth_blur(name: str, strengths, window: float, blurs_nm) -> list[dict]:
+    """The surrogate on a ``seedN`` nucleus' true fields with phi_h blurred by a Gaussian of
+    each standard deviation (nm): how much of the rendered data's error is blur alone."""
+    from scipy import ndimage as ndi
+
+    from chromarate._types import PhaseFields
+    from chromarate.io.truth import read_truth
+
+    if not name.startswith("seed"):
+        raise SystemExit("--truth-blur takes simulate nuclei (seedN)")
+    import cli_seeds
+
+    cli_seeds._simulate(int(name[4:]), CLI_CACHE)  # make sure the truth is cached
+    t = read_truth(CLI_CACHE / f"{name}.truth.npz")
+    mask, pixel = np.asarray(t["mask"], bool), float(t["pixel_size_nm"])
+    phi_d, phi_w = np.asarray(t["phi_d"], float), np.asarray(t["phi_w"], float)
+    # phi_w = 1 - phi_h - phi_e0 and phi_d = phi_h - phi_e0 give phi_e0 = (1 - phi_w - phi_d) / 2
+    phi_e0 = float(np.median((1.0 - phi_w - phi_d)[mask]) / 2.0)
+    phi_h = phi_d + phi_e0
+    out = []
+    for blur in blurs_nm:
+        ph = ndi.gaussian_filter(phi_h, blur / pixel) if blur > 0 else phi_h
+        f = PhaseFields(phi_w=1.0 - ph - phi_e0, phi_d=ph - phi_e0, mask=mask, pixel_size_nm=pixel)
+        sur = Surrogate(f, window)
+        out.append({"blur_nm": blur, "radius_px": float(sur.terms.radius),
+                    "r": [sur.r(sur.solve(s), np.asarray(t["rate"], float)) for s in strengths]})
+    return out
+
+
 def run_surrogate(name: str, strengths, window: float, cv: bool, seed_set: str, quick: bool):
     fields, truth = case_fields(name, seed_set, quick)
     sur = Surrogate(fields, window)
@@ -397,6 +426,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--surrogate", type=float, nargs="+", default=None, metavar="S")
     ap.add_argument("--window", type=float, default=0.15, help="test window (um) of --surrogate")
     ap.add_argument("--cv", action="store_true", help="block cross-validation with --surrogate")
+    ap.add_argument("--truth-blur", type=float, nargs="+", default=None, metavar="NM",
+                    help="surrogate (strengths --surrogate) on a seedN nucleus' true fields "
+                         "with phi_h blurred by these Gaussian sigmas (nm)")
     ap.add_argument("--split-half", type=float, nargs="+", default=None, metavar="S",
                     help="split-half validation of these strengths on the surrogate "
                          "(localization cases; window --window)")
@@ -407,7 +439,15 @@ def main(argv=None) -> dict:
     report: dict = {"set": args.seed_set, "quick": args.quick, "cases": {}}
     for name in args.cases:
         out: dict = {}
-        if args.surrogate:
+        if args.truth_blur:
+            out["truth_blur"] = run_truth_blur(name, args.surrogate or [1e-4, 1e-3, 1e-2, 0.1, 1.0],
+                                               args.window, args.truth_blur)
+            for row in out["truth_blur"]:
+                line = " ".join(f"{s:g}:{_f(r)}" for s, r in
+                                zip(args.surrogate or [1e-4, 1e-3, 1e-2, 0.1, 1.0], row["r"]))
+                print(f"{name}  true fields blurred {row['blur_nm']:g} nm (kernel radius "
+                      f"{row['radius_px']:.1f} px)  r: {line}", flush=True)
+        elif args.surrogate:
             row = run_surrogate(name, args.surrogate, args.window, args.cv, args.seed_set, args.quick)
             out["surrogate"] = row
             line = " ".join(f"{s:g}:{_f(r)}" for s, r in zip(row["strengths"], row["r"]))

@@ -379,6 +379,6 @@ def test_prior_sweep_split_half_quick(tmp_path):
                      r"(0.001|1) \(lambda\)", out, re.M), out
     row = json.loads(out_json.read_text())["cases"]["domains-box-loc1M@101"]["split_half"]
     assert row["strengths"] == [1e-3, 1.0]
-    for key in ("split_score", "split_score_lambda", "r_full", "r_half_a"):
+    for key in ("split_score", "split_score_lambda", "split_corr", "r_full", "r_half_a"):
         assert len(row[key]) == 2 and all(math.isfinite(v) for v in row[key]), key
     assert all(v > 0 for v in row["split_score"] + row["split_score_lambda"])
