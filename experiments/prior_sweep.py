@@ -50,6 +50,8 @@ from _harness import add_json_option, add_threads_option, parser, set_threads, w
 
 CACHE = Path(tempfile.gettempdir()) / "chromarate-validation"
 CLI_CACHE = Path(tempfile.gettempdir()) / "chromarate-cli-seeds"
+#: Prior strengths of ``--truth-blur`` when ``--surrogate`` gives none.
+STRENGTHS = (1e-4, 1e-3, 1e-2, 0.1, 1.0)
 
 
 # --------------------------------------------------------------------------------------
@@ -440,11 +442,10 @@ def main(argv=None) -> dict:
     for name in args.cases:
         out: dict = {}
         if args.truth_blur:
-            out["truth_blur"] = run_truth_blur(name, args.surrogate or [1e-4, 1e-3, 1e-2, 0.1, 1.0],
-                                               args.window, args.truth_blur)
+            strengths = args.surrogate or list(STRENGTHS)
+            out["truth_blur"] = run_truth_blur(name, strengths, args.window, args.truth_blur)
             for row in out["truth_blur"]:
-                line = " ".join(f"{s:g}:{_f(r)}" for s, r in
-                                zip(args.surrogate or [1e-4, 1e-3, 1e-2, 0.1, 1.0], row["r"]))
+                line = " ".join(f"{s:g}:{_f(r)}" for s, r in zip(strengths, row["r"]))
                 print(f"{name}  true fields blurred {row['blur_nm']:g} nm (kernel radius "
                       f"{row['radius_px']:.1f} px)  r: {line}", flush=True)
         elif args.surrogate:
