@@ -10,7 +10,7 @@ from chromarate.config import FitConfig, PipelineConfig
 from chromarate.data import make_rate_map
 from chromarate.errors import ConfigError
 from chromarate.fit.calibrate import calibrate_scale, scale_misfit
-from chromarate.fit.regularise import (STRONG, WEAK, choose_regularisation,
+from chromarate.fit.regularise import (FINE_WINDOW_UM, STRONG, WEAK, choose_regularisation,
                                        regularisation_from_misfit)
 from chromarate.fit.simulate import steady_state
 from chromarate.phase import phase_fields
@@ -82,7 +82,11 @@ def test_calibration_off_keeps_the_configured_scale(steady):
 
 
 def test_regularisation_follows_the_misfit():
-    assert regularisation_from_misfit(1e-4) == WEAK
+    assert regularisation_from_misfit(1e-4) == (WEAK[0], FINE_WINDOW_UM)
+    assert regularisation_from_misfit(0.05) == WEAK
+    # the window narrows only for the cleanest fields, monotonically
+    windows = [regularisation_from_misfit(j)[1] for j in (0.003, 0.006, 0.01, 0.015, 0.03)]
+    assert windows == sorted(windows) and windows[0] == FINE_WINDOW_UM and windows[-1] == WEAK[1]
     assert regularisation_from_misfit(0.5) == STRONG
     mids = [regularisation_from_misfit(j) for j in (0.17, 0.2, 0.25)]
     assert all(WEAK[0] < s < STRONG[0] and WEAK[1] < w < STRONG[1] for s, w in mids)
