@@ -18,6 +18,8 @@ window are interpolated on a log scale of ``J`` between the weak setting
 ``J_WEAK`` and the strong one (1.0, 0.3 um; measured best on the rendered ``simulate``
 nuclei at J >= 0.3) above ``J_STRONG``. ``J_WEAK`` is 0.15: rendered suite nuclei at
 J ~ 0.21 recovered lambda best with ``rate_smoothness`` 0.01-0.03 (docs/validation.md).
+Below ``J_FINE_END`` the window narrows towards ``FINE_WINDOW_UM`` (0.1 um at ``J_FINE``):
+with little noise in the fourth-order terms a narrower window resolves more of lambda.
 J measures the noise only; how rough lambda is, which also sets the best prior, it cannot
 see. The
 number of Adam steps grows from ``fit.training.steps`` (strong prior) to ``WEAK_STEPS_FACTOR`` times
