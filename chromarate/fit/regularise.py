@@ -65,12 +65,15 @@ J_FINE = 0.005
 J_FINE_END = 0.02
 
 
+def _log_position(misfit: float, lo: float, hi: float) -> float:
+    """Where ``misfit`` lies between ``lo`` (0) and ``hi`` (1) on a log scale, clipped."""
+    t = (np.log10(max(misfit, 1e-12)) - np.log10(lo)) / (np.log10(hi) - np.log10(lo))
+    return float(np.clip(t, 0.0, 1.0))
+
+
 def prior_strength(misfit: float) -> float:
     """Where a steadiness misfit lies between the weak (0) and the strong (1) prior."""
-    if not np.isfinite(misfit):
-        return 1.0
-    t = (np.log10(max(misfit, 1e-12)) - np.log10(J_WEAK)) / (np.log10(J_STRONG) - np.log10(J_WEAK))
-    return float(np.clip(t, 0.0, 1.0))
+    return _log_position(misfit, J_WEAK, J_STRONG) if np.isfinite(misfit) else 1.0
 
 
 def regularisation_from_misfit(misfit: float) -> tuple[float, float]:
@@ -89,8 +92,7 @@ def regularisation_from_misfit(misfit: float) -> tuple[float, float]:
     log_s = (1 - t) * np.log10(WEAK[0]) + t * np.log10(STRONG[0])
     window = (1 - t) * WEAK[1] + t * STRONG[1]
     if np.isfinite(misfit) and misfit < J_FINE_END:
-        u = (np.log10(max(misfit, 1e-12)) - np.log10(J_FINE)) / (np.log10(J_FINE_END) - np.log10(J_FINE))
-        u = float(np.clip(u, 0.0, 1.0))
+        u = _log_position(misfit, J_FINE, J_FINE_END)
         window = (1 - u) * FINE_WINDOW_UM + u * WEAK[1]
     return float(round(10.0**log_s, 6)), float(round(window, 4))
 
