@@ -18,9 +18,10 @@ Each check guards an assumption of the method:
 ``density_contrast``
     Ratio of the 95th to the 5th percentile of the denoised density in the nucleus interior.
     Below ``MIN_DENSITY_CONTRAST`` the object is featureless: with the density proportional
-    to ``phi_h + phi_e0`` (phi_e0 = 0.2) the heterochromatin fraction then varies by less
-    than 0.04 across the nucleus and the fourth-order terms carry no rate signal above
-    noise. Weak contrast alone is no defect: a simulated 15 um nucleus whose phi_h spans
+    to ``phi_h + phi_e0`` (phi_e0 = 0.2), the 5th-95th percentile spread of the
+    heterochromatin fraction is then under a fifth of ``phi_h(p5) + phi_e0`` (under 0.04
+    when its low tail is at 0), too little for the fourth-order terms to carry rate signal
+    above noise. Weak contrast alone is no defect: a simulated 15 um nucleus whose phi_h spans
     only 0.08-0.25 (p95/p5 1.45-1.57) is fitted at r 0.95. Membranes, beads and bacteria
     show the opposite (p5 near zero, p95/p5 in the tens or infinite); the sparse, clipping,
     calibration and mean-rate checks are what flag them (docs/validation.md).

@@ -40,6 +40,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -133,34 +134,18 @@ def run_fourier(case, scales) -> list[dict]:
 
 def case_fields(name: str, seed_set: str, quick: bool):
     """(phase fields, truth on their grid) of a suite case or a ``seedN`` simulate nucleus;
-    localization cases go through the default pipeline (closed form, for speed)."""
-    from chromarate.pipeline import NucleusResult, Pipeline
-    from chromarate.validation.cases import simulate_case
-    from chromarate.validation.run import _target, _truth_on_grid, default_config
+    localization cases go through the default pipeline (closed form, for speed;
+    :func:`case_localizations`)."""
+    if not name.startswith("seed"):
+        from chromarate.validation.cases import simulate_case
+        from chromarate.validation.run import _target
 
-    def largest(results):
-        done = [r for r in results if isinstance(r, NucleusResult)]
-        return max(done, key=lambda r: int(r.fields.mask.sum())).fields
-
-    if name.startswith("seed"):
-        import cli_seeds
-        from chromarate.analysis.compare import resample_to_grid
-        from chromarate.config import PipelineConfig
-
-        locs, truth = cli_seeds._simulate(int(name[4:]), CLI_CACHE)
-        f = largest(Pipeline(PipelineConfig(fit={"method": "direct"})).run(locs))
-        true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
-                                src_origin_nm=truth["origin_nm"], shape=f.mask.shape,
-                                pixel_nm=f.pixel_size_nm, origin_nm=f.origin_nm)
-        return f, true
-    case = _suite_case(name, seed_set, quick)
-    syn = simulate_case(case, cache_dir=CACHE)
-    target, _ = _target(syn)
-    if case.path == "fields":
-        f = syn.fields
-    else:
-        f = largest(Pipeline(_with_fit(default_config(case), method="direct")).run(syn.localizations))
-    return f, _truth_on_grid(target, syn, f)
+        case = _suite_case(name, seed_set, quick)
+        if case.path == "fields":
+            syn = simulate_case(case, cache_dir=CACHE)
+            return syn.fields, _target(syn)[0]
+    _, _, truth, nr = case_localizations(name, seed_set, quick)
+    return nr.fields, truth
 
 
 class Surrogate:
@@ -228,22 +213,29 @@ class Surrogate:
         x, _ = cg(LinearOperator((n, n), matvec=matvec, dtype=float), rhs, rtol=1e-6, maxiter=2000)
         return full(x)
 
+    @cached_property
     def region(self) -> np.ndarray:
         """The pixels the fit reports (residual pixels with window support)."""
         from chromarate.fit.width import window_support
 
         return self.terms.trusted & window_support(self.weight, self.window)
 
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """The pixels where the tested residual is counted (the blurred weight's support)."""
+        tested = self.blur(self.weight)
+        return tested > 1e-3 * tested.max()
+
     def r(self, lam: np.ndarray, truth: np.ndarray, region: np.ndarray | None = None) -> float:
-        """Pearson r against ``truth`` on ``region`` (default :meth:`region`)."""
-        sel = (self.region() if region is None else region) & np.isfinite(truth) & np.isfinite(lam)
+        """Pearson r against ``truth`` on ``region`` (default :attr:`region`)."""
+        sel = (self.region if region is None else region) & np.isfinite(truth) & np.isfinite(lam)
         return float(np.corrcoef(lam[sel], truth[sel])[0, 1])
 
     def cv(self, strengths, *, guard: bool, folds: int = 4, seed: int = 0) -> np.ndarray:
         """Held-out tested residual per strength, relative to ``sum y^2`` (block CV)."""
         from scipy import ndimage as ndi
 
-        rows = self.blur(self.weight) > 1e-3 * self.blur(self.weight).max()
+        rows = self.rows
         radius = float(self.terms.radius)
         side = int(np.ceil(max(2.0 * self.window, radius)))
         ny, nx = self.mask.shape
@@ -334,10 +326,10 @@ def run_split_half(name: str, strengths, window: float, seed_set: str, quick: bo
     # the halves with the full data's kernels, so that the three solve the same problem
     sur = {k: Surrogate(half_fields(locs, sel, cfg, nr), window, radius_px=full.terms.radius)
            for k, sel in (("a", half), ("b", ~half))}
-    rows = full.blur(full.weight) > 1e-3 * full.blur(full.weight).max()
+    rows = full.rows
     from chromarate.fit.prior import windowed_ratio
 
-    region = full.region()
+    region = full.region
     score = np.zeros(len(strengths))
     score_lam = np.zeros(len(strengths))
     corr = np.zeros(len(strengths))
@@ -359,7 +351,7 @@ def run_split_half(name: str, strengths, window: float, seed_set: str, quick: bo
     return {"window_um": window, "strengths": list(strengths), "split_score": (score / 2).tolist(),
             "split_score_lambda": (score_lam / 2).tolist(), "split_corr": (corr / 2).tolist(),
             "r_full": [full.r(full.solve(s), truth) for s in strengths],
-            "r_half_a": [sur["a"].r(sur["a"].solve(s), truth, full.region()) for s in strengths]}
+            "r_half_a": [sur["a"].r(sur["a"].solve(s), truth, full.region) for s in strengths]}
 
 
 def run_truth_blur(name: str, strengths, window: float, blurs_nm) -> list[dict]:
@@ -394,8 +386,11 @@ def run_truth_blur(name: str, strengths, window: float, blurs_nm) -> list[dict]:
 def run_surrogate(name: str, strengths, window: float, cv: bool, seed_set: str, quick: bool):
     fields, truth = case_fields(name, seed_set, quick)
     sur = Surrogate(fields, window)
-    row = {"window_um": window, "strengths": list(strengths),
-           "r": [sur.r(sur.solve(s), truth) for s in strengths]}
+    t0 = time.perf_counter()
+    maps = [sur.solve(s) for s in strengths]
+    row = {"window_um": window, "strengths": list(strengths), "grid": list(fields.mask.shape),
+           "seconds_per_solve": (time.perf_counter() - t0) / len(strengths),
+           "r": [sur.r(lam, truth) for lam in maps]}
     if cv:
         for guard in (False, True):
             row["cv_guard" if guard else "cv_no_guard"] = sur.cv(strengths, guard=guard).tolist()
@@ -452,7 +447,9 @@ def main(argv=None) -> dict:
             row = run_surrogate(name, args.surrogate, args.window, args.cv, args.seed_set, args.quick)
             out["surrogate"] = row
             line = " ".join(f"{s:g}:{_f(r)}" for s, r in zip(row["strengths"], row["r"]))
-            print(f"{name}  surrogate window {args.window:g} um  r: {line}", flush=True)
+            print(f"{name}  surrogate window {args.window:g} um  r: {line}  "
+                  f"({row['grid'][0]}x{row['grid'][1]}, {row['seconds_per_solve']:.1f} s per solve)",
+                  flush=True)
             for key in ("cv_no_guard", "cv_guard"):
                 if key in row:
                     vals = " ".join(f"{v:.4f}" for v in row[key])

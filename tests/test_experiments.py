@@ -358,8 +358,8 @@ def test_prior_sweep_quick(tmp_path):
     out = _run("prior_sweep.py", "--quick", "--cases", "step-box-n1@101", "--priors", "1e-3:0.15",
                "--steps", "5", "--surrogate", "1e-3", "1", "--cv", "--json", str(out_json),
                timeout=600)
-    assert re.search(r"^step-box-n1@101  surrogate window 0.15 um  r: 0.001:-?[\d.]+ 1:-?[\d.]+$",
-                     out, re.M), out
+    assert re.search(r"^step-box-n1@101  surrogate window 0.15 um  r: 0.001:-?[\d.]+ 1:-?[\d.]+  "
+                     r"\(\d+x\d+, [\d.]+ s per solve\)$", out, re.M), out
     assert re.search(r"^step-box-n1@101  cv_guard: [\d.]+ [\d.]+  -> (0.001|1)$", out, re.M), out
     assert re.search(r"rate_smoothness=0.001, test_window_um=0.15\s+r=-?[\d.]+", out), out
     case = json.loads(out_json.read_text())["cases"]["step-box-n1@101"]
