@@ -102,6 +102,10 @@ def denoise_density(density: DensityMap, config: DenoiseConfig = DenoiseConfig()
         out, info = _tv(data, config)
     meta = dict(density.meta)
     meta["denoise"] = info
+    if "blur_nm" in meta and info.get("method") == "gaussian":
+        # a Gaussian filter adds its variance to the rendered map's blur (fit.blur); the
+        # edge-keeping denoisers are not a fixed blur and leave it as it was
+        meta["blur_nm"] = float(math.hypot(float(meta["blur_nm"]), float(info["sigma_nm"])))
     return DensityMap(data=out, pixel_size_nm=p, origin_nm=tuple(density.origin_nm), meta=meta)
 
 

@@ -150,6 +150,8 @@ def phase_fields(
         "fraction_clipped_low": frac_low,
         "fraction_clipped_high": frac_high,
     }
+    if "blur_nm" in density.meta:  # the map's blur, for the fit's correction (fit.blur)
+        meta["blur_nm"] = float(density.meta["blur_nm"])
     return PhaseFields(
         phi_w=phi_w,
         phi_d=phi_d,

@@ -225,6 +225,7 @@ def render_density(
         "n_rendered": int(flat.size),
         "method": config.method,
         "supersample": s,
+        "blur_nm": _blur_nm(table, sigma, p),
     }
     if config.method == "histogram":
         counts = np.bincount(flat, minlength=ny * nx)
@@ -266,6 +267,28 @@ def _sigmas_nm(table, config: RenderConfig) -> tuple[np.ndarray, str]:
     if floor > 0:
         np.maximum(sig, floor, out=sig)
     return sig, "precision_nm"
+
+
+def _blur_nm(table, sigma: np.ndarray | None, pixel_nm: float) -> float:
+    """Standard deviation (nm) of the blur between the molecules and the rendered map.
+
+    In quadrature: the localization error (rms ``precision_nm``; taken as none when the
+    table has no usable precision), the rendered Gaussians (rms sigma; none for
+    histograms) and the pixel (``p^2 / 12``). Recorded as ``meta["blur_nm"]`` for the
+    fit's blur correction (:mod:`chromarate.fit.blur`).
+    """
+    var = pixel_nm**2 / 12.0
+    if "precision_nm" in table.columns:
+        try:
+            prec = table["precision_nm"].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):  # not numeric: no usable precision
+            prec = np.empty(0)
+        prec = prec[np.isfinite(prec) & (prec >= 0)]
+        if prec.size:
+            var += float(np.mean(prec**2))
+    if sigma is not None:
+        var += float(np.mean(np.square(sigma, dtype=np.float64)))
+    return float(math.sqrt(var))
 
 
 def _gauss_kernel(sigma_px: float) -> np.ndarray:

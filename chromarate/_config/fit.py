@@ -283,6 +283,14 @@ class FitConfig(_Model):
     training : TrainingConfig
     prior : PriorConfig
     uncertainty : UncertaintyConfig
+    observation_blur_nm : float or "auto"
+        Standard deviation (nm) of the Gaussian blur between the true chromatin density
+        and the observed fields (localization error, rendering and denoising), which the
+        residual corrects for to second order in the blur
+        (:mod:`chromarate.fit.blur`). ``"auto"`` (default) reads it from the fields'
+        ``meta["blur_nm"]``, which the pipeline records from the localization precisions
+        and the render and denoise settings (0, no correction, when absent: fields given
+        directly); 0 switches the correction off.
     data_weight, residual_weight : float
         Weights of the data misfit and the PDE residual (the prior's weight is
         ``prior.rate_smoothness``).
@@ -302,6 +310,7 @@ class FitConfig(_Model):
     training: TrainingConfig = TrainingConfig()
     prior: PriorConfig = PriorConfig()
     uncertainty: UncertaintyConfig = UncertaintyConfig()
+    observation_blur_nm: float | Literal["auto"] = "auto"
     data_weight: float = Field(1.0, ge=0.0)
     residual_weight: float = Field(1.0, ge=0.0)
     seed: int = Field(0, ge=0)
@@ -315,6 +324,9 @@ class FitConfig(_Model):
 
     @model_validator(mode="after")
     def _check_backend(self) -> "FitConfig":
+        blur = self.observation_blur_nm
+        if not isinstance(blur, str) and not 0.0 <= blur <= 1000.0:
+            raise ValueError("fit.observation_blur_nm must be 'auto' or in [0, 1000] nm")
         if self.training.pretrain_steps and self.network.parameterization != "free":
             raise ValueError("fit.training.pretrain_steps fits a free field network to the "
                              "data; the anchored field already starts at the data (set "

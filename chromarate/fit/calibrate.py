@@ -108,7 +108,11 @@ def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     float
     """
     pixel_um = fields.pixel_size_nm / 1000.0
-    terms = rate_terms(fields, config.model_copy(update={"residual_form": "weak"}),
+    # without the blur correction: the misfit measures how far the observed fields are
+    # from a steady state, blur included (the priors of fit.regularise and the
+    # calibration's bounds were set on it)
+    terms = rate_terms(fields, config.model_copy(update={"residual_form": "weak",
+                                                         "observation_blur_nm": 0.0}),
                        radius_px=radius_px)
     num, den, trusted, radius = terms.num, terms.den, terms.trusted, terms.radius
     if trusted.sum() < 16:

@@ -13,10 +13,11 @@ import torch
 from .._types import PhaseFields
 from ..config import FitConfig
 from ..errors import StageError
+from .blur import blur_correction, observation_blur_nm
 from .derivatives import Grid, MollifierBackend, make_backend, make_grid
 from .direct import TAPER_PX, resolve_radius
 from .lattice import _blur, _blur_full, _dilate, _embed, _on_lattice, auto_stride
-from .mollifier import make_kernels
+from .mollifier import apply_2d_numpy, make_kernels
 from .networks import make_field_network
 from .physics import ChromatinParams, chromatin_residual, chromatin_weak_operator_terms
 from .prior import balance_rate, denoise_fields, domain_spacing_um, fit_scales, smooth_taper
@@ -190,6 +191,21 @@ class _Problem:
             self.base = torch.as_tensor(obs_np[:, self.mask_np].mean(axis=1), device=dev,
                                         dtype=dtype).view(1, 2)
             self.offset = None
+        #: The observation blur's term of the residual, ``M lap_eps * c`` on the inner grid
+        #: (fit.blur), formed once from the denoised fields; None without blur.
+        self.blur_source = None
+        blur_um = observation_blur_nm(fields.meta, config.observation_blur_nm) / 1000.0
+        if blur_um > 0.0:
+            den_d, den_w = (self.anchor_np if self.anchored else denoise_fields(
+                fields.phi_d, fields.phi_w, self.mask_np, self.noise,
+                method=config.prior.field_prior, strength=config.prior.field_prior_strength))
+
+            def conv(name, f):
+                return apply_2d_numpy(f, kernels, name, mode="same")
+
+            c = blur_correction(den_d, den_w, conv, blur_um, self.params.phi_max)
+            self.blur_source = torch.as_tensor(self.params.mobility * conv("lap", c),
+                                               device=dev, dtype=dtype)
         #: Evaluate the networks (with gradients) only at the lattice points the loss
         #: depends on (see :meth:`_window_constants`); False: everywhere, as without.
         self.restrict_networks = True
@@ -363,6 +379,10 @@ class _Problem:
         phi_d = g[0]
         r, (fitted,) = self.backend.combine_with(
             chromatin_weak_operator_terms(phi_d, g[1], lam_box, self.params), extra=(("u", phi_d),))
+        if self.blur_source is not None:
+            ry, rx = r.shape[-2:]
+            src = self.blur_source[w.inner()]
+            r = r + src[b.y0:b.y0 + ry, b.x0:b.x0 + rx]
         zero = torch.zeros((), device=self.dev, dtype=self.dtype)
         data = zero
         if c.any_mask:
@@ -425,6 +445,8 @@ class _Problem:
                 extra=(("u", phi_d),))
             lam = lam_pad[h:h + w.nh, h:h + w.nw]
             pred = g[:, h:h + w.nh, h:h + w.nw]
+            if self.blur_source is not None:
+                r = r + self.blur_source[iy, ix]
         else:
             # derivatives are needed only where the residual has weight (nested autograd's
             # cost grows with the points; the convolution backends ignore ``where``)
@@ -434,6 +456,8 @@ class _Problem:
             wf = {k: v[1] for k, v in f.items()}
             lam = rate_net(self._inner_grid(w).coords(self.dev, self.dtype)).view(w.nh, w.nw)
             r = chromatin_residual(d, wf, lam, self.params)
+            if self.blur_source is not None:
+                r = r + self.blur_source[iy, ix]
             fitted = f["u"][0]
             pred = f["u"]
         zero = torch.zeros((), device=self.dev, dtype=self.dtype)

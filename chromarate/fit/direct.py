@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 from .._types import FitResult, PhaseFields
 from ..config import FitConfig
 from ..errors import StageError
+from .blur import blur_correction, observation_blur_nm
 from .mollifier import apply_2d_numpy, make_kernels
 from .physics import ChromatinParams, chromatin_strong_terms, chromatin_weak_terms, rate_ratio
 from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
@@ -101,7 +102,8 @@ def rate_terms(fields: PhaseFields, config: FitConfig, *,
                radius_px: float | None = None) -> RateTerms:
     """Denoise the fields as ``config.prior.field_prior`` says and form the residual's terms
     with the mollifier kernels (weak or strong form, as ``config.residual_form`` says) of
-    radius ``radius_px`` (default: the fit's choice, :func:`resolve_radius`)."""
+    radius ``radius_px`` (default: the fit's choice, :func:`resolve_radius`), corrected for
+    the observation blur ``config.observation_blur_nm`` (:mod:`chromarate.fit.blur`)."""
     if radius_px is None:
         radius, noise = resolve_radius(fields, config)
     else:  # the radius is given: only the noise estimate is needed
@@ -113,16 +115,21 @@ def rate_terms(fields: PhaseFields, config: FitConfig, *,
     phi_d, phi_w = denoise_fields(fields.phi_d, fields.phi_w, fields.mask, noise,
                                   method=config.prior.field_prior,
                                   strength=config.prior.field_prior_strength)
-    if config.residual_form == "weak":
-        def conv(name, f):
-            return apply_2d_numpy(f, ks, name, mode="same")
 
+    def conv(name, f):
+        return apply_2d_numpy(f, ks, name, mode="same")
+
+    if config.residual_form == "weak":
         num, den = chromatin_weak_terms(conv, phi_d, phi_w, params)
         fitted = conv("u", phi_d)
     else:
         d = mollified_derivatives(phi_d, ks)
         num, den = chromatin_strong_terms(d, mollified_derivatives(phi_w, ks), params)
         fitted = d["u"]
+    blur_um = observation_blur_nm(fields.meta, config.observation_blur_nm) / 1000.0
+    if blur_um > 0.0:  # r gains M lap * c, i.e. num loses (M/2) lap * c (fit.blur)
+        c = blur_correction(phi_d, phi_w, conv, blur_um, params.phi_max)
+        num = num - 0.5 * params.mobility * conv("lap", c)
     return RateTerms(num, den, fitted, trusted_mask(fields.mask, ks), radius, noise, pixel_um)
 
 
