@@ -86,7 +86,7 @@ class Calibration:
 
 
 def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
-                 radius_px: float | None = None) -> float:
+                 radius_px: float | None = None, blur_corrected: bool = False) -> float:
     """Relative weak-residual misfit of the phase fields against a smooth rate.
 
     The closed form is solved for a rate that is constant over Gaussian windows of
@@ -102,18 +102,24 @@ def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         Physics, mollifier and field prior settings.
     radius_px : float, optional
         Mollifier radius; default: the fit's automatic choice for these fields.
+    blur_corrected : bool
+        Correct the residual for the fields' observation blur
+        (``config.observation_blur_nm``, :mod:`chromarate.fit.blur`), as the fit does
+        (the calibration); False (default) measures the misfit of the fields as observed,
+        blur included (the regularisation criterion).
 
     Returns
     -------
     float
     """
     pixel_um = fields.pixel_size_nm / 1000.0
-    # without the blur correction: the misfit measures how far the observed fields are
-    # from a steady state, blur included (the priors of fit.regularise and the
-    # calibration's bounds were set on it)
-    terms = rate_terms(fields, config.model_copy(update={"residual_form": "weak",
-                                                         "observation_blur_nm": 0.0}),
-                       radius_px=radius_px)
+    # blur_corrected=False (fit.regularise): the misfit measures how far the observed
+    # fields are from a steady state, blur included (the priors were set on it); the
+    # calibration compares scales under the model the fit uses, the blur corrected
+    update = {"residual_form": "weak"}
+    if not blur_corrected:
+        update["observation_blur_nm"] = 0.0
+    terms = rate_terms(fields, config.model_copy(update=update), radius_px=radius_px)
     num, den, trusted, radius = terms.num, terms.den, terms.trusted, terms.radius
     if trusted.sum() < 16:
         raise StageError("nucleus too small for the mollifier: fewer than 16 pixels lie one "
@@ -166,7 +172,7 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     misfits, clipped = [], []
     for k in ks:
         f = ref if k == 1.0 else fields_at(k)
-        misfits.append(scale_misfit(f, config, radius_px=radius))
+        misfits.append(scale_misfit(f, config, radius_px=radius, blur_corrected=True))
         clipped.append(max(float(f.meta.get("fraction_clipped_high", 0.0)),
                            float(f.meta.get("fraction_clipped_low", 0.0))))
     # the model keeps phi_h in [0, phi_max]; a scale that pushes more than a noise-sized
