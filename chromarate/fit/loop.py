@@ -178,8 +178,10 @@ def _bootstrap_fields(fields: PhaseFields, prob: _Problem, seed: int, config: Fi
     e1, e2 = rng.standard_normal((2,) + obs.shape[1:])
     phi_d = anchor[0] + sd_d * e1
     phi_w = anchor[1] + sd_w * (rho * e1 + np.sqrt(1.0 - rho * rho) * e2)
+    # the observation's meta travels with the replicate (its blur, fit.blur)
     return PhaseFields(phi_w=phi_w, phi_d=phi_d, mask=fields.mask,
-                       pixel_size_nm=fields.pixel_size_nm, origin_nm=fields.origin_nm)
+                       pixel_size_nm=fields.pixel_size_nm, origin_nm=fields.origin_nm,
+                       meta=dict(fields.meta))
 
 
 def _assemble(prob: _Problem, field_net, rate_net):

@@ -109,3 +109,24 @@ def test_render_denoise_and_phase_record_the_blur():
                                                                      pixel_size_nm=pixel))
     assert plain.meta["blur_nm"] == pytest.approx(pixel / math.sqrt(12))
     assert "blur_nm" not in phase_fields(DensityMap(den.data, pixel), mask, PhaseConfig()).meta
+
+
+def test_bootstrap_replicates_keep_the_blur(ramp_case):
+    import torch
+
+    from chromarate.fit.chromatin_problem import _Problem
+    from chromarate.fit.loop import _bootstrap_fields
+
+    rate, state = ramp_case
+    mask = np.zeros(rate.shape, bool)
+    mask[4:-4, 4:-4] = True
+    fields = PhaseFields(phi_w=np.array(state.phi_w), phi_d=np.array(state.phi_d), mask=mask,
+                         pixel_size_nm=20.0, meta={"blur_nm": 30.0})
+    cfg = FitConfig()
+    prob = _Problem(fields, cfg, torch.device("cpu"), torch.float32)
+    assert prob.blur_source is not None
+    replicate = _bootstrap_fields(fields, prob, 1, cfg)
+    assert replicate.meta["blur_nm"] == 30.0
+    no_blur = _Problem(fields, cfg.model_copy(update={"observation_blur_nm": 0.0}),
+                       torch.device("cpu"), torch.float32)
+    assert no_blur.blur_source is None
