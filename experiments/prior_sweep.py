@@ -24,6 +24,12 @@ can be read from the data. Four kinds of run, each printing one line per case an
     blocks of one window or kernel radius, with and without a guard band of one kernel
     radius plus one window around the held-out blocks).
 
+``--truth-blur NM ...`` (strengths ``--surrogate``, window ``--window``)
+    The surrogate on the case's true fields with phi_h blurred by Gaussians of NM nm,
+    without and with the residual's blur correction (``chromarate.fit.blur``): r against
+    the truth and the bias of the mean per strength; ``--radius`` fixes the kernel radius
+    (a rendered nucleus gets larger kernels than its clean true fields).
+
 Cases are those of the suite (``--set dev``, the
 default; use the unseen set only to report, never to choose) or ``seedN`` for
 ``chromarate simulate --seed N`` (through ``experiments/cli_seeds.py``'s cache).
@@ -354,32 +360,49 @@ def run_split_half(name: str, strengths, window: float, seed_set: str, quick: bo
             "r_half_a": [sur["a"].r(sur["a"].solve(s), truth, full.region) for s in strengths]}
 
 
-def run_truth_blur(name: str, strengths, window: float, blurs_nm) -> list[dict]:
-    """The surrogate on a ``seedN`` nucleus' true fields with phi_h blurred by a Gaussian of
-    each standard deviation (nm): how much of the rendered data's error is blur alone."""
+def run_truth_blur(name: str, strengths, window: float, blurs_nm, seed_set: str = "dev",
+                   quick: bool = False, radius_px: float | None = None) -> list[dict]:
+    """The surrogate on a nucleus' true fields (a suite case or ``seedN``) with phi_h
+    blurred by a Gaussian of each standard deviation (nm): how much of the rendered data's
+    error is blur alone, and how much of it the blur correction of the residual
+    (:mod:`chromarate.fit.blur`) removes (``r_corrected``, the fields carrying their blur).
+    ``radius_px``: the kernel radius (default: the automatic choice for the fields)."""
     from scipy import ndimage as ndi
 
     from chromarate._types import PhaseFields
-    from chromarate.io.truth import read_truth
 
-    if not name.startswith("seed"):
-        raise SystemExit("--truth-blur takes simulate nuclei (seedN)")
-    import cli_seeds
+    if name.startswith("seed"):
+        import cli_seeds
+        from chromarate.io.truth import read_truth
 
-    cli_seeds._simulate(int(name[4:]), CLI_CACHE)  # make sure the truth is cached
-    t = read_truth(CLI_CACHE / f"{name}.truth.npz")
-    mask, pixel = np.asarray(t["mask"], bool), float(t["pixel_size_nm"])
-    phi_d, phi_w = np.asarray(t["phi_d"], float), np.asarray(t["phi_w"], float)
-    # phi_w = 1 - phi_h - phi_e0 and phi_d = phi_h - phi_e0 give phi_e0 = (1 - phi_w - phi_d) / 2
-    phi_e0 = float(np.median((1.0 - phi_w - phi_d)[mask]) / 2.0)
-    phi_h = phi_d + phi_e0
+        cli_seeds._simulate(int(name[4:]), CLI_CACHE)  # make sure the truth is cached
+        t = read_truth(CLI_CACHE / f"{name}.truth.npz")
+        mask, pixel = np.asarray(t["mask"], bool), float(t["pixel_size_nm"])
+        phi_d, phi_w = np.asarray(t["phi_d"], float), np.asarray(t["phi_w"], float)
+        # phi_w = 1 - phi_h - phi_e0 and phi_d = phi_h - phi_e0 give phi_e0 = (1 - phi_w - phi_d) / 2
+        phi_e0 = float(np.median((1.0 - phi_w - phi_d)[mask]) / 2.0)
+        phi_h, rate = phi_d + phi_e0, np.asarray(t["rate"], float)
+    else:
+        from chromarate.validation.cases import PHI_E0, simulate_case
+
+        syn = simulate_case(_suite_case(name, seed_set, quick), cache_dir=CACHE)
+        mask, pixel, phi_e0 = np.asarray(syn.mask, bool), float(syn.pixel_size_nm), PHI_E0
+        phi_h, rate = syn.phi_h, np.asarray(syn.rate, float)
     out = []
     for blur in blurs_nm:
         ph = ndi.gaussian_filter(phi_h, blur / pixel) if blur > 0 else phi_h
-        f = PhaseFields(phi_w=1.0 - ph - phi_e0, phi_d=ph - phi_e0, mask=mask, pixel_size_nm=pixel)
-        sur = Surrogate(f, window)
-        out.append({"blur_nm": blur, "radius_px": float(sur.terms.radius),
-                    "r": [sur.r(sur.solve(s), np.asarray(t["rate"], float)) for s in strengths]})
+        row = {"blur_nm": blur}
+        for key, meta in (("r", {}), ("r_corrected", {"blur_nm": float(blur)})):
+            f = PhaseFields(phi_w=1.0 - ph - phi_e0, phi_d=ph - phi_e0, mask=mask,
+                            pixel_size_nm=pixel, meta=meta)
+            sur = Surrogate(f, window, radius_px=radius_px)
+            maps = [sur.solve(s) for s in strengths]
+            sel = sur.region & np.isfinite(rate)
+            row["radius_px"] = float(sur.terms.radius)
+            row[key] = [sur.r(m, rate) for m in maps]
+            row[key.replace("r", "bias", 1)] = [
+                float(np.mean(m[sel]) / np.mean(rate[sel]) - 1.0) for m in maps]
+        out.append(row)
     return out
 
 
@@ -424,8 +447,11 @@ def main(argv=None) -> dict:
     ap.add_argument("--window", type=float, default=0.15, help="test window (um) of --surrogate")
     ap.add_argument("--cv", action="store_true", help="block cross-validation with --surrogate")
     ap.add_argument("--truth-blur", type=float, nargs="+", default=None, metavar="NM",
-                    help="surrogate (strengths --surrogate) on a seedN nucleus' true fields "
-                         "with phi_h blurred by these Gaussian sigmas (nm)")
+                    help="surrogate (strengths --surrogate) on a nucleus' true fields with "
+                         "phi_h blurred by these Gaussian sigmas (nm), without and with the "
+                         "blur correction")
+    ap.add_argument("--radius", type=float, default=None, metavar="PX",
+                    help="kernel radius of --truth-blur (default: the automatic choice)")
     ap.add_argument("--split-half", type=float, nargs="+", default=None, metavar="S",
                     help="split-half validation of these strengths on the surrogate "
                          "(localization cases; window --window)")
@@ -438,11 +464,14 @@ def main(argv=None) -> dict:
         out: dict = {}
         if args.truth_blur:
             strengths = args.surrogate or list(STRENGTHS)
-            out["truth_blur"] = run_truth_blur(name, strengths, args.window, args.truth_blur)
+            out["truth_blur"] = run_truth_blur(name, strengths, args.window, args.truth_blur,
+                                               args.seed_set, args.quick, args.radius)
             for row in out["truth_blur"]:
-                line = " ".join(f"{s:g}:{_f(r)}" for s, r in zip(strengths, row["r"]))
-                print(f"{name}  true fields blurred {row['blur_nm']:g} nm (kernel radius "
-                      f"{row['radius_px']:.1f} px)  r: {line}", flush=True)
+                for key, label in (("r", "as blurred"), ("r_corrected", "corrected")):
+                    line = " ".join(f"{s:g}:{_f(r)} ({b:+.3f})" for s, r, b in
+                                    zip(strengths, row[key], row[key.replace("r", "bias", 1)]))
+                    print(f"{name}  true fields blurred {row['blur_nm']:g} nm, {label} (kernel "
+                          f"radius {row['radius_px']:.1f} px)  r (bias): {line}", flush=True)
         elif args.surrogate:
             row = run_surrogate(name, args.surrogate, args.window, args.cv, args.seed_set, args.quick)
             out["surrogate"] = row

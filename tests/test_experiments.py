@@ -382,3 +382,21 @@ def test_prior_sweep_split_half_quick(tmp_path):
     for key in ("split_score", "split_score_lambda", "split_corr", "r_full", "r_half_a"):
         assert len(row[key]) == 2 and all(math.isfinite(v) for v in row[key]), key
     assert all(v > 0 for v in row["split_score"] + row["split_score_lambda"])
+
+
+@pytest.mark.slow
+def test_prior_sweep_truth_blur_quick(tmp_path):
+    """The true fields of a small suite case blurred by 30 nm, without and with the blur
+    correction: r and the bias of the mean per strength, the unblurred row unaffected by
+    the correction (it has no blur to correct)."""
+    out_json = tmp_path / "out.json"
+    out = _run("prior_sweep.py", "--quick", "--cases", "hetero-box-n1@101", "--truth-blur", "0", "30",
+               "--surrogate", "1e-3", "1", "--window", "0.15", "--json", str(out_json), timeout=600)
+    assert re.search(r"^hetero-box-n1@101  true fields blurred 30 nm, corrected \(kernel radius "
+                     r"[\d.]+ px\)  r \(bias\): 0.001:-?[\d.]+ \([+-][\d.]+\)", out, re.M), out
+    rows = json.loads(out_json.read_text())["cases"]["hetero-box-n1@101"]["truth_blur"]
+    assert [r["blur_nm"] for r in rows] == [0.0, 30.0]
+    for row in rows:
+        for key in ("r", "r_corrected", "bias", "bias_corrected"):
+            assert len(row[key]) == 2 and all(math.isfinite(v) for v in row[key]), key
+    assert rows[0]["r"] == rows[0]["r_corrected"]

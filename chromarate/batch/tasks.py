@@ -52,7 +52,8 @@ SUMMARY_COLUMNS = (
     "input", "name", "nucleus_id", "status", "resumed", "error", "n_localizations",
     "pixel_size_nm", "rate_mean", "rate_median", "rate_q05", "rate_q95", "rate_corr_truth",
     "mollifier_radius_px", "qc_reasons", "calibration_scale", "chosen_rate_smoothness",
-    "chosen_test_window_um", "chosen_rate_fourier_scale_per_um", "fit_seconds",
+    "chosen_test_window_um", "chosen_rate_fourier_scale_per_um", "observation_blur_nm",
+    "fit_seconds",
     "total_seconds", "device", "config_hash", "result_path",
 )
 
@@ -192,6 +193,7 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
         chosen_rate_smoothness=chosen.get("rate_smoothness", np.nan),
         chosen_test_window_um=chosen.get("test_window_um", np.nan),
         chosen_rate_fourier_scale_per_um=chosen.get("rate_fourier_scale_per_um", np.nan),
+        observation_blur_nm=(fit.get("meta") or {}).get("observation_blur_nm", np.nan),
         n_localizations=prov.get("n_localizations", np.nan),
         pixel_size_nm=stack.pixel_size_nm,
         **rate_summary(stack.channels["rate"], mask),

@@ -201,5 +201,6 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
         meta={"method": "direct", "mollifier_radius_px": radius, "noise_phi_d": noise,
               "field_prior": config.prior.field_prior, "window_um": config.prior.test_window_um,
               "rate_std_source": None if rate_std is None else "residual",
-              "regularisation": chosen},
+              "regularisation": chosen,
+              "observation_blur_nm": observation_blur_nm(fields.meta, config.observation_blur_nm)},
     )

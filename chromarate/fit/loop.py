@@ -50,6 +50,7 @@ from ..device import describe_device, resolve_device, resolve_dtype
 # the problem and the grid operations live in their own modules; the names are re-exported
 # here for callers that used them from this module
 from .chromatin_problem import FIELD_DERIVATIVES, _evaluation, _FieldNet, _Problem  # noqa: F401
+from .blur import observation_blur_nm
 from .direct import check_fields, invert_direct, rate_terms
 from .engine import ParamGroup, TrainProgress, TrainSettings, iter_train, train
 from .lattice import _blur  # noqa: F401
@@ -309,6 +310,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
               "residual_pixels": int(prob.trusted_np.sum()),
               "rate_std_source": rate_std_source,
               "regularisation": chosen,
+              "observation_blur_nm": observation_blur_nm(fields.meta, config.observation_blur_nm),
               "final_terms": {k: float(np.mean([t[k] for t in terms_all])) for k in terms_all[0]},
               "final_loss": float(history["loss"][-1]) if history["loss"] else None},
     )
