@@ -326,8 +326,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
 
     The windowed closed form is computed on the same fields for the agreement check (unless
-    the fit is the closed form itself), with the rate prior and window the fit chose (so the
-    choice is not measured again). Without a density (fields given directly), the density
+    the fit is the closed form itself), with the rate prior, window and mollifier radius the
+    fit chose (so the choice is not measured again). Without a density (fields given directly), the density
     contrast is read from the chromatin fraction ``phi_h + phi_e``.
     """
     from .fit.direct import invert_direct
@@ -338,7 +338,11 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         chosen = fit.meta.get("regularisation") or {}
         same = {k: chosen[k] for k in ("rate_smoothness", "test_window_um") if k in chosen}
         prior = config.fit.prior.model_copy(update={**same, "regularisation": "manual"})
-        closed = invert_direct(fields, config.fit.model_copy(update={"prior": prior})).rate
+        update = {"prior": prior}
+        radius = fit.meta.get("mollifier_radius_px")
+        if radius is not None:  # the kernel the fit chose (fit.regularise.choose_kernel_radius)
+            update["mollifier"] = config.fit.mollifier.model_copy(update={"radius_px": float(radius)})
+        closed = invert_direct(fields, config.fit.model_copy(update=update)).rate
     dens = density if density is not None else np.where(fields.mask, fields.phi_h + fields.phi_e, 0.0)
     return assess_quality(
         n_localizations=n_localizations, pixel_size_nm=fields.pixel_size_nm, mask=fields.mask,

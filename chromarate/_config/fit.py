@@ -42,7 +42,11 @@ class MollifierConfig(_Model):
     kernel : {"bump", "wendland"}
         Smooth compact weight of the kernels.
     radius_px : float or "auto"
-        Kernel radius in pixels; "auto" picks it from a noise estimate of the data.
+        Kernel radius in pixels. "auto": the noise rule (pixel noise through the
+        bilaplacian kernel) bounds it from above; with the steadiness criterion the fit
+        then uses the smallest radius from 8 px whose steadiness misfit stays in the weak
+        prior's range, and reports the rate where the noise rule's kernel is trusted
+        (``chromarate.fit.regularise.choose_kernel_radius``).
     degree : int or None
         Degree of the polynomials every kernel reproduces exactly; None (default) means the
         highest derivative order + 2 (= 6 for the fourth-order chromatin model).

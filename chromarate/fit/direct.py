@@ -19,7 +19,7 @@ from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
 from .width import choose_radius, estimate_noise, trusted_mask, window_support
 
 __all__ = ["RateTerms", "check_fields", "invert_direct", "mollified_derivatives", "rate_terms",
-           "resolve_radius"]
+           "report_region", "resolve_radius"]
 
 #: Width (pixels) over which the residual weight rises from the edge of the trusted region.
 TAPER_PX = 12.0
@@ -59,6 +59,40 @@ def resolve_radius(fields: PhaseFields, config: FitConfig) -> tuple[float, float
                            reaction_scale=max(reaction, 2.0 * float(np.mean(phi_e)) * 0.1),
                            r_min=r_min, r_max=r_max)
     return radius, noise
+
+
+def report_region(mask: np.ndarray, config: FitConfig, radius_px: float,
+                  pixel_um: float) -> np.ndarray:
+    """Pixels where a fit with mollifier radius ``radius_px`` reports the rate.
+
+    The residual is trusted where the values outside the envelope cannot reach it
+    (:func:`~chromarate.fit.width.trusted_mask`) and, with a test window, the rate where at
+    least half of its window lies on that residual's weight
+    (:func:`~chromarate.fit.width.window_support`). A fit whose kernel is smaller than the
+    noise rule's reports the rate only inside this region for the noise rule's radius
+    (:func:`chromarate.fit.regularise.choose_kernel_radius`).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        bool nucleus mask.
+    config : FitConfig
+        Mollifier kernel and degree, and ``prior.test_window_um``.
+    radius_px, pixel_um : float
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, same shape.
+    """
+    m = config.mollifier
+    ks = make_kernels(m.kernel, radius_px, degree=m.degree, max_order=4, pixel=pixel_um)
+    trusted = trusted_mask(mask, ks)
+    window_um = config.prior.test_window_um
+    if window_um is None or not trusted.any():
+        return trusted
+    taper, window = fit_scales(trusted, TAPER_PX, window_um / pixel_um)
+    return trusted & window_support(smooth_taper(trusted, taper), window)
 
 
 def mollified_derivatives(field: np.ndarray, kernels) -> dict[str, np.ndarray]:
@@ -181,8 +215,12 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     else:
         weight, window = terms.window_weight(config.prior.test_window_um)
         rate = windowed_ratio(terms.num, terms.den, weight, window)
-        # reported where the data determine the windowed rate (as for the PINN)
+        # reported where the data determine the windowed rate (as for the PINN), and
+        # within the noise rule's region when the kernel is smaller (as for the PINN)
         trusted = trusted & window_support(weight, window)
+        report = chosen.get("report_radius_px")
+        if report is not None and report > terms.radius:
+            trusted &= report_region(fields.mask, config, report, terms.pixel_um)
         std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
         bias = smoothing_bias(rate, trusted, window, passes=1)
         rate_std = np.where(trusted, interval_std(std, bias), np.nan).astype(np.float32)

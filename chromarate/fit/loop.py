@@ -257,7 +257,8 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     config, chosen = choose_regularisation(fields, config)
     dev = resolve_device(device if device is not None else config.device)
     dtype = resolve_dtype(config.dtype)
-    prob = _Problem(fields, config, dev, dtype)
+    report = chosen.get("report_radius_px")
+    prob = _Problem(fields, config, dev, dtype, report_radius=report)
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     timings: dict[str, float] = {}
     rates, fitted_all, resid_all, terms_all = [], [], [], []
@@ -266,7 +267,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         nets = None
         member_prob = prob if member == 0 or config.uncertainty.method == "seeds" else \
             _Problem(_bootstrap_fields(fields, prob, config.seed + member, config), config, dev,
-                     dtype, radius_noise=(prob.radius, prob.noise))
+                     dtype, radius_noise=(prob.radius, prob.noise), report_radius=report)
         for item in _train_member(member_prob, config.seed + member, member, t_start, history,
                                   timings, monitor):
             if isinstance(item, FitProgress):

@@ -34,16 +34,18 @@ docs/numerics.md for the measured comparison).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from .._types import PhaseFields
 from ..config import FitConfig
+from ..errors import StageError
 from .calibrate import scale_misfit
+from .direct import resolve_radius
 from .width import estimate_noise
 
-__all__ = ["choose_regularisation", "regularisation_from_misfit"]
+__all__ = ["choose_kernel_radius", "choose_regularisation", "regularisation_from_misfit"]
 
 #: Misfit at and below which the weak prior is used.
 J_WEAK = 0.15
@@ -65,6 +67,9 @@ STRONG = (1.0, 0.3)
 FINE_WINDOW_UM = 0.1
 J_FINE = 0.005
 J_FINE_END = 0.02
+#: Smallest mollifier radius (pixels) the steadiness search tries, and its step.
+RADIUS_SEARCH_MIN_PX = 8.0
+RADIUS_SEARCH_STEP_PX = 2.0
 
 
 def _log_position(misfit: float, lo: float, hi: float) -> float:
@@ -99,6 +104,61 @@ def regularisation_from_misfit(misfit: float) -> tuple[float, float]:
     return float(round(10.0**log_s, 6)), float(round(window, 4))
 
 
+class KernelRadius(NamedTuple):
+    """The mollifier radius a fit uses and how it was chosen (:func:`choose_kernel_radius`)."""
+
+    #: Radius the fit uses (pixels).
+    radius: float
+    #: The noise rule's radius (pixels); the rate is reported where its kernels are trusted.
+    upper: float
+    #: Steadiness misfit at ``radius`` and at ``upper`` (NaN when the radius is configured).
+    misfit: float
+    misfit_upper: float
+
+
+def choose_kernel_radius(fields: PhaseFields, config: FitConfig) -> KernelRadius:
+    """The mollifier radius of a fit: the smallest that keeps the fields steady.
+
+    The noise rule (:func:`chromarate.fit.direct.resolve_radius`) bounds the radius from
+    above: it asks that pixel noise through the bilaplacian kernel stays below a quarter of
+    the reaction term *at a pixel*, and so ignores that the weak form averages the residual
+    over test windows many pixels wide. On fields given directly with 1-5 % noise it always
+    ends at its largest radius (24 px), where the kernels' bias flattens domain-scale
+    lambda. The steadiness misfit ``J`` (:func:`chromarate.fit.calibrate.scale_misfit`)
+    measures the noise after that averaging: the radius is the smallest one from
+    ``RADIUS_SEARCH_MIN_PX`` (or the polynomial degree's minimum) in steps of
+    ``RADIUS_SEARCH_STEP_PX`` whose misfit stays at or below ``J_WEAK``, the level up to
+    which the weak prior is used. Fields that are not that steady at the upper radius
+    (rendered from localizations) keep it.
+
+    Parameters
+    ----------
+    fields : PhaseFields
+    config : FitConfig
+        A configured ``mollifier.radius_px`` is used as given.
+
+    Returns
+    -------
+    KernelRadius
+    """
+    upper, _ = resolve_radius(fields, config)
+    if config.mollifier.radius_px != "auto":
+        return KernelRadius(upper, upper, float("nan"), float("nan"))
+    j_upper = scale_misfit(fields, config, radius_px=upper)
+    if not j_upper <= J_WEAK:
+        return KernelRadius(upper, upper, j_upper, j_upper)
+    r = max(RADIUS_SEARCH_MIN_PX, ((config.mollifier.degree or 6) + 2) / 2.0)
+    while r < upper - 1e-9:
+        try:
+            j = scale_misfit(fields, config, radius_px=r)
+        except StageError:  # too few trusted pixels for this kernel: try the next
+            j = float("inf")
+        if j <= J_WEAK:
+            return KernelRadius(float(r), upper, j, j_upper)
+        r += RADIUS_SEARCH_STEP_PX
+    return KernelRadius(upper, upper, j_upper, j_upper)
+
+
 def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitConfig, dict[str, Any]]:
     """The fit configuration with the rate prior and test window chosen from the data.
 
@@ -127,7 +187,12 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
         # 1 % white noise reads 0.01 and gives J ~ 2e-3; 5 % reads 0.05 and J ~ 0.02
         misfit_equiv = 0.4 * value
     else:
-        value = misfit_equiv = scale_misfit(fields, config)
+        kr = choose_kernel_radius(fields, config)
+        value = misfit_equiv = kr.misfit if np.isfinite(kr.misfit) else scale_misfit(fields, config)
+        fixed.update({"mollifier_radius_px": kr.radius, "report_radius_px": kr.upper,
+                      "misfit_at_upper_radius": kr.misfit_upper})
+        config = config.model_copy(update={"mollifier": config.mollifier.model_copy(
+            update={"radius_px": kr.radius})})
     smooth, window = regularisation_from_misfit(misfit_equiv)
     # a weak prior lets the rate travel far from its start (domain-scale structure): Adam
     # needs more steps to get there (measured on a 1 % noise envelope case: r = -0.01 after

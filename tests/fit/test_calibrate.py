@@ -10,7 +10,8 @@ from chromarate.config import FitConfig, PipelineConfig
 from chromarate.data import make_rate_map
 from chromarate.errors import ConfigError
 from chromarate.fit.calibrate import calibrate_scale, scale_misfit
-from chromarate.fit.regularise import (FINE_WINDOW_UM, STRONG, WEAK, choose_regularisation,
+from chromarate.fit.regularise import (FINE_WINDOW_UM, J_WEAK, RADIUS_SEARCH_MIN_PX, STRONG, WEAK,
+                                       choose_kernel_radius, choose_regularisation,
                                        regularisation_from_misfit)
 from chromarate.fit.simulate import steady_state
 from chromarate.phase import phase_fields
@@ -113,6 +114,61 @@ def test_noise_raises_the_prior(steady):
     clean, _ = choose_regularisation(PhaseFields(phi_w=0.6 - (phi_h - 0.2), phi_d=phi_h - 0.2,
                                                  mask=mask, pixel_size_nm=20.0), FitConfig())
     assert clean.training.steps == 4 * FitConfig().training.steps
+
+
+def test_kernel_radius_shrinks_only_while_the_fields_stay_steady(steady):
+    """With 1 % white noise the noise rule asks for the largest kernel, but the fields stay
+    steady (J <= J_WEAK) with the smallest one searched: the fit uses it and reports the
+    rate where the noise rule's kernel is trusted. Noise correlated over a pixel or two
+    (rendered data) keeps the noise rule's radius; a configured radius is used as given."""
+    from scipy import ndimage as ndi
+
+    _, phi_h, mask = steady
+    rng = np.random.default_rng(1)
+
+    def fields(noise, corr):
+        n = rng.standard_normal(phi_h.shape)
+        n = ndi.gaussian_filter(n, 1.0) if corr else n
+        pd = phi_h - 0.2 + noise * np.ptp(phi_h[mask]) * n
+        return PhaseFields(phi_w=0.6 - pd, phi_d=pd, mask=mask, pixel_size_nm=20.0)
+
+    white = fields(0.01, False)
+    kr = choose_kernel_radius(white, FitConfig())
+    assert kr.radius == RADIUS_SEARCH_MIN_PX < kr.upper
+    assert kr.misfit_upper < kr.misfit <= J_WEAK
+    cfg, record = choose_regularisation(white, FitConfig())
+    assert cfg.mollifier.radius_px == record["mollifier_radius_px"] == kr.radius
+    assert record["report_radius_px"] == kr.upper and record["value"] == kr.misfit
+
+    rendered = choose_kernel_radius(fields(1.0, True), FitConfig())
+    assert rendered.radius == rendered.upper and rendered.misfit > J_WEAK
+
+    fixed = choose_kernel_radius(white, FitConfig(mollifier=dict(radius_px=12)))
+    assert fixed.radius == fixed.upper == 12.0 and np.isnan(fixed.misfit)
+
+
+def test_smaller_kernel_reports_the_noise_rule_region(steady):
+    """The closed form with the searched (smaller) kernel reports the rate only where the
+    noise rule's kernel would: the band the smaller kernel adds near the envelope is
+    scored, not reported."""
+    from chromarate.fit.direct import invert_direct
+
+    _, phi_h, mask = steady
+    pd = phi_h - 0.2 + 0.01 * np.ptp(phi_h[mask]) * np.random.default_rng(2).standard_normal(mask.shape)
+    f = PhaseFields(phi_w=0.6 - pd, phi_d=pd, mask=mask, pixel_size_nm=20.0)
+    auto = invert_direct(f)
+    assert auto.meta["mollifier_radius_px"] == RADIUS_SEARCH_MIN_PX
+    upper = auto.meta["regularisation"]["report_radius_px"]
+    chosen = auto.meta["regularisation"]
+    manual = FitConfig(mollifier=dict(radius_px=upper),
+                       prior=dict(regularisation="manual", rate_smoothness=chosen["rate_smoothness"],
+                                  test_window_um=chosen["test_window_um"]))
+    at_upper = invert_direct(f, manual)
+    small = FitConfig(mollifier=dict(radius_px=RADIUS_SEARCH_MIN_PX), prior=manual.prior)
+    unrestricted = invert_direct(f, small)
+    assert auto.trusted.sum() > 16
+    assert not (auto.trusted & ~at_upper.trusted).any()
+    assert unrestricted.trusted.sum() > auto.trusted.sum()
 
 
 def test_explicit_prior_needs_manual_mode():
