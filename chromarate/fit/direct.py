@@ -19,7 +19,7 @@ from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
 from .width import choose_radius, estimate_noise, trusted_mask, window_support
 
 __all__ = ["RateTerms", "check_fields", "invert_direct", "mollified_derivatives", "rate_terms",
-           "report_region", "resolve_radius"]
+           "report_region", "resolve_radius", "std_terms"]
 
 #: Width (pixels) over which the residual weight rises from the edge of the trusted region.
 TAPER_PX = 12.0
@@ -93,6 +93,24 @@ def report_region(mask: np.ndarray, config: FitConfig, radius_px: float,
         return trusted
     taper, window = fit_scales(trusted, TAPER_PX, window_um / pixel_um)
     return trusted & window_support(smooth_taper(trusted, taper), window)
+
+
+def std_terms(fields: PhaseFields, config: FitConfig, terms: "RateTerms",
+              report_radius_px: float | None) -> "RateTerms":
+    """The residual terms the sandwich standard deviation of the rate reads.
+
+    With the noise rule's kernel they are the fit's own ``terms``. A fit whose kernel is
+    smaller (:func:`chromarate.fit.regularise.choose_kernel_radius`) leaves residuals
+    dominated by pixel-scale noise through its fourth-order kernel, which the test window
+    averages away but the sandwich's correlation area (the central lobe of their
+    autocorrelation) does not see cancel: its ``rate_std`` came out 10 to 100 times the
+    error on the validation cases. The terms of the noise rule's kernel
+    (``report_radius_px``) carry that noise already averaged over the kernel, so the
+    sandwich is read from them (docs/numerics.md).
+    """
+    if report_radius_px is None or report_radius_px <= terms.radius:
+        return terms
+    return rate_terms(fields, config, radius_px=report_radius_px)
 
 
 def mollified_derivatives(field: np.ndarray, kernels) -> dict[str, np.ndarray]:
@@ -221,7 +239,10 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
         report = chosen.get("report_radius_px")
         if report is not None and report > terms.radius:
             trusted &= report_region(fields.mask, config, report, terms.pixel_um)
-        std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
+        noisy = std_terms(fields, config, terms, report)
+        if noisy is not terms:
+            weight = noisy.window_weight(config.prior.test_window_um)[0]
+        std = windowed_rate_std(noisy.num, noisy.den, weight, window, rate)
         bias = smoothing_bias(rate, trusted, window, passes=1)
         rate_std = np.where(trusted, interval_std(std, bias), np.nan).astype(np.float32)
     rate = np.where(trusted, rate, np.nan)

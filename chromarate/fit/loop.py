@@ -51,7 +51,7 @@ from ..device import describe_device, resolve_device, resolve_dtype
 # here for callers that used them from this module
 from .chromatin_problem import FIELD_DERIVATIVES, _evaluation, _FieldNet, _Problem  # noqa: F401
 from .blur import observation_blur_nm
-from .direct import check_fields, invert_direct, rate_terms
+from .direct import check_fields, invert_direct, rate_terms, std_terms
 from .engine import ParamGroup, TrainProgress, TrainSettings, iter_train, train
 from .lattice import _blur  # noqa: F401
 from .networks import RateNetwork
@@ -205,12 +205,13 @@ def _assemble(prob: _Problem, field_net, rate_net):
 
 
 def _residual_rate_std(fields: PhaseFields, config: FitConfig, rate: np.ndarray,
-                       trusted: np.ndarray) -> np.ndarray:
+                       trusted: np.ndarray, report_radius_px: float | None = None) -> np.ndarray:
     """``rate_std`` of a single fit: the sandwich standard deviation of the windowed rate
     from the residuals the fitted map leaves, and the smoothing bias of a rate that answers
     a residual tested against the window (the window smooths it twice), in quadrature
-    (:mod:`chromarate.fit.uncertainty`)."""
-    terms = rate_terms(fields, config)
+    (:mod:`chromarate.fit.uncertainty`); the sandwich reads the terms of the noise rule's
+    kernel when the fit's is smaller (:func:`chromarate.fit.direct.std_terms`)."""
+    terms = std_terms(fields, config, rate_terms(fields, config), report_radius_px)
     weight, window = terms.window_weight(config.prior.test_window_um)
     std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
     bias = smoothing_bias(rate, trusted, window, passes=2)
@@ -293,7 +294,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     if rate_std is None and config.prior.test_window_um is not None:
         rate_std_source = "residual"
         t_unc = time.perf_counter()
-        rate_std = _residual_rate_std(fields, config, rate, trusted_np)
+        rate_std = _residual_rate_std(fields, config, rate, trusted_np, report)
         timings["uncertainty"] = time.perf_counter() - t_unc
     result = FitResult(
         rate=np.where(mask_np, rate, np.nan).astype(np.float32),
