@@ -14,6 +14,10 @@ can be read from the data. Four kinds of run, each printing one line per case an
     help r?).
 ``--fourier-scales F ...``
     The default fit with the rate network's Fourier scale F (cycles/um).
+``--radii PX ...``
+    The default fit with the mollifier radius fixed at PX pixels (its prior chosen from
+    the steadiness misfit at that radius), scored on its own trusted region and on the
+    region the default fit reports (``chromarate.fit.regularise.choose_kernel_radius``).
 ``--surrogate S ...`` (with ``--window W``)
     A linear surrogate of the PINN's rate problem, fast enough to scan many priors: the
     fields held at their denoised values, lambda a free value per nucleus pixel, and the
@@ -132,6 +136,29 @@ def run_fourier(case, scales) -> list[dict]:
     return [{"rate_fourier_scale_per_um": f,
              **_run(case, _with_fit(default_config(case), prior={"rate_fourier_scale_per_um": f}),
                     baseline=False)} for f in scales]
+
+
+def _r_on(rate, target, region) -> float:
+    sel = region & np.isfinite(rate) & np.isfinite(target)
+    return float(np.corrcoef(rate[sel], target[sel])[0, 1]) if sel.sum() > 2 else float("nan")
+
+
+def run_radii(case, radii) -> list[dict]:
+    """The default fit, then the fit at each fixed mollifier radius on both regions."""
+    from chromarate.validation.run import default_config
+
+    auto = _run(case, default_config(case), baseline=False)
+    region = auto["_maps"][2]
+    out = [{"radius_px": "auto", "r_on_default_region": auto["r"], **auto}]
+    for radius in radii:
+        cfg = default_config(case)
+        cfg = _with_fit(cfg, mollifier=cfg.fit.mollifier.model_copy(update={"radius_px": radius}))
+        row = _run(case, cfg, baseline=False)
+        rate, target, _ = row["_maps"]
+        out.append({"radius_px": radius, "r_on_default_region": _r_on(rate, target, region),
+                    "n_own": int(row["_maps"][2].sum()), **row})
+    out[0]["n_own"] = int(region.sum())
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -443,6 +470,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--steps", type=int, default=1000, help="Adam steps with --priors")
     ap.add_argument("--fit-seeds", type=int, default=None)
     ap.add_argument("--fourier-scales", type=float, nargs="+", default=None)
+    ap.add_argument("--radii", type=float, nargs="+", default=None, metavar="PX",
+                    help="the default fit at these fixed mollifier radii (pixels)")
     ap.add_argument("--surrogate", type=float, nargs="+", default=None, metavar="S")
     ap.add_argument("--window", type=float, default=0.15, help="test window (um) of --surrogate")
     ap.add_argument("--cv", action="store_true", help="block cross-validation with --surrogate")
@@ -511,6 +540,13 @@ def main(argv=None) -> dict:
             if args.fourier_scales:
                 out["fourier"] = run_fourier(case, args.fourier_scales)
                 _print_pinn(name, out["fourier"], "rate_fourier_scale_per_um")
+            if args.radii:
+                out["radii"] = run_radii(case, args.radii)
+                for r in out["radii"]:
+                    print(f"{name}  radius {r['radius_px']}  r own region {_f(r['r'])} "
+                          f"({r['n_own']} px)  r on the default's region "
+                          f"{_f(r['r_on_default_region'])}  bias={_f(r['bias'], '+.3f')}  "
+                          f"{_f(r['seconds'], '.0f')} s", flush=True)
         for rows in out.values():
             for r in (rows if isinstance(rows, list) else []):
                 r.pop("_maps", None)
