@@ -66,6 +66,7 @@ def test_two_workers_isolate_the_corrupt_file(first_run):
         assert is_complete_result(row.result_path)
         assert row.result_path == str(out / row.name / "1.ome.zarr")
         assert row.n_localizations > 50_000 and not row.resumed
+        assert row.report_radius_px >= row.mollifier_radius_px > 0
     log = (out / "batch.log").read_text()
     assert "FAILED input" in log and corrupt.name in log and "6 ok (6 fitted, 0 resumed)" in log
     # nothing half-written is left behind

@@ -51,7 +51,7 @@ __all__ = [
 SUMMARY_COLUMNS = (
     "input", "name", "nucleus_id", "status", "resumed", "error", "n_localizations",
     "pixel_size_nm", "rate_mean", "rate_median", "rate_q05", "rate_q95", "rate_corr_truth",
-    "mollifier_radius_px", "qc_reasons", "calibration_scale", "chosen_rate_smoothness",
+    "mollifier_radius_px", "report_radius_px", "qc_reasons", "calibration_scale", "chosen_rate_smoothness",
     "chosen_test_window_um", "chosen_rate_fourier_scale_per_um", "observation_blur_nm",
     "fit_seconds",
     "total_seconds", "device", "config_hash", "result_path",
@@ -199,6 +199,8 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
         **rate_summary(stack.channels["rate"], mask),
         rate_corr_truth=np.nan if corr is None else float(corr),
         mollifier_radius_px=(fit.get("meta") or {}).get("mollifier_radius_px", np.nan),
+        report_radius_px=chosen.get("report_radius_px",
+                                    (fit.get("meta") or {}).get("mollifier_radius_px", np.nan)),
         fit_seconds=timings.get("fit", np.nan),
         total_seconds=float(sum(v for v in timings.values() if isinstance(v, (int, float)))),
         device=fit.get("device", ""), config_hash=prov.get("config_hash", ""),
