@@ -17,7 +17,8 @@ can be read from the data. Four kinds of run, each printing one line per case an
 ``--radii PX ...``
     The default fit with the mollifier radius fixed at PX pixels (its prior chosen from
     the steadiness misfit at that radius), scored on its own trusted region and on the
-    region the default fit reports (``chromarate.fit.regularise.choose_kernel_radius``).
+    region the default fit reports (``chromarate.fit.regularise.choose_kernel_radius``;
+    "-" on rendered cases, whose crop depends on the kernel).
 ``--surrogate S ...`` (with ``--window W``)
     A linear surrogate of the PINN's rate problem, fast enough to scan many priors: the
     fields held at their denoised values, lambda a free value per nucleus pixel, and the
@@ -139,6 +140,8 @@ def run_fourier(case, scales) -> list[dict]:
 
 
 def _r_on(rate, target, region) -> float:
+    if np.shape(rate) != np.shape(region):  # a rendered nucleus' crop depends on the kernel
+        return float("nan")
     sel = region & np.isfinite(rate) & np.isfinite(target)
     return float(np.corrcoef(rate[sel], target[sel])[0, 1]) if sel.sum() > 2 else float("nan")
 
