@@ -209,10 +209,14 @@ def _residual_rate_std(fields: PhaseFields, config: FitConfig, rate: np.ndarray,
     """``rate_std`` of a single fit: the sandwich standard deviation of the windowed rate
     from the residuals the fitted map leaves, and the smoothing bias of a rate that answers
     a residual tested against the window (the window smooths it twice), in quadrature
-    (:mod:`chromarate.fit.uncertainty`); the sandwich reads the terms of the noise rule's
-    kernel when the fit's is smaller (:func:`chromarate.fit.direct.std_terms`)."""
-    terms = std_terms(fields, config, rate_terms(fields, config), report_radius_px)
-    weight, window = terms.window_weight(config.prior.test_window_um)
+    (:mod:`chromarate.fit.uncertainty`); the sandwich reads the residual terms of the noise
+    rule's kernel when the fit's is smaller (:func:`chromarate.fit.direct.std_terms`), over
+    the test window the fit used (capped by the fit's own trusted region)."""
+    own = rate_terms(fields, config)
+    weight, window = own.window_weight(config.prior.test_window_um)
+    terms = std_terms(fields, config, own, report_radius_px)
+    if terms is not own:
+        weight = terms.window_weight(config.prior.test_window_um)[0]
     std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
     bias = smoothing_bias(rate, trusted, window, passes=2)
     return np.where(trusted, interval_std(std, bias), np.nan)

@@ -22,8 +22,17 @@ J ~ 0.21 recovered lambda best with ``rate_smoothness`` 0.01-0.03 (docs/validati
 Below ``J_FINE_END`` the window narrows towards ``FINE_WINDOW_UM`` (0.1 um at ``J_FINE``):
 with little noise in the fourth-order terms a narrower window resolves more of lambda.
 J measures the noise only; how rough lambda is, which also sets the best prior, it cannot
-see. The number of Adam steps grows from ``fit.training.steps`` (strong prior) to ``WEAK_STEPS_FACTOR`` times
-that (weak prior): a weakly regularised rate travels further from its start.
+see. The number of Adam steps grows from ``fit.training.steps`` (strong prior) to
+``WEAK_STEPS_FACTOR`` times that (weak prior): a weakly regularised rate travels further
+from its start.
+
+The mollifier radius is chosen from the same ``J`` (:func:`choose_kernel_radius`, with
+``mollifier.radius_px="auto"``): the smallest radius from 8 px whose ``J`` stays at or
+below ``J_WEAK``, bounded by the noise rule. The prior is then set from ``J`` at that
+radius. The figures above (and the thresholds) were measured at the noise rule's radius;
+at 8 px the same noise reads higher (1 % white noise 0.009-0.056 on the development
+suite, so those fields get 0.12-0.15 um windows rather than 0.1 um; the validation suite
+measured the result).
 
 A second criterion, ``"pixel_noise"``, uses the pixel-noise estimate of phi_d relative to
 its range (Immerkaer's estimator, which assumes white noise) on the same scale. It is kept
@@ -151,7 +160,7 @@ def choose_kernel_radius(fields: PhaseFields, config: FitConfig) -> KernelRadius
     while r < upper - 1e-9:
         try:
             j = scale_misfit(fields, config, radius_px=r)
-        except StageError:  # too few trusted pixels for this kernel: try the next
+        except StageError:  # defensive: a smaller kernel trusts more pixels than `upper`
             j = float("inf")
         if j <= J_WEAK:
             return KernelRadius(float(r), upper, j, j_upper)
@@ -174,7 +183,12 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
         The configuration to fit with and a record of the choice (criterion, its value,
         ``rate_smoothness``, ``test_window_um``, and the configured
         ``rate_fourier_scale_per_um``, which is not chosen from the data), stored in
-        ``FitResult.meta``.
+        ``FitResult.meta``. With the steadiness criterion the configuration's
+        ``mollifier.radius_px`` is the searched radius (:func:`choose_kernel_radius`) and
+        the record adds ``mollifier_radius_px``, ``report_radius_px`` (the noise rule's
+        radius, whose trusted region the rate is reported on) and
+        ``misfit_at_upper_radius``; refitting from that configuration alone would not
+        restrict the report to that region.
     """
     prior = config.prior
     fixed = {"rate_fourier_scale_per_um": prior.rate_fourier_scale_per_um}  # not chosen (yet)
@@ -184,7 +198,8 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     if prior.regularisation == "pixel_noise":
         span = float(np.ptp(np.asarray(fields.phi_d)[np.asarray(fields.mask, bool)])) or 1.0
         value = estimate_noise(fields.phi_d, fields.mask) / span
-        # 1 % white noise reads 0.01 and gives J ~ 2e-3; 5 % reads 0.05 and J ~ 0.02
+        # 1 % white noise reads 0.01 and gives J ~ 2e-3; 5 % reads 0.05 and J ~ 0.02 (J at
+        # the noise rule's radius: this criterion does not search the kernel radius)
         misfit_equiv = 0.4 * value
     else:
         kr = choose_kernel_radius(fields, config)

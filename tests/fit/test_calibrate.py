@@ -191,6 +191,37 @@ def test_smaller_kernel_keeps_rate_std_on_the_error_scale(steady, noise):
     assert np.mean(err <= 1.645 * std) >= 0.9
 
 
+def test_pinn_interval_uses_the_window_the_fit_tests_with(steady, monkeypatch):
+    """The PINN's single-fit rate_std reads the noise rule's residual terms but keeps the
+    test window of the fit (capped by the smaller kernel's larger trusted region), not the
+    narrower one the noise rule's region would give."""
+    import torch
+
+    from chromarate.fit import loop
+    from chromarate.fit.chromatin_problem import _Problem
+    from chromarate.fit.regularise import choose_regularisation
+
+    _, phi_h, mask = steady
+    pd = phi_h - 0.2 + 0.01 * np.ptp(phi_h[mask]) * np.random.default_rng(2).standard_normal(mask.shape)
+    f = PhaseFields(phi_w=0.6 - pd, phi_d=pd, mask=mask, pixel_size_nm=20.0)
+    cfg, chosen = choose_regularisation(f, FitConfig())
+    assert chosen["report_radius_px"] > chosen["mollifier_radius_px"]
+    prob = _Problem(f, cfg, torch.device("cpu"), torch.float64,
+                    report_radius=chosen["report_radius_px"])
+    seen = {}
+    real = loop.windowed_rate_std
+
+    def spy(num, den, weight, window, rate, **kw):
+        seen["window"] = window
+        return real(num, den, weight, window, rate, **kw)
+
+    monkeypatch.setattr(loop, "windowed_rate_std", spy)
+    rate = np.where(mask, 1.6, np.nan)
+    std = loop._residual_rate_std(f, cfg, rate, prob.rate_trusted_np, chosen["report_radius_px"])
+    assert seen["window"] == pytest.approx(prob.window_px)
+    assert np.isfinite(std[prob.rate_trusted_np]).all()
+
+
 def test_explicit_prior_needs_manual_mode():
     with pytest.raises((ConfigError, ValueError), match="regularisation: manual"):
         FitConfig(prior=dict(rate_smoothness=1e-3))
