@@ -19,6 +19,12 @@ can be read from the data. Four kinds of run, each printing one line per case an
     the steadiness misfit at that radius), scored on its own trusted region and on the
     region the default fit reports (``chromarate.fit.regularise.choose_kernel_radius``;
     "-" on rendered cases, whose crop depends on the kernel).
+``--interval-area``
+    The default fit's single-fit interval: the correlation area its sandwich uses (the
+    central lobe of the residual's autocorrelation), the level of the residual's spectrum
+    in the band the fitted map does not absorb (1.5-2.5 / s for a window of s pixels), and
+    the area that would make the nominal 90 % interval cover exactly 90 % of the scored
+    pixels, with the coverage of each (and of the smoothing bias alone).
 ``--surrogate S ...`` (with ``--window W``)
     A linear surrogate of the PINN's rate problem, fast enough to scan many priors: the
     fields held at their denoised values, lambda a free value per nucleus pixel, and the
@@ -162,6 +168,77 @@ def run_radii(case, radii) -> list[dict]:
                     "n_own": int(row["_maps"][2].sum()), **row})
     out[0]["n_own"] = int(region.sum())
     return out
+
+
+def _band_area(e: np.ndarray, support: np.ndarray, sigma_px: float, lo: float = 1.5,
+               hi: float = 2.5) -> float:
+    """Power of ``e`` (mean-free on ``support``) in the angular-frequency band
+    ``[lo, hi) / sigma_px`` over its variance: the correlation area (px^2) of noise whose
+    spectrum is flat at that level."""
+    x = np.where(support, e - e[support].mean(), 0.0)
+    shape = [2 * n for n in x.shape]
+    power = np.abs(np.fft.fft2(x, shape)) ** 2 / support.sum()
+    k = np.hypot(*np.meshgrid(2 * np.pi * np.fft.fftfreq(shape[0]),
+                              2 * np.pi * np.fft.fftfreq(shape[1]), indexing="ij")) * sigma_px
+    band = (k >= lo) & (k < hi)
+    return float(power[band].mean() / np.mean(x[support] ** 2))
+
+
+def run_interval_area(case) -> dict:
+    """The default fit's interval under the correlation area it uses, the band estimate
+    and the area that would cover exactly 90 % (bisection on a log scale)."""
+    import chromarate.fit.loop as loop
+    from chromarate.fit import uncertainty
+    from chromarate.validation.run import default_config
+
+    seen: dict = {}
+    real_std, real_bias = loop.windowed_rate_std, loop.smoothing_bias
+
+    def std_spy(num, den, weight, window, rate, **kw):
+        seen.update(num=num, den=den, weight=weight, window=window, rate=rate)
+        return real_std(num, den, weight, window, rate, **kw)
+
+    def bias_spy(rate, support, window, passes=1):
+        seen["bias"] = real_bias(rate, support, window, passes=passes)
+        return seen["bias"]
+
+    loop.windowed_rate_std, loop.smoothing_bias = std_spy, bias_spy
+    try:
+        row = _run(case, default_config(case), baseline=False)
+    finally:
+        loop.windowed_rate_std, loop.smoothing_bias = real_std, real_bias
+    if "num" not in seen:
+        raise SystemExit(f"{case.name}: the fit computed no single-fit interval")
+    rate, target, trusted = row["_maps"]
+    sel = trusted & np.isfinite(rate) & np.isfinite(target)
+    err = np.abs(rate - target)[sel]
+    num, den, weight, window = seen["num"], seen["den"], seen["weight"], seen["window"]
+    ok_px = (weight > 0) & np.isfinite(seen["rate"])
+    e = np.where(ok_px, np.nan_to_num(num) - np.nan_to_num(seen["rate"]) * np.nan_to_num(den), 0.0)
+    support = ok_px & (weight > 0.5)
+
+    def coverage(area: float) -> float:
+        original = uncertainty.correlation_area
+        uncertainty.correlation_area = lambda *a, **k: area
+        try:
+            std = real_std(num, den, weight, window, seen["rate"])
+        finally:
+            uncertainty.correlation_area = original
+        return float(np.mean(err <= 1.645 * np.hypot(std, seen["bias"])[sel]))
+
+    central = uncertainty.correlation_area(e, support)
+    band = _band_area(e, support, window)
+    lo, hi = 1e-3, 1e4
+    if coverage(lo) >= 0.9:
+        hi = lo
+    for _ in range(40 if hi > lo else 0):
+        mid = float(np.sqrt(lo * hi))
+        lo, hi = (mid, hi) if coverage(mid) < 0.9 else (lo, mid)
+    return {"window_px": float(window), "area_central": central,
+            "coverage_central": coverage(central), "area_band": band,
+            "coverage_band": coverage(band), "area_90": hi,
+            "coverage_bias_only": float(np.mean(err <= 1.645 * seen["bias"][sel])),
+            "r": row["r"], "seconds": row["seconds"]}
 
 
 # --------------------------------------------------------------------------------------
@@ -475,6 +552,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--fourier-scales", type=float, nargs="+", default=None)
     ap.add_argument("--radii", type=float, nargs="+", default=None, metavar="PX",
                     help="the default fit at these fixed mollifier radii (pixels)")
+    ap.add_argument("--interval-area", action="store_true",
+                    help="the default fit's interval: correlation area used, band estimate, "
+                         "and the area that would cover 90 %%")
     ap.add_argument("--surrogate", type=float, nargs="+", default=None, metavar="S")
     ap.add_argument("--window", type=float, default=0.15, help="test window (um) of --surrogate")
     ap.add_argument("--cv", action="store_true", help="block cross-validation with --surrogate")
@@ -543,6 +623,12 @@ def main(argv=None) -> dict:
             if args.fourier_scales:
                 out["fourier"] = run_fourier(case, args.fourier_scales)
                 _print_pinn(name, out["fourier"], "rate_fourier_scale_per_um")
+            if args.interval_area:
+                a = out["interval_area"] = run_interval_area(case)
+                print(f"{name}  window {a['window_px']:.1f} px  area used {a['area_central']:.3g} "
+                      f"(coverage {a['coverage_central']:.3f})  band {a['area_band']:.3g} "
+                      f"({a['coverage_band']:.3f})  for 90 %: {a['area_90']:.3g}  "
+                      f"smoothing bias alone {a['coverage_bias_only']:.3f}", flush=True)
             if args.radii:
                 out["radii"] = run_radii(case, args.radii)
                 for r in out["radii"]:

@@ -400,3 +400,35 @@ def test_prior_sweep_truth_blur_quick(tmp_path):
         for key in ("r", "r_corrected", "bias", "bias_corrected"):
             assert len(row[key]) == 2 and all(math.isfinite(v) for v in row[key]), key
     assert rows[0]["r"] == rows[0]["r_corrected"]
+
+
+@pytest.mark.slow
+def test_prior_sweep_radii_and_interval_area_quick(tmp_path):
+    """Fixed kernel radii scored on both regions, and the interval's correlation areas, on
+    the small version of a development case: the numbers come back and are in range."""
+    out_json = tmp_path / "out.json"
+    out = _run("prior_sweep.py", "--quick", "--cases", "step-box-n1@101", "--radii", "8",
+               "--interval-area", "--json", str(out_json), timeout=600)
+    assert re.search(r"^step-box-n1@101  window [\d.]+ px  area used [\d.e+-]+ \(coverage [\d.]+\)",
+                     out, re.M), out
+    case = json.loads(out_json.read_text())["cases"]["step-box-n1@101"]
+    area = case["interval_area"]
+    assert area["area_central"] >= 1.0 and area["area_band"] > 0 and area["area_90"] > 0
+    for key in ("coverage_central", "coverage_band", "coverage_bias_only"):
+        assert 0.0 <= area[key] <= 1.0
+    radii = case["radii"]
+    assert [r["radius_px"] for r in radii] == ["auto", 8.0]
+    assert all(-1.0 <= r["r"] <= 1.0 and r["n_own"] > 0 for r in radii)
+    assert radii[0]["r_on_default_region"] == radii[0]["r"]
+
+
+@pytest.mark.slow
+def test_recovery_default_config_tiny(tmp_path):
+    """experiments/recovery.py with the shipped defaults (prior and kernel radius chosen from
+    the data) on a 64 x 64 state: one row per noise level, r in range."""
+    out_json = tmp_path / "rec.json"
+    _run("recovery.py", "--size", "64", "--pixel-nm", "40", "--steps", "5", "--noise", "0.01",
+         "--threads", "1", "--default-config", "--cache", str(tmp_path / "cache"),
+         "--out", str(out_json), timeout=300)
+    rows = json.loads(out_json.read_text())["rows"]
+    assert [r["noise"] for r in rows] == [0.01] and -1.0 <= rows[0]["pinn_corr"] <= 1.0
