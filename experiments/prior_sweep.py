@@ -187,26 +187,39 @@ def _band_area(e: np.ndarray, support: np.ndarray, sigma_px: float, lo: float = 
 def run_interval_area(case) -> dict:
     """The default fit's interval under the correlation area it uses, the band estimate
     and the area that would cover exactly 90 % (bisection on a log scale)."""
+    import chromarate.fit.direct as direct
     import chromarate.fit.loop as loop
     from chromarate.fit import uncertainty
     from chromarate.validation.run import default_config
 
     seen: dict = {}
-    real_std, real_bias = loop.windowed_rate_std, loop.smoothing_bias
+    real_std, real_bias = direct.windowed_rate_std, loop.smoothing_bias
+
+    real_sandwich = loop.sandwich_std
+
+    def sandwich_spy(*args, **kw):  # the PINN's interval, not the quality gate's closed form
+        seen["in_fit"] = True
+        try:
+            return real_sandwich(*args, **kw)
+        finally:
+            seen["in_fit"] = False
 
     def std_spy(num, den, weight, window, rate, **kw):
-        seen.update(num=num, den=den, weight=weight, window=window, rate=rate)
+        if seen.get("in_fit"):
+            seen.update(num=num, den=den, weight=weight, window=window, rate=rate)
         return real_std(num, den, weight, window, rate, **kw)
 
     def bias_spy(rate, support, window, passes=1):
         seen["bias"] = real_bias(rate, support, window, passes=passes)
         return seen["bias"]
 
-    loop.windowed_rate_std, loop.smoothing_bias = std_spy, bias_spy
+    direct.windowed_rate_std, loop.smoothing_bias = std_spy, bias_spy
+    loop.sandwich_std = sandwich_spy
     try:
         row = _run(case, default_config(case), baseline=False)
     finally:
-        loop.windowed_rate_std, loop.smoothing_bias = real_std, real_bias
+        direct.windowed_rate_std, loop.smoothing_bias = real_std, real_bias
+        loop.sandwich_std = real_sandwich
     if "num" not in seen:
         raise SystemExit(f"{case.name}: the fit computed no single-fit interval")
     rate, target, trusted = row["_maps"]

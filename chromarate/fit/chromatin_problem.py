@@ -15,7 +15,7 @@ from ..config import FitConfig
 from ..errors import StageError
 from .blur import blur_correction, observation_blur_nm
 from .derivatives import Grid, MollifierBackend, make_backend, make_grid
-from .direct import TAPER_PX, report_region, resolve_radius
+from .direct import TAPER_PX, resolve_radius, restrict_to_report
 from .lattice import _blur, _blur_full, _dilate, _embed, _on_lattice, auto_stride
 from .mollifier import apply_2d_numpy, make_kernels
 from .networks import make_field_network
@@ -162,13 +162,8 @@ class _Problem:
         #: the result's trusted mask.
         self.rate_trusted_np = (self.trusted_np if window_px is None
                                 else self.trusted_np & window_support(weight_np, window_px))
-        if report_radius is not None and report_radius > self.radius:
-            # a kernel smaller than the noise rule's (fit.regularise.choose_kernel_radius)
-            # scores residuals nearer the envelope; the rate is reported only where the
-            # noise rule's kernels are trusted (the band it adds was poor on the
-            # development cases, docs/numerics.md)
-            self.rate_trusted_np &= report_region(self.mask_np, config, report_radius,
-                                                  self.pixel_um)
+        self.rate_trusted_np = restrict_to_report(self.rate_trusted_np, self.mask_np, config,
+                                                  self.radius, report_radius, self.pixel_um)
         self.test_kernel = None
         if window_px is not None:
             sig = window_px

@@ -18,8 +18,8 @@ from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
 from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
 from .width import choose_radius, estimate_noise, trusted_mask, window_support
 
-__all__ = ["RateTerms", "check_fields", "invert_direct", "mollified_derivatives", "rate_terms",
-           "report_region", "resolve_radius", "std_terms"]
+__all__ = ["RateTerms", "check_fields", "invert_direct", "min_radius_px", "mollified_derivatives",
+           "rate_terms", "report_region", "resolve_radius", "restrict_to_report", "sandwich_std"]
 
 #: Width (pixels) over which the residual weight rises from the edge of the trusted region.
 TAPER_PX = 12.0
@@ -40,6 +40,13 @@ def check_fields(fields: PhaseFields) -> None:
                              f"nucleus (max |{name}| = {np.max(np.abs(a)):.3g})")
 
 
+def min_radius_px(mollifier) -> float:
+    """Smallest kernel radius (pixels) with enough samples for the kernels' polynomial
+    degree (``mollifier``: a :class:`~chromarate.config.MollifierConfig`; the default
+    degree is 6, the fourth-order model's highest derivative + 2)."""
+    return ((mollifier.degree or 6) + 2) / 2.0
+
+
 def resolve_radius(fields: PhaseFields, config: FitConfig) -> tuple[float, float]:
     """(radius in pixels, noise estimate of phi_d) for a fit: manual or automatic."""
     noise = estimate_noise(fields.phi_d, fields.mask)
@@ -49,7 +56,7 @@ def resolve_radius(fields: PhaseFields, config: FitConfig) -> tuple[float, float
     pixel_um = fields.pixel_size_nm / 1000.0
     phi_e = fields.phi_e[fields.mask]
     reaction = 2.0 * float(np.mean(fields.phi_h[fields.mask]))  # = 2 lambda phi_e on average
-    r_min = max(4.0, ((m.degree or 6) + 2) / 2.0)  # enough samples for the polynomial degree
+    r_min = max(4.0, min_radius_px(m))
     # keep a trusted interior: the kernel (radius + stencil) must fit well inside the nucleus
     inradius = float(ndi.distance_transform_edt(np.asarray(fields.mask, bool)).max())
     r_max = float(np.clip(np.floor(0.6 * inradius) - 3.0, r_min, 24.0))
@@ -61,6 +68,14 @@ def resolve_radius(fields: PhaseFields, config: FitConfig) -> tuple[float, float
     return radius, noise
 
 
+def _window_weight(trusted: np.ndarray, window_um: float,
+                   pixel_um: float) -> tuple[np.ndarray, float]:
+    """(smooth residual weight over ``trusted``, test window in pixels), both capped on
+    small nuclei (:func:`~chromarate.fit.prior.fit_scales`)."""
+    taper, window = fit_scales(trusted, TAPER_PX, window_um / pixel_um)
+    return smooth_taper(trusted, taper), float(window)
+
+
 def report_region(mask: np.ndarray, config: FitConfig, radius_px: float,
                   pixel_um: float) -> np.ndarray:
     """Pixels where a fit with mollifier radius ``radius_px`` reports the rate.
@@ -68,9 +83,7 @@ def report_region(mask: np.ndarray, config: FitConfig, radius_px: float,
     The residual is trusted where the values outside the envelope cannot reach it
     (:func:`~chromarate.fit.width.trusted_mask`) and, with a test window, the rate where at
     least half of its window lies on that residual's weight
-    (:func:`~chromarate.fit.width.window_support`). A fit whose kernel is smaller than the
-    noise rule's reports the rate only inside this region for the noise rule's radius
-    (:func:`chromarate.fit.regularise.choose_kernel_radius`).
+    (:func:`~chromarate.fit.width.window_support`).
 
     Parameters
     ----------
@@ -91,26 +104,45 @@ def report_region(mask: np.ndarray, config: FitConfig, radius_px: float,
     window_um = config.prior.test_window_um
     if window_um is None or not trusted.any():
         return trusted
-    taper, window = fit_scales(trusted, TAPER_PX, window_um / pixel_um)
-    return trusted & window_support(smooth_taper(trusted, taper), window)
+    return trusted & window_support(*_window_weight(trusted, window_um, pixel_um))
 
 
-def std_terms(fields: PhaseFields, config: FitConfig, terms: "RateTerms",
-              report_radius_px: float | None) -> "RateTerms":
-    """The residual terms the sandwich standard deviation of the rate reads.
+def restrict_to_report(trusted: np.ndarray, mask: np.ndarray, config: FitConfig,
+                       radius_px: float, report_radius_px: float | None,
+                       pixel_um: float) -> np.ndarray:
+    """``trusted`` within the region a fit with the noise rule's radius
+    ``report_radius_px`` reports (:func:`report_region`), when the fit's kernel
+    ``radius_px`` is smaller (:func:`chromarate.fit.regularise.choose_kernel_radius`);
+    unchanged otherwise. The band a smaller kernel adds near the envelope was poor on the
+    development cases (docs/numerics.md)."""
+    if report_radius_px is None or report_radius_px <= radius_px:
+        return trusted
+    return trusted & report_region(mask, config, report_radius_px, pixel_um)
 
-    With the noise rule's kernel they are the fit's own ``terms``. A fit whose kernel is
-    smaller (:func:`chromarate.fit.regularise.choose_kernel_radius`) leaves residuals
-    dominated by pixel-scale noise through its fourth-order kernel, which the test window
-    averages away but the sandwich's correlation area (the central lobe of their
-    autocorrelation) does not see cancel: its ``rate_std`` came out 10 to 100 times the
-    error on the validation cases. The terms of the noise rule's kernel
-    (``report_radius_px``) carry that noise already averaged over the kernel, so the
-    sandwich is read from them (docs/numerics.md).
+
+def sandwich_std(fields: PhaseFields, config: FitConfig, terms: "RateTerms", rate: np.ndarray,
+                 report_radius_px: float | None = None) -> tuple[np.ndarray, float]:
+    """The noise part of a single fit's ``rate_std`` and the test window it is taken over.
+
+    :func:`~chromarate.fit.uncertainty.windowed_rate_std` of ``rate`` over the fit's test
+    window (from its own ``terms``). A fit whose kernel is smaller than the noise rule's
+    (``report_radius_px``; :func:`chromarate.fit.regularise.choose_kernel_radius`) leaves
+    residuals dominated by pixel-scale noise through its fourth-order kernel, which the
+    test window averages away but the sandwich's correlation area (the central lobe of
+    their autocorrelation) does not see cancel: its ``rate_std`` came out 10 to 100 times
+    the error on the validation cases. The residual terms and weight are then those of the
+    noise rule's kernel, whose noise is already averaged over the kernel (docs/numerics.md).
+
+    Returns
+    -------
+    (numpy.ndarray, float)
+        Standard deviation map, test window (pixels).
     """
-    if report_radius_px is None or report_radius_px <= terms.radius:
-        return terms
-    return rate_terms(fields, config, radius_px=report_radius_px)
+    weight, window = terms.window_weight(config.prior.test_window_um)
+    if report_radius_px is not None and report_radius_px > terms.radius:
+        terms = rate_terms(fields, config, radius_px=report_radius_px)
+        weight = terms.window_weight(config.prior.test_window_um)[0]
+    return windowed_rate_std(terms.num, terms.den, weight, window, rate), window
 
 
 def mollified_derivatives(field: np.ndarray, kernels) -> dict[str, np.ndarray]:
@@ -146,8 +178,7 @@ class RateTerms:
 
     def window_weight(self, window_um: float) -> tuple[np.ndarray, float]:
         """(smooth residual weight over the trusted pixels, test window in pixels)."""
-        taper, window = fit_scales(self.trusted, TAPER_PX, window_um / self.pixel_um)
-        return smooth_taper(self.trusted, taper), float(window)
+        return _window_weight(self.trusted, window_um, self.pixel_um)
 
 
 def rate_terms(fields: PhaseFields, config: FitConfig, *,
@@ -237,12 +268,9 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
         # within the noise rule's region when the kernel is smaller (as for the PINN)
         trusted = trusted & window_support(weight, window)
         report = chosen.get("report_radius_px")
-        if report is not None and report > terms.radius:
-            trusted &= report_region(fields.mask, config, report, terms.pixel_um)
-        noisy = std_terms(fields, config, terms, report)
-        if noisy is not terms:
-            weight = noisy.window_weight(config.prior.test_window_um)[0]
-        std = windowed_rate_std(noisy.num, noisy.den, weight, window, rate)
+        trusted = restrict_to_report(trusted, fields.mask, config, terms.radius, report,
+                                     terms.pixel_um)
+        std, _ = sandwich_std(fields, config, terms, rate, report)
         bias = smoothing_bias(rate, trusted, window, passes=1)
         rate_std = np.where(trusted, interval_std(std, bias), np.nan).astype(np.float32)
     rate = np.where(trusted, rate, np.nan)

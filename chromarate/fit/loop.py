@@ -51,13 +51,13 @@ from ..device import describe_device, resolve_device, resolve_dtype
 # here for callers that used them from this module
 from .chromatin_problem import FIELD_DERIVATIVES, _evaluation, _FieldNet, _Problem  # noqa: F401
 from .blur import observation_blur_nm
-from .direct import check_fields, invert_direct, rate_terms, std_terms
+from .direct import check_fields, invert_direct, rate_terms, sandwich_std
 from .engine import ParamGroup, TrainProgress, TrainSettings, iter_train, train
 from .lattice import _blur  # noqa: F401
 from .networks import RateNetwork
 from .prior import denoise_fields
 from .regularise import choose_regularisation
-from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
+from .uncertainty import interval_std, smoothing_bias
 from .width import noise_map
 
 __all__ = ["iter_fit", "fit_rates", "FIELD_DERIVATIVES"]
@@ -210,14 +210,9 @@ def _residual_rate_std(fields: PhaseFields, config: FitConfig, rate: np.ndarray,
     from the residuals the fitted map leaves, and the smoothing bias of a rate that answers
     a residual tested against the window (the window smooths it twice), in quadrature
     (:mod:`chromarate.fit.uncertainty`); the sandwich reads the residual terms of the noise
-    rule's kernel when the fit's is smaller (:func:`chromarate.fit.direct.std_terms`), over
-    the test window the fit used (capped by the fit's own trusted region)."""
-    own = rate_terms(fields, config)
-    weight, window = own.window_weight(config.prior.test_window_um)
-    terms = std_terms(fields, config, own, report_radius_px)
-    if terms is not own:
-        weight = terms.window_weight(config.prior.test_window_um)[0]
-    std = windowed_rate_std(terms.num, terms.den, weight, window, rate)
+    rule's kernel when the fit's is smaller, over the test window the fit used
+    (:func:`chromarate.fit.direct.sandwich_std`)."""
+    std, window = sandwich_std(fields, config, rate_terms(fields, config), rate, report_radius_px)
     bias = smoothing_bias(rate, trusted, window, passes=2)
     return np.where(trusted, interval_std(std, bias), np.nan)
 

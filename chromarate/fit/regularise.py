@@ -51,7 +51,7 @@ from .._types import PhaseFields
 from ..config import FitConfig
 from ..errors import StageError
 from .calibrate import scale_misfit
-from .direct import resolve_radius
+from .direct import min_radius_px, resolve_radius
 from .width import estimate_noise
 
 __all__ = ["choose_kernel_radius", "choose_regularisation", "regularisation_from_misfit"]
@@ -156,7 +156,7 @@ def choose_kernel_radius(fields: PhaseFields, config: FitConfig) -> KernelRadius
     j_upper = scale_misfit(fields, config, radius_px=upper)
     if not j_upper <= J_WEAK:
         return KernelRadius(upper, upper, j_upper, j_upper)
-    r = max(RADIUS_SEARCH_MIN_PX, ((config.mollifier.degree or 6) + 2) / 2.0)
+    r = max(RADIUS_SEARCH_MIN_PX, min_radius_px(config.mollifier))
     while r < upper - 1e-9:
         try:
             j = scale_misfit(fields, config, radius_px=r)
