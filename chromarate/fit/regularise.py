@@ -131,10 +131,11 @@ def choose_kernel_radius(fields: PhaseFields, config: FitConfig) -> KernelRadius
     The noise rule (:func:`chromarate.fit.direct.resolve_radius`) bounds the radius from
     above: it asks that pixel noise through the bilaplacian kernel stays below a quarter of
     the reaction term *at a pixel*, and so ignores that the weak form averages the residual
-    over test windows many pixels wide. On fields given directly with 1-5 % noise it always
-    ends at its largest radius (24 px), where the kernels' bias flattens domain-scale
-    lambda. The steadiness misfit ``J`` (:func:`chromarate.fit.calibrate.scale_misfit`)
-    measures the noise after that averaging: the radius is the smallest one from
+    over test windows many pixels wide. On fields given directly with 1-5 % noise it ends at
+    or near its cap (22-24 px on most of the validation suite's cases), where the kernels'
+    bias flattens domain-scale lambda. The steadiness misfit ``J``
+    (:func:`chromarate.fit.calibrate.scale_misfit`) measures the noise after that
+    averaging: the radius is the smallest one from
     ``RADIUS_SEARCH_MIN_PX`` (or the polynomial degree's minimum) in steps of
     ``RADIUS_SEARCH_STEP_PX`` whose misfit stays at or below ``J_WEAK``, the level up to
     which the weak prior is used. Fields that are not that steady at the upper radius
