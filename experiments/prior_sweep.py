@@ -137,12 +137,21 @@ def run_fit_seeds(case, n: int) -> list[dict]:
 
 
 def run_fourier(case, scales) -> list[dict]:
-    """The default fit with other Fourier scales of the rate network."""
+    """The default fit with other (fixed) Fourier scales of the rate network, in place of
+    the one the default regularisation derives from the chosen window."""
+    from chromarate.fit import regularise
     from chromarate.validation.run import default_config
 
-    return [{"rate_fourier_scale_per_um": f,
-             **_run(case, _with_fit(default_config(case), prior={"rate_fourier_scale_per_um": f}),
-                    baseline=False)} for f in scales]
+    chosen = regularise.fourier_scale_for_window
+    out = []
+    try:
+        for f in scales:
+            regularise.fourier_scale_for_window = lambda window_um, configured, f=f: float(f)
+            out.append({"rate_fourier_scale_per_um": f,
+                        **_run(case, default_config(case), baseline=False)})
+    finally:
+        regularise.fourier_scale_for_window = chosen
+    return out
 
 
 def _r_on(rate, target, region) -> float:

@@ -22,7 +22,9 @@ J ~ 0.21 recovered lambda best with ``rate_smoothness`` 0.01-0.03 (docs/validati
 Below ``J_FINE_END`` the window narrows towards ``FINE_WINDOW_UM`` (0.1 um at ``J_FINE``):
 with little noise in the fourth-order terms a narrower window resolves more of lambda.
 J measures the noise only; how rough lambda is, which also sets the best prior, it cannot
-see. The number of Adam steps grows from ``fit.training.steps`` (strong prior) to
+see. The rate network's frequency scale follows the window
+(:func:`fourier_scale_for_window`): its random frequencies reach as far as the weak form
+resolves. The number of Adam steps grows from ``fit.training.steps`` (strong prior) to
 ``WEAK_STEPS_FACTOR`` times that (weak prior): a weakly regularised rate travels further
 from its start.
 
@@ -54,7 +56,8 @@ from .calibrate import scale_misfit
 from .direct import min_radius_px, resolve_radius
 from .width import estimate_noise
 
-__all__ = ["choose_kernel_radius", "choose_regularisation", "regularisation_from_misfit"]
+__all__ = ["choose_kernel_radius", "choose_regularisation", "fourier_scale_for_window",
+           "regularisation_from_misfit"]
 
 #: Misfit at and below which the weak prior is used.
 J_WEAK = 0.15
@@ -76,6 +79,14 @@ STRONG = (1.0, 0.3)
 FINE_WINDOW_UM = 0.1
 J_FINE = 0.005
 J_FINE_END = 0.02
+#: Product of the rate network's frequency scale (cycles/um) and the test window (um):
+#: the scale is this divided by the chosen window, so that the network's random
+#: frequencies (standard deviation ``scale`` per axis) lie where the window passes most of
+#: a map (the Gaussian window's transfer at one standard deviation is 0.85). 0.09 keeps the
+#: 0.3 cycles/um that the rendered nuclei (0.3 um windows) were validated with and gives
+#: 0.6 cycles/um at 0.15 um: measured on the dev set (docs/validation.md) fine-scale lambda
+#: gained (0.834 -> 0.859) and no other case moved by more than 0.006.
+FOURIER_REACH = 0.09
 #: Smallest mollifier radius (pixels) the steadiness search tries, and its step.
 RADIUS_SEARCH_MIN_PX = 8.0
 RADIUS_SEARCH_STEP_PX = 2.0
@@ -111,6 +122,30 @@ def regularisation_from_misfit(misfit: float) -> tuple[float, float]:
         u = _log_position(misfit, J_FINE, J_FINE_END)
         window = (1 - u) * FINE_WINDOW_UM + u * WEAK[1]
     return float(round(10.0**log_s, 6)), float(round(window, 4))
+
+
+def fourier_scale_for_window(window_um: float | None, configured: float) -> float:
+    """The rate network's Fourier frequency scale (cycles/um) for a test window.
+
+    Parameters
+    ----------
+    window_um : float or None
+        Standard deviation of the test window (None: pointwise residual).
+    configured : float
+        The configured scale, returned when there is no window.
+
+    Examples
+    --------
+    >>> fourier_scale_for_window(0.3, 0.3)
+    0.3
+    >>> fourier_scale_for_window(0.15, 0.3)
+    0.6
+    >>> fourier_scale_for_window(None, 0.3)
+    0.3
+    """
+    if window_um is None or not window_um > 0:
+        return float(configured)
+    return float(round(FOURIER_REACH / float(window_um), 4))
 
 
 class KernelRadius(NamedTuple):
@@ -182,8 +217,8 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     -------
     (FitConfig, dict)
         The configuration to fit with and a record of the choice (criterion, its value,
-        ``rate_smoothness``, ``test_window_um``, and the configured
-        ``rate_fourier_scale_per_um``, which is not chosen from the data), stored in
+        ``rate_smoothness``, ``test_window_um`` and ``rate_fourier_scale_per_um``, the
+        last from the window by :func:`fourier_scale_for_window`), stored in
         ``FitResult.meta``. With the steadiness criterion the configuration's
         ``mollifier.radius_px`` is the searched radius (:func:`choose_kernel_radius`) and
         the record adds ``mollifier_radius_px``, ``report_radius_px`` (the noise rule's
@@ -192,10 +227,11 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
         restrict the report to that region.
     """
     prior = config.prior
-    fixed = {"rate_fourier_scale_per_um": prior.rate_fourier_scale_per_um}  # not chosen (yet)
     if prior.regularisation == "manual":
         return config, {"criterion": "manual", "rate_smoothness": prior.rate_smoothness,
-                        "test_window_um": prior.test_window_um, **fixed}
+                        "test_window_um": prior.test_window_um,
+                        "rate_fourier_scale_per_um": prior.rate_fourier_scale_per_um}
+    fixed: dict[str, Any] = {}
     if prior.regularisation == "pixel_noise":
         span = float(np.ptp(np.asarray(fields.phi_d)[np.asarray(fields.mask, bool)])) or 1.0
         value = estimate_noise(fields.phi_d, fields.mask) / span
@@ -210,6 +246,7 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
         config = config.model_copy(update={"mollifier": config.mollifier.model_copy(
             update={"radius_px": kr.radius})})
     smooth, window = regularisation_from_misfit(misfit_equiv)
+    fourier = fourier_scale_for_window(window, prior.rate_fourier_scale_per_um)
     # a weak prior lets the rate travel far from its start (domain-scale structure): Adam
     # needs more steps to get there (measured on a 1 % noise envelope case: r = -0.01 after
     # 250 steps, 0.95 after 1000)
@@ -218,7 +255,9 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     # model_copy, not validation: the chosen values are not the defaults the validator
     # requires of a non-manual regularisation
     chosen = config.model_copy(update={
-        "prior": prior.model_copy(update={"rate_smoothness": smooth, "test_window_um": window}),
+        "prior": prior.model_copy(update={"rate_smoothness": smooth, "test_window_um": window,
+                                          "rate_fourier_scale_per_um": fourier}),
         "training": config.training.model_copy(update={"steps": steps})})
     return chosen, {"criterion": prior.regularisation, "value": float(value),
-                    "rate_smoothness": smooth, "test_window_um": window, "steps": steps, **fixed}
+                    "rate_smoothness": smooth, "test_window_um": window,
+                    "rate_fourier_scale_per_um": fourier, "steps": steps, **fixed}

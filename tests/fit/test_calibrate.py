@@ -12,7 +12,7 @@ from chromarate.errors import ConfigError
 from chromarate.fit.calibrate import calibrate_scale, scale_misfit
 from chromarate.fit.regularise import (FINE_WINDOW_UM, J_WEAK, RADIUS_SEARCH_MIN_PX, STRONG, WEAK,
                                        choose_kernel_radius, choose_regularisation,
-                                       regularisation_from_misfit)
+                                       fourier_scale_for_window, regularisation_from_misfit)
 from chromarate.fit.simulate import steady_state
 from chromarate.phase import phase_fields
 from chromarate.pipeline import calibrated_phase_fields
@@ -111,9 +111,24 @@ def test_noise_raises_the_prior(steady):
         assert record["criterion"] == "steadiness" and record["rate_smoothness"] == cfg.prior.rate_smoothness
         chosen.append(cfg.prior.rate_smoothness)
     assert chosen[0] == WEAK[0] and chosen[1] > 10 * chosen[0]
-    clean, _ = choose_regularisation(PhaseFields(phi_w=0.6 - (phi_h - 0.2), phi_d=phi_h - 0.2,
-                                                 mask=mask, pixel_size_nm=20.0), FitConfig())
+    clean, record = choose_regularisation(PhaseFields(phi_w=0.6 - (phi_h - 0.2), phi_d=phi_h - 0.2,
+                                                      mask=mask, pixel_size_nm=20.0), FitConfig())
     assert clean.training.steps == 4 * FitConfig().training.steps
+    # the rate network's frequency scale follows the chosen window and is recorded
+    scale = clean.prior.rate_fourier_scale_per_um
+    assert record["rate_fourier_scale_per_um"] == scale
+    assert scale == pytest.approx(0.09 / clean.prior.test_window_um, rel=1e-3)
+    assert scale > FitConfig().prior.rate_fourier_scale_per_um
+
+
+def test_fourier_scale_follows_the_window():
+    """Narrower windows resolve finer rate structure: the scale is inversely proportional
+    to the window, 0.3 cycles/um at the strong prior's 0.3 um window (the rendered nuclei
+    keep the scale they were validated with); no window keeps the configured scale."""
+    assert fourier_scale_for_window(STRONG[1], 0.3) == pytest.approx(0.3)
+    scales = [fourier_scale_for_window(w, 0.3) for w in (0.1, 0.15, 0.2, 0.3)]
+    assert scales == sorted(scales, reverse=True) and scales[0] == pytest.approx(0.9)
+    assert fourier_scale_for_window(None, 0.7) == 0.7
 
 
 def test_kernel_radius_shrinks_only_while_the_fields_stay_steady(steady):
@@ -235,6 +250,10 @@ def test_pinn_interval_uses_the_window_the_fit_tests_with(steady, monkeypatch):
 def test_explicit_prior_needs_manual_mode():
     with pytest.raises((ConfigError, ValueError), match="regularisation: manual"):
         FitConfig(prior=dict(rate_smoothness=1e-3))
+    with pytest.raises((ConfigError, ValueError), match="rate_fourier_scale_per_um"):
+        FitConfig(prior=dict(rate_fourier_scale_per_um=1.2))
+    manual = FitConfig(prior=dict(rate_fourier_scale_per_um=1.2, regularisation="manual"))
+    assert manual.prior.rate_fourier_scale_per_um == 1.2
     cfg = FitConfig(prior=dict(rate_smoothness=1e-3, test_window_um=0.15, regularisation="manual"))
     f = PhaseFields(phi_w=np.full((40, 40), 0.5), phi_d=np.zeros((40, 40)), mask=np.ones((40, 40), bool),
                     pixel_size_nm=20.0)
