@@ -14,6 +14,10 @@ can be read from the data. Four kinds of run, each printing one line per case an
     help r?).
 ``--fourier-scales F ...``
     The default fit with the rate network's Fourier scale F (cycles/um).
+``--density-scales K ...``
+    The default fit with the physics calibration of the density scale off and the
+    multiplier of the percentile baseline fixed at K (localization cases): how the rate
+    map depends on the density scale.
 ``--radii PX ...``
     The default fit with the mollifier radius fixed at PX pixels (its prior chosen from
     the steadiness misfit at that radius), scored on its own trusted region and on the
@@ -88,9 +92,12 @@ def _with_fit(cfg, *, prior=None, training=None, **fit):
 
 
 def _suite_case(name: str, seed_set: str, quick: bool):
-    from chromarate.validation.suite import suite_for_set
+    from chromarate.validation.suite import suite, suite_for_set
 
-    cases = {c.name: c for c in suite_for_set(seed_set, quick=quick)}
+    if "@" in name and seed_set == "any":  # a case of any seed, named with its @seed
+        cases = {c.name: c for c in suite([int(name.rsplit("@", 1)[1])], quick=quick)}
+    else:
+        cases = {c.name: c for c in suite_for_set(seed_set, quick=quick)}
     if name not in cases:
         raise SystemExit(f"no case {name!r} in the {seed_set} set; cases: {', '.join(cases)}")
     return cases[name]
@@ -104,7 +111,8 @@ def _run(case, cfg, *, baseline: bool = True) -> dict:
     row = res.row()
     return {"r": row["r"], "baseline_r": row["baseline_r"], "bias": row["bias"],
             "coverage90": row["coverage90"], "seconds": time.perf_counter() - t0,
-            "_maps": (np.where(res.trusted, res.rate, np.nan), res.target, res.trusted)}
+            "_maps": (np.where(res.trusted, res.rate, np.nan), res.target, res.trusted),
+            "_chosen": dict(row.get("regularisation") or {})}
 
 
 def run_priors(case, settings, steps: int) -> list[dict]:
@@ -147,10 +155,24 @@ def run_fourier(case, scales) -> list[dict]:
     try:
         for f in scales:
             regularise.fourier_scale_for_window = lambda window_um, configured, f=f: float(f)
-            out.append({"rate_fourier_scale_per_um": f,
-                        **_run(case, default_config(case), baseline=False)})
+            row = _run(case, default_config(case), baseline=False)
+            chosen_scale = row.pop("_chosen").get("rate_fourier_scale_per_um")
+            out.append({"rate_fourier_scale_per_um": f, **row, "chosen_fourier": chosen_scale})
     finally:
         regularise.fourier_scale_for_window = chosen
+    return out
+
+
+def run_density_scales(case, scales) -> list[dict]:
+    """The default fit with the density scale fixed (calibration off) at each multiplier."""
+    from chromarate.validation.run import default_config
+
+    out = []
+    for k in scales:
+        cfg = default_config(case)
+        cfg = cfg.model_copy(update={"phase": cfg.phase.model_copy(
+            update={"calibration": "none", "baseline_scale": float(k)})})
+        out.append({"baseline_scale": float(k), **_run(case, cfg)})
     return out
 
 
@@ -566,12 +588,16 @@ def _print_pinn(name, rows, *keys):
 def main(argv=None) -> dict:
     ap = parser(__doc__, first="line")
     ap.add_argument("--cases", nargs="+", required=True, metavar="NAME")
-    ap.add_argument("--set", choices=["dev", "unseen"], default="dev", dest="seed_set")
+    ap.add_argument("--set", choices=["dev", "unseen", "any"], default="dev", dest="seed_set",
+                    help="the seed set of --cases; 'any': each case named with its @seed")
     ap.add_argument("--quick", action="store_true", help="the suite's small case versions")
     ap.add_argument("--priors", nargs="+", default=None, metavar="S:W")
     ap.add_argument("--steps", type=int, default=1000, help="Adam steps with --priors")
     ap.add_argument("--fit-seeds", type=int, default=None)
     ap.add_argument("--fourier-scales", type=float, nargs="+", default=None)
+    ap.add_argument("--density-scales", type=float, nargs="+", default=None, metavar="K",
+                    help="the default fit with the density scale fixed at these multipliers "
+                         "of the percentile baseline (calibration off)")
     ap.add_argument("--radii", type=float, nargs="+", default=None, metavar="PX",
                     help="the default fit at these fixed mollifier radii (pixels)")
     ap.add_argument("--interval-area", action="store_true",
@@ -645,6 +671,9 @@ def main(argv=None) -> dict:
             if args.fourier_scales:
                 out["fourier"] = run_fourier(case, args.fourier_scales)
                 _print_pinn(name, out["fourier"], "rate_fourier_scale_per_um")
+            if args.density_scales:
+                out["density_scales"] = run_density_scales(case, args.density_scales)
+                _print_pinn(name, out["density_scales"], "baseline_scale")
             if args.interval_area:
                 a = out["interval_area"] = run_interval_area(case)
                 print(f"{name}  window {a['window_px']:.1f} px  area used {a['area_central']:.3g} "
@@ -661,6 +690,7 @@ def main(argv=None) -> dict:
         for rows in out.values():
             for r in (rows if isinstance(rows, list) else []):
                 r.pop("_maps", None)
+                r.pop("_chosen", None)
         report["cases"][name] = out
     if args.json:
         write_json(args.json, report, indent=1, allow_nan=True, newline=True)
