@@ -128,6 +128,7 @@ def _child_step(spec: dict) -> dict:
     from chromarate.fit.loop import FIELD_DERIVATIVES
     from chromarate.fit.mollifier import make_kernels
     from chromarate.fit.networks import FourierMLP, RateNetwork
+    from chromarate.fit.regularise import rate_fourier_scale
     from chromarate.fit.physics import ChromatinParams, chromatin_residual
 
     with open(spec["fields"], "rb") as fh:
@@ -187,7 +188,7 @@ def _child_step(spec: dict) -> dict:
         field_net = FieldNet().to(device=dev, dtype=dtype)
         rate_net = RateNetwork(initial_rate=initial_rate, width=32, depth=2,
                                n_fourier=cfg.prior.rate_fourier_features,
-                               scale_per_um=cfg.prior.rate_fourier_scale_per_um,
+                               scale_per_um=rate_fourier_scale(cfg.prior),
                                generator=gen).to(device=dev, dtype=dtype)
         xy = grid.coords(dev, dtype)
         groups = [ParamGroup(list(field_net.parameters()) + list(rate_net.parameters()),

@@ -94,8 +94,11 @@ def _with_fit(cfg, *, prior=None, training=None, **fit):
 def _suite_case(name: str, seed_set: str, quick: bool):
     from chromarate.validation.suite import suite, suite_for_set
 
-    if "@" in name and seed_set == "any":  # a case of any seed, named with its @seed
-        cases = {c.name: c for c in suite([int(name.rsplit("@", 1)[1])], quick=quick)}
+    if seed_set == "any":  # a case of any seed, named with its @seed
+        seed = name.rsplit("@", 1)[1] if "@" in name else ""
+        if not seed.isdigit():
+            raise SystemExit(f"--set any needs cases named with their seed (NAME@SEED), got {name!r}")
+        cases = {c.name: c for c in suite([int(seed)], quick=quick)}
     else:
         cases = {c.name: c for c in suite_for_set(seed_set, quick=quick)}
     if name not in cases:

@@ -162,10 +162,10 @@ class PriorConfig(_Model):
     ``rate_fourier_features`` and ``rate_fourier_scale_per_um`` are here rather than in
     ``fit.network`` (the field network): the rate network is small and fixed, and these
     two only set how fine a structure the rate can take, an implicit smoothness prior.
-    Unless ``regularisation="manual"`` the scale follows the chosen test window
-    (:func:`chromarate.fit.regularise.fourier_scale_for_window`, 0.09 / window) and is
-    recorded with the chosen penalty and window (``chosen_rate_fourier_scale_per_um`` in
-    summary.csv).
+    By default (None) the scale follows the test window the fit uses, chosen or manual
+    (:func:`chromarate.fit.regularise.fourier_scale_for_window`: 0.09 / window, the window
+    in um), and is recorded with the chosen penalty and window
+    (``chosen_rate_fourier_scale_per_um`` in summary.csv).
 
     Attributes
     ----------
@@ -205,9 +205,10 @@ class PriorConfig(_Model):
         Used as given only with ``regularisation="manual"``.
     rate_fourier_features : int
     rate_fourier_scale_per_um : float
-        Random Fourier features of the rate network; a small scale keeps lambda smooth.
-        The scale is used as given only with ``regularisation="manual"``; otherwise it is
-        0.09 um divided by the chosen test window (0.3 cycles/um at 0.3 um windows).
+        Random Fourier features of the rate network (frequency standard deviation in
+        cycles/um); a small scale keeps lambda smooth. None (default): 0.09 / window (the
+        window in um; 0.3 cycles/um at 0.3 um windows and without a window); a number is
+        used as given, whatever ``regularisation`` is.
     field_prior : {"tv", "none"}
         Denoising of the observed fields before the physics sees them: ``tv`` (default)
         anchors the PINN (and feeds the closed form) with total-variation denoised fields,
@@ -222,7 +223,7 @@ class PriorConfig(_Model):
     rate_smoothness: float = Field(1.0, ge=0.0)
     test_window_um: float | None = Field(0.3, gt=0.0, le=100.0)
     rate_fourier_features: int = Field(32, ge=0, le=1024)
-    rate_fourier_scale_per_um: float = Field(0.3, gt=0.0, le=100.0)
+    rate_fourier_scale_per_um: float | None = Field(None, gt=0.0, le=100.0)
     field_prior: Literal["tv", "none"] = "tv"
     field_prior_strength: float = Field(1.0, ge=0.0, le=100.0)
 
@@ -231,11 +232,9 @@ class PriorConfig(_Model):
         fields = type(self).model_fields
         if self.regularisation != "manual" and (
                 self.rate_smoothness != fields["rate_smoothness"].default
-                or self.test_window_um != fields["test_window_um"].default
-                or self.rate_fourier_scale_per_um != fields["rate_fourier_scale_per_um"].default):
+                or self.test_window_um != fields["test_window_um"].default):
             raise ValueError(
-                f"fit.prior.rate_smoothness, fit.prior.test_window_um and "
-                f"fit.prior.rate_fourier_scale_per_um are chosen per nucleus "
+                f"fit.prior.rate_smoothness and fit.prior.test_window_um are chosen per nucleus "
                 f"when fit.prior.regularisation is {self.regularisation!r}; to set them "
                 "yourself (e.g. rate_smoothness 0.001, test_window_um 0.15) also set "
                 "fit.prior.regularisation: manual")

@@ -256,6 +256,8 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     check_fields(fields)
     t0 = time.perf_counter()
     config, chosen = choose_regularisation(fields, config)
+    # no rate network here: its frequency scale is not part of this fit's record
+    chosen = {k: v for k, v in chosen.items() if k != "rate_fourier_scale_per_um"}
     terms = rate_terms(fields, config)
     trusted = terms.trusted
     if config.prior.test_window_um is None:

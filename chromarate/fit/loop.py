@@ -56,7 +56,7 @@ from .engine import ParamGroup, TrainProgress, TrainSettings, iter_train, train
 from .lattice import _blur  # noqa: F401
 from .networks import RateNetwork
 from .prior import denoise_fields
-from .regularise import choose_regularisation
+from .regularise import choose_regularisation, rate_fourier_scale
 from .uncertainty import interval_std, smoothing_bias
 from .width import noise_map
 
@@ -74,7 +74,7 @@ def _train_member(prob: _Problem, seed: int, member: int, t_start: float, histor
     field_net = _FieldNet(prob.base, cfg, gen).to(device=dev, dtype=dtype)
     rate_net = RateNetwork(initial_rate=prob.initial_rate, width=32, depth=2,
                            n_fourier=cfg.prior.rate_fourier_features,
-                           scale_per_um=cfg.prior.rate_fourier_scale_per_um,
+                           scale_per_um=rate_fourier_scale(cfg.prior),
                            generator=gen).to(device=dev, dtype=dtype)
     if tr.pretrain_steps:
         t0 = time.perf_counter()

@@ -57,7 +57,7 @@ from .direct import min_radius_px, resolve_radius
 from .width import estimate_noise
 
 __all__ = ["choose_kernel_radius", "choose_regularisation", "fourier_scale_for_window",
-           "regularisation_from_misfit"]
+           "rate_fourier_scale", "regularisation_from_misfit"]
 
 #: Misfit at and below which the weak prior is used.
 J_WEAK = 0.15
@@ -83,9 +83,10 @@ J_FINE_END = 0.02
 #: the scale is this divided by the chosen window, so that the network's random
 #: frequencies (standard deviation ``scale`` per axis) lie where the window passes most of
 #: a map (the Gaussian window's transfer at one standard deviation is 0.85). 0.09 keeps the
-#: 0.3 cycles/um that the rendered nuclei (0.3 um windows) were validated with and gives
-#: 0.6 cycles/um at 0.15 um: measured on the dev set (docs/validation.md) fine-scale lambda
-#: gained (0.834 -> 0.859) and no other case moved by more than 0.006.
+#: 0.3 cycles/um that the strong prior's 0.3 um window (the sample nucleus, most
+#: ``simulate`` nuclei) was validated with and gives 0.6 cycles/um at 0.15 um (the suite's rendered nuclei, at
+#: 0.17-0.27 um windows, get 0.33-0.53): measured on the dev set (docs/validation.md)
+#: fine-scale lambda gained (0.834 -> 0.859) and no other case moved by more than 0.006.
 FOURIER_REACH = 0.09
 #: Smallest mollifier radius (pixels) the steadiness search tries, and its step.
 RADIUS_SEARCH_MIN_PX = 8.0
@@ -124,28 +125,36 @@ def regularisation_from_misfit(misfit: float) -> tuple[float, float]:
     return float(round(10.0**log_s, 6)), float(round(window, 4))
 
 
-def fourier_scale_for_window(window_um: float | None, configured: float) -> float:
+def fourier_scale_for_window(window_um: float | None) -> float:
     """The rate network's Fourier frequency scale (cycles/um) for a test window.
 
     Parameters
     ----------
     window_um : float or None
-        Standard deviation of the test window (None: pointwise residual).
-    configured : float
-        The configured scale, returned when there is no window.
+        Standard deviation of the test window in um (None: pointwise residual, which gets
+        the strong prior's scale).
 
     Examples
     --------
-    >>> fourier_scale_for_window(0.3, 0.3)
+    >>> fourier_scale_for_window(0.3)
     0.3
-    >>> fourier_scale_for_window(0.15, 0.3)
+    >>> fourier_scale_for_window(0.15)
     0.6
-    >>> fourier_scale_for_window(None, 0.3)
+    >>> fourier_scale_for_window(None)
     0.3
     """
     if window_um is None or not window_um > 0:
-        return float(configured)
+        window_um = STRONG[1]
     return float(round(FOURIER_REACH / float(window_um), 4))
+
+
+def rate_fourier_scale(prior) -> float:
+    """The Fourier scale a rate network built from ``prior`` (a
+    :class:`~chromarate.config.PriorConfig`) uses: the configured one, or by default
+    :func:`fourier_scale_for_window` of its test window."""
+    if prior.rate_fourier_scale_per_um is not None:
+        return float(prior.rate_fourier_scale_per_um)
+    return fourier_scale_for_window(prior.test_window_um)
 
 
 class KernelRadius(NamedTuple):
@@ -218,8 +227,9 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     (FitConfig, dict)
         The configuration to fit with and a record of the choice (criterion, its value,
         ``rate_smoothness``, ``test_window_um`` and ``rate_fourier_scale_per_um``, the
-        last from the window by :func:`fourier_scale_for_window`), stored in
-        ``FitResult.meta``. With the steadiness criterion the configuration's
+        last from the window by :func:`fourier_scale_for_window` unless configured), stored
+        in ``FitResult.meta``. The returned configuration always carries a number as its
+        Fourier scale. With the steadiness criterion the configuration's
         ``mollifier.radius_px`` is the searched radius (:func:`choose_kernel_radius`) and
         the record adds ``mollifier_radius_px``, ``report_radius_px`` (the noise rule's
         radius, whose trusted region the rate is reported on) and
@@ -228,9 +238,13 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     """
     prior = config.prior
     if prior.regularisation == "manual":
+        fourier = rate_fourier_scale(prior)
+        if prior.rate_fourier_scale_per_um is None:
+            config = config.model_copy(update={"prior": prior.model_copy(
+                update={"rate_fourier_scale_per_um": fourier})})
         return config, {"criterion": "manual", "rate_smoothness": prior.rate_smoothness,
                         "test_window_um": prior.test_window_um,
-                        "rate_fourier_scale_per_um": prior.rate_fourier_scale_per_um}
+                        "rate_fourier_scale_per_um": fourier}
     fixed: dict[str, Any] = {}
     if prior.regularisation == "pixel_noise":
         span = float(np.ptp(np.asarray(fields.phi_d)[np.asarray(fields.mask, bool)])) or 1.0
@@ -246,7 +260,7 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
         config = config.model_copy(update={"mollifier": config.mollifier.model_copy(
             update={"radius_px": kr.radius})})
     smooth, window = regularisation_from_misfit(misfit_equiv)
-    fourier = fourier_scale_for_window(window, prior.rate_fourier_scale_per_um)
+    fourier = rate_fourier_scale(prior.model_copy(update={"test_window_um": window}))
     # a weak prior lets the rate travel far from its start (domain-scale structure): Adam
     # needs more steps to get there (measured on a 1 % noise envelope case: r = -0.01 after
     # 250 steps, 0.95 after 1000)

@@ -118,17 +118,20 @@ def test_noise_raises_the_prior(steady):
     scale = clean.prior.rate_fourier_scale_per_um
     assert record["rate_fourier_scale_per_um"] == scale
     assert scale == pytest.approx(0.09 / clean.prior.test_window_um, rel=1e-3)
-    assert scale > FitConfig().prior.rate_fourier_scale_per_um
+    assert scale > fourier_scale_for_window(STRONG[1])
+    # a configured scale is used as given, and recorded
+    fixed, record = choose_regularisation(f, FitConfig(prior=dict(rate_fourier_scale_per_um=1.7)))
+    assert fixed.prior.rate_fourier_scale_per_um == record["rate_fourier_scale_per_um"] == 1.7
 
 
 def test_fourier_scale_follows_the_window():
     """Narrower windows resolve finer rate structure: the scale is inversely proportional
     to the window, 0.3 cycles/um at the strong prior's 0.3 um window (the rendered nuclei
     keep the scale they were validated with); no window keeps the configured scale."""
-    assert fourier_scale_for_window(STRONG[1], 0.3) == pytest.approx(0.3)
-    scales = [fourier_scale_for_window(w, 0.3) for w in (0.1, 0.15, 0.2, 0.3)]
+    assert fourier_scale_for_window(STRONG[1]) == pytest.approx(0.3)
+    scales = [fourier_scale_for_window(w) for w in (0.1, 0.15, 0.2, 0.3)]
     assert scales == sorted(scales, reverse=True) and scales[0] == pytest.approx(0.9)
-    assert fourier_scale_for_window(None, 0.7) == 0.7
+    assert fourier_scale_for_window(None) == pytest.approx(0.3)
 
 
 def test_kernel_radius_shrinks_only_while_the_fields_stay_steady(steady):
@@ -250,14 +253,16 @@ def test_pinn_interval_uses_the_window_the_fit_tests_with(steady, monkeypatch):
 def test_explicit_prior_needs_manual_mode():
     with pytest.raises((ConfigError, ValueError), match="regularisation: manual"):
         FitConfig(prior=dict(rate_smoothness=1e-3))
-    with pytest.raises((ConfigError, ValueError), match="rate_fourier_scale_per_um"):
-        FitConfig(prior=dict(rate_fourier_scale_per_um=1.2))
-    manual = FitConfig(prior=dict(rate_fourier_scale_per_um=1.2, regularisation="manual"))
-    assert manual.prior.rate_fourier_scale_per_um == 1.2
     cfg = FitConfig(prior=dict(rate_smoothness=1e-3, test_window_um=0.15, regularisation="manual"))
     f = PhaseFields(phi_w=np.full((40, 40), 0.5), phi_d=np.zeros((40, 40)), mask=np.ones((40, 40), bool),
                     pixel_size_nm=20.0)
-    assert choose_regularisation(f, cfg)[0] is cfg
+    chosen, record = choose_regularisation(f, cfg)
+    assert chosen.prior.rate_smoothness == 1e-3 and chosen.prior.test_window_um == 0.15
+    # the manual window sets the network's frequency scale as the chosen one would
+    assert chosen.prior.rate_fourier_scale_per_um == record["rate_fourier_scale_per_um"] \
+        == pytest.approx(0.6)
+    explicit = FitConfig(prior=dict(rate_fourier_scale_per_um=1.2, regularisation="manual"))
+    assert choose_regularisation(f, explicit)[0] is explicit
 
 
 def test_balance_rate_is_the_windowed_ratio():

@@ -26,6 +26,7 @@ from chromarate.fit.engine import (  # noqa: E402
     train,
 )
 from chromarate.fit.networks import RateNetwork  # noqa: E402
+from chromarate.fit.regularise import rate_fourier_scale  # noqa: E402
 
 from ._helpers import PIXEL_UM, disk_mask, fields_from_state  # noqa: E402
 
@@ -106,7 +107,7 @@ def _legacy_train_member(prob, seed):
     field_net = fit_loop._FieldNet(prob.base, cfg, gen).to(device=dev, dtype=dtype)
     rate_net = RateNetwork(initial_rate=prob.initial_rate, width=32, depth=2,
                            n_fourier=cfg.prior.rate_fourier_features,
-                           scale_per_um=cfg.prior.rate_fourier_scale_per_um,
+                           scale_per_um=rate_fourier_scale(cfg.prior),
                            generator=gen).to(device=dev, dtype=dtype)
     params = list(field_net.parameters()) + list(rate_net.parameters())
     opt = torch.optim.Adam([
