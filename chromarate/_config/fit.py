@@ -162,10 +162,10 @@ class PriorConfig(_Model):
     ``rate_fourier_features`` and ``rate_fourier_scale_per_um`` are here rather than in
     ``fit.network`` (the field network): the rate network is small and fixed, and these
     two only set how fine a structure the rate can take, an implicit smoothness prior.
-    By default (None) the scale follows the test window the fit uses, chosen or manual
+    By default (None) the scale follows the chosen test window
     (:func:`chromarate.fit.regularise.fourier_scale_for_window`: 0.09 / window, the window
-    in um), and is recorded with the chosen penalty and window
-    (``chosen_rate_fourier_scale_per_um`` in summary.csv).
+    in um; 0.3 cycles/um with ``regularisation="manual"``), and is recorded with the chosen
+    penalty and window (``chosen_rate_fourier_scale_per_um`` in summary.csv).
 
     Attributes
     ----------
@@ -207,7 +207,8 @@ class PriorConfig(_Model):
     rate_fourier_scale_per_um : float
         Random Fourier features of the rate network (frequency standard deviation in
         cycles/um); a small scale keeps lambda smooth. None (default): 0.09 / window (the
-        window in um; 0.3 cycles/um at 0.3 um windows and without a window); a number is
+        window in um; 0.3 cycles/um at 0.3 um windows and without a window) when the
+        regularisation is chosen from the data, 0.3 cycles/um with ``manual``; a number is
         used as given, whatever ``regularisation`` is.
     field_prior : {"tv", "none"}
         Denoising of the observed fields before the physics sees them: ``tv`` (default)

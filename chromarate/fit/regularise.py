@@ -88,6 +88,12 @@ J_FINE_END = 0.02
 #: 0.17-0.27 um windows, get 0.33-0.53): measured on the dev set (docs/validation.md)
 #: fine-scale lambda gained (0.834 -> 0.859) and no other case moved by more than 0.006.
 FOURIER_REACH = 0.09
+#: Fourier scale (cycles/um) of a manual prior without a configured one: the scale every
+#: fixed-prior figure in the documentation was measured with. The window rule is tuned
+#: with the searched kernels of the automatic choice; with the noise rule's 24 px kernel
+#: and the manual white-noise prior of experiments/recovery.py (0.15 um windows) it cost
+#: r 0.969 -> 0.955 at 1 % and 0.936 -> 0.923 at 5 % noise (docs/numerics.md).
+MANUAL_FOURIER_SCALE = 0.3
 #: Smallest mollifier radius (pixels) the steadiness search tries, and its step.
 RADIUS_SEARCH_MIN_PX = 8.0
 RADIUS_SEARCH_STEP_PX = 2.0
@@ -150,10 +156,13 @@ def fourier_scale_for_window(window_um: float | None) -> float:
 
 def rate_fourier_scale(prior) -> float:
     """The Fourier scale a rate network built from ``prior`` (a
-    :class:`~chromarate.config.PriorConfig`) uses: the configured one, or by default
-    :func:`fourier_scale_for_window` of its test window."""
+    :class:`~chromarate.config.PriorConfig`) uses: the configured one; by default
+    :func:`fourier_scale_for_window` of its test window when the regularisation is chosen
+    from the data, and ``MANUAL_FOURIER_SCALE`` with ``regularisation="manual"``."""
     if prior.rate_fourier_scale_per_um is not None:
         return float(prior.rate_fourier_scale_per_um)
+    if prior.regularisation == "manual":
+        return MANUAL_FOURIER_SCALE
     return fourier_scale_for_window(prior.test_window_um)
 
 

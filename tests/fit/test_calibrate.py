@@ -258,9 +258,8 @@ def test_explicit_prior_needs_manual_mode():
                     pixel_size_nm=20.0)
     chosen, record = choose_regularisation(f, cfg)
     assert chosen.prior.rate_smoothness == 1e-3 and chosen.prior.test_window_um == 0.15
-    # the manual window sets the network's frequency scale as the chosen one would
-    assert chosen.prior.rate_fourier_scale_per_um == record["rate_fourier_scale_per_um"] \
-        == pytest.approx(0.6)
+    # a manual prior keeps the fixed scale its figures were measured with
+    assert chosen.prior.rate_fourier_scale_per_um == record["rate_fourier_scale_per_um"] == 0.3
     explicit = FitConfig(prior=dict(rate_fourier_scale_per_um=1.2, regularisation="manual"))
     assert choose_regularisation(f, explicit)[0] is explicit
 
