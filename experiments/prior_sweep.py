@@ -157,7 +157,7 @@ def run_fourier(case, scales) -> list[dict]:
     out = []
     try:
         for f in scales:
-            regularise.fourier_scale_for_window = lambda window_um, configured, f=f: float(f)
+            regularise.fourier_scale_for_window = lambda window_um, f=f: float(f)
             row = _run(case, default_config(case), baseline=False)
             chosen_scale = row.pop("_chosen").get("rate_fourier_scale_per_um")
             out.append({"rate_fourier_scale_per_um": f, **row, "chosen_fourier": chosen_scale})
