@@ -18,6 +18,10 @@ can be read from the data. Four kinds of run, each printing one line per case an
     The default fit with the physics calibration of the density scale off and the
     multiplier of the percentile baseline fixed at K (localization cases): how the rate
     map depends on the density scale.
+``--observation-variants``
+    The default pipeline on a localization case as drawn and with one observation setting
+    changed at a time (no background, no blinking, four times the localizations, 10 nm
+    precision), same truth: how much the rendered path's result depends on the draw.
 ``--radii PX ...``
     The default fit with the mollifier radius fixed at PX pixels (its prior chosen from
     the steadiness misfit at that radius), scored on its own trusted region and on the
@@ -112,8 +116,10 @@ def _run(case, cfg, *, baseline: bool = True) -> dict:
     t0 = time.perf_counter()
     res = run_case(case, config=cfg, cache_dir=CACHE, baseline=baseline)
     row = res.row()
+    cal = (row.get("meta") or {}).get("calibration") or {}
     return {"r": row["r"], "baseline_r": row["baseline_r"], "bias": row["bias"],
-            "coverage90": row["coverage90"], "seconds": time.perf_counter() - t0,
+            "coverage90": row["coverage90"], "calibration_scale": cal.get("scale"),
+            "seconds": time.perf_counter() - t0,
             "_maps": (np.where(res.trusted, res.rate, np.nan), res.target, res.trusted),
             "_chosen": dict(row.get("regularisation") or {})}
 
@@ -176,6 +182,30 @@ def run_density_scales(case, scales) -> list[dict]:
         cfg = cfg.model_copy(update={"phase": cfg.phase.model_copy(
             update={"calibration": "none", "baseline_scale": float(k)})})
         out.append({"baseline_scale": float(k), **_run(case, cfg)})
+    return out
+
+
+#: The observation changes of ``--observation-variants`` (one at a time).
+OBSERVATION_VARIANTS = (("as drawn", {}), ("no background", {"background_fraction": 0.0}),
+                        ("no blinking", {"blinking": 1.0}), ("4x localizations", {"n_localizations": 4}),
+                        ("precision 10 nm", {"precision_nm": (10.0, 10.0)}))
+
+
+def run_observation_variants(case) -> list[dict]:
+    """The default pipeline on ``case`` and on copies with one observation setting changed
+    (the truth is shared: the steady-state cache ignores observation fields)."""
+    import dataclasses
+
+    from chromarate.validation.run import default_config
+
+    out = []
+    for label, change in OBSERVATION_VARIANTS:
+        change = dict(change)
+        if "n_localizations" in change:
+            change["n_localizations"] = change["n_localizations"] * case.n_localizations
+        variant = dataclasses.replace(case, **change)
+        row = _run(variant, default_config(variant))
+        out.append({"variant": label, **row})
     return out
 
 
@@ -601,6 +631,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--density-scales", type=float, nargs="+", default=None, metavar="K",
                     help="the default fit with the density scale fixed at these multipliers "
                          "of the percentile baseline (calibration off)")
+    ap.add_argument("--observation-variants", action="store_true",
+                    help="the default pipeline with one observation setting changed at a time "
+                         "(localization cases)")
     ap.add_argument("--radii", type=float, nargs="+", default=None, metavar="PX",
                     help="the default fit at these fixed mollifier radii (pixels)")
     ap.add_argument("--interval-area", action="store_true",
@@ -674,6 +707,9 @@ def main(argv=None) -> dict:
             if args.fourier_scales:
                 out["fourier"] = run_fourier(case, args.fourier_scales)
                 _print_pinn(name, out["fourier"], "rate_fourier_scale_per_um")
+            if args.observation_variants:
+                out["observation_variants"] = run_observation_variants(case)
+                _print_pinn(name, out["observation_variants"], "variant")
             if args.density_scales:
                 out["density_scales"] = run_density_scales(case, args.density_scales)
                 _print_pinn(name, out["density_scales"], "baseline_scale")

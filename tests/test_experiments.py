@@ -425,18 +425,22 @@ def test_prior_sweep_radii_and_interval_area_quick(tmp_path):
 @pytest.mark.slow
 def test_prior_sweep_density_and_fourier_scales_quick(tmp_path):
     """Fixed density scales on a localization case of a seed outside both sets (``--set
-    any``), and fixed rate-network Fourier scales in place of the window rule: one row per
-    value, the fixed scale is the one the fit used."""
+    any``), fixed rate-network Fourier scales in place of the window rule, and the
+    observation variants: one row per value, the fixed scale is the one the fit used."""
     out_json = tmp_path / "out.json"
     out = _run("prior_sweep.py", "--quick", "--set", "any", "--cases", "domains-box-loc1M@7",
-               "--density-scales", "0.8", "0.9", "--fourier-scales", "1.7",
-               "--json", str(out_json), timeout=600)
+               "--density-scales", "0.8", "0.9", "--fourier-scales", "1.7", "--observation-variants",
+               "--json", str(out_json), timeout=900)
     assert re.search(r"^domains-box-loc1M@7  baseline_scale=0.8\s+r=-?[\d.]+", out, re.M), out
     case = json.loads(out_json.read_text())["cases"]["domains-box-loc1M@7"]
     assert [r["baseline_scale"] for r in case["density_scales"]] == [0.8, 0.9]
     assert all(-1.0 <= r["r"] <= 1.0 for r in case["density_scales"])
     assert case["fourier"][0]["rate_fourier_scale_per_um"] == 1.7
     assert case["fourier"][0]["chosen_fourier"] == 1.7
+    variants = case["observation_variants"]
+    assert [v["variant"] for v in variants] == ["as drawn", "no background", "no blinking",
+                                                "4x localizations", "precision 10 nm"]
+    assert all(-1.0 <= v["r"] <= 1.0 for v in variants)
 
 
 @pytest.mark.slow
