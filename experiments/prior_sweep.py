@@ -67,6 +67,7 @@ import tempfile
 import time
 from functools import cached_property
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
@@ -159,16 +160,13 @@ def run_fourier(case, scales) -> list[dict]:
     from chromarate.fit import regularise
     from chromarate.validation.run import default_config
 
-    chosen = regularise.fourier_scale_for_window
     out = []
-    try:
-        for f in scales:
-            regularise.fourier_scale_for_window = lambda window_um, f=f: float(f)
+    for f in scales:
+        with mock.patch.object(regularise, "fourier_scale_for_window",
+                               lambda window_um, f=f: float(f)):
             row = _run(case, default_config(case), baseline=False)
-            chosen_scale = row.pop("_chosen").get("rate_fourier_scale_per_um")
-            out.append({"rate_fourier_scale_per_um": f, **row, "chosen_fourier": chosen_scale})
-    finally:
-        regularise.fourier_scale_for_window = chosen
+        chosen_scale = row.pop("_chosen").get("rate_fourier_scale_per_um")
+        out.append({"rate_fourier_scale_per_um": f, **row, "chosen_fourier": chosen_scale})
     return out
 
 
@@ -185,10 +183,15 @@ def run_density_scales(case, scales) -> list[dict]:
     return out
 
 
-#: The observation changes of ``--observation-variants`` (one at a time).
-OBSERVATION_VARIANTS = (("as drawn", {}), ("no background", {"background_fraction": 0.0}),
-                        ("no blinking", {"blinking": 1.0}), ("4x localizations", {"n_localizations": 4}),
-                        ("precision 10 nm", {"precision_nm": (10.0, 10.0)}))
+#: The observation changes of ``--observation-variants`` (one at a time): a label and the
+#: case fields to replace, from the case as drawn.
+OBSERVATION_VARIANTS = (
+    ("as drawn", lambda c: {}),
+    ("no background", lambda c: {"background_fraction": 0.0}),
+    ("no blinking", lambda c: {"blinking": 1.0}),
+    ("4x localizations", lambda c: {"n_localizations": 4 * c.n_localizations}),
+    ("precision 10 nm", lambda c: {"precision_nm": (10.0, 10.0)}),
+)
 
 
 def run_observation_variants(case) -> list[dict]:
@@ -200,12 +203,8 @@ def run_observation_variants(case) -> list[dict]:
 
     out = []
     for label, change in OBSERVATION_VARIANTS:
-        change = dict(change)
-        if "n_localizations" in change:
-            change["n_localizations"] = change["n_localizations"] * case.n_localizations
-        variant = dataclasses.replace(case, **change)
-        row = _run(variant, default_config(variant))
-        out.append({"variant": label, **row})
+        variant = dataclasses.replace(case, **change(case))
+        out.append({"variant": label, **_run(variant, default_config(variant))})
     return out
 
 
@@ -257,9 +256,7 @@ def run_interval_area(case) -> dict:
     from chromarate.validation.run import default_config
 
     seen: dict = {}
-    real_std, real_bias = direct.windowed_rate_std, loop.smoothing_bias
-
-    real_sandwich = loop.sandwich_std
+    real_std, real_bias, real_sandwich = direct.windowed_rate_std, loop.smoothing_bias, loop.sandwich_std
 
     def sandwich_spy(*args, **kw):  # the PINN's interval, not the quality gate's closed form
         seen["in_fit"] = True
@@ -277,13 +274,10 @@ def run_interval_area(case) -> dict:
         seen["bias"] = real_bias(rate, support, window, passes=passes)
         return seen["bias"]
 
-    direct.windowed_rate_std, loop.smoothing_bias = std_spy, bias_spy
-    loop.sandwich_std = sandwich_spy
-    try:
+    with mock.patch.object(direct, "windowed_rate_std", std_spy), \
+            mock.patch.object(loop, "smoothing_bias", bias_spy), \
+            mock.patch.object(loop, "sandwich_std", sandwich_spy):
         row = _run(case, default_config(case), baseline=False)
-    finally:
-        direct.windowed_rate_std, loop.smoothing_bias = real_std, real_bias
-        loop.sandwich_std = real_sandwich
     if "num" not in seen:
         raise SystemExit(f"{case.name}: the fit computed no single-fit interval")
     rate, target, trusted = row["_maps"]
@@ -295,12 +289,8 @@ def run_interval_area(case) -> dict:
     support = ok_px & (weight > 0.5)
 
     def coverage(area: float) -> float:
-        original = uncertainty.correlation_area
-        uncertainty.correlation_area = lambda *a, **k: area
-        try:
+        with mock.patch.object(uncertainty, "correlation_area", lambda *a, **k: area):
             std = real_std(num, den, weight, window, seen["rate"])
-        finally:
-            uncertainty.correlation_area = original
         return float(np.mean(err <= 1.645 * np.hypot(std, seen["bias"])[sel]))
 
     central = uncertainty.correlation_area(e, support)
