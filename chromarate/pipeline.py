@@ -24,11 +24,12 @@ from .drift import correct_drift
 from .filtering import filter_localizations
 from .export import build_result_stack
 from .phase import phase_fields
-from .quality import QualityReport, assess_quality
+from .quality import QualityReport, assess_quality, map_agreement
 from .render import render_density
 from .resolution import fourier_ring_correlation
 from .errors import ChromarateError
 from .segment import crop_to_mask, segment_nuclei
+from .split_half import half_density_maps
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
            "fields_quality", "nucleus_quality"]
@@ -62,6 +63,10 @@ class NucleusTask:
         Localizations inside the mask (the summed density for image inputs).
     timings : dict
         Seconds of the shared stages (filter ... segment) of the acquisition.
+    halves : tuple of DensityMap, optional
+        Denoised maps of two independent halves of the localizations on the crop's grid
+        (:func:`chromarate.split_half.half_density_maps`), for the quality gate's
+        split-half check; None for image inputs or when the localizations cannot be split.
     """
 
     nucleus_id: int
@@ -72,6 +77,7 @@ class NucleusTask:
     timings: Mapping[str, float] = field(default_factory=dict)
     has_localizations: bool = True
     resolution_nm: float | None = None
+    halves: tuple[DensityMap, DensityMap] | None = None
 
 
 def crop_density(density: DensityMap, slices: tuple[slice, slice]) -> DensityMap:
@@ -182,6 +188,11 @@ class Pipeline:
         yield ev
         (labels, _crops), ev = timed("segment", segment_nuclei, denoised, cfg.segment)
         yield ev
+        halves = None
+        if locs is not None:  # for the quality gate's split-half check (no event: a helper)
+            t0 = time.perf_counter()
+            halves = half_density_maps(locs, density, denoised, cfg)
+            timings["split_half"] = time.perf_counter() - t0
         radius = cfg.fit.mollifier.radius_px
         margin = int(np.ceil(24 if radius == "auto" else radius)) + 5  # kernel half-width
         if locs is not None:
@@ -195,13 +206,16 @@ class Pipeline:
                 mask_c = np.ascontiguousarray(labels[slices] == nucleus_id)
                 n_in = (_count_inside(x, y, mask_c, den_c) if locs is not None
                         else int(round(float(dens_c.data[mask_c].sum()))))
+                halves_c = (None if halves is None
+                            else (crop_density(halves[0], slices), crop_density(halves[1], slices)))
             except ChromarateError as exc:
                 yield NucleusFailed(nucleus_id=nucleus_id, stage="segment", error=str(exc))
                 continue
             yield NucleusTask(nucleus_id=nucleus_id, density=dens_c, denoised=den_c,
                               mask=mask_c, n_localizations=n_in, timings=dict(timings),
                               has_localizations=locs is not None,
-                              resolution_nm=_resolution(density, locs, dens_c))
+                              resolution_nm=_resolution(density, locs, dens_c),
+                              halves=halves_c)
 
     def iter_nucleus(self, task: NucleusTask, *, device: str | None = None,
                      provenance: Mapping[str, Any] | None = None
@@ -317,32 +331,44 @@ def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
     """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`)."""
     return fields_quality(fields, fit, config, density=task.denoised.data,
                           n_localizations=task.n_localizations if task.has_localizations else None,
-                          resolution_nm=task.resolution_nm)
+                          resolution_nm=task.resolution_nm, halves=task.halves)
 
 
 def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig = PipelineConfig(),
                    *, density: np.ndarray | None = None, n_localizations: int | None = None,
-                   resolution_nm: float | None = None) -> QualityReport:
+                   resolution_nm: float | None = None,
+                   halves: tuple[DensityMap, DensityMap] | None = None) -> QualityReport:
     """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
 
     The windowed closed form is computed on the same fields for the agreement check (unless
     the fit is the closed form itself), with the rate prior, window and mollifier radius the
     fit chose (so the choice is not measured again). Without a density (fields given directly), the density
-    contrast is read from the chromatin fraction ``phi_h + phi_e``.
+    contrast is read from the chromatin fraction ``phi_h + phi_e``. With ``halves`` (denoised
+    maps of two halves of the localizations on the fields' grid), each half is mapped to
+    phase fields with its own density-scale calibration and inverted by the same closed
+    form; the agreement of the two maps on the fit's trusted pixels is the split-half check.
     """
     from .fit.direct import invert_direct
 
+    chosen = fit.meta.get("regularisation") or {}
+    same = {k: chosen[k] for k in ("rate_smoothness", "test_window_um") if k in chosen}
+    update = {"prior": config.fit.prior.model_copy(update={**same, "regularisation": "manual"})}
+    radius = fit.meta.get("mollifier_radius_px")
+    if radius is not None:  # the kernel the fit chose (fit.regularise.choose_kernel_radius)
+        update["mollifier"] = config.fit.mollifier.model_copy(update={"radius_px": float(radius)})
+    closed_config = config.fit.model_copy(update=update)
     if fit.meta.get("method") == "direct":
         closed = fit.rate
     else:
-        chosen = fit.meta.get("regularisation") or {}
-        same = {k: chosen[k] for k in ("rate_smoothness", "test_window_um") if k in chosen}
-        prior = config.fit.prior.model_copy(update={**same, "regularisation": "manual"})
-        update = {"prior": prior}
-        radius = fit.meta.get("mollifier_radius_px")
-        if radius is not None:  # the kernel the fit chose (fit.regularise.choose_kernel_radius)
-            update["mollifier"] = config.fit.mollifier.model_copy(update={"radius_px": float(radius)})
-        closed = invert_direct(fields, config.fit.model_copy(update=update)).rate
+        closed = invert_direct(fields, closed_config).rate
+    split_r = None
+    if halves is not None:
+        try:
+            maps = [invert_direct(calibrated_phase_fields(h, fields.mask, config), closed_config).rate
+                    for h in halves]
+            split_r = map_agreement(maps[0], maps[1], fit.trusted)
+        except ChromarateError:  # a half too sparse to map: no figure, not a failure
+            split_r = None
     dens = density if density is not None else np.where(fields.mask, fields.phi_h + fields.phi_e, 0.0)
     return assess_quality(
         n_localizations=n_localizations, pixel_size_nm=fields.pixel_size_nm, mask=fields.mask,
@@ -350,7 +376,7 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         closed_form_rate=closed, rate_std=fit.rate_std,
         residual_term=(fit.meta.get("final_terms") or {}).get("residual"),
         mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm,
-        rate_std_source=fit.meta.get("rate_std_source"))
+        rate_std_source=fit.meta.get("rate_std_source"), split_half_r=split_r)
 
 
 def _timer(timings: dict[str, float]):

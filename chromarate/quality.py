@@ -48,6 +48,15 @@ Each check guards an assumption of the method:
     not gated (the ``rate_std_source`` argument of :func:`assess_quality`).
 ``rate_mean``
     Mean rate on the trusted pixels, plausible within ``RATE_MEAN_RANGE``.
+``split_half_r``, ``attainable_r``
+    Localization inputs only: the localizations are split into two independent halves
+    (blocks of frames, as for FRC), each half is rendered, calibrated and inverted by the
+    windowed closed form with the fit's settings, and ``split_half_r`` is the correlation
+    of the two rate maps on the trusted pixels. ``attainable_r`` (:func:`attainable_r`)
+    is the largest correlation with the true map that the whole data allow; below
+    ``MIN_ATTAINABLE_R`` the pattern is set by the draw of the localizations rather than
+    by the nucleus. It tests the closed form's reproducibility, which the PINN shares only
+    in part: a PINN map can still be wrong where the check passes (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-__all__ = ["QualityReport", "assess_quality", "density_contrast", "map_agreement"]
+__all__ = ["QualityReport", "assess_quality", "attainable_r", "density_contrast", "map_agreement"]
 
 MIN_LOCS_PER_RESOLUTION_AREA = 5.0
 MAX_RESOLUTION_OVER_KERNEL = 0.5
@@ -69,6 +78,9 @@ MIN_TRUSTED_PIXELS = 400
 MIN_RESIDUAL_EXPLAINED = 0.0
 MAX_RELATIVE_UNCERTAINTY = 0.5
 RATE_MEAN_RANGE = (0.2, 10.0)
+#: The validation suite's target for the smallest r (docs/validation.md): a split-half
+#: agreement below 0.47 cannot reach it.
+MIN_ATTAINABLE_R = 0.8
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,27 @@ def map_agreement(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return float(np.corrcoef(a[sel], b[sel])[0, 1])
 
 
+def attainable_r(split_r: float) -> float:
+    """Largest correlation with the truth a map can reach, from its split-half agreement.
+
+    Two halves whose maps correlate at ``split_r`` make a whole map of reliability
+    ``2 r / (1 + r)`` (Spearman-Brown: the share of its variance that is not noise), and a
+    map correlates with the truth at most as the square root of its reliability (noise
+    independent of the truth). NaN in, NaN out; 0 when the halves do not agree at all.
+
+    Examples
+    --------
+    >>> round(attainable_r(0.47), 3)
+    0.8
+    >>> attainable_r(-0.2)
+    0.0
+    """
+    if not np.isfinite(split_r):
+        return float("nan")
+    r = max(float(split_r), 0.0)
+    return float(np.sqrt(2.0 * r / (1.0 + r)))
+
+
 def _gates_uncertainty(rate_std_source: str | None) -> bool:
     """Whether a large ``relative_uncertainty`` lowers a nucleus' status.
 
@@ -156,7 +189,8 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
                    rate_std: np.ndarray | None = None, residual_term: float | None = None,
                    mollifier_radius_px: float | None = None,
                    resolution_nm: float | None = None,
-                   rate_std_source: str | None = None) -> QualityReport:
+                   rate_std_source: str | None = None,
+                   split_half_r: float | None = None) -> QualityReport:
     """Compute the quality figures of one nucleus and decide its status.
 
     Parameters
@@ -187,6 +221,9 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
         status: a single fit's residual-based ``rate_std`` (``"residual"``) is recorded but
         not gated; an ensemble's spread, or a source not recorded (None), is gated
         (``_gates_uncertainty``). The figure is recorded either way.
+    split_half_r : float, optional
+        Agreement of the closed-form maps of two halves of the localizations (None: not
+        measured, e.g. image inputs; the check then passes).
 
     Returns
     -------
@@ -224,6 +261,8 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
     else:
         m["relative_uncertainty"] = nan
     m["rate_mean"] = float(np.mean(np.asarray(rate, float)[trusted])) if trusted.any() else nan
+    m["split_half_r"] = nan if split_half_r is None else float(split_half_r)
+    m["attainable_r"] = attainable_r(m["split_half_r"])
 
     reasons = []
 
@@ -261,6 +300,10 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
     check(not _gates_uncertainty(rate_std_source)
           or above("relative_uncertainty", MAX_RELATIVE_UNCERTAINTY),
           f"uncertain: median rate_std/rate = {m['relative_uncertainty']:.2f}")
+    check(below("attainable_r", MIN_ATTAINABLE_R),
+          f"not reproducible: the rate maps of two halves of the localizations agree at "
+          f"r = {m['split_half_r']:.2f} (attainable r {m['attainable_r']:.2f} < "
+          f"{MIN_ATTAINABLE_R:g})")
     lo, hi = RATE_MEAN_RANGE
     check(not (m["rate_mean"] < lo or m["rate_mean"] > hi),
           f"implausible mean rate {m['rate_mean']:.3g} (outside [{lo:g}, {hi:g}])")

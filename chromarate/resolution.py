@@ -21,7 +21,8 @@ from scipy.signal.windows import tukey
 from ._types import Localizations
 from .errors import StageError
 
-__all__ = ["FRC_THRESHOLD", "FRCResult", "fourier_ring_correlation", "suggest_smoothing_nm"]
+__all__ = ["FRC_THRESHOLD", "FRCResult", "fourier_ring_correlation", "split_halves",
+           "suggest_smoothing_nm"]
 
 #: Fixed FRC threshold of Nieuwenhuizen et al. (2013).
 FRC_THRESHOLD = 1.0 / 7.0
@@ -279,6 +280,34 @@ def suggest_smoothing_nm(resolution_nm: float) -> float:
             f"that did not cross the threshold has no resolution to smooth by)"
         )
     return r / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+
+
+def split_halves(table, *, seed: int = 0, block_frames: int | None = None) -> np.ndarray:
+    """Half label (0 or 1) per localization, the split FRC uses.
+
+    With a ``frame`` column, blocks of ``block_frames`` consecutive frames (default: the
+    frame span / 100) go to one half as a whole, half of the blocks to each, so that the
+    repeated localizations of one blinking molecule stay together; without one, a random
+    half of the localizations.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+    seed : int
+        Seed of the random assignment.
+    block_frames : int, optional
+
+    Returns
+    -------
+    numpy.ndarray
+        int8 labels, one per row.
+
+    Raises
+    ------
+    StageError
+        If the frames are not numeric and finite, or span fewer than two blocks.
+    """
+    return _split(table, np.random.default_rng(seed), block_frames)[0]
 
 
 # --------------------------------------------------------------------------- helpers

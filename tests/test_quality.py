@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chromarate.quality import assess_quality, density_contrast, map_agreement
+from chromarate.quality import (MIN_ATTAINABLE_R, assess_quality, attainable_r, density_contrast,
+                                map_agreement)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "smlm"
 
@@ -50,6 +51,7 @@ def test_a_good_nucleus_is_ok():
     ({"rate_std": 5.0}, "uncertain"),
     ({"residual_term": 1.5}, "residual"),
     ({"phase_meta": {"calibration": {"skipped": "nucleus too small"}}}, "not calibrated"),
+    ({"split_half_r": 0.1}, "not reproducible"),
 ])
 def test_each_check_flags_its_failure(over, word):
     kw = _good()
@@ -66,6 +68,24 @@ def test_each_check_flags_its_failure(over, word):
     q = assess_quality(**{**kw, **over})
     assert q.status == "low_confidence"
     assert len(q.reasons) == 1 and word in q.reasons[0], q.reasons
+
+
+def test_attainable_r_arithmetic():
+    """Spearman-Brown reliability 2r/(1+r), then its square root; the gate's threshold sits
+    at a split-half agreement of about 0.47."""
+    assert attainable_r(1.0) == pytest.approx(1.0)
+    assert attainable_r(1.0 / 3.0) == pytest.approx(np.sqrt(0.5))
+    assert attainable_r(0.0) == 0.0 and attainable_r(-0.5) == 0.0
+    assert np.isnan(attainable_r(float("nan")))
+    assert attainable_r(0.46) < MIN_ATTAINABLE_R < attainable_r(0.48)
+
+
+def test_reproducible_halves_pass_and_missing_halves_are_no_evidence():
+    q = assess_quality(**_good(split_half_r=0.6))
+    assert q.status == "ok" and q.metrics["split_half_r"] == pytest.approx(0.6)
+    assert q.metrics["attainable_r"] == pytest.approx(np.sqrt(1.2 / 1.6))
+    q = assess_quality(**_good())
+    assert q.status == "ok" and np.isnan(q.metrics["split_half_r"])
 
 
 def test_agreement_is_recorded_not_gated():

@@ -51,10 +51,9 @@ __all__ = [
 SUMMARY_COLUMNS = (
     "input", "name", "nucleus_id", "status", "resumed", "error", "n_localizations",
     "pixel_size_nm", "rate_mean", "rate_median", "rate_q05", "rate_q95", "rate_corr_truth",
-    "mollifier_radius_px", "report_radius_px", "qc_reasons", "calibration_scale", "chosen_rate_smoothness",
-    "chosen_test_window_um", "chosen_rate_fourier_scale_per_um", "observation_blur_nm",
-    "fit_seconds",
-    "total_seconds", "device", "config_hash", "result_path",
+    "mollifier_radius_px", "report_radius_px", "qc_reasons", "split_half_r", "calibration_scale",
+    "chosen_rate_smoothness", "chosen_test_window_um", "chosen_rate_fourier_scale_per_um",
+    "observation_blur_nm", "fit_seconds", "total_seconds", "device", "config_hash", "result_path",
 )
 
 #: File in each input's output folder recording what segmentation found.
@@ -189,6 +188,7 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
         input=str(job.path), name=job.name, nucleus_id=int(prov.get("nucleus_id")),
         status=qc.get("status", "ok"), resumed=resumed, error="",
         qc_reasons="; ".join(qc.get("reasons") or []),
+        split_half_r=(qc.get("metrics") or {}).get("split_half_r", np.nan),
         calibration_scale=((prov.get("phase") or {}).get("calibration") or {}).get("scale", np.nan),
         chosen_rate_smoothness=chosen.get("rate_smoothness", np.nan),
         chosen_test_window_um=chosen.get("test_window_um", np.nan),
