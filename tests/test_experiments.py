@@ -453,3 +453,17 @@ def test_recovery_default_config_tiny(tmp_path):
          "--out", str(out_json), timeout=300)
     rows = json.loads(out_json.read_text())["rows"]
     assert [r["noise"] for r in rows] == [0.01] and -1.0 <= rows[0]["pinn_corr"] <= 1.0
+
+
+@pytest.mark.slow
+def test_rendered_diagnosis_quick(tmp_path):
+    """The diagnosis of a small rendered case: a line fitted to observed vs true density,
+    and the closed form's r on the four kinds of fields, each on a reported region."""
+    out_json = tmp_path / "out.json"
+    out = _run("rendered_diagnosis.py", "--quick", "domains-box-loc1M@7", "--json",
+               str(out_json), timeout=900)
+    assert re.search(r"^domains-box-loc1M@7: observed = [\d.]+ truth", out, re.M), out
+    (row,) = json.loads(out_json.read_text())
+    assert row["gain"] > 0 and row["scatter_over_signal"] > 0
+    for key in ("calibrated", "oracle_affine", "truth_calibrated", "truth_exact"):
+        assert -1.0 <= row[key]["r"] <= 1.0 and 0.0 < row[key]["reported_fraction"] <= 1.0
