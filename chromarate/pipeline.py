@@ -29,7 +29,7 @@ from .render import render_density
 from .resolution import fourier_ring_correlation
 from .errors import ChromarateError
 from .segment import crop_to_mask, segment_nuclei
-from .split_half import half_density_maps
+from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
            "fields_quality", "nucleus_quality"]
@@ -188,11 +188,9 @@ class Pipeline:
         yield ev
         (labels, _crops), ev = timed("segment", segment_nuclei, denoised, cfg.segment)
         yield ev
-        halves = None
-        if locs is not None:  # for the quality gate's split-half check (no event: a helper)
-            t0 = time.perf_counter()
-            halves = half_density_maps(locs, density, denoised, cfg)
-            timings["split_half"] = time.perf_counter() - t0
+        # the quality gate's split-half check: one split per acquisition, each nucleus'
+        # halves rendered on its crop below (no event: a helper of the gate)
+        side = half_labels(locs) if locs is not None else None
         radius = cfg.fit.mollifier.radius_px
         margin = int(np.ceil(24 if radius == "auto" else radius)) + 5  # kernel half-width
         if locs is not None:
@@ -206,8 +204,8 @@ class Pipeline:
                 mask_c = np.ascontiguousarray(labels[slices] == nucleus_id)
                 n_in = (_count_inside(x, y, mask_c, den_c) if locs is not None
                         else int(round(float(dens_c.data[mask_c].sum()))))
-                halves_c = (None if halves is None
-                            else (crop_density(halves[0], slices), crop_density(halves[1], slices)))
+                halves_c = (None if side is None
+                            else half_density_maps(locs, den_c, cfg, side=side))
             except ChromarateError as exc:
                 yield NucleusFailed(nucleus_id=nucleus_id, stage="segment", error=str(exc))
                 continue

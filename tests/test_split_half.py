@@ -9,9 +9,9 @@ from chromarate._types import Localizations
 from chromarate.config import PipelineConfig, with_overrides
 from chromarate.denoise import denoise_density
 from chromarate.io.localizations import read_localizations
-from chromarate.pipeline import NucleusTask, Pipeline, fields_quality
+from chromarate.pipeline import NucleusTask, Pipeline, crop_density, fields_quality
 from chromarate.render import render_density
-from chromarate.split_half import MIN_HALF_LOCALIZATIONS, half_density_maps
+from chromarate.split_half import MIN_HALF_LOCALIZATIONS, half_density_maps, half_labels
 
 
 def _maps(locs, cfg=PipelineConfig()):
@@ -20,21 +20,24 @@ def _maps(locs, cfg=PipelineConfig()):
 
 
 def test_halves_share_the_grid_and_add_up_to_the_whole(tiny_nucleus):
-    """Rendering and the Gaussian smoothing are linear: the two halves sum to the whole map,
-    on the whole map's grid, and they hold about half of the localizations each."""
+    """Rendering and the Gaussian smoothing are linear: on a crop of the whole map the two
+    halves sum to the crop (the margin rendered around it makes the smoothing the same), on
+    the crop's grid, and they hold about half of the localizations each."""
     csv, _, _ = tiny_nucleus
     locs = read_localizations(csv)
-    density, denoised = _maps(locs)
-    a, b = half_density_maps(locs, density, denoised)
+    _, denoised = _maps(locs)
+    crop = crop_density(denoised, (slice(20, 70), slice(15, 80)))
+    a, b = half_density_maps(locs, crop)
     for h in (a, b):
-        assert h.data.shape == denoised.data.shape and h.origin_nm == denoised.origin_nm
-        assert h.pixel_size_nm == denoised.pixel_size_nm
-        assert 0.3 < h.data.sum() / denoised.data.sum() < 0.7
-    np.testing.assert_allclose(a.data + b.data, denoised.data, rtol=1e-4, atol=1e-4)
-    # a different seed gives a different split, the same total
-    c, d = half_density_maps(locs, density, denoised, seed=1)
+        assert h.data.shape == crop.data.shape and h.origin_nm == crop.origin_nm
+        assert h.pixel_size_nm == crop.pixel_size_nm
+        assert 0.3 < h.data.sum() / crop.data.sum() < 0.7
+    np.testing.assert_allclose(a.data + b.data, crop.data, rtol=1e-4, atol=1e-4)
+    # the split is made once per acquisition: the labels given, or another seed's
+    side = half_labels(locs, seed=1)
+    c, d = half_density_maps(locs, crop, side=side)
     assert not np.allclose(c.data, a.data)
-    np.testing.assert_allclose(c.data + d.data, denoised.data, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(c.data + d.data, crop.data, rtol=1e-4, atol=1e-4)
 
 
 def test_no_split_without_enough_localizations_or_frames():
@@ -43,9 +46,11 @@ def test_no_split_without_enough_localizations_or_frames():
     table = pd.DataFrame({"x_nm": rng.uniform(0, 2000, n), "y_nm": rng.uniform(0, 2000, n),
                           "frame": np.arange(n)})
     locs = Localizations(table=table, meta={})
-    assert half_density_maps(locs, *_maps(locs)) is None
+    assert half_labels(locs) is None and half_density_maps(locs, _maps(locs)[1]) is None
     one_frame = Localizations(table=table.assign(frame=0), meta={})
-    assert half_density_maps(one_frame, *_maps(one_frame)) is None
+    assert half_labels(one_frame) is None
+    text_frames = Localizations(table=table.assign(frame="x"), meta={})
+    assert half_labels(text_frames) is None
 
 
 def test_a_table_without_frames_is_split_by_localization():
@@ -53,9 +58,10 @@ def test_a_table_without_frames_is_split_by_localization():
     n = 5000
     table = pd.DataFrame({"x_nm": rng.uniform(0, 2000, n), "y_nm": rng.uniform(0, 2000, n)})
     locs = Localizations(table=table, meta={})
-    density, denoised = _maps(locs)
-    a, b = half_density_maps(locs, density, denoised)
-    np.testing.assert_allclose(a.data + b.data, denoised.data, rtol=1e-4, atol=1e-4)
+    _, denoised = _maps(locs)
+    crop = crop_density(denoised, (slice(20, 60), slice(20, 60)))
+    a, b = half_density_maps(locs, crop)
+    np.testing.assert_allclose(a.data + b.data, crop.data, rtol=1e-4, atol=1e-4)
 
 
 def test_the_pipeline_records_the_split_half_agreement(tiny_nucleus):
