@@ -204,11 +204,14 @@ class Pipeline:
                 mask_c = np.ascontiguousarray(labels[slices] == nucleus_id)
                 n_in = (_count_inside(x, y, mask_c, den_c) if locs is not None
                         else int(round(float(dens_c.data[mask_c].sum()))))
-                halves_c = (None if side is None
-                            else half_density_maps(locs, den_c, cfg, side=side))
             except ChromarateError as exc:
                 yield NucleusFailed(nucleus_id=nucleus_id, stage="segment", error=str(exc))
                 continue
+            try:  # the gate's evidence, never a reason to fail the nucleus
+                halves_c = (None if side is None
+                            else half_density_maps(locs, den_c, cfg, side=side))
+            except ChromarateError:
+                halves_c = None
             yield NucleusTask(nucleus_id=nucleus_id, density=dens_c, denoised=den_c,
                               mask=mask_c, n_localizations=n_in, timings=dict(timings),
                               has_localizations=locs is not None,

@@ -323,12 +323,20 @@ def _split(table, rng: np.random.Generator, block_frames: int | None):
             raise StageError(f"column 'frame' must be numeric: {exc}") from exc
         if not np.isfinite(frame).all():
             raise StageError("column 'frame' has non-finite values; drop them before FRC")
-        f = np.floor(frame).astype(np.int64)
-        f -= f.min()
-        span = int(f.max()) + 1
+        if n == 0:
+            raise StageError("no localizations to split")
+        lo, hi = float(np.floor(frame.min())), float(np.floor(frame.max()))
+        if max(abs(lo), abs(hi)) >= 2.0 ** 53:
+            raise StageError(f"column 'frame' holds numbers beyond 2^53 ({hi:g}); frames are "
+                             f"acquisition frame indices")
+        span = int(hi - lo) + 1
         block = int(block_frames) if block_frames is not None else max(1, span // 100)
-        blocks = f // block
-        n_blocks = int(blocks.max()) + 1
+        if block < 1:
+            raise StageError(f"block_frames must be at least 1 (got {block_frames})")
+        # Occupied blocks only (np.unique): at most one per localization, however the
+        # frames are spread, and every block in the draw holds localizations.
+        occupied, blocks = np.unique((np.floor(frame) - lo) // block, return_inverse=True)
+        n_blocks = int(occupied.size)
         if n_blocks < 2:
             raise StageError(
                 f"FRC frame-block split needs at least 2 blocks; the frames span {span} "

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from chromarate._types import Localizations
 from chromarate.config import PipelineConfig, with_overrides
 from chromarate.denoise import denoise_density
+from chromarate.errors import StageError
 from chromarate.io.localizations import read_localizations
 from chromarate.pipeline import NucleusTask, Pipeline, crop_density, fields_quality
 from chromarate.render import render_density
+from chromarate.resolution import split_halves
 from chromarate.split_half import MIN_HALF_LOCALIZATIONS, half_density_maps, half_labels
 
 
@@ -53,15 +58,73 @@ def test_no_split_without_enough_localizations_or_frames():
     assert half_labels(text_frames) is None
 
 
-def test_a_table_without_frames_is_split_by_localization():
+def test_no_split_without_frames_or_with_broken_frames():
+    """Without frames a split would put one molecule's repeats in both halves (the halves
+    would agree better than two acquisitions): no split. NaN or absurdly large frame
+    numbers give no split either, never an error or a huge allocation."""
     rng = np.random.default_rng(0)
     n = 5000
     table = pd.DataFrame({"x_nm": rng.uniform(0, 2000, n), "y_nm": rng.uniform(0, 2000, n)})
     locs = Localizations(table=table, meta={})
-    _, denoised = _maps(locs)
-    crop = crop_density(denoised, (slice(20, 60), slice(20, 60)))
-    a, b = half_density_maps(locs, crop)
-    np.testing.assert_allclose(a.data + b.data, crop.data, rtol=1e-4, atol=1e-4)
+    assert half_labels(locs) is None
+    assert half_density_maps(locs, _maps(locs)[1]) is None
+    frames = np.arange(n, dtype=np.float64)
+    with_nan = frames.copy()
+    with_nan[7] = np.nan
+    assert half_labels(Localizations(table=table.assign(frame=with_nan), meta={})) is None
+    huge = frames.copy()
+    huge[-1] = 1e300
+    assert half_labels(Localizations(table=table.assign(frame=huge), meta={})) is None
+    with pytest.raises(StageError, match="2\\^53"):
+        split_halves(table.assign(frame=huge))
+
+
+def test_only_occupied_frame_blocks_are_drawn():
+    """Two bursts of frames far apart: the blocks between them hold nothing, and the split
+    is still balanced (each burst's blocks are shared between the halves)."""
+    n = 4000
+    frame = np.concatenate([np.arange(n // 2), 10**12 + np.arange(n // 2)])
+    side = split_halves(pd.DataFrame({"x_nm": np.zeros(n), "y_nm": np.zeros(n), "frame": frame}),
+                        block_frames=100)
+    assert side[: n // 2].min() == 0 and side[: n // 2].max() == 1
+    assert abs(int(side.sum()) - n // 2) <= 100
+
+
+@pytest.mark.parametrize("overrides", [
+    {"render.method": "gaussian"},
+    {"render.supersample": 2},
+    {"denoise.sigma_nm": "auto"},
+])
+def test_linear_settings_halves_add_up_to_the_crop(tiny_nucleus, overrides):
+    """Gaussian rendering (localizations outside the crop spread into it), supersampling
+    and the auto smoothing width: the halves still add up to the whole map's crop."""
+    csv, _, _ = tiny_nucleus
+    locs = read_localizations(csv)
+    cfg = with_overrides(PipelineConfig(), overrides)
+    density = render_density(locs, cfg.render)
+    if cfg.denoise.sigma_nm == "auto":
+        density = replace(density, meta={**density.meta, "resolution_nm": 70.0})
+    denoised = denoise_density(density, cfg.denoise)
+    s = int(cfg.render.supersample)
+    crop = crop_density(denoised, (slice(20 * s, 70 * s), slice(15 * s, 80 * s)))
+    a, b = half_density_maps(locs, crop, cfg)
+    assert a.data.shape == crop.data.shape and a.origin_nm == crop.origin_nm
+    np.testing.assert_allclose(a.data + b.data, crop.data, rtol=1e-4,
+                               atol=1e-4 * float(crop.data.max()))
+
+
+def test_nl_means_halves_are_denoised_on_their_own(tiny_nucleus):
+    """A non-linear denoiser: the halves get the crop's grid, are finite and each holds
+    about half the signal (each half's noise is estimated from the half)."""
+    csv, _, _ = tiny_nucleus
+    locs = read_localizations(csv)
+    cfg = with_overrides(PipelineConfig(), {"denoise.method": "nl_means"})
+    _, denoised = _maps(locs, cfg)
+    crop = crop_density(denoised, (slice(20, 70), slice(15, 80)))
+    a, b = half_density_maps(locs, crop, cfg)
+    for h in (a, b):
+        assert h.data.shape == crop.data.shape and np.isfinite(h.data).all()
+        assert 0.3 < h.data.sum() / crop.data.sum() < 0.7
 
 
 def test_the_pipeline_records_the_split_half_agreement(tiny_nucleus):
