@@ -49,14 +49,17 @@ Each check guards an assumption of the method:
 ``rate_mean``
     Mean rate on the trusted pixels, plausible within ``RATE_MEAN_RANGE``.
 ``split_half_r``, ``attainable_r``
-    Localization inputs only: the localizations are split into two independent halves
-    (blocks of frames, as for FRC), each half is rendered, calibrated and inverted by the
-    windowed closed form with the fit's settings, and ``split_half_r`` is the correlation
-    of the two rate maps on the trusted pixels. ``attainable_r`` (:func:`attainable_r`)
-    is the largest correlation with the true map that the whole data allow; below
-    ``MIN_ATTAINABLE_R`` the pattern is set by the draw of the localizations rather than
-    by the nucleus. It tests the closed form's reproducibility, which the PINN shares only
-    in part: a PINN map can still be wrong where the check passes (docs/validation.md).
+    Localization inputs with a ``frame`` column only: the localizations are split into
+    two independent halves (blocks of frames, as for FRC), each half is rendered,
+    calibrated and inverted by the windowed closed form with the fit's settings, and
+    ``split_half_r`` is the correlation of the two closed-form rate maps on the trusted
+    pixels. ``attainable_r`` (:func:`attainable_r`) turns it into a ceiling on the
+    correlation of the whole data's *closed-form* map with the true map; below
+    ``MIN_ATTAINABLE_R`` that map's pattern is set by the draw of the localizations
+    rather than by the nucleus. The ceiling is a heuristic (each half is recalibrated on
+    its own and the closed form is not linear in the density), and it is the closed
+    form's, not the PINN's: a wrong PINN map can pass, and a good PINN map (a smoother
+    estimate than the closed form) can be flagged (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -138,12 +141,25 @@ def map_agreement(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 
 
 def attainable_r(split_r: float) -> float:
-    """Largest correlation with the truth a map can reach, from its split-half agreement.
+    """Ceiling on a map's correlation with the truth, from its split-half agreement.
 
     Two halves whose maps correlate at ``split_r`` make a whole map of reliability
     ``2 r / (1 + r)`` (Spearman-Brown: the share of its variance that is not noise), and a
     map correlates with the truth at most as the square root of its reliability (noise
-    independent of the truth). NaN in, NaN out; 0 when the halves do not agree at all.
+    independent of the truth). Exact for a linear estimator with additive noise; for the
+    closed form the gate applies it to, a heuristic (each half is calibrated on its own,
+    and the inversion is not linear in the density).
+
+    Parameters
+    ----------
+    split_r : float
+        Correlation of the maps of two independent halves of the data.
+
+    Returns
+    -------
+    float
+        ``sqrt(2 r / (1 + r))`` with ``r = max(split_r, 0)``; NaN for NaN, 0 when the
+        halves do not agree at all.
 
     Examples
     --------
@@ -301,8 +317,8 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
           or above("relative_uncertainty", MAX_RELATIVE_UNCERTAINTY),
           f"uncertain: median rate_std/rate = {m['relative_uncertainty']:.2f}")
     check(below("attainable_r", MIN_ATTAINABLE_R),
-          f"not reproducible: the rate maps of two halves of the localizations agree at "
-          f"r = {m['split_half_r']:.2f} (attainable r {m['attainable_r']:.2f} < "
+          f"not reproducible: the closed-form rate maps of two halves of the localizations "
+          f"agree at r = {m['split_half_r']:.2f} (attainable r {m['attainable_r']:.2f} < "
           f"{MIN_ATTAINABLE_R:g})")
     lo, hi = RATE_MEAN_RANGE
     check(not (m["rate_mean"] < lo or m["rate_mean"] > hi),

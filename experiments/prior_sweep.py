@@ -318,12 +318,12 @@ def case_fields(name: str, seed_set: str, quick: bool):
     :func:`case_localizations`)."""
     if not name.startswith("seed"):
         from chromarate.validation.cases import simulate_case
-        from chromarate.validation.run import _target
+        from chromarate.validation.run import target_rate
 
         case = _suite_case(name, seed_set, quick)
         if case.path == "fields":
             syn = simulate_case(case, cache_dir=CACHE)
-            return syn.fields, _target(syn)[0]
+            return syn.fields, target_rate(syn)[0]
     _, _, truth, nr = case_localizations(name, seed_set, quick)
     return nr.fields, truth
 
@@ -442,7 +442,7 @@ def case_localizations(name: str, seed_set: str, quick: bool):
     from chromarate.config import PipelineConfig
     from chromarate.pipeline import NucleusResult, Pipeline
     from chromarate.validation.cases import simulate_case
-    from chromarate.validation.run import _target, _truth_on_grid, default_config
+    from chromarate.validation.run import default_config, target_rate, truth_on_grid
 
     if name.startswith("seed"):
         import cli_seeds
@@ -464,7 +464,7 @@ def case_localizations(name: str, seed_set: str, quick: bool):
                                 src_origin_nm=truth["origin_nm"], shape=f.mask.shape,
                                 pixel_nm=f.pixel_size_nm, origin_nm=f.origin_nm)
     else:
-        true = _truth_on_grid(_target(syn)[0], syn, f)
+        true = truth_on_grid(target_rate(syn)[0], syn, f)
     return locs, cfg, true, nr
 
 

@@ -4,8 +4,9 @@ For localization cases of the validation suite (named ``NAME@SEED``) this runs t
 pipeline stages (render, denoise, segmentation) and compares the denoised density of the
 largest nucleus with the true chromatin density ``phi_h + phi_e0`` blurred by the map's
 recorded blur: a least-squares line ``observed = gain * truth + offset`` over the nucleus
-eroded by 150 nm, its offset relative to the euchromatin level, and the scatter about it
-relative to the signal. It then scores the windowed closed form (default settings, the
+eroded by 150 nm, its offset relative to the euchromatin level, the scatter about it
+relative to the signal, and how far the means of ten quantile bins of the truth lie from
+the line (in units of the truth, phi). It then scores the windowed closed form (default settings, the
 regularisation chosen from the data) on phase fields made four ways:
 
 - ``calibrated``: the pipeline's own (percentile baseline times the calibrated scale);
@@ -52,7 +53,7 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
     from chromarate.fit.direct import invert_direct
     from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields
     from chromarate.validation.cases import PHI_E0, simulate_case
-    from chromarate.validation.run import _score_fit, _target, default_config
+    from chromarate.validation.run import default_config, score_fit, target_rate
     from chromarate.validation.suite import suite
 
     base, _, seed = name.partition("@")
@@ -79,13 +80,19 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
     x, y = truth[inner], np.asarray(den.data, float)[inner]
     (gain, offset), *_ = np.linalg.lstsq(np.c_[x, np.ones_like(x)], y, rcond=None)
     scatter = float(np.std(y - (gain * x + offset)) / np.std(gain * x))
-    target, _ = _target(syn)
+    # how straight the relation is: means of the observed density in ten quantile bins of
+    # the truth, their largest distance from the line, in units of the truth (phi)
+    edges = np.quantile(x, np.linspace(0.0, 1.0, 11))
+    bins = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, 9)
+    binned = [(x[bins == b].mean(), y[bins == b].mean()) for b in range(10) if np.any(bins == b)]
+    line_dev = max(abs(my - (gain * mx + offset)) / gain for mx, my in binned)
+    target, _ = target_rate(syn)
     calibrated = calibrated_phase_fields(den, mask, cfg)
     direct = cfg.fit.model_copy(update={"method": "direct"})
 
     def closed_form(fields) -> dict:
         fit = invert_direct(fields, direct)
-        s = _score_fit(fit, fields, syn, target)
+        s = score_fit(fit, fields, syn, target)
         return {"r": s.pearson_r, "bias": s.bias,
                 "window_um": fit.meta["regularisation"].get("test_window_um"),
                 "reported_fraction": float(np.sum(fit.trusted)) / float(np.sum(mask))}
@@ -95,7 +102,7 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
     out = {
         "case": name, "pixel_nm": p, "blur_nm": blur_nm, "gain": float(gain),
         "offset_over_euchromatin": float(offset / (gain * PHI_E0)),
-        "scatter_over_signal": scatter,
+        "scatter_over_signal": scatter, "binned_line_deviation_phi": float(line_dev),
         "calibration_scale": calibrated.meta["calibration"]["scale"],
         "calibrated": closed_form(calibrated),
         "oracle_affine": closed_form(_fields((observed - offset) / gain, mask, calibrated,
@@ -105,7 +112,8 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
     }
     rel = 100 * out["offset_over_euchromatin"]
     print(f"{name}: observed = {gain:.2f} truth + {offset:.2f} (offset {rel:+.1f} % "
-          f"of euchromatin), scatter / signal {scatter:.3f}, calibrated scale {out['calibration_scale']}")
+          f"of euchromatin), scatter / signal {scatter:.3f}, binned means off the line by at most "
+          f"{line_dev:.4f} phi, calibrated scale {out['calibration_scale']}")
     for key in ("calibrated", "oracle_affine", "truth_calibrated", "truth_exact"):
         v = out[key]
         print(f"   {key:17s} r {v['r']:.3f}  bias {100 * v['bias']:+.1f} %  window {v['window_um']} um  "

@@ -465,5 +465,18 @@ def test_rendered_diagnosis_quick(tmp_path):
     assert re.search(r"^domains-box-loc1M@7: observed = [\d.]+ truth", out, re.M), out
     (row,) = json.loads(out_json.read_text())
     assert row["gain"] > 0 and row["scatter_over_signal"] > 0
+    assert 0.0 <= row["binned_line_deviation_phi"] < 1.0
     for key in ("calibrated", "oracle_affine", "truth_calibrated", "truth_exact"):
         assert -1.0 <= row[key]["r"] <= 1.0 and 0.0 < row[key]["reported_fraction"] <= 1.0
+
+
+@pytest.mark.slow
+def test_split_half_cost_quick(tmp_path):
+    """The split-half check's parts are timed against the nucleus' work in the same run."""
+    out_json = tmp_path / "out.json"
+    out = _run("split_half_cost.py", "--quick", "domains-box-loc1M@7", "--repeats", "1",
+               "--json", str(out_json), timeout=900)
+    assert re.search(r"^domains-box-loc1M@7: \d+ localizations", out, re.M), out
+    (row,) = json.loads(out_json.read_text())
+    assert 0.0 < row["check_s"] and 0.0 < row["nucleus_s"]
+    assert row["check_over_nucleus"] == pytest.approx(row["check_s"] / row["nucleus_s"])

@@ -14,7 +14,8 @@ from ..errors import ChromarateError
 from .cases import Case, SyntheticCase, simulate_case
 from .scoring import Scores, peak_rss_mb, qc_status, resolvable_part, score
 
-__all__ = ["QUICK_STEPS", "CaseResult", "default_config", "run_case"]
+__all__ = ["QUICK_STEPS", "CaseResult", "default_config", "run_case", "score_fit", "target_rate",
+           "truth_on_grid"]
 
 #: Fit steps of the quick configuration.
 QUICK_STEPS = 20
@@ -140,14 +141,42 @@ def default_config(case: Case, *, quick: bool = False) -> PipelineConfig:
     return cfg.model_copy(update=update)
 
 
-def _target(syn: SyntheticCase) -> tuple[np.ndarray, str]:
-    """What a case is scored against: the resolvable part for "fine", else the rate."""
+def target_rate(syn: SyntheticCase) -> tuple[np.ndarray, str]:
+    """What a case is scored against.
+
+    Parameters
+    ----------
+    syn : SyntheticCase
+
+    Returns
+    -------
+    (numpy.ndarray, str)
+        The resolvable part of the true rate for the "fine" family, else the true rate, on
+        the case's grid, and its name (``"resolvable_part"`` or ``"rate"``).
+    """
     if syn.case.family == "fine":
         return resolvable_part(syn.rate, pixel_nm=syn.pixel_size_nm), "resolvable_part"
     return syn.rate, "rate"
 
 
-def _score_fit(fit, fields, syn: SyntheticCase, target: np.ndarray) -> Scores:
+def score_fit(fit, fields, syn: SyntheticCase, target: np.ndarray) -> Scores:
+    """Scores of a fit's rate map against ``target`` (:func:`target_rate`).
+
+    Parameters
+    ----------
+    fit : FitResult
+        Its ``rate``, ``trusted`` and ``rate_std`` are scored.
+    fields : PhaseFields
+        The fields fitted (their grid places the map).
+    syn : SyntheticCase
+        The case (the grid and mask of the truth).
+    target : numpy.ndarray
+        The true map on the case's grid.
+
+    Returns
+    -------
+    Scores
+    """
     return score(fit.rate, fit.trusted, fit.rate_std, target, pixel_nm=fields.pixel_size_nm,
                  origin_nm=fields.origin_nm, truth_pixel_nm=syn.pixel_size_nm,
                  truth_origin_nm=syn.origin_nm, truth_mask=syn.mask)
@@ -207,7 +236,7 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
     cfg = config if config is not None else default_config(case)
     fit_cfg = cfg.fit.model_copy(update={"method": method})
     syn = simulate_case(case, cache_dir=cache_dir)
-    target, target_name = _target(syn)
+    target, target_name = target_rate(syn)
     meta: dict[str, Any] = {**{k: v for k, v in syn.meta.items() if k != "case"},
                             "target": target_name}
     sim_s = float(syn.meta.get("simulate_s", float("nan")))
@@ -236,7 +265,7 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
             meta["n_localizations_in_nucleus"] = int(nr.n_localizations)
             meta["calibration"] = fields.meta.get("calibration")
         rss1 = peak_rss_mb()
-        scores = _score_fit(fit, fields, syn, target)
+        scores = score_fit(fit, fields, syn, target)
     except ChromarateError as exc:
         rss1 = peak_rss_mb()
         return CaseResult(case, method, None, nan, "failed", [f"{type(exc).__name__}: {exc}"],
@@ -247,7 +276,7 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
             from ..fit.direct import invert_direct
 
             base = invert_direct(fields, fit_cfg.model_copy(update={"method": "direct"}))
-            base_r = _score_fit(base, fields, syn, target).pearson_r
+            base_r = score_fit(base, fields, syn, target).pearson_r
         except ChromarateError as exc:
             meta["baseline_error"] = str(exc)
     status, reasons = qc_status(qc)
@@ -255,14 +284,14 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
         meta["qc_metrics"] = dict(qc["metrics"])
     meta["mollifier_radius_px"] = fit.meta.get("mollifier_radius_px")
     meta["fit_timings"] = dict(fit.timings)
-    true_on_grid = _truth_on_grid(target, syn, fields)
+    true_on_grid = truth_on_grid(target, syn, fields)
     return CaseResult(case, method, scores, base_r, status, reasons, sim_s, fit_s, run_s,
                       rss1, rss1 - rss0, regularisation=fit.meta.get("regularisation"),
                       meta=meta, rate=np.asarray(fit.rate), target=true_on_grid,
                       trusted=np.asarray(fit.trusted, bool))
 
 
-def _truth_on_grid(target: np.ndarray, syn: SyntheticCase, fields) -> np.ndarray:
+def truth_on_grid(target: np.ndarray, syn: SyntheticCase, fields) -> np.ndarray:
     """The scoring target resampled onto the grid of ``fields`` (for figures)."""
     from ..analysis.compare import resample_to_grid
 
