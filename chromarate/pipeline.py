@@ -18,6 +18,7 @@ import numpy as np
 from . import __version__
 from ._types import (DensityMap, FitDone, FitProgress, FitResult, Localizations, NucleusFailed,
                      PhaseFields, ResultStack, StageDone)
+from .background import Background, ring_background
 from .config import PipelineConfig, config_hash
 from .denoise import denoise_density
 from .drift import correct_drift
@@ -32,6 +33,7 @@ from .segment import crop_to_mask, segment_nuclei
 from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
+           "phase_density",
            "fields_quality", "nucleus_quality"]
 
 
@@ -67,6 +69,9 @@ class NucleusTask:
         Denoised maps of two independent halves of the localizations on the crop's grid
         (:func:`chromarate.split_half.half_density_maps`), for the quality gate's
         split-half check; None for image inputs or when the localizations cannot be split.
+    background : Background, optional
+        Background level around the nucleus (:func:`chromarate.background.ring_background`),
+        subtracted before phase mapping; None with ``phase.background="none"``.
     """
 
     nucleus_id: int
@@ -78,6 +83,7 @@ class NucleusTask:
     has_localizations: bool = True
     resolution_nm: float | None = None
     halves: tuple[DensityMap, DensityMap] | None = None
+    background: Background | None = None
 
 
 def crop_density(density: DensityMap, slices: tuple[slice, slice]) -> DensityMap:
@@ -193,8 +199,10 @@ class Pipeline:
         side = half_labels(locs) if locs is not None else None
         radius = cfg.fit.mollifier.radius_px
         margin = int(np.ceil(24 if radius == "auto" else radius)) + 5  # kernel half-width
+        valid = None
         if locs is not None:
             x, y = locs.table["x_nm"].to_numpy(), locs.table["y_nm"].to_numpy()
+            valid = _data_extent(x, y, density)
         for nucleus_id in range(1, int(labels.max()) + 1):
             if not np.any(labels == nucleus_id):
                 continue
@@ -212,11 +220,17 @@ class Pipeline:
                             else half_density_maps(locs, den_c, cfg, side=side))
             except ChromarateError:
                 halves_c = None
+            background = None
+            if cfg.phase.background == "ring":
+                background = ring_background(
+                    density.data, labels, nucleus_id, pixel_size_nm=density.pixel_size_nm,
+                    gap_nm=cfg.phase.background_gap_nm, width_nm=cfg.phase.background_width_nm,
+                    valid=valid)
             yield NucleusTask(nucleus_id=nucleus_id, density=dens_c, denoised=den_c,
                               mask=mask_c, n_localizations=n_in, timings=dict(timings),
                               has_localizations=locs is not None,
                               resolution_nm=_resolution(density, locs, dens_c),
-                              halves=halves_c)
+                              halves=halves_c, background=background)
 
     def iter_nucleus(self, task: NucleusTask, *, device: str | None = None,
                      provenance: Mapping[str, Any] | None = None
@@ -240,7 +254,9 @@ class Pipeline:
         try:
             ntimings = dict(task.timings)
             t0 = time.perf_counter()
-            fields = calibrated_phase_fields(task.denoised, task.mask, cfg)
+            fields = calibrated_phase_fields(phase_density(task), task.mask, cfg)
+            fields = replace(fields, meta={**fields.meta, "background": (
+                task.background.as_dict() if task.background is not None else None)})
             ntimings["phase"] = time.perf_counter() - t0
             yield StageDone(stage="phase", seconds=ntimings["phase"], nucleus_id=nucleus_id)
             stage = "fit"
@@ -332,13 +348,15 @@ def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
     """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`)."""
     return fields_quality(fields, fit, config, density=task.denoised.data,
                           n_localizations=task.n_localizations if task.has_localizations else None,
-                          resolution_nm=task.resolution_nm, halves=task.halves)
+                          resolution_nm=task.resolution_nm, halves=task.halves,
+                          background=_level(task))
 
 
 def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig = PipelineConfig(),
                    *, density: np.ndarray | None = None, n_localizations: int | None = None,
                    resolution_nm: float | None = None,
-                   halves: tuple[DensityMap, DensityMap] | None = None) -> QualityReport:
+                   halves: tuple[DensityMap, DensityMap] | None = None,
+                   background: float = 0.0) -> QualityReport:
     """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
 
     The windowed closed form is computed on the same fields for the agreement check (unless
@@ -348,6 +366,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     maps of two halves of the localizations on the fields' grid), each half is mapped to
     phase fields with its own density-scale calibration and inverted by the same closed
     form; the agreement of the two maps on the fit's trusted pixels is the split-half check.
+    ``background`` (the level subtracted from the whole density before phase mapping) is
+    shared between the halves in proportion to their counts.
     """
     from .fit.direct import invert_direct
 
@@ -365,8 +385,12 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     split_r = None
     if halves is not None:
         try:
-            maps = [invert_direct(calibrated_phase_fields(h, fields.mask, config), closed_config).rate
-                    for h in halves]
+            total = float(sum(np.sum(h.data, dtype=np.float64) for h in halves))
+            shares = [float(np.sum(h.data, dtype=np.float64)) / total if total > 0 else 0.5
+                      for h in halves]
+            maps = [invert_direct(calibrated_phase_fields(_minus(h, background * w), fields.mask,
+                                                          config), closed_config).rate
+                    for h, w in zip(halves, shares)]
             split_r = map_agreement(maps[0], maps[1], fit.trusted)
         except ChromarateError:  # a half too sparse to map: no figure, not a failure
             split_r = None
@@ -413,6 +437,39 @@ def _resolution(density: DensityMap, locs: Localizations | None, crop: DensityMa
     except (ChromarateError, ValueError):
         return None
     return float(value) if value is not None and np.isfinite(value) else None
+
+
+def phase_density(task: NucleusTask) -> DensityMap:
+    """The density a nucleus' phase mapping reads: its denoised crop less the background
+    level measured around it (:attr:`NucleusTask.background`; the crop itself without one).
+    """
+    return _minus(task.denoised, _level(task))
+
+
+def _level(task: NucleusTask) -> float:
+    """The background level to subtract for a task (0 without an estimate)."""
+    return float(task.background.level) if task.background is not None else 0.0
+
+
+def _minus(density: DensityMap, level: float) -> DensityMap:
+    """``density`` less a constant level (the same map when the level is 0)."""
+    if not level:
+        return density
+    return replace(density, data=(np.asarray(density.data, dtype=np.float32) - np.float32(level)))
+
+
+def _data_extent(x: np.ndarray, y: np.ndarray, grid: DensityMap) -> np.ndarray:
+    """bool map of ``grid``: the pixels inside the bounding box of the localizations (the
+    padding a rendering adds around them holds no data)."""
+    p = grid.pixel_size_nm
+    out = np.zeros(grid.data.shape, dtype=bool)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.any():
+        return out
+    iy0, iy1 = (int(np.floor((v - grid.origin_nm[0]) / p)) for v in (y[finite].min(), y[finite].max()))
+    ix0, ix1 = (int(np.floor((v - grid.origin_nm[1]) / p)) for v in (x[finite].min(), x[finite].max()))
+    out[max(iy0, 0):max(iy1 + 1, 0), max(ix0, 0):max(ix1 + 1, 0)] = True
+    return out
 
 
 def _count_inside(x: np.ndarray, y: np.ndarray, mask: np.ndarray, grid: DensityMap) -> int:

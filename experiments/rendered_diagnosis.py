@@ -51,7 +51,7 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
 
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import invert_direct
-    from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields
+    from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields, phase_density
     from chromarate.validation.cases import PHI_E0, simulate_case
     from chromarate.validation.run import default_config, score_fit, target_rate
     from chromarate.validation.suite import suite
@@ -68,7 +68,7 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
     phi_max = cfg.fit.physics.phi_max
     tasks = [t for t in Pipeline(cfg).iter_prepare(syn.localizations) if isinstance(t, NucleusTask)]
     task = max(tasks, key=lambda t: int(t.mask.sum()))
-    den, mask = task.denoised, task.mask
+    den, mask = phase_density(task), task.mask  # less the background, as the pipeline maps it
     p = den.pixel_size_nm
     true_density = np.where(syn.mask, np.clip(syn.phi_d + PHI_E0, 0.0, None) + PHI_E0, 0.0)
     on_grid = resample_to_grid(true_density, src_pixel_nm=syn.pixel_size_nm,

@@ -176,17 +176,25 @@ class PriorConfig(_Model):
         the pixel noise (kept for comparison; it under-regularises rendered densities);
         ``manual``: the two values as given. The chosen values are stored in
         ``FitResult.meta["regularisation"]``, the result's provenance and summary.csv.
-    rate_prior : {"balance", "flat"}
-        What the smoothness penalty pulls the rate towards: ``balance`` (default) penalises
-        the gradient of the rate's difference from the local balance estimate
+    rate_prior : {"auto", "balance", "closed_form", "flat"}
+        What the smoothness penalty pulls the rate towards. ``balance`` penalises the
+        gradient of the rate's difference from the local balance estimate
         ``G * phi_h / G * phi_e`` over windows of one domain spacing (at least the test
         window), which needs no derivative of the data
-        (:func:`chromarate.fit.prior.balance_rate`); ``flat`` the gradient of lambda itself.
-        With the strong prior that noisy rendered densities get, the balance prior keeps
-        the rate from following noise in the fourth-order term (measured with the default
-        pipeline on `chromarate simulate` seeds 0 and 1, where it was chosen: r = 0.976 /
-        0.845 against 0.963 / 0.361 with ``flat``; on seeds 2-5, not looked at while
-        choosing: 0.944 / 0.900 / 0.948 / 0.474, experiments/cli_seeds.py).
+        (:func:`chromarate.fit.prior.balance_rate`); ``closed_form`` from the windowed closed
+        form of the same weak residual with the fit's settings
+        (:func:`chromarate.fit.direct.closed_form_prior`); ``flat`` the gradient of lambda
+        itself. ``auto`` (default): the balance estimate unless it correlates negatively
+        with the closed form over the closed form's region
+        (:func:`chromarate.fit.prior.prior_agreement`; the balance assumes no flux through
+        its windows, and a negative correlation says the flux matters), then the closed
+        form. The prior used and the correlation are recorded in
+        ``FitResult.meta["regularisation"]`` (``rate_prior``, ``prior_agreement``). Measured
+        (docs/validation.md): on the `chromarate simulate` nuclei the balance estimate alone
+        correlates 0.81-0.96 with the true rate and the closed form agrees with it (0.47-0.89),
+        and ``closed_form`` there costs r (demo 0.968 -> 0.755); on the suite's rendered
+        nuclei with domain-scale rates the balance estimate is anti-correlated with the
+        truth and the PINN with it fell up to 0.18 below its own closed form.
     rate_smoothness : float
         Weight of the gradient penalty on lambda (per um^2); used as given only with
         ``regularisation="manual"``, otherwise chosen per nucleus. The default (1.0, with 0.3 um
@@ -220,7 +228,7 @@ class PriorConfig(_Model):
     """
 
     regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"
-    rate_prior: Literal["flat", "balance"] = "balance"
+    rate_prior: Literal["auto", "balance", "closed_form", "flat"] = "auto"
     rate_smoothness: float = Field(1.0, ge=0.0)
     test_window_um: float | None = Field(0.3, gt=0.0, le=100.0)
     rate_fourier_features: int = Field(32, ge=0, le=1024)

@@ -169,6 +169,15 @@ class PhaseConfig(_Model):
         (:func:`chromarate.fit.calibrate.calibrate_scale`); the percentile alone is
         15-18 % too high on simulated nuclei and biases the mean rate 20-24 % low.
         ``none``: ``baseline_scale`` as given.
+    background : {"ring", "none"}
+        ``ring`` (default): the pipeline subtracts, before phase mapping, the mean raw
+        density of a ring around the nucleus, ``background_gap_nm`` clear of it and of
+        every other nucleus and ``background_width_nm`` wide, inside the acquisition's
+        data (:func:`chromarate.background.ring_background`): localizations that are not
+        chromatin add a level inside the nucleus that the one-parameter density scale
+        cannot absorb. ``none``: no subtraction.
+    background_gap_nm, background_width_nm : float
+        The ring's distance from the nuclei and its width (nm).
 
     ``phi_h`` is clipped at the model's ``phi_max``, which is not a phase setting: it is
     ``fit.physics.phi_max``, passed to :func:`chromarate.phase.phase_fields` by the
@@ -181,6 +190,9 @@ class PhaseConfig(_Model):
     erode_nm: float = Field(100.0, ge=0.0)
     baseline_scale: float = Field(1.0, gt=0.05, le=20.0)
     calibration: Literal["physics", "none"] = "physics"
+    background: Literal["ring", "none"] = "ring"
+    background_gap_nm: float = Field(300.0, ge=0.0, le=1e5)
+    background_width_nm: float = Field(1000.0, gt=0.0, le=1e5)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,7 +15,8 @@ from ..config import FitConfig
 from ..errors import StageError
 from .blur import blur_correction, observation_blur_nm
 from .derivatives import Grid, MollifierBackend, make_backend, make_grid
-from .direct import TAPER_PX, resolve_radius, restrict_to_report
+from .direct import TAPER_PX, closed_form_prior, resolve_radius, restrict_to_report
+from .prior import prior_agreement
 from .lattice import _blur, _blur_full, _dilate, _embed, _on_lattice, auto_stride
 from .mollifier import apply_2d_numpy, make_kernels
 from .networks import make_field_network
@@ -171,11 +172,25 @@ class _Problem:
             k = np.exp(-0.5 * (j / sig) ** 2)
             self.test_kernel = torch.as_tensor(k / k.sum(), device=dev, dtype=dtype)
         self.lam_b = None
-        if config.prior.rate_prior == "balance":
-            self.balance_sigma_um = balance_window_um(fields, self.mask_np, self.pixel_um,
-                                                      config.prior.test_window_um)
-            lam_b = balance_rate(fields.phi_h, fields.phi_e, self.mask_np,
-                                 self.balance_sigma_um / self.pixel_um)
+        #: The rate prior used ("balance", "closed_form" or "flat") and, with "auto", the
+        #: correlation of the balance estimate with the closed form that chose it.
+        self.rate_prior, self.prior_agreement = config.prior.rate_prior, None
+        if config.prior.rate_prior in ("balance", "auto", "closed_form"):
+            lam_b = None
+            if config.prior.rate_prior != "closed_form":
+                self.balance_sigma_um = balance_window_um(fields, self.mask_np, self.pixel_um,
+                                                          config.prior.test_window_um)
+                lam_b = balance_rate(fields.phi_h, fields.phi_e, self.mask_np,
+                                     self.balance_sigma_um / self.pixel_um)
+                self.rate_prior = "balance"
+            if config.prior.rate_prior != "balance":
+                closed, reported = closed_form_prior(fields, config, self.radius)
+                if config.prior.rate_prior == "auto":
+                    self.prior_agreement = prior_agreement(lam_b, closed, reported)
+                    if self.prior_agreement < 0.0:  # NaN: no evidence against the balance
+                        lam_b, self.rate_prior = closed, "closed_form"
+                else:
+                    lam_b, self.rate_prior = closed, "closed_form"
             self.lam_b = torch.as_tensor(lam_b, device=dev, dtype=dtype)
         phi_h_mean = float(np.mean(fields.phi_h[self.mask_np]))
         phi_e_mean = float(np.mean(fields.phi_e[self.mask_np]))

@@ -18,7 +18,8 @@ from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
 from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
 from .width import choose_radius, estimate_noise, trusted_mask, window_support
 
-__all__ = ["RateTerms", "check_fields", "invert_direct", "min_radius_px", "mollified_derivatives",
+__all__ = ["RateTerms", "check_fields", "closed_form_prior", "invert_direct", "min_radius_px",
+           "mollified_derivatives",
            "rate_terms", "report_region", "resolve_radius", "restrict_to_report", "sandwich_std"]
 
 #: Width (pixels) over which the residual weight rises from the edge of the trusted region.
@@ -293,3 +294,40 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
               "regularisation": chosen,
               "observation_blur_nm": observation_blur_nm(fields.meta, config.observation_blur_nm)},
     )
+
+
+def closed_form_prior(fields: PhaseFields, config: FitConfig,
+                      radius_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The windowed closed form's rate on the whole grid, as a rate prior of the PINN.
+
+    Solved with the prior settings in ``config`` as given (the values the fit chose) and
+    the fit's kernel radius; outside the closed form's trusted region every pixel takes
+    the value of the nearest trusted pixel (the penalty only needs a smooth continuation).
+
+    Parameters
+    ----------
+    fields : PhaseFields
+    config : FitConfig
+        The fit's configuration after its regularisation was chosen.
+    radius_px : float
+        The fit's mollifier radius.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        float64 rate, finite everywhere (the fields' mean balance ``mean(phi_h) /
+        mean(phi_e)`` when the closed form reports nothing), and the bool map of the pixels
+        the closed form reported.
+    """
+    prior = config.prior.model_copy(update={"regularisation": "manual"})
+    mollifier = config.mollifier.model_copy(update={"radius_px": float(radius_px)})
+    closed = config.model_copy(update={"method": "direct", "prior": prior,
+                                       "mollifier": mollifier})
+    rate = np.asarray(invert_direct(fields, closed).rate, dtype=np.float64)
+    ok = np.isfinite(rate)
+    if not ok.any():
+        m = np.asarray(fields.mask, bool)
+        mean = float(np.mean(fields.phi_h[m])) / max(float(np.mean(fields.phi_e[m])), 1e-3)
+        return np.full(rate.shape, mean), ok
+    nearest = tuple(ndi.distance_transform_edt(~ok, return_distances=False, return_indices=True))
+    return rate[nearest], ok

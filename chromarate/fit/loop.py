@@ -25,7 +25,9 @@ each normalised so that 1 means "at the expected size"::
     data     = mean_mask |g - observed|^2 / sigma^2     (sigma: estimated pixel noise)
     residual = sum |G * (w r)|^2 / (sum |G * w|^2 s^2)  (s: size of the reaction term)
     smooth   = mean_mask |grad (lambda - lambda_b)|^2    (um^-2; lambda_b: the local balance
-               estimate G*phi_h / G*phi_e with fit.prior.rate_prior "balance", else 0)
+               estimate G*phi_h / G*phi_e with fit.prior.rate_prior "balance", the windowed
+               closed form with "closed_form", one of the two by their agreement with
+               "auto", 0 with "flat")
     loss     = data_weight * data + residual_weight * residual + prior.rate_smoothness * smooth
 
 Training runs on the whole grid, or on random patches plus the kernel halo when
@@ -259,6 +261,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     dtype = resolve_dtype(config.dtype)
     report = chosen.get("report_radius_px")
     prob = _Problem(fields, config, dev, dtype, report_radius=report)
+    chosen = {**chosen, "rate_prior": prob.rate_prior, "prior_agreement": prob.prior_agreement}
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     timings: dict[str, float] = {}
     rates, fitted_all, resid_all, terms_all = [], [], [], []

@@ -446,3 +446,46 @@ def test_rate_std_carries_the_smoothing_bias(ramp_fields, monkeypatch):
     no_bias = invert_direct(fields, cfg)
     grew = closed.rate_std[closed.trusted] > no_bias.rate_std[closed.trusted] + 1e-7
     assert grew.any()  # the ramp's edges curve: the bias term is not zero everywhere
+
+
+# ------------------------------------------------------------------------------ rate prior
+
+
+def test_auto_rate_prior_follows_the_agreement_of_balance_and_closed_form(ramp_fields,
+                                                                          monkeypatch):
+    """``rate_prior="auto"`` keeps the balance estimate when it correlates with the closed
+    form and pulls towards the closed form when it does not; the choice and the
+    correlation are recorded in the fit's regularisation record."""
+    import torch
+
+    from chromarate.fit.direct import closed_form_prior
+    from chromarate.fit.prior import balance_rate
+
+    _, fields = ramp_fields
+    cfg = _tiny_config(prior=dict(rate_prior="auto", rate_smoothness=0.1, test_window_um=0.15))
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64)
+    assert prob.rate_prior == ("balance" if prob.prior_agreement >= 0 else "closed_form")
+    closed, reported = closed_form_prior(fields, cfg, prob.radius)
+    assert np.isfinite(closed).all() and reported.any()
+    # a disagreeing balance estimate: the closed form becomes the prior
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: -0.3)
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64)
+    assert prob.rate_prior == "closed_form" and prob.prior_agreement == -0.3
+    np.testing.assert_allclose(prob.lam_b.numpy(), closed)
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: 0.4)
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64)
+    assert prob.rate_prior == "balance"
+    bal = balance_rate(fields.phi_h, fields.phi_e, np.asarray(fields.mask, bool),
+                       prob.balance_sigma_um / prob.pixel_um)
+    np.testing.assert_allclose(prob.lam_b.numpy(), bal)
+    # the fit records what it used; a fixed prior records no agreement
+    fit = fit_rates(fields, cfg)
+    assert fit.meta["regularisation"]["rate_prior"] == "balance"
+    assert fit.meta["regularisation"]["prior_agreement"] == 0.4
+    fixed = fit_rates(fields, cfg.model_copy(update={"prior": cfg.prior.model_copy(
+        update={"rate_prior": "closed_form"})}))
+    assert fixed.meta["regularisation"]["rate_prior"] == "closed_form"
+    assert fixed.meta["regularisation"]["prior_agreement"] is None
+    flat = fit_rates(fields, cfg.model_copy(update={"prior": cfg.prior.model_copy(
+        update={"rate_prior": "flat"})}))
+    assert flat.meta["regularisation"]["rate_prior"] == "flat"
