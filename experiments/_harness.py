@@ -5,7 +5,8 @@ of the child's ``ru_maxrss`` is that configuration's peak memory. This module ho
 pieces the scripts share instead of each keeping a copy:
 
 - command-line options common to the scripts (:func:`parser`, :func:`add_child_option`,
-  :func:`add_threads_option`, :func:`add_json_option`, :func:`add_mem_cap_option`) and the
+  :func:`add_threads_option`, :func:`add_json_option`, :func:`add_mem_cap_option`,
+  :func:`add_case_options`) and the
   parse that runs a child's work in a child process (:func:`parse_args`);
 - child-process runs with an address-space cap and a time-out (:func:`call_child`,
   :func:`child_result`, :func:`emit`, :func:`cap_memory`, :func:`is_oom`, :data:`RESULT_TAG`,
@@ -93,6 +94,17 @@ def add_json_option(ap: argparse.ArgumentParser,
     """Add ``--json PATH`` (optional JSON copy of every number) to the script's parser
     ``ap``, with the help text ``help``."""
     ap.add_argument("--json", type=Path, default=None, help=help)
+
+
+def add_case_options(ap: argparse.ArgumentParser) -> None:
+    """Add the options of a script over named validation cases: ``cases`` (``NAME@SEED``,
+    one or more), ``--cache`` (the steady-state cache), ``--json`` and ``--quick``."""
+    import tempfile
+
+    ap.add_argument("cases", nargs="+", metavar="NAME@SEED")
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chromarate-validation"))
+    add_json_option(ap, "also write the figures here")
+    ap.add_argument("--quick", action="store_true", help="the suite's small case versions")
 
 
 def add_mem_cap_option(ap: argparse.ArgumentParser,

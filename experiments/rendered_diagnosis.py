@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import parser, write_json  # noqa: E402
+from _harness import add_case_options, parser, write_json  # noqa: E402
 
 
 def _fields(rho: np.ndarray, mask: np.ndarray, like, phi_e0: float, phi_max: float):
@@ -54,15 +54,12 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
     from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields, phase_density
     from chromarate.validation.cases import PHI_E0, simulate_case
     from chromarate.validation.run import default_config, score_fit, target_rate
-    from chromarate.validation.suite import suite
+    from chromarate.validation.suite import case_by_name
 
-    base, _, seed = name.partition("@")
-    if not seed.isdigit():
-        raise SystemExit(f"name cases with their seed, NAME@SEED (got {name!r})")
-    cases = {c.name: c for c in suite([int(seed)], quick=quick)}
-    if name not in cases or cases[name].path != "localizations":
-        raise SystemExit(f"{name!r} is not a localization case of the suite")
-    case = cases[name]
+    try:
+        case = case_by_name(name, quick=quick, path="localizations")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
     syn = simulate_case(case, cache_dir=cache)
     cfg = default_config(case)
     phi_max = cfg.fit.physics.phi_max
@@ -122,18 +119,12 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
 
 
 def main() -> None:
-    import tempfile
-
     ap = parser(__doc__)
-    ap.add_argument("cases", nargs="+", metavar="NAME@SEED")
-    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chromarate-validation"))
-    ap.add_argument("--json", default=None, help="also write the figures here")
-    ap.add_argument("--quick", action="store_true", help="the suite's small case versions")
+    add_case_options(ap)
     args = ap.parse_args()
     rows = [diagnose(name, args.cache, quick=args.quick) for name in args.cases]
     if args.json:
         write_json(args.json, rows, indent=1)
-
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import parser, set_threads, write_json  # noqa: E402
+from _harness import add_case_options, parser, set_threads, write_json  # noqa: E402
 
 
 def _best_of(fn, repeats: int) -> tuple[float, object]:
@@ -39,15 +39,12 @@ def measure(name: str, cache: str, *, quick: bool = False, repeats: int = 3) -> 
     from chromarate.split_half import half_density_maps, half_labels
     from chromarate.validation.cases import simulate_case
     from chromarate.validation.run import default_config
-    from chromarate.validation.suite import suite
+    from chromarate.validation.suite import case_by_name
 
-    base, _, seed = name.partition("@")
-    if not seed.isdigit():
-        raise SystemExit(f"name cases with their seed, NAME@SEED (got {name!r})")
-    cases = {c.name: c for c in suite([int(seed)], quick=quick)}
-    if name not in cases or cases[name].path != "localizations":
-        raise SystemExit(f"{name!r} is not a localization case of the suite")
-    case = cases[name]
+    try:
+        case = case_by_name(name, quick=quick, path="localizations")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
     syn = simulate_case(case, cache_dir=cache)
     cfg = default_config(case)
     pipe = Pipeline(cfg)
@@ -60,7 +57,9 @@ def measure(name: str, cache: str, *, quick: bool = False, repeats: int = 3) -> 
                                 repeats)
     nucleus_s, events = _best_of(lambda: list(pipe.iter_nucleus(task)), 1)
     (res,) = [e for e in events if isinstance(e, NucleusResult)]
-    with_s, q = _best_of(lambda: fields_quality(res.fields, res.fit, cfg, halves=halves), repeats)
+    level = task.background.level if task.background is not None else 0.0
+    with_s, q = _best_of(lambda: fields_quality(res.fields, res.fit, cfg, halves=halves,
+                                                background=level), repeats)
     without_s, _ = _best_of(lambda: fields_quality(res.fields, res.fit, cfg), repeats)
     closed_s = max(with_s - without_s, 0.0)
     check_s = split_s + halves_s + closed_s
@@ -80,13 +79,8 @@ def measure(name: str, cache: str, *, quick: bool = False, repeats: int = 3) -> 
 
 
 def main() -> None:
-    import tempfile
-
     ap = parser(__doc__)
-    ap.add_argument("cases", nargs="+", metavar="NAME@SEED")
-    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chromarate-validation"))
-    ap.add_argument("--json", default=None, help="also write the figures here")
-    ap.add_argument("--quick", action="store_true", help="the suite's small case versions")
+    add_case_options(ap)
     ap.add_argument("--repeats", type=int, default=3, help="best of this many for the check's parts")
     ap.add_argument("--threads", type=int, default=1, help="torch/BLAS threads (default 1)")
     args = ap.parse_args()
@@ -94,7 +88,6 @@ def main() -> None:
     rows = [measure(name, args.cache, quick=args.quick, repeats=args.repeats) for name in args.cases]
     if args.json:
         write_json(args.json, rows, indent=1)
-
 
 if __name__ == "__main__":
     main()

@@ -386,3 +386,15 @@ def test_benchmark_script_smoke(tmp_path):
     assert report["summary"]["all"]["n"] == 2
     assert (tmp_path / "v.md").is_file() and (tmp_path / "v.png").stat().st_size > 0
     assert "median r=" in proc.stdout
+
+
+def test_case_by_name_finds_any_seed_and_checks_the_path():
+    from chromarate.validation.suite import case_by_name
+
+    case = case_by_name("hetero-irr-env-loc250k@303", path="localizations")
+    assert case.name == "hetero-irr-env-loc250k@303" and case.path == "localizations"
+    assert case_by_name("bump-box-n0@7", quick=True).name == "bump-box-n0@7"
+    for bad, match in (("bump-box-n0", "NAME@SEED"), ("no-such-case@1", "not a case"),
+                       ("bump-box-n0@1", "not a localizations case")):
+        with pytest.raises(ValueError, match=match):
+            case_by_name(bad, path="localizations" if "bump-box" in bad else None)

@@ -13,7 +13,7 @@ from typing import Iterable
 
 from .cases import Case, quick_version
 
-__all__ = ["DEV_SEEDS", "UNSEEN_SEEDS", "QUICK_MAX_PX", "QUICK_MAX_PX_LOCALIZATIONS", "suite",
+__all__ = ["DEV_SEEDS", "UNSEEN_SEEDS", "QUICK_MAX_PX", "QUICK_MAX_PX_LOCALIZATIONS", "case_by_name", "suite",
            "suite_for_set"]
 
 #: Seeds for development and tuning.
@@ -129,3 +129,37 @@ def suite_for_set(name: str, *, quick: bool = False) -> list[Case]:
     if name not in seeds:
         raise ValueError(f"unknown seed set {name!r}; use 'dev' or 'unseen'")
     return suite(seeds[name], quick=quick)
+
+
+def case_by_name(name: str, *, quick: bool = False, path: str | None = None) -> Case:
+    """The suite case named ``NAME@SEED`` (any seed, not only a set's).
+
+    Parameters
+    ----------
+    name : str
+        A case name with its seed, e.g. ``"hetero-irr-env-loc250k@303"``.
+    quick : bool
+        The small version of the case (:func:`suite`).
+    path : {"fields", "localizations"}, optional
+        Require the case to take this observation path.
+
+    Returns
+    -------
+    Case
+
+    Raises
+    ------
+    ValueError
+        If the name has no ``@SEED``, names no case of the suite, or the case takes the
+        other path.
+    """
+    _, _, seed = name.partition("@")
+    if not seed.isdigit():
+        raise ValueError(f"name cases with their seed, NAME@SEED (got {name!r})")
+    cases = {c.name: c for c in suite([int(seed)], quick=quick)}
+    if name not in cases:
+        raise ValueError(f"{name!r} is not a case of the validation suite")
+    if path is not None and cases[name].path != path:
+        raise ValueError(f"{name!r} is not a {path} case of the suite")
+    return cases[name]
+
