@@ -24,10 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["Background", "ring_background", "MIN_RING_PIXELS"]
+__all__ = ["Background", "MAX_BASELINE_SHARE", "MIN_RING_PIXELS", "limit_to_baseline",
+           "ring_background"]
 
 #: Fewer ring pixels than this: no estimate (level 0, ``skipped`` says why).
 MIN_RING_PIXELS = 200
+#: A level above this share of the nucleus' euchromatin baseline is not subtracted.
+MAX_BASELINE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class Background:
 
 def ring_background(density: np.ndarray, labels: np.ndarray, nucleus_id: int, *,
                     pixel_size_nm: float, gap_nm: float = 300.0, width_nm: float = 1000.0,
-                    valid: np.ndarray | None = None) -> Background:
+                    valid: np.ndarray | None = None,
+                    exclude: np.ndarray | None = None) -> Background:
     """Mean density in a ring around one nucleus, clear of every nucleus.
 
     Parameters
@@ -83,6 +87,9 @@ def ring_background(density: np.ndarray, labels: np.ndarray, nucleus_id: int, *,
         Width of the ring beyond the gap (nm).
     valid : numpy.ndarray, optional
         bool, same shape: where the acquisition has data (default: everywhere).
+    exclude : numpy.ndarray, optional
+        bool, same shape: further objects to keep ``gap_nm`` clear of, such as the objects
+        segmentation found and then dropped (too small, too large, on the border).
 
     Returns
     -------
@@ -106,7 +113,8 @@ def ring_background(density: np.ndarray, labels: np.ndarray, nucleus_id: int, *,
     if not this.any():
         return Background(0.0, 0, gap_nm, width_nm, skipped=f"no nucleus {nucleus_id}")
     # work on a window around the nucleus: the ring lies within outer_px of it
-    reach = int(math.ceil(outer_px)) + 1
+    # a neighbour up to a gap beyond the ring's outer edge still shadows it
+    reach = int(math.ceil(outer_px + gap_px)) + 1
     rows, cols = np.nonzero(this)
     sy = slice(max(0, int(rows.min()) - reach), min(labels.shape[0], int(rows.max()) + reach + 1))
     sx = slice(max(0, int(cols.min()) - reach), min(labels.shape[1], int(cols.max()) + reach + 1))
@@ -114,6 +122,8 @@ def ring_background(density: np.ndarray, labels: np.ndarray, nucleus_id: int, *,
     d_this = ndi.distance_transform_edt(lab != nucleus_id)
     ring = (d_this > gap_px) & (d_this <= outer_px)
     others = (lab != 0) & (lab != nucleus_id)
+    if exclude is not None:
+        others |= np.asarray(exclude, bool)[sy, sx] & (lab != nucleus_id)
     if others.any():
         ring &= ndi.distance_transform_edt(~others) > gap_px
     if valid is not None:
@@ -126,3 +136,33 @@ def ring_background(density: np.ndarray, labels: np.ndarray, nucleus_id: int, *,
                           skipped=f"{n} pixels around the nucleus are clear of nuclei and "
                                   f"inside the data (< {MIN_RING_PIXELS})")
     return Background(float(values.mean()), n, gap_nm, width_nm)
+
+
+def limit_to_baseline(background: Background, baseline: float,
+                      max_share: float = MAX_BASELINE_SHARE) -> Background:
+    """The background, or no subtraction when its level is implausible for the nucleus.
+
+    A level above ``max_share`` of the nucleus' baseline density (the low percentile the
+    phase mapping reads as euchromatin) would leave little or no euchromatin: the ring then
+    holds something else than the nucleus' background (a brighter neighbourhood,
+    unsegmented cells), or the nucleus has chromatin-free regions at the background level.
+    Either way the level is not subtracted, and ``skipped`` says why.
+
+    Parameters
+    ----------
+    background : Background
+    baseline : float
+        The nucleus' baseline percentile of the density (the density's units).
+    max_share : float
+
+    Returns
+    -------
+    Background
+    """
+    if background.skipped or not background.level > max_share * baseline:
+        return background
+    return Background(0.0, background.n_pixels, background.gap_nm, background.width_nm,
+                      skipped=f"the ring's level {background.level:.3g} is more than "
+                              f"{max_share:g} of the nucleus' baseline density {baseline:.3g}; "
+                              f"not subtracted")
+

@@ -18,7 +18,7 @@ import numpy as np
 from . import __version__
 from ._types import (DensityMap, FitDone, FitProgress, FitResult, Localizations, NucleusFailed,
                      PhaseFields, ResultStack, StageDone)
-from .background import Background, ring_background
+from .background import Background, limit_to_baseline, ring_background
 from .config import PipelineConfig, config_hash
 from .denoise import denoise_density
 from .drift import correct_drift
@@ -29,7 +29,7 @@ from .quality import QualityReport, assess_quality, map_agreement
 from .render import render_density
 from .resolution import fourier_ring_correlation
 from .errors import ChromarateError
-from .segment import crop_to_mask, segment_nuclei
+from .segment import crop_to_mask, segment_foreground, segment_nuclei
 from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
@@ -199,10 +199,13 @@ class Pipeline:
         side = half_labels(locs) if locs is not None else None
         radius = cfg.fit.mollifier.radius_px
         margin = int(np.ceil(24 if radius == "auto" else radius)) + 5  # kernel half-width
-        valid = None
+        valid = foreground = None
         if locs is not None:
             x, y = locs.table["x_nm"].to_numpy(), locs.table["y_nm"].to_numpy()
-            valid = _data_extent(x, y, density)
+        if cfg.phase.background == "ring":
+            valid = (_data_extent(x, y, density) if locs is not None
+                     else _nonzero_extent(density.data))
+            foreground = segment_foreground(denoised, cfg.segment)
         for nucleus_id in range(1, int(labels.max()) + 1):
             if not np.any(labels == nucleus_id):
                 continue
@@ -225,7 +228,10 @@ class Pipeline:
                 background = ring_background(
                     density.data, labels, nucleus_id, pixel_size_nm=density.pixel_size_nm,
                     gap_nm=cfg.phase.background_gap_nm, width_nm=cfg.phase.background_width_nm,
-                    valid=valid)
+                    valid=valid, exclude=foreground)
+                inside = np.asarray(den_c.data, dtype=np.float64)[mask_c]
+                background = limit_to_baseline(
+                    background, float(np.percentile(inside, cfg.phase.baseline_percentile)))
             yield NucleusTask(nucleus_id=nucleus_id, density=dens_c, denoised=den_c,
                               mask=mask_c, n_localizations=n_in, timings=dict(timings),
                               has_localizations=locs is not None,
@@ -459,16 +465,30 @@ def _minus(density: DensityMap, level: float) -> DensityMap:
 
 
 def _data_extent(x: np.ndarray, y: np.ndarray, grid: DensityMap) -> np.ndarray:
-    """bool map of ``grid``: the pixels inside the bounding box of the localizations (the
-    padding a rendering adds around them holds no data)."""
+    """bool map of ``grid``: the pixels inside the bounding box of the localizations, less a
+    band of three blur widths at its edge (the padding a rendering adds holds no data, and
+    the localization error scatters a few localizations past the field's edge, so the
+    outermost pixels of the box are nearly empty)."""
     p = grid.pixel_size_nm
     out = np.zeros(grid.data.shape, dtype=bool)
     finite = np.isfinite(x) & np.isfinite(y)
     if not finite.any():
         return out
+    blur = float(grid.meta.get("blur_nm") or 0.0)
+    m = int(np.ceil(3.0 * blur / p)) + 1 if np.isfinite(blur) else 1
     iy0, iy1 = (int(np.floor((v - grid.origin_nm[0]) / p)) for v in (y[finite].min(), y[finite].max()))
     ix0, ix1 = (int(np.floor((v - grid.origin_nm[1]) / p)) for v in (x[finite].min(), x[finite].max()))
-    out[max(iy0, 0):max(iy1 + 1, 0), max(ix0, 0):max(ix1 + 1, 0)] = True
+    out[max(iy0 + m, 0):max(iy1 + 1 - m, 0), max(ix0 + m, 0):max(ix1 + 1 - m, 0)] = True
+    return out
+
+
+def _nonzero_extent(data: np.ndarray) -> np.ndarray:
+    """bool map: the bounding box of the nonzero pixels of an image (a rendered map given as
+    an image keeps its zero padding outside it)."""
+    out = np.zeros(data.shape, dtype=bool)
+    rows, cols = np.nonzero(np.isfinite(data) & (data != 0))
+    if rows.size:
+        out[rows.min():rows.max() + 1, cols.min():cols.max() + 1] = True
     return out
 
 

@@ -30,7 +30,7 @@ from ._types import DensityMap, NucleusCrop, stage_input
 from .config import SegmentConfig
 from .errors import SegmentationError, StageError
 
-__all__ = ["crop_to_mask", "segment_nuclei", "segment_nucleus"]
+__all__ = ["crop_to_mask", "segment_foreground", "segment_nuclei", "segment_nucleus"]
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -145,6 +145,25 @@ def segment_nucleus(density: DensityMap, config: SegmentConfig = SegmentConfig()
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     return labels == int(np.argmax(sizes))
+
+
+def segment_foreground(density: DensityMap, config: SegmentConfig = SegmentConfig()) -> np.ndarray:
+    """Every object segmentation finds, before the area and border limits drop some.
+
+    Parameters
+    ----------
+    density : DensityMap
+    config : SegmentConfig
+
+    Returns
+    -------
+    numpy.ndarray
+        bool map: the thresholded, filled and opened foreground (what
+        :func:`segment_nuclei` labels, the objects it then drops included). Pixels the
+        background estimate must keep clear of (:mod:`chromarate.background`).
+    """
+    data, p = stage_input(density, config, SegmentConfig, StageError)
+    return _foreground(data, p, config)
 
 
 # --------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def _simulate(seed: int, cache: Path):
     return read_localizations(csv), read_truth(truth)
 
 
-def run_seed(seed: int, cache: Path) -> dict:
+def run_seed(seed: int, cache: Path, overrides: dict | None = None) -> dict:
     """Simulate (or load) one seed, run the default pipeline, score the largest nucleus."""
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.config import PipelineConfig
@@ -53,7 +53,10 @@ def run_seed(seed: int, cache: Path) -> dict:
 
     locs, truth = _simulate(seed, cache)
     t0 = time.perf_counter()
-    results = [r for r in Pipeline(PipelineConfig()).run(locs) if isinstance(r, NucleusResult)]
+    from chromarate.config import with_overrides
+
+    cfg = with_overrides(PipelineConfig(), overrides) if overrides else PipelineConfig()
+    results = [r for r in Pipeline(cfg).run(locs) if isinstance(r, NucleusResult)]
     seconds = time.perf_counter() - t0
     if not results:
         return {"seed": seed, "status": "failed", "seconds": seconds}
@@ -82,6 +85,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "chromarate-cli-seeds")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="config settings on top of the defaults (for studies)")
     add_threads_option(ap, help="torch threads (default 1)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
@@ -90,7 +95,7 @@ def main(argv=None) -> None:
     print(f"{'seed':>4} {'r':>7} {'bias':>7} {'mean':>6} {'true':>6} {'scale':>6} "
           f"{'prior':>7} {'window':>6} {'seconds':>7}  status")
     for seed in args.seeds:
-        row = run_seed(seed, args.cache)
+        row = run_seed(seed, args.cache, dict(o.split("=", 1) for o in args.override))
         rows.append(row)
         reg = row.get("regularisation") or {}
         print(f"{seed:>4} {row.get('r', np.nan):>7.3f} {row.get('bias', np.nan):>+7.1%} "

@@ -102,24 +102,36 @@ def summary_lines(s: dict) -> list[str]:
     return lines
 
 
-def _config(case, quick: bool, steps: int | None):
+def _config(case, quick: bool, steps: int | None, overrides: tuple = ()):
+    from chromarate.config import with_overrides
     from chromarate.validation import default_config
 
     cfg = default_config(case, quick=quick)
+    if overrides:  # KEY=VALUE pairs on top of the defaults (a study, not the suite's settings)
+        cfg = with_overrides(cfg, dict(overrides))
     if steps is not None:
         training = cfg.fit.training.model_copy(update={"steps": steps})
         cfg = cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"training": training})})
     return cfg
 
 
-def run_one(case, quick: bool, steps: int | None, method: str, cache: str, threads: int):
+def _parse_override(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--override takes KEY=VALUE (got {text!r})")
+    return key.strip(), value.strip()
+
+
+def run_one(case, quick: bool, steps: int | None, method: str, cache: str, threads: int,
+            overrides: tuple = ()):
     """Run one case; an unexpected exception becomes a failed row (the suite goes on)."""
     set_threads(threads, omp_env=True)
     from chromarate.validation import run_case
 
     t0 = time.perf_counter()
     try:
-        res = run_case(case, config=_config(case, quick, steps), method=method, cache_dir=cache)
+        res = run_case(case, config=_config(case, quick, steps, overrides), method=method,
+                       cache_dir=cache)
         return res.row(), (res.rate, res.target, res.trusted)
     except Exception as exc:  # noqa: BLE001 - a crash of one case is a result too
         from chromarate.validation.scoring import peak_rss_mb
@@ -276,6 +288,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true",
                     help="small cases (<= 64 px) and 20 fit steps; outputs get a _quick suffix")
     ap.add_argument("--steps", type=int, default=None, help="override the fit steps")
+    ap.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="config settings on top of the defaults, e.g. fit.prior.rate_prior=balance "
+                         "(for studies; the suite's figures use none)")
     ap.add_argument("--method", choices=["pinn", "direct"], default="pinn")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "chromarate-validation"),
                     help="steady-state cache folder (default: %(default)s)")
@@ -308,7 +323,8 @@ def main(argv=None) -> dict:
     print(f"{len(cases)} cases, seeds {list(seeds)}, method {args.method}, "
           f"{'quick, ' if args.quick else ''}cache {args.cache}", flush=True)
     t0 = time.perf_counter()
-    job = (args.quick, args.steps, args.method, args.cache, args.threads)
+    overrides = tuple(_parse_override(o) for o in args.override)
+    job = (args.quick, args.steps, args.method, args.cache, args.threads, overrides)
     if args.workers > 1:
         with ProcessPoolExecutor(max_workers=args.workers, max_tasks_per_child=1) as pool:
             futures = [pool.submit(run_one, c, *job) for c in cases]
@@ -329,6 +345,7 @@ def main(argv=None) -> dict:
     summary = summarise(rows)
     meta = {"set": args.seed_set if not args.seeds else "custom", "seeds": list(seeds),
             "quick": args.quick, "method": args.method, "steps": args.steps,
+            "overrides": dict(overrides),
             "chromarate": chromarate.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "workers": args.workers, "threads": args.threads,
             "wall_s": wall, "argv": sys.argv[1:] if argv is None else list(argv)}

@@ -115,3 +115,52 @@ def test_the_pipeline_subtracts_and_records_the_level(tiny_nucleus):
     res_off = [e for e in off.iter_nucleus(task_off) if hasattr(e, "stack")][0]
     assert res_off.fields.meta["background"] is None
     assert not np.allclose(res_off.fields.phi_d, res.fields.phi_d)
+
+
+def test_a_neighbour_beyond_the_ring_and_dropped_objects_stay_out_of_it():
+    """A nucleus just beyond the ring's outer edge still shadows it (its halo lies within
+    its gap), and objects segmentation dropped (``exclude``) are kept clear of like nuclei."""
+    from scipy import ndimage
+
+    shape = (400, 400)
+    a = _disk(shape, (200, 120), 40)  # ring: 10-40 px from it, out to column 200
+    b = _disk(shape, (200, 235), 30)  # its edge 5 px beyond the ring's outer edge
+    halo = (ndimage.distance_transform_edt(~b) <= 8) & ~b
+    density = np.full(shape, 0.3)
+    density[a | b] = 20.0
+    density[halo] = 5.0
+    labels = a.astype(int) + 2 * b.astype(int)
+    kw = dict(pixel_size_nm=10.0, gap_nm=100.0, width_nm=300.0)
+    assert ring_background(density, labels, 1, **kw).level == pytest.approx(0.3, rel=1e-6)
+    # an object segmentation dropped, inside the ring's reach, with its own halo
+    fragment = _disk(shape, (120, 120), 12)
+    with_fragment = density.copy()
+    with_fragment[(ndimage.distance_transform_edt(~fragment) <= 8)] = 5.0
+    with_fragment[fragment] = 20.0
+    assert ring_background(with_fragment, labels, 1, **kw).level > 0.4
+    clear = ring_background(with_fragment, labels, 1, exclude=fragment | a | b, **kw)
+    assert clear.level == pytest.approx(0.3, rel=1e-6)
+
+
+def test_an_implausible_level_is_not_subtracted():
+    from chromarate.background import Background, limit_to_baseline
+
+    bg = Background(3.0, 500, 300.0, 1000.0)
+    kept = limit_to_baseline(bg, baseline=10.0)
+    assert kept is bg
+    dropped = limit_to_baseline(bg, baseline=4.0)
+    assert dropped.level == 0.0 and "not subtracted" in dropped.skipped
+    none = Background(0.0, 10, 300.0, 1000.0, skipped="too few")
+    assert limit_to_baseline(none, baseline=0.0) is none
+
+
+def test_the_data_extent_leaves_out_the_nearly_empty_edge():
+    from chromarate.pipeline import _data_extent
+
+    grid = DensityMap(np.zeros((100, 100), np.float32), 20.0, meta={"blur_nm": 25.0})
+    x = np.array([100.0, 1900.0])
+    y = np.array([100.0, 1900.0])
+    ext = _data_extent(x, y, grid)
+    m = int(np.ceil(3 * 25.0 / 20.0)) + 1
+    assert ext[5 + m, 5 + m] and not ext[5 + m - 1, 50] and not ext[50, 95 - m + 1]
+    assert ext.sum() == (91 - 2 * m) ** 2

@@ -150,3 +150,17 @@ def test_report_writes_html_and_figures(first_run):
         assert os.path.relpath(p, html.parent) in text
     table = pd.read_csv(out / "nuclei.csv")
     assert len(table) == len(rates)
+
+
+def test_a_result_from_before_the_background_subtraction_is_not_resumed_as_current():
+    """A stored config without ``phase.background`` was made without the subtraction: it
+    hashes as ``background: none``, not as today's default, so a batch refits it."""
+    from chromarate.batch.tasks import _migrated_hash
+    from chromarate.config import PipelineConfig, config_hash, with_overrides
+
+    stored = PipelineConfig().model_dump(mode="json")
+    for key in ("background", "background_gap_nm", "background_width_nm"):
+        stored["phase"].pop(key)
+    assert _migrated_hash({"config": stored}) != config_hash(PipelineConfig())
+    assert _migrated_hash({"config": stored}) == config_hash(
+        with_overrides(PipelineConfig(), {"phase.background": "none"}))

@@ -190,11 +190,11 @@ class PriorConfig(_Model):
         its windows, and a negative correlation says the flux matters), then the closed
         form. The prior used and the correlation are recorded in
         ``FitResult.meta["regularisation"]`` (``rate_prior``, ``prior_agreement``). Measured
-        (docs/validation.md): on the `chromarate simulate` nuclei the balance estimate alone
-        correlates 0.81-0.96 with the true rate and the closed form agrees with it (0.47-0.89),
-        and ``closed_form`` there costs r (demo 0.968 -> 0.755); on the suite's rendered
-        nuclei with domain-scale rates the balance estimate is anti-correlated with the
-        truth and the PINN with it fell up to 0.18 below its own closed form.
+        (docs/validation.md): on the `chromarate simulate` nuclei the closed form agrees with
+        the balance estimate (correlation 0.46-0.89) and ``closed_form`` there costs r (the
+        demo 0.968 -> 0.753); on the suite's rendered nuclei with domain-scale rates the
+        two disagree, and the PINN with the balance prior fell up to 0.15 below its own
+        closed form.
     rate_smoothness : float
         Weight of the gradient penalty on lambda (per um^2); used as given only with
         ``regularisation="manual"``, otherwise chosen per nucleus. The default (1.0, with 0.3 um

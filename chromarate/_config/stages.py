@@ -172,10 +172,13 @@ class PhaseConfig(_Model):
     background : {"ring", "none"}
         ``ring`` (default): the pipeline subtracts, before phase mapping, the mean raw
         density of a ring around the nucleus, ``background_gap_nm`` clear of it and of
-        every other nucleus and ``background_width_nm`` wide, inside the acquisition's
-        data (:func:`chromarate.background.ring_background`): localizations that are not
+        every other object segmentation found (dropped ones included) and
+        ``background_width_nm`` wide, inside the acquisition's data
+        (:func:`chromarate.background.ring_background`): localizations that are not
         chromatin add a level inside the nucleus that the one-parameter density scale
-        cannot absorb. ``none``: no subtraction.
+        cannot absorb. A level above half the nucleus' baseline percentile is not
+        subtracted (:func:`chromarate.background.limit_to_baseline`). ``none``: no
+        subtraction.
     background_gap_nm, background_width_nm : float
         The ring's distance from the nuclei and its width (nm).
 

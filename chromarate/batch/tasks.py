@@ -222,6 +222,10 @@ def _migrated_hash(prov: dict) -> str | None:
     stored = prov.get("config")
     if not isinstance(stored, dict):
         return None
+    phase = stored.get("phase")
+    if isinstance(phase, dict) and "background" not in phase:
+        # written before the background subtraction existed: it was made without one
+        stored = {**stored, "phase": {**phase, "background": "none"}}
     try:
         return config_hash(make_config(PipelineConfig, stored, context={QUIET_MIGRATION: True}))
     except (ConfigError, TypeError, ValueError, RecursionError):

@@ -12,7 +12,7 @@ import torch
 
 from .._types import PhaseFields
 from ..config import FitConfig
-from ..errors import StageError
+from ..errors import ChromarateError, StageError
 from .blur import blur_correction, observation_blur_nm
 from .derivatives import Grid, MollifierBackend, make_backend, make_grid
 from .direct import TAPER_PX, closed_form_prior, resolve_radius, restrict_to_report
@@ -175,22 +175,31 @@ class _Problem:
         #: The rate prior used ("balance", "closed_form" or "flat") and, with "auto", the
         #: correlation of the balance estimate with the closed form that chose it.
         self.rate_prior, self.prior_agreement = config.prior.rate_prior, None
-        if config.prior.rate_prior in ("balance", "auto", "closed_form"):
+        wanted = config.prior.rate_prior
+        if wanted == "closed_form" and config.prior.test_window_um is None:
+            # without test windows the closed form is a pointwise ratio, no prior
+            raise StageError("fit.prior.rate_prior closed_form needs test windows "
+                             "(fit.prior.test_window_um); use balance or auto")
+        if wanted in ("balance", "auto", "closed_form"):
             lam_b = None
-            if config.prior.rate_prior != "closed_form":
+            if wanted != "closed_form":
                 self.balance_sigma_um = balance_window_um(fields, self.mask_np, self.pixel_um,
                                                           config.prior.test_window_um)
                 lam_b = balance_rate(fields.phi_h, fields.phi_e, self.mask_np,
                                      self.balance_sigma_um / self.pixel_um)
                 self.rate_prior = "balance"
-            if config.prior.rate_prior != "balance":
-                closed, reported = closed_form_prior(fields, config, self.radius)
-                if config.prior.rate_prior == "auto":
+            if wanted == "closed_form":
+                lam_b, _ = closed_form_prior(fields, config, self.radius)
+                self.rate_prior = "closed_form"
+            elif wanted == "auto" and config.prior.test_window_um is not None:
+                try:
+                    closed, reported = closed_form_prior(fields, config, self.radius)
+                except ChromarateError:  # no closed form: no evidence against the balance
+                    closed = None
+                if closed is not None:
                     self.prior_agreement = prior_agreement(lam_b, closed, reported)
                     if self.prior_agreement < 0.0:  # NaN: no evidence against the balance
                         lam_b, self.rate_prior = closed, "closed_form"
-                else:
-                    lam_b, self.rate_prior = closed, "closed_form"
             self.lam_b = torch.as_tensor(lam_b, device=dev, dtype=dtype)
         phi_h_mean = float(np.mean(fields.phi_h[self.mask_np]))
         phi_e_mean = float(np.mean(fields.phi_e[self.mask_np]))

@@ -64,6 +64,13 @@ from .width import noise_map
 
 __all__ = ["iter_fit", "fit_rates", "FIELD_DERIVATIVES"]
 
+def _with_prior(config: FitConfig, rate_prior: str) -> FitConfig:
+    """``config`` with the rate prior the first member used: the bootstrap members of an
+    ensemble keep its choice (re-choosing on each resampled field would mix estimators)."""
+    return config.model_copy(update={"prior": config.prior.model_copy(
+        update={"rate_prior": rate_prior})})
+
+
 def _train_member(prob: _Problem, seed: int, member: int, t_start: float, history: dict,
                   timings: dict, monitor=None) -> Iterator[FitProgress | tuple]:
     """Train one ensemble member through the engine (:mod:`chromarate.fit.engine`); yields
@@ -269,8 +276,9 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     for member in range(config.uncertainty.ensemble):
         nets = None
         member_prob = prob if member == 0 or config.uncertainty.method == "seeds" else \
-            _Problem(_bootstrap_fields(fields, prob, config.seed + member, config), config, dev,
-                     dtype, radius_noise=(prob.radius, prob.noise), report_radius=report)
+            _Problem(_bootstrap_fields(fields, prob, config.seed + member, config),
+                     _with_prior(config, prob.rate_prior), dev, dtype,
+                     radius_noise=(prob.radius, prob.noise), report_radius=report)
         for item in _train_member(member_prob, config.seed + member, member, t_start, history,
                                   timings, monitor):
             if isinstance(item, FitProgress):

@@ -489,3 +489,23 @@ def test_auto_rate_prior_follows_the_agreement_of_balance_and_closed_form(ramp_f
     flat = fit_rates(fields, cfg.model_copy(update={"prior": cfg.prior.model_copy(
         update={"rate_prior": "flat"})}))
     assert flat.meta["regularisation"]["rate_prior"] == "flat"
+
+
+def test_bootstrap_members_keep_the_first_members_rate_prior(ramp_fields, monkeypatch):
+    """Members of a bootstrap ensemble fit resampled fields with the prior the first member
+    chose (re-choosing per member would mix two estimators in rate_std)."""
+    _, fields = ramp_fields
+    seen = []
+    original = chromatin_problem._Problem.__init__
+
+    def spy(self, f, config, *a, **kw):
+        seen.append(config.prior.rate_prior)
+        original(self, f, config, *a, **kw)
+
+    monkeypatch.setattr(chromatin_problem._Problem, "__init__", spy)
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: -0.3)
+    cfg = _tiny_config(prior=dict(rate_prior="auto", rate_smoothness=0.1, test_window_um=0.15),
+                       uncertainty=dict(ensemble=3, method="bootstrap"))
+    fit = fit_rates(fields, cfg)
+    assert seen == ["auto", "closed_form", "closed_form"]
+    assert fit.meta["regularisation"]["rate_prior"] == "closed_form"
