@@ -107,6 +107,20 @@ def add_case_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quick", action="store_true", help="the suite's small case versions")
 
 
+def simulated_case(name: str, cache: str, *, quick: bool = False):
+    """``(case, simulated case, default config)`` of a localization case ``NAME@SEED`` of the
+    validation suite, or SystemExit with the reason (imports chromarate when called)."""
+    from chromarate.validation.cases import simulate_case
+    from chromarate.validation.run import default_config
+    from chromarate.validation.suite import case_by_name
+
+    try:
+        case = case_by_name(name, quick=quick, path="localizations")
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+    return case, simulate_case(case, cache_dir=cache), default_config(case)
+
+
 def add_mem_cap_option(ap: argparse.ArgumentParser,
                        help: str = "memory cap of each child process "
                                    "(default: half the available memory)") -> None:

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, parser, write_json  # noqa: E402
+from _harness import add_case_options, simulated_case, parser, write_json  # noqa: E402
 
 
 def _fields(rho: np.ndarray, mask: np.ndarray, like, phi_e0: float, phi_max: float):
@@ -52,16 +52,10 @@ def diagnose(name: str, cache: str, *, quick: bool = False) -> dict:
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import invert_direct
     from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields, phase_density
-    from chromarate.validation.cases import PHI_E0, simulate_case
-    from chromarate.validation.run import default_config, score_fit, target_rate
-    from chromarate.validation.suite import case_by_name
+    from chromarate.validation.cases import PHI_E0
+    from chromarate.validation.run import score_fit, target_rate
 
-    try:
-        case = case_by_name(name, quick=quick, path="localizations")
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
-    syn = simulate_case(case, cache_dir=cache)
-    cfg = default_config(case)
+    case, syn, cfg = simulated_case(name, cache, quick=quick)
     phi_max = cfg.fit.physics.phi_max
     tasks = [t for t in Pipeline(cfg).iter_prepare(syn.localizations) if isinstance(t, NucleusTask)]
     task = max(tasks, key=lambda t: int(t.mask.sum()))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, parser, set_threads, write_json  # noqa: E402
+from _harness import add_case_options, simulated_case, parser, set_threads, write_json  # noqa: E402
 
 
 def _best_of(fn, repeats: int) -> tuple[float, object]:
@@ -37,16 +37,8 @@ def measure(name: str, cache: str, *, quick: bool = False, repeats: int = 3) -> 
     nucleus), and the check's share of the nucleus' work."""
     from chromarate.pipeline import NucleusResult, NucleusTask, Pipeline, fields_quality
     from chromarate.split_half import half_density_maps, half_labels
-    from chromarate.validation.cases import simulate_case
-    from chromarate.validation.run import default_config
-    from chromarate.validation.suite import case_by_name
 
-    try:
-        case = case_by_name(name, quick=quick, path="localizations")
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
-    syn = simulate_case(case, cache_dir=cache)
-    cfg = default_config(case)
+    case, syn, cfg = simulated_case(name, cache, quick=quick)
     pipe = Pipeline(cfg)
     locs = syn.localizations
     prepare_s, tasks = _best_of(
