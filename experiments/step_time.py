@@ -60,7 +60,12 @@ def _prepare(out: str) -> dict:
     tasks = [e for e in Pipeline(cfg).iter_prepare(locs) if isinstance(e, NucleusTask)]
     if not tasks:
         raise SystemExit("the pipeline found no nucleus in the sample")
-    f = calibrated_phase_fields(tasks[0].denoised, tasks[0].mask, cfg)
+    try:  # the density less its background, as iter_nucleus maps it (older trees: none)
+        from chromarate.pipeline import phase_density
+    except ImportError:
+        def phase_density(task):
+            return task.denoised
+    f = calibrated_phase_fields(phase_density(tasks[0]), tasks[0].mask, cfg)
     np.savez(out, phi_w=f.phi_w, phi_d=f.phi_d, mask=f.mask, pixel=f.pixel_size_nm,
              origin=np.asarray(f.origin_nm, float))
     return {"shape": list(f.phi_d.shape), "pixel_nm": float(f.pixel_size_nm),
