@@ -14,7 +14,7 @@ from ..errors import StageError
 from .blur import blur_correction, observation_blur_nm
 from .mollifier import apply_2d_numpy, make_kernels
 from .physics import ChromatinParams, chromatin_strong_terms, chromatin_weak_terms, rate_ratio
-from .prior import denoise_fields, fit_scales, smooth_taper, windowed_ratio
+from .prior import denoise_fields, fill_nearest, fit_scales, smooth_taper, windowed_ratio
 from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
 from .width import choose_radius, estimate_noise, trusted_mask, window_support
 
@@ -329,5 +329,4 @@ def closed_form_prior(fields: PhaseFields, config: FitConfig,
         m = np.asarray(fields.mask, bool)
         mean = float(np.mean(fields.phi_h[m])) / max(float(np.mean(fields.phi_e[m])), 1e-3)
         return np.full(rate.shape, mean), ok
-    nearest = tuple(ndi.distance_transform_edt(~ok, return_distances=False, return_indices=True))
-    return rate[nearest], ok
+    return fill_nearest(rate), ok

@@ -19,7 +19,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.restoration import denoise_tv_chambolle
 
-__all__ = ["denoise_fields", "fit_scales", "prior_agreement", "smooth_taper", "windowed_ratio"]
+__all__ = ["denoise_fields", "fill_nearest", "fit_scales", "prior_agreement", "smooth_taper",
+           "windowed_ratio"]
 
 
 def denoise_fields(phi_d: np.ndarray, phi_w: np.ndarray, mask: np.ndarray, noise: float, *,
@@ -160,10 +161,7 @@ def balance_rate(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray, sigma_p
     den = ndi.gaussian_filter(np.where(m, phi_e, 0.0), sigma_px, mode="constant")
     with np.errstate(divide="ignore", invalid="ignore"):
         lam = np.where(den > 1e-9, num / np.where(den > 1e-9, den, 1.0), np.nan)
-    lam = np.where(m, lam, np.nan)
-    nearest = tuple(ndi.distance_transform_edt(~np.isfinite(lam), return_distances=False,
-                                               return_indices=True))
-    return lam[nearest]
+    return fill_nearest(np.where(m, lam, np.nan))
 
 
 def prior_agreement(balance: np.ndarray, closed: np.ndarray, where: np.ndarray) -> float:
@@ -195,10 +193,14 @@ def prior_agreement(balance: np.ndarray, closed: np.ndarray, where: np.ndarray) 
     >>> round(prior_agreement(x, -x, np.ones_like(x, bool)), 3)
     -1.0
     """
-    sel = np.asarray(where, bool) & np.isfinite(balance) & np.isfinite(closed)
-    if sel.sum() < 3:
-        return float("nan")
-    a, b = np.asarray(balance)[sel], np.asarray(closed)[sel]
-    if np.std(a) == 0 or np.std(b) == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
+    from ..quality import map_agreement  # the gate's map correlation, numpy only
+
+    return map_agreement(balance, closed, where)
+
+
+def fill_nearest(values: np.ndarray) -> np.ndarray:
+    """``values`` with every non-finite pixel replaced by the nearest finite one (all
+    finite pixels required to be somewhere; the caller checks)."""
+    nearest = tuple(ndi.distance_transform_edt(~np.isfinite(values), return_distances=False,
+                                               return_indices=True))
+    return values[nearest]
