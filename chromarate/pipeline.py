@@ -34,7 +34,7 @@ from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
            "phase_density",
-           "fields_quality", "nucleus_quality"]
+           "closed_form_check", "fields_quality", "half_rate_maps", "nucleus_quality", "with_split_half_std"]
 
 
 @dataclass(frozen=True)
@@ -276,7 +276,11 @@ class Pipeline:
             ntimings["fit"] = time.perf_counter() - t0
             yield StageDone(stage="fit", seconds=ntimings["fit"], nucleus_id=nucleus_id)
             t0 = time.perf_counter()
-            qc = nucleus_quality(task, fields, fit, cfg)
+            half_maps = (None if task.halves is None
+                         else half_rate_maps(fields, fit, cfg, task.halves, _level(task)))
+            closed = closed_form_check(fields, fit, cfg)
+            fit = with_split_half_std(fit, fields, half_maps, closed)
+            qc = nucleus_quality(task, fields, fit, cfg, half_maps, closed)
             ntimings["qc"] = time.perf_counter() - t0
             stage = "export"
             prov = {
@@ -350,56 +354,141 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
 
 
 def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
-                    config: PipelineConfig) -> QualityReport:
-    """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`)."""
+                    config: PipelineConfig,
+                    half_maps: tuple[np.ndarray, np.ndarray] | None = None,
+                   closed: np.ndarray | None = None) -> QualityReport:
+    """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`;
+    ``half_maps`` from :func:`half_rate_maps`, computed here when the task has halves)."""
+    if half_maps is None and task.halves is not None:
+        half_maps = half_rate_maps(fields, fit, config, task.halves, _level(task))
     return fields_quality(fields, fit, config, density=task.denoised.data,
                           n_localizations=task.n_localizations if task.has_localizations else None,
-                          resolution_nm=task.resolution_nm, halves=task.halves,
-                          background=_level(task))
+                          resolution_nm=task.resolution_nm, half_maps=half_maps)
 
 
-def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig = PipelineConfig(),
-                   *, density: np.ndarray | None = None, n_localizations: int | None = None,
-                   resolution_nm: float | None = None,
-                   halves: tuple[DensityMap, DensityMap] | None = None,
-                   background: float = 0.0) -> QualityReport:
-    """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
-
-    The windowed closed form is computed on the same fields for the agreement check (unless
-    the fit is the closed form itself), with the rate prior, window and mollifier radius the
-    fit chose (so the choice is not measured again). Without a density (fields given directly), the density
-    contrast is read from the chromatin fraction ``phi_h + phi_e``. With ``halves`` (denoised
-    maps of two halves of the localizations on the fields' grid), each half is mapped to
-    phase fields with its own density-scale calibration and inverted by the same closed
-    form; the agreement of the two maps on the fit's trusted pixels is the split-half check.
-    ``background`` (the level subtracted from the whole density before phase mapping) is
-    shared between the halves in proportion to their counts.
-    """
-    from .fit.direct import invert_direct
-
+def _closed_config(fit: FitResult, config: PipelineConfig):
+    """The closed form's settings for checking ``fit``: the rate prior, window and
+    mollifier radius the fit chose (so the choice is not measured again)."""
     chosen = fit.meta.get("regularisation") or {}
     same = {k: chosen[k] for k in ("rate_smoothness", "test_window_um") if k in chosen}
     update = {"prior": config.fit.prior.model_copy(update={**same, "regularisation": "manual"})}
     radius = fit.meta.get("mollifier_radius_px")
     if radius is not None:  # the kernel the fit chose (fit.regularise.choose_kernel_radius)
         update["mollifier"] = config.fit.mollifier.model_copy(update={"radius_px": float(radius)})
-    closed_config = config.fit.model_copy(update=update)
+    return config.fit.model_copy(update=update)
+
+
+def half_rate_maps(fields: PhaseFields, fit: FitResult, config: PipelineConfig,
+                   halves: tuple[DensityMap, DensityMap], background: float = 0.0
+                   ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Closed-form rate maps of two independent halves of the localizations.
+
+    Each half (a denoised map on the fields' grid, :func:`chromarate.split_half.half_density_maps`)
+    is mapped to phase fields with its own density-scale calibration and inverted by the
+    closed form with the settings ``fit`` chose. ``background`` (the level subtracted from
+    the whole density) is shared between the halves in proportion to their counts.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray) or None
+        None when a half is too sparse to map (no figure, not a failure).
+    """
+    from .fit.direct import invert_direct
+
+    closed_config = _closed_config(fit, config)
+    try:
+        total = float(sum(np.sum(h.data, dtype=np.float64) for h in halves))
+        shares = [float(np.sum(h.data, dtype=np.float64)) / total if total > 0 else 0.5
+                  for h in halves]
+        a, b = (invert_direct(calibrated_phase_fields(_minus(h, background * w), fields.mask,
+                                                      config), closed_config).rate
+                for h, w in zip(halves, shares))
+    except ChromarateError:
+        return None
+    return a, b
+
+
+def closed_form_check(fields: PhaseFields, fit: FitResult, config: PipelineConfig) -> np.ndarray:
+    """The windowed closed form on ``fields`` with the settings ``fit`` chose (the fit's own
+    map when it is the closed form)."""
+    from .fit.direct import invert_direct
+
     if fit.meta.get("method") == "direct":
-        closed = fit.rate
-    else:
-        closed = invert_direct(fields, closed_config).rate
-    split_r = None
-    if halves is not None:
-        try:
-            total = float(sum(np.sum(h.data, dtype=np.float64) for h in halves))
-            shares = [float(np.sum(h.data, dtype=np.float64)) / total if total > 0 else 0.5
-                      for h in halves]
-            maps = [invert_direct(calibrated_phase_fields(_minus(h, background * w), fields.mask,
-                                                          config), closed_config).rate
-                    for h, w in zip(halves, shares)]
-            split_r = map_agreement(maps[0], maps[1], fit.trusted)
-        except ChromarateError:  # a half too sparse to map: no figure, not a failure
-            split_r = None
+        return fit.rate
+    return invert_direct(fields, _closed_config(fit, config)).rate
+
+
+def with_split_half_std(fit: FitResult, fields: PhaseFields,
+                        half_maps: tuple[np.ndarray, np.ndarray] | None,
+                        closed: np.ndarray | None = None) -> FitResult:
+    """``fit`` with the noise part of its single-fit ``rate_std`` measured, not modelled.
+
+    The residual-based noise part (:func:`chromarate.fit.direct.sandwich_std`) is replaced
+    by the larger of two measured figures, each a local RMS over
+    ``SPLIT_HALF_SMOOTHING_WINDOWS`` test windows:
+
+    - the noise of the closed form, from the difference of the halves' closed-form maps
+      (:func:`chromarate.fit.uncertainty.split_half_std`);
+    - the disagreement of the fit with the closed form on the whole data (``closed``,
+      :func:`closed_form_check`; zero for a closed-form fit), which also holds what the
+      fit's prior and smoothing move away from the data's own answer.
+
+    The smoothing bias (:func:`chromarate.fit.uncertainty.smoothing_bias`) is added in
+    quadrature as before. Pixels where the halves give no figure keep the residual-based
+    value. An ensemble's ``rate_std`` (the user asked for it), a fit without ``rate_std``
+    and a fit without halves are returned unchanged. ``meta["rate_std_source"]`` becomes
+    ``"split_half"``.
+    """
+    from .fit.uncertainty import (SPLIT_HALF_SMOOTHING_WINDOWS, interval_std, local_rms,
+                                  smoothing_bias, split_half_std)
+
+    if (half_maps is None or fit.rate_std is None
+            or fit.meta.get("rate_std_source") != "residual"):
+        return fit
+    chosen = fit.meta.get("regularisation") or {}
+    window_um = chosen.get("test_window_um") or fit.meta.get("window_um")
+    if window_um is None:
+        window_um = ((fit.config or {}).get("prior") or {}).get("test_window_um")
+    if not window_um:
+        return fit
+    window = float(window_um) * 1000.0 / fields.pixel_size_nm
+    trusted = np.asarray(fit.trusted, dtype=bool)
+    width = SPLIT_HALF_SMOOTHING_WINDOWS * window
+    noise = split_half_std(half_maps[0], half_maps[1], trusted, width)
+    if closed is not None and fit.meta.get("method") != "direct":
+        apart = local_rms(np.asarray(fit.rate, np.float64) - closed, trusted, width)
+        noise = np.where(np.isfinite(noise) & np.isfinite(apart), np.fmax(noise, apart), noise)
+    passes = 1 if fit.meta.get("method") == "direct" else 2
+    bias = smoothing_bias(fit.rate, trusted, window, passes=passes)
+    std = np.where(np.isfinite(noise), interval_std(noise, bias), fit.rate_std)
+    std = np.where(trusted, std, np.nan).astype(np.float32)
+    return replace(fit, rate_std=std, meta={**fit.meta, "rate_std_source": "split_half"})
+
+
+def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig = PipelineConfig(),
+                   *, density: np.ndarray | None = None, n_localizations: int | None = None,
+                   resolution_nm: float | None = None,
+                   halves: tuple[DensityMap, DensityMap] | None = None,
+                   background: float = 0.0,
+                   half_maps: tuple[np.ndarray, np.ndarray] | None = None,
+                   closed: np.ndarray | None = None) -> QualityReport:
+    """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
+
+    The windowed closed form is computed on the same fields for the agreement check (unless
+    the fit is the closed form itself), with the rate prior, window and mollifier radius the
+    fit chose (so the choice is not measured again). Without a density (fields given directly), the density
+    contrast is read from the chromatin fraction ``phi_h + phi_e``. The split-half check
+    is the agreement, on the fit's trusted pixels, of ``half_maps`` (the closed-form maps of
+    two halves of the localizations, :func:`half_rate_maps`), or of the maps computed here
+    from ``halves`` (denoised maps of the two halves on the fields' grid) and
+    ``background`` (the level subtracted from the whole density). ``closed``: the closed
+    form already computed (:func:`closed_form_check`).
+    """
+    if closed is None:
+        closed = closed_form_check(fields, fit, config)
+    if half_maps is None and halves is not None:
+        half_maps = half_rate_maps(fields, fit, config, halves, background)
+    split_r = None if half_maps is None else map_agreement(half_maps[0], half_maps[1], fit.trusted)
     dens = density if density is not None else np.where(fields.mask, fields.phi_h + fields.phi_e, 0.0)
     return assess_quality(
         n_localizations=n_localizations, pixel_size_nm=fields.pixel_size_nm, mask=fields.mask,

@@ -44,8 +44,9 @@ Each check guards an assumption of the method:
     0.85), so disagreement there says more about the closed form than about the fit.
 ``relative_uncertainty``
     Median ``rate_std / rate`` over the trusted pixels (NaN without ``rate_std``). Gated
-    only for an ensemble's spread; a single fit's residual-based ``rate_std`` is recorded,
-    not gated (the ``rate_std_source`` argument of :func:`assess_quality`).
+    only for an ensemble's spread; a single fit's ``rate_std`` (residual-based, or with its
+    noise part measured by the split halves) is recorded, not gated (the
+    ``rate_std_source`` argument of :func:`assess_quality`).
 ``rate_mean``
     Mean rate on the trusted pixels, plausible within ``RATE_MEAN_RANGE``.
 ``split_half_r``, ``attainable_r``
@@ -179,7 +180,9 @@ def _gates_uncertainty(rate_std_source: str | None) -> bool:
 
     The rule: a single fit's residual-based ``rate_std`` (source ``"residual"``) is recorded
     but not gated, because on rendered data it counts residuals that the fit's prior
-    averages over (docs/numerics.md); an ensemble's spread (bootstrap or seeds) is gated.
+    averages over (docs/numerics.md); nor is one whose noise part the split halves measured
+    (``"split_half"``), whose reproducibility the split-half check already gates; an
+    ensemble's spread (bootstrap or seeds) is gated.
     Any other source, including an unknown one (None), is gated as an ensemble's would be.
 
     Parameters
@@ -193,10 +196,12 @@ def _gates_uncertainty(rate_std_source: str | None) -> bool:
 
     Examples
     --------
-    >>> _gates_uncertainty("residual"), _gates_uncertainty("bootstrap"), _gates_uncertainty(None)
-    (False, True, True)
+    >>> _gates_uncertainty("residual"), _gates_uncertainty("split_half")
+    (False, False)
+    >>> _gates_uncertainty("bootstrap"), _gates_uncertainty(None)
+    (True, True)
     """
-    return rate_std_source != "residual"
+    return rate_std_source not in ("residual", "split_half")
 
 
 def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: np.ndarray,
@@ -232,10 +237,11 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
         FRC resolution of the acquisition.
     rate_std_source : str, optional
         Where ``rate_std`` came from (``FitResult.meta["rate_std_source"]``): ``"residual"``
-        for a single fit's residual-based estimate, or the ensemble method (``"seeds"``,
-        ``"bootstrap"``). It decides whether a large ``relative_uncertainty`` lowers the
-        status: a single fit's residual-based ``rate_std`` (``"residual"``) is recorded but
-        not gated; an ensemble's spread, or a source not recorded (None), is gated
+        for a single fit's residual-based estimate, ``"split_half"`` when its noise part
+        was measured with two halves of the localizations, or the ensemble method
+        (``"seeds"``, ``"bootstrap"``). It decides whether a large ``relative_uncertainty``
+        lowers the status: a single fit's ``rate_std`` (``"residual"``, ``"split_half"``) is
+        recorded but not gated; an ensemble's spread, or a source not recorded (None), is gated
         (``_gates_uncertainty``). The figure is recorded either way.
     split_half_r : float, optional
         Agreement of the closed-form maps of two halves of the localizations (None: not

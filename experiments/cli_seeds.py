@@ -68,6 +68,14 @@ def run_seed(seed: int, cache: Path, overrides: dict | None = None) -> dict:
     sel = fit.trusted & np.isfinite(fit.rate) & np.isfinite(true)
     qc = stack.provenance.get("qc") or {}
     cal = nr.fields.meta.get("calibration") or {}
+    coverage = float("nan")
+    if fit.rate_std is not None:  # nominal 90 % interval, as the suite scores it
+        from chromarate.validation.scoring import Z90
+
+        sd = np.asarray(fit.rate_std, dtype=np.float64)[sel]
+        ok = np.isfinite(sd)
+        if ok.any():
+            coverage = float(np.mean(np.abs(fit.rate[sel][ok] - true[sel][ok]) <= Z90 * sd[ok]))
     return {
         "seed": seed,
         "r": float(np.corrcoef(fit.rate[sel], true[sel])[0, 1]),
@@ -75,6 +83,7 @@ def run_seed(seed: int, cache: Path, overrides: dict | None = None) -> dict:
         "rate_mean": float(fit.rate[sel].mean()), "true_mean": float(true[sel].mean()),
         "status": qc.get("status"), "reasons": qc.get("reasons"),
         "calibration_scale": cal.get("scale"),
+        "coverage90": coverage, "rate_std_source": fit.meta.get("rate_std_source"),
         "regularisation": fit.meta.get("regularisation"),
         "seconds": seconds,
     }
@@ -93,7 +102,7 @@ def main(argv=None) -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = []
     print(f"{'seed':>4} {'r':>7} {'bias':>7} {'mean':>6} {'true':>6} {'scale':>6} "
-          f"{'prior':>7} {'window':>6} {'seconds':>7}  status")
+          f"{'prior':>7} {'window':>6} {'cov90':>5} {'seconds':>7}  status")
     for seed in args.seeds:
         row = run_seed(seed, args.cache, dict(o.split("=", 1) for o in args.override))
         rows.append(row)
@@ -102,7 +111,8 @@ def main(argv=None) -> None:
               f"{row.get('rate_mean', np.nan):>6.3f} {row.get('true_mean', np.nan):>6.3f} "
               f"{row.get('calibration_scale') or np.nan:>6.3f} "
               f"{reg.get('rate_smoothness', np.nan):>7.3g} {reg.get('test_window_um', np.nan):>6.3g} "
-              f"{row['seconds']:>7.1f}  {row['status']} {'; '.join(row.get('reasons') or [])}",
+              f"{row.get('coverage90', np.nan):>5.2f} {row['seconds']:>7.1f}  "
+              f"{row['status']} {'; '.join(row.get('reasons') or [])}",
               flush=True)
     rs = [r["r"] for r in rows if "r" in r]
     bs = [abs(r["bias"]) for r in rows if "bias" in r]

@@ -145,3 +145,49 @@ def test_the_pipeline_records_the_split_half_agreement(tiny_nucleus):
     assert 0.0 <= metrics["attainable_r"] <= 1.0
     q = fields_quality(res.fields, res.fit, cfg)
     assert np.isnan(q.metrics["split_half_r"])
+
+
+def _fast_config(**extra):
+    return with_overrides(PipelineConfig(), {"fit.training.steps": 3, "fit.network.width": 16,
+                                             "fit.network.fourier_features": 8,
+                                             "fit.prior.regularisation": "manual", **extra})
+
+
+def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
+    """With halves, a single fit's rate_std is the measured noise (halves, or the fit's
+    disagreement with the closed form) and the smoothing bias; an ensemble keeps its own."""
+    from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, smoothing_bias, split_half_std
+    from chromarate.pipeline import closed_form_check, half_rate_maps, with_split_half_std
+
+    csv, _, _ = tiny_nucleus
+    cfg = _fast_config()
+    pipe = Pipeline(cfg)
+    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
+    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    fit, fields = res.fit, res.fields
+    assert fit.meta["rate_std_source"] == "split_half"
+    assert res.stack.provenance["qc"]["metrics"]["relative_uncertainty"] > 0
+    trusted = np.asarray(fit.trusted, bool)
+    assert np.isfinite(fit.rate_std[trusted]).all() and np.isnan(fit.rate_std[~trusted]).all()
+
+    # the same figure by hand, from a residual-based fit of the same fields
+    maps = half_rate_maps(fields, fit, cfg, task.halves, task.background.level)
+    closed = closed_form_check(fields, fit, cfg)
+    window = cfg.fit.prior.test_window_um * 1000.0 / fields.pixel_size_nm
+    width = SPLIT_HALF_SMOOTHING_WINDOWS * window
+    noise = split_half_std(maps[0], maps[1], trusted, width)
+    bias = smoothing_bias(fit.rate, trusted, window, passes=2)
+    assert np.all(fit.rate_std[trusted] >= np.hypot(noise, bias)[trusted] * (1 - 1e-5) - 1e-7)
+    residual = replace(fit, rate_std=np.full_like(fit.rate_std, 123.0),
+                       meta={**fit.meta, "rate_std_source": "residual"})
+    again = with_split_half_std(residual, fields, maps, closed)
+    np.testing.assert_allclose(again.rate_std[trusted], fit.rate_std[trusted], rtol=1e-5)
+    assert np.all(again.rate_std[trusted] < 123.0)
+    # where the halves give no figure, the residual-based value stays
+    holes = (np.full_like(maps[0], np.nan), maps[1])
+    kept = with_split_half_std(residual, fields, holes, closed)
+    assert np.all(kept.rate_std[trusted] == np.float32(123.0))
+    # an ensemble's spread, and a fit without halves, are left alone
+    ens = replace(residual, meta={**residual.meta, "rate_std_source": "bootstrap"})
+    assert with_split_half_std(ens, fields, maps, closed) is ens
+    assert with_split_half_std(residual, fields, None, closed) is residual

@@ -18,8 +18,13 @@ fitted map absorbs the noise that is smooth on the window's scale).
 A smooth estimate is also biased where the true map curves inside a window:
 :func:`smoothing_bias` gives the size of that bias from the curvature of the estimate, and
 the interval a rate map carries adds the two in quadrature
-(:func:`interval_std`). This module is pure numpy and runs in well under a second per
-nucleus.
+(:func:`interval_std`).
+
+Where two independent halves of the data exist (localizations with frames), the noise part
+is measured instead of modelled (:func:`split_half_std`): the two halves' maps differ only
+by their noise, at every spatial frequency, including the low frequencies that a fitted
+map absorbs and its residuals therefore cannot show. This module is pure numpy and runs in
+well under a second per nucleus.
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["correlation_area", "interval_std", "smoothing_bias", "windowed_rate_std"]
+__all__ = ["correlation_area", "interval_std", "local_rms", "smoothing_bias", "split_half_std",
+           "windowed_rate_std"]
+
+#: The squared difference of the halves' maps is averaged over a Gaussian of this many
+#: test windows (one window leaves the estimate noisy; 1, 2 and 4 windows gave coverage
+#: within 0.02 of each other on the development nuclei).
+SPLIT_HALF_SMOOTHING_WINDOWS = 2.0
 
 
 def correlation_area(e: np.ndarray, support: np.ndarray) -> float:
@@ -180,3 +191,78 @@ def interval_std(noise_std: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Standard deviation of the interval a rate map carries: the noise part and the
     smoothing bias added in quadrature (``sqrt(std^2 + bias^2)``); NaN where either is."""
     return np.hypot(np.asarray(noise_std, dtype=np.float64), np.asarray(bias, dtype=np.float64))
+
+
+def split_half_std(map_a: np.ndarray, map_b: np.ndarray, support: np.ndarray,
+                   sigma_px: float) -> np.ndarray:
+    """Noise standard deviation of a whole map, measured with two independent halves.
+
+    Each half holds half the counts, so its map's noise variance is about twice the whole
+    map's ``v``, and the difference of two independent halves has variance ``4 v``. The
+    squared difference is averaged over a Gaussian of ``sigma_px`` (normalised over the
+    pixels where both maps are defined), and ``v`` is a quarter of it. The estimate holds
+    where the map's noise is about linear in the data's; where a half is so noisy that
+    its map is not (a ratio of small numbers), it errs on the wide side.
+
+    Parameters
+    ----------
+    map_a, map_b : numpy.ndarray
+        The same estimator applied to the two halves (NaN where undefined).
+    support : numpy.ndarray
+        bool, pixels where the figure is wanted.
+    sigma_px : float
+        Width (pixels) over which the squared difference is averaged.
+
+    Returns
+    -------
+    numpy.ndarray
+        Standard deviation of the whole map's noise; NaN outside ``support`` and where no
+        pixel with both maps defined lies within about ``sigma_px``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(1)
+    >>> truth = np.ones((96, 96))
+    >>> a = truth + rng.normal(0, 0.2 * np.sqrt(2), truth.shape)   # a half: twice the
+    >>> b = truth + rng.normal(0, 0.2 * np.sqrt(2), truth.shape)   # whole's variance
+    >>> std = split_half_std(a, b, np.ones((96, 96), bool), 8.0)
+    >>> 0.18 < float(np.median(std)) < 0.22
+    True
+    """
+    d = np.asarray(map_a, dtype=np.float64) - np.asarray(map_b, dtype=np.float64)
+    return 0.5 * local_rms(d, support, sigma_px)
+
+
+def local_rms(x: np.ndarray, support: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Root of the Gaussian-weighted local mean of ``x**2`` over the pixels where it is finite.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        A map (NaN where undefined).
+    support : numpy.ndarray
+        bool, pixels where the figure is wanted (and where ``x`` counts).
+    sigma_px : float
+        Width (pixels) of the Gaussian weight; at least one pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        NaN outside ``support`` and where no finite ``x`` in the support lies within about
+        ``sigma_px``.
+
+    Examples
+    --------
+    >>> x = np.full((20, 20), 3.0); x[:, ::2] = -3.0
+    >>> float(local_rms(x, np.ones((20, 20), bool), 2.0)[10, 10])
+    3.0
+    """
+    m = np.asarray(support, dtype=bool)
+    x = np.asarray(x, dtype=np.float64)
+    ok = m & np.isfinite(x)
+    s = max(float(sigma_px), 1.0)
+    w = ndi.gaussian_filter(ok.astype(np.float64), s)
+    v = ndi.gaussian_filter(np.where(ok, x * x, 0.0), s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_sq = np.where(w > 1e-3, v / w, np.nan)
+    return np.where(m, np.sqrt(mean_sq), np.nan)
