@@ -67,7 +67,8 @@ class Background:
 def ring_background(density: np.ndarray, labels: np.ndarray, nucleus_id: int, *,
                     pixel_size_nm: float, gap_nm: float = 300.0, width_nm: float = 1000.0,
                     valid: np.ndarray | None = None,
-                    exclude: np.ndarray | None = None) -> Background:
+                    exclude: np.ndarray | None = None,
+                    box: tuple[slice, slice] | None = None) -> Background:
     """Mean density in a ring around one nucleus, clear of every nucleus.
 
     Parameters
@@ -90,6 +91,10 @@ def ring_background(density: np.ndarray, labels: np.ndarray, nucleus_id: int, *,
     exclude : numpy.ndarray, optional
         bool, same shape: further objects to keep ``gap_nm`` clear of, such as the objects
         segmentation found and then dropped (too small, too large, on the border).
+    box : tuple of slice, optional
+        The nucleus' bounding box in ``labels`` (as :func:`scipy.ndimage.find_objects`
+        gives it for every label in one pass), so that a map with many nuclei is not
+        scanned whole for each of them. Default: found by scanning ``labels``.
 
     Returns
     -------
@@ -109,13 +114,15 @@ def ring_background(density: np.ndarray, labels: np.ndarray, nucleus_id: int, *,
     if not (math.isfinite(p) and p > 0):
         raise ValueError(f"pixel_size_nm must be positive, got {pixel_size_nm!r}")
     gap_px, outer_px = gap_nm / p, (gap_nm + width_nm) / p
-    this = labels == nucleus_id
+    y0, x0 = (0, 0) if box is None else (int(box[0].start or 0), int(box[1].start or 0))
+    this = labels == nucleus_id if box is None else labels[box] == nucleus_id
     if not this.any():
         return Background(0.0, 0, gap_nm, width_nm, skipped=f"no nucleus {nucleus_id}")
     # work on a window around the nucleus: the ring lies within outer_px of it
     # a neighbour up to a gap beyond the ring's outer edge still shadows it
     reach = int(math.ceil(outer_px + gap_px)) + 1
     rows, cols = np.nonzero(this)
+    rows, cols = rows + y0, cols + x0
     sy = slice(max(0, int(rows.min()) - reach), min(labels.shape[0], int(rows.max()) + reach + 1))
     sx = slice(max(0, int(cols.min()) - reach), min(labels.shape[1], int(cols.max()) + reach + 1))
     lab = labels[sy, sx]

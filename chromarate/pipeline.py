@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterator, Mapping
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from . import __version__
 from ._types import (DensityMap, FitDone, FitProgress, FitResult, Localizations, NucleusFailed,
@@ -29,7 +30,7 @@ from .quality import QualityReport, assess_quality, map_agreement
 from .render import render_density
 from .resolution import fourier_ring_correlation
 from .errors import ChromarateError
-from .segment import crop_to_mask, segment_foreground, segment_nuclei
+from .segment import segment_foreground, segment_nuclei
 from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
@@ -206,11 +207,12 @@ class Pipeline:
             valid = (_data_extent(x, y, density) if locs is not None
                      else _nonzero_extent(density.data))
             foreground = segment_foreground(denoised, cfg.segment)
-        for nucleus_id in range(1, int(labels.max()) + 1):
-            if not np.any(labels == nucleus_id):
+        # one pass for every nucleus' box: a map with many nuclei is not scanned per nucleus
+        for nucleus_id, box in enumerate(ndi.find_objects(labels), start=1):
+            if box is None:
                 continue
             try:
-                slices = crop_to_mask(labels == nucleus_id, margin)
+                slices = _grown(box, margin, labels.shape)
                 dens_c, den_c = crop_density(density, slices), crop_density(denoised, slices)
                 mask_c = np.ascontiguousarray(labels[slices] == nucleus_id)
                 n_in = (_count_inside(x, y, mask_c, den_c) if locs is not None
@@ -228,7 +230,7 @@ class Pipeline:
                 background = ring_background(
                     density.data, labels, nucleus_id, pixel_size_nm=density.pixel_size_nm,
                     gap_nm=cfg.phase.background_gap_nm, width_nm=cfg.phase.background_width_nm,
-                    valid=valid, exclude=foreground)
+                    valid=valid, exclude=foreground, box=box)
                 inside = np.asarray(den_c.data, dtype=np.float64)[mask_c]
                 background = limit_to_baseline(
                     background, float(np.percentile(inside, cfg.phase.baseline_percentile)))
@@ -551,6 +553,14 @@ def _minus(density: DensityMap, level: float) -> DensityMap:
     if not level:
         return density
     return replace(density, data=(np.asarray(density.data, dtype=np.float32) - np.float32(level)))
+
+
+def _grown(box: tuple[slice, slice], margin: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """A bounding box (:func:`scipy.ndimage.find_objects`) grown by ``margin`` pixels on
+    every side and clipped to ``shape`` (:func:`chromarate.segment.crop_to_mask` of the
+    label's mask, without scanning the map)."""
+    return tuple(slice(max(int(b.start) - margin, 0), min(int(b.stop) + margin, n))
+                 for b, n in zip(box, shape))
 
 
 def _data_extent(x: np.ndarray, y: np.ndarray, grid: DensityMap) -> np.ndarray:

@@ -164,3 +164,23 @@ def test_the_data_extent_leaves_out_the_nearly_empty_edge():
     m = int(np.ceil(3 * 25.0 / 20.0)) + 1
     assert ext[5 + m, 5 + m] and not ext[5 + m - 1, 50] and not ext[50, 95 - m + 1]
     assert ext.sum() == (91 - 2 * m) ** 2
+
+
+def test_a_nucleus_box_gives_the_same_ring_as_a_scan_of_the_map():
+    """The pipeline passes each nucleus' box (one find_objects pass for all nuclei); the
+    ring must be the one a scan of the whole label map finds, near the map's edges too."""
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(4)
+    shape = (260, 300)
+    labels = np.zeros(shape, int)
+    for i, (c, r) in enumerate([((30, 30), 20), ((130, 150), 35), ((230, 280), 25),
+                                ((60, 200), 15)], start=1):
+        labels[_disk(shape, c, r)] = i
+    density = rng.poisson(0.5, shape).astype(float) + 10.0 * (labels > 0)
+    for nid, box in enumerate(ndi.find_objects(labels), start=1):
+        whole = ring_background(density, labels, nid, pixel_size_nm=20.0, gap_nm=100.0,
+                                width_nm=400.0)
+        boxed = ring_background(density, labels, nid, pixel_size_nm=20.0, gap_nm=100.0,
+                                width_nm=400.0, box=box)
+        assert whole == boxed and whole.n_pixels > 0
