@@ -369,15 +369,12 @@ def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
 
 
 def _closed_config(fit: FitResult, config: PipelineConfig):
-    """The closed form's settings for checking ``fit``: the rate prior, window and
-    mollifier radius the fit chose (so the choice is not measured again)."""
-    chosen = fit.meta.get("regularisation") or {}
-    same = {k: chosen[k] for k in ("rate_smoothness", "test_window_um") if k in chosen}
-    update = {"prior": config.fit.prior.model_copy(update={**same, "regularisation": "manual"})}
-    radius = fit.meta.get("mollifier_radius_px")
-    if radius is not None:  # the kernel the fit chose (fit.regularise.choose_kernel_radius)
-        update["mollifier"] = config.fit.mollifier.model_copy(update={"radius_px": float(radius)})
-    return config.fit.model_copy(update=update)
+    """The closed form's settings for checking ``fit``
+    (:func:`chromarate.fit.direct.closed_form_settings`)."""
+    from .fit.direct import closed_form_settings
+
+    return closed_form_settings(config.fit, fit.meta.get("regularisation") or {},
+                                fit.meta.get("mollifier_radius_px"))
 
 
 def half_rate_maps(fields: PhaseFields, fit: FitResult, config: PipelineConfig,
@@ -425,7 +422,8 @@ def with_split_half_std(fit: FitResult, fields: PhaseFields,
                         closed: np.ndarray | None = None) -> FitResult:
     """``fit`` with the noise part of its single-fit ``rate_std`` measured, not modelled.
 
-    The residual-based noise part (:func:`chromarate.fit.direct.sandwich_std`) is replaced
+    The single fit's noise part (the fit's disagreement with the closed form,
+    :mod:`chromarate.fit.loop`; the residual sandwich for a closed-form fit) is replaced
     by the larger of two measured figures, each a local RMS over
     ``SPLIT_HALF_SMOOTHING_WINDOWS`` test windows:
 
@@ -436,16 +434,16 @@ def with_split_half_std(fit: FitResult, fields: PhaseFields,
       fit's prior and smoothing move away from the data's own answer.
 
     The smoothing bias (:func:`chromarate.fit.uncertainty.smoothing_bias`) is added in
-    quadrature as before. Pixels where the halves give no figure keep the residual-based
-    value. An ensemble's ``rate_std`` (the user asked for it), a fit without ``rate_std``
-    and a fit without halves are returned unchanged. ``meta["rate_std_source"]`` becomes
+    quadrature as before. Pixels where the halves give no figure keep the fit's own value.
+    An ensemble's ``rate_std`` (the user asked for it), a fit without ``rate_std`` and a
+    fit without halves are returned unchanged. ``meta["rate_std_source"]`` becomes
     ``"split_half"``.
     """
     from .fit.uncertainty import (SPLIT_HALF_SMOOTHING_WINDOWS, interval_std, local_rms,
                                   smoothing_bias, split_half_std)
 
     if (half_maps is None or fit.rate_std is None
-            or fit.meta.get("rate_std_source") != "residual"):
+            or fit.meta.get("rate_std_source") not in ("residual", "disagreement")):
         return fit
     chosen = fit.meta.get("regularisation") or {}
     window_um = chosen.get("test_window_um") or fit.meta.get("window_um")

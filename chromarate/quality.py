@@ -178,9 +178,11 @@ def attainable_r(split_r: float) -> float:
 def _gates_uncertainty(rate_std_source: str | None) -> bool:
     """Whether a large ``relative_uncertainty`` lowers a nucleus' status.
 
-    The rule: a single fit's residual-based ``rate_std`` (source ``"residual"``) is recorded
-    but not gated, because on rendered data it counts residuals that the fit's prior
-    averages over (docs/numerics.md); nor is one whose noise part the split halves measured
+    The rule: a single fit's ``rate_std`` is recorded but not gated: residual-based
+    (``"residual"``, a closed-form fit), because on rendered data it counts residuals that
+    a prior averages over (docs/numerics.md); from the PINN's disagreement with the closed
+    form (``"disagreement"``), which is as large where the closed form is poor as where the
+    fit is; nor is one whose noise part the split halves measured
     (``"split_half"``), whose reproducibility the split-half check already gates; an
     ensemble's spread (bootstrap or seeds) is gated.
     Any other source, including an unknown one (None), is gated as an ensemble's would be.
@@ -196,12 +198,14 @@ def _gates_uncertainty(rate_std_source: str | None) -> bool:
 
     Examples
     --------
-    >>> _gates_uncertainty("residual"), _gates_uncertainty("split_half")
+    >>> _gates_uncertainty("residual"), _gates_uncertainty("disagreement")
     (False, False)
+    >>> _gates_uncertainty("split_half")
+    False
     >>> _gates_uncertainty("bootstrap"), _gates_uncertainty(None)
     (True, True)
     """
-    return rate_std_source not in ("residual", "split_half")
+    return rate_std_source not in ("residual", "disagreement", "split_half")
 
 
 def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: np.ndarray,
@@ -237,10 +241,11 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
         FRC resolution of the acquisition.
     rate_std_source : str, optional
         Where ``rate_std`` came from (``FitResult.meta["rate_std_source"]``): ``"residual"``
-        for a single fit's residual-based estimate, ``"split_half"`` when its noise part
+        for a closed-form fit's residual-based estimate, ``"disagreement"`` for a single
+        PINN fit's (its disagreement with the closed form), ``"split_half"`` when its noise part
         was measured with two halves of the localizations, or the ensemble method
         (``"seeds"``, ``"bootstrap"``). It decides whether a large ``relative_uncertainty``
-        lowers the status: a single fit's ``rate_std`` (``"residual"``, ``"split_half"``) is
+        lowers the status: a single fit's ``rate_std`` (``"residual"``, ``"disagreement"``, ``"split_half"``) is
         recorded but not gated; an ensemble's spread, or a source not recorded (None), is gated
         (``_gates_uncertainty``). The figure is recorded either way.
     split_half_r : float, optional

@@ -18,7 +18,8 @@ from .prior import denoise_fields, fill_nearest, fit_scales, smooth_taper, windo
 from .uncertainty import interval_std, smoothing_bias, windowed_rate_std
 from .width import choose_radius, estimate_noise, trusted_mask, window_support
 
-__all__ = ["RateTerms", "check_fields", "closed_form_prior", "invert_direct", "min_radius_px",
+__all__ = ["RateTerms", "check_fields", "closed_form_prior", "closed_form_settings", "invert_direct",
+           "min_radius_px",
            "mollified_derivatives",
            "rate_terms", "report_region", "resolve_radius", "restrict_to_report", "sandwich_std"]
 
@@ -294,6 +295,17 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
               "regularisation": chosen,
               "observation_blur_nm": observation_blur_nm(fields.meta, config.observation_blur_nm)},
     )
+
+
+def closed_form_settings(config: FitConfig, chosen: dict, radius_px: float | None) -> FitConfig:
+    """The closed form's settings for checking a fit: ``config`` (as the user gave it) with
+    the rate prior and test window the fit chose (``chosen``, its regularisation record)
+    and its mollifier radius, so that nothing is chosen again."""
+    same = {k: chosen[k] for k in ("rate_smoothness", "test_window_um") if k in chosen}
+    update = {"prior": config.prior.model_copy(update={**same, "regularisation": "manual"})}
+    if radius_px is not None:
+        update["mollifier"] = config.mollifier.model_copy(update={"radius_px": float(radius_px)})
+    return config.model_copy(update=update)
 
 
 def closed_form_prior(fields: PhaseFields, config: FitConfig,

@@ -245,7 +245,9 @@ def test_pinn_interval_uses_the_window_the_fit_tests_with(steady, monkeypatch):
 
     monkeypatch.setattr(direct, "windowed_rate_std", spy)
     rate = np.where(mask, 1.6, np.nan)
-    std = loop._residual_rate_std(f, cfg, rate, prob.rate_trusted_np, chosen["report_radius_px"])
+    std = loop._single_fit_rate_std(f, cfg, rate, prob.rate_trusted_np,
+                                    direct.closed_form_settings(cfg, chosen, prob.radius),
+                                    chosen["report_radius_px"])
     assert seen["window"] == pytest.approx(prob.window_px)
     assert np.isfinite(std[prob.rate_trusted_np]).all()
 

@@ -415,9 +415,10 @@ def test_pretraining_on_random_batches(constant_fields, monkeypatch):
 
 
 def test_rate_std_carries_the_smoothing_bias(ramp_fields, monkeypatch):
-    """The closed form's and the PINN's rate_std are the residual sandwich and the smoothing
-    bias in quadrature: with the bias term forced to zero, rate_std falls to the sandwich,
-    and with a bias term, no pixel's interval is narrower than the bias itself."""
+    """The closed form's and the PINN's rate_std carry the smoothing bias in quadrature
+    (the closed form's on top of the residual sandwich): with the bias term forced to
+    zero the closed form's falls to the sandwich, and with a bias term no pixel's interval
+    is narrower than the bias itself."""
     from chromarate.fit import direct as fit_direct
     from chromarate.fit import uncertainty
 
@@ -446,6 +447,32 @@ def test_rate_std_carries_the_smoothing_bias(ramp_fields, monkeypatch):
     no_bias = invert_direct(fields, cfg)
     grew = closed.rate_std[closed.trusted] > no_bias.rate_std[closed.trusted] + 1e-7
     assert grew.any()  # the ramp's edges curve: the bias term is not zero everywhere
+
+
+def test_a_single_pinn_fit_measures_its_noise_by_its_disagreement_with_the_closed_form(
+        ramp_fields, monkeypatch):
+    """Without an ensemble the PINN's rate_std is (bias forced to zero) the local RMS of its
+    difference from the closed form with the settings it chose, over two test windows."""
+    from chromarate.fit.direct import closed_form_settings, rate_terms
+    from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, local_rms
+
+    _, fields = ramp_fields
+    cfg = _tiny_config()
+    monkeypatch.setattr(fit_loop, "smoothing_bias",
+                        lambda rate, support, sigma_px, *, passes=1: np.zeros(np.shape(rate)))
+    pinn = fit_rates(fields, cfg)
+    assert pinn.meta["rate_std_source"] == "disagreement"
+    chosen = pinn.meta["regularisation"]
+    closed_cfg = closed_form_settings(cfg, chosen, pinn.meta["mollifier_radius_px"])
+    assert closed_cfg.prior.test_window_um == chosen["test_window_um"]
+    closed = invert_direct(fields, closed_cfg).rate
+    # the test window in pixels, capped on a small nucleus as the fit caps it
+    window = rate_terms(fields, closed_cfg).window_weight(chosen["test_window_um"])[1]
+    want = local_rms(pinn.rate.astype(np.float64) - closed, pinn.trusted,
+                     SPLIT_HALF_SMOOTHING_WINDOWS * window)
+    tr = pinn.trusted & np.isfinite(want)
+    assert tr.sum() > 10
+    np.testing.assert_allclose(pinn.rate_std[tr], want[tr], rtol=1e-4, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------ rate prior
