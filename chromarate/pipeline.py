@@ -35,7 +35,8 @@ from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
            "phase_density",
-           "closed_form_check", "fields_quality", "half_rate_maps", "nucleus_quality", "with_split_half_std"]
+           "closed_form_check", "fields_quality", "half_rate_maps", "nucleus_quality",
+           "with_split_half_std"]
 
 
 @dataclass(frozen=True)
@@ -280,9 +281,8 @@ class Pipeline:
             t0 = time.perf_counter()
             half_maps = (None if task.halves is None
                          else half_rate_maps(fields, fit, cfg, task.halves, _level(task)))
-            closed = closed_form_check(fields, fit, cfg)
-            fit = with_split_half_std(fit, fields, half_maps, closed)
-            qc = nucleus_quality(task, fields, fit, cfg, half_maps, closed)
+            fit = with_split_half_std(fit, fields, half_maps)
+            qc = nucleus_quality(task, fields, fit, cfg, half_maps)
             ntimings["qc"] = time.perf_counter() - t0
             stage = "export"
             prov = {
@@ -357,8 +357,7 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
 
 def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
                     config: PipelineConfig,
-                    half_maps: tuple[np.ndarray, np.ndarray] | None = None,
-                   closed: np.ndarray | None = None) -> QualityReport:
+                    half_maps: tuple[np.ndarray, np.ndarray] | None = None) -> QualityReport:
     """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`;
     ``half_maps`` from :func:`half_rate_maps`, computed here when the task has halves)."""
     if half_maps is None and task.halves is not None:
@@ -418,49 +417,38 @@ def closed_form_check(fields: PhaseFields, fit: FitResult, config: PipelineConfi
 
 
 def with_split_half_std(fit: FitResult, fields: PhaseFields,
-                        half_maps: tuple[np.ndarray, np.ndarray] | None,
-                        closed: np.ndarray | None = None) -> FitResult:
-    """``fit`` with the noise part of its single-fit ``rate_std`` measured, not modelled.
+                        half_maps: tuple[np.ndarray, np.ndarray] | None) -> FitResult:
+    """``fit`` with the noise part of its single-fit ``rate_std`` measured by the halves.
 
-    The single fit's noise part (the fit's disagreement with the closed form,
-    :mod:`chromarate.fit.loop`; the residual sandwich for a closed-form fit) is replaced
-    by the larger of two measured figures, each a local RMS over
-    ``SPLIT_HALF_SMOOTHING_WINDOWS`` test windows:
-
-    - the noise of the closed form, from the difference of the halves' closed-form maps
-      (:func:`chromarate.fit.uncertainty.split_half_std`);
-    - the disagreement of the fit with the closed form on the whole data (``closed``,
-      :func:`closed_form_check`; zero for a closed-form fit), which also holds what the
-      fit's prior and smoothing move away from the data's own answer.
-
-    The smoothing bias (:func:`chromarate.fit.uncertainty.smoothing_bias`) is added in
-    quadrature as before. Pixels where the halves give no figure keep the fit's own value.
-    An ensemble's ``rate_std`` (the user asked for it), a fit without ``rate_std`` and a
-    fit without halves are returned unchanged. ``meta["rate_std_source"]`` becomes
+    The halves' noise (:func:`chromarate.fit.uncertainty.split_half_std` of their
+    closed-form maps, over ``SPLIT_HALF_SMOOTHING_WINDOWS`` test windows) with the
+    smoothing bias (:func:`chromarate.fit.uncertainty.smoothing_bias`) in quadrature is
+    the closed form's interval. A PINN fit's own interval (``"disagreement"``: its
+    disagreement with the closed form and the same bias, :mod:`chromarate.fit.loop`) is
+    kept where it is wider, so the noise part is the larger of the two figures; a
+    closed-form fit's residual sandwich (``"residual"``) is replaced. Pixels where the
+    halves give no figure keep the fit's own value. An ensemble's ``rate_std`` (the user
+    asked for it), a fit without ``rate_std`` or without halves, and a fit that did not
+    record its test window are returned unchanged. ``meta["rate_std_source"]`` becomes
     ``"split_half"``.
     """
-    from .fit.uncertainty import (SPLIT_HALF_SMOOTHING_WINDOWS, interval_std, local_rms,
-                                  smoothing_bias, split_half_std)
+    from .fit.uncertainty import (SPLIT_HALF_SMOOTHING_WINDOWS, interval_std, smoothing_bias,
+                                  split_half_std)
 
-    if (half_maps is None or fit.rate_std is None
-            or fit.meta.get("rate_std_source") not in ("residual", "disagreement")):
+    source = fit.meta.get("rate_std_source")
+    window = fit.meta.get("test_window_px")  # as the fit capped it on a small nucleus
+    if (half_maps is None or fit.rate_std is None or not window
+            or source not in ("residual", "disagreement")):
         return fit
-    chosen = fit.meta.get("regularisation") or {}
-    window_um = chosen.get("test_window_um") or fit.meta.get("window_um")
-    if window_um is None:
-        window_um = ((fit.config or {}).get("prior") or {}).get("test_window_um")
-    if not window_um:
-        return fit
-    window = float(window_um) * 1000.0 / fields.pixel_size_nm
     trusted = np.asarray(fit.trusted, dtype=bool)
-    width = SPLIT_HALF_SMOOTHING_WINDOWS * window
-    noise = split_half_std(half_maps[0], half_maps[1], trusted, width)
-    if closed is not None and fit.meta.get("method") != "direct":
-        apart = local_rms(np.asarray(fit.rate, np.float64) - closed, trusted, width)
-        noise = np.where(np.isfinite(noise) & np.isfinite(apart), np.fmax(noise, apart), noise)
+    noise = split_half_std(half_maps[0], half_maps[1], trusted,
+                           SPLIT_HALF_SMOOTHING_WINDOWS * float(window))
     passes = 1 if fit.meta.get("method") == "direct" else 2
-    bias = smoothing_bias(fit.rate, trusted, window, passes=passes)
-    std = np.where(np.isfinite(noise), interval_std(noise, bias), fit.rate_std)
+    measured = interval_std(noise, smoothing_bias(fit.rate, trusted, float(window), passes=passes))
+    own = np.asarray(fit.rate_std, dtype=np.float64)
+    if source == "disagreement":
+        measured = np.fmax(measured, own)
+    std = np.where(np.isfinite(measured), measured, own)
     std = np.where(trusted, std, np.nan).astype(np.float32)
     return replace(fit, rate_std=std, meta={**fit.meta, "rate_std_source": "split_half"})
 
@@ -470,8 +458,7 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
                    resolution_nm: float | None = None,
                    halves: tuple[DensityMap, DensityMap] | None = None,
                    background: float = 0.0,
-                   half_maps: tuple[np.ndarray, np.ndarray] | None = None,
-                   closed: np.ndarray | None = None) -> QualityReport:
+                   half_maps: tuple[np.ndarray, np.ndarray] | None = None) -> QualityReport:
     """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
 
     The windowed closed form is computed on the same fields for the agreement check (unless
@@ -481,11 +468,9 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     is the agreement, on the fit's trusted pixels, of ``half_maps`` (the closed-form maps of
     two halves of the localizations, :func:`half_rate_maps`), or of the maps computed here
     from ``halves`` (denoised maps of the two halves on the fields' grid) and
-    ``background`` (the level subtracted from the whole density). ``closed``: the closed
-    form already computed (:func:`closed_form_check`).
+    ``background`` (the level subtracted from the whole density).
     """
-    if closed is None:
-        closed = closed_form_check(fields, fit, config)
+    closed = closed_form_check(fields, fit, config)
     if half_maps is None and halves is not None:
         half_maps = half_rate_maps(fields, fit, config, halves, background)
     split_r = None if half_maps is None else map_agreement(half_maps[0], half_maps[1], fit.trusted)

@@ -155,9 +155,10 @@ def _fast_config(**extra):
 
 def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
     """With halves, a single fit's rate_std is the measured noise (halves, or the fit's
-    disagreement with the closed form) and the smoothing bias; an ensemble keeps its own."""
+    disagreement with the closed form, the larger) and the smoothing bias; a closed form's
+    sandwich is replaced; an ensemble keeps its own."""
     from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, smoothing_bias, split_half_std
-    from chromarate.pipeline import closed_form_check, half_rate_maps, with_split_half_std
+    from chromarate.pipeline import half_rate_maps, with_split_half_std
 
     csv, _, _ = tiny_nucleus
     cfg = _fast_config()
@@ -170,24 +171,35 @@ def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
     trusted = np.asarray(fit.trusted, bool)
     assert np.isfinite(fit.rate_std[trusted]).all() and np.isnan(fit.rate_std[~trusted]).all()
 
-    # the same figure by hand, from a residual-based fit of the same fields
+    # the same figure by hand, over the test window the fit used (capped on a small nucleus)
     maps = half_rate_maps(fields, fit, cfg, task.halves, task.background.level)
-    closed = closed_form_check(fields, fit, cfg)
-    window = cfg.fit.prior.test_window_um * 1000.0 / fields.pixel_size_nm
+    window = fit.meta["test_window_px"]
+    assert 1.0 <= window <= cfg.fit.prior.test_window_um * 1000.0 / fields.pixel_size_nm
     width = SPLIT_HALF_SMOOTHING_WINDOWS * window
     noise = split_half_std(maps[0], maps[1], trusted, width)
     bias = smoothing_bias(fit.rate, trusted, window, passes=2)
-    assert np.all(fit.rate_std[trusted] >= np.hypot(noise, bias)[trusted] * (1 - 1e-5) - 1e-7)
+    halves_interval = np.hypot(noise, bias)[trusted]
+    assert np.all(fit.rate_std[trusted] >= halves_interval * (1 - 1e-5) - 1e-7)
+    # a closed form's residual sandwich is replaced by the halves' interval
     residual = replace(fit, rate_std=np.full_like(fit.rate_std, 123.0),
-                       meta={**fit.meta, "rate_std_source": "residual"})
-    again = with_split_half_std(residual, fields, maps, closed)
-    np.testing.assert_allclose(again.rate_std[trusted], fit.rate_std[trusted], rtol=1e-5)
+                       meta={**fit.meta, "rate_std_source": "residual", "method": "direct"})
+    again = with_split_half_std(residual, fields, maps)
+    np.testing.assert_allclose(again.rate_std[trusted], np.hypot(noise, smoothing_bias(
+        fit.rate, trusted, window, passes=1))[trusted], rtol=1e-5)
     assert np.all(again.rate_std[trusted] < 123.0)
-    # where the halves give no figure, the residual-based value stays
+    # a PINN's own (disagreement) interval is kept where wider, replaced where narrower
+    wide = replace(residual, meta={**fit.meta, "rate_std_source": "disagreement"})
+    assert np.all(with_split_half_std(wide, fields, maps).rate_std[trusted] == np.float32(123.0))
+    narrow = replace(wide, rate_std=np.zeros_like(fit.rate_std))
+    np.testing.assert_allclose(with_split_half_std(narrow, fields, maps).rate_std[trusted],
+                               halves_interval, rtol=1e-5)
+    # where the halves give no figure, the fit's own value stays
     holes = (np.full_like(maps[0], np.nan), maps[1])
-    kept = with_split_half_std(residual, fields, holes, closed)
+    kept = with_split_half_std(residual, fields, holes)
     assert np.all(kept.rate_std[trusted] == np.float32(123.0))
-    # an ensemble's spread, and a fit without halves, are left alone
+    # an ensemble's spread, a fit without halves, and one without its window, are left alone
     ens = replace(residual, meta={**residual.meta, "rate_std_source": "bootstrap"})
-    assert with_split_half_std(ens, fields, maps, closed) is ens
-    assert with_split_half_std(residual, fields, None, closed) is residual
+    assert with_split_half_std(ens, fields, maps) is ens
+    assert with_split_half_std(residual, fields, None) is residual
+    no_window = replace(residual, meta={**residual.meta, "test_window_px": None})
+    assert with_split_half_std(no_window, fields, maps) is no_window

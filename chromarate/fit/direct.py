@@ -264,7 +264,7 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
     trusted = terms.trusted
     if config.prior.test_window_um is None:
         rate = rate_ratio(terms.num, terms.den)
-        rate_std = None
+        rate_std = window = None
     else:
         weight, window = terms.window_weight(config.prior.test_window_um)
         rate = windowed_ratio(terms.num, terms.den, weight, window)
@@ -291,6 +291,7 @@ def invert_direct(fields: PhaseFields, config: FitConfig = FitConfig()) -> FitRe
         config=config.model_dump(mode="json"),
         meta={"method": "direct", "mollifier_radius_px": radius, "noise_phi_d": noise,
               "field_prior": config.prior.field_prior, "window_um": config.prior.test_window_um,
+              "test_window_px": window,
               "rate_std_source": None if rate_std is None else "residual",
               "regularisation": chosen,
               "observation_blur_nm": observation_blur_nm(fields.meta, config.observation_blur_nm)},
