@@ -90,16 +90,32 @@ def run_seed(seed: int, cache: Path, overrides: dict | None = None) -> dict:
 
 
 def main(argv=None) -> None:
+    """Run the seeds given on the command line and print (and write) their rows."""
     ap = parser(__doc__, first="line")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "chromarate-cli-seeds")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--override", nargs="+", default=[], metavar="KEY=VALUE",
                     help="config settings on top of the defaults (for studies)")
+    ap.add_argument("--strong-smoothness", type=float, default=None, metavar="S",
+                    help="for studies: the rate_smoothness at the strong end of the per-nucleus "
+                         "prior (chromarate.fit.regularise.STRONG; the default's is 1.0)")
     add_threads_option(ap, help="torch threads (default 1)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
+    if args.strong_smoothness is not None:
+        from unittest import mock
+
+        from chromarate.fit import regularise
+
+        strong = (float(args.strong_smoothness), regularise.STRONG[1])
+        with mock.patch.object(regularise, "STRONG", strong):
+            return _run_seeds(args)
+    return _run_seeds(args)
+
+
+def _run_seeds(args) -> None:
     rows = []
     print(f"{'seed':>4} {'r':>7} {'bias':>7} {'mean':>6} {'true':>6} {'scale':>6} "
           f"{'prior':>7} {'window':>6} {'cov90':>5} {'seconds':>7}  status")

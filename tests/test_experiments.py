@@ -480,3 +480,19 @@ def test_split_half_cost_quick(tmp_path):
     (row,) = json.loads(out_json.read_text())
     assert 0.0 < row["check_s"] and 0.0 < row["nucleus_s"]
     assert row["check_over_nucleus"] == pytest.approx(row["check_s"] / row["nucleus_s"])
+
+
+@pytest.mark.slow
+def test_coverage_parts_quick(tmp_path):
+    """Every interval variant's coverage of a small fields case comes back as a fraction,
+    and a localization case is refused with its reason."""
+    out_json = tmp_path / "out.json"
+    out = _run("coverage_parts.py", "--quick", "bump-env-n1@101", "--json", str(out_json),
+               timeout=600)
+    assert re.search(r"^bump-env-n1@101\s+-?[\d.]+(\s+[\d.]+){6}$", out, re.M), out
+    (row,) = json.loads(out_json.read_text())["rows"]
+    for key in ("current", "noise_only", "bias_only", "debiased", "gauss_bias", "max"):
+        assert 0.0 <= row[key] <= 1.0
+    proc = subprocess.run([sys.executable, str(_script("coverage_parts.py")), "--quick",
+                           "domains-box-loc1M@101"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "domains-box-loc1M@101" in proc.stderr
