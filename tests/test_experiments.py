@@ -496,3 +496,18 @@ def test_coverage_parts_quick(tmp_path):
     proc = subprocess.run([sys.executable, str(_script("coverage_parts.py")), "--quick",
                            "domains-box-loc1M@101"], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "domains-box-loc1M@101" in proc.stderr
+
+
+@pytest.mark.slow
+def test_halves_bias_quick(tmp_path):
+    """The jackknife bias study runs the pipeline on a small localization case and returns
+    coverages as fractions and finite biases."""
+    out_json = tmp_path / "out.json"
+    out = _run("halves_bias.py", "--quick", "domains-box-loc1M@101", "--json", str(out_json),
+               timeout=600)
+    assert re.search(r"^domains-box-loc1M@101(\s+-?[\d.]+){8}$", out, re.M), out
+    assert re.search(r"^mean \|bias\| [\d.]+ shipped, [\d.]+ with beta subtracted", out, re.M), out
+    (row,) = json.loads(out_json.read_text())["rows"]
+    for key in ("coverage_shipped", "coverage_with_beta", "coverage_with_mean_beta"):
+        assert 0.0 <= row[key] <= 1.0
+    assert math.isfinite(row["bias"]) and math.isfinite(row["bias_corrected"])
