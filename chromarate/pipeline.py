@@ -281,7 +281,7 @@ class Pipeline:
             t0 = time.perf_counter()
             half_maps = (None if task.halves is None
                          else half_rate_maps(fields, fit, cfg, task.halves, _level(task)))
-            fit = with_split_half_std(fit, fields, half_maps)
+            fit = with_split_half_std(fit, half_maps)
             qc = nucleus_quality(task, fields, fit, cfg, half_maps)
             ntimings["qc"] = time.perf_counter() - t0
             stage = "export"
@@ -416,7 +416,7 @@ def closed_form_check(fields: PhaseFields, fit: FitResult, config: PipelineConfi
     return invert_direct(fields, _closed_config(fit, config)).rate
 
 
-def with_split_half_std(fit: FitResult, fields: PhaseFields,
+def with_split_half_std(fit: FitResult,
                         half_maps: tuple[np.ndarray, np.ndarray] | None) -> FitResult:
     """``fit`` with the noise part of its single-fit ``rate_std`` measured by the halves.
 

@@ -107,15 +107,16 @@ def add_case_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--quick", action="store_true", help="the suite's small case versions")
 
 
-def simulated_case(name: str, cache: str, *, quick: bool = False):
-    """``(case, simulated case, default config)`` of a localization case ``NAME@SEED`` of the
-    validation suite, or SystemExit with the reason (imports chromarate when called)."""
+def simulated_case(name: str, cache: str, *, quick: bool = False, path: str = "localizations"):
+    """``(case, simulated case, default config)`` of a case ``NAME@SEED`` of the validation
+    suite on the observation ``path`` ("localizations" or "fields"), or SystemExit with the
+    reason (imports chromarate when called)."""
     from chromarate.validation.cases import simulate_case
     from chromarate.validation.run import default_config
     from chromarate.validation.suite import case_by_name
 
     try:
-        case = case_by_name(name, quick=quick, path="localizations")
+        case = case_by_name(name, quick=quick, path=path)
     except ValueError as exc:
         raise SystemExit(str(exc)) from exc
     return case, simulate_case(case, cache_dir=cache), default_config(case)

@@ -121,6 +121,8 @@ def _run_seeds(args) -> None:
           f"{'prior':>7} {'window':>6} {'cov90':>5} {'seconds':>7}  status")
     for seed in args.seeds:
         row = run_seed(seed, args.cache, dict(o.split("=", 1) for o in args.override))
+        if args.strong_smoothness is not None:
+            row["strong_smoothness"] = float(args.strong_smoothness)
         rows.append(row)
         reg = row.get("regularisation") or {}
         print(f"{seed:>4} {row.get('r', np.nan):>7.3f} {row.get('bias', np.nan):>+7.1%} "

@@ -36,17 +36,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, parser, set_threads, write_json  # noqa: E402
+from _harness import add_case_options, parser, set_threads, simulated_case, write_json  # noqa: E402
 
 VARIANTS = ("current", "noise_only", "bias_only", "debiased", "gauss_bias", "max")
-
-
-def _fill(rate: np.ndarray, support: np.ndarray) -> np.ndarray:
-    import scipy.ndimage as ndi
-
-    m = support & np.isfinite(rate)
-    nearest = tuple(ndi.distance_transform_edt(~m, return_distances=False, return_indices=True))
-    return rate[nearest]
 
 
 def intervals(rate: np.ndarray, closed: np.ndarray, trusted: np.ndarray,
@@ -54,6 +46,7 @@ def intervals(rate: np.ndarray, closed: np.ndarray, trusted: np.ndarray,
     """The standard deviations of each variant (see the module docstring)."""
     import scipy.ndimage as ndi
 
+    from chromarate.fit.prior import fill_nearest
     from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, local_rms, smoothing_bias
 
     width = SPLIT_HALF_SMOOTHING_WINDOWS * window_px
@@ -61,7 +54,7 @@ def intervals(rate: np.ndarray, closed: np.ndarray, trusted: np.ndarray,
     b1 = smoothing_bias(rate, trusted, window_px, passes=1)
     b2 = smoothing_bias(rate, trusted, window_px, passes=2)
     debiased = np.sqrt(np.maximum(apart ** 2 - local_rms(b1, trusted, width) ** 2, 0.0))
-    filled = _fill(rate, trusted)
+    filled = fill_nearest(np.where(trusted, rate, np.nan))
     g2 = np.abs(ndi.gaussian_filter(filled, np.sqrt(2.0) * window_px, mode="nearest") - filled)
     return {"current": own, "noise_only": apart, "bias_only": b2,
             "debiased": np.hypot(debiased, b2), "gauss_bias": np.hypot(apart, g2),
@@ -71,24 +64,16 @@ def intervals(rate: np.ndarray, closed: np.ndarray, trusted: np.ndarray,
 def run_one(name: str, cache: str, quick: bool = False) -> dict:
     """Fit one fields case and score every variant's coverage."""
     set_threads(1)
-    from chromarate.fit.direct import closed_form_settings, invert_direct
     from chromarate.fit.loop import fit_rates
-    from chromarate.validation.cases import simulate_case
-    from chromarate.validation.run import default_config, score_fit, target_rate
-    from chromarate.validation.suite import case_by_name
+    from chromarate.pipeline import closed_form_check
+    from chromarate.validation.run import score_fit, target_rate
 
-    try:
-        case = case_by_name(name, quick=quick, path="fields")
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from exc
-    cfg = default_config(case)
-    syn = simulate_case(case, cache_dir=cache)
+    _, syn, cfg = simulated_case(name, cache, quick=quick, path="fields")
     target, _ = target_rate(syn)
     fit = fit_rates(syn.fields, cfg.fit)
     trusted = np.asarray(fit.trusted, bool)
     rate = np.asarray(fit.rate, np.float64)
-    closed = invert_direct(syn.fields, closed_form_settings(
-        cfg.fit, fit.meta["regularisation"], fit.meta["mollifier_radius_px"])).rate
+    closed = closed_form_check(syn.fields, fit, cfg)
     stds = intervals(rate, np.asarray(closed, np.float64), trusted,
                      float(fit.meta["test_window_px"]), np.asarray(fit.rate_std, np.float64))
     row = {"case": name, "r": score_fit(fit, syn.fields, syn, target).pearson_r}

@@ -8,10 +8,11 @@ about ``beta = (a + b) / 2 - closed`` (a jackknife estimate; ``closed`` is the w
 data's closed form with the fit's settings). This study runs the default pipeline on
 localization cases, keeps the three maps and prints, per case:
 
-- the coverage of the nominal 90 % interval as shipped, with ``|beta|`` (averaged over two
-  test windows) added in quadrature, and with the mean of ``beta`` added in quadrature;
-- the bias of the mean rate as shipped and after subtracting ``beta`` from the map, and
-  the map's r before and after.
+- the coverage of the nominal 90 % interval as shipped, with the local mean of ``beta``
+  (a Gaussian average over two test windows) added in quadrature, and with the mean of
+  ``beta`` over the nucleus added in quadrature;
+- the bias of the mean rate as shipped and after subtracting that local mean of ``beta``
+  from the map, and the map's r before and after.
 
 Usage::
 
@@ -35,9 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import add_case_options, parser, set_threads, write_json  # noqa: E402
 
-Z90 = 1.6448536269514722
-
-
 def _capture(name: str, cache: str, quick: bool):
     """Run the pipeline on one case; return its largest nucleus' fit, fields, half maps,
     the truth on the fields' grid and the pipeline's configuration."""
@@ -45,15 +43,14 @@ def _capture(name: str, cache: str, quick: bool):
     from chromarate.analysis.compare import resample_to_grid
 
     got: dict = {}
-    shipped = pipeline.with_split_half_std
+    shipped = pipeline.nucleus_quality  # sees each nucleus' fields, final fit and half maps
 
-    def keep(fit, fields, half_maps):
-        out = shipped(fit, fields, half_maps)
+    def keep(task, fields, fit, config, half_maps=None):
         if "fields" not in got or fields.mask.sum() > got["fields"].mask.sum():
-            got.update(fit=out, fields=fields, halves=half_maps)
-        return out
+            got.update(fit=fit, fields=fields, halves=half_maps)
+        return shipped(task, fields, fit, config, half_maps)
 
-    pipeline.with_split_half_std = keep
+    pipeline.nucleus_quality = keep
     try:
         if name.startswith("seed"):
             import cli_seeds
@@ -76,7 +73,7 @@ def _capture(name: str, cache: str, quick: bool):
         res = run_case(case, config=cfg, cache_dir=cache, baseline=False)
         return got, res.target, cfg
     finally:
-        pipeline.with_split_half_std = shipped
+        pipeline.nucleus_quality = shipped
 
 
 def _local_mean(x: np.ndarray, support: np.ndarray, width: float) -> np.ndarray:
@@ -89,6 +86,8 @@ def _local_mean(x: np.ndarray, support: np.ndarray, width: float) -> np.ndarray:
 
 
 def _coverage(err: np.ndarray, std: np.ndarray) -> float:
+    from chromarate.validation.scoring import Z90
+
     ok = np.isfinite(std)
     return float(np.mean(np.abs(err[ok]) <= Z90 * std[ok])) if ok.any() else float("nan")
 
@@ -96,8 +95,8 @@ def _coverage(err: np.ndarray, std: np.ndarray) -> float:
 def run_one(name: str, cache: str, quick: bool = False) -> dict:
     """The figures of one case (see the module docstring)."""
     set_threads(1)
-    from chromarate.fit.direct import closed_form_settings, invert_direct
     from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS
+    from chromarate.pipeline import closed_form_check
 
     got, true, cfg = _capture(name, cache, quick)
     fit, fields, halves = got["fit"], got["fields"], got["halves"]
@@ -105,8 +104,7 @@ def run_one(name: str, cache: str, quick: bool = False) -> dict:
         return {"case": name, "error": "no half maps (a half too sparse to map)"}
     trusted = np.asarray(fit.trusted, bool)
     rate = np.asarray(fit.rate, np.float64)
-    closed = invert_direct(fields, closed_form_settings(
-        cfg.fit, fit.meta["regularisation"], fit.meta["mollifier_radius_px"])).rate
+    closed = closed_form_check(fields, fit, cfg)
     beta = 0.5 * (np.asarray(halves[0], np.float64) + np.asarray(halves[1], np.float64)) - closed
     width = SPLIT_HALF_SMOOTHING_WINDOWS * float(fit.meta["test_window_px"])
     local = _local_mean(beta, trusted, width)

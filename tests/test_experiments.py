@@ -493,6 +493,10 @@ def test_coverage_parts_quick(tmp_path):
     (row,) = json.loads(out_json.read_text())["rows"]
     for key in ("current", "noise_only", "bias_only", "debiased", "gauss_bias", "max"):
         assert 0.0 <= row[key] <= 1.0
+    # a wider interval covers at least as much: sum >= larger >= each part (the shipped
+    # interval is float32, hence the tolerance)
+    assert row["current"] >= row["max"] - 0.01
+    assert row["max"] >= max(row["noise_only"], row["bias_only"])
     proc = subprocess.run([sys.executable, str(_script("coverage_parts.py")), "--quick",
                            "domains-box-loc1M@101"], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "domains-box-loc1M@101" in proc.stderr
@@ -510,4 +514,7 @@ def test_halves_bias_quick(tmp_path):
     (row,) = json.loads(out_json.read_text())["rows"]
     for key in ("coverage_shipped", "coverage_with_beta", "coverage_with_mean_beta"):
         assert 0.0 <= row[key] <= 1.0
+    # a term added in quadrature only widens the interval
+    assert row["coverage_with_beta"] >= row["coverage_shipped"]
+    assert row["coverage_with_mean_beta"] >= row["coverage_shipped"]
     assert math.isfinite(row["bias"]) and math.isfinite(row["bias_corrected"])

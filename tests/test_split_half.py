@@ -183,23 +183,23 @@ def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
     # a closed form's residual sandwich is replaced by the halves' interval
     residual = replace(fit, rate_std=np.full_like(fit.rate_std, 123.0),
                        meta={**fit.meta, "rate_std_source": "residual", "method": "direct"})
-    again = with_split_half_std(residual, fields, maps)
+    again = with_split_half_std(residual, maps)
     np.testing.assert_allclose(again.rate_std[trusted], np.hypot(noise, smoothing_bias(
         fit.rate, trusted, window, passes=1))[trusted], rtol=1e-5)
     assert np.all(again.rate_std[trusted] < 123.0)
     # a PINN's own (disagreement) interval is kept where wider, replaced where narrower
     wide = replace(residual, meta={**fit.meta, "rate_std_source": "disagreement"})
-    assert np.all(with_split_half_std(wide, fields, maps).rate_std[trusted] == np.float32(123.0))
+    assert np.all(with_split_half_std(wide, maps).rate_std[trusted] == np.float32(123.0))
     narrow = replace(wide, rate_std=np.zeros_like(fit.rate_std))
-    np.testing.assert_allclose(with_split_half_std(narrow, fields, maps).rate_std[trusted],
+    np.testing.assert_allclose(with_split_half_std(narrow, maps).rate_std[trusted],
                                halves_interval, rtol=1e-5)
     # where the halves give no figure, the fit's own value stays
     holes = (np.full_like(maps[0], np.nan), maps[1])
-    kept = with_split_half_std(residual, fields, holes)
+    kept = with_split_half_std(residual, holes)
     assert np.all(kept.rate_std[trusted] == np.float32(123.0))
     # an ensemble's spread, a fit without halves, and one without its window, are left alone
     ens = replace(residual, meta={**residual.meta, "rate_std_source": "bootstrap"})
-    assert with_split_half_std(ens, fields, maps) is ens
-    assert with_split_half_std(residual, fields, None) is residual
+    assert with_split_half_std(ens, maps) is ens
+    assert with_split_half_std(residual, None) is residual
     no_window = replace(residual, meta={**residual.meta, "test_window_px": None})
-    assert with_split_half_std(no_window, fields, maps) is no_window
+    assert with_split_half_std(no_window, maps) is no_window
