@@ -16,9 +16,11 @@ forward solver takes one to three minutes per nucleus on two cores.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import time
+from unittest import mock
 from pathlib import Path
 
 import numpy as np
@@ -104,18 +106,25 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     set_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
+    study = contextlib.nullcontext()
     if args.strong_smoothness is not None:
-        from unittest import mock
-
         from chromarate.fit import regularise
 
-        strong = (float(args.strong_smoothness), regularise.STRONG[1])
-        with mock.patch.object(regularise, "STRONG", strong):
-            return _run_seeds(args)
-    return _run_seeds(args)
+        study = mock.patch.object(regularise, "STRONG",
+                                  (float(args.strong_smoothness), regularise.STRONG[1]))
+    with study:
+        rows = _run_seeds(args)
+    rs = [r["r"] for r in rows if "r" in r]
+    bs = [abs(r["bias"]) for r in rows if "bias" in r]
+    if rs:
+        print(f"median r {np.median(rs):.3f}, min r {np.min(rs):.3f}; "
+              f"median |bias| {np.median(bs):.1%}, worst |bias| {np.max(bs):.1%}")
+    if args.out:
+        write_json(args.out, rows, indent=1, default=float)
 
 
-def _run_seeds(args) -> None:
+def _run_seeds(args) -> list[dict]:
+    """One row per seed of ``args.seeds``, each printed as it is done."""
     rows = []
     print(f"{'seed':>4} {'r':>7} {'bias':>7} {'mean':>6} {'true':>6} {'scale':>6} "
           f"{'prior':>7} {'window':>6} {'cov90':>5} {'seconds':>7}  status")
@@ -132,13 +141,7 @@ def _run_seeds(args) -> None:
               f"{row.get('coverage90', np.nan):>5.2f} {row['seconds']:>7.1f}  "
               f"{row['status']} {'; '.join(row.get('reasons') or [])}",
               flush=True)
-    rs = [r["r"] for r in rows if "r" in r]
-    bs = [abs(r["bias"]) for r in rows if "bias" in r]
-    if rs:
-        print(f"median r {np.median(rs):.3f}, min r {np.min(rs):.3f}; "
-              f"median |bias| {np.median(bs):.1%}, worst |bias| {np.max(bs):.1%}")
-    if args.out:
-        write_json(args.out, rows, indent=1, default=float)
+    return rows
 
 
 if __name__ == "__main__":

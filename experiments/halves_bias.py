@@ -76,15 +76,6 @@ def _capture(name: str, cache: str, quick: bool):
         pipeline.nucleus_quality = shipped
 
 
-def _local_mean(x: np.ndarray, support: np.ndarray, width: float) -> np.ndarray:
-    import scipy.ndimage as ndi
-
-    m = support & np.isfinite(x)
-    num = ndi.gaussian_filter(np.where(m, x, 0.0), width, mode="constant")
-    den = ndi.gaussian_filter(m.astype(np.float64), width, mode="constant")
-    return np.where(support, num / np.maximum(den, 1e-12), np.nan)
-
-
 def _coverage(err: np.ndarray, std: np.ndarray) -> float:
     from chromarate.validation.scoring import Z90
 
@@ -95,7 +86,7 @@ def _coverage(err: np.ndarray, std: np.ndarray) -> float:
 def run_one(name: str, cache: str, quick: bool = False) -> dict:
     """The figures of one case (see the module docstring)."""
     set_threads(1)
-    from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS
+    from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, local_mean
     from chromarate.pipeline import closed_form_check
 
     got, true, cfg = _capture(name, cache, quick)
@@ -107,7 +98,7 @@ def run_one(name: str, cache: str, quick: bool = False) -> dict:
     closed = closed_form_check(fields, fit, cfg)
     beta = 0.5 * (np.asarray(halves[0], np.float64) + np.asarray(halves[1], np.float64)) - closed
     width = SPLIT_HALF_SMOOTHING_WINDOWS * float(fit.meta["test_window_px"])
-    local = _local_mean(beta, trusted, width)
+    local = local_mean(beta, trusted, width)
     sel = trusted & np.isfinite(rate) & np.isfinite(true) & np.isfinite(local)
     std = np.asarray(fit.rate_std, np.float64)[sel]
     err, est, tru = (rate - true)[sel], rate[sel], true[sel]

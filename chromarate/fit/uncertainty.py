@@ -233,8 +233,45 @@ def split_half_std(map_a: np.ndarray, map_b: np.ndarray, support: np.ndarray,
     return 0.5 * local_rms(d, support, sigma_px)
 
 
+def local_mean(x: np.ndarray, support: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian-weighted local mean of ``x`` over the pixels of ``support`` where it is finite.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        A map (NaN where undefined).
+    support : numpy.ndarray
+        bool, pixels where the figure is wanted (and where ``x`` counts).
+    sigma_px : float
+        Width (pixels) of the Gaussian weight; at least one pixel.
+
+    Returns
+    -------
+    numpy.ndarray
+        NaN outside ``support`` and where no finite ``x`` in the support lies within about
+        ``sigma_px``.
+
+    Examples
+    --------
+    >>> x = np.zeros((20, 20)); x[:, 10:] = 2.0
+    >>> m = local_mean(x, np.ones((20, 20), bool), 50.0)   # wider than the map: its mean
+    >>> round(float(m[0, 0]), 3), round(float(m[-1, -1]), 3)
+    (1.0, 1.0)
+    """
+    m = np.asarray(support, dtype=bool)
+    x = np.asarray(x, dtype=np.float64)
+    ok = m & np.isfinite(x)
+    s = max(float(sigma_px), 1.0)
+    w = ndi.gaussian_filter(ok.astype(np.float64), s)
+    v = ndi.gaussian_filter(np.where(ok, x, 0.0), s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(w > 1e-3, v / w, np.nan)
+    return np.where(m, mean, np.nan)
+
+
 def local_rms(x: np.ndarray, support: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Root of the Gaussian-weighted local mean of ``x**2`` over the pixels where it is finite.
+    """Root of the Gaussian-weighted local mean of ``x**2`` over the pixels where it is finite
+    (:func:`local_mean`).
 
     Parameters
     ----------
@@ -257,12 +294,5 @@ def local_rms(x: np.ndarray, support: np.ndarray, sigma_px: float) -> np.ndarray
     >>> float(local_rms(x, np.ones((20, 20), bool), 2.0)[10, 10])
     3.0
     """
-    m = np.asarray(support, dtype=bool)
     x = np.asarray(x, dtype=np.float64)
-    ok = m & np.isfinite(x)
-    s = max(float(sigma_px), 1.0)
-    w = ndi.gaussian_filter(ok.astype(np.float64), s)
-    v = ndi.gaussian_filter(np.where(ok, x * x, 0.0), s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean_sq = np.where(w > 1e-3, v / w, np.nan)
-    return np.where(m, np.sqrt(mean_sq), np.nan)
+    return np.sqrt(local_mean(x * x, support, sigma_px))
