@@ -30,16 +30,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import add_threads_option, parser, set_threads, write_json  # noqa: E402
 
 
-def _simulate(seed: int, cache: Path):
+def _simulate(seed: int, cache: Path, localizations: int | None = None):
+    """(localizations, truth) of ``chromarate simulate --seed N``, cached in ``cache``;
+    ``localizations``: draw that many instead of the default (the same rate map and steady
+    state, another draw)."""
     from chromarate.config import SimulateConfig
     from chromarate.data import simulate_nucleus
     from chromarate.io.localizations import read_localizations, write_thunderstorm_csv
     from chromarate.io.truth import read_truth, write_truth
 
-    csv, truth = cache / f"seed{seed}.csv.gz", cache / f"seed{seed}.truth.npz"
+    stem = f"seed{seed}" if localizations is None else f"seed{seed}-n{localizations}"
+    csv, truth = cache / f"{stem}.csv.gz", cache / f"{stem}.truth.npz"
     if not (csv.is_file() and truth.is_file()):
         # the settings of `chromarate simulate --seed N` (256 px at 20 nm)
-        cfg = SimulateConfig(shape=(256, 256), pixel_size_nm=20.0, seed=seed)
+        extra = {} if localizations is None else {"n_localizations": int(localizations)}
+        cfg = SimulateConfig(shape=(256, 256), pixel_size_nm=20.0, seed=seed, **extra)
         syn = simulate_nucleus(cfg)
         write_thunderstorm_csv(syn.localizations, csv)
         write_truth(truth, rate=syn.rate, phi_w=syn.phi_w, phi_d=syn.phi_d, mask=syn.mask,
@@ -47,13 +52,15 @@ def _simulate(seed: int, cache: Path):
     return read_localizations(csv), read_truth(truth)
 
 
-def run_seed(seed: int, cache: Path, overrides: dict | None = None) -> dict:
-    """Simulate (or load) one seed, run the default pipeline, score the largest nucleus."""
+def run_seed(seed: int, cache: Path, overrides: dict | None = None,
+             localizations: int | None = None) -> dict:
+    """Simulate (or load) one seed, run the default pipeline, score the largest nucleus
+    (``localizations``: see :func:`_simulate`)."""
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.config import PipelineConfig
     from chromarate.pipeline import NucleusResult, Pipeline
 
-    locs, truth = _simulate(seed, cache)
+    locs, truth = _simulate(seed, cache, localizations)
     t0 = time.perf_counter()
     from chromarate.config import with_overrides
 
@@ -102,16 +109,23 @@ def main(argv=None) -> None:
     ap.add_argument("--strong-smoothness", type=float, default=None, metavar="S",
                     help="for studies: the rate_smoothness at the strong end of the per-nucleus "
                          "prior (chromarate.fit.regularise.STRONG; the default's is 1.0)")
+    ap.add_argument("--localizations", type=int, default=None, metavar="N",
+                    help="for studies: draw N localizations instead of 250k (same truth)")
+    ap.add_argument("--strong-window", type=float, default=None, metavar="UM",
+                    help="for studies: the test window (um) at the strong end of the per-nucleus "
+                         "prior (the default's is 0.3)")
     add_threads_option(ap, help="torch threads (default 1)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
     study = contextlib.nullcontext()
-    if args.strong_smoothness is not None:
+    if args.strong_smoothness is not None or args.strong_window is not None:
         from chromarate.fit import regularise
 
-        study = mock.patch.object(regularise, "STRONG",
-                                  (float(args.strong_smoothness), regularise.STRONG[1]))
+        smooth, window = regularise.STRONG
+        study = mock.patch.object(regularise, "STRONG", (
+            smooth if args.strong_smoothness is None else float(args.strong_smoothness),
+            window if args.strong_window is None else float(args.strong_window)))
     with study:
         rows = _run_seeds(args)
     rs = [r["r"] for r in rows if "r" in r]
@@ -129,9 +143,11 @@ def _run_seeds(args) -> list[dict]:
     print(f"{'seed':>4} {'r':>7} {'bias':>7} {'mean':>6} {'true':>6} {'scale':>6} "
           f"{'prior':>7} {'window':>6} {'cov90':>5} {'seconds':>7}  status")
     for seed in args.seeds:
-        row = run_seed(seed, args.cache, dict(o.split("=", 1) for o in args.override))
-        if args.strong_smoothness is not None:
-            row["strong_smoothness"] = float(args.strong_smoothness)
+        row = run_seed(seed, args.cache, dict(o.split("=", 1) for o in args.override),
+                       localizations=args.localizations)
+        for key in ("strong_smoothness", "strong_window", "localizations"):
+            if getattr(args, key) is not None:
+                row[key] = float(getattr(args, key))
         rows.append(row)
         reg = row.get("regularisation") or {}
         print(f"{seed:>4} {row.get('r', np.nan):>7.3f} {row.get('bias', np.nan):>+7.1%} "

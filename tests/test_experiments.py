@@ -466,7 +466,7 @@ def test_rendered_diagnosis_quick(tmp_path):
     (row,) = json.loads(out_json.read_text())
     assert row["gain"] > 0 and row["scatter_over_signal"] > 0
     assert 0.0 <= row["binned_line_deviation_phi"] < 1.0
-    for key in ("calibrated", "oracle_affine", "truth_calibrated", "truth_exact"):
+    for key in ("calibrated", "oracle_affine", "truth_calibrated", "truth_exact", "truth_unblurred"):
         assert -1.0 <= row[key]["r"] <= 1.0 and 0.0 < row[key]["reported_fraction"] <= 1.0
 
 
@@ -518,3 +518,22 @@ def test_halves_bias_quick(tmp_path):
     assert row["coverage_with_beta"] >= row["coverage_shipped"]
     assert row["coverage_with_mean_beta"] >= row["coverage_shipped"]
     assert math.isfinite(row["bias"]) and math.isfinite(row["bias_corrected"])
+
+
+@pytest.mark.slow
+def test_noise_bias_quick(tmp_path):
+    """The noise-bias study maps a small localization case, measures the noise of phi_h
+    from its halves and scores the closed form with and without the correction."""
+    out_json = tmp_path / "out.json"
+    out = _run("noise_bias.py", "--quick", "domains-box-loc1M@7", "--variants", "plain",
+               "poisson", "exact", "--json", str(out_json), timeout=600)
+    assert re.search(r"^domains-box-loc1M@7: median noise sd of phi_h [\d.]+$", out, re.M), out
+    (row,) = json.loads(out_json.read_text())
+    assert 0.0 < row["noise_sd_phi_median"] < 1.0 and row["poisson_c"] > 0.0
+    assert set(row["variants"]) == {"plain", "poisson", "exact"}
+    for variant in row["variants"].values():
+        assert variant["calibration_scale"] is None or variant["calibration_scale"] > 0
+        assert -1.0 <= variant["closed_form"]["r"] <= 1.0
+        assert math.isfinite(variant["closed_form"]["bias"]) and "pinn" not in variant
+    # the correction changes the map: the corrected closed form is not the plain one
+    assert row["variants"]["poisson"]["closed_form"] != row["variants"]["plain"]["closed_form"]
