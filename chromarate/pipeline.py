@@ -20,7 +20,7 @@ from . import __version__
 from ._types import (DensityMap, FitDone, FitProgress, FitResult, Localizations, NucleusFailed,
                      PhaseFields, ResultStack, StageDone)
 from .background import Background, limit_to_baseline, ring_background
-from .config import PipelineConfig, config_hash
+from .config import FitConfig, PipelineConfig, config_hash
 from .denoise import denoise_density
 from .drift import correct_drift
 from .filtering import filter_localizations
@@ -35,7 +35,8 @@ from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
            "phase_density",
-           "closed_form_check", "fields_quality", "half_rate_maps", "nucleus_quality",
+           "closed_form_check", "fields_quality", "half_phase_fields", "half_rate_maps",
+           "nucleus_quality", "split_half_floor",
            "with_split_half_std"]
 
 
@@ -270,17 +271,24 @@ class Pipeline:
             yield StageDone(stage="phase", seconds=ntimings["phase"], nucleus_id=nucleus_id)
             stage = "fit"
             t0 = time.perf_counter()
+            half_fields = (None if task.halves is None
+                           else half_phase_fields(task.halves, fields.mask, cfg, _level(task)))
+            fit_cfg, floor_record = split_half_floor(fields, half_fields, cfg.fit)
             fit = None
-            for event in iter_fit(fields, cfg.fit, device=device):
+            for event in iter_fit(fields, fit_cfg, device=device):
                 if isinstance(event, FitDone):
                     fit = event.result
                 else:
                     yield event
+            if floor_record:
+                reg = {**(fit.meta.get("regularisation") or {}), **floor_record}
+                fit = replace(fit, meta={**fit.meta, "regularisation": reg})
             ntimings["fit"] = time.perf_counter() - t0
             yield StageDone(stage="fit", seconds=ntimings["fit"], nucleus_id=nucleus_id)
             t0 = time.perf_counter()
-            half_maps = (None if task.halves is None
-                         else half_rate_maps(fields, fit, cfg, task.halves, _level(task)))
+            half_maps = (None if half_fields is None
+                         else half_rate_maps(fields, fit, cfg, task.halves, _level(task),
+                                             half_fields=half_fields))
             fit = with_split_half_std(fit, half_maps)
             qc = nucleus_quality(task, fields, fit, cfg, half_maps)
             ntimings["qc"] = time.perf_counter() - t0
@@ -376,15 +384,65 @@ def _closed_config(fit: FitResult, config: PipelineConfig):
                                 fit.meta.get("mollifier_radius_px"))
 
 
+def half_phase_fields(halves: tuple[DensityMap, DensityMap], mask: np.ndarray,
+                      config: PipelineConfig, background: float = 0.0
+                      ) -> tuple[PhaseFields, PhaseFields] | None:
+    """Phase fields of two independent halves of the localizations.
+
+    Each half (a denoised map on the nucleus' grid, :func:`chromarate.split_half.half_density_maps`)
+    is mapped with its own density-scale calibration; ``background`` (the level subtracted
+    from the whole density) is shared between the halves in proportion to their counts.
+
+    Returns
+    -------
+    (PhaseFields, PhaseFields) or None
+        None when a half is too sparse to map (no figure, not a failure).
+    """
+    try:
+        total = float(sum(np.sum(h.data, dtype=np.float64) for h in halves))
+        shares = [float(np.sum(h.data, dtype=np.float64)) / total if total > 0 else 0.5
+                  for h in halves]
+        a, b = (calibrated_phase_fields(_minus(h, background * w), mask, config)
+                for h, w in zip(halves, shares))
+    except ChromarateError:
+        return None
+    return a, b
+
+
+def split_half_floor(fields: PhaseFields, half_fields: tuple[PhaseFields, PhaseFields] | None,
+                     config: FitConfig) -> tuple[FitConfig, dict[str, Any]]:
+    """The fit configuration with the prior's strength floor set from the halves.
+
+    With ``config.prior.split_half_floor`` (default), the data-chosen regularisation
+    (``"steadiness"``) and two half fields, the floor is
+    :func:`chromarate.fit.regularise.split_half_strength` at the noise rule's kernel radius
+    (or the user's ``strength_floor`` where higher). Otherwise ``config`` comes back
+    unchanged with an empty record.
+    """
+    from .fit.direct import resolve_radius
+    from .fit.regularise import split_half_strength
+
+    prior = config.prior
+    if half_fields is None or not prior.split_half_floor or prior.regularisation != "steadiness":
+        return config, {}
+    try:
+        radius, _ = resolve_radius(fields, config)
+        floor, record = split_half_strength(half_fields, config, radius)
+    except ChromarateError:
+        return config, {}
+    floor = max(floor, float(prior.strength_floor))
+    return config.model_copy(update={"prior": prior.model_copy(
+        update={"strength_floor": floor})}), record
+
+
 def half_rate_maps(fields: PhaseFields, fit: FitResult, config: PipelineConfig,
-                   halves: tuple[DensityMap, DensityMap], background: float = 0.0
+                   halves: tuple[DensityMap, DensityMap], background: float = 0.0, *,
+                   half_fields: tuple[PhaseFields, PhaseFields] | None = None
                    ) -> tuple[np.ndarray, np.ndarray] | None:
     """Closed-form rate maps of two independent halves of the localizations.
 
-    Each half (a denoised map on the fields' grid, :func:`chromarate.split_half.half_density_maps`)
-    is mapped to phase fields with its own density-scale calibration and inverted by the
-    closed form with the settings ``fit`` chose. ``background`` (the level subtracted from
-    the whole density) is shared between the halves in proportion to their counts.
+    The halves' phase fields (:func:`half_phase_fields`, or ``half_fields`` when already
+    mapped) are inverted by the closed form with the settings ``fit`` chose.
 
     Returns
     -------
@@ -393,14 +451,13 @@ def half_rate_maps(fields: PhaseFields, fit: FitResult, config: PipelineConfig,
     """
     from .fit.direct import invert_direct
 
+    if half_fields is None:
+        half_fields = half_phase_fields(halves, fields.mask, config, background)
+    if half_fields is None:
+        return None
     closed_config = _closed_config(fit, config)
     try:
-        total = float(sum(np.sum(h.data, dtype=np.float64) for h in halves))
-        shares = [float(np.sum(h.data, dtype=np.float64)) / total if total > 0 else 0.5
-                  for h in halves]
-        a, b = (invert_direct(calibrated_phase_fields(_minus(h, background * w), fields.mask,
-                                                      config), closed_config).rate
-                for h, w in zip(halves, shares))
+        a, b = (invert_direct(h, closed_config).rate for h in half_fields)
     except ChromarateError:
         return None
     return a, b

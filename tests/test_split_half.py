@@ -203,3 +203,34 @@ def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
     assert with_split_half_std(residual, None) is residual
     no_window = replace(residual, meta={**residual.meta, "test_window_px": None})
     assert with_split_half_std(no_window, maps) is no_window
+
+
+def test_the_halves_put_a_floor_under_the_data_chosen_prior(tiny_nucleus):
+    """With the data-chosen regularisation the pipeline measures the halves' closed-form
+    agreement at each prior strength, fits at a strength of at least the floor and records
+    both; switched off, or with a manual prior, nothing is measured."""
+    from chromarate.fit.regularise import SPLIT_HALF_STRENGTHS, settings_at_strength
+    from chromarate.pipeline import half_phase_fields, split_half_floor
+
+    csv, _, _ = tiny_nucleus
+    cfg = with_overrides(PipelineConfig(), {"fit.training.steps": 3, "fit.network.width": 16,
+                                            "fit.network.fourier_features": 8})
+    pipe = Pipeline(cfg)
+    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
+    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    reg = res.fit.meta["regularisation"]
+    assert len(reg["split_half_agreement"]) == len(SPLIT_HALF_STRENGTHS)
+    floor = reg["strength_floor"]
+    assert floor in SPLIT_HALF_STRENGTHS and reg["strength"] >= floor
+    assert reg["rate_smoothness"] >= settings_at_strength(floor)[0]
+
+    halves = half_phase_fields(task.halves, res.fields.mask, cfg, task.background.level)
+    off = with_overrides(cfg, {"fit.prior.split_half_floor": False})
+    assert split_half_floor(res.fields, halves, off.fit) == (off.fit, {})
+    manual = _fast_config()
+    assert split_half_floor(res.fields, halves, manual.fit) == (manual.fit, {})
+    assert split_half_floor(res.fields, None, cfg.fit) == (cfg.fit, {})
+    # a user's floor above the halves' is kept
+    high = with_overrides(cfg, {"fit.prior.strength_floor": 1.0})
+    chosen, record = split_half_floor(res.fields, halves, high.fit)
+    assert chosen.prior.strength_floor == 1.0 and "split_half_agreement" in record

@@ -235,6 +235,8 @@ class PriorConfig(_Model):
     rate_fourier_scale_per_um: float | None = Field(None, gt=0.0, le=100.0)
     field_prior: Literal["tv", "none"] = "tv"
     field_prior_strength: float = Field(1.0, ge=0.0, le=100.0)
+    strength_floor: float = Field(0.0, ge=0.0, le=1.0)
+    split_half_floor: bool = True
 
     @model_validator(mode="after")
     def _check_manual(self) -> "PriorConfig":

@@ -36,6 +36,20 @@ at 8 px the same noise reads higher (1 % white noise 0.009-0.056 on the developm
 suite, so those fields get 0.12-0.15 um windows rather than 0.1 um; the validation suite
 measured the result).
 
+**The split-half floor.** J reads the noise of the fields through the operators, and it
+falls as the localizations grow, down to the level where rendered nuclei with domain-scale
+lambda want a weak prior; a nucleus with a smooth, nearly flat lambda drawn with many
+localizations then gets a weak prior and loses its map (a ``simulate`` nucleus with 1M
+localizations: r 0.601 against 0.924 with the strong prior; docs/validation.md). Where two
+independent halves of the localizations exist (the pipeline's split, blocks of frames),
+:func:`split_half_strength` measures how reproducible the windowed closed form is at each
+prior strength on a grid from the weak end (0) to the strong one (1): the agreement of the
+two halves' maps rises as the smoothing removes noise, and stops rising once it starts to
+remove signal. The smallest strength whose agreement is within
+``SPLIT_HALF_TOLERANCE`` of the best is a floor under the strength J gives
+(``fit.prior.strength_floor``, set per nucleus by the pipeline unless
+``fit.prior.split_half_floor`` is false). It can only strengthen the prior.
+
 A second criterion, ``"pixel_noise"``, uses the pixel-noise estimate of phi_d relative to
 its range (Immerkaer's estimator, which assumes white noise) on the same scale. It is kept
 for comparison: rendering and denoising correlate the noise, the high-pass estimator then
@@ -57,6 +71,7 @@ from .direct import min_radius_px, resolve_radius
 from .width import estimate_noise
 
 __all__ = ["choose_kernel_radius", "choose_regularisation", "fourier_scale_for_window",
+           "settings_at_strength", "split_half_strength",
            "rate_fourier_scale", "regularisation_from_misfit"]
 
 #: Misfit at and below which the weak prior is used.
@@ -66,6 +81,10 @@ J_STRONG = 0.3
 #: The weak prior trains this many times ``fit.training.steps`` (the strong prior
 #: ``fit.training.steps``).
 WEAK_STEPS_FACTOR = 4.0
+#: Prior strengths (0 weak, 1 strong) at which :func:`split_half_strength` compares halves.
+SPLIT_HALF_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: A strength is as reproducible as the best when its halves' agreement is within this.
+SPLIT_HALF_TOLERANCE = 0.02
 #: (rate_smoothness, test_window_um) at the two ends.
 WEAK = (1e-3, 0.15)
 STRONG = (1.0, 0.3)
@@ -112,8 +131,28 @@ def prior_strength(misfit: float) -> float:
     return _log_position(misfit, J_WEAK, J_STRONG) if np.isfinite(misfit) else 1.0
 
 
-def regularisation_from_misfit(misfit: float) -> tuple[float, float]:
-    """``(rate_smoothness, test_window_um)`` for a steadiness misfit.
+def settings_at_strength(t: float) -> tuple[float, float]:
+    """``(rate_smoothness, test_window_um)`` at prior strength ``t`` (0 the weak end, 1 the
+    strong end; log-interpolated smoothness, linear window).
+
+    Examples
+    --------
+    >>> settings_at_strength(0.0)
+    (0.001, 0.15)
+    >>> settings_at_strength(0.5)
+    (0.031623, 0.225)
+    >>> settings_at_strength(1.0)
+    (1.0, 0.3)
+    """
+    t = float(np.clip(t, 0.0, 1.0))
+    log_s = (1 - t) * np.log10(WEAK[0]) + t * np.log10(STRONG[0])
+    window = (1 - t) * WEAK[1] + t * STRONG[1]
+    return float(round(10.0**log_s, 6)), float(round(window, 4))
+
+
+def regularisation_from_misfit(misfit: float, floor: float = 0.0) -> tuple[float, float]:
+    """``(rate_smoothness, test_window_um)`` for a steadiness misfit, at a prior strength
+    of at least ``floor`` (:func:`split_half_strength`).
 
     Examples
     --------
@@ -123,8 +162,12 @@ def regularisation_from_misfit(misfit: float) -> tuple[float, float]:
     (0.001, 0.15)
     >>> regularisation_from_misfit(1.0)
     (1.0, 0.3)
+    >>> regularisation_from_misfit(0.16, floor=1.0)
+    (1.0, 0.3)
     """
     t = prior_strength(misfit)
+    if floor > t:
+        return settings_at_strength(floor)
     log_s = (1 - t) * np.log10(WEAK[0]) + t * np.log10(STRONG[0])
     window = (1 - t) * WEAK[1] + t * STRONG[1]
     if np.isfinite(misfit) and misfit < J_FINE_END:
@@ -224,6 +267,58 @@ def choose_kernel_radius(fields: PhaseFields, config: FitConfig) -> KernelRadius
     return KernelRadius(upper, upper, j_upper, j_upper)
 
 
+def split_half_strength(halves: tuple[PhaseFields, PhaseFields], config: FitConfig,
+                        radius_px: float) -> tuple[float, dict[str, Any]]:
+    """The least prior strength at which two halves' closed-form maps are as reproducible
+    as at any strength of ``SPLIT_HALF_STRENGTHS``.
+
+    Each half (phase fields mapped from an independent half of the localizations, with
+    its own density-scale calibration) is inverted by the windowed closed form with the
+    settings of each strength (:func:`settings_at_strength`) and the mollifier radius
+    ``radius_px``; the agreement is the Pearson correlation of the two maps over the
+    pixels both trust. Smoothing first removes noise (the agreement rises) and then
+    signal (it stops rising); the floor is the smallest strength whose agreement is within
+    ``SPLIT_HALF_TOLERANCE`` of the best.
+
+    Parameters
+    ----------
+    halves : (PhaseFields, PhaseFields)
+    config : FitConfig
+        The fit's configuration (physics, mollifier kernel, residual form).
+    radius_px : float
+        Kernel radius of the closed forms (the noise rule's, as the fit reports on).
+
+    Returns
+    -------
+    (float, dict)
+        The floor (0 when no strength gives a finite agreement) and a record:
+        ``split_half_agreement`` (one figure per strength, None where not finite).
+    """
+    from .direct import invert_direct
+
+    agreements = []
+    for t in SPLIT_HALF_STRENGTHS:
+        smooth, window = settings_at_strength(t)
+        cfg = config.model_copy(update={
+            "method": "direct",
+            "prior": config.prior.model_copy(update={
+                "regularisation": "manual", "rate_smoothness": smooth, "test_window_um": window}),
+            "mollifier": config.mollifier.model_copy(update={"radius_px": float(radius_px)})})
+        a, b = (invert_direct(h, cfg) for h in halves)
+        sel = (np.asarray(a.trusted, bool) & np.asarray(b.trusted, bool)
+               & np.isfinite(a.rate) & np.isfinite(b.rate))
+        ok = sel.sum() >= 3 and np.std(a.rate[sel]) > 0 and np.std(b.rate[sel]) > 0
+        agreements.append(float(np.corrcoef(a.rate[sel], b.rate[sel])[0, 1]) if ok else np.nan)
+    finite = np.isfinite(agreements)
+    record = {"split_half_agreement": [round(x, 4) if np.isfinite(x) else None for x in agreements]}
+    if not finite.any():
+        return 0.0, record
+    best = float(np.nanmax(agreements))
+    floor = next(t for t, x in zip(SPLIT_HALF_STRENGTHS, agreements)
+                 if np.isfinite(x) and x >= best - SPLIT_HALF_TOLERANCE)
+    return float(floor), record
+
+
 def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitConfig, dict[str, Any]]:
     """The fit configuration with the rate prior and test window chosen from the data.
 
@@ -270,13 +365,15 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
                       "misfit_at_upper_radius": kr.misfit_upper})
         config = config.model_copy(update={"mollifier": config.mollifier.model_copy(
             update={"radius_px": kr.radius})})
-    smooth, window = regularisation_from_misfit(misfit_equiv)
+    floor = float(prior.strength_floor)
+    smooth, window = regularisation_from_misfit(misfit_equiv, floor)
+    strength = max(prior_strength(misfit_equiv), floor)
     fourier = rate_fourier_scale(prior.model_copy(update={"test_window_um": window}))
     # a weak prior lets the rate travel far from its start (domain-scale structure): Adam
     # needs more steps to get there (measured on a 1 % noise envelope case: r = -0.01 after
     # 250 steps, 0.95 after 1000)
     steps = int(round(config.training.steps
-                      * (1.0 + (WEAK_STEPS_FACTOR - 1.0) * (1.0 - prior_strength(misfit_equiv)))))
+                      * (1.0 + (WEAK_STEPS_FACTOR - 1.0) * (1.0 - strength))))
     # model_copy, not validation: the chosen values are not the defaults the validator
     # requires of a non-manual regularisation
     chosen = config.model_copy(update={
@@ -284,5 +381,6 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
                                           "rate_fourier_scale_per_um": fourier}),
         "training": config.training.model_copy(update={"steps": steps})})
     return chosen, {"criterion": prior.regularisation, "value": float(value),
+                    "strength": round(strength, 4), "strength_floor": floor,
                     "rate_smoothness": smooth, "test_window_um": window,
                     "rate_fourier_scale_per_um": fourier, "steps": steps, **radius_record}

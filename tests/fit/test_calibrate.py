@@ -297,3 +297,52 @@ def test_minimum_next_to_an_inadmissible_scale_is_finite(steady):
 
     cal = calibrate_scale(at, cfg.fit)
     assert cal.interior_minimum and cal.scale == 0.8
+
+
+def test_a_strength_floor_only_strengthens_the_prior():
+    """The floor from the halves raises a weak choice to its settings and leaves a stronger
+    choice alone; the settings at the ends are the weak and strong priors."""
+    from chromarate.fit.regularise import settings_at_strength
+
+    assert settings_at_strength(0.0) == WEAK and settings_at_strength(1.0) == STRONG
+    assert regularisation_from_misfit(0.16, floor=1.0) == STRONG
+    assert regularisation_from_misfit(0.5, floor=0.25) == STRONG
+    assert regularisation_from_misfit(1e-4, floor=0.0) == (WEAK[0], FINE_WINDOW_UM)
+    mid = settings_at_strength(0.5)
+    assert regularisation_from_misfit(0.05, floor=0.5) == mid
+    assert WEAK[0] < mid[0] < STRONG[0] and WEAK[1] < mid[1] < STRONG[1]
+
+
+def test_split_half_strength_finds_where_smoothing_stops_paying(steady):
+    """Two halves with independent noise: their closed-form maps agree better as the prior
+    strengthens while it removes noise; the floor is the least strength within the
+    tolerance of the best agreement, and the fit's record carries it."""
+    from scipy import ndimage as ndi
+
+    from chromarate.fit.regularise import (SPLIT_HALF_STRENGTHS, SPLIT_HALF_TOLERANCE,
+                                           split_half_strength)
+
+    _, phi_h, mask = steady
+    rng = np.random.default_rng(5)
+
+    def noisy(level):
+        pd = phi_h - 0.2 + level * np.ptp(phi_h[mask]) * ndi.gaussian_filter(
+            rng.standard_normal(phi_h.shape), 1.0)
+        return PhaseFields(phi_w=0.6 - pd, phi_d=pd, mask=mask, pixel_size_nm=20.0)
+
+    halves = (noisy(0.02), noisy(0.02))
+    # a 12 px kernel leaves this small nucleus room for the windows to grow with the strength
+    floor, record = split_half_strength(halves, FitConfig(), 12.0)
+    agree = record["split_half_agreement"]
+    assert len(agree) == len(SPLIT_HALF_STRENGTHS) and all(-1 <= a <= 1 for a in agree)
+    best = max(agree)
+    first = next(t for t, a in zip(SPLIT_HALF_STRENGTHS, agree) if a >= best - SPLIT_HALF_TOLERANCE)
+    assert floor == first
+    assert agree[-1] > agree[0] + 0.05  # smoothing the noisy halves makes them agree better
+    assert 0.0 < floor < 1.0  # ... up to where it stops paying
+    # the floor reaches the fit's choice and its record
+    whole = noisy(0.0)
+    cfg = FitConfig(prior=dict(strength_floor=floor))
+    chosen, rec = choose_regularisation(whole, cfg)
+    assert rec["strength_floor"] == floor and rec["strength"] >= floor
+    assert chosen.prior.rate_smoothness >= choose_regularisation(whole, FitConfig())[0].prior.rate_smoothness
