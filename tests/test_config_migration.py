@@ -190,11 +190,19 @@ def test_dump_load_round_trip_of_a_migrated_config(tmp_path):
 
 def _old_layout(cfg: PipelineConfig) -> dict:
     """``cfg`` dumped as chromarate wrote it before the groups (config version 1)."""
+    from chromarate._config.migrate import FIT_MOVES
+
     raw = cfg.model_dump(mode="json")
+    defaults = PipelineConfig().model_dump(mode="json")["fit"]
     fit = raw["fit"]
     for group in ("training", "prior", "uncertainty"):
         for key, value in fit.pop(group).items():
-            fit["uncertainty" if (group, key) == ("uncertainty", "method") else key] = value
+            if (group, key) == ("uncertainty", "method"):
+                fit["uncertainty"] = value
+            elif key in FIT_MOVES:
+                fit[key] = value
+            else:  # added after version 1: absent from an old file, so at its default
+                assert value == defaults[group][key], key
     raw["version"] = 1
     raw["phase"]["phi_max"] = fit["physics"]["phi_max"]
     return raw
