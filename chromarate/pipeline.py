@@ -389,9 +389,18 @@ def half_phase_fields(halves: tuple[DensityMap, DensityMap], mask: np.ndarray,
                       ) -> tuple[PhaseFields, PhaseFields] | None:
     """Phase fields of two independent halves of the localizations.
 
-    Each half (a denoised map on the nucleus' grid, :func:`chromarate.split_half.half_density_maps`)
-    is mapped with its own density-scale calibration; ``background`` (the level subtracted
-    from the whole density) is shared between the halves in proportion to their counts.
+    Parameters
+    ----------
+    halves : (DensityMap, DensityMap)
+        Denoised maps of the halves on the nucleus' grid
+        (:func:`chromarate.split_half.half_density_maps`), each mapped with its own
+        density-scale calibration.
+    mask : numpy.ndarray
+        bool mask of the nucleus.
+    config : PipelineConfig
+    background : float
+        The level subtracted from the whole density, shared between the halves in
+        proportion to their counts.
 
     Returns
     -------
@@ -413,11 +422,24 @@ def split_half_floor(fields: PhaseFields, half_fields: tuple[PhaseFields, PhaseF
                      config: FitConfig) -> tuple[FitConfig, dict[str, Any]]:
     """The fit configuration with the prior's strength floor set from the halves.
 
-    With ``config.prior.split_half_floor`` (default), the data-chosen regularisation
-    (``"steadiness"``) and two half fields, the floor is
-    :func:`chromarate.fit.regularise.split_half_strength` at the noise rule's kernel radius
-    (or the user's ``strength_floor`` where higher). Otherwise ``config`` comes back
-    unchanged with an empty record.
+    Parameters
+    ----------
+    fields : PhaseFields
+        The whole nucleus' fields (for the kernel radius).
+    half_fields : (PhaseFields, PhaseFields) or None
+        The halves' fields (:func:`half_phase_fields`).
+    config : FitConfig
+
+    Returns
+    -------
+    (FitConfig, dict)
+        With ``config.prior.split_half_floor`` (default), the data-chosen regularisation
+        (``"steadiness"``) and two half fields: ``config`` with ``prior.strength_floor``
+        the larger of :func:`chromarate.fit.regularise.split_half_strength` (at the kernel
+        radius :func:`chromarate.fit.direct.resolve_radius` gives: the noise rule's, or
+        the configured one) and the user's floor, and a record of the halves'
+        ``split_half_agreement`` and their own floor ``split_half_floor``. Otherwise
+        ``config`` unchanged and an empty record.
     """
     from .fit.direct import resolve_radius
     from .fit.regularise import split_half_strength
@@ -430,9 +452,9 @@ def split_half_floor(fields: PhaseFields, half_fields: tuple[PhaseFields, PhaseF
         floor, record = split_half_strength(half_fields, config, radius)
     except ChromarateError:
         return config, {}
-    floor = max(floor, float(prior.strength_floor))
+    record = {**record, "split_half_floor": floor}
     return config.model_copy(update={"prior": prior.model_copy(
-        update={"strength_floor": floor})}), record
+        update={"strength_floor": max(floor, float(prior.strength_floor))})}), record
 
 
 def half_rate_maps(fields: PhaseFields, fit: FitResult, config: PipelineConfig,

@@ -225,6 +225,19 @@ class PriorConfig(_Model):
         compares with the raw observation.
     field_prior_strength : float
         Multiplier of the noise estimate giving the TV weight.
+    strength_floor : float
+        The least prior strength (0 the weak end, 1 the strong end) the data-chosen
+        regularisation may take (``steadiness`` or ``pixel_noise``; ignored with
+        ``manual``). Default 0. On localization inputs with frames the pipeline raises it
+        per nucleus, with ``steadiness``, to the strength at which two halves of the
+        localizations give closed-form maps as reproducible as at any
+        (:func:`chromarate.fit.regularise.split_half_strength`); the value used is
+        recorded as ``strength_floor`` in ``FitResult.meta["regularisation"]`` and as
+        ``chosen_strength_floor`` in summary.csv.
+    split_half_floor : bool
+        Let the pipeline set ``strength_floor`` per nucleus from the halves (default
+        true; only with ``regularisation="steadiness"`` and localizations that carry a
+        ``frame`` column).
     """
 
     regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"

@@ -274,11 +274,14 @@ def split_half_strength(halves: tuple[PhaseFields, PhaseFields], config: FitConf
 
     Each half (phase fields mapped from an independent half of the localizations, with
     its own density-scale calibration) is inverted by the windowed closed form with the
-    settings of each strength (:func:`settings_at_strength`) and the mollifier radius
+    test window of each strength (:func:`settings_at_strength`; the closed form has no
+    smoothness penalty, so the window is what is probed) and the mollifier radius
     ``radius_px``; the agreement is the Pearson correlation of the two maps over the
     pixels both trust. Smoothing first removes noise (the agreement rises) and then
     signal (it stops rising); the floor is the smallest strength whose agreement is within
-    ``SPLIT_HALF_TOLERANCE`` of the best.
+    ``SPLIT_HALF_TOLERANCE`` of the best. Once the window is capped on a small nucleus
+    (:func:`chromarate.fit.prior.fit_scales`) the wider ones are the same window, and
+    their agreement is that of the first capped one (not computed again).
 
     Parameters
     ----------
@@ -296,7 +299,8 @@ def split_half_strength(halves: tuple[PhaseFields, PhaseFields], config: FitConf
     """
     from .direct import invert_direct
 
-    agreements = []
+    agreements: list[float] = []
+    pixel_um = halves[0].pixel_size_nm / 1000.0
     for t in SPLIT_HALF_STRENGTHS:
         smooth, window = settings_at_strength(t)
         cfg = config.model_copy(update={
@@ -309,6 +313,10 @@ def split_half_strength(halves: tuple[PhaseFields, PhaseFields], config: FitConf
                & np.isfinite(a.rate) & np.isfinite(b.rate))
         ok = sel.sum() >= 3 and np.std(a.rate[sel]) > 0 and np.std(b.rate[sel]) > 0
         agreements.append(float(np.corrcoef(a.rate[sel], b.rate[sel])[0, 1]) if ok else np.nan)
+        used = a.meta.get("test_window_px")
+        if used is not None and float(used) < window / pixel_um - 1e-6:  # capped: the rest alike
+            agreements += [agreements[-1]] * (len(SPLIT_HALF_STRENGTHS) - len(agreements))
+            break
     finite = np.isfinite(agreements)
     record = {"split_half_agreement": [round(x, 4) if np.isfinite(x) else None for x in agreements]}
     if not finite.any():
@@ -326,13 +334,15 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     ----------
     fields : PhaseFields
     config : FitConfig
-        With ``prior.regularisation="manual"`` it is returned unchanged.
+        With ``prior.regularisation="manual"`` it is returned unchanged. Otherwise the
+        strength J gives is raised to ``prior.strength_floor`` where that is higher.
 
     Returns
     -------
     (FitConfig, dict)
         The configuration to fit with and a record of the choice (criterion, its value,
-        ``rate_smoothness``, ``test_window_um`` and ``rate_fourier_scale_per_um``, the
+        ``strength`` and ``strength_floor``, ``rate_smoothness``, ``test_window_um`` and
+        ``rate_fourier_scale_per_um``, the
         last from the window by :func:`fourier_scale_for_window` unless configured), stored
         in ``FitResult.meta``. The returned configuration always carries a number as its
         Fourier scale. With the steadiness criterion the configuration's
