@@ -53,10 +53,10 @@ GH_NODES = 24
 
 
 def _local_mean(x: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
-    from scipy import ndimage as ndi
+    """:func:`chromarate.fit.uncertainty.local_mean` inside ``mask``, 0 outside."""
+    from chromarate.fit.uncertainty import local_mean
 
-    m = mask.astype(np.float64)
-    return ndi.gaussian_filter(x * m, sigma_px) / np.maximum(ndi.gaussian_filter(m, sigma_px), 1e-6)
+    return np.where(mask, np.nan_to_num(local_mean(x, mask, sigma_px)), 0.0)
 
 
 def _line(rho: np.ndarray, phi_h: np.ndarray, mask: np.ndarray, phi_max: float) -> tuple[float, float]:

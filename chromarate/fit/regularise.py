@@ -166,14 +166,11 @@ def regularisation_from_misfit(misfit: float, floor: float = 0.0) -> tuple[float
     (1.0, 0.3)
     """
     t = prior_strength(misfit)
-    if floor > t:
-        return settings_at_strength(floor)
-    log_s = (1 - t) * np.log10(WEAK[0]) + t * np.log10(STRONG[0])
-    window = (1 - t) * WEAK[1] + t * STRONG[1]
-    if np.isfinite(misfit) and misfit < J_FINE_END:
+    smooth, window = settings_at_strength(max(t, floor))
+    if floor <= t and np.isfinite(misfit) and misfit < J_FINE_END:
         u = _log_position(misfit, J_FINE, J_FINE_END)
-        window = (1 - u) * FINE_WINDOW_UM + u * WEAK[1]
-    return float(round(10.0**log_s, 6)), float(round(window, 4))
+        window = float(round((1 - u) * FINE_WINDOW_UM + u * WEAK[1], 4))
+    return smooth, window
 
 
 def fourier_scale_for_window(window_um: float | None) -> float:

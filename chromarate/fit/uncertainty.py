@@ -270,23 +270,7 @@ def local_mean(x: np.ndarray, support: np.ndarray, sigma_px: float) -> np.ndarra
 
 
 def local_rms(x: np.ndarray, support: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Root of the Gaussian-weighted local mean of ``x**2`` over the pixels where it is finite
-    (:func:`local_mean`).
-
-    Parameters
-    ----------
-    x : numpy.ndarray
-        A map (NaN where undefined).
-    support : numpy.ndarray
-        bool, pixels where the figure is wanted (and where ``x`` counts).
-    sigma_px : float
-        Width (pixels) of the Gaussian weight; at least one pixel.
-
-    Returns
-    -------
-    numpy.ndarray
-        NaN outside ``support`` and where no finite ``x`` in the support lies within about
-        ``sigma_px``.
+    """Root of :func:`local_mean` of ``x**2`` (same parameters, same NaN rules).
 
     Examples
     --------
