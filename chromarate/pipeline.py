@@ -363,13 +363,23 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
     return replace(fields, meta=meta)
 
 
+#: ``nucleus_quality``'s ``half_maps`` when the caller did not map the halves (None is an
+#: answer: the halves were tried and could not be mapped).
+_NOT_MAPPED: Any = object()
+
+
 def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
                     config: PipelineConfig,
-                    half_maps: tuple[np.ndarray, np.ndarray] | None = None) -> QualityReport:
-    """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`;
-    ``half_maps`` from :func:`half_rate_maps`, computed here when the task has halves)."""
-    if half_maps is None and task.halves is not None:
-        half_maps = half_rate_maps(fields, fit, config, task.halves, _level(task))
+                    half_maps: tuple[np.ndarray, np.ndarray] | None = _NOT_MAPPED) -> QualityReport:
+    """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`).
+
+    ``half_maps`` are the halves' closed-form maps from :func:`half_rate_maps`, or None when
+    they could not be mapped (not tried again); left out, they are computed here when the
+    task has halves.
+    """
+    if half_maps is _NOT_MAPPED:
+        half_maps = (None if task.halves is None
+                     else half_rate_maps(fields, fit, config, task.halves, _level(task)))
     return fields_quality(fields, fit, config, density=task.denoised.data,
                           n_localizations=task.n_localizations if task.has_localizations else None,
                           resolution_nm=task.resolution_nm, half_maps=half_maps)

@@ -234,3 +234,30 @@ def test_the_halves_put_a_floor_under_the_data_chosen_prior(tiny_nucleus):
     high = with_overrides(cfg, {"fit.prior.strength_floor": 1.0})
     chosen, record = split_half_floor(res.fields, halves, high.fit)
     assert chosen.prior.strength_floor == 1.0 and "split_half_agreement" in record
+
+
+def test_halves_that_cannot_be_mapped_are_not_tried_again(tiny_nucleus, monkeypatch):
+    """When the halves' fields cannot be mapped the pipeline has no halves' maps, and the
+    quality report takes that answer instead of mapping the halves a second time; called
+    without maps, nucleus_quality still maps them itself."""
+    import chromarate.pipeline as pl
+
+    csv, _, _ = tiny_nucleus
+    cfg = _fast_config()
+    pipe = Pipeline(cfg)
+    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
+    calls = []
+    real = pl.half_phase_fields
+
+    def unmappable(*args, **kwargs):
+        calls.append(1)
+        return None
+
+    monkeypatch.setattr(pl, "half_phase_fields", unmappable)
+    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    assert len(calls) == 1
+    missing = res.stack.provenance["qc"]["metrics"]["split_half_r"]
+    assert missing is None or np.isnan(missing)
+    monkeypatch.setattr(pl, "half_phase_fields", real)
+    qc = pl.nucleus_quality(task, res.fields, res.fit, cfg)
+    assert -1.0 <= qc.metrics["split_half_r"] <= 1.0
