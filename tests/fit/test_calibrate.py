@@ -346,3 +346,32 @@ def test_split_half_strength_finds_where_smoothing_stops_paying(steady):
     chosen, rec = choose_regularisation(whole, cfg)
     assert rec["strength_floor"] == floor and rec["strength"] >= floor
     assert chosen.prior.rate_smoothness >= choose_regularisation(whole, FitConfig())[0].prior.rate_smoothness
+
+
+def test_balance_window_averages_the_domains_out():
+    """The balance window is ``balance_window_spacings`` domain spacings, at least the test
+    window; at the default 0.55 spacings a flat rate under stripe domains (phi_h and phi_e
+    both modulated at the domain spacing, their ratio not) comes back flat to 1 %, while
+    0.3 spacings leave the domains' pattern in it."""
+    from types import SimpleNamespace
+
+    from chromarate.config import FitConfig
+    from chromarate.fit.chromatin_problem import balance_window_um
+    from chromarate.fit.prior import balance_rate
+
+    y, x = np.mgrid[:160, :160]
+    mask = (y - 80) ** 2 + (x - 80) ** 2 < 75**2
+    phi_h = 0.3 + 0.2 * np.cos(2 * np.pi * x / 16.0)   # domains every 16 px = 0.32 um
+    phi_e = 0.25 + 0.0 * x                              # lambda 1.2 on average, not locally
+    fields = SimpleNamespace(phi_h=phi_h)
+    default = FitConfig().prior.balance_window_spacings
+    assert default == 0.55
+    w = balance_window_um(fields, mask, 0.02, 0.1, spacings=default)
+    assert w == pytest.approx(0.55 * 0.32, rel=0.05)
+    assert balance_window_um(fields, mask, 0.02, 0.3, spacings=default) == 0.3  # the floor
+    assert balance_window_um(fields, mask, 0.02, 0.1) == pytest.approx(0.32, rel=0.05)
+    inner = (y - 80) ** 2 + (x - 80) ** 2 < 40**2
+    est = balance_rate(phi_h, phi_e, mask, w / 0.02)
+    assert np.ptp(est[inner]) < 0.01 * np.mean(est[inner])
+    narrow = balance_rate(phi_h, phi_e, mask, 0.3 * 0.32 / 0.02)
+    assert np.ptp(narrow[inner]) > 0.1 * np.mean(narrow[inner])
