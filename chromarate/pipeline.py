@@ -35,7 +35,8 @@ from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
            "phase_density",
-           "closed_form_check", "fields_quality", "half_phase_fields", "half_rate_maps",
+           "closed_form_check", "fields_quality", "half_balance_maps", "half_phase_fields",
+           "half_rate_maps",
            "nucleus_quality", "split_half_floor",
            "with_split_half_std"]
 
@@ -290,7 +291,10 @@ class Pipeline:
                          else half_rate_maps(fields, fit, cfg, task.halves, _level(task),
                                              half_fields=half_fields))
             fit = with_split_half_std(fit, half_maps)
-            qc = nucleus_quality(task, fields, fit, cfg, half_maps)
+            followed = half_balance_maps(fit, half_fields)
+            qc = nucleus_quality(task, fields, fit, cfg,
+                                 half_maps if followed is None else followed,
+                                 split_half_source="closed-form" if followed is None else "balance")
             ntimings["qc"] = time.perf_counter() - t0
             stage = "export"
             prov = {
@@ -370,19 +374,53 @@ _NOT_MAPPED: Any = object()
 
 def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
                     config: PipelineConfig,
-                    half_maps: tuple[np.ndarray, np.ndarray] | None = _NOT_MAPPED) -> QualityReport:
+                    half_maps: tuple[np.ndarray, np.ndarray] | None = _NOT_MAPPED, *,
+                    split_half_source: str = "closed-form") -> QualityReport:
     """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`).
 
-    ``half_maps`` are the halves' closed-form maps from :func:`half_rate_maps`, or None when
-    they could not be mapped (not tried again); left out, they are computed here when the
-    task has halves.
+    ``half_maps`` are the halves' maps the split-half check compares (the closed-form maps
+    from :func:`half_rate_maps`, or the balance maps from :func:`half_balance_maps`, as
+    ``split_half_source`` says), or None when they could not be mapped (not tried again);
+    left out, the closed-form maps are computed here when the task has halves.
     """
     if half_maps is _NOT_MAPPED:
         half_maps = (None if task.halves is None
                      else half_rate_maps(fields, fit, config, task.halves, _level(task)))
     return fields_quality(fields, fit, config, density=task.denoised.data,
                           n_localizations=task.n_localizations if task.has_localizations else None,
-                          resolution_nm=task.resolution_nm, half_maps=half_maps)
+                          resolution_nm=task.resolution_nm, half_maps=half_maps,
+                          split_half_source=split_half_source)
+
+
+def half_balance_maps(fit: FitResult, half_fields: tuple[PhaseFields, PhaseFields] | None
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The halves' balance maps, when the fit followed the balance prior at full strength.
+
+    With the data-chosen prior at the strong end (strength 1) and ``rate_prior`` balance,
+    the fit's map is the balance estimate over the recorded ``balance_window_um`` plus a
+    smooth correction, and how reproducible that map is is the balance estimate's, not the
+    closed form's (whose fourth-order terms carry the noise the strong prior keeps out of
+    the fit). Elsewhere the fit leans on the physics and the closed form is the map to
+    check.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray) or None
+        :func:`chromarate.fit.prior.balance_rate` of each half over the fit's balance
+        window; None when the fit did not follow the balance at full strength, or without
+        halves.
+    """
+    from .fit.prior import balance_rate
+
+    reg = fit.meta.get("regularisation") or {}
+    window_um = reg.get("balance_window_um")
+    if (half_fields is None or reg.get("rate_prior") != "balance" or not window_um
+            or float(reg.get("strength", 0.0)) < 1.0):
+        return None
+    sigma_px = float(window_um) * 1000.0 / float(half_fields[0].pixel_size_nm)
+    a, b = (balance_rate(h.phi_h, h.phi_e, np.asarray(h.mask, dtype=bool), sigma_px)
+            for h in half_fields)
+    return a, b
 
 
 def _closed_config(fit: FitResult, config: PipelineConfig):
@@ -547,7 +585,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
                    resolution_nm: float | None = None,
                    halves: tuple[DensityMap, DensityMap] | None = None,
                    background: float = 0.0,
-                   half_maps: tuple[np.ndarray, np.ndarray] | None = None) -> QualityReport:
+                   half_maps: tuple[np.ndarray, np.ndarray] | None = None,
+                   split_half_source: str = "closed-form") -> QualityReport:
     """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
 
     The windowed closed form is computed on the same fields for the agreement check (unless
@@ -557,7 +596,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     is the agreement, on the fit's trusted pixels, of ``half_maps`` (the closed-form maps of
     two halves of the localizations, :func:`half_rate_maps`), or of the maps computed here
     from ``halves`` (denoised maps of the two halves on the fields' grid) and
-    ``background`` (the level subtracted from the whole density).
+    ``background`` (the level subtracted from the whole density). ``split_half_source``
+    names the estimator of ``half_maps`` in the report (``"closed-form"`` or ``"balance"``).
     """
     closed = closed_form_check(fields, fit, config)
     if half_maps is None and halves is not None:
@@ -570,7 +610,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         closed_form_rate=closed, rate_std=fit.rate_std,
         residual_term=(fit.meta.get("final_terms") or {}).get("residual"),
         mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm,
-        rate_std_source=fit.meta.get("rate_std_source"), split_half_r=split_r)
+        rate_std_source=fit.meta.get("rate_std_source"), split_half_r=split_r,
+        split_half_source=split_half_source)
 
 
 def _timer(timings: dict[str, float]):

@@ -54,13 +54,17 @@ Each check guards an assumption of the method:
     two independent halves (blocks of frames, as for FRC), each half is rendered,
     calibrated and inverted by the windowed closed form with the fit's settings, and
     ``split_half_r`` is the correlation of the two closed-form rate maps on the trusted
-    pixels. ``attainable_r`` (:func:`attainable_r`) turns it into a ceiling on the
-    correlation of the whole data's *closed-form* map with the true map; below
-    ``MIN_ATTAINABLE_R`` that map's pattern is set by the draw of the localizations
-    rather than by the nucleus. The ceiling is a heuristic (each half is recalibrated on
-    its own and the closed form is not linear in the density), and it is the closed
-    form's, not the PINN's: a wrong PINN map can pass, and a good PINN map (a smoother
-    estimate than the closed form) can be flagged (docs/validation.md).
+    pixels. Where the fit followed the balance prior at full strength (data-chosen
+    strength 1, ``rate_prior`` balance) its map is the balance estimate plus a smooth
+    correction, and the halves' balance maps over the fit's balance window are compared
+    instead (``split_half_source`` says which). ``attainable_r`` (:func:`attainable_r`)
+    turns it into a ceiling on the correlation of the whole data's map of that estimator
+    with the true map; below ``MIN_ATTAINABLE_R`` that map's pattern is set by the draw of
+    the localizations rather than by the nucleus. The ceiling is a heuristic (each half is
+    recalibrated on its own and neither estimator is linear in the density), and it is the
+    estimator's, not the PINN's: a wrong PINN map can pass (the balance estimate is
+    reproducible and still wrong where the flux through its windows matters), and a good
+    PINN map can be flagged (docs/validation.md).
 """
 
 from __future__ import annotations
@@ -215,7 +219,8 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
                    mollifier_radius_px: float | None = None,
                    resolution_nm: float | None = None,
                    rate_std_source: str | None = None,
-                   split_half_r: float | None = None) -> QualityReport:
+                   split_half_r: float | None = None,
+                   split_half_source: str = "closed-form") -> QualityReport:
     """Compute the quality figures of one nucleus and decide its status.
 
     Parameters
@@ -245,12 +250,16 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
         PINN fit's (its disagreement with the closed form), ``"split_half"`` when its noise part
         was measured with two halves of the localizations, or the ensemble method
         (``"seeds"``, ``"bootstrap"``). It decides whether a large ``relative_uncertainty``
-        lowers the status: a single fit's ``rate_std`` (``"residual"``, ``"disagreement"``, ``"split_half"``) is
-        recorded but not gated; an ensemble's spread, or a source not recorded (None), is gated
-        (``_gates_uncertainty``). The figure is recorded either way.
+        lowers the status: a single fit's ``rate_std`` (``"residual"``, ``"disagreement"``,
+        ``"split_half"``) is recorded but not gated; an ensemble's spread, or a source not
+        recorded (None), is gated (``_gates_uncertainty``). The figure is recorded either way.
     split_half_r : float, optional
-        Agreement of the closed-form maps of two halves of the localizations (None: not
+        Agreement of the rate maps of two halves of the localizations (None: not
         measured, e.g. image inputs; the check then passes).
+    split_half_source : str
+        The estimator of those maps, recorded as the metric ``split_half_source`` and named
+        in the reason: ``"closed-form"`` (default), or ``"balance"`` where the fit followed
+        the balance prior at full strength (:func:`chromarate.pipeline.half_balance_maps`).
 
     Returns
     -------
@@ -290,6 +299,7 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
     m["rate_mean"] = float(np.mean(np.asarray(rate, float)[trusted])) if trusted.any() else nan
     m["split_half_r"] = nan if split_half_r is None else float(split_half_r)
     m["attainable_r"] = attainable_r(m["split_half_r"])
+    m["split_half_source"] = str(split_half_source)
 
     reasons = []
 
@@ -328,7 +338,7 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
           or above("relative_uncertainty", MAX_RELATIVE_UNCERTAINTY),
           f"uncertain: median rate_std/rate = {m['relative_uncertainty']:.2f}")
     check(below("attainable_r", MIN_ATTAINABLE_R),
-          f"not reproducible: the closed-form rate maps of two halves of the localizations "
+          f"not reproducible: the {split_half_source} rate maps of two halves of the localizations "
           f"agree at r = {m['split_half_r']:.2f} (attainable r {m['attainable_r']:.2f} < "
           f"{MIN_ATTAINABLE_R:g})")
     lo, hi = RATE_MEAN_RANGE

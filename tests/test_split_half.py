@@ -261,3 +261,45 @@ def test_halves_that_cannot_be_mapped_are_not_tried_again(tiny_nucleus, monkeypa
     monkeypatch.setattr(pl, "half_phase_fields", real)
     qc = pl.nucleus_quality(task, res.fields, res.fit, cfg)
     assert -1.0 <= qc.metrics["split_half_r"] <= 1.0
+
+
+def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(tiny_nucleus):
+    """At full data-chosen strength with the balance prior the gate compares the halves'
+    balance maps over the fit's balance window; at a lower strength, with the closed-form
+    prior or with a manual prior it compares the closed-form maps (None here)."""
+    import chromarate.pipeline as pl
+    from chromarate.fit.prior import balance_rate
+
+    csv, _, _ = tiny_nucleus
+    cfg = _fast_config()
+    pipe = Pipeline(cfg)
+    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
+    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    halves = pl.half_phase_fields(task.halves, res.fields.mask, cfg, task.background.level)
+    reg = res.fit.meta["regularisation"]
+    assert reg["balance_window_um"] > 0            # recorded by every fit with the balance
+    assert res.stack.provenance["qc"]["metrics"]["split_half_source"] == "closed-form"
+
+    def with_reg(**kw):
+        return replace(res.fit, meta={**res.fit.meta, "regularisation": {**reg, **kw}})
+
+    strong = with_reg(strength=1.0, rate_prior="balance", balance_window_um=0.3)
+    a, b = pl.half_balance_maps(strong, halves)
+    sigma_px = 0.3 * 1000.0 / res.fields.pixel_size_nm
+    np.testing.assert_allclose(a, balance_rate(halves[0].phi_h, halves[0].phi_e,
+                                               np.asarray(halves[0].mask, bool), sigma_px))
+    assert not np.allclose(a, b)                   # two independent draws
+    assert pl.half_balance_maps(with_reg(strength=0.8, rate_prior="balance",
+                                         balance_window_um=0.3), halves) is None
+    assert pl.half_balance_maps(with_reg(strength=1.0, rate_prior="closed_form",
+                                         balance_window_um=0.3), halves) is None
+    manual = {k: v for k, v in reg.items() if k != "strength"}
+    assert pl.half_balance_maps(replace(res.fit, meta={**res.fit.meta, "regularisation": {
+        **manual, "rate_prior": "balance"}}), halves) is None
+    assert pl.half_balance_maps(strong, None) is None
+    qc = pl.nucleus_quality(task, res.fields, strong, cfg, (a, b), split_half_source="balance")
+    assert qc.metrics["split_half_source"] == "balance"
+    assert qc.metrics["split_half_r"] == pytest.approx(
+        np.corrcoef(a[res.fit.trusted & np.isfinite(a)], b[res.fit.trusted & np.isfinite(a)])[0, 1])
+    bad = pl.nucleus_quality(task, res.fields, strong, cfg, (a, -a), split_half_source="balance")
+    assert any("the balance rate maps of two halves" in r for r in bad.reasons)
