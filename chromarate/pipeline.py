@@ -593,15 +593,23 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     the fit is the closed form itself), with the rate prior, window and mollifier radius the
     fit chose (so the choice is not measured again). Without a density (fields given directly), the density
     contrast is read from the chromatin fraction ``phi_h + phi_e``. The split-half check
-    is the agreement, on the fit's trusted pixels, of ``half_maps`` (the closed-form maps of
-    two halves of the localizations, :func:`half_rate_maps`), or of the maps computed here
-    from ``halves`` (denoised maps of the two halves on the fields' grid) and
-    ``background`` (the level subtracted from the whole density). ``split_half_source``
-    names the estimator of ``half_maps`` in the report (``"closed-form"`` or ``"balance"``).
+    is the agreement, on the fit's trusted pixels, of ``half_maps`` (two halves of the
+    localizations mapped by the estimator ``split_half_source`` names: ``"closed-form"``,
+    :func:`half_rate_maps`, or ``"balance"``, :func:`half_balance_maps`), or of the maps
+    computed here from ``halves`` (denoised maps of the two halves on the fields' grid) and
+    ``background`` (the level subtracted from the whole density), by the estimator the
+    pipeline would choose: the balance where the fit followed the balance prior at full
+    strength, the closed form otherwise.
     """
     closed = closed_form_check(fields, fit, config)
     if half_maps is None and halves is not None:
-        half_maps = half_rate_maps(fields, fit, config, halves, background)
+        half_fields = half_phase_fields(halves, fields.mask, config, background)
+        followed = half_balance_maps(fit, half_fields)
+        if followed is not None:
+            half_maps, split_half_source = followed, "balance"
+        elif half_fields is not None:
+            half_maps = half_rate_maps(fields, fit, config, halves, background,
+                                       half_fields=half_fields)
     split_r = None if half_maps is None else map_agreement(half_maps[0], half_maps[1], fit.trusted)
     dens = density if density is not None else np.where(fields.mask, fields.phi_h + fields.phi_e, 0.0)
     return assess_quality(

@@ -152,8 +152,8 @@ def attainable_r(split_r: float) -> float:
     ``2 r / (1 + r)`` (Spearman-Brown: the share of its variance that is not noise), and a
     map correlates with the truth at most as the square root of its reliability (noise
     independent of the truth). Exact for a linear estimator with additive noise; for the
-    closed form the gate applies it to, a heuristic (each half is calibrated on its own,
-    and the inversion is not linear in the density).
+    closed form and the balance estimate the gate applies it to, a heuristic (each half is
+    calibrated on its own, and neither estimator is linear in the density).
 
     Parameters
     ----------

@@ -34,18 +34,39 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def quick_case():
+    """(localizations, truth) of a small nucleus (96 x 96 px at 20 nm, 40k localizations):
+    the ``--quick`` smoke run, simulated in memory."""
+    from chromarate.config import SimulateConfig
+    from chromarate.data import simulate_nucleus
+
+    syn = simulate_nucleus(SimulateConfig(shape=(96, 96), pixel_size_nm=20.0,
+                                          nucleus_radii_um=(0.85, 0.75), n_localizations=40_000,
+                                          tolerance=1e-2, rate_length_um=1.0, seed=3))
+    truth = {"rate": syn.rate, "pixel_size_nm": syn.pixel_size_nm, "origin_nm": syn.origin_nm}
+    return syn.localizations, truth
+
+
 def score_seed(seed: int, cache: Path, windows=WINDOWS_UM, closed_form: bool = False) -> dict:
     """Balance estimate (and optionally the closed form) at ``windows`` on one seed."""
+    import cli_seeds
+
+    locs, truth = cli_seeds._simulate(seed, cache)
+    return {"seed": seed, **score(locs, truth, windows, closed_form)}
+
+
+def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False) -> dict:
+    """Balance estimate (and optionally the closed form) at ``windows`` on the largest
+    nucleus of ``locs``, scored against ``truth`` (``rate``, ``pixel_size_nm``,
+    ``origin_nm``)."""
     from scipy import ndimage as ndi
 
-    import cli_seeds
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.config import PipelineConfig
     from chromarate.fit.prior import balance_rate, domain_spacing_um
     from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
                                      half_phase_fields, phase_density)
 
-    locs, truth = cli_seeds._simulate(seed, cache)
     cfg = PipelineConfig()
     tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
     task = max(tasks, key=lambda t: int(t.mask.sum()))
@@ -57,7 +78,7 @@ def score_seed(seed: int, cache: Path, windows=WINDOWS_UM, closed_form: bool = F
                             pixel_nm=fields.pixel_size_nm, origin_nm=fields.origin_nm)
     mask = np.asarray(fields.mask, dtype=bool)
     sel = ndi.binary_erosion(mask, iterations=int(round(ERODE_UM / px))) & np.isfinite(true)
-    row = {"seed": seed, "domain_spacing_um": domain_spacing_um(fields.phi_h, mask, px),
+    row = {"domain_spacing_um": domain_spacing_um(fields.phi_h, mask, px),
            "true_mean": float(true[sel].mean()), "true_sd": float(true[sel].std()),
            "balance": {}, "closed_form": {}}
     for w in windows:
@@ -86,15 +107,22 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--windows", type=float, nargs="+", default=list(WINDOWS_UM), metavar="UM")
     ap.add_argument("--closed-form", action="store_true", help="also the windowed closed form")
+    ap.add_argument("--quick", action="store_true",
+                    help="a small simulated nucleus instead of the seeds (smoke run)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "chromarate-cli-seeds")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = []
-    for seed in args.seeds:
-        row = score_seed(seed, args.cache, args.windows, args.closed_form)
+    cases = ([("quick", lambda: {"seed": "quick", **score(*quick_case(), args.windows,
+                                                           args.closed_form)})]
+             if args.quick else
+             [(seed, lambda seed=seed: score_seed(seed, args.cache, args.windows, args.closed_form))
+              for seed in args.seeds])
+    for name, run in cases:
+        row = run()
         rows.append(row)
-        print(f"seed {seed}: domain spacing {row['domain_spacing_um']:.2f} um, "
+        print(f"seed {name}: domain spacing {row['domain_spacing_um']:.2f} um, "
               f"true lambda {row['true_mean']:.2f} +- {row['true_sd']:.2f}")
         for kind in ("balance", "closed_form"):
             for w, s in row[kind].items():

@@ -45,10 +45,14 @@ def _capture(name: str, cache: str, quick: bool):
     got: dict = {}
     shipped = pipeline.nucleus_quality  # sees each nucleus' fields, final fit and half maps
 
-    def keep(task, fields, fit, config, half_maps=None):
+    def keep(task, fields, fit, config, half_maps=None, **kw):
         if "fields" not in got or fields.mask.sum() > got["fields"].mask.sum():
-            got.update(fit=fit, fields=fields, halves=half_maps)
-        return shipped(task, fields, fit, config, half_maps)
+            closed = half_maps  # this study needs the closed-form maps, whatever the gate used
+            if kw.get("split_half_source", "closed-form") != "closed-form":
+                closed = pipeline.half_rate_maps(fields, fit, config, task.halves,
+                                                 pipeline._level(task))
+            got.update(fit=fit, fields=fields, halves=closed)
+        return shipped(task, fields, fit, config, half_maps, **kw)
 
     pipeline.nucleus_quality = keep
     try:

@@ -537,3 +537,18 @@ def test_noise_bias_quick(tmp_path):
         assert math.isfinite(variant["closed_form"]["bias"]) and "pinn" not in variant
     # the correction changes the map: the corrected closed form is not the plain one
     assert row["variants"]["poisson"]["closed_form"] != row["variants"]["plain"]["closed_form"]
+
+
+@pytest.mark.slow
+def test_balance_window_quick(tmp_path):
+    """experiments/balance_window.py on a small simulated nucleus: two windows, the balance
+    estimate and the closed form scored, the halves compared."""
+    out = tmp_path / "bw.json"
+    text = _run("balance_window.py", "--quick", "--windows", "0.2", "0.3", "--closed-form",
+                "--json", str(out), timeout=600)
+    assert re.search(r"balance\s+window 0.20 um: r -?[\d.]+", text), text
+    (row,) = json.loads(out.read_text())
+    assert row["seed"] == "quick" and set(row["balance"]) == {"0.2", "0.3"}
+    for s in row["balance"].values():
+        assert -1.0 <= s["r"] <= 1.0 and -1.0 <= s["halves_r"] <= 1.0 and math.isfinite(s["bias"])
+    assert set(row["closed_form"]) == {"0.2", "0.3"}

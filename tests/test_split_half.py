@@ -303,3 +303,29 @@ def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(ti
         np.corrcoef(a[res.fit.trusted & np.isfinite(a)], b[res.fit.trusted & np.isfinite(a)])[0, 1])
     bad = pl.nucleus_quality(task, res.fields, strong, cfg, (a, -a), split_half_source="balance")
     assert any("the balance rate maps of two halves" in r for r in bad.reasons)
+
+
+def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(tiny_nucleus, monkeypatch):
+    """When half_balance_maps gives maps (a fit following the balance at full strength), the
+    pipeline's gate and fields_quality(halves=...) compare those, say so, and name them in
+    the reason; rate_std keeps the closed-form halves' noise."""
+    import chromarate.pipeline as pl
+
+    csv, _, _ = tiny_nucleus
+    cfg = _fast_config()
+    pipe = Pipeline(cfg)
+    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
+    plain = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=plain.fit.rate.shape)
+    monkeypatch.setattr(pl, "half_balance_maps", lambda fit, hf: (
+        None if hf is None else (1.5 + noise, 1.5 - noise)))
+    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    qc = res.stack.provenance["qc"]
+    assert qc["metrics"]["split_half_source"] == "balance"
+    assert qc["metrics"]["split_half_r"] < -0.9
+    assert any("the balance rate maps of two halves" in r for r in qc["reasons"])
+    np.testing.assert_allclose(res.fit.rate_std, plain.fit.rate_std)  # noise part unchanged
+    q = fields_quality(res.fields, res.fit, cfg, halves=task.halves,
+                       background=task.background.level)
+    assert q.metrics["split_half_source"] == "balance" and q.metrics["split_half_r"] < -0.9

@@ -241,9 +241,9 @@ class PriorConfig(_Model):
         least the test window. The default, 0.55, is the narrowest window that averages
         the domains out: a Gaussian of 0.55 spacings passes exp(-2 pi^2 0.55^2) = 0.3 % of
         a modulation at the domain spacing (0.3 spacings pass 17 %), and a wider one only
-        blurs lambda. Measured on the development nuclei (docs/validation.md): the balance
-        estimate alone is closest to the true rate at 0.5-0.65 spacings on all six dev
-        ``simulate`` nuclei, and the default fit with 0.55 instead of one spacing lifted
+        blurs lambda. Measured on the development nuclei (docs/validation.md): of windows of
+        0.32-1.29 spacings the balance estimate alone is closest to the true rate at 0.65
+        (0.48 within 0.06) on all six dev ``simulate`` nuclei, and the default fit with 0.55 instead of one spacing lifted
         them from r 0.968 / 0.883 / 0.964 / 0.927 / 0.797 / 0.458 to 0.988 / 0.963 /
         0.990 / 0.967 / 0.934 / 0.618.
     split_half_floor : bool

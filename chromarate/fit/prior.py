@@ -150,9 +150,11 @@ def balance_rate(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray, sigma_p
     """The local balance estimate of the rate, ``G * (m phi_h) / G * (m phi_e)``.
 
     At steady state the reaction integrates to zero over a no-flux nucleus
-    (``mean(lambda phi_e) = mean(phi_h)``); over a Gaussian window spanning several domain
-    spacings the flux through the window's edge is small, so the windowed ratio estimates a
-    smooth lambda without any derivative of the data. It is the prior the PINN's rate is
+    (``mean(lambda phi_e) = mean(phi_h)``); over a Gaussian window wide enough to average
+    the domains out (the fit uses ``fit.prior.balance_window_spacings``, 0.55 domain
+    spacings, which pass 0.3 % of a modulation at the spacing) the flux through the
+    window's edge is small, so the windowed ratio estimates a smooth lambda without any
+    derivative of the data. It is the prior the PINN's rate is
     pulled towards where the physics cannot resolve the flux (noisy fields). Outside the mask
     each pixel takes the value of the nearest pixel inside.
     """

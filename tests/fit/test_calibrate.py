@@ -350,9 +350,8 @@ def test_split_half_strength_finds_where_smoothing_stops_paying(steady):
 
 def test_balance_window_averages_the_domains_out():
     """The balance window is ``balance_window_spacings`` domain spacings, at least the test
-    window; at the default 0.55 spacings a flat rate under stripe domains (phi_h and phi_e
-    both modulated at the domain spacing, their ratio not) comes back flat to 1 %, while
-    0.3 spacings leave the domains' pattern in it."""
+    window; at the default 0.55 spacings the balance over stripe domains of phi_h (phi_e
+    flat) comes back flat to 1 %, while 0.3 spacings leave the domains' pattern in it."""
     from types import SimpleNamespace
 
     from chromarate.config import FitConfig
@@ -362,7 +361,7 @@ def test_balance_window_averages_the_domains_out():
     y, x = np.mgrid[:160, :160]
     mask = (y - 80) ** 2 + (x - 80) ** 2 < 75**2
     phi_h = 0.3 + 0.2 * np.cos(2 * np.pi * x / 16.0)   # domains every 16 px = 0.32 um
-    phi_e = 0.25 + 0.0 * x                              # lambda 1.2 on average, not locally
+    phi_e = 0.25 + 0.0 * x                              # lambda 1.2 on average
     fields = SimpleNamespace(phi_h=phi_h)
     default = FitConfig().prior.balance_window_spacings
     assert default == 0.55

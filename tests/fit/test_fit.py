@@ -518,6 +518,38 @@ def test_auto_rate_prior_follows_the_agreement_of_balance_and_closed_form(ramp_f
     assert flat.meta["regularisation"]["rate_prior"] == "flat"
 
 
+def test_the_balance_prior_uses_its_window_and_auto_tests_over_one_spacing(ramp_fields, monkeypatch):
+    """The prior map is the balance over ``balance_window_spacings`` domain spacings (the
+    fit records that window); ``auto`` correlates the balance over one spacing with the
+    closed form (the no-flux test), not the narrower prior map."""
+    import torch
+
+    from chromarate.fit.prior import balance_rate
+
+    _, fields = ramp_fields
+    mask = np.asarray(fields.mask, bool)
+    monkeypatch.setattr(chromatin_problem, "domain_spacing_um", lambda *a: 1.0)
+    tested = []
+
+    def agreement(balance, closed, where):
+        tested.append(np.array(balance))
+        return 0.5
+
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", agreement)
+    cfg = _tiny_config(prior=dict(rate_prior="auto", rate_smoothness=0.1, test_window_um=0.15))
+    assert cfg.prior.balance_window_spacings == 0.55
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64)
+    assert prob.rate_prior == "balance" and prob.balance_sigma_um == pytest.approx(0.55)
+    at = {w: balance_rate(fields.phi_h, fields.phi_e, mask, w / prob.pixel_um) for w in (0.55, 1.0)}
+    np.testing.assert_allclose(prob.lam_b.numpy(), at[0.55])
+    (first,) = tested
+    np.testing.assert_allclose(first, at[1.0])
+    assert not np.allclose(at[0.55], at[1.0])
+    wide = cfg.model_copy(update={"prior": cfg.prior.model_copy(update={"balance_window_spacings": 2.0})})
+    assert chromatin_problem._Problem(fields, wide, "cpu", torch.float64).balance_sigma_um == 2.0
+    assert fit_rates(fields, cfg).meta["regularisation"]["balance_window_um"] == pytest.approx(0.55)
+
+
 def test_bootstrap_members_keep_the_first_members_rate_prior(ramp_fields, monkeypatch):
     """Members of a bootstrap ensemble fit resampled fields with the prior the first member
     chose (re-choosing per member would mix two estimators in rate_std)."""
