@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -35,7 +35,8 @@ from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
            "phase_density",
-           "closed_form_check", "fields_quality", "half_balance_maps", "half_phase_fields",
+           "closed_form_check", "fields_quality", "gate_half_maps", "half_balance_maps",
+           "half_phase_fields",
            "half_rate_maps",
            "nucleus_quality", "split_half_floor",
            "with_split_half_std"]
@@ -291,10 +292,8 @@ class Pipeline:
                          else half_rate_maps(fields, fit, cfg, task.halves, _level(task),
                                              half_fields=half_fields))
             fit = with_split_half_std(fit, half_maps)
-            followed = half_balance_maps(fit, half_fields)
-            qc = nucleus_quality(task, fields, fit, cfg,
-                                 half_maps if followed is None else followed,
-                                 split_half_source="closed-form" if followed is None else "balance")
+            gate_maps, source = gate_half_maps(fit, half_fields, lambda: half_maps)
+            qc = nucleus_quality(task, fields, fit, cfg, gate_maps, split_half_source=source)
             ntimings["qc"] = time.perf_counter() - t0
             stage = "export"
             prov = {
@@ -390,6 +389,24 @@ def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
                           n_localizations=task.n_localizations if task.has_localizations else None,
                           resolution_nm=task.resolution_nm, half_maps=half_maps,
                           split_half_source=split_half_source)
+
+
+def gate_half_maps(fit: FitResult, half_fields: tuple[PhaseFields, PhaseFields] | None,
+                   closed_maps: Callable[[], tuple[np.ndarray, np.ndarray] | None]
+                   ) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
+    """The halves' maps the split-half check compares, and which estimator made them.
+
+    The balance maps (:func:`half_balance_maps`) where the fit followed the balance prior
+    at full strength, else the closed-form maps ``closed_maps()`` gives (called only
+    then: :func:`half_rate_maps`, or maps already made).
+
+    Returns
+    -------
+    (maps or None, str)
+        The maps, and ``"balance"`` or ``"closed-form"``.
+    """
+    followed = half_balance_maps(fit, half_fields)
+    return (closed_maps(), "closed-form") if followed is None else (followed, "balance")
 
 
 def half_balance_maps(fit: FitResult, half_fields: tuple[PhaseFields, PhaseFields] | None
@@ -604,12 +621,9 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     closed = closed_form_check(fields, fit, config)
     if half_maps is None and halves is not None:
         half_fields = half_phase_fields(halves, fields.mask, config, background)
-        followed = half_balance_maps(fit, half_fields)
-        if followed is not None:
-            half_maps, split_half_source = followed, "balance"
-        elif half_fields is not None:
-            half_maps = half_rate_maps(fields, fit, config, halves, background,
-                                       half_fields=half_fields)
+        half_maps, split_half_source = gate_half_maps(fit, half_fields, lambda: (
+            None if half_fields is None else half_rate_maps(
+                fields, fit, config, halves, background, half_fields=half_fields)))
     split_r = None if half_maps is None else map_agreement(half_maps[0], half_maps[1], fit.trusted)
     dens = density if density is not None else np.where(fields.mask, fields.phi_h + fields.phi_e, 0.0)
     return assess_quality(

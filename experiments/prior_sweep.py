@@ -351,7 +351,8 @@ class Surrogate:
         self.mask = m = np.asarray(fields.mask, bool)
         self.idx = np.flatnonzero(m)
         self.pixel_um = terms.pixel_um
-        sigma_b = balance_window_um(fields, m, self.pixel_um, window_um) / self.pixel_um
+        sigma_b = balance_window_um(fields, m, self.pixel_um, window_um,
+                                    spacings=FitConfig().prior.balance_window_spacings) / self.pixel_um
         self.lam_b = balance_rate(fields.phi_h, fields.phi_e, m, sigma_b)
         scale = max(2.0 * float(np.mean(fields.phi_h[m])), 1e-3)
         self.blur = lambda z: ndi.gaussian_filter(z, self.window, mode="constant")

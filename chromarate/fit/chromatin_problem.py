@@ -181,6 +181,8 @@ class _Problem:
             k = np.exp(-0.5 * (j / sig) ** 2)
             self.test_kernel = torch.as_tensor(k / k.sum(), device=dev, dtype=dtype)
         self.lam_b = None
+        #: Window (um) of the balance estimate, None when no balance map was made.
+        self.balance_sigma_um: float | None = None
         #: The rate prior used ("balance", "closed_form" or "flat") and, with "auto", the
         #: correlation of the balance estimate with the closed form that chose it.
         self.rate_prior, self.prior_agreement = config.prior.rate_prior, None
@@ -527,7 +529,7 @@ class _Problem:
 
 
 def balance_window_um(fields: PhaseFields, mask: np.ndarray, pixel_um: float,
-                      test_window_um: float | None, *, spacings: float = 1.0) -> float:
+                      test_window_um: float | None, *, spacings: float) -> float:
     """Window (um) of the balance prior: ``spacings`` domain spacings of the nucleus'
     heterochromatin, at least the test window (0.3 um when the spacing cannot be measured)."""
     spacing = domain_spacing_um(fields.phi_h, mask, pixel_um)

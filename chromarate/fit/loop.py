@@ -283,7 +283,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     report = chosen.get("report_radius_px")
     prob = _Problem(fields, config, dev, dtype, report_radius=report)
     chosen = {**chosen, "rate_prior": prob.rate_prior, "prior_agreement": prob.prior_agreement,
-              "balance_window_um": getattr(prob, "balance_sigma_um", None)}
+              "balance_window_um": prob.balance_sigma_um}
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     timings: dict[str, float] = {}
     rates, fitted_all, resid_all, terms_all = [], [], [], []
