@@ -32,7 +32,8 @@ __all__ = ["AGREEMENT_WINDOW_SPACINGS", "FIELD_DERIVATIVES", "balance_window_um"
 #: ``fit.prior.balance_window_spacings``: tested on the narrower map, the rendered held-out
 #: nucleus with heterochromatin-tied lambda read a positive agreement (0.29, against -0.40
 #: at one spacing), took the balance prior and fell 0.861 -> 0.774, 0.08 below its
-#: closed form (docs/validation.md).
+#: closed form. Not settled: on two fresh draws of the same recipe the test over 0.55
+#: spacings did better (0.824 / 0.861 against 0.754 / 0.845; docs/validation.md).
 AGREEMENT_WINDOW_SPACINGS = 1.0
 
 
