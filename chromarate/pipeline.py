@@ -35,11 +35,12 @@ from .split_half import half_density_maps, half_labels
 
 __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrated_phase_fields",
            "phase_density",
-           "closed_form_check", "fields_quality", "gate_half_maps", "half_balance_maps",
+           "balance_maps", "closed_form_check", "fields_quality", "gate_half_maps",
+           "half_balance_maps",
            "half_phase_fields",
            "half_rate_maps",
            "nucleus_quality", "split_half_floor",
-           "with_split_half_std"]
+           "with_calibration_std", "with_split_half_std"]
 
 
 @dataclass(frozen=True)
@@ -291,9 +292,13 @@ class Pipeline:
             half_maps = (None if half_fields is None
                          else half_rate_maps(fields, fit, cfg, task.halves, _level(task),
                                              half_fields=half_fields))
-            fit = with_split_half_std(fit, half_maps)
+            closed = closed_form_check(fields, fit, cfg)
+            fit = with_split_half_std(fit, half_maps, closed,
+                                      balance=balance_maps(fit, fields, half_fields))
+            fit = with_calibration_std(fit, fields)
             gate_maps, source = gate_half_maps(fit, half_fields, lambda: half_maps)
-            qc = nucleus_quality(task, fields, fit, cfg, gate_maps, split_half_source=source)
+            qc = nucleus_quality(task, fields, fit, cfg, gate_maps, split_half_source=source,
+                                 closed_form_rate=closed)
             ntimings["qc"] = time.perf_counter() - t0
             stage = "export"
             prov = {
@@ -374,13 +379,16 @@ _NOT_MAPPED: Any = object()
 def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
                     config: PipelineConfig,
                     half_maps: tuple[np.ndarray, np.ndarray] | None = _NOT_MAPPED, *,
-                    split_half_source: str = "closed-form") -> QualityReport:
+                    split_half_source: str = "closed-form",
+                    closed_form_rate: np.ndarray | None = None) -> QualityReport:
     """The quality report of one fitted nucleus of the pipeline (see :func:`fields_quality`).
 
     ``half_maps`` are the halves' maps the split-half check compares (the closed-form maps
     from :func:`half_rate_maps`, or the balance maps from :func:`half_balance_maps`, as
     ``split_half_source`` says), or None when they could not be mapped (not tried again);
     left out, the closed-form maps are computed here when the task has halves.
+    ``closed_form_rate``: the closed form the pipeline already computed
+    (:func:`closed_form_check`), not computed again.
     """
     if half_maps is _NOT_MAPPED:
         half_maps = (None if task.halves is None
@@ -388,7 +396,7 @@ def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
     return fields_quality(fields, fit, config, density=task.denoised.data,
                           n_localizations=task.n_localizations if task.has_localizations else None,
                           resolution_nm=task.resolution_nm, half_maps=half_maps,
-                          split_half_source=split_half_source)
+                          split_half_source=split_half_source, closed_form_rate=closed_form_rate)
 
 
 def gate_half_maps(fit: FitResult, half_fields: tuple[PhaseFields, PhaseFields] | None,
@@ -427,17 +435,40 @@ def half_balance_maps(fit: FitResult, half_fields: tuple[PhaseFields, PhaseField
         window; None when the fit did not follow the balance at full strength, or without
         halves.
     """
+    return None if half_fields is None else _followed_balance(fit, half_fields)
+
+
+def balance_maps(fit: FitResult, fields: PhaseFields,
+                 half_fields: tuple[PhaseFields, PhaseFields] | None
+                 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
+    """The balance estimate of the whole data and of the two halves, ``(whole, (half_a,
+    half_b))``, where the fit followed the balance prior at full strength (as
+    :func:`half_balance_maps`; :func:`with_split_half_std` compares the fit with it); None
+    otherwise or without halves.
+
+    Below full strength the fit leans on the physics, and the balance estimate, smooth and
+    reproducible even where its no-flux assumption is wrong, would make the interval too
+    narrow: on the flagged ``hetero-irr-env-loc250k@303`` (strength 0.85, r 0.55) it
+    covered 11 % of the pixels against 64 % with the closed form alone
+    (docs/validation.md)."""
+    whole = _followed_balance(fit, (fields,))
+    halves = None if whole is None else half_balance_maps(fit, half_fields)
+    return None if halves is None else (whole[0], halves)
+
+
+def _followed_balance(fit: FitResult, fields_seq) -> tuple[np.ndarray, ...] | None:
+    """Balance maps of each of ``fields_seq`` over the window ``fit`` recorded, when the
+    fit followed the balance prior at full strength; else None."""
     from .fit.prior import balance_rate
 
     reg = fit.meta.get("regularisation") or {}
     window_um = reg.get("balance_window_um")
-    if (half_fields is None or reg.get("rate_prior") != "balance" or not window_um
+    if (reg.get("rate_prior") != "balance" or not window_um
             or float(reg.get("strength", 0.0)) < 1.0):
         return None
-    sigma_px = float(window_um) * 1000.0 / float(half_fields[0].pixel_size_nm)
-    a, b = (balance_rate(h.phi_h, h.phi_e, np.asarray(h.mask, dtype=bool), sigma_px)
-            for h in half_fields)
-    return a, b
+    sigma_px = float(window_um) * 1000.0 / float(fields_seq[0].pixel_size_nm)
+    return tuple(balance_rate(f.phi_h, f.phi_e, np.asarray(f.mask, dtype=bool), sigma_px)
+                 for f in fields_seq)
 
 
 def _closed_config(fit: FitResult, config: PipelineConfig):
@@ -561,23 +592,35 @@ def closed_form_check(fields: PhaseFields, fit: FitResult, config: PipelineConfi
 
 
 def with_split_half_std(fit: FitResult,
-                        half_maps: tuple[np.ndarray, np.ndarray] | None) -> FitResult:
+                        half_maps: tuple[np.ndarray, np.ndarray] | None,
+                        closed: np.ndarray | None = None, *,
+                        balance: tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
+                        ) -> FitResult:
     """``fit`` with the noise part of its single-fit ``rate_std`` measured by the halves.
 
-    The halves' noise (:func:`chromarate.fit.uncertainty.split_half_std` of their
-    closed-form maps, over ``SPLIT_HALF_SMOOTHING_WINDOWS`` test windows) with the
-    smoothing bias (:func:`chromarate.fit.uncertainty.smoothing_bias`) in quadrature is
-    the closed form's interval. A PINN fit's own interval (``"disagreement"``: its
-    disagreement with the closed form and the same bias, :mod:`chromarate.fit.loop`) is
-    kept where it is wider, so the noise part is the larger of the two figures; a
-    closed-form fit's residual sandwich (``"residual"``) is replaced. Pixels where the
-    halves give no figure keep the fit's own value. An ensemble's ``rate_std`` (the user
-    asked for it), a fit without ``rate_std`` or without halves, and a fit that did not
-    record its test window are returned unchanged. ``meta["rate_std_source"]`` becomes
-    ``"split_half"``.
+    The noise part is :func:`chromarate.fit.uncertainty.nearest_estimator_noise` over the
+    estimators the fit can be compared with: the windowed closed form (``half_maps``, the
+    halves' closed-form maps, and ``closed``, the whole data's,
+    :func:`closed_form_check`) and, where the fit followed the balance prior at full
+    strength, the balance estimate (``balance``: :func:`balance_maps`). For each, the larger of its noise
+    measured by the halves and the fit's RMS departure from it (over
+    ``SPLIT_HALF_SMOOTHING_WINDOWS`` test windows); of the two, the smaller. The smoothing
+    bias (:func:`chromarate.fit.uncertainty.smoothing_bias`) is added in quadrature. A
+    fit that follows the balance prior is then charged with the balance estimate's noise
+    and its departure from it, not with the closed form's noise, which its prior keeps out
+    (on the ``simulate`` nuclei the closed form's made the interval cover 99-100 % of the
+    pixels; docs/validation.md).
+
+    Without ``closed`` a PINN fit's own interval (``"disagreement"``: its disagreement with
+    the closed form and the same bias, :mod:`chromarate.fit.loop`) stands for the closed
+    form's departure: the closed-form halves' interval is kept where it is wider. A
+    closed-form fit (``"residual"``) is its own closed form. Pixels where the halves give
+    no figure keep the fit's own value. An ensemble's ``rate_std`` (the user asked for it),
+    a fit without ``rate_std`` or without halves, and a fit that did not record its test
+    window are returned unchanged. ``meta["rate_std_source"]`` becomes ``"split_half"``.
     """
-    from .fit.uncertainty import (SPLIT_HALF_SMOOTHING_WINDOWS, interval_std, smoothing_bias,
-                                  split_half_std)
+    from .fit.uncertainty import (SPLIT_HALF_SMOOTHING_WINDOWS, interval_std,
+                                  nearest_estimator_noise, smoothing_bias)
 
     source = fit.meta.get("rate_std_source")
     window = fit.meta.get("test_window_px")  # as the fit capped it on a small nucleus
@@ -585,16 +628,45 @@ def with_split_half_std(fit: FitResult,
             or source not in ("residual", "disagreement")):
         return fit
     trusted = np.asarray(fit.trusted, dtype=bool)
-    noise = split_half_std(half_maps[0], half_maps[1], trusted,
-                           SPLIT_HALF_SMOOTHING_WINDOWS * float(window))
+    own = np.asarray(fit.rate_std, dtype=np.float64)
+    if source == "residual":
+        closed = fit.rate
+    width = SPLIT_HALF_SMOOTHING_WINDOWS * float(window)
+    estimators = [(fit.rate if closed is None else closed, half_maps)]
+    if balance is not None and closed is not None:
+        estimators.append(balance)
+    noise = nearest_estimator_noise(fit.rate, estimators, trusted, width)
     passes = 1 if fit.meta.get("method") == "direct" else 2
     measured = interval_std(noise, smoothing_bias(fit.rate, trusted, float(window), passes=passes))
-    own = np.asarray(fit.rate_std, dtype=np.float64)
-    if source == "disagreement":
+    if closed is None:
         measured = np.fmax(measured, own)
     std = np.where(np.isfinite(measured), measured, own)
     std = np.where(trusted, std, np.nan).astype(np.float32)
     return replace(fit, rate_std=std, meta={**fit.meta, "rate_std_source": "split_half"})
+
+
+def with_calibration_std(fit: FitResult, fields: PhaseFields) -> FitResult:
+    """``fit`` with the density-scale calibration's error of the absolute rate added to a
+    single fit's ``rate_std`` in quadrature.
+
+    The term is ``CALIBRATION_REL_STD[method]`` times the rate
+    (:data:`chromarate.fit.uncertainty.CALIBRATION_REL_STD`, by the calibration method in
+    ``fields.meta["calibration"]``): an error shared by the whole nucleus, which neither
+    the halves nor the fit's residuals can show. Fields without a calibration record
+    (given directly, or mapped with ``phase.calibration: none`` and the user's own density
+    scale), an ensemble's ``rate_std`` and a fit without ``rate_std`` are returned
+    unchanged. The relative figure used is recorded in ``meta["calibration_rel_std"]``.
+    """
+    from .fit.uncertainty import CALIBRATION_REL_STD, interval_std
+
+    method = (fields.meta.get("calibration") or {}).get("method")
+    rel = CALIBRATION_REL_STD.get(method) if isinstance(method, str) else None
+    if (rel is None or fit.rate_std is None
+            or fit.meta.get("rate_std_source") not in ("residual", "disagreement", "split_half")):
+        return fit
+    std = interval_std(fit.rate_std, rel * np.abs(np.asarray(fit.rate, dtype=np.float64)))
+    return replace(fit, rate_std=std.astype(np.float32),
+                   meta={**fit.meta, "calibration_rel_std": float(rel)})
 
 
 def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig = PipelineConfig(),
@@ -603,7 +675,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
                    halves: tuple[DensityMap, DensityMap] | None = None,
                    background: float = 0.0,
                    half_maps: tuple[np.ndarray, np.ndarray] | None = None,
-                   split_half_source: str = "closed-form") -> QualityReport:
+                   split_half_source: str = "closed-form",
+                   closed_form_rate: np.ndarray | None = None) -> QualityReport:
     """The quality report of a fit (:func:`chromarate.quality.assess_quality`).
 
     The windowed closed form is computed on the same fields for the agreement check (unless
@@ -616,9 +689,11 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     computed here from ``halves`` (denoised maps of the two halves on the fields' grid) and
     ``background`` (the level subtracted from the whole density), by the estimator the
     pipeline would choose: the balance where the fit followed the balance prior at full
-    strength, the closed form otherwise.
+    strength, the closed form otherwise. ``closed_form_rate``: the closed form already
+    computed by :func:`closed_form_check` (else computed here).
     """
-    closed = closed_form_check(fields, fit, config)
+    closed = (closed_form_check(fields, fit, config) if closed_form_rate is None
+              else closed_form_rate)
     if half_maps is None and halves is not None:
         half_fields = half_phase_fields(halves, fields.mask, config, background)
         half_maps, split_half_source = gate_half_maps(fit, half_fields, lambda: (

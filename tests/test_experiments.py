@@ -552,3 +552,20 @@ def test_balance_window_quick(tmp_path):
     for s in row["balance"].values():
         assert -1.0 <= s["r"] <= 1.0 and -1.0 <= s["halves_r"] <= 1.0 and math.isfinite(s["bias"])
     assert set(row["closed_form"]) == {"0.2", "0.3"}
+
+
+@pytest.mark.slow
+def test_coverage_seeds_quick(tmp_path):
+    """experiments/coverage_seeds.py on a small simulated nucleus: every interval scored,
+    the pipeline's own among them, and terms added in quadrature only widen."""
+    out = tmp_path / "cov.json"
+    text = _run("coverage_seeds.py", "--quick", "--out", str(out), timeout=600)
+    assert re.search(r"^\s+current: within 80-98 % on [01] of 1", text, re.M), text
+    (row,) = json.loads(out.read_text())
+    assert row["seed"] == "quick" and -1.0 <= row["r"] <= 1.0
+    cov = row["coverage"]
+    assert {"current", "previous", "own", "closed_halves"} <= set(cov)
+    assert all(0.0 <= v <= 1.0 for v in cov.values())
+    assert cov["previous"] >= cov["closed_halves"]  # the larger of two figures
+    if "previous_cal" in cov:  # a calibration term in quadrature only widens
+        assert cov["previous_cal"] >= cov["previous"]

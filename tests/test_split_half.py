@@ -154,11 +154,15 @@ def _fast_config(**extra):
 
 
 def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
-    """With halves, a single fit's rate_std is the measured noise (halves, or the fit's
-    disagreement with the closed form, the larger) and the smoothing bias; a closed form's
-    sandwich is replaced; an ensemble keeps its own."""
-    from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, smoothing_bias, split_half_std
-    from chromarate.pipeline import half_rate_maps, with_split_half_std
+    """With halves, a single fit's rate_std is the measured noise of the estimator the fit
+    stays nearest to (closed form or balance: its halves' noise or the fit's departure from
+    it, the larger), the smoothing bias and the calibration's error of the absolute level;
+    a closed form's sandwich is replaced; an ensemble keeps its own."""
+    from chromarate.fit.uncertainty import (CALIBRATION_REL_STD, SPLIT_HALF_SMOOTHING_WINDOWS,
+                                            local_rms, nearest_estimator_noise, smoothing_bias,
+                                            split_half_std)
+    from chromarate.pipeline import (balance_maps, closed_form_check, half_phase_fields,
+                                     half_rate_maps, with_split_half_std)
 
     csv, _, _ = tiny_nucleus
     cfg = _fast_config()
@@ -179,7 +183,27 @@ def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
     noise = split_half_std(maps[0], maps[1], trusted, width)
     bias = smoothing_bias(fit.rate, trusted, window, passes=2)
     halves_interval = np.hypot(noise, bias)[trusted]
-    assert np.all(fit.rate_std[trusted] >= halves_interval * (1 - 1e-5) - 1e-7)
+    closed = closed_form_check(fields, fit, cfg)
+    half_fields = half_phase_fields(task.halves, fields.mask, cfg, task.background.level)
+    estimators = [(closed, maps)]
+    balance = balance_maps(fit, fields, half_fields)
+    reg = fit.meta["regularisation"]
+    if reg.get("rate_prior") == "balance" and reg.get("strength", 0.0) >= 1.0:
+        assert balance is not None
+        estimators.append(balance)
+    else:
+        assert balance is None
+    method = fields.meta["calibration"]["method"]
+    assert fit.meta["calibration_rel_std"] == CALIBRATION_REL_STD[method]
+    expected = np.hypot(np.hypot(nearest_estimator_noise(fit.rate, estimators, trusted, width), bias),
+                        CALIBRATION_REL_STD[method] * np.abs(fit.rate))
+    np.testing.assert_allclose(fit.rate_std[trusted], expected[trusted], rtol=1e-5)
+    # with the closed form given, the fit's departure from it counts where it is larger
+    bare = replace(fit, rate_std=np.zeros_like(fit.rate_std),
+                   meta={**fit.meta, "rate_std_source": "disagreement"})
+    apart = local_rms(np.asarray(fit.rate, float) - closed, trusted, width)
+    np.testing.assert_allclose(with_split_half_std(bare, maps, closed).rate_std[trusted],
+                               np.hypot(np.fmax(noise, apart), bias)[trusted], rtol=1e-5)
     # a closed form's residual sandwich is replaced by the halves' interval
     residual = replace(fit, rate_std=np.full_like(fit.rate_std, 123.0),
                        meta={**fit.meta, "rate_std_source": "residual", "method": "direct"})
@@ -329,3 +353,31 @@ def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(tiny_n
     q = fields_quality(res.fields, res.fit, cfg, halves=task.halves,
                        background=task.background.level)
     assert q.metrics["split_half_source"] == "balance" and q.metrics["split_half_r"] < -0.9
+
+
+def test_the_calibration_error_of_the_absolute_level_is_added_to_a_single_fit(tiny_nucleus):
+    """The density-scale calibration's error is added to a single fit's rate_std in
+    quadrature (its measured relative size times the rate, by the calibration's method);
+    fields without a calibration record and an ensemble's spread are left alone."""
+    from chromarate.fit.uncertainty import CALIBRATION_REL_STD
+    from chromarate.pipeline import with_calibration_std
+
+    csv, _, _ = tiny_nucleus
+    pipe = Pipeline(_fast_config())
+    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
+    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    fit, fields = res.fit, res.fields
+    trusted = np.asarray(fit.trusted, bool)
+    base = replace(fit, rate_std=np.full_like(fit.rate_std, 0.05),
+                   meta={k: v for k, v in fit.meta.items() if k != "calibration_rel_std"})
+    for method, rel in CALIBRATION_REL_STD.items():
+        calibrated = replace(fields, meta={**fields.meta, "calibration": {"method": method}})
+        out = with_calibration_std(base, calibrated)
+        assert out.meta["calibration_rel_std"] == rel
+        np.testing.assert_allclose(out.rate_std[trusted],
+                                   np.hypot(0.05, rel * np.abs(fit.rate[trusted])), rtol=1e-5)
+    assert CALIBRATION_REL_STD["none"] > CALIBRATION_REL_STD["physics"]  # skipped: wider
+    given = replace(fields, meta={k: v for k, v in fields.meta.items() if k != "calibration"})
+    assert with_calibration_std(base, given) is base
+    ens = replace(base, meta={**base.meta, "rate_std_source": "seeds"})
+    assert with_calibration_std(ens, fields) is ens
