@@ -614,10 +614,13 @@ def with_split_half_std(fit: FitResult,
     Without ``closed`` a PINN fit's own interval (``"disagreement"``: its disagreement with
     the closed form and the same bias, :mod:`chromarate.fit.loop`) stands for the closed
     form's departure: the closed-form halves' interval is kept where it is wider. A
-    closed-form fit (``"residual"``) is its own closed form. Pixels where the halves give
-    no figure keep the fit's own value. An ensemble's ``rate_std`` (the user asked for it),
-    a fit without ``rate_std`` or without halves, and a fit that did not record its test
-    window are returned unchanged. ``meta["rate_std_source"]`` becomes ``"split_half"``.
+    closed-form fit (``"residual"``) is its own closed form, and without ``closed`` the
+    balance estimator is not used. Pixels where no estimator gives a figure (a half's map,
+    or the whole closed form, undefined there) keep the fit's own value. An ensemble's
+    ``rate_std`` (the user asked for it), a fit without ``rate_std``, without the halves'
+    closed-form maps (a half too sparse to map; then the balance halves are not used
+    either), and a fit that did not record its test window are returned unchanged.
+    ``meta["rate_std_source"]`` becomes ``"split_half"``.
     """
     from .fit.uncertainty import (SPLIT_HALF_SMOOTHING_WINDOWS, interval_std,
                                   nearest_estimator_noise, smoothing_bias)
@@ -655,13 +658,14 @@ def with_calibration_std(fit: FitResult, fields: PhaseFields) -> FitResult:
     the halves nor the fit's residuals can show. Fields without a calibration record
     (given directly, or mapped with ``phase.calibration: none`` and the user's own density
     scale), an ensemble's ``rate_std`` and a fit without ``rate_std`` are returned
-    unchanged. The relative figure used is recorded in ``meta["calibration_rel_std"]``.
+    unchanged, as is a fit that already carries the term. The relative figure used is
+    recorded in ``meta["calibration_rel_std"]``.
     """
     from .fit.uncertainty import CALIBRATION_REL_STD, interval_std
 
     method = (fields.meta.get("calibration") or {}).get("method")
     rel = CALIBRATION_REL_STD.get(method) if isinstance(method, str) else None
-    if (rel is None or fit.rate_std is None
+    if (rel is None or fit.rate_std is None or "calibration_rel_std" in fit.meta
             or fit.meta.get("rate_std_source") not in ("residual", "disagreement", "split_half")):
         return fit
     std = interval_std(fit.rate_std, rel * np.abs(np.asarray(fit.rate, dtype=np.float64)))

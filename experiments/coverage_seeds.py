@@ -16,10 +16,9 @@ coverage of the nominal 90 % interval built from:
 - ``previous``: the rule before, the larger of ``closed_halves`` and ``own``;
 - ``closed_halves``: the closed-form halves' noise and the bias, without the disagreement;
 - ``own``: the fit's own single-fit interval (disagreement with the closed form and bias);
-- ``balance_halves``: the balance halves' noise (the maps the quality gate compares when the
-  fit followed the balance prior at full strength) and the bias;
-- ``balance_both``: ``balance_halves`` with, as a second noise figure, the fit's RMS
-  disagreement with the whole data's balance map (the larger of the two);
+- ``balance_both``: the balance halves' noise (the maps the quality gate compares when the
+  fit followed the balance prior at full strength) or the fit's RMS disagreement with the
+  whole data's balance map, the larger, and the bias;
 - ``nearest``: for each of the two estimators (closed form; balance, where the rate prior is
   the balance, at any strength) the larger of its halves' noise and the fit's RMS disagreement with it, and
   of the two the smaller, pixel by pixel (the estimator the fit stays nearest to), with the

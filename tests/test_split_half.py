@@ -330,9 +330,10 @@ def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(ti
 
 
 def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(tiny_nucleus, monkeypatch):
-    """When half_balance_maps gives maps (a fit following the balance at full strength), the
-    pipeline's gate and fields_quality(halves=...) compare those, say so, and name them in
-    the reason; rate_std keeps the closed-form halves' noise."""
+    """When the fit followed the balance at full strength (here: balance maps stood in), the
+    pipeline's gate and fields_quality(halves=...) compare the halves' balance maps, say so,
+    and name them in the reason; rate_std takes the balance as a second estimator, so its
+    noise part can only shrink (the smaller figure of the two, pixel by pixel)."""
     import chromarate.pipeline as pl
 
     csv, _, _ = tiny_nucleus
@@ -342,17 +343,53 @@ def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(tiny_n
     plain = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
     rng = np.random.default_rng(0)
     noise = rng.normal(size=plain.fit.rate.shape)
-    monkeypatch.setattr(pl, "half_balance_maps", lambda fit, hf: (
-        None if hf is None else (1.5 + noise, 1.5 - noise)))
+
+    def followed(fit, fields_seq):  # the whole data: the fit's own map; the halves: flat
+        if len(fields_seq) == 1:     # and anti-correlated, 1e-3 apart
+            return (np.asarray(fit.rate, float),)
+        return (1.5 + 1e-3 * noise, 1.5 - 1e-3 * noise)
+
+    monkeypatch.setattr(pl, "_followed_balance", followed)
     res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
     qc = res.stack.provenance["qc"]
     assert qc["metrics"]["split_half_source"] == "balance"
     assert qc["metrics"]["split_half_r"] < -0.9
     assert any("the balance rate maps of two halves" in r for r in qc["reasons"])
-    np.testing.assert_allclose(res.fit.rate_std, plain.fit.rate_std)  # noise part unchanged
+    trusted = np.asarray(res.fit.trusted, bool)
+    np.testing.assert_array_equal(res.fit.rate, plain.fit.rate)  # the same fit
+    assert np.all(res.fit.rate_std[trusted] <= plain.fit.rate_std[trusted] * (1 + 1e-6))
+    assert np.any(res.fit.rate_std[trusted] < 0.99 * plain.fit.rate_std[trusted])
     q = fields_quality(res.fields, res.fit, cfg, halves=task.halves,
                        background=task.background.level)
     assert q.metrics["split_half_source"] == "balance" and q.metrics["split_half_r"] < -0.9
+
+
+def test_the_balance_estimator_enters_the_interval_only_with_the_closed_form(tiny_nucleus):
+    """with_split_half_std with a balance estimator the fit sits on (no departure, halves
+    that agree): the noise part is zero and rate_std is the smoothing bias alone; without
+    the whole closed form the balance is not used (the closed-form rule stands)."""
+    from chromarate.fit.uncertainty import smoothing_bias
+    from chromarate.pipeline import closed_form_check, half_rate_maps, with_split_half_std
+
+    csv, _, _ = tiny_nucleus
+    cfg = _fast_config()
+    pipe = Pipeline(cfg)
+    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
+    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    fit, fields = res.fit, res.fields
+    trusted = np.asarray(fit.trusted, bool)
+    maps = half_rate_maps(fields, fit, cfg, task.halves, task.background.level)
+    bare = replace(fit, rate_std=np.zeros_like(fit.rate_std),
+                   meta={**fit.meta, "rate_std_source": "disagreement"})
+    closed = closed_form_check(fields, fit, cfg)
+    rate = np.asarray(fit.rate, float)
+    on_it = (rate, (rate, rate))
+    out = with_split_half_std(bare, maps, closed, balance=on_it)
+    bias = smoothing_bias(fit.rate, trusted, fit.meta["test_window_px"], passes=2)
+    np.testing.assert_allclose(out.rate_std[trusted], bias[trusted], rtol=1e-5, atol=1e-7)
+    without = with_split_half_std(bare, maps, None, balance=on_it)
+    np.testing.assert_allclose(without.rate_std, with_split_half_std(bare, maps).rate_std)
+    assert np.all(without.rate_std[trusted] >= out.rate_std[trusted])
 
 
 def test_the_calibration_error_of_the_absolute_level_is_added_to_a_single_fit(tiny_nucleus):
@@ -376,6 +413,7 @@ def test_the_calibration_error_of_the_absolute_level_is_added_to_a_single_fit(ti
         assert out.meta["calibration_rel_std"] == rel
         np.testing.assert_allclose(out.rate_std[trusted],
                                    np.hypot(0.05, rel * np.abs(fit.rate[trusted])), rtol=1e-5)
+        assert with_calibration_std(out, calibrated) is out  # added once only
     assert CALIBRATION_REL_STD["none"] > CALIBRATION_REL_STD["physics"]  # skipped: wider
     given = replace(fields, meta={k: v for k, v in fields.meta.items() if k != "calibration"})
     assert with_calibration_std(base, given) is base
