@@ -293,10 +293,11 @@ class Pipeline:
                          else half_rate_maps(fields, fit, cfg, task.halves, _level(task),
                                              half_fields=half_fields))
             closed = closed_form_check(fields, fit, cfg)
-            fit = with_split_half_std(fit, half_maps, closed,
-                                      balance=balance_maps(fit, fields, half_fields))
+            balance = balance_maps(fit, fields, half_fields)
+            fit = with_split_half_std(fit, half_maps, closed, balance=balance)
             fit = with_calibration_std(fit, fields)
-            gate_maps, source = gate_half_maps(fit, half_fields, lambda: half_maps)
+            gate_maps, source = gate_half_maps(fit, half_fields, lambda: half_maps,
+                                               followed=None if balance is None else balance[1])
             qc = nucleus_quality(task, fields, fit, cfg, gate_maps, split_half_source=source,
                                  closed_form_rate=closed)
             ntimings["qc"] = time.perf_counter() - t0
@@ -400,20 +401,23 @@ def nucleus_quality(task: NucleusTask, fields: PhaseFields, fit: FitResult,
 
 
 def gate_half_maps(fit: FitResult, half_fields: tuple[PhaseFields, PhaseFields] | None,
-                   closed_maps: Callable[[], tuple[np.ndarray, np.ndarray] | None]
+                   closed_maps: Callable[[], tuple[np.ndarray, np.ndarray] | None], *,
+                   followed: tuple[np.ndarray, np.ndarray] | None = _NOT_MAPPED,
                    ) -> tuple[tuple[np.ndarray, np.ndarray] | None, str]:
     """The halves' maps the split-half check compares, and which estimator made them.
 
-    The balance maps (:func:`half_balance_maps`) where the fit followed the balance prior
-    at full strength, else the closed-form maps ``closed_maps()`` gives (called only
-    then: :func:`half_rate_maps`, or maps already made).
+    The balance maps (:func:`half_balance_maps`, or ``followed`` when the caller already
+    made them: None means the fit did not follow the balance) where the fit followed the
+    balance prior at full strength, else the closed-form maps ``closed_maps()`` gives
+    (called only then: :func:`half_rate_maps`, or maps already made).
 
     Returns
     -------
     (maps or None, str)
         The maps, and ``"balance"`` or ``"closed-form"``.
     """
-    followed = half_balance_maps(fit, half_fields)
+    if followed is _NOT_MAPPED:
+        followed = half_balance_maps(fit, half_fields)
     return (closed_maps(), "closed-form") if followed is None else (followed, "balance")
 
 
@@ -632,13 +636,14 @@ def with_split_half_std(fit: FitResult,
         return fit
     trusted = np.asarray(fit.trusted, dtype=bool)
     own = np.asarray(fit.rate_std, dtype=np.float64)
-    if source == "residual":
+    if source == "residual":  # the fit is the closed form
         closed = fit.rate
-    width = SPLIT_HALF_SMOOTHING_WINDOWS * float(window)
-    estimators = [(fit.rate if closed is None else closed, half_maps)]
-    if balance is not None and closed is not None:
-        estimators.append(balance)
-    noise = nearest_estimator_noise(fit.rate, estimators, trusted, width)
+    if closed is None:  # the closed-form halves' noise alone, the fit's own interval below
+        estimators = [(fit.rate, half_maps)]
+    else:
+        estimators = [(closed, half_maps)] + ([] if balance is None else [balance])
+    noise = nearest_estimator_noise(fit.rate, estimators, trusted,
+                                    SPLIT_HALF_SMOOTHING_WINDOWS * float(window))
     passes = 1 if fit.meta.get("method") == "direct" else 2
     measured = interval_std(noise, smoothing_bias(fit.rate, trusted, float(window), passes=passes))
     if closed is None:

@@ -56,16 +56,6 @@ VARIANTS = ("current", "previous", "closed_halves", "own", "balance_both", "near
             "follow", "previous_cal", "follow_cal", "nearest_cal")
 
 
-def _coverage(rate, true, std, sel) -> float:
-    from chromarate.validation.scoring import Z90
-
-    sd = np.asarray(std, dtype=np.float64)[sel]
-    ok = np.isfinite(sd)
-    if not ok.any():
-        return float("nan")
-    return float(np.mean(np.abs(rate[sel][ok] - true[sel][ok]) <= Z90 * sd[ok]))
-
-
 def run_seed(seed: int, cache: Path) -> dict:
     """Run the default pipeline on one cached seed and score every variant."""
     return {"seed": seed, **run_case(*_simulate(seed, cache))}
@@ -78,6 +68,7 @@ def run_case(locs, truth) -> dict:
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.config import PipelineConfig
     from chromarate.fit.prior import balance_rate
+    from chromarate.validation.scoring import score
     from chromarate.fit.uncertainty import (CALIBRATION_REL_STD, SPLIT_HALF_SMOOTHING_WINDOWS,
                                             interval_std, local_rms, smoothing_bias, split_half_std)
 
@@ -88,8 +79,8 @@ def run_case(locs, truth) -> dict:
         kept["own"], kept["closed_halves"], kept["closed"] = fit.rate_std, half_maps, closed
         return real_std(fit, half_maps, closed, **kw)
 
-    def spy_gate(fit, half_fields, closed_maps):
-        maps, source = real_gate(fit, half_fields, closed_maps)
+    def spy_gate(fit, half_fields, closed_maps, **kw):
+        maps, source = real_gate(fit, half_fields, closed_maps, **kw)
         kept["source"], kept["half_fields"] = source, half_fields
         return maps, source
 
@@ -137,9 +128,14 @@ def run_case(locs, truth) -> dict:
         if rel is not None:
             for name in ("previous", "follow", "nearest"):
                 stds[name + "_cal"] = np.hypot(stds[name], rel * np.abs(rate))
+    def scored(std):  # scored as the suite scores (the same pixels as ``sel``)
+        return score(fit.rate, trusted, std, truth["rate"], pixel_nm=stack.pixel_size_nm,
+                     origin_nm=stack.origin_nm, truth_pixel_nm=truth["pixel_size_nm"],
+                     truth_origin_nm=truth["origin_nm"])
+
     err = fit.rate[sel] - true[sel]
-    row = {"r": float(np.corrcoef(fit.rate[sel], true[sel])[0, 1]),
-           "bias": float(fit.rate[sel].mean() / true[sel].mean() - 1.0),
+    current = scored(fit.rate_std)
+    row = {"r": current.pearson_r, "bias": current.bias,
            "true_mean": float(true[sel].mean()),
            "status": (stack.provenance.get("qc") or {}).get("status"),
            "strength": reg.get("strength"), "gate_source": kept.get("source"),
@@ -147,7 +143,7 @@ def run_case(locs, truth) -> dict:
            "error_mean": float(err.mean()), "error_rms_centred": float(err.std()),
            "bias_term_median": float(np.nanmedian(bias[sel])),
            "noise_median": {k: float(np.nanmedian(v[sel])) for k, v in noise.items()},
-           "coverage": {k: _coverage(fit.rate, true, v, sel) for k, v in stds.items() if v is not None}}
+           "coverage": {k: scored(v).coverage90 for k, v in stds.items() if v is not None}}
     return row
 
 

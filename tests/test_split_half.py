@@ -127,19 +127,12 @@ def test_nl_means_halves_are_denoised_on_their_own(tiny_nucleus):
         assert 0.3 < h.data.sum() / crop.data.sum() < 0.7
 
 
-def test_the_pipeline_records_the_split_half_agreement(tiny_nucleus):
+def test_the_pipeline_records_the_split_half_agreement(fast_run):
     """Localization inputs carry the halves to the nucleus and the gate records the figure;
     image inputs (fields) have none, and the figure is NaN."""
-    csv, _, _ = tiny_nucleus
-    cfg = with_overrides(PipelineConfig(), {"fit.training.steps": 3, "fit.network.width": 16,
-                                            "fit.network.fourier_features": 8,
-                                            "fit.prior.regularisation": "manual"})
-    pipe = Pipeline(cfg)
-    tasks = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
-    (task,) = tasks
+    cfg, _, task, res = fast_run
     assert task.halves is not None
     assert all(h.data.shape == task.denoised.data.shape for h in task.halves)
-    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
     metrics = res.stack.provenance["qc"]["metrics"]
     assert -1.0 <= metrics["split_half_r"] <= 1.0
     assert 0.0 <= metrics["attainable_r"] <= 1.0
@@ -153,7 +146,22 @@ def _fast_config(**extra):
                                              "fit.prior.regularisation": "manual", **extra})
 
 
-def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
+def _run_tiny(csv, cfg):
+    """(pipeline, task, result) of the tiny nucleus run through ``cfg``."""
+    pipe = Pipeline(cfg)
+    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
+    return pipe, task, [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+
+
+@pytest.fixture(scope="module")
+def fast_run(tiny_nucleus):
+    """(config, pipeline, task, result) of the tiny nucleus with :func:`_fast_config`, run
+    once for the tests that only read it."""
+    cfg = _fast_config()
+    return (cfg, *_run_tiny(tiny_nucleus[0], cfg))
+
+
+def test_the_halves_measure_the_noise_part_of_rate_std(fast_run):
     """With halves, a single fit's rate_std is the measured noise of the estimator the fit
     stays nearest to (closed form or balance: its halves' noise or the fit's departure from
     it, the larger), the smoothing bias and the calibration's error of the absolute level;
@@ -164,11 +172,7 @@ def test_the_halves_measure_the_noise_part_of_rate_std(tiny_nucleus):
     from chromarate.pipeline import (balance_maps, closed_form_check, half_phase_fields,
                                      half_rate_maps, with_split_half_std)
 
-    csv, _, _ = tiny_nucleus
-    cfg = _fast_config()
-    pipe = Pipeline(cfg)
-    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
-    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    cfg, pipe, task, res = fast_run
     fit, fields = res.fit, res.fields
     assert fit.meta["rate_std_source"] == "split_half"
     assert res.stack.provenance["qc"]["metrics"]["relative_uncertainty"] > 0
@@ -236,12 +240,9 @@ def test_the_halves_put_a_floor_under_the_data_chosen_prior(tiny_nucleus):
     from chromarate.fit.regularise import SPLIT_HALF_STRENGTHS, settings_at_strength
     from chromarate.pipeline import half_phase_fields, split_half_floor
 
-    csv, _, _ = tiny_nucleus
     cfg = with_overrides(PipelineConfig(), {"fit.training.steps": 3, "fit.network.width": 16,
                                             "fit.network.fourier_features": 8})
-    pipe = Pipeline(cfg)
-    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
-    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    _, task, res = _run_tiny(tiny_nucleus[0], cfg)
     reg = res.fit.meta["regularisation"]
     assert len(reg["split_half_agreement"]) == len(SPLIT_HALF_STRENGTHS)
     floor = reg["strength_floor"]
@@ -287,18 +288,14 @@ def test_halves_that_cannot_be_mapped_are_not_tried_again(tiny_nucleus, monkeypa
     assert -1.0 <= qc.metrics["split_half_r"] <= 1.0
 
 
-def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(tiny_nucleus):
+def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(fast_run):
     """At full data-chosen strength with the balance prior the gate compares the halves'
     balance maps over the fit's balance window; at a lower strength, with the closed-form
     prior or with a manual prior it compares the closed-form maps (None here)."""
     import chromarate.pipeline as pl
     from chromarate.fit.prior import balance_rate
 
-    csv, _, _ = tiny_nucleus
-    cfg = _fast_config()
-    pipe = Pipeline(cfg)
-    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
-    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    cfg, pipe, task, res = fast_run
     halves = pl.half_phase_fields(task.halves, res.fields.mask, cfg, task.background.level)
     reg = res.fit.meta["regularisation"]
     assert reg["balance_window_um"] > 0            # recorded by every fit with the balance
@@ -329,18 +326,14 @@ def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(ti
     assert any("the balance rate maps of two halves" in r for r in bad.reasons)
 
 
-def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(tiny_nucleus, monkeypatch):
+def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(fast_run, monkeypatch):
     """When the fit followed the balance at full strength (here: balance maps stood in), the
     pipeline's gate and fields_quality(halves=...) compare the halves' balance maps, say so,
     and name them in the reason; rate_std takes the balance as a second estimator, so its
     noise part can only shrink (the smaller figure of the two, pixel by pixel)."""
     import chromarate.pipeline as pl
 
-    csv, _, _ = tiny_nucleus
-    cfg = _fast_config()
-    pipe = Pipeline(cfg)
-    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
-    plain = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    cfg, pipe, task, plain = fast_run
     rng = np.random.default_rng(0)
     noise = rng.normal(size=plain.fit.rate.shape)
 
@@ -364,18 +357,14 @@ def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(tiny_n
     assert q.metrics["split_half_source"] == "balance" and q.metrics["split_half_r"] < -0.9
 
 
-def test_the_balance_estimator_enters_the_interval_only_with_the_closed_form(tiny_nucleus):
+def test_the_balance_estimator_enters_the_interval_only_with_the_closed_form(fast_run):
     """with_split_half_std with a balance estimator the fit sits on (no departure, halves
     that agree): the noise part is zero and rate_std is the smoothing bias alone; without
     the whole closed form the balance is not used (the closed-form rule stands)."""
     from chromarate.fit.uncertainty import smoothing_bias
     from chromarate.pipeline import closed_form_check, half_rate_maps, with_split_half_std
 
-    csv, _, _ = tiny_nucleus
-    cfg = _fast_config()
-    pipe = Pipeline(cfg)
-    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
-    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    cfg, pipe, task, res = fast_run
     fit, fields = res.fit, res.fields
     trusted = np.asarray(fit.trusted, bool)
     maps = half_rate_maps(fields, fit, cfg, task.halves, task.background.level)
@@ -392,17 +381,14 @@ def test_the_balance_estimator_enters_the_interval_only_with_the_closed_form(tin
     assert np.all(without.rate_std[trusted] >= out.rate_std[trusted])
 
 
-def test_the_calibration_error_of_the_absolute_level_is_added_to_a_single_fit(tiny_nucleus):
+def test_the_calibration_error_of_the_absolute_level_is_added_to_a_single_fit(fast_run):
     """The density-scale calibration's error is added to a single fit's rate_std in
     quadrature (its measured relative size times the rate, by the calibration's method);
     fields without a calibration record and an ensemble's spread are left alone."""
     from chromarate.fit.uncertainty import CALIBRATION_REL_STD
     from chromarate.pipeline import with_calibration_std
 
-    csv, _, _ = tiny_nucleus
-    pipe = Pipeline(_fast_config())
-    (task,) = [t for t in pipe.iter_prepare(read_localizations(csv)) if isinstance(t, NucleusTask)]
-    res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
+    _, pipe, task, res = fast_run
     fit, fields = res.fit, res.fields
     trusted = np.asarray(fit.trusted, bool)
     base = replace(fit, rate_std=np.full_like(fit.rate_std, 0.05),
