@@ -278,7 +278,7 @@ class Pipeline:
                            else half_phase_fields(task.halves, fields.mask, cfg, _level(task)))
             fit_cfg, floor_record = split_half_floor(fields, half_fields, cfg.fit)
             fit = None
-            for event in iter_fit(fields, fit_cfg, device=device):
+            for event in iter_fit(fields, fit_cfg, device=device, halves=half_fields):
                 if isinstance(event, FitDone):
                     fit = event.result
                 else:

@@ -184,13 +184,21 @@ class PriorConfig(_Model):
         (:func:`chromarate.fit.prior.balance_rate`); ``closed_form`` from the windowed closed
         form of the same weak residual with the fit's settings
         (:func:`chromarate.fit.direct.closed_form_prior`); ``flat`` the gradient of lambda
-        itself. ``auto`` (default): the balance estimate unless it correlates negatively
+        itself. ``auto`` (default): where two independent halves of the localizations
+        exist (the pipeline's split), the closed form when its departure from the balance
+        estimate, in the part both halves share, is at least 3.75 times the balance
+        estimate's own reproducible variation
+        (:func:`chromarate.fit.prior.departure_ratio`: the balance cannot see rates that
+        vary at the scale of the domains), else the balance estimate. Without halves
+        (fields given directly), or where the density scale could not be calibrated (a
+        nucleus too small), the balance estimate unless it correlates negatively
         with the closed form over the closed form's region
         (:func:`chromarate.fit.prior.prior_agreement`, with the balance taken over one
         domain spacing, where its assumption holds best; the balance assumes no flux
         through its windows, and a negative correlation says the flux matters), then the
-        closed form. The prior used and the correlation are recorded in
-        ``FitResult.meta["regularisation"]`` (``rate_prior``, ``prior_agreement``). Measured
+        closed form. The prior used and both figures are recorded in
+        ``FitResult.meta["regularisation"]`` (``rate_prior``, ``prior_departure``,
+        ``prior_agreement``). Measured
         (docs/validation.md): on the `chromarate simulate` nuclei the closed form agrees with
         the balance estimate (correlation 0.46-0.89) and ``closed_form`` there costs r (the
         demo 0.968 -> 0.753); on the suite's rendered nuclei with domain-scale rates the
@@ -243,9 +251,9 @@ class PriorConfig(_Model):
         a modulation at the domain spacing (0.3 spacings pass 17 %), and a wider one only
         blurs lambda. Measured on the development nuclei (docs/validation.md): of windows of
         0.32-1.29 spacings the balance estimate alone is closest to the true rate at 0.65
-        (0.48 within 0.06) on all six dev ``simulate`` nuclei, and the default fit with 0.55 instead of one spacing lifted
-        them from r 0.968 / 0.883 / 0.964 / 0.927 / 0.797 / 0.458 to 0.988 / 0.963 /
-        0.990 / 0.967 / 0.934 / 0.618.
+        (0.48 within 0.06) on all six dev ``simulate`` nuclei, and the default fit with
+        0.55 instead of one spacing lifted them from r 0.968 / 0.883 / 0.964 / 0.927 /
+        0.797 / 0.458 to 0.988 / 0.963 / 0.990 / 0.967 / 0.934 / 0.618.
     split_half_floor : bool
         Let the pipeline set ``strength_floor`` per nucleus from the halves (default
         true; only with ``regularisation="steadiness"`` and localizations that carry a

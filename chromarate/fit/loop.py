@@ -26,7 +26,7 @@ each normalised so that 1 means "at the expected size"::
     residual = sum |G * (w r)|^2 / (sum |G * w|^2 s^2)  (s: size of the reaction term)
     smooth   = mean_mask |grad (lambda - lambda_b)|^2    (um^-2; lambda_b: the local balance
                estimate G*phi_h / G*phi_e with fit.prior.rate_prior "balance", the windowed
-               closed form with "closed_form", one of the two by their agreement with
+               closed form with "closed_form", one of the two chosen per nucleus with
                "auto", 0 with "flat")
     loss     = data_weight * data + residual_weight * residual + prior.rate_smoothness * smooth
 
@@ -240,7 +240,9 @@ def _single_fit_rate_std(fields: PhaseFields, config: FitConfig, rate: np.ndarra
 
 
 def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
-             device: str | None = None, monitor=None) -> Iterator[FitProgress | FitDone]:
+             device: str | None = None, monitor=None,
+             halves: tuple[PhaseFields, PhaseFields] | None = None
+             ) -> Iterator[FitProgress | FitDone]:
     """Fit the rate map of one nucleus, yielding progress events.
 
     Parameters
@@ -256,6 +258,16 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         NaN outside the nucleus; the rate network is evaluated at every pixel, not on the
         lattice). For convergence studies and live previews; time spent in it counts in
         the fit's timings.
+    halves : (PhaseFields, PhaseFields), optional
+        Fields of two independent halves of the localizations on the same grid (the
+        pipeline's split). With ``fit.prior.rate_prior="auto"`` they decide the prior:
+        the closed form when its departure from the balance estimate, in the part the
+        halves share, is at least
+        :data:`chromarate.fit.chromatin_problem.DEPARTURE_RATIO` times the balance
+        estimate's reproducible variation (:func:`chromarate.fit.prior.departure_ratio`,
+        recorded as ``prior_departure``); without them, or on fields whose density-scale
+        calibration was skipped (``meta["calibration"]["method"] == "none"``), the sign
+        of ``prior_agreement`` decides.
 
     Yields
     ------
@@ -281,8 +293,9 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     dev = resolve_device(device if device is not None else config.device)
     dtype = resolve_dtype(config.dtype)
     report = chosen.get("report_radius_px")
-    prob = _Problem(fields, config, dev, dtype, report_radius=report)
+    prob = _Problem(fields, config, dev, dtype, report_radius=report, halves=halves)
     chosen = {**chosen, "rate_prior": prob.rate_prior, "prior_agreement": prob.prior_agreement,
+              "prior_departure": prob.prior_departure,
               "balance_window_um": prob.balance_sigma_um}
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     timings: dict[str, float] = {}
@@ -347,7 +360,8 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
 
 
 def fit_rates(fields: PhaseFields, config: FitConfig = FitConfig(), *,
-              device: str | None = None) -> FitResult:
+              device: str | None = None,
+              halves: tuple[PhaseFields, PhaseFields] | None = None) -> FitResult:
     """Infer the rate map lambda = Gamma_me / Gamma_ac of one nucleus.
 
     Plain wrapper over :func:`iter_fit` (see there for parameters).
@@ -356,7 +370,7 @@ def fit_rates(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     -------
     FitResult
     """
-    for event in iter_fit(fields, config, device=device):
+    for event in iter_fit(fields, config, device=device, halves=halves):
         if isinstance(event, FitDone):
             return event.result
     raise RuntimeError("iter_fit ended without a result")  # pragma: no cover

@@ -518,6 +518,79 @@ def test_auto_rate_prior_follows_the_agreement_of_balance_and_closed_form(ramp_f
     assert flat.meta["regularisation"]["rate_prior"] == "flat"
 
 
+def test_auto_rate_prior_with_halves_follows_their_shared_departure(ramp_fields, monkeypatch):
+    """With two halves, ``auto`` decides by the reproducible departure of the closed form
+    from the balance (not by the agreement's sign): the closed form at and above
+    ``DEPARTURE_RATIO``, the balance below; the figure is recorded."""
+    from dataclasses import replace
+
+    import torch
+
+    from chromarate.fit.direct import closed_form_prior
+    from chromarate.fit.prior import balance_rate, departure_ratio
+
+    rng = np.random.default_rng(1)
+    _, fields = ramp_fields
+    noisy = [replace(fields, phi_d=fields.phi_d + 0.002 * rng.standard_normal(fields.shape))
+             for _ in range(2)]
+    cfg = _tiny_config(prior=dict(rate_prior="auto", rate_smoothness=0.1, test_window_um=0.15))
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=tuple(noisy))
+    # the recorded figure is departure_ratio of the halves' own maps with the fit's settings
+    closed = [closed_form_prior(h, cfg, prob.radius) for h in noisy]
+    where = closed_form_prior(fields, cfg, prob.radius)[1] & closed[0][1] & closed[1][1]
+    sigma = prob.balance_sigma_um / prob.pixel_um
+    bal = [balance_rate(h.phi_h, h.phi_e, np.asarray(h.mask, bool), sigma) for h in noisy]
+    want = departure_ratio((bal[0], bal[1]), (closed[0][0], closed[1][0]), where)
+    assert np.isfinite(want) and prob.prior_departure == pytest.approx(want)
+    assert prob.rate_prior == ("closed_form" if want >= chromatin_problem.DEPARTURE_RATIO
+                               else "balance")
+    # the agreement no longer decides where halves exist
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: -0.5)
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=tuple(noisy))
+    assert prob.rate_prior == "balance" and prob.prior_departure == 1.0
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: 0.5)
+    monkeypatch.setattr(chromatin_problem, "departure_ratio",
+                        lambda *a: chromatin_problem.DEPARTURE_RATIO)
+    fit = fit_rates(fields, cfg, halves=tuple(noisy))
+    assert fit.meta["regularisation"]["rate_prior"] == "closed_form"
+    assert fit.meta["regularisation"]["prior_departure"] == chromatin_problem.DEPARTURE_RATIO
+    # a figure that cannot be computed falls back to the agreement's sign
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: float("nan"))
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: -0.5)
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=tuple(noisy))
+    assert prob.rate_prior == "closed_form" and prob.prior_departure is None
+    # fields whose density scale was not calibrated are not read by the departure rule
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 100.0)
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: 0.5)
+    uncal = replace(fields, meta={**fields.meta, "calibration": {"method": "none"}})
+    prob = chromatin_problem._Problem(uncal, cfg, "cpu", torch.float64, halves=tuple(noisy))
+    assert prob.rate_prior == "balance" and prob.prior_departure is None
+    cal = replace(fields, meta={**fields.meta, "calibration": {"method": "physics"}})
+    prob = chromatin_problem._Problem(cal, cfg, "cpu", torch.float64, halves=tuple(noisy))
+    assert prob.rate_prior == "closed_form" and prob.prior_departure == 100.0
+
+
+def test_departure_ratio_reads_shared_structure_not_independent_noise():
+    """The figure keeps what both halves share: independent noise in the closed forms
+    does not raise it, structure the balance does not see does, in proportion."""
+    from chromarate.fit.prior import departure_ratio
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    smooth = np.linspace(1.0, 2.0, n)
+    bal = (smooth, smooth)
+    where = np.ones(n, bool)
+    noise_only = [smooth + 0.5 * rng.standard_normal(n) for _ in range(2)]
+    assert departure_ratio(bal, tuple(noise_only), where) < 0.1 * 0.5 / smooth.std()
+    domains = np.sign(np.sin(np.arange(n) / 7.0))
+    for amp in (0.3, 1.2):
+        closed = tuple(smooth + amp * domains + 0.5 * rng.standard_normal(n) for _ in range(2))
+        assert departure_ratio(bal, closed, where) == pytest.approx(amp / smooth.std(), rel=0.1)
+    assert np.isnan(departure_ratio((smooth * 0 + 1, smooth * 0 + 1), closed, where))
+    assert np.isnan(departure_ratio(bal, closed, np.zeros(n, bool)))
+
+
 def test_the_balance_prior_uses_its_window_and_auto_tests_over_one_spacing(ramp_fields, monkeypatch):
     """The prior map is the balance over ``balance_window_spacings`` domain spacings (the
     fit records that window); ``auto`` correlates the balance over one spacing with the
