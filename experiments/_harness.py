@@ -548,3 +548,23 @@ def aligned(cells: Sequence[Sequence[str]], sep: str = "  ",
     widths = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
     return [sep.join(c.rjust(w) if i in right else c.ljust(w)
                      for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
+
+
+def localization_case(name: str, cache: str, cli_cache, quick: bool = False):
+    """``(localizations, pipeline config, scoring target, its pixel size, its origin)`` of
+    ``seedN`` (``chromarate simulate --seed N``, through ``experiments/cli_seeds.py``'s
+    cache ``cli_cache``) or of a localization case ``NAME@SEED`` of the suite."""
+    import numpy as np
+
+    if name.startswith("seed") and name[4:].isdigit():
+        import cli_seeds
+        from chromarate.config import PipelineConfig
+
+        Path(cli_cache).mkdir(parents=True, exist_ok=True)
+        locs, t = cli_seeds._simulate(int(name[4:]), Path(cli_cache))
+        return locs, PipelineConfig(), np.asarray(t["rate"], float), float(t["pixel_size_nm"]), \
+            tuple(t["origin_nm"])
+    from chromarate.validation.run import target_rate
+
+    _, syn, cfg = simulated_case(name, cache, quick=quick)
+    return syn.localizations, cfg, target_rate(syn)[0], syn.pixel_size_nm, syn.origin_nm

@@ -44,7 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, add_threads_option, parser, set_threads, write_json  # noqa: E402
+from _harness import (add_case_options, add_threads_option, localization_case, parser,  # noqa: E402
+                      set_threads, write_json)
 
 VARIANTS = ("plain", "halves-local", "poisson", "exact", "unclipped", "unclipped-poisson",
             "poisson-recalibrated")
@@ -99,22 +100,18 @@ def _score(rate, trusted, true) -> dict:
             "bias": float(rate[sel].mean() / true[sel].mean() - 1.0)}
 
 
-def _case(name: str, cache: str, cli_cache: Path, quick: bool):
-    """(localizations, pipeline config, scoring target, its pixel size and origin) of
-    ``seedN`` or a localization case ``NAME@SEED`` of the suite."""
-    if name.startswith("seed") and name[4:].isdigit():
-        import cli_seeds
-        from chromarate.config import PipelineConfig
+def _agreement(fields, cf) -> float:
+    """The ``rate_prior="auto"`` rule's figure for closed form ``cf`` of ``fields``: its
+    correlation with the balance estimate over one domain spacing, on its trusted pixels."""
+    from chromarate.fit.chromatin_problem import AGREEMENT_WINDOW_SPACINGS, balance_window_um
+    from chromarate.fit.prior import balance_rate, prior_agreement
 
-        cli_cache.mkdir(parents=True, exist_ok=True)
-        locs, t = cli_seeds._simulate(int(name[4:]), cli_cache)
-        return locs, PipelineConfig(), np.asarray(t["rate"], float), float(t["pixel_size_nm"]), \
-            tuple(t["origin_nm"])
-    from _harness import simulated_case
-    from chromarate.validation.run import target_rate
-
-    _, syn, cfg = simulated_case(name, cache, quick=quick)
-    return syn.localizations, cfg, target_rate(syn)[0], syn.pixel_size_nm, syn.origin_nm
+    mask = np.asarray(fields.mask, bool)
+    pixel_um = fields.pixel_size_nm / 1000.0
+    window = (cf.meta.get("regularisation") or {}).get("test_window_um")
+    sigma_um = balance_window_um(fields, mask, pixel_um, window, spacings=AGREEMENT_WINDOW_SPACINGS)
+    lam = balance_rate(fields.phi_h, fields.phi_e, mask, sigma_um / pixel_um)
+    return prior_agreement(lam, np.asarray(cf.rate, float), np.asarray(cf.trusted, bool))
 
 
 def run_case(name: str, cache: str, cli_cache: Path, variants, pinn: bool, quick: bool = False) -> dict:
@@ -125,7 +122,7 @@ def run_case(name: str, cache: str, cli_cache: Path, variants, pinn: bool, quick
     from chromarate.fit.loop import fit_rates
     from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields, phase_density
 
-    locs, cfg, target, target_pixel, target_origin = _case(name, cache, cli_cache, quick)
+    locs, cfg, target, target_pixel, target_origin = localization_case(name, cache, cli_cache, quick)
     tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
     task = max(tasks, key=lambda t: int(t.mask.sum()))
     den, mask = phase_density(task), np.asarray(task.mask, bool)
@@ -171,12 +168,13 @@ def run_case(name: str, cache: str, cli_cache: Path, variants, pinn: bool, quick
                 f = calibrated_phase_fields(den, mask, cfg)
             cf = invert_direct(f, closed_cfg)
             row = {"closed_form": _score(cf.rate, cf.trusted, true),
-                   "calibration_scale": (f.meta.get("calibration") or {}).get("scale")}
+                   "calibration_scale": (f.meta.get("calibration") or {}).get("scale"),
+                   "prior_agreement": _agreement(f, cf)}
             if pinn:
                 fit = fit_rates(f, cfg.fit)
                 row["pinn"] = _score(fit.rate, fit.trusted, true)
         out["variants"][name] = row
-        print(f"   {name:20s} scale {row['calibration_scale']}  "
+        print(f"   {name:20s} scale {row['calibration_scale']}  agreement {row['prior_agreement']:+.3f}  "
               + "  ".join(f"{k} r {v['r']:.3f} bias {100 * v['bias']:+.1f} %"
                           for k, v in row.items() if isinstance(v, dict)), flush=True)
     return out
