@@ -265,7 +265,8 @@ def merge(paths: list[str], out: Path) -> dict:
             rows[row["case"]] = row
     merged = list(rows.values())
     summary = summarise(merged)
-    meta = {**metas[0], "merged_from": [str(p) for p in paths],
+    seeds = sorted({int(c.rsplit("@", 1)[1]) for c in rows if "@" in c})
+    meta = {**metas[0], "merged_from": [str(p) for p in paths], "seeds": seeds,
             "wall_s": sum(m.get("wall_s", 0.0) for m in metas)}
     print("\n".join(table_lines(merged)))
     print()
