@@ -555,6 +555,22 @@ def test_balance_window_quick(tmp_path):
 
 
 @pytest.mark.slow
+def test_prior_departure_quick(tmp_path):
+    """experiments/prior_departure.py on the small simulated nucleus: the rule's figures
+    recorded, each prior forced and scored. The nucleus is too small to calibrate its
+    density scale, so the departure rule does not read it and the agreement decides."""
+    out = tmp_path / "pd.json"
+    text = _run("prior_departure.py", "quick", "--both-priors", "--json", str(out), timeout=600)
+    (row,) = json.loads(out.read_text())
+    assert row["case"] == "quick" and row["prior_departure"] is None, text
+    assert row["rate_prior"] == ("closed_form" if row["prior_agreement"] < 0 else "balance")
+    for key in ("fit", "balance", "closed_form", "fit_balance_prior", "fit_closed_form_prior"):
+        assert -1.0 <= row[key]["r"] <= 1.0 and math.isfinite(row[key]["bias"]), key
+    assert row[f"fit_{row['rate_prior']}_prior"] == row["fit"]
+    assert re.search(r"^quick\s+departure\s+-\s+agreement", text, re.M), text
+
+
+@pytest.mark.slow
 def test_coverage_seeds_quick(tmp_path):
     """experiments/coverage_seeds.py on a small simulated nucleus: every interval scored,
     the pipeline's own among them, and terms added in quadrature only widen."""
