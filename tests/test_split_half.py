@@ -314,6 +314,13 @@ def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(fa
                                          balance_window_um=0.3), halves) is None
     assert pl.half_balance_maps(with_reg(strength=1.0, rate_prior="closed_form",
                                          balance_window_um=0.3), halves) is None
+    # full strength only because the departure kept the balance: the closed-form check and
+    # interval of the strength the data chose
+    raised = with_reg(strength=1.0, rate_prior="balance", balance_window_um=0.3,
+                      balance_full_strength=True)
+    assert pl.half_balance_maps(raised, halves) is None
+    assert pl.balance_maps(raised, res.fields, halves) is None
+    assert pl.gate_half_maps(raised, halves, lambda: (a, b))[1] == "closed-form"
     manual = {k: v for k, v in reg.items() if k != "strength"}
     assert pl.half_balance_maps(replace(res.fit, meta={**res.fit.meta, "regularisation": {
         **manual, "rate_prior": "balance"}}), halves) is None

@@ -258,6 +258,14 @@ class PriorConfig(_Model):
         Let the pipeline set ``strength_floor`` per nucleus from the halves (default
         true; only with ``regularisation="steadiness"`` and localizations that carry a
         ``frame`` column).
+    balance_full_strength : bool
+        Where ``rate_prior="auto"`` keeps the balance estimate because of the halves'
+        departure figure (the closed form does not depart from the balance reproducibly,
+        on a nucleus whose density scale was calibrated), fit at the full prior strength
+        (default true; ignored with ``manual``): the data then hold no reproducible
+        structure of the rate beyond the balance estimate, and a prior weaker than the
+        strong end lets the rate follow what the halves share but the truth does not.
+        The record says so (``balance_full_strength``) and its ``strength_floor`` is 1.
     """
 
     regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"
@@ -271,6 +279,7 @@ class PriorConfig(_Model):
     strength_floor: float = Field(0.0, ge=0.0, le=1.0)
     balance_window_spacings: float = Field(0.55, gt=0.0, le=10.0)
     split_half_floor: bool = True
+    balance_full_strength: bool = True
 
     @model_validator(mode="after")
     def _check_manual(self) -> "PriorConfig":

@@ -71,7 +71,7 @@ from .direct import min_radius_px, resolve_radius
 from .width import estimate_noise
 
 __all__ = ["choose_kernel_radius", "choose_regularisation", "fourier_scale_for_window",
-           "settings_at_strength", "split_half_strength",
+           "raise_strength_floor", "settings_at_strength", "split_half_strength",
            "rate_fourier_scale", "regularisation_from_misfit"]
 
 #: Misfit at and below which the weak prior is used.
@@ -338,9 +338,10 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
     -------
     (FitConfig, dict)
         The configuration to fit with and a record of the choice (criterion, its value,
-        ``strength`` and ``strength_floor``, ``rate_smoothness``, ``test_window_um`` and
-        ``rate_fourier_scale_per_um``, the
-        last from the window by :func:`fourier_scale_for_window` unless configured), stored
+        the steadiness misfit it stands for (``misfit``), ``strength`` and
+        ``strength_floor``, ``rate_smoothness``, ``test_window_um`` and
+        ``rate_fourier_scale_per_um``, the last from the window by
+        :func:`fourier_scale_for_window` unless configured, and ``steps``), stored
         in ``FitResult.meta``. The returned configuration always carries a number as its
         Fourier scale. With the steadiness criterion the configuration's
         ``mollifier.radius_px`` is the searched radius (:func:`choose_kernel_radius`) and
@@ -372,7 +373,16 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
                       "misfit_at_upper_radius": kr.misfit_upper})
         config = config.model_copy(update={"mollifier": config.mollifier.model_copy(
             update={"radius_px": kr.radius})})
-    floor = float(prior.strength_floor)
+    chosen, record = _settle(config, prior.regularisation, float(value), misfit_equiv,
+                             float(prior.strength_floor))
+    return chosen, {**record, **radius_record}
+
+
+def _settle(config: FitConfig, criterion: str, value: float, misfit_equiv: float,
+            floor: float) -> tuple[FitConfig, dict[str, Any]]:
+    """The prior, window, Fourier scale and steps at the strength a misfit gives, raised
+    to ``floor``; ``config`` carries the radius to fit with and the configured steps."""
+    prior = config.prior
     smooth, window = regularisation_from_misfit(misfit_equiv, floor)
     strength = max(prior_strength(misfit_equiv), floor)
     fourier = rate_fourier_scale(prior.model_copy(update={"test_window_um": window}))
@@ -387,7 +397,37 @@ def choose_regularisation(fields: PhaseFields, config: FitConfig) -> tuple[FitCo
         "prior": prior.model_copy(update={"rate_smoothness": smooth, "test_window_um": window,
                                           "rate_fourier_scale_per_um": fourier}),
         "training": config.training.model_copy(update={"steps": steps})})
-    return chosen, {"criterion": prior.regularisation, "value": float(value),
+    return chosen, {"criterion": criterion, "value": value, "misfit": float(misfit_equiv),
                     "strength": round(strength, 4), "strength_floor": floor,
                     "rate_smoothness": smooth, "test_window_um": window,
-                    "rate_fourier_scale_per_um": fourier, "steps": steps, **radius_record}
+                    "rate_fourier_scale_per_um": fourier, "steps": steps}
+
+
+def raise_strength_floor(given: FitConfig, chosen: FitConfig, record: dict[str, Any],
+                         floor: float) -> tuple[FitConfig, dict[str, Any]]:
+    """A choice of :func:`choose_regularisation` settled again at a higher strength floor,
+    without measuring the nucleus again.
+
+    Parameters
+    ----------
+    given : FitConfig
+        The configuration :func:`choose_regularisation` was given.
+    chosen : FitConfig
+        The configuration it returned (its kernel radius is kept).
+    record : dict
+        The record it returned.
+    floor : float
+        The new floor (0-1); the record's floor is kept where it is higher.
+
+    Returns
+    -------
+    (FitConfig, dict)
+        As :func:`choose_regularisation`; a manual choice is returned unchanged.
+    """
+    if record.get("criterion") == "manual":
+        return chosen, record
+    floor = max(float(floor), float(record["strength_floor"]))
+    base = given.model_copy(update={"mollifier": chosen.mollifier})
+    config, settled = _settle(base, record["criterion"], record["value"], record["misfit"],
+                              floor)
+    return config, {**record, **settled}

@@ -571,6 +571,56 @@ def test_auto_rate_prior_with_halves_follows_their_shared_departure(ramp_fields,
     assert prob.rate_prior == "closed_form" and prob.prior_departure == 100.0
 
 
+def test_balance_kept_by_the_departure_is_fitted_at_full_strength(ramp_fields, monkeypatch):
+    """Where the halves' departure keeps the balance prior on calibrated fields, the fit
+    runs at the strong end (recorded); the switch off, at the strength the data gave; the
+    closed form and uncalibrated fields keep the chosen strength."""
+    from dataclasses import replace
+
+    from chromarate.fit.regularise import STRONG, choose_regularisation, raise_strength_floor
+
+    rng = np.random.default_rng(2)
+    _, fields = ramp_fields
+    fields = replace(fields, meta={**fields.meta, "calibration": {"method": "physics"}})
+    halves = tuple(replace(fields, phi_d=fields.phi_d + 0.002 * rng.standard_normal(fields.shape))
+                   for _ in range(2))
+    # pixel_noise: a data-chosen prior without the radius search (fast); these clean fields
+    # get a weak one
+    cfg = _tiny_config(prior=dict(regularisation="pixel_noise", rate_prior="auto"))
+    chosen, record = choose_regularisation(fields, cfg)
+    assert record["strength"] < 1.0
+    raised, raised_record = raise_strength_floor(cfg, chosen, record, 1.0)
+    assert (raised_record["strength"], raised_record["strength_floor"]) == (1.0, 1.0)
+    assert (raised_record["rate_smoothness"], raised_record["test_window_um"]) == STRONG
+    assert raised.training.steps == cfg.training.steps == raised_record["steps"]
+    assert raised.prior.test_window_um == STRONG[1]
+    assert raised.mollifier.radius_px == chosen.mollifier.radius_px
+    assert raised_record["value"] == record["value"]
+    manual = _tiny_config()
+    assert raise_strength_floor(manual, *choose_regularisation(fields, manual), 1.0)[1][
+        "criterion"] == "manual"
+
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
+    fit = fit_rates(fields, cfg, halves=halves)
+    reg = fit.meta["regularisation"]
+    assert reg["rate_prior"] == "balance" and reg["prior_departure"] == 1.0
+    assert reg["balance_full_strength"] is True
+    assert (reg["strength"], reg["strength_floor"], reg["test_window_um"]) == (1.0, 1.0, STRONG[1])
+    assert len(fit.history["step"]) and fit.history["step"][-1] == cfg.training.steps
+    off = cfg.model_copy(update={"prior": cfg.prior.model_copy(
+        update={"balance_full_strength": False})})
+    reg = fit_rates(fields, off, halves=halves).meta["regularisation"]
+    assert reg["strength"] == record["strength"] and "balance_full_strength" not in reg
+    # the closed form, and fields the departure rule does not read, keep the strength
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 100.0)
+    reg = fit_rates(fields, cfg, halves=halves).meta["regularisation"]
+    assert reg["rate_prior"] == "closed_form" and reg["strength"] == record["strength"]
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
+    uncal = replace(fields, meta={**fields.meta, "calibration": {"method": "none"}})
+    reg = fit_rates(uncal, cfg, halves=halves).meta["regularisation"]
+    assert reg["prior_departure"] is None and reg["strength"] == record["strength"]
+
+
 def test_departure_ratio_reads_shared_structure_not_independent_noise():
     """The figure keeps what both halves share: independent noise in the closed forms
     does not raise it, structure the balance does not see does, in proportion."""
