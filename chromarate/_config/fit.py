@@ -261,11 +261,18 @@ class PriorConfig(_Model):
     balance_full_strength : bool
         Where ``rate_prior="auto"`` keeps the balance estimate because of the halves'
         departure figure (the closed form does not depart from the balance reproducibly,
-        on a nucleus whose density scale was calibrated), fit at the full prior strength
-        (default true; ignored with ``manual``): the data then hold no reproducible
-        structure of the rate beyond the balance estimate, and a prior weaker than the
-        strong end lets the rate follow what the halves share but the truth does not.
-        The record says so (``balance_full_strength``) and its ``strength_floor`` is 1.
+        on a nucleus whose density scale was calibrated), fit at the strong end with
+        ``rate_smoothness`` ``balance_kept_smoothness`` (default true; ignored with
+        ``manual``): the data then hold no reproducible structure of the rate beyond the
+        balance estimate, and a weaker prior lets the rate follow what the halves share
+        but the truth does not. The record says so (``balance_full_strength``: true where
+        the strength was raised to 1, its ``strength_floor`` then 1;
+        ``balance_kept_smoothness``).
+    balance_kept_smoothness : float
+        ``rate_smoothness`` of those fits (default 10; the strong end's is 1): the map
+        keeps the balance estimate's shape up to smooth departures, the physics setting
+        its level. Measured in docs/validation.md ("Full prior strength where the
+        departure keeps the balance").
     """
 
     regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"
@@ -280,6 +287,7 @@ class PriorConfig(_Model):
     balance_window_spacings: float = Field(0.55, gt=0.0, le=10.0)
     split_half_floor: bool = True
     balance_full_strength: bool = True
+    balance_kept_smoothness: float = Field(10.0, gt=0.0, le=1e4)
 
     @model_validator(mode="after")
     def _check_manual(self) -> "PriorConfig":

@@ -58,7 +58,7 @@ from .engine import ParamGroup, TrainProgress, TrainSettings, iter_train, train
 from .lattice import _blur  # noqa: F401
 from .networks import RateNetwork
 from .prior import denoise_fields
-from .regularise import choose_regularisation, raise_strength_floor, rate_fourier_scale
+from .regularise import choose_regularisation, hold_to_balance, rate_fourier_scale
 from .uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, interval_std, local_rms, smoothing_bias
 from .width import noise_map
 
@@ -71,12 +71,11 @@ def _with_prior(config: FitConfig, rate_prior: str) -> FitConfig:
         update={"rate_prior": rate_prior})})
 
 
-def _balance_at_full_strength(prob: _Problem, config: FitConfig, chosen: dict) -> bool:
-    """Whether the halves' departure kept the balance prior on a nucleus fitted below the
-    full prior strength (``fit.prior.balance_full_strength``)."""
+def _balance_kept(prob: _Problem, config: FitConfig, chosen: dict) -> bool:
+    """Whether the halves' departure kept the balance prior on a data-chosen
+    regularisation (``fit.prior.balance_full_strength``)."""
     return (config.prior.balance_full_strength and prob.rate_prior == "balance"
-            and prob.prior_departure is not None and chosen.get("criterion") != "manual"
-            and float(chosen.get("strength", 1.0)) < 1.0)
+            and prob.prior_departure is not None and chosen.get("criterion") != "manual")
 
 
 def _train_member(prob: _Problem, seed: int, member: int, t_start: float, history: dict,
@@ -302,9 +301,9 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     dtype = resolve_dtype(config.dtype)
     report = chosen.get("report_radius_px")
     prob = _Problem(fields, config, dev, dtype, report_radius=report, halves=halves)
-    if _balance_at_full_strength(prob, config, chosen):
-        config, chosen = raise_strength_floor(given, config, chosen, 1.0)
-        chosen["balance_full_strength"] = True
+    if _balance_kept(prob, config, chosen):
+        config, chosen = hold_to_balance(given, config, chosen,
+                                         config.prior.balance_kept_smoothness)
         kept = prob
         prob = _Problem(fields, _with_prior(config, "balance"), dev, dtype,
                         radius_noise=(kept.radius, kept.noise), report_radius=report)

@@ -71,7 +71,8 @@ from .direct import min_radius_px, resolve_radius
 from .width import estimate_noise
 
 __all__ = ["choose_kernel_radius", "choose_regularisation", "fourier_scale_for_window",
-           "raise_strength_floor", "settings_at_strength", "split_half_strength",
+           "hold_to_balance", "raise_strength_floor", "settings_at_strength",
+           "split_half_strength",
            "rate_fourier_scale", "regularisation_from_misfit"]
 
 #: Misfit at and below which the weak prior is used.
@@ -431,3 +432,36 @@ def raise_strength_floor(given: FitConfig, chosen: FitConfig, record: dict[str, 
     config, settled = _settle(base, record["criterion"], record["value"], record["misfit"],
                               floor)
     return config, {**record, **settled}
+
+
+def hold_to_balance(given: FitConfig, chosen: FitConfig, record: dict[str, Any],
+                    smoothness: float) -> tuple[FitConfig, dict[str, Any]]:
+    """A choice of :func:`choose_regularisation` moved to the strong end with the rate's
+    smoothness weight ``smoothness``: the fit of a nucleus whose halves' departure kept the
+    balance prior (``fit.prior.balance_full_strength``).
+
+    Parameters
+    ----------
+    given, chosen, record
+        As :func:`raise_strength_floor`.
+    smoothness : float
+        ``rate_smoothness`` at the strong end (``fit.prior.balance_kept_smoothness``).
+
+    Returns
+    -------
+    (FitConfig, dict)
+        As :func:`choose_regularisation`, at strength 1 (the strong end's window, Fourier
+        scale and steps). The record adds ``balance_full_strength`` (true where the strength
+        was raised to 1, false where the data chose it) and ``balance_kept_smoothness``; a
+        manual choice is returned unchanged.
+    """
+    if record.get("criterion") == "manual":
+        return chosen, record
+    raised = float(record["strength"]) < 1.0
+    config, record = raise_strength_floor(given, chosen, record, 1.0) if raised else (
+        chosen, dict(record))
+    config = config.model_copy(update={"prior": config.prior.model_copy(
+        update={"rate_smoothness": float(smoothness)})})
+    return config, {**record, "rate_smoothness": float(smoothness),
+                    "balance_full_strength": raised,
+                    "balance_kept_smoothness": float(smoothness)}

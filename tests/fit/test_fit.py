@@ -573,11 +573,13 @@ def test_auto_rate_prior_with_halves_follows_their_shared_departure(ramp_fields,
 
 def test_balance_kept_by_the_departure_is_fitted_at_full_strength(ramp_fields, monkeypatch):
     """Where the halves' departure keeps the balance prior on calibrated fields, the fit
-    runs at the strong end (recorded); the switch off, at the strength the data gave; the
-    closed form and uncalibrated fields keep the chosen strength."""
+    runs at the strong end with ``balance_kept_smoothness`` (recorded); the switch off, at
+    the strength the data gave; the closed form and uncalibrated fields keep the chosen
+    strength."""
     from dataclasses import replace
 
-    from chromarate.fit.regularise import STRONG, choose_regularisation, raise_strength_floor
+    from chromarate.fit.regularise import (STRONG, choose_regularisation, hold_to_balance,
+                                           raise_strength_floor)
 
     rng = np.random.default_rng(2)
     _, fields = ramp_fields
@@ -599,6 +601,16 @@ def test_balance_kept_by_the_departure_is_fitted_at_full_strength(ramp_fields, m
     manual = _tiny_config()
     assert raise_strength_floor(manual, *choose_regularisation(fields, manual), 1.0)[1][
         "criterion"] == "manual"
+    # held to the balance: the strong end with its own smoothness weight; a strength the
+    # data chose at 1 is not "raised"
+    held, held_record = hold_to_balance(cfg, chosen, record, 7.0)
+    assert held.prior.rate_smoothness == held_record["rate_smoothness"] == 7.0
+    assert held_record["balance_full_strength"] is True and held_record["strength"] == 1.0
+    assert held.prior.test_window_um == STRONG[1]
+    _, kept = hold_to_balance(cfg, raised, raised_record, 7.0)
+    assert kept["balance_full_strength"] is False and kept["rate_smoothness"] == 7.0
+    assert hold_to_balance(manual, *choose_regularisation(fields, manual), 7.0)[1][
+        "criterion"] == "manual"
 
     monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
     fit = fit_rates(fields, cfg, halves=halves)
@@ -606,6 +618,7 @@ def test_balance_kept_by_the_departure_is_fitted_at_full_strength(ramp_fields, m
     assert reg["rate_prior"] == "balance" and reg["prior_departure"] == 1.0
     assert reg["balance_full_strength"] is True
     assert (reg["strength"], reg["strength_floor"], reg["test_window_um"]) == (1.0, 1.0, STRONG[1])
+    assert reg["rate_smoothness"] == cfg.prior.balance_kept_smoothness == 10.0
     assert len(fit.history["step"]) and fit.history["step"][-1] == cfg.training.steps
     off = cfg.model_copy(update={"prior": cfg.prior.model_copy(
         update={"balance_full_strength": False})})
