@@ -335,7 +335,7 @@ def local_rms(x: np.ndarray, support: np.ndarray, sigma_px: float) -> np.ndarray
     Examples
     --------
     >>> x = np.full((20, 20), 3.0); x[:, ::2] = -3.0
-    >>> float(local_rms(x, np.ones((20, 20), bool), 2.0)[10, 10])
+    >>> round(float(local_rms(x, np.ones((20, 20), bool), 2.0)[10, 10]), 9)
     3.0
     """
     x = np.asarray(x, dtype=np.float64)
