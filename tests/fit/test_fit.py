@@ -624,6 +624,16 @@ def test_balance_kept_by_the_departure_is_fitted_at_full_strength(ramp_fields, m
         update={"balance_full_strength": False})})
     reg = fit_rates(fields, off, halves=halves).meta["regularisation"]
     assert reg["strength"] == record["strength"] and "balance_full_strength" not in reg
+    # at the strong end already: not raised, the loss weighs the smoothness 10
+    strong = cfg.model_copy(update={"prior": cfg.prior.model_copy(update={"strength_floor": 1.0})})
+    held_fit = fit_rates(fields, strong, halves=halves)
+    reg = held_fit.meta["regularisation"]
+    assert reg["balance_full_strength"] is False and reg["rate_smoothness"] == 10.0
+    assert held_fit.config["prior"]["rate_smoothness"] == 10.0
+    plain = fit_rates(fields, strong.model_copy(update={"prior": strong.prior.model_copy(
+        update={"balance_full_strength": False})}), halves=halves)
+    assert plain.meta["regularisation"]["rate_smoothness"] == STRONG[0]
+    assert held_fit.meta["final_loss"] != plain.meta["final_loss"]
     # the closed form, and fields the departure rule does not read, keep the strength
     monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 100.0)
     reg = fit_rates(fields, cfg, halves=halves).meta["regularisation"]
