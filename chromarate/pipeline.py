@@ -472,7 +472,8 @@ def _followed_balance(fit: FitResult, fields_seq) -> tuple[np.ndarray, ...] | No
     # (fit.prior.balance_full_strength) keeps the closed-form check and interval of the
     # strength its data chose: the halves' balance maps share the error both are there to
     # see (with them simulate seed 5, r 0.663, passed as ok, and the flagged
-    # hetero-irr-env-loc250k@909's interval covered 24 % of its pixels, 86 % without)
+    # hetero-irr-env-loc250k@909's interval covered 24 % of its pixels, 86 % without, at
+    # weight 1)
     if (reg.get("rate_prior") != "balance" or not window_um
             or float(reg.get("strength", 0.0)) < 1.0 or reg.get("balance_full_strength")):
         return None
