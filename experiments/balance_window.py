@@ -7,7 +7,9 @@ phase mapping, then scores the balance estimate ``G * phi_h / G * phi_e``
 by 0.3 um, for Gaussian windows of several standard deviations: Pearson r, the bias of the
 mean, and how well the maps of two independent halves of the localizations agree. With
 ``--closed-form`` it adds the windowed closed form at the same windows (the closed form
-caps its window to the nucleus). Prints one line per seed and window.
+caps its window to the nucleus). With ``--flux`` it adds the balance with the flux through
+the window's edge put back (:func:`flux_balance`). ``--windows-spacings`` gives the windows in
+domain spacings of each nucleus instead of micrometres. Prints one line per seed and window.
 
 Usage::
 
@@ -31,7 +33,44 @@ ERODE_UM = 0.3
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1])
+    ok = np.isfinite(a) & np.isfinite(b)
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def flux_balance(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray, sigma_px: float,
+                 pixel_um: float) -> np.ndarray:
+    """The balance estimate with the window-integrated flux term.
+
+    The steady state ``M lap(mu) + 2 (lambda phi_e - phi_h) = 0`` integrated against a
+    Gaussian ``G`` gives ``G * (lambda phi_e) = G * phi_h - (M / 2) lap(G * mu)`` exactly
+    (the derivatives move onto the window), with ``mu = -phi_e + f'(phi_h) - l^2 lap(phi_d)``.
+    For a lambda smooth on the window's scale this is
+    ``lambda ~ [G * phi_h - (M / 2) lap(G * mu)] / G * phi_e``: the balance estimate
+    (:func:`chromarate.fit.prior.balance_rate`) without its no-flux assumption, and a
+    windowed closed form whose derivatives all fall on the wide Gaussian. The fields are
+    extended outside ``mask`` by their nearest values; NaN outside ``mask``.
+    """
+    from scipy import ndimage as ndi
+
+    from chromarate.config import PhysicsConfig
+    from chromarate.fit.physics import f_prime
+    from chromarate.fit.prior import fill_nearest
+
+    phys = PhysicsConfig()
+    m = np.asarray(mask, dtype=bool)
+    ph, pe = (fill_nearest(np.where(m, f, np.nan)) for f in (phi_h, phi_e))
+
+    def lap_g(x):  # lap(G * x), per um^2
+        return (ndi.gaussian_filter(x, sigma_px, order=(2, 0))
+                + ndi.gaussian_filter(x, sigma_px, order=(0, 2))) / pixel_um ** 2
+
+    lap2 = ndi.laplace(lap_g(ph)) / pixel_um ** 2  # lap^2 (G * phi_d): phi_d = phi_h - const
+    lap_mu = lap_g(-pe + f_prime(ph, phys.phi_max)) - phys.interface_um ** 2 * lap2
+    weight = ndi.gaussian_filter(m.astype(np.float64), sigma_px)
+    num = ndi.gaussian_filter(np.where(m, phi_h, 0.0), sigma_px) - 0.5 * phys.mobility * lap_mu * weight
+    den = ndi.gaussian_filter(np.where(m, phi_e, 0.0), sigma_px)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(m & (den > 1e-9), num / den, np.nan)
 
 
 def quick_case():
@@ -47,18 +86,22 @@ def quick_case():
     return syn.localizations, truth
 
 
-def score_seed(seed: int, cache: Path, windows=WINDOWS_UM, closed_form: bool = False) -> dict:
+def score_seed(seed: int, cache: Path, windows=WINDOWS_UM, closed_form: bool = False, *,
+               flux: bool = False, in_spacings: bool = False) -> dict:
     """Balance estimate (and optionally the closed form) at ``windows`` on one seed."""
     import cli_seeds
 
     locs, truth = cli_seeds._simulate(seed, cache)
-    return {"seed": seed, **score(locs, truth, windows, closed_form)}
+    return {"seed": seed, **score(locs, truth, windows, closed_form, flux=flux,
+                                  in_spacings=in_spacings)}
 
 
-def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False) -> dict:
-    """Balance estimate (and optionally the closed form) at ``windows`` on the largest
-    nucleus of ``locs``, scored against ``truth`` (``rate``, ``pixel_size_nm``,
-    ``origin_nm``)."""
+def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: bool = False,
+          in_spacings: bool = False) -> dict:
+    """Balance estimate (and optionally the closed form, and with ``flux`` the
+    flux-corrected balance of :func:`flux_balance`) at ``windows`` (in domain spacings with
+    ``in_spacings``, else um) on the largest nucleus of ``locs``, scored against ``truth``
+    (``rate``, ``pixel_size_nm``, ``origin_nm``)."""
     from scipy import ndimage as ndi
 
     from chromarate.analysis.compare import resample_to_grid
@@ -78,15 +121,23 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False) -> dict:
                             pixel_nm=fields.pixel_size_nm, origin_nm=fields.origin_nm)
     mask = np.asarray(fields.mask, dtype=bool)
     sel = ndi.binary_erosion(mask, iterations=int(round(ERODE_UM / px))) & np.isfinite(true)
-    row = {"domain_spacing_um": domain_spacing_um(fields.phi_h, mask, px),
+    spacing = domain_spacing_um(fields.phi_h, mask, px)
+    row = {"domain_spacing_um": spacing,
            "true_mean": float(true[sel].mean()), "true_sd": float(true[sel].std()),
-           "balance": {}, "closed_form": {}}
+           "balance": {}, "closed_form": {}, **({"flux_balance": {}} if flux else {})}
+    windows = [w * spacing for w in windows] if in_spacings else list(windows)
     for w in windows:
         whole = balance_rate(fields.phi_h, fields.phi_e, mask, w / px)
         a, b = (balance_rate(h.phi_h, h.phi_e, mask, w / px) for h in halves)
         row["balance"][str(w)] = {"r": _corr(whole[sel], true[sel]),
                                   "bias": float(whole[sel].mean() / true[sel].mean() - 1.0),
                                   "halves_r": _corr(a[sel], b[sel])}
+        if flux:
+            f, fa, fb = (flux_balance(h.phi_h, h.phi_e, mask, w / px, px)
+                         for h in (fields, *halves))
+            row["flux_balance"][str(w)] = {"r": _corr(f[sel], true[sel]),
+                                           "bias": float(np.nanmean(f[sel]) / true[sel].mean() - 1.0),
+                                           "halves_r": _corr(fa[sel], fb[sel])}
     if closed_form:
         from chromarate.fit.direct import invert_direct
 
@@ -107,6 +158,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--windows", type=float, nargs="+", default=list(WINDOWS_UM), metavar="UM")
     ap.add_argument("--closed-form", action="store_true", help="also the windowed closed form")
+    ap.add_argument("--flux", action="store_true",
+                    help="also the balance with the flux through the window's edge")
+    ap.add_argument("--windows-spacings", action="store_true",
+                    help="--windows in domain spacings of each nucleus, not um")
     ap.add_argument("--quick", action="store_true",
                     help="a small simulated nucleus instead of the seeds (smoke run)")
     ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "chromarate-cli-seeds")
@@ -114,18 +169,20 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     args.cache.mkdir(parents=True, exist_ok=True)
     rows = []
+    opts = {"flux": args.flux, "in_spacings": args.windows_spacings}
     cases = ([("quick", lambda: {"seed": "quick", **score(*quick_case(), args.windows,
-                                                           args.closed_form)})]
+                                                           args.closed_form, **opts)})]
              if args.quick else
-             [(seed, lambda seed=seed: score_seed(seed, args.cache, args.windows, args.closed_form))
+             [(seed, lambda seed=seed: score_seed(seed, args.cache, args.windows,
+                                                  args.closed_form, **opts))
               for seed in args.seeds])
     for name, run in cases:
         row = run()
         rows.append(row)
         print(f"seed {name}: domain spacing {row['domain_spacing_um']:.2f} um, "
               f"true lambda {row['true_mean']:.2f} +- {row['true_sd']:.2f}")
-        for kind in ("balance", "closed_form"):
-            for w, s in row[kind].items():
+        for kind in ("balance", "flux_balance", "closed_form"):
+            for w, s in row.get(kind, {}).items():
                 extra = f"  halves agree {s['halves_r']:.3f}" if "halves_r" in s else ""
                 print(f"  {kind:11s} window {float(w):4.2f} um: r {s['r']:.3f}  "
                       f"bias {s['bias']:+.1%}{extra}")

@@ -114,18 +114,24 @@ def main(argv=None) -> None:
     ap.add_argument("--strong-window", type=float, default=None, metavar="UM",
                     help="for studies: the test window (um) at the strong end of the per-nucleus "
                          "prior (the default's is 0.3)")
+    ap.add_argument("--flux-balance", action="store_true",
+                    help="for studies: the fitting problem's balance estimate (its prior and the "
+                         "auto rule's figures) with the flux through the window's edge put back "
+                         "(experiments/balance_window.py's flux_balance)")
     add_threads_option(ap, help="torch threads (default 1)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
-    study = contextlib.nullcontext()
+    study = contextlib.ExitStack()
     if args.strong_smoothness is not None or args.strong_window is not None:
         from chromarate.fit import regularise
 
         smooth, window = regularise.STRONG
-        study = mock.patch.object(regularise, "STRONG", (
+        study.enter_context(mock.patch.object(regularise, "STRONG", (
             smooth if args.strong_smoothness is None else float(args.strong_smoothness),
-            window if args.strong_window is None else float(args.strong_window)))
+            window if args.strong_window is None else float(args.strong_window))))
+    if args.flux_balance:
+        study.enter_context(_flux_balance_patch(args.override))
     with study:
         rows = _run_seeds(args)
     rs = [r["r"] for r in rows if "r" in r]
@@ -135,6 +141,25 @@ def main(argv=None) -> None:
               f"median |bias| {np.median(bs):.1%}, worst |bias| {np.max(bs):.1%}")
     if args.out:
         write_json(args.out, rows, indent=1, default=float)
+
+
+def _flux_balance_patch(overrides):
+    """Patch the fitting problem's balance estimate with the flux-corrected one, on the
+    grid the pipeline renders (``render.pixel_size_nm`` of the config the seeds run)."""
+    from balance_window import flux_balance
+
+    import chromarate.fit.chromatin_problem as problem
+    from chromarate.config import PipelineConfig, with_overrides
+    from chromarate.fit.prior import fill_nearest
+
+    cfg = PipelineConfig()
+    cfg = with_overrides(cfg, dict(o.split("=", 1) for o in overrides)) if overrides else cfg
+    pixel_um = float(cfg.render.pixel_size_nm) / cfg.render.supersample / 1000.0
+
+    def corrected(phi_h, phi_e, mask, sigma_px):
+        return fill_nearest(flux_balance(phi_h, phi_e, mask, sigma_px, pixel_um))
+
+    return mock.patch.object(problem, "balance_rate", corrected)
 
 
 def _run_seeds(args) -> list[dict]:
@@ -148,6 +173,8 @@ def _run_seeds(args) -> list[dict]:
         for key in ("strong_smoothness", "strong_window", "localizations"):
             if getattr(args, key) is not None:
                 row[key] = float(getattr(args, key))
+        if args.flux_balance:
+            row["flux_balance"] = True
         rows.append(row)
         reg = row.get("regularisation") or {}
         print(f"{seed:>4} {row.get('r', np.nan):>7.3f} {row.get('bias', np.nan):>+7.1%} "

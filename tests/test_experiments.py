@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -545,13 +546,43 @@ def test_balance_window_quick(tmp_path):
     estimate and the closed form scored, the halves compared."""
     out = tmp_path / "bw.json"
     text = _run("balance_window.py", "--quick", "--windows", "0.2", "0.3", "--closed-form",
-                "--json", str(out), timeout=600)
+                "--flux", "--json", str(out), timeout=600)
     assert re.search(r"balance\s+window 0.20 um: r -?[\d.]+", text), text
     (row,) = json.loads(out.read_text())
     assert row["seed"] == "quick" and set(row["balance"]) == {"0.2", "0.3"}
-    for s in row["balance"].values():
-        assert -1.0 <= s["r"] <= 1.0 and -1.0 <= s["halves_r"] <= 1.0 and math.isfinite(s["bias"])
-    assert set(row["closed_form"]) == {"0.2", "0.3"}
+    for kind in ("balance", "flux_balance"):
+        for s in row[kind].values():
+            assert -1.0 <= s["r"] <= 1.0 and -1.0 <= s["halves_r"] <= 1.0, kind
+            assert math.isfinite(s["bias"]), kind
+    assert set(row["closed_form"]) == set(row["flux_balance"]) == {"0.2", "0.3"}
+
+
+@pytest.mark.slow
+def test_flux_balance_is_the_window_integrated_steady_state():
+    """experiments/balance_window.py's flux_balance: on an exact steady state (constant
+    euchromatin, no envelope) the windowed balance with the flux put back is the rate
+    smoothed by the same window, where the plain balance at that window is not."""
+    sys.path.insert(0, str(_script("balance_window.py").parent))
+    from balance_window import flux_balance
+    from scipy import ndimage as ndi
+
+    from chromarate.data import make_rate_map
+    from chromarate.fit.prior import balance_rate
+    from chromarate.fit.simulate import steady_state
+
+    rate = make_rate_map((96, 96), pixel_size_nm=20.0, rate_range=(1.2, 2.2), length_um=1.0,
+                         rng=np.random.default_rng(1))
+    ss = steady_state(rate, pixel_um=0.02, tol=1e-4, seed=1)
+    phi_h, phi_e = ss.phi_d + 0.2, np.full(rate.shape, 0.2)
+    everywhere, sigma = np.ones(rate.shape, bool), 0.25 / 0.02
+    inner = np.zeros(rate.shape, bool)
+    inner[24:-24, 24:-24] = True
+    smoothed = ndi.gaussian_filter(rate, sigma)[inner]
+    flux = flux_balance(phi_h, phi_e, everywhere, sigma, 0.02)[inner]
+    plain = balance_rate(phi_h, phi_e, everywhere, sigma)[inner]
+    assert np.max(np.abs(flux - smoothed)) < 0.05
+    assert np.corrcoef(flux, smoothed)[0, 1] > 0.999
+    assert np.corrcoef(plain, smoothed)[0, 1] < 0.9
 
 
 @pytest.mark.slow
