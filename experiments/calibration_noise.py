@@ -1,0 +1,120 @@
+"""Does the noise of the density pull the density-scale calibration, and can the halves undo it?
+
+The physics calibration (:func:`chromarate.fit.calibrate.calibrate_scale`) picks the
+multiplier ``k`` of the euchromatin baseline that makes the phase fields the steadiest state
+of the model, and ``k`` sets the absolute rate (about 3 % of mean rate per 1 % of ``k``). If
+the noise of the denoised density biased ``k`` by an amount proportional to its variance, a
+map with twice the variance would move ``k`` by that bias again, and ``2 k - k_noisier``
+would undo it (a bootstrap, or jackknife, bias correction).
+
+Two independent halves of the localizations (blocks of frames,
+:func:`chromarate.split_half.half_density_maps`) give such maps: the halves sum to the
+whole, so the whole plus the halves' difference, ``(a + b) + (a - b) = 2 a``, is the whole's
+signal with twice its noise variance, blinking and background included, and the
+calibration, which is free of the density's units, reads it as the half ``a``. For each case
+(``seedN``: ``chromarate simulate --seed N`` through ``experiments/cli_seeds.py``'s cache;
+``NAME@SEED``: a localization case of the suite) this calibrates the nucleus' density as the
+pipeline does (``k0``) and each half of ``--splits`` random splits (its share of the
+background subtracted; ``k_halves``). It scores the bias of the mean of the balance estimate
+(0.55 domain spacings, the fit's prior; its mean follows the fit's) over the nucleus eroded
+by 0.3 um against the truth at ``k0`` and at ``2 k0 - mean(k_halves)``. Prints one line per
+case. Usage::
+
+    python experiments/calibration_noise.py seed0 seed4 domains-box-loc1M@404 --splits 3 \\
+        --json experiments/results/calibration_noise.json
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import add_case_options, localization_case, parser, write_json  # noqa: E402
+
+
+def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = False) -> dict:
+    """Calibrate one case's largest nucleus as it is and per half."""
+    from scipy import ndimage as ndi
+
+    from chromarate.analysis.compare import resample_to_grid
+    from chromarate.fit.prior import balance_rate, domain_spacing_um
+    from chromarate.phase import phase_fields
+    from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
+                                     phase_density)
+    from chromarate.split_half import half_density_maps
+
+    t0 = time.perf_counter()
+    locs, cfg, rate, truth_px, truth_origin = localization_case(name, cache, cli_cache, quick=quick)
+    tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
+    task = max(tasks, key=lambda t: int(t.mask.sum()))
+    density = phase_density(task)
+
+    def calibration(d):
+        return calibrated_phase_fields(d, task.mask, cfg).meta["calibration"]
+
+    first = calibration(density)
+    k0 = float(first["scale"])
+    fields = calibrated_phase_fields(density, task.mask, cfg)
+    mask = np.asarray(fields.mask, dtype=bool)
+    px = fields.pixel_size_nm / 1000.0
+    true = resample_to_grid(rate, src_pixel_nm=truth_px, src_origin_nm=truth_origin,
+                            shape=mask.shape, pixel_nm=fields.pixel_size_nm,
+                            origin_nm=fields.origin_nm)
+    sel = ndi.binary_erosion(mask, iterations=int(round(0.3 / px))) & np.isfinite(true)
+    spacing = domain_spacing_um(fields.phi_h, mask, px)
+
+    def bias_at(k: float) -> float:
+        update = {"baseline_scale": k * cfg.phase.baseline_scale}
+        f = phase_fields(density, task.mask, cfg.phase.model_copy(update=update),
+                         phi_max=cfg.fit.physics.phi_max)
+        b = balance_rate(f.phi_h, f.phi_e, mask, 0.55 * spacing / px)
+        return float(b[sel].mean() / true[sel].mean() - 1.0)
+
+    halves_k = []
+    for seed in range(splits):
+        halves = half_density_maps(locs, task.denoised, cfg, seed=seed)
+        if halves is None:
+            break
+        level = _level(task) / 2.0
+        for h in halves:
+            halves_k.append(float(calibration(replace(h, data=h.data - level))["scale"]))
+    row = {"case": name, "calibrated": first.get("method") == "physics" and not first.get("skipped"),
+           "k0": k0, "k_halves": halves_k, "bias_k0": bias_at(k0), "seconds": 0.0}
+    if halves_k:
+        k_corr = 2.0 * k0 - float(np.mean(halves_k))
+        row.update(k_corrected=k_corr, bias_k_corrected=bias_at(k_corr))
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def main(argv=None) -> None:
+    ap = parser(__doc__, first="line")
+    add_case_options(ap)
+    ap.add_argument("--splits", type=int, default=3, help="random splits into halves (each used +-)")
+    ap.add_argument("--cli-cache", default=str(Path(tempfile.gettempdir()) / "chromarate-cli-seeds"))
+    args = ap.parse_args(argv)
+    rows = []
+    for name in args.cases:
+        row = run_case(name, args.cache, args.cli_cache, args.splits, quick=args.quick)
+        rows.append(row)
+        hk = np.array(row["k_halves"])
+        line = (f"{name:28s} k0 {row['k0']:.3f}  halves {hk.mean():.3f} +- {hk.std():.3f}  "
+                f"bias {row['bias_k0']:+.1%}" if hk.size else
+                f"{name:28s} k0 {row['k0']:.3f}  (no split)  bias {row['bias_k0']:+.1%}")
+        if "k_corrected" in row:
+            line += f" -> {row['bias_k_corrected']:+.1%} at 2 k0 - k_halves = {row['k_corrected']:.3f}"
+        print(line + ("" if row["calibrated"] else "  (not calibrated)") + f"  [{row['seconds']:.0f} s]",
+              flush=True)
+    if args.json:
+        write_json(args.json, rows, indent=1)
+
+
+if __name__ == "__main__":
+    main()
