@@ -724,7 +724,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         residual_term=(fit.meta.get("final_terms") or {}).get("residual"),
         mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm,
         rate_std_source=fit.meta.get("rate_std_source"), split_half_r=split_r,
-        split_half_source=split_half_source)
+        split_half_source=split_half_source,
+        held_to_balance=bool((fit.meta.get("regularisation") or {}).get("balance_full_strength")))
 
 
 def _timer(timings: dict[str, float]):

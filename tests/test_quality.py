@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chromarate.quality import (MIN_ATTAINABLE_R, assess_quality, attainable_r, density_contrast,
-                                map_agreement)
+from chromarate.quality import (HELD_TO_BALANCE_NOTE, MIN_ATTAINABLE_R, assess_quality, attainable_r,
+                                density_contrast, map_agreement)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "smlm"
 
@@ -78,6 +78,17 @@ def test_attainable_r_arithmetic():
     assert attainable_r(0.0) == 0.0 and attainable_r(-0.5) == 0.0
     assert np.isnan(attainable_r(float("nan")))
     assert attainable_r(0.46) < MIN_ATTAINABLE_R < attainable_r(0.48)
+
+
+def test_a_fit_held_to_the_balance_says_what_the_halves_cannot_confirm():
+    """A failed split-half check of a fit held to the balance estimate names the map the
+    user sees; a passing check, or a fit not held, reads as before."""
+    plain = assess_quality(**_good(split_half_r=0.2))
+    held = assess_quality(**_good(split_half_r=0.2), held_to_balance=True)
+    assert held.status == plain.status == "low_confidence"
+    assert held.reasons == (plain.reasons[0] + HELD_TO_BALANCE_NOTE,)
+    assert "balance estimate" in held.reasons[0] and "balance" not in plain.reasons[0]
+    assert assess_quality(**_good(split_half_r=0.6), held_to_balance=True).reasons == ()
 
 
 def test_reproducible_halves_pass_and_missing_halves_are_no_evidence():

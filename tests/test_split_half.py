@@ -14,6 +14,7 @@ from chromarate.denoise import denoise_density
 from chromarate.errors import StageError
 from chromarate.io.localizations import read_localizations
 from chromarate.pipeline import NucleusTask, Pipeline, crop_density, fields_quality
+from chromarate.quality import HELD_TO_BALANCE_NOTE
 from chromarate.render import render_density
 from chromarate.resolution import split_halves
 from chromarate.split_half import MIN_HALF_LOCALIZATIONS, half_density_maps, half_labels
@@ -331,6 +332,11 @@ def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(fa
         np.corrcoef(a[res.fit.trusted & np.isfinite(a)], b[res.fit.trusted & np.isfinite(a)])[0, 1])
     bad = pl.nucleus_quality(task, res.fields, strong, cfg, (a, -a), split_half_source="balance")
     assert any("the balance rate maps of two halves" in r for r in bad.reasons)
+    assert not any(HELD_TO_BALANCE_NOTE in r for r in bad.reasons)
+    # a raised fit flagged by the closed-form halves says which map it shows
+    held = pl.nucleus_quality(task, res.fields, raised, cfg, (a, -a))
+    (reason,) = [r for r in held.reasons if "not reproducible" in r]
+    assert "closed-form rate maps" in reason and reason.endswith(HELD_TO_BALANCE_NOTE)
 
 
 def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(fast_run, monkeypatch):
