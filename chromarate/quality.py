@@ -273,8 +273,9 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
         the balance prior at full strength (:func:`chromarate.pipeline.half_balance_maps`).
     held_to_balance : bool
         The fit was raised to full strength and held to the balance estimate because the
-        halves' departure figure kept that prior (``fit.prior.balance_full_strength``; the
-        split-half maps are then the closed form's). A failed split-half check then says
+        halves' departure figure kept that prior (``balance_full_strength`` true in
+        ``FitResult.meta["regularisation"]``, which only such fits record; the split-half
+        maps are then the closed form's). A failed split-half check then says
         that the map shown is the balance estimate's shape, which no check of the halves
         confirms.
 

@@ -42,13 +42,15 @@ def flux_balance(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray, sigma_p
     """The balance estimate with the window-integrated flux term.
 
     The steady state ``M lap(mu) + 2 (lambda phi_e - phi_h) = 0`` integrated against a
-    Gaussian ``G`` gives ``G * (lambda phi_e) = G * phi_h - (M / 2) lap(G * mu)`` exactly
-    (the derivatives move onto the window), with ``mu = -phi_e + f'(phi_h) - l^2 lap(phi_d)``.
-    For a lambda smooth on the window's scale this is
+    Gaussian ``G`` gives ``G * (lambda phi_e) = G * phi_h - (M / 2) lap(G * mu)`` (the
+    derivatives move onto the window; exact where the window does not reach an envelope),
+    with ``mu = -phi_e + f'(phi_h) - l^2 lap(phi_d)`` and ``phi_d = phi_h - phi_e``. For a
+    lambda smooth on the window's scale this is
     ``lambda ~ [G * phi_h - (M / 2) lap(G * mu)] / G * phi_e``: the balance estimate
-    (:func:`chromarate.fit.prior.balance_rate`) without its no-flux assumption, and a
-    windowed closed form whose derivatives all fall on the wide Gaussian. The fields are
-    extended outside ``mask`` by their nearest values; NaN outside ``mask``.
+    (:func:`chromarate.fit.prior.balance_rate`, the same masked window sums) without its
+    no-flux assumption, and a windowed closed form whose derivatives all fall on the wide
+    Gaussian. For the flux term the fields are extended outside ``mask`` by their nearest
+    values, an approximation within a window of the envelope; NaN outside ``mask``.
     """
     from scipy import ndimage as ndi
 
@@ -60,15 +62,18 @@ def flux_balance(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray, sigma_p
     m = np.asarray(mask, dtype=bool)
     ph, pe = (fill_nearest(np.where(m, f, np.nan)) for f in (phi_h, phi_e))
 
-    def lap_g(x):  # lap(G * x), per um^2
-        return (ndi.gaussian_filter(x, sigma_px, order=(2, 0))
-                + ndi.gaussian_filter(x, sigma_px, order=(0, 2))) / pixel_um ** 2
+    def lap_g(x):  # lap(G * x), per um^2, of a field extended by its nearest values
+        return (ndi.gaussian_filter(x, sigma_px, order=(2, 0), mode="nearest")
+                + ndi.gaussian_filter(x, sigma_px, order=(0, 2), mode="nearest")) / pixel_um ** 2
 
-    lap2 = ndi.laplace(lap_g(ph)) / pixel_um ** 2  # lap^2 (G * phi_d): phi_d = phi_h - const
+    def window(x):  # G * x, as balance_rate sums
+        return ndi.gaussian_filter(x, sigma_px, mode="constant")
+
+    lap2 = ndi.laplace(lap_g(ph - pe), mode="nearest") / pixel_um ** 2  # lap^2 (G * phi_d)
     lap_mu = lap_g(-pe + f_prime(ph, phys.phi_max)) - phys.interface_um ** 2 * lap2
-    weight = ndi.gaussian_filter(m.astype(np.float64), sigma_px)
-    num = ndi.gaussian_filter(np.where(m, phi_h, 0.0), sigma_px) - 0.5 * phys.mobility * lap_mu * weight
-    den = ndi.gaussian_filter(np.where(m, phi_e, 0.0), sigma_px)
+    weight = window(m.astype(np.float64))
+    num = window(np.where(m, phi_h, 0.0)) - 0.5 * phys.mobility * lap_mu * weight
+    den = window(np.where(m, phi_e, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(m & (den > 1e-9), num / den, np.nan)
 
@@ -124,7 +129,8 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: b
     spacing = domain_spacing_um(fields.phi_h, mask, px)
     row = {"domain_spacing_um": spacing,
            "true_mean": float(true[sel].mean()), "true_sd": float(true[sel].std()),
-           "balance": {}, "closed_form": {}, **({"flux_balance": {}} if flux else {})}
+           "balance": {}, "closed_form": {}, **({"flux_balance": {}} if flux else {}),
+           **({"window_spacings": list(windows)} if in_spacings else {})}
     windows = [w * spacing for w in windows] if in_spacings else list(windows)
     for w in windows:
         whole = balance_rate(fields.phi_h, fields.phi_e, mask, w / px)
@@ -135,8 +141,9 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: b
         if flux:
             f, fa, fb = (flux_balance(h.phi_h, h.phi_e, mask, w / px, px)
                          for h in (fields, *halves))
-            row["flux_balance"][str(w)] = {"r": _corr(f[sel], true[sel]),
-                                           "bias": float(np.nanmean(f[sel]) / true[sel].mean() - 1.0),
+            ok = sel & np.isfinite(f)
+            row["flux_balance"][str(w)] = {"r": _corr(f[ok], true[ok]),
+                                           "bias": float(f[ok].mean() / true[ok].mean() - 1.0),
                                            "halves_r": _corr(fa[sel], fb[sel])}
     if closed_form:
         from chromarate.fit.direct import invert_direct

@@ -2,7 +2,8 @@
 
 The physics calibration (:func:`chromarate.fit.calibrate.calibrate_scale`) picks the
 multiplier ``k`` of the euchromatin baseline that makes the phase fields the steadiest state
-of the model, and ``k`` sets the absolute rate (about 3 % of mean rate per 1 % of ``k``). If
+of the model, and ``k`` sets the absolute rate (one to a few per cent of mean rate per per
+cent of ``k``). If
 the noise of the denoised density biased ``k`` by an amount proportional to its variance, a
 map with twice the variance would move ``k`` by that bias again, and ``2 k - k_noisier``
 would undo it (a bootstrap, or jackknife, bias correction).
@@ -15,7 +16,10 @@ calibration, which is free of the density's units, reads it as the half ``a``. F
 (``seedN``: ``chromarate simulate --seed N`` through ``experiments/cli_seeds.py``'s cache;
 ``NAME@SEED``: a localization case of the suite) this calibrates the nucleus' density as the
 pipeline does (``k0``) and each half of ``--splits`` random splits (its share of the
-background subtracted; ``k_halves``). It scores the bias of the mean of the balance estimate
+background subtracted; ``k_halves``, with ``halves_interior``: whether each half's misfit
+has its minimum inside the admissible scan, which the clipping bound ``MAX_CLIPPED`` can
+cut short, so that the scale sits on the bound's grid point). It scores the bias of the
+mean of the balance estimate
 (0.55 domain spacings, the fit's prior; its mean follows the fit's) over the nucleus eroded
 by 0.3 um against the truth at ``k0`` and at ``2 k0 - mean(k_halves)``. Prints one line per
 case. Usage::
@@ -59,9 +63,9 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
     def calibration(d):
         return calibrated_phase_fields(d, task.mask, cfg).meta["calibration"]
 
-    first = calibration(density)
-    k0 = float(first["scale"])
     fields = calibrated_phase_fields(density, task.mask, cfg)
+    first = fields.meta["calibration"]
+    k0 = float(first["scale"])
     mask = np.asarray(fields.mask, dtype=bool)
     px = fields.pixel_size_nm / 1000.0
     true = resample_to_grid(rate, src_pixel_nm=truth_px, src_origin_nm=truth_origin,
@@ -77,16 +81,21 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
         b = balance_rate(f.phi_h, f.phi_e, mask, 0.55 * spacing / px)
         return float(b[sel].mean() / true[sel].mean() - 1.0)
 
-    halves_k = []
+    halves_k, interior = [], []
     for seed in range(splits):
+        # the raw table: the default pipeline's filters keep every simulated localization
         halves = half_density_maps(locs, task.denoised, cfg, seed=seed)
         if halves is None:
             break
         level = _level(task) / 2.0
         for h in halves:
-            halves_k.append(float(calibration(replace(h, data=h.data - level))["scale"]))
+            cal = calibration(replace(h, data=h.data - level))
+            halves_k.append(float(cal["scale"]))
+            interior.append(bool(cal.get("interior_minimum")))
     row = {"case": name, "calibrated": first.get("method") == "physics" and not first.get("skipped"),
-           "k0": k0, "k_halves": halves_k, "bias_k0": bias_at(k0), "seconds": 0.0}
+           "interior_minimum": bool(first.get("interior_minimum")), "k0": k0,
+           "k_halves": halves_k, "halves_interior": interior, "bias_k0": bias_at(k0),
+           "seconds": 0.0}
     if halves_k:
         k_corr = 2.0 * k0 - float(np.mean(halves_k))
         row.update(k_corrected=k_corr, bias_k_corrected=bias_at(k_corr))
@@ -110,6 +119,8 @@ def main(argv=None) -> None:
                 f"{name:28s} k0 {row['k0']:.3f}  (no split)  bias {row['bias_k0']:+.1%}")
         if "k_corrected" in row:
             line += f" -> {row['bias_k_corrected']:+.1%} at 2 k0 - k_halves = {row['k_corrected']:.3f}"
+            pinned = row["halves_interior"].count(False)
+            line += f"  ({pinned} of {len(hk)} halves at the end of the scan)" if pinned else ""
         print(line + ("" if row["calibrated"] else "  (not calibrated)") + f"  [{row['seconds']:.0f} s]",
               flush=True)
     if args.json:

@@ -116,8 +116,9 @@ def main(argv=None) -> None:
                          "prior (the default's is 0.3)")
     ap.add_argument("--flux-balance", action="store_true",
                     help="for studies: the fitting problem's balance estimate (its prior and the "
-                         "auto rule's figures) with the flux through the window's edge put back "
-                         "(experiments/balance_window.py's flux_balance)")
+                         "auto rule's figures; the gate and the interval keep the plain one) with "
+                         "the flux through the window's edge put back (experiments/"
+                         "balance_window.py's flux_balance, on the render.pixel_size_nm grid)")
     add_threads_option(ap, help="torch threads (default 1)")
     args = ap.parse_args(argv)
     set_threads(args.threads)
