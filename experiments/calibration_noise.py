@@ -21,8 +21,11 @@ has its minimum inside the admissible scan, which the clipping bound ``MAX_CLIPP
 cut short, so that the scale sits on the bound's grid point). It scores the bias of the
 mean of the balance estimate
 (0.55 domain spacings, the fit's prior; its mean follows the fit's) over the nucleus eroded
-by 0.3 um against the truth at ``k0`` and at ``2 k0 - mean(k_halves)``. Prints one line per
-case. Usage::
+by 0.3 um against the truth at ``k0`` and at ``2 k0 - mean(k_halves)``. With ``--clips``
+it also calibrates with ``phi_h`` clipped at each given upper value instead of the model's
+``phi_max`` while the scale is chosen (the fields are then mapped at that scale as usual),
+to see how much the clipping of noisy heterochromatin pixels sets the scale
+(``by_clip``). Prints one line per case. Usage::
 
     python experiments/calibration_noise.py seed0 seed4 domains-box-loc1M@404 --splits 3 \\
         --json experiments/results/calibration_noise.json
@@ -43,11 +46,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import add_case_options, localization_case, parser, write_json  # noqa: E402
 
 
-def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = False) -> dict:
-    """Calibrate one case's largest nucleus as it is and per half."""
+def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = False,
+             clips=()) -> dict:
+    """Calibrate one case's largest nucleus as it is and per half (and, for each of
+    ``clips``, with that upper clip of ``phi_h`` while the scale is chosen)."""
     from scipy import ndimage as ndi
 
     from chromarate.analysis.compare import resample_to_grid
+    from chromarate.fit.calibrate import calibrate_scale
     from chromarate.fit.prior import balance_rate, domain_spacing_um
     from chromarate.phase import phase_fields
     from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
@@ -96,6 +102,15 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
            "interior_minimum": bool(first.get("interior_minimum")), "k0": k0,
            "k_halves": halves_k, "halves_interior": interior, "bias_k0": bias_at(k0),
            "seconds": 0.0}
+    row["by_clip"] = {}
+    for clip in clips:
+        def clipped_at(k, clip=float(clip)):
+            update = {"baseline_scale": k * cfg.phase.baseline_scale}
+            return phase_fields(density, task.mask, cfg.phase.model_copy(update=update),
+                                phi_max=clip)
+
+        k = float(calibrate_scale(clipped_at, cfg.fit).scale)
+        row["by_clip"][str(clip)] = {"k": k, "bias": bias_at(k)}
     if halves_k:
         k_corr = 2.0 * k0 - float(np.mean(halves_k))
         row.update(k_corrected=k_corr, bias_k_corrected=bias_at(k_corr))
@@ -106,12 +121,15 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
 def main(argv=None) -> None:
     ap = parser(__doc__, first="line")
     add_case_options(ap)
-    ap.add_argument("--splits", type=int, default=3, help="random splits into halves (each used +-)")
+    ap.add_argument("--splits", type=int, default=3, help="random splits into halves")
+    ap.add_argument("--clips", type=float, nargs="+", default=[], metavar="PHI",
+                    help="also calibrate with phi_h clipped at these upper values")
     ap.add_argument("--cli-cache", default=str(Path(tempfile.gettempdir()) / "chromarate-cli-seeds"))
     args = ap.parse_args(argv)
     rows = []
     for name in args.cases:
-        row = run_case(name, args.cache, args.cli_cache, args.splits, quick=args.quick)
+        row = run_case(name, args.cache, args.cli_cache, args.splits, quick=args.quick,
+                       clips=args.clips)
         rows.append(row)
         hk = np.array(row["k_halves"])
         line = (f"{name:28s} k0 {row['k0']:.3f}  halves {hk.mean():.3f} +- {hk.std():.3f}  "
@@ -121,6 +139,8 @@ def main(argv=None) -> None:
             line += f" -> {row['bias_k_corrected']:+.1%} at 2 k0 - k_halves = {row['k_corrected']:.3f}"
             pinned = row["halves_interior"].count(False)
             line += f"  ({pinned} of {len(hk)} halves at the end of the scan)" if pinned else ""
+        for clip, c in row["by_clip"].items():
+            line += f"; clipped at {float(clip):g} while choosing: k {c['k']:.3f}, bias {c['bias']:+.1%}"
         print(line + ("" if row["calibrated"] else "  (not calibrated)") + f"  [{row['seconds']:.0f} s]",
               flush=True)
     if args.json:

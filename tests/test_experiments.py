@@ -563,12 +563,14 @@ def test_calibration_noise_quick(tmp_path):
     calibrated and per half, recorded and scored."""
     out = tmp_path / "cn.json"
     text = _run("calibration_noise.py", "bump-irr-env-loc50k@101", "--quick", "--splits", "1",
-                "--cache", str(tmp_path / "cache"), "--json", str(out), timeout=600)
+                "--clips", "1.0", "--cache", str(tmp_path / "cache"), "--json", str(out),
+                timeout=600)
     (row,) = json.loads(out.read_text())
     assert row["case"] == "bump-irr-env-loc50k@101" and row["k0"] > 0, text
     assert len(row["k_halves"]) == len(row["halves_interior"]) == 2
     assert math.isfinite(row["bias_k0"]) and math.isfinite(row["bias_k_corrected"])
     assert row["k_corrected"] == pytest.approx(2 * row["k0"] - sum(row["k_halves"]) / 2)
+    assert set(row["by_clip"]) == {"1.0"} and row["by_clip"]["1.0"]["k"] > 0
 
 
 @pytest.mark.slow
