@@ -460,6 +460,13 @@ def balance_maps(fit: FitResult, fields: PhaseFields,
     return None if halves is None else (whole[0], halves)
 
 
+def _held_to_balance(fit: FitResult) -> bool:
+    """Whether the fit's strength was raised to 1 and held to the balance estimate because
+    the halves' departure figure kept that prior (``fit.prior.balance_full_strength``;
+    recorded as ``balance_full_strength`` in ``meta["regularisation"]``)."""
+    return bool((fit.meta.get("regularisation") or {}).get("balance_full_strength"))
+
+
 def _followed_balance(fit: FitResult, fields_seq) -> tuple[np.ndarray, ...] | None:
     """Balance maps of each of ``fields_seq`` over the window ``fit`` recorded, when the
     fit followed the balance prior at the full strength its data chose (not raised to it by
@@ -475,7 +482,7 @@ def _followed_balance(fit: FitResult, fields_seq) -> tuple[np.ndarray, ...] | No
     # hetero-irr-env-loc250k@909's interval covered 24 % of its pixels, 86 % without, at
     # weight 1)
     if (reg.get("rate_prior") != "balance" or not window_um
-            or float(reg.get("strength", 0.0)) < 1.0 or reg.get("balance_full_strength")):
+            or float(reg.get("strength", 0.0)) < 1.0 or _held_to_balance(fit)):
         return None
     sigma_px = float(window_um) * 1000.0 / float(fields_seq[0].pixel_size_nm)
     return tuple(balance_rate(f.phi_h, f.phi_e, np.asarray(f.mask, dtype=bool), sigma_px)
@@ -725,7 +732,7 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm,
         rate_std_source=fit.meta.get("rate_std_source"), split_half_r=split_r,
         split_half_source=split_half_source,
-        held_to_balance=bool((fit.meta.get("regularisation") or {}).get("balance_full_strength")))
+        held_to_balance=_held_to_balance(fit))
 
 
 def _timer(timings: dict[str, float]):

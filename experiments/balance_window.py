@@ -50,7 +50,9 @@ def flux_balance(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray, sigma_p
     (:func:`chromarate.fit.prior.balance_rate`, the same masked window sums) without its
     no-flux assumption, and a windowed closed form whose derivatives all fall on the wide
     Gaussian. For the flux term the fields are extended outside ``mask`` by their nearest
-    values, an approximation within a window of the envelope; NaN outside ``mask``.
+    values, an approximation within a window of the envelope. Outside ``mask`` each pixel
+    takes the value of the nearest pixel inside, as :func:`balance_rate` does, so the two
+    are interchangeable.
     """
     from scipy import ndimage as ndi
 
@@ -75,7 +77,7 @@ def flux_balance(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray, sigma_p
     num = window(np.where(m, phi_h, 0.0)) - 0.5 * phys.mobility * lap_mu * weight
     den = window(np.where(m, phi_e, 0.0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(m & (den > 1e-9), num / den, np.nan)
+        return fill_nearest(np.where(m & (den > 1e-9), num / den, np.nan))
 
 
 def quick_case():

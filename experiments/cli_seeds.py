@@ -121,6 +121,7 @@ def main(argv=None) -> None:
                          "balance_window.py's flux_balance, on the render.pixel_size_nm grid)")
     add_threads_option(ap, help="torch threads (default 1)")
     args = ap.parse_args(argv)
+    args.overrides = dict(o.split("=", 1) for o in args.override)
     set_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
     study = contextlib.ExitStack()
@@ -132,7 +133,7 @@ def main(argv=None) -> None:
             smooth if args.strong_smoothness is None else float(args.strong_smoothness),
             window if args.strong_window is None else float(args.strong_window))))
     if args.flux_balance:
-        study.enter_context(_flux_balance_patch(args.override))
+        study.enter_context(_flux_balance_patch(args.overrides))
     with study:
         rows = _run_seeds(args)
     rs = [r["r"] for r in rows if "r" in r]
@@ -144,21 +145,19 @@ def main(argv=None) -> None:
         write_json(args.out, rows, indent=1, default=float)
 
 
-def _flux_balance_patch(overrides):
+def _flux_balance_patch(overrides: dict):
     """Patch the fitting problem's balance estimate with the flux-corrected one, on the
     grid the pipeline renders (``render.pixel_size_nm`` of the config the seeds run)."""
     from balance_window import flux_balance
 
     import chromarate.fit.chromatin_problem as problem
     from chromarate.config import PipelineConfig, with_overrides
-    from chromarate.fit.prior import fill_nearest
 
-    cfg = PipelineConfig()
-    cfg = with_overrides(cfg, dict(o.split("=", 1) for o in overrides)) if overrides else cfg
+    cfg = with_overrides(PipelineConfig(), overrides) if overrides else PipelineConfig()
     pixel_um = float(cfg.render.pixel_size_nm) / cfg.render.supersample / 1000.0
 
     def corrected(phi_h, phi_e, mask, sigma_px):
-        return fill_nearest(flux_balance(phi_h, phi_e, mask, sigma_px, pixel_um))
+        return flux_balance(phi_h, phi_e, mask, sigma_px, pixel_um)
 
     return mock.patch.object(problem, "balance_rate", corrected)
 
@@ -169,8 +168,7 @@ def _run_seeds(args) -> list[dict]:
     print(f"{'seed':>4} {'r':>7} {'bias':>7} {'mean':>6} {'true':>6} {'scale':>6} "
           f"{'prior':>7} {'window':>6} {'cov90':>5} {'seconds':>7}  status")
     for seed in args.seeds:
-        row = run_seed(seed, args.cache, dict(o.split("=", 1) for o in args.override),
-                       localizations=args.localizations)
+        row = run_seed(seed, args.cache, args.overrides, localizations=args.localizations)
         for key in ("strong_smoothness", "strong_window", "localizations"):
             if getattr(args, key) is not None:
                 row[key] = float(getattr(args, key))

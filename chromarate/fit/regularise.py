@@ -71,9 +71,8 @@ from .direct import min_radius_px, resolve_radius
 from .width import estimate_noise
 
 __all__ = ["choose_kernel_radius", "choose_regularisation", "fourier_scale_for_window",
-           "hold_to_balance", "raise_strength_floor", "settings_at_strength",
-           "split_half_strength",
-           "rate_fourier_scale", "regularisation_from_misfit"]
+           "hold_to_balance", "raise_strength_floor", "rate_fourier_scale",
+           "regularisation_from_misfit", "settings_at_strength", "split_half_strength"]
 
 #: Misfit at and below which the weak prior is used.
 J_WEAK = 0.15
