@@ -37,7 +37,7 @@ __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrat
            "phase_density",
            "balance_maps", "closed_form_check", "fields_quality", "gate_half_maps",
            "half_balance_maps",
-           "half_phase_fields",
+           "half_phase_fields", "halves_scale",
            "half_rate_maps",
            "nucleus_quality", "split_half_floor",
            "with_calibration_std", "with_split_half_std"]
@@ -275,7 +275,8 @@ class Pipeline:
             stage = "fit"
             t0 = time.perf_counter()
             half_fields = (None if task.halves is None
-                           else half_phase_fields(task.halves, fields.mask, cfg, _level(task)))
+                           else half_phase_fields(task.halves, fields.mask, cfg, _level(task),
+                                                  scale=halves_scale(fields)))
             fit_cfg, floor_record = split_half_floor(fields, half_fields, cfg.fit)
             fit = None
             for event in iter_fit(fields, fit_cfg, device=device, halves=half_fields):
@@ -338,7 +339,9 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
     With ``config.phase.calibration == "physics"`` the multiplier of the baseline density
     is chosen by :func:`chromarate.fit.calibrate.calibrate_scale` (the scale that makes
     the fields the steadiest state of the model for a smooth rate); the choice and its
-    misfit curve are stored in ``fields.meta["calibration"]``. With ``"none"`` this is
+    misfit curve are stored in ``fields.meta["calibration"]``; ``"physics_censored"``
+    leaves the pixels clipped at ``phi_max`` out of the misfit (the record then has
+    ``censored: true``). With ``"none"`` this is
     :func:`chromarate.phase.phase_fields` with ``config.phase`` as given. Either way
     ``phi_h`` is clipped at ``config.fit.physics.phi_max``.
 
@@ -365,10 +368,12 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
         return phase_fields(density, mask, config.phase.model_copy(update=update),
                             phi_max=phi_max)
 
-    cal = calibrate_scale(fields_at, config.fit)
+    censored = config.phase.calibration == "physics_censored"
+    cal = calibrate_scale(fields_at, config.fit, censored=censored)
     fields = fields_at(cal.scale)
     method = "none" if cal.skipped else "physics"
-    meta = {**fields.meta, "calibration": {"method": method, **cal.as_dict()}}
+    meta = {**fields.meta, "calibration": {"method": method, **cal.as_dict(),
+                                           **({"censored": True} if censored else {})}}
     return replace(fields, meta=meta)
 
 
@@ -499,22 +504,27 @@ def _closed_config(fit: FitResult, config: PipelineConfig):
 
 
 def half_phase_fields(halves: tuple[DensityMap, DensityMap], mask: np.ndarray,
-                      config: PipelineConfig, background: float = 0.0
-                      ) -> tuple[PhaseFields, PhaseFields] | None:
+                      config: PipelineConfig, background: float = 0.0, *,
+                      scale: float | None = None) -> tuple[PhaseFields, PhaseFields] | None:
     """Phase fields of two independent halves of the localizations.
 
     Parameters
     ----------
     halves : (DensityMap, DensityMap)
         Denoised maps of the halves on the nucleus' grid
-        (:func:`chromarate.split_half.half_density_maps`), each mapped with its own
-        density-scale calibration.
+        (:func:`chromarate.split_half.half_density_maps`).
     mask : numpy.ndarray
         bool mask of the nucleus.
     config : PipelineConfig
     background : float
         The level subtracted from the whole density, shared between the halves in
         proportion to their counts.
+    scale : float, optional
+        Map each half at this multiplier of its own baseline percentile
+        (:func:`halves_scale`: the whole nucleus' scale where its calibration was
+        censored, whose choice moves with the noise, so that the halves differ by their
+        noise and not by a scale chosen under twice the noise). None (default): each
+        half is calibrated on its own.
 
     Returns
     -------
@@ -525,11 +535,30 @@ def half_phase_fields(halves: tuple[DensityMap, DensityMap], mask: np.ndarray,
         total = float(sum(np.sum(h.data, dtype=np.float64) for h in halves))
         shares = [float(np.sum(h.data, dtype=np.float64)) / total if total > 0 else 0.5
                   for h in halves]
-        a, b = (calibrated_phase_fields(_minus(h, background * w), mask, config)
+        a, b = (_half_fields(_minus(h, background * w), mask, config, scale)
                 for h, w in zip(halves, shares))
     except ChromarateError:
         return None
     return a, b
+
+
+def halves_scale(fields: PhaseFields) -> float | None:
+    """The density-scale multiplier the halves of the nucleus whose fields are ``fields``
+    are mapped at: its own where its calibration was censored
+    (``phase.calibration: physics_censored``), else None (each half calibrates itself)."""
+    record = fields.meta.get("calibration") or {}
+    return float(record["scale"]) if record.get("censored") else None
+
+
+def _half_fields(density: DensityMap, mask: np.ndarray, config: PipelineConfig,
+                 scale: float | None) -> PhaseFields:
+    """One half's fields: calibrated on its own (``scale`` None) or mapped at ``scale``."""
+    if scale is None:
+        return calibrated_phase_fields(density, mask, config)
+    phase = config.phase.model_copy(update={"baseline_scale": scale * config.phase.baseline_scale})
+    fields = phase_fields(density, mask, phase, phi_max=config.fit.physics.phi_max)
+    return replace(fields, meta={**fields.meta, "calibration": {
+        "method": "whole_nucleus", "scale": float(scale)}})
 
 
 def split_half_floor(fields: PhaseFields, half_fields: tuple[PhaseFields, PhaseFields] | None,
@@ -588,7 +617,8 @@ def half_rate_maps(fields: PhaseFields, fit: FitResult, config: PipelineConfig,
     from .fit.direct import invert_direct
 
     if half_fields is None:
-        half_fields = half_phase_fields(halves, fields.mask, config, background)
+        half_fields = half_phase_fields(halves, fields.mask, config, background,
+                                        scale=halves_scale(fields))
     if half_fields is None:
         return None
     closed_config = _closed_config(fit, config)
@@ -718,7 +748,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
     closed = (closed_form_check(fields, fit, config) if closed_form_rate is None
               else closed_form_rate)
     if half_maps is None and halves is not None:
-        half_fields = half_phase_fields(halves, fields.mask, config, background)
+        half_fields = half_phase_fields(halves, fields.mask, config, background,
+                                        scale=halves_scale(fields))
         half_maps, split_half_source = gate_half_maps(fit, half_fields, lambda: (
             None if half_fields is None else half_rate_maps(
                 fields, fit, config, halves, background, half_fields=half_fields)))

@@ -115,13 +115,13 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: b
     from chromarate.config import PipelineConfig
     from chromarate.fit.prior import balance_rate, domain_spacing_um
     from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
-                                     half_phase_fields, phase_density)
+                                     half_phase_fields, phase_density, halves_scale)
 
     cfg = PipelineConfig()
     tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
     task = max(tasks, key=lambda t: int(t.mask.sum()))
     fields = calibrated_phase_fields(phase_density(task), task.mask, cfg)
-    halves = half_phase_fields(task.halves, fields.mask, cfg, _level(task))
+    halves = half_phase_fields(task.halves, fields.mask, cfg, _level(task), scale=halves_scale(fields))
     px = fields.pixel_size_nm / 1000.0
     true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
                             src_origin_nm=truth["origin_nm"], shape=fields.mask.shape,

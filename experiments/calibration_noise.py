@@ -25,7 +25,10 @@ by 0.3 um against the truth at ``k0`` and at ``2 k0 - mean(k_halves)``. With ``-
 it also calibrates with ``phi_h`` clipped at each given upper value instead of the model's
 ``phi_max`` while the scale is chosen (the fields are then mapped at that scale as usual),
 to see how much the clipping of noisy heterochromatin pixels sets the scale
-(``by_clip``). Prints one line per case. Usage::
+(``by_clip``). With ``--censored`` it also calibrates with the pixels clipped at
+``phi_max`` left out of the misfit (``phase.calibration: physics_censored``;
+``k_censored``, ``bias_censored``, and each half's ``k_halves_censored``), so one run
+compares the two. Prints one line per case. Usage::
 
     python experiments/calibration_noise.py seed0 seed4 domains-box-loc1M@404 --splits 3 \\
         --json experiments/results/calibration_noise.json
@@ -47,7 +50,7 @@ from _harness import add_case_options, localization_case, parser, write_json  # 
 
 
 def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = False,
-             clips=()) -> dict:
+             clips=(), censored: bool = False) -> dict:
     """Calibrate one case's largest nucleus as it is and per half (and, for each of
     ``clips``, with that upper clip of ``phi_h`` while the scale is chosen)."""
     from scipy import ndimage as ndi
@@ -66,8 +69,11 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
     task = max(tasks, key=lambda t: int(t.mask.sum()))
     density = phase_density(task)
 
-    def calibration(d):
-        return calibrated_phase_fields(d, task.mask, cfg).meta["calibration"]
+    def calibration(d, config=cfg):
+        return calibrated_phase_fields(d, task.mask, config).meta["calibration"]
+
+    cens_cfg = cfg.model_copy(update={"phase": cfg.phase.model_copy(update={
+        "calibration": "physics_censored"})})
 
     fields = calibrated_phase_fields(density, task.mask, cfg)
     first = fields.meta["calibration"]
@@ -80,14 +86,14 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
     sel = ndi.binary_erosion(mask, iterations=int(round(0.3 / px))) & np.isfinite(true)
     spacing = domain_spacing_um(fields.phi_h, mask, px)
 
-    def bias_at(k: float) -> float:
+    def bias_at(k: float, phi_max: float | None = None) -> float:
         update = {"baseline_scale": k * cfg.phase.baseline_scale}
         f = phase_fields(density, task.mask, cfg.phase.model_copy(update=update),
-                         phi_max=cfg.fit.physics.phi_max)
+                         phi_max=cfg.fit.physics.phi_max if phi_max is None else phi_max)
         b = balance_rate(f.phi_h, f.phi_e, mask, 0.55 * spacing / px)
         return float(b[sel].mean() / true[sel].mean() - 1.0)
 
-    halves_k, interior = [], []
+    halves_k, interior, halves_k_cens = [], [], []
     for seed in range(splits):
         # the raw table: the default pipeline's filters keep every simulated localization
         halves = half_density_maps(locs, task.denoised, cfg, seed=seed)
@@ -98,10 +104,17 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
             cal = calibration(replace(h, data=h.data - level))
             halves_k.append(float(cal["scale"]))
             interior.append(bool(cal.get("interior_minimum")))
+            if censored:
+                halves_k_cens.append(float(calibration(replace(h, data=h.data - level),
+                                                       cens_cfg)["scale"]))
     row = {"case": name, "calibrated": first.get("method") == "physics" and not first.get("skipped"),
            "interior_minimum": bool(first.get("interior_minimum")), "k0": k0,
            "k_halves": halves_k, "halves_interior": interior, "bias_k0": bias_at(k0),
            "seconds": 0.0}
+    if censored:  # the pixels clipped at phi_max left out of the misfit
+        k_cens = float(calibration(density, cens_cfg)["scale"])
+        row.update(k_censored=k_cens, bias_censored=bias_at(k_cens),
+                   k_halves_censored=halves_k_cens)
     row["by_clip"] = {}
     for clip in clips:
         def clipped_at(k, clip=float(clip)):
@@ -110,7 +123,8 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
                                 phi_max=clip)
 
         k = float(calibrate_scale(clipped_at, cfg.fit).scale)
-        row["by_clip"][str(clip)] = {"k": k, "bias": bias_at(k)}
+        row["by_clip"][str(clip)] = {"k": k, "bias": bias_at(k),
+                                     "bias_clipped_alike": bias_at(k, float(clip))}
     if halves_k:
         k_corr = 2.0 * k0 - float(np.mean(halves_k))
         row.update(k_corrected=k_corr, bias_k_corrected=bias_at(k_corr))
@@ -124,12 +138,14 @@ def main(argv=None) -> None:
     ap.add_argument("--splits", type=int, default=3, help="random splits into halves")
     ap.add_argument("--clips", type=float, nargs="+", default=[], metavar="PHI",
                     help="also calibrate with phi_h clipped at these upper values")
+    ap.add_argument("--censored", action="store_true",
+                    help="also calibrate leaving the pixels clipped at phi_max out of the misfit")
     ap.add_argument("--cli-cache", default=str(Path(tempfile.gettempdir()) / "chromarate-cli-seeds"))
     args = ap.parse_args(argv)
     rows = []
     for name in args.cases:
         row = run_case(name, args.cache, args.cli_cache, args.splits, quick=args.quick,
-                       clips=args.clips)
+                       clips=args.clips, censored=args.censored)
         rows.append(row)
         hk = np.array(row["k_halves"])
         line = (f"{name:28s} k0 {row['k0']:.3f}  halves {hk.mean():.3f} +- {hk.std():.3f}  "
@@ -139,8 +155,14 @@ def main(argv=None) -> None:
             line += f" -> {row['bias_k_corrected']:+.1%} at 2 k0 - k_halves = {row['k_corrected']:.3f}"
             pinned = row["halves_interior"].count(False)
             line += f"  ({pinned} of {len(hk)} halves at the end of the scan)" if pinned else ""
+        if "k_censored" in row:
+            line += (f"; clipped pixels censored: k {row['k_censored']:.3f}, "
+                     f"bias {row['bias_censored']:+.1%}")
+            if row["k_halves_censored"]:
+                line += f", halves {np.mean(row['k_halves_censored']):.3f}"
         for clip, c in row["by_clip"].items():
-            line += f"; clipped at {float(clip):g} while choosing: k {c['k']:.3f}, bias {c['bias']:+.1%}"
+            line += (f"; clipped at {float(clip):g} while choosing: k {c['k']:.3f}, bias {c['bias']:+.1%}"
+                     f" (clipped alike in the balance too: {c['bias_clipped_alike']:+.1%})")
         print(line + ("" if row["calibrated"] else "  (not calibrated)") + f"  [{row['seconds']:.0f} s]",
               flush=True)
     if args.json:

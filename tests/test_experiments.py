@@ -560,13 +560,15 @@ def test_balance_window_quick(tmp_path):
 @pytest.mark.slow
 def test_calibration_noise_quick(tmp_path):
     """experiments/calibration_noise.py on the suite's small 50k case: the scale as
-    calibrated and per half, recorded and scored."""
+    calibrated and per half (also censored), recorded and scored."""
     out = tmp_path / "cn.json"
     text = _run("calibration_noise.py", "bump-irr-env-loc50k@101", "--quick", "--splits", "1",
-                "--clips", "1.0", "--cache", str(tmp_path / "cache"), "--json", str(out),
-                timeout=600)
+                "--clips", "1.0", "--censored", "--cache", str(tmp_path / "cache"),
+                "--json", str(out), timeout=600)
     (row,) = json.loads(out.read_text())
     assert row["case"] == "bump-irr-env-loc50k@101" and row["k0"] > 0, text
+    assert row["k_censored"] > 0 and len(row["k_halves_censored"]) == 2
+    assert math.isfinite(row["bias_censored"])
     assert len(row["k_halves"]) == len(row["halves_interior"]) == 2
     assert math.isfinite(row["bias_k0"]) and math.isfinite(row["bias_k_corrected"])
     assert row["k_corrected"] == pytest.approx(2 * row["k0"] - sum(row["k_halves"]) / 2)

@@ -418,3 +418,32 @@ def test_the_calibration_error_of_the_absolute_level_is_added_to_a_single_fit(fa
     assert with_calibration_std(base, given) is base
     ens = replace(base, meta={**base.meta, "rate_std_source": "seeds"})
     assert with_calibration_std(ens, fields) is ens
+
+
+def test_a_censored_calibration_maps_the_halves_at_the_whole_nucleus_scale(tiny_nucleus,
+                                                                          monkeypatch):
+    """With ``phase.calibration: physics_censored`` the pipeline maps both halves at the
+    scale it calibrated for the whole nucleus, over each half's own baseline percentile
+    (the censored scale moves with the noise, and a half has twice the whole's); with the
+    default each half calibrates itself."""
+    import chromarate.pipeline as pl
+
+    seen = []
+    real = pl.half_phase_fields
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("scale"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pl, "half_phase_fields", spy)
+    cfg = _fast_config(**{"phase.calibration": "physics_censored"})
+    _, task, res = _run_tiny(tiny_nucleus[0], cfg)
+    record = res.fields.meta["calibration"]
+    assert record["censored"] and seen and all(s == record["scale"] for s in seen)
+    a, b = real(task.halves, res.fields.mask, cfg, task.background.level, scale=0.9)
+    for h in (a, b):
+        assert h.meta["calibration"] == {"method": "whole_nucleus", "scale": 0.9}
+        assert h.meta["baseline_scale"] == pytest.approx(0.9 * cfg.phase.baseline_scale)
+    seen.clear()
+    _run_tiny(tiny_nucleus[0], _fast_config())
+    assert seen and all(s is None for s in seen)
