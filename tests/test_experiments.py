@@ -576,6 +576,34 @@ def test_calibration_noise_quick(tmp_path):
 
 
 @pytest.mark.slow
+def test_prior_crossval_quick(tmp_path):
+    """experiments/prior_crossval.py on the suite's small 50k case: both estimators from the
+    whole and the halves, scored against the truth, and the cross-validated pick."""
+    out = tmp_path / "pc.json"
+    text = _run("prior_crossval.py", "bump-irr-env-loc50k@101", "--quick", "--cache",
+                str(tmp_path / "cache"), "--json", str(out), timeout=600)
+    (row,) = json.loads(out.read_text())
+    assert row["pick"] in ("balance", "closed_form") and row["better"] in ("balance", "closed_form")
+    for key in ("r_closed_form", "r_balance", "halves_closed_form_r", "halves_balance_r"):
+        assert -1.0 <= row[key] <= 1.0, (key, text)
+    assert "cross-validated pick" in text
+
+
+def test_cross_validated_pick_rule():
+    """The closed form's attainable r is Spearman-Brown's, the balance's is disattenuated
+    by the closed form's reliability; the larger wins, and without a reliable closed form
+    the balance does."""
+    sys.path.insert(0, str(_script("prior_crossval.py").parent))
+    from prior_crossval import cross_validated_pick
+
+    att, bal, pick = cross_validated_pick(0.81, 0.45)
+    assert att == pytest.approx(math.sqrt(2 * 0.81 / 1.81)) and bal == pytest.approx(0.5)
+    assert pick == "closed_form"
+    assert cross_validated_pick(0.25, 0.45)[2] == "balance"
+    assert cross_validated_pick(-0.1, 0.3)[0] == 0.0 and cross_validated_pick(-0.1, 0.3)[2] == "balance"
+
+
+@pytest.mark.slow
 def test_flux_balance_is_the_window_integrated_steady_state():
     """experiments/balance_window.py's flux_balance: on an exact steady state (constant
     euchromatin, no envelope) the windowed balance with the flux put back is the rate

@@ -1,0 +1,116 @@
+"""Can two halves of the localizations choose between the balance and the closed form?
+
+The fit's rate prior is either the local heterochromatin balance (smooth, reproducible,
+wrong where chromatin flows through its window) or the windowed closed form (the physics,
+noisy). The shipped rule keeps the balance unless the halves' closed forms depart from it
+together. This script tries a cross-validated choice instead: each estimator made from one
+half is scored by how well it predicts the other half's closed form, an estimate with
+independent noise. With ``rho`` the halves' closed-form agreement and ``x`` the mean
+correlation of one half's balance with the other half's closed form, and if the halves'
+errors were independent, the closed form of the whole would reach ``sqrt(2 rho / (1 +
+rho))`` against the truth (Spearman-Brown) and the balance ``x / sqrt(rho)`` (``x``
+disattenuated by the closed form's reliability); the rule picks the larger. Both
+estimators are also scored against the truth, so the rule's pick can be checked.
+
+Cases are ``seedN`` (``chromarate simulate --seed N`` through ``experiments/cli_seeds.py``'s
+cache ``--cli-cache``) or localization cases ``NAME@SEED`` of the suite; the largest
+nucleus of each, mapped as the pipeline maps it (calibrated, each half on its own), with
+the closed form at the settings the data choose for the whole and the balance at 0.55
+domain spacings (the fit's prior), all scored over the closed form's trusted pixels.
+Prints one line per case. Usage::
+
+    python experiments/prior_crossval.py seed0 seed5 domains-box-loc1M@1212 \\
+        --json experiments/results/prior_crossval.json
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import add_case_options, localization_case, parser, write_json  # noqa: E402
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def cross_validated_pick(rho: float, x: float) -> tuple[float, float, str]:
+    """``(closed form's attainable r, balance's estimated r, pick)`` from the halves'
+    closed-form agreement ``rho`` and the balance-to-other-half agreement ``x``."""
+    if not rho > 0:  # the halves' closed forms share nothing: it cannot be the better one
+        return 0.0, float("nan"), "balance"
+    attainable = float(np.sqrt(2.0 * rho / (1.0 + rho)))
+    balance = float(x / np.sqrt(rho))
+    return attainable, balance, "closed_form" if attainable > balance else "balance"
+
+
+def run_case(name: str, cache: str, cli_cache, quick: bool = False) -> dict:
+    """Both estimators of one case, from the whole and from each half, scored."""
+    from chromarate.analysis.compare import resample_to_grid
+    from chromarate.fit.direct import closed_form_settings, invert_direct
+    from chromarate.fit.prior import balance_rate, domain_spacing_um
+    from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
+                                     half_phase_fields, phase_density)
+
+    locs, cfg, rate, truth_px, truth_origin = localization_case(name, cache, cli_cache, quick=quick)
+    tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
+    task = max(tasks, key=lambda t: int(t.mask.sum()))
+    fields = calibrated_phase_fields(phase_density(task), task.mask, cfg)
+    halves = None if task.halves is None else half_phase_fields(task.halves, fields.mask, cfg,
+                                                                _level(task))
+    if halves is None:
+        raise SystemExit(f"{name}: no halves (too few localizations or no frame column)")
+    mask = np.asarray(fields.mask, dtype=bool)
+    px = fields.pixel_size_nm / 1000.0
+    true = resample_to_grid(rate, src_pixel_nm=truth_px, src_origin_nm=truth_origin,
+                            shape=mask.shape, pixel_nm=fields.pixel_size_nm,
+                            origin_nm=fields.origin_nm)
+    closed = invert_direct(fields, cfg.fit)
+    settings = closed_form_settings(cfg.fit, closed.meta.get("regularisation") or {},
+                                    closed.meta.get("mollifier_radius_px"))
+    ca, cb = (invert_direct(h, settings).rate for h in halves)
+    window = 0.55 * domain_spacing_um(fields.phi_h, mask, px) / px
+    bw, ba, bb = (balance_rate(f.phi_h, f.phi_e, mask, window) for f in (fields, *halves))
+    sel = closed.trusted & np.isfinite(true)
+    rho = _corr(ca[sel], cb[sel])
+    x = 0.5 * (_corr(ba[sel], cb[sel]) + _corr(bb[sel], ca[sel]))
+    attainable, balance_est, pick = cross_validated_pick(rho, x)
+    r_closed, r_balance = _corr(closed.rate[sel], true[sel]), _corr(bw[sel], true[sel])
+    return {"case": name, "r_closed_form": r_closed, "r_balance": r_balance,
+            "halves_closed_form_r": rho, "halves_balance_r": _corr(ba[sel], bb[sel]),
+            "balance_vs_other_half_closed_form_r": x, "closed_form_attainable_r": attainable,
+            "balance_estimated_r": balance_est, "pick": pick,
+            "better": "closed_form" if r_closed > r_balance else "balance"}
+
+
+def main(argv=None) -> None:
+    ap = parser(__doc__, first="line")
+    add_case_options(ap)
+    ap.add_argument("--cli-cache", default=str(Path(tempfile.gettempdir()) / "chromarate-cli-seeds"))
+    args = ap.parse_args(argv)
+    rows = []
+    for name in args.cases:
+        row = run_case(name, args.cache, args.cli_cache, quick=args.quick)
+        rows.append(row)
+        print(f"{name:28s} truth: closed form {row['r_closed_form']:.3f}, balance "
+              f"{row['r_balance']:.3f} | halves' closed forms {row['halves_closed_form_r']:.3f}, "
+              f"balance x other half {row['balance_vs_other_half_closed_form_r']:.3f} | "
+              f"estimated {row['closed_form_attainable_r']:.3f} / {row['balance_estimated_r']:.3f}"
+              f" -> {row['pick']} (better: {row['better']})", flush=True)
+    right = sum(r["pick"] == r["better"] for r in rows)
+    print(f"the cross-validated pick is the better estimator on {right} of {len(rows)}")
+    if args.json:
+        write_json(args.json, rows, indent=1)
+
+
+if __name__ == "__main__":
+    main()
