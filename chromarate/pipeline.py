@@ -358,15 +358,12 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
     -------
     PhaseFields
     """
-    phi_max = config.fit.physics.phi_max
     if config.phase.calibration == "none":
-        return phase_fields(density, mask, config.phase, phi_max=phi_max)
+        return phase_fields(density, mask, config.phase, phi_max=config.fit.physics.phi_max)
     from .fit.calibrate import calibrate_scale  # numpy/scipy only, but lives with the fit
 
-    def fields_at(scale: float) -> PhaseFields:  # relative to the configured baseline_scale
-        update = {"baseline_scale": scale * config.phase.baseline_scale}
-        return phase_fields(density, mask, config.phase.model_copy(update=update),
-                            phi_max=phi_max)
+    def fields_at(scale: float) -> PhaseFields:
+        return _fields_at_scale(density, mask, config, scale)
 
     censored = config.phase.calibration == "physics_censored"
     cal = calibrate_scale(fields_at, config.fit, censored=censored)
@@ -543,11 +540,31 @@ def half_phase_fields(halves: tuple[DensityMap, DensityMap], mask: np.ndarray,
 
 
 def halves_scale(fields: PhaseFields) -> float | None:
-    """The density-scale multiplier the halves of the nucleus whose fields are ``fields``
-    are mapped at: its own where its calibration was censored
-    (``phase.calibration: physics_censored``), else None (each half calibrates itself)."""
+    """The density-scale multiplier at which the halves of a nucleus are mapped.
+
+    Parameters
+    ----------
+    fields : PhaseFields
+        The whole nucleus' fields (:func:`calibrated_phase_fields`).
+
+    Returns
+    -------
+    float or None
+        The whole nucleus' own scale where its calibration was censored
+        (``phase.calibration: physics_censored``, whose choice moves with the noise); None
+        otherwise, or without a recorded scale: each half is calibrated on its own.
+    """
     record = fields.meta.get("calibration") or {}
-    return float(record["scale"]) if record.get("censored") else None
+    scale = record.get("scale")
+    return float(scale) if record.get("censored") and scale is not None else None
+
+
+def _fields_at_scale(density: DensityMap, mask: np.ndarray, config: PipelineConfig,
+                     scale: float) -> PhaseFields:
+    """Phase fields with the baseline density at ``scale`` times the configured
+    ``phase.baseline_scale``, ``phi_h`` clipped at ``fit.physics.phi_max``."""
+    phase = config.phase.model_copy(update={"baseline_scale": scale * config.phase.baseline_scale})
+    return phase_fields(density, mask, phase, phi_max=config.fit.physics.phi_max)
 
 
 def _half_fields(density: DensityMap, mask: np.ndarray, config: PipelineConfig,
@@ -555,8 +572,7 @@ def _half_fields(density: DensityMap, mask: np.ndarray, config: PipelineConfig,
     """One half's fields: calibrated on its own (``scale`` None) or mapped at ``scale``."""
     if scale is None:
         return calibrated_phase_fields(density, mask, config)
-    phase = config.phase.model_copy(update={"baseline_scale": scale * config.phase.baseline_scale})
-    fields = phase_fields(density, mask, phase, phi_max=config.fit.physics.phi_max)
+    fields = _fields_at_scale(density, mask, config, scale)
     return replace(fields, meta={**fields.meta, "calibration": {
         "method": "whole_nucleus", "scale": float(scale)}})
 

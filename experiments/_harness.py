@@ -122,6 +122,17 @@ def simulated_case(name: str, cache: str, *, quick: bool = False, path: str = "l
     return case, simulate_case(case, cache_dir=cache), default_config(case)
 
 
+def corr(a, b) -> float:
+    """Pearson r of two arrays over the entries finite in both."""
+    import numpy as np
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.std(x[ok]) == 0 or np.std(y[ok]) == 0:
+        return float("nan")
+    return float(np.corrcoef(x[ok], y[ok])[0, 1])
+
+
 def add_mem_cap_option(ap: argparse.ArgumentParser,
                        help: str = "memory cap of each child process "
                                    "(default: half the available memory)") -> None:

@@ -26,15 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import parser, write_json  # noqa: E402
+from _harness import corr, parser, write_json  # noqa: E402
 
 WINDOWS_UM = (0.3, 0.45, 0.6, 0.9, 1.2)
 ERODE_UM = 0.3
-
-
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
 def flux_balance(phi_h: np.ndarray, phi_e: np.ndarray, mask: np.ndarray, sigma_px: float,
@@ -115,13 +110,14 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: b
     from chromarate.config import PipelineConfig
     from chromarate.fit.prior import balance_rate, domain_spacing_um
     from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
-                                     half_phase_fields, phase_density, halves_scale)
+                                     half_phase_fields, halves_scale, phase_density)
 
     cfg = PipelineConfig()
     tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
     task = max(tasks, key=lambda t: int(t.mask.sum()))
     fields = calibrated_phase_fields(phase_density(task), task.mask, cfg)
-    halves = half_phase_fields(task.halves, fields.mask, cfg, _level(task), scale=halves_scale(fields))
+    halves = half_phase_fields(task.halves, fields.mask, cfg, _level(task),
+                               scale=halves_scale(fields))
     px = fields.pixel_size_nm / 1000.0
     true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
                             src_origin_nm=truth["origin_nm"], shape=fields.mask.shape,
@@ -137,16 +133,16 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: b
     for w in windows:
         whole = balance_rate(fields.phi_h, fields.phi_e, mask, w / px)
         a, b = (balance_rate(h.phi_h, h.phi_e, mask, w / px) for h in halves)
-        row["balance"][str(w)] = {"r": _corr(whole[sel], true[sel]),
+        row["balance"][str(w)] = {"r": corr(whole[sel], true[sel]),
                                   "bias": float(whole[sel].mean() / true[sel].mean() - 1.0),
-                                  "halves_r": _corr(a[sel], b[sel])}
+                                  "halves_r": corr(a[sel], b[sel])}
         if flux:
             f, fa, fb = (flux_balance(h.phi_h, h.phi_e, mask, w / px, px)
                          for h in (fields, *halves))
             ok = sel & np.isfinite(f)
-            row["flux_balance"][str(w)] = {"r": _corr(f[ok], true[ok]),
+            row["flux_balance"][str(w)] = {"r": corr(f[ok], true[ok]),
                                            "bias": float(f[ok].mean() / true[ok].mean() - 1.0),
-                                           "halves_r": _corr(fa[sel], fb[sel])}
+                                           "halves_r": corr(fa[sel], fb[sel])}
     if closed_form:
         from chromarate.fit.direct import invert_direct
 
@@ -156,7 +152,7 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: b
             fit = invert_direct(fields, fc)
             c = fit.rate
             ok = sel & np.isfinite(c)
-            row["closed_form"][str(w)] = {"r": _corr(c[ok], true[ok]),
+            row["closed_form"][str(w)] = {"r": corr(c[ok], true[ok]),
                                           "bias": float(c[ok].mean() / true[ok].mean() - 1.0),
                                           "window_px_used": fit.meta.get("test_window_px")}
     return row

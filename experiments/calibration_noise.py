@@ -25,10 +25,12 @@ by 0.3 um against the truth at ``k0`` and at ``2 k0 - mean(k_halves)``. With ``-
 it also calibrates with ``phi_h`` clipped at each given upper value instead of the model's
 ``phi_max`` while the scale is chosen (the fields are then mapped at that scale as usual),
 to see how much the clipping of noisy heterochromatin pixels sets the scale
-(``by_clip``). With ``--censored`` it also calibrates with the pixels clipped at
-``phi_max`` left out of the misfit (``phase.calibration: physics_censored``;
-``k_censored``, ``bias_censored``, and each half's ``k_halves_censored``), so one run
-compares the two. Prints one line per case. Usage::
+(``by_clip``: the scale and the bias of the balance estimate mapped as usual, and
+``bias_clipped_alike`` with the balance's fields clipped at the same value). With
+``--censored`` it also calibrates with the pixels clipped at ``phi_max`` left out of the
+misfit (``phase.calibration: physics_censored``; ``k_censored``, ``bias_censored``, and
+each half's ``k_halves_censored``), so one run compares the two. Prints one line per
+case. Usage::
 
     python experiments/calibration_noise.py seed0 seed4 domains-box-loc1M@404 --splits 3 \\
         --json experiments/results/calibration_noise.json
@@ -101,12 +103,12 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
             break
         level = _level(task) / 2.0
         for h in halves:
-            cal = calibration(replace(h, data=h.data - level))
+            half = replace(h, data=h.data - level)
+            cal = calibration(half)
             halves_k.append(float(cal["scale"]))
             interior.append(bool(cal.get("interior_minimum")))
             if censored:
-                halves_k_cens.append(float(calibration(replace(h, data=h.data - level),
-                                                       cens_cfg)["scale"]))
+                halves_k_cens.append(float(calibration(half, cens_cfg)["scale"]))
     row = {"case": name, "calibrated": first.get("method") == "physics" and not first.get("skipped"),
            "interior_minimum": bool(first.get("interior_minimum")), "k0": k0,
            "k_halves": halves_k, "halves_interior": interior, "bias_k0": bias_at(k0),

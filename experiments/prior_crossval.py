@@ -12,9 +12,17 @@ rho))`` against the truth (Spearman-Brown) and the balance ``x / sqrt(rho)`` (``
 disattenuated by the closed form's reliability); the rule picks the larger. Both
 estimators are also scored against the truth, so the rule's pick can be checked.
 
+It also reports the shipped rule's departure figure as this script measures it
+(:func:`chromarate.fit.prior.departure_ratio`, the halves' shared departure of the closed
+form from the balance relative to the balance's own reproducible variation) and the same
+shared departure relative to the balance's mean (``shared_departure_over_mean``: the
+amplitude, as a fraction of the rate, of the structure the halves' closed forms agree on
+and the balance does not have).
+
 Cases are ``seedN`` (``chromarate simulate --seed N`` through ``experiments/cli_seeds.py``'s
 cache ``--cli-cache``) or localization cases ``NAME@SEED`` of the suite; the largest
-nucleus of each, mapped as the pipeline maps it (calibrated, each half on its own), with
+nucleus of each, mapped as the pipeline maps it (calibrated; each half on its own under
+the default calibration), with
 the closed form at the settings the data choose for the whole and the balance at 0.55
 domain spacings (the fit's prior), all scored over the closed form's trusted pixels.
 Prints one line per case. Usage::
@@ -33,14 +41,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, localization_case, parser, write_json  # noqa: E402
+from _harness import add_case_options, corr, localization_case, parser, write_json  # noqa: E402
 
 
-def _corr(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
-        return float("nan")
-    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+def _centred(x: np.ndarray, where: np.ndarray) -> np.ndarray:
+    v = np.asarray(x, dtype=np.float64)[where]
+    return v - v.mean()
 
 
 def cross_validated_pick(rho: float, x: float) -> tuple[float, float, str]:
@@ -57,16 +63,16 @@ def run_case(name: str, cache: str, cli_cache, quick: bool = False) -> dict:
     """Both estimators of one case, from the whole and from each half, scored."""
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import closed_form_settings, invert_direct
-    from chromarate.fit.prior import balance_rate, domain_spacing_um
+    from chromarate.fit.prior import balance_rate, departure_ratio, domain_spacing_um
     from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
-                                     half_phase_fields, phase_density)
+                                     half_phase_fields, halves_scale, phase_density)
 
     locs, cfg, rate, truth_px, truth_origin = localization_case(name, cache, cli_cache, quick=quick)
     tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
     task = max(tasks, key=lambda t: int(t.mask.sum()))
     fields = calibrated_phase_fields(phase_density(task), task.mask, cfg)
-    halves = None if task.halves is None else half_phase_fields(task.halves, fields.mask, cfg,
-                                                                _level(task))
+    halves = None if task.halves is None else half_phase_fields(
+        task.halves, fields.mask, cfg, _level(task), scale=halves_scale(fields))
     if halves is None:
         raise SystemExit(f"{name}: no halves (too few localizations or no frame column)")
     mask = np.asarray(fields.mask, dtype=bool)
@@ -77,18 +83,24 @@ def run_case(name: str, cache: str, cli_cache, quick: bool = False) -> dict:
     closed = invert_direct(fields, cfg.fit)
     settings = closed_form_settings(cfg.fit, closed.meta.get("regularisation") or {},
                                     closed.meta.get("mollifier_radius_px"))
-    ca, cb = (invert_direct(h, settings).rate for h in halves)
+    half_fits = [invert_direct(h, settings) for h in halves]
+    ca, cb = (f.rate for f in half_fits)
     window = 0.55 * domain_spacing_um(fields.phi_h, mask, px) / px
     bw, ba, bb = (balance_rate(f.phi_h, f.phi_e, mask, window) for f in (fields, *halves))
     sel = closed.trusted & np.isfinite(true)
-    rho = _corr(ca[sel], cb[sel])
-    x = 0.5 * (_corr(ba[sel], cb[sel]) + _corr(bb[sel], ca[sel]))
+    rho = corr(ca[sel], cb[sel])
+    x = 0.5 * (corr(ba[sel], cb[sel]) + corr(bb[sel], ca[sel]))
     attainable, balance_est, pick = cross_validated_pick(rho, x)
-    r_closed, r_balance = _corr(closed.rate[sel], true[sel]), _corr(bw[sel], true[sel])
+    where = closed.trusted & half_fits[0].trusted & half_fits[1].trusted
+    departure = departure_ratio((ba, bb), (ca, cb), where)
+    shared = float(np.mean(_centred(ca - ba, where) * _centred(cb - bb, where)))
+    over_mean = float(np.sqrt(max(shared, 0.0)) / np.mean(0.5 * (ba + bb)[where]))
+    r_closed, r_balance = corr(closed.rate[sel], true[sel]), corr(bw[sel], true[sel])
     return {"case": name, "r_closed_form": r_closed, "r_balance": r_balance,
-            "halves_closed_form_r": rho, "halves_balance_r": _corr(ba[sel], bb[sel]),
+            "halves_closed_form_r": rho, "halves_balance_r": corr(ba[sel], bb[sel]),
             "balance_vs_other_half_closed_form_r": x, "closed_form_attainable_r": attainable,
-            "balance_estimated_r": balance_est, "pick": pick,
+            "balance_estimated_r": balance_est, "pick": pick, "departure": departure,
+            "shared_departure_over_mean": over_mean,
             "better": "closed_form" if r_closed > r_balance else "balance"}
 
 
@@ -105,7 +117,8 @@ def main(argv=None) -> None:
               f"{row['r_balance']:.3f} | halves' closed forms {row['halves_closed_form_r']:.3f}, "
               f"balance x other half {row['balance_vs_other_half_closed_form_r']:.3f} | "
               f"estimated {row['closed_form_attainable_r']:.3f} / {row['balance_estimated_r']:.3f}"
-              f" -> {row['pick']} (better: {row['better']})", flush=True)
+              f" -> {row['pick']} (better: {row['better']}) | departure {row['departure']:.2f}, "
+              f"shared departure / mean {row['shared_departure_over_mean']:.3f}", flush=True)
     right = sum(r["pick"] == r["better"] for r in rows)
     print(f"the cross-validated pick is the better estimator on {right} of {len(rows)}")
     if args.json:

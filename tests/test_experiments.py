@@ -586,6 +586,7 @@ def test_prior_crossval_quick(tmp_path):
     assert row["pick"] in ("balance", "closed_form") and row["better"] in ("balance", "closed_form")
     for key in ("r_closed_form", "r_balance", "halves_closed_form_r", "halves_balance_r"):
         assert -1.0 <= row[key] <= 1.0, (key, text)
+    assert row["shared_departure_over_mean"] >= 0.0 and "departure" in row
     assert "cross-validated pick" in text
 
 

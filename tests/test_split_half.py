@@ -436,10 +436,23 @@ def test_a_censored_calibration_maps_the_halves_at_the_whole_nucleus_scale(tiny_
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pl, "half_phase_fields", spy)
+    # the tiny nucleus is too small to calibrate: a calibration that chose 0.83 stands in,
+    # so that a scale other than the uncalibrated 1 has to reach the halves
+    import chromarate.fit.calibrate as calibrate
+
+    chosen = {}
+
+    def fixed(fields_at, config, **kwargs):
+        chosen.update(kwargs)
+        return calibrate.Calibration(scale=0.83)
+
+    monkeypatch.setattr(calibrate, "calibrate_scale", fixed)
     cfg = _fast_config(**{"phase.calibration": "physics_censored"})
     _, task, res = _run_tiny(tiny_nucleus[0], cfg)
     record = res.fields.meta["calibration"]
-    assert record["censored"] and seen and all(s == record["scale"] for s in seen)
+    assert chosen == {"censored": True}
+    assert record["censored"] and record["method"] == "physics" and not record["skipped"]
+    assert seen and all(s == 0.83 for s in seen)
     a, b = real(task.halves, res.fields.mask, cfg, task.background.level, scale=0.9)
     for h in (a, b):
         assert h.meta["calibration"] == {"method": "whole_nucleus", "scale": 0.9}

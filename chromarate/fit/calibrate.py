@@ -27,9 +27,10 @@ the heterochromatin well, makes the scales that clip more look steadier. With
 ``censored=True`` (``phase.calibration: physics_censored``, studied, not the default) the
 pixels clipped at ``phi_max`` are left out of the misfit: it takes the fit's mean-rate RMS
 bias on twelve fresh rendered nuclei from 7.5 % to 4.6 %, but the scale it chooses moves
-more with the noise (a half of the localizations lands 0.02-0.04 above the whole, against
-0.01-0.02 without censoring) and it costs the heterochromatin-tied nuclei their pattern
-(r 0.09-0.19 lower on four of six; docs/validation.md). It
+more with the noise (on two development nuclei the halves of the localizations land on
+average 0.02-0.04 above the whole, against 0.01-0.02 without censoring) and it costs the
+heterochromatin-tied nuclei their pattern (r 0.09-0.19 lower on four of six;
+docs/validation.md). It
 uses the closed form only, so it costs a fraction of a fit. The residual is corrected for
 the fields' observation blur as in the fit (:mod:`chromarate.fit.blur`): the scales are
 compared under the model the rate is then fitted with (measured on development nuclei:

@@ -103,6 +103,26 @@ def test_clipped_plateaus_do_not_count_as_steady(steady):
     assert halves_scale(plain) is None
 
 
+def test_censoring_finds_the_clipped_pixels_through_rounding_and_keeps_some_weight():
+    """phi_h is recomputed from phi_w and phi_d, so a pixel clipped at the bound can read a
+    rounding error below it (here phi_max 0.86, phi_e0 0.25): it is still censored. Where
+    every weighted pixel is clipped, the weight is kept as it is rather than left empty."""
+    from chromarate.fit.calibrate import _censor
+
+    mask = np.ones((4, 4), bool)
+    phi_h = np.full((4, 4), 0.3)
+    phi_h[0, :] = 0.86
+    f = PhaseFields(phi_w=1.0 - phi_h - 0.25, phi_d=phi_h - 0.25, mask=mask, pixel_size_nm=20.0,
+                    meta={"phi_max": 0.86})
+    assert (f.phi_h[0] < 0.86).any()  # the rounding the tolerance is there for
+    weight = np.ones((4, 4))
+    kept = _censor(weight, f, 0.7)
+    assert (kept[0] == 0).all() and (kept[1:] == 1).all()
+    only = np.zeros((4, 4))
+    only[0] = 1.0
+    assert np.array_equal(_censor(only, f, 0.7), only)
+
+
 def test_calibration_skips_small_nuclei(steady):
     _, phi_h, mask = steady
     small = np.zeros_like(mask)
