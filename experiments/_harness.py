@@ -122,6 +122,17 @@ def simulated_case(name: str, cache: str, *, quick: bool = False, path: str = "l
     return case, simulate_case(case, cache_dir=cache), default_config(case)
 
 
+def largest_nucleus(locs, config):
+    """The :class:`~chromarate.pipeline.NucleusTask` of the largest nucleus the pipeline
+    with ``config`` prepares from ``locs`` (imports chromarate when called)."""
+    from chromarate.pipeline import NucleusTask, Pipeline
+
+    tasks = [t for t in Pipeline(config).iter_prepare(locs) if isinstance(t, NucleusTask)]
+    if not tasks:
+        raise SystemExit("segmentation found no nucleus")
+    return max(tasks, key=lambda t: int(t.mask.sum()))
+
+
 def corr(a, b) -> float:
     """Pearson r of two arrays over the entries finite in both."""
     import numpy as np

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import corr, parser, write_json  # noqa: E402
+from _harness import corr, largest_nucleus, parser, write_json  # noqa: E402
 
 WINDOWS_UM = (0.3, 0.45, 0.6, 0.9, 1.2)
 ERODE_UM = 0.3
@@ -109,12 +109,11 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: b
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.config import PipelineConfig
     from chromarate.fit.prior import balance_rate, domain_spacing_um
-    from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
-                                     half_phase_fields, halves_scale, phase_density)
+    from chromarate.pipeline import (_level, calibrated_phase_fields, half_phase_fields,
+                                     halves_scale, phase_density)
 
     cfg = PipelineConfig()
-    tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
-    task = max(tasks, key=lambda t: int(t.mask.sum()))
+    task = largest_nucleus(locs, cfg)
     fields = calibrated_phase_fields(phase_density(task), task.mask, cfg)
     halves = half_phase_fields(task.halves, fields.mask, cfg, _level(task),
                                scale=halves_scale(fields))

@@ -48,7 +48,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, localization_case, parser, write_json  # noqa: E402
+from _harness import (add_case_options, largest_nucleus, localization_case, parser,  # noqa: E402
+                      write_json)
 
 
 def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = False,
@@ -61,14 +62,12 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
     from chromarate.fit.calibrate import calibrate_scale
     from chromarate.fit.prior import balance_rate, domain_spacing_um
     from chromarate.phase import phase_fields
-    from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
-                                     phase_density)
+    from chromarate.pipeline import _level, calibrated_phase_fields, phase_density
     from chromarate.split_half import half_density_maps
 
     t0 = time.perf_counter()
     locs, cfg, rate, truth_px, truth_origin = localization_case(name, cache, cli_cache, quick=quick)
-    tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
-    task = max(tasks, key=lambda t: int(t.mask.sum()))
+    task = largest_nucleus(locs, cfg)
     density = phase_density(task)
 
     def calibration(d, config=cfg):
@@ -88,10 +87,14 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
     sel = ndi.binary_erosion(mask, iterations=int(round(0.3 / px))) & np.isfinite(true)
     spacing = domain_spacing_um(fields.phi_h, mask, px)
 
-    def bias_at(k: float, phi_max: float | None = None) -> float:
+    def fields_at(k: float, phi_max: float | None = None):
+        """The fields at scale ``k``, ``phi_h`` clipped at ``phi_max`` (default: the model's)."""
         update = {"baseline_scale": k * cfg.phase.baseline_scale}
-        f = phase_fields(density, task.mask, cfg.phase.model_copy(update=update),
-                         phi_max=cfg.fit.physics.phi_max if phi_max is None else phi_max)
+        return phase_fields(density, task.mask, cfg.phase.model_copy(update=update),
+                            phi_max=cfg.fit.physics.phi_max if phi_max is None else phi_max)
+
+    def bias_at(k: float, phi_max: float | None = None) -> float:
+        f = fields_at(k, phi_max)
         b = balance_rate(f.phi_h, f.phi_e, mask, 0.55 * spacing / px)
         return float(b[sel].mean() / true[sel].mean() - 1.0)
 
@@ -119,12 +122,7 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
                    k_halves_censored=halves_k_cens)
     row["by_clip"] = {}
     for clip in clips:
-        def clipped_at(k, clip=float(clip)):
-            update = {"baseline_scale": k * cfg.phase.baseline_scale}
-            return phase_fields(density, task.mask, cfg.phase.model_copy(update=update),
-                                phi_max=clip)
-
-        k = float(calibrate_scale(clipped_at, cfg.fit).scale)
+        k = float(calibrate_scale(lambda k, c=float(clip): fields_at(k, c), cfg.fit).scale)
         row["by_clip"][str(clip)] = {"k": k, "bias": bias_at(k),
                                      "bias_clipped_alike": bias_at(k, float(clip))}
     if halves_k:

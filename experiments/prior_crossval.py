@@ -41,7 +41,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, corr, localization_case, parser, write_json  # noqa: E402
+from _harness import (add_case_options, corr, largest_nucleus, localization_case,  # noqa: E402
+                      parser, write_json)
 
 
 def _centred(x: np.ndarray, where: np.ndarray) -> np.ndarray:
@@ -64,12 +65,11 @@ def run_case(name: str, cache: str, cli_cache, quick: bool = False) -> dict:
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import closed_form_settings, invert_direct
     from chromarate.fit.prior import balance_rate, departure_ratio, domain_spacing_um
-    from chromarate.pipeline import (NucleusTask, Pipeline, _level, calibrated_phase_fields,
-                                     half_phase_fields, halves_scale, phase_density)
+    from chromarate.pipeline import (_level, calibrated_phase_fields, half_phase_fields,
+                                     halves_scale, phase_density)
 
     locs, cfg, rate, truth_px, truth_origin = localization_case(name, cache, cli_cache, quick=quick)
-    tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
-    task = max(tasks, key=lambda t: int(t.mask.sum()))
+    task = largest_nucleus(locs, cfg)
     fields = calibrated_phase_fields(phase_density(task), task.mask, cfg)
     halves = None if task.halves is None else half_phase_fields(
         task.halves, fields.mask, cfg, _level(task), scale=halves_scale(fields))
