@@ -127,7 +127,11 @@ def largest_nucleus(locs, config):
     with ``config`` prepares from ``locs`` (imports chromarate when called)."""
     from chromarate.pipeline import NucleusTask, Pipeline
 
-    tasks = [t for t in Pipeline(config).iter_prepare(locs) if isinstance(t, NucleusTask)]
+    return largest_task([t for t in Pipeline(config).iter_prepare(locs) if isinstance(t, NucleusTask)])
+
+
+def largest_task(tasks):
+    """The task of ``tasks`` with the largest mask, or SystemExit when there is none."""
     if not tasks:
         raise SystemExit("segmentation found no nucleus")
     return max(tasks, key=lambda t: int(t.mask.sum()))
@@ -575,15 +579,20 @@ def aligned(cells: Sequence[Sequence[str]], sep: str = "  ",
 def localization_case(name: str, cache: str, cli_cache, quick: bool = False):
     """``(localizations, pipeline config, scoring target, its pixel size, its origin)`` of
     ``seedN`` (``chromarate simulate --seed N``, through ``experiments/cli_seeds.py``'s
-    cache ``cli_cache``) or of a localization case ``NAME@SEED`` of the suite."""
+    cache ``cli_cache``; ``seedN-nM``: the same nucleus drawn with M localizations) or of a
+    localization case ``NAME@SEED`` of the suite."""
+    import re
+
     import numpy as np
 
-    if name.startswith("seed") and name[4:].isdigit():
+    seed = re.fullmatch(r"seed(\d+)(?:-n(\d+))?", name)
+    if seed:
         import cli_seeds
         from chromarate.config import PipelineConfig
 
         Path(cli_cache).mkdir(parents=True, exist_ok=True)
-        locs, t = cli_seeds._simulate(int(name[4:]), Path(cli_cache))
+        count = None if seed.group(2) is None else int(seed.group(2))
+        locs, t = cli_seeds._simulate(int(seed.group(1)), Path(cli_cache), count)
         return locs, PipelineConfig(), np.asarray(t["rate"], float), float(t["pixel_size_nm"]), \
             tuple(t["origin_nm"])
     from chromarate.validation.run import target_rate

@@ -44,8 +44,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import (add_case_options, add_threads_option, localization_case, parser,  # noqa: E402
-                      set_threads, write_json)
+from _harness import (add_case_options, add_threads_option, largest_nucleus,  # noqa: E402
+                      localization_case, parser, set_threads, write_json)
 
 VARIANTS = ("plain", "halves-local", "poisson", "exact", "unclipped", "unclipped-poisson",
             "poisson-recalibrated")
@@ -120,11 +120,10 @@ def run_case(name: str, cache: str, cli_cache: Path, variants, pinn: bool, quick
     from chromarate.fit import chromatin_problem, direct
     from chromarate.fit.direct import invert_direct
     from chromarate.fit.loop import fit_rates
-    from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields, phase_density
+    from chromarate.pipeline import calibrated_phase_fields, phase_density
 
     locs, cfg, target, target_pixel, target_origin = localization_case(name, cache, cli_cache, quick)
-    tasks = [t for t in Pipeline(cfg).iter_prepare(locs) if isinstance(t, NucleusTask)]
-    task = max(tasks, key=lambda t: int(t.mask.sum()))
+    task = largest_nucleus(locs, cfg)
     den, mask = phase_density(task), np.asarray(task.mask, bool)
     fields = calibrated_phase_fields(den, mask, cfg)
     rho, phi_h = np.asarray(den.data, float), np.asarray(fields.phi_h, float)

@@ -45,9 +45,28 @@ from _harness import (add_case_options, corr, largest_nucleus, localization_case
                       parser, write_json)
 
 
-def _centred(x: np.ndarray, where: np.ndarray) -> np.ndarray:
-    v = np.asarray(x, dtype=np.float64)[where]
-    return v - v.mean()
+def fit_figures(fields, half_fields, cfg, limit: float) -> dict:
+    """The departure figures the default fit itself reads on ``fields`` (its data-chosen
+    settings, the pipeline's split-half floor) and the prior it picks with and without
+    ``fit.prior.shared_departure_limit`` set to ``limit``, without training anything."""
+    import torch
+
+    from chromarate.fit.chromatin_problem import _Problem
+    from chromarate.fit.regularise import choose_regularisation
+    from chromarate.pipeline import split_half_floor
+
+    fit_cfg, _ = split_half_floor(fields, half_fields, cfg.fit)
+    picks = {}
+    for label, value in (("shipped", None), ("limit", limit)):
+        config = fit_cfg.model_copy(update={"prior": fit_cfg.prior.model_copy(
+            update={"shared_departure_limit": value})})
+        config, chosen = choose_regularisation(fields, config)
+        prob = _Problem(fields, config, torch.device("cpu"), torch.float64,
+                        report_radius=chosen.get("report_radius_px"), halves=half_fields)
+        picks[label] = prob.rate_prior
+    return {"fit_departure": prob.prior_departure,
+            "fit_shared_departure": prob.prior_shared_departure,
+            "fit_prior_shipped": picks["shipped"], "fit_prior_limit": picks["limit"]}
 
 
 def cross_validated_pick(rho: float, x: float) -> tuple[float, float, str]:
@@ -60,11 +79,12 @@ def cross_validated_pick(rho: float, x: float) -> tuple[float, float, str]:
     return attainable, balance, "closed_form" if attainable > balance else "balance"
 
 
-def run_case(name: str, cache: str, cli_cache, quick: bool = False) -> dict:
+def run_case(name: str, cache: str, cli_cache, quick: bool = False, limit: float = 0.14) -> dict:
     """Both estimators of one case, from the whole and from each half, scored."""
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import closed_form_settings, invert_direct
-    from chromarate.fit.prior import balance_rate, departure_ratio, domain_spacing_um
+    from chromarate.fit.prior import (balance_rate, departure_ratio, domain_spacing_um,
+                                      shared_departure)
     from chromarate.pipeline import (_level, calibrated_phase_fields, half_phase_fields,
                                      halves_scale, phase_density)
 
@@ -93,32 +113,40 @@ def run_case(name: str, cache: str, cli_cache, quick: bool = False) -> dict:
     attainable, balance_est, pick = cross_validated_pick(rho, x)
     where = closed.trusted & half_fits[0].trusted & half_fits[1].trusted
     departure = departure_ratio((ba, bb), (ca, cb), where)
-    shared = float(np.mean(_centred(ca - ba, where) * _centred(cb - bb, where)))
-    over_mean = float(np.sqrt(max(shared, 0.0)) / np.mean(0.5 * (ba + bb)[where]))
+    over_mean = shared_departure((ba, bb), (ca, cb), where)
     r_closed, r_balance = corr(closed.rate[sel], true[sel]), corr(bw[sel], true[sel])
     return {"case": name, "r_closed_form": r_closed, "r_balance": r_balance,
             "halves_closed_form_r": rho, "halves_balance_r": corr(ba[sel], bb[sel]),
             "balance_vs_other_half_closed_form_r": x, "closed_form_attainable_r": attainable,
             "balance_estimated_r": balance_est, "pick": pick, "departure": departure,
             "shared_departure_over_mean": over_mean,
-            "better": "closed_form" if r_closed > r_balance else "balance"}
+            "better": "closed_form" if r_closed > r_balance else "balance",
+            **fit_figures(fields, halves, cfg, limit)}
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def main(argv=None) -> None:
     ap = parser(__doc__, first="line")
     add_case_options(ap)
     ap.add_argument("--cli-cache", default=str(Path(tempfile.gettempdir()) / "chromarate-cli-seeds"))
+    ap.add_argument("--limit", type=float, default=0.14,
+                    help="fit.prior.shared_departure_limit of the fit's second pick (default 0.14)")
     args = ap.parse_args(argv)
     rows = []
     for name in args.cases:
-        row = run_case(name, args.cache, args.cli_cache, quick=args.quick)
+        row = run_case(name, args.cache, args.cli_cache, quick=args.quick, limit=args.limit)
         rows.append(row)
         print(f"{name:28s} truth: closed form {row['r_closed_form']:.3f}, balance "
               f"{row['r_balance']:.3f} | halves' closed forms {row['halves_closed_form_r']:.3f}, "
               f"balance x other half {row['balance_vs_other_half_closed_form_r']:.3f} | "
               f"estimated {row['closed_form_attainable_r']:.3f} / {row['balance_estimated_r']:.3f}"
               f" -> {row['pick']} (better: {row['better']}) | departure {row['departure']:.2f}, "
-              f"shared departure / mean {row['shared_departure_over_mean']:.3f}", flush=True)
+              f"shared departure / mean {row['shared_departure_over_mean']:.3f} | the fit's "
+              f"{_fmt(row['fit_departure'])} / {_fmt(row['fit_shared_departure'])}: "
+              f"{row['fit_prior_shipped']} -> {row['fit_prior_limit']}", flush=True)
     right = sum(r["pick"] == r["better"] for r in rows)
     print(f"the cross-validated pick is the better estimator on {right} of {len(rows)}")
     if args.json:

@@ -34,7 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, simulated_case, parser, write_json  # noqa: E402
+from _harness import (add_case_options, largest_nucleus, simulated_case, parser,  # noqa: E402
+                      write_json)
 
 
 def _fields(rho: np.ndarray, mask: np.ndarray, like, phi_e0: float, phi_max: float,
@@ -82,7 +83,7 @@ def diagnose(name: str, cache: str, *, quick: bool = False, cli_cache: str | Non
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import invert_direct
     from chromarate.phase import phase_fields
-    from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields, phase_density
+    from chromarate.pipeline import calibrated_phase_fields, phase_density
     from chromarate.validation.cases import PHI_E0
     from chromarate.validation.run import score_fit, target_rate
 
@@ -91,8 +92,7 @@ def diagnose(name: str, cache: str, *, quick: bool = False, cli_cache: str | Non
     else:
         _, syn, cfg = simulated_case(name, cache, quick=quick)
     phi_max = cfg.fit.physics.phi_max
-    tasks = [t for t in Pipeline(cfg).iter_prepare(syn.localizations) if isinstance(t, NucleusTask)]
-    task = max(tasks, key=lambda t: int(t.mask.sum()))
+    task = largest_nucleus(syn.localizations, cfg)
     den, mask = phase_density(task), task.mask  # less the background, as the pipeline maps it
     p = den.pixel_size_nm
     true_density = np.where(syn.mask, np.clip(syn.phi_d + PHI_E0, 0.0, None) + PHI_E0, 0.0)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, simulated_case, parser, set_threads, write_json  # noqa: E402
+from _harness import (add_case_options, largest_task, simulated_case, parser, set_threads,  # noqa: E402
+                      write_json)
 
 
 def _best_of(fn, repeats: int) -> tuple[float, object]:
@@ -43,7 +44,7 @@ def measure(name: str, cache: str, *, quick: bool = False, repeats: int = 3) -> 
     locs = syn.localizations
     prepare_s, tasks = _best_of(
         lambda: [t for t in pipe.iter_prepare(locs) if isinstance(t, NucleusTask)], 1)
-    task = max(tasks, key=lambda t: int(t.mask.sum()))
+    task = largest_task(tasks)
     split_s, side = _best_of(lambda: half_labels(locs), repeats)
     halves_s, halves = _best_of(lambda: half_density_maps(locs, task.denoised, cfg, side=side),
                                 repeats)

@@ -588,6 +588,10 @@ def test_prior_crossval_quick(tmp_path):
         assert -1.0 <= row[key] <= 1.0, (key, text)
     assert row["shared_departure_over_mean"] >= 0.0 and "departure" in row
     assert "cross-validated pick" in text
+    # the fit's own figures: this small nucleus is not calibrated, so the rule does not
+    # read them and both picks are the sign rule's
+    assert row["fit_departure"] is None and row["fit_shared_departure"] is None, text
+    assert row["fit_prior_shipped"] == row["fit_prior_limit"] in ("balance", "closed_form")
 
 
 def test_cross_validated_pick_rule():

@@ -273,6 +273,12 @@ class PriorConfig(_Model):
         keeps the balance estimate's shape up to smooth departures, the physics setting
         its level. Measured in docs/validation.md ("Full prior strength where the
         departure keeps the balance").
+    shared_departure_limit : float or None
+        With ``rate_prior="auto"`` and two halves, also take the closed form when the
+        departure the halves share is at least this fraction of the rate
+        (:func:`chromarate.fit.prior.shared_departure`, recorded as
+        ``prior_shared_departure``), whatever the ratio to the balance estimate's
+        variation says; None: only the ratio decides.
     """
 
     regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"
@@ -288,6 +294,7 @@ class PriorConfig(_Model):
     split_half_floor: bool = True
     balance_full_strength: bool = True
     balance_kept_smoothness: float = Field(10.0, gt=0.0, le=1e4)
+    shared_departure_limit: float | None = Field(None, gt=0.0, le=10.0)
 
     @model_validator(mode="after")
     def _check_manual(self) -> "PriorConfig":

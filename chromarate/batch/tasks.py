@@ -54,7 +54,8 @@ SUMMARY_COLUMNS = (
     "mollifier_radius_px", "report_radius_px", "qc_reasons", "split_half_r", "calibration_scale",
     "background_level",
     "chosen_rate_smoothness", "chosen_test_window_um", "chosen_rate_fourier_scale_per_um",
-    "chosen_rate_prior", "chosen_prior_departure", "chosen_strength_floor",
+    "chosen_rate_prior", "chosen_prior_departure", "chosen_prior_shared_departure",
+    "chosen_strength_floor",
     "observation_blur_nm", "fit_seconds", "total_seconds", "device", "config_hash", "result_path",
 )
 
@@ -203,6 +204,7 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
         chosen_rate_fourier_scale_per_um=chosen.get("rate_fourier_scale_per_um", np.nan),
         chosen_rate_prior=chosen.get("rate_prior") or "",
         chosen_prior_departure=_number(chosen.get("prior_departure")),
+        chosen_prior_shared_departure=_number(chosen.get("prior_shared_departure")),
         chosen_strength_floor=chosen.get("strength_floor", np.nan),
         observation_blur_nm=(fit.get("meta") or {}).get("observation_blur_nm", np.nan),
         n_localizations=prov.get("n_localizations", np.nan),

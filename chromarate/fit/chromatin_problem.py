@@ -16,7 +16,7 @@ from ..errors import ChromarateError, StageError
 from .blur import blur_correction, observation_blur_nm
 from .derivatives import Grid, MollifierBackend, make_backend, make_grid
 from .direct import TAPER_PX, closed_form_prior, resolve_radius, restrict_to_report
-from .prior import departure_ratio, prior_agreement
+from .prior import departure_ratio, prior_agreement, shared_departure
 from .lattice import _blur, _blur_full, _dilate, _embed, _on_lattice, auto_stride
 from .mollifier import apply_2d_numpy, make_kernels
 from .networks import make_field_network
@@ -200,6 +200,8 @@ class _Problem:
         self.rate_prior, self.prior_agreement = config.prior.rate_prior, None
         #: With "auto" and two halves: :func:`chromarate.fit.prior.departure_ratio`.
         self.prior_departure: float | None = None
+        #: With "auto" and two halves: :func:`chromarate.fit.prior.shared_departure`.
+        self.prior_shared_departure: float | None = None
         wanted = config.prior.rate_prior
         if wanted == "closed_form" and config.prior.test_window_um is None:
             # without test windows the closed form is a pointwise ratio, no prior
@@ -231,11 +233,14 @@ class _Problem:
                         fields.phi_h, fields.phi_e, self.mask_np, test_um / self.pixel_um)
                     self.prior_agreement = prior_agreement(lam_test, closed, reported)
                     if _scale_calibrated(fields):
-                        self.prior_departure = _half_departure(
+                        self.prior_departure, self.prior_shared_departure = _half_departure(
                             halves, reported, config, self.radius,
                             self.balance_sigma_um / self.pixel_um)
                     if self.prior_departure is not None:
-                        use_closed = self.prior_departure >= DEPARTURE_RATIO
+                        limit = config.prior.shared_departure_limit
+                        use_closed = self.prior_departure >= DEPARTURE_RATIO or (
+                            limit is not None and self.prior_shared_departure is not None
+                            and self.prior_shared_departure >= limit)
                     else:  # NaN: no evidence against the balance
                         use_closed = self.prior_agreement < 0.0
                     if use_closed:
@@ -562,24 +567,27 @@ def _scale_calibrated(fields: PhaseFields) -> bool:
 
 
 def _half_departure(halves: tuple[PhaseFields, PhaseFields] | None, reported: np.ndarray,
-                    config: FitConfig, radius_px: float, balance_sigma_px: float) -> float | None:
-    """:func:`chromarate.fit.prior.departure_ratio` of two halves' fields with the fit's
-    settings, over the pixels the closed form reports in the whole and in both halves;
-    None without halves, when a half has no closed form, or when the figure is not finite."""
+                    config: FitConfig, radius_px: float,
+                    balance_sigma_px: float) -> tuple[float | None, float | None]:
+    """``(departure_ratio, shared_departure)`` (:mod:`chromarate.fit.prior`) of two halves'
+    fields with the fit's settings, over the pixels the closed form reports in the whole
+    and in both halves; each None without halves, when a half has no closed form, or
+    when the figure is not finite."""
     if halves is None:
-        return None
+        return None, None
     balances, closeds, where = [], [], np.asarray(reported, dtype=bool)
     for half in halves:
         try:
             closed, rep = closed_form_prior(half, config, radius_px)
         except ChromarateError:
-            return None
+            return None, None
         m = np.asarray(half.mask, dtype=bool)
         balances.append(balance_rate(half.phi_h, half.phi_e, m, balance_sigma_px))
         closeds.append(closed)
         where = where & rep
-    figure = departure_ratio((balances[0], balances[1]), (closeds[0], closeds[1]), where)
-    return float(figure) if np.isfinite(figure) else None
+    pairs = ((balances[0], balances[1]), (closeds[0], closeds[1]), where)
+    figures = (departure_ratio(*pairs), shared_departure(*pairs))
+    return tuple(float(f) if np.isfinite(f) else None for f in figures)
 
 
 def balance_window_um(fields: PhaseFields, mask: np.ndarray, pixel_um: float,

@@ -310,8 +310,10 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         prob = _Problem(fields, _with_prior(config, "balance"), dev, dtype,
                         radius_noise=(kept.radius, kept.noise), report_radius=report)
         prob.prior_agreement, prob.prior_departure = kept.prior_agreement, kept.prior_departure
+        prob.prior_shared_departure = kept.prior_shared_departure
     chosen = {**chosen, "rate_prior": prob.rate_prior, "prior_agreement": prob.prior_agreement,
               "prior_departure": prob.prior_departure,
+              "prior_shared_departure": prob.prior_shared_departure,
               "balance_window_um": prob.balance_sigma_um}
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     timings: dict[str, float] = {}

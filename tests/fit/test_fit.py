@@ -714,3 +714,68 @@ def test_bootstrap_members_keep_the_first_members_rate_prior(ramp_fields, monkey
     fit = fit_rates(fields, cfg)
     assert seen == ["auto", "closed_form", "closed_form"]
     assert fit.meta["regularisation"]["rate_prior"] == "closed_form"
+
+
+def test_shared_departure_is_the_shared_structure_in_units_of_the_rate():
+    """The relative figure keeps what both halves share, as a fraction of the rate's level:
+    independent noise leaves it near 0, shared domains of amplitude ``a`` read ``a /
+    mean``, and, unlike the ratio, a balance estimate that varies more does not shrink it."""
+    from chromarate.fit.prior import departure_ratio, shared_departure
+
+    rng = np.random.default_rng(3)
+    n = 4000
+    where = np.ones(n, bool)
+    domains = np.sign(np.sin(np.arange(n) / 7.0))
+    for ramp in (0.5, 2.0):  # the balance estimate's variation
+        smooth = np.linspace(2.0 - ramp / 2, 2.0 + ramp / 2, n)  # mean 2
+        bal = (smooth, smooth)
+        noise_only = tuple(smooth + 0.5 * rng.standard_normal(n) for _ in range(2))
+        assert shared_departure(bal, noise_only, where) < 0.05
+        closed = tuple(smooth + 0.4 * domains + 0.5 * rng.standard_normal(n) for _ in range(2))
+        assert shared_departure(bal, closed, where) == pytest.approx(0.4 / 2.0, rel=0.1)
+        ratios = departure_ratio(bal, closed, where)
+        assert ratios == pytest.approx(0.4 / smooth.std(), rel=0.1)
+    flat = (np.ones(n), np.ones(n))
+    assert np.isnan(shared_departure(flat, closed, where))
+    assert np.isnan(shared_departure(bal, closed, np.zeros(n, bool)))
+    assert np.isnan(shared_departure((smooth - 5.0, smooth - 5.0), closed, where))
+
+
+def test_shared_departure_limit_takes_the_closed_form_whatever_the_ratio(ramp_fields,
+                                                                         monkeypatch):
+    """With ``shared_departure_limit`` the closed form is the prior where the halves'
+    shared departure reaches it, though the ratio keeps the balance; without it the ratio
+    alone decides. The figure is the halves' own, recorded either way."""
+    from dataclasses import replace
+
+    import torch
+
+    from chromarate.fit.direct import closed_form_prior
+    from chromarate.fit.prior import balance_rate, shared_departure
+
+    rng = np.random.default_rng(1)
+    _, fields = ramp_fields
+    noisy = tuple(replace(fields, phi_d=fields.phi_d + 0.002 * rng.standard_normal(fields.shape))
+                  for _ in range(2))
+    cfg = _tiny_config(prior=dict(rate_prior="auto", rate_smoothness=0.1, test_window_um=0.15))
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
+    closed = [closed_form_prior(h, cfg, prob.radius) for h in noisy]
+    where = closed_form_prior(fields, cfg, prob.radius)[1] & closed[0][1] & closed[1][1]
+    sigma = prob.balance_sigma_um / prob.pixel_um
+    bal = [balance_rate(h.phi_h, h.phi_e, np.asarray(h.mask, bool), sigma) for h in noisy]
+    want = shared_departure((bal[0], bal[1]), (closed[0][0], closed[1][0]), where)
+    assert np.isfinite(want) and prob.prior_shared_departure == pytest.approx(want)
+
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
+    monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.2)
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
+    assert prob.rate_prior == "balance" and prob.prior_shared_departure == 0.2
+    limited = cfg.model_copy(update={"prior": cfg.prior.model_copy(
+        update={"shared_departure_limit": 0.2})})
+    prob = chromatin_problem._Problem(fields, limited, "cpu", torch.float64, halves=noisy)
+    assert prob.rate_prior == "closed_form"
+    monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.19)
+    prob = chromatin_problem._Problem(fields, limited, "cpu", torch.float64, halves=noisy)
+    assert prob.rate_prior == "balance"
+    reg = fit_rates(fields, limited, halves=noisy).meta["regularisation"]
+    assert reg["prior_shared_departure"] == 0.19 and reg["rate_prior"] == "balance"
