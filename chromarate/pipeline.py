@@ -469,6 +469,16 @@ def _held_to_balance(fit: FitResult) -> bool:
     return bool((fit.meta.get("regularisation") or {}).get("balance_full_strength"))
 
 
+def _ambiguous_prior(fit: FitResult) -> tuple[float, float] | None:
+    """``(prior_departure, prior_shared_departure)`` where the fit recorded that the two
+    figures of the rate prior disagreed (``prior_ambiguous``, :mod:`chromarate.fit.loop`),
+    else None."""
+    reg = fit.meta.get("regularisation") or {}
+    if not reg.get("prior_ambiguous"):
+        return None
+    return float(reg["prior_departure"]), float(reg["prior_shared_departure"])
+
+
 def _followed_balance(fit: FitResult, fields_seq) -> tuple[np.ndarray, ...] | None:
     """Balance maps of each of ``fields_seq`` over the window ``fit`` recorded, when the
     fit followed the balance prior at the full strength its data chose (not raised to it by
@@ -779,7 +789,7 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm,
         rate_std_source=fit.meta.get("rate_std_source"), split_half_r=split_r,
         split_half_source=split_half_source,
-        held_to_balance=_held_to_balance(fit))
+        held_to_balance=_held_to_balance(fit), ambiguous_prior=_ambiguous_prior(fit))
 
 
 def _timer(timings: dict[str, float]):

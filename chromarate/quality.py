@@ -231,7 +231,8 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
                    rate_std_source: str | None = None,
                    split_half_r: float | None = None,
                    split_half_source: str = "closed-form",
-                   held_to_balance: bool = False) -> QualityReport:
+                   held_to_balance: bool = False,
+                   ambiguous_prior: tuple[float, float] | None = None) -> QualityReport:
     """Compute the quality figures of one nucleus and decide its status.
 
     Parameters
@@ -278,6 +279,14 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
         maps are then the closed form's). A failed split-half check then says
         that the map shown is the balance estimate's shape, which no check of the halves
         confirms.
+    ambiguous_prior : (float, float), optional
+        ``(prior_departure, prior_shared_departure)`` where the two figures of the rate
+        prior disagreed (``prior_ambiguous`` in ``FitResult.meta["regularisation"]``):
+        the closed form departs from the balance estimate, in the part two halves share,
+        by much of the rate but by little against the balance's own variation. The
+        closed-form prior was taken; the nucleus is flagged, since the halves cannot tell
+        a rate that varies below the balance window from an error both halves' closed
+        forms share.
 
     Returns
     -------
@@ -359,6 +368,12 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
           f"not reproducible: the {split_half_source} rate maps of two halves of the localizations "
           f"agree at r = {m['split_half_r']:.2f} (attainable r {m['attainable_r']:.2f} < "
           f"{MIN_ATTAINABLE_R:g})" + (HELD_TO_BALANCE_NOTE if held_to_balance else ""))
+    if ambiguous_prior is not None:
+        ratio, shared = ambiguous_prior
+        reasons.append(f"rate prior ambiguous: the halves' closed forms depart from the balance "
+                       f"estimate by {100 * shared:.0f} % of the rate, only {ratio:.1f} times the "
+                       "balance's own variation; the closed form was taken, and the halves cannot "
+                       "tell rates that vary below the balance window from an error they share")
     lo, hi = RATE_MEAN_RANGE
     check(not (m["rate_mean"] < lo or m["rate_mean"] > hi),
           f"implausible mean rate {m['rate_mean']:.3g} (outside [{lo:g}, {hi:g}])")

@@ -122,6 +122,20 @@ def simulated_case(name: str, cache: str, *, quick: bool = False, path: str = "l
     return case, simulate_case(case, cache_dir=cache), default_config(case)
 
 
+def override_pair(text: str) -> tuple[str, object]:
+    """``(key, value)`` of a ``KEY=VALUE`` override, the value read as YAML as the CLI's
+    ``--set`` reads it (``null`` is None, ``0.5`` a number); SystemExit when malformed."""
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise SystemExit(f"--override takes KEY=VALUE (got {text!r})")
+    try:
+        return key.strip(), yaml.safe_load(value.strip())
+    except yaml.YAMLError:
+        return key.strip(), value.strip()
+
+
 def largest_nucleus(locs, config):
     """The :class:`~chromarate.pipeline.NucleusTask` of the largest nucleus the pipeline
     with ``config`` prepares from ``locs`` (imports chromarate when called)."""

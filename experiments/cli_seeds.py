@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_threads_option, parser, set_threads, write_json  # noqa: E402
+from _harness import add_threads_option, override_pair, parser, set_threads, write_json  # noqa: E402
 
 
 def _simulate(seed: int, cache: Path, localizations: int | None = None):
@@ -121,7 +121,7 @@ def main(argv=None) -> None:
                          "balance_window.py's flux_balance, on the render.pixel_size_nm grid)")
     add_threads_option(ap, help="torch threads (default 1)")
     args = ap.parse_args(argv)
-    args.overrides = dict(o.split("=", 1) for o in args.override)
+    args.overrides = dict(override_pair(o) for o in args.override)
     set_threads(args.threads)
     args.cache.mkdir(parents=True, exist_ok=True)
     study = contextlib.ExitStack()

@@ -47,8 +47,9 @@ from _harness import (add_case_options, corr, largest_nucleus, localization_case
 
 def fit_figures(fields, half_fields, cfg, limit: float) -> dict:
     """The departure figures the default fit itself reads on ``fields`` (its data-chosen
-    settings, the pipeline's split-half floor) and the prior it picks with and without
-    ``fit.prior.shared_departure_limit`` set to ``limit``, without training anything."""
+    settings, the pipeline's split-half floor) and the prior it picks with
+    ``fit.prior.shared_departure_limit`` at ``limit`` (``fit_prior``) and off (the ratio
+    alone, ``fit_prior_ratio_only``), without training anything."""
     import torch
 
     from chromarate.fit.chromatin_problem import _Problem
@@ -57,7 +58,7 @@ def fit_figures(fields, half_fields, cfg, limit: float) -> dict:
 
     fit_cfg, _ = split_half_floor(fields, half_fields, cfg.fit)
     picks = {}
-    for label, value in (("shipped", None), ("limit", limit)):
+    for label, value in (("ratio_only", None), ("limit", limit)):
         config = fit_cfg.model_copy(update={"prior": fit_cfg.prior.model_copy(
             update={"shared_departure_limit": value})})
         config, chosen = choose_regularisation(fields, config)
@@ -66,7 +67,7 @@ def fit_figures(fields, half_fields, cfg, limit: float) -> dict:
         picks[label] = prob.rate_prior
     return {"fit_departure": prob.prior_departure,
             "fit_shared_departure": prob.prior_shared_departure,
-            "fit_prior_shipped": picks["shipped"], "fit_prior_limit": picks["limit"]}
+            "fit_prior_ratio_only": picks["ratio_only"], "fit_prior": picks["limit"]}
 
 
 def cross_validated_pick(rho: float, x: float) -> tuple[float, float, str]:
@@ -79,7 +80,8 @@ def cross_validated_pick(rho: float, x: float) -> tuple[float, float, str]:
     return attainable, balance, "closed_form" if attainable > balance else "balance"
 
 
-def run_case(name: str, cache: str, cli_cache, quick: bool = False, limit: float = 0.14) -> dict:
+def run_case(name: str, cache: str, cli_cache, quick: bool = False,
+             limit: float | None = None) -> dict:
     """Both estimators of one case, from the whole and from each half, scored."""
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import closed_form_settings, invert_direct
@@ -89,6 +91,7 @@ def run_case(name: str, cache: str, cli_cache, quick: bool = False, limit: float
                                      halves_scale, phase_density)
 
     locs, cfg, rate, truth_px, truth_origin = localization_case(name, cache, cli_cache, quick=quick)
+    limit = cfg.fit.prior.shared_departure_limit if limit is None else limit
     task = largest_nucleus(locs, cfg)
     fields = calibrated_phase_fields(phase_density(task), task.mask, cfg)
     halves = None if task.halves is None else half_phase_fields(
@@ -132,8 +135,8 @@ def main(argv=None) -> None:
     ap = parser(__doc__, first="line")
     add_case_options(ap)
     ap.add_argument("--cli-cache", default=str(Path(tempfile.gettempdir()) / "chromarate-cli-seeds"))
-    ap.add_argument("--limit", type=float, default=0.14,
-                    help="fit.prior.shared_departure_limit of the fit's second pick (default 0.14)")
+    ap.add_argument("--limit", type=float, default=None,
+                    help="fit.prior.shared_departure_limit of the fit's pick (default: the config's)")
     args = ap.parse_args(argv)
     rows = []
     for name in args.cases:
@@ -146,7 +149,7 @@ def main(argv=None) -> None:
               f" -> {row['pick']} (better: {row['better']}) | departure {row['departure']:.2f}, "
               f"shared departure / mean {row['shared_departure_over_mean']:.3f} | the fit's "
               f"{_fmt(row['fit_departure'])} / {_fmt(row['fit_shared_departure'])}: "
-              f"{row['fit_prior_shipped']} -> {row['fit_prior_limit']}", flush=True)
+              f"{row['fit_prior_ratio_only']} -> {row['fit_prior']}", flush=True)
     right = sum(r["pick"] == r["better"] for r in rows)
     print(f"the cross-validated pick is the better estimator on {right} of {len(rows)}")
     if args.json:

@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import aligned, parser, set_threads, write_json  # noqa: E402
+from _harness import aligned, override_pair, parser, set_threads, write_json  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -113,13 +113,6 @@ def _config(case, quick: bool, steps: int | None, overrides: tuple = ()):
         training = cfg.fit.training.model_copy(update={"steps": steps})
         cfg = cfg.model_copy(update={"fit": cfg.fit.model_copy(update={"training": training})})
     return cfg
-
-
-def _parse_override(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise SystemExit(f"--override takes KEY=VALUE (got {text!r})")
-    return key.strip(), value.strip()
 
 
 def run_one(case, quick: bool, steps: int | None, method: str, cache: str, threads: int,
@@ -324,7 +317,7 @@ def main(argv=None) -> dict:
     print(f"{len(cases)} cases, seeds {list(seeds)}, method {args.method}, "
           f"{'quick, ' if args.quick else ''}cache {args.cache}", flush=True)
     t0 = time.perf_counter()
-    overrides = tuple(_parse_override(o) for o in args.override)
+    overrides = tuple(override_pair(o) for o in args.override)
     job = (args.quick, args.steps, args.method, args.cache, args.threads, overrides)
     if args.workers > 1:
         with ProcessPoolExecutor(max_workers=args.workers, max_tasks_per_child=1) as pool:

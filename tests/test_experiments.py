@@ -591,7 +591,7 @@ def test_prior_crossval_quick(tmp_path):
     # the fit's own figures: this small nucleus is not calibrated, so the rule does not
     # read them and both picks are the sign rule's
     assert row["fit_departure"] is None and row["fit_shared_departure"] is None, text
-    assert row["fit_prior_shipped"] == row["fit_prior_limit"] in ("balance", "closed_form")
+    assert row["fit_prior_ratio_only"] == row["fit_prior"] in ("balance", "closed_form")
 
 
 def test_cross_validated_pick_rule():

@@ -186,3 +186,28 @@ def test_the_pipeline_passes_the_fits_rate_std_source(source, gated):
     q = fields_quality(fields, fit, density=kw["denoised"])
     assert q.metrics["relative_uncertainty"] > 2.0
     assert any("uncertain" in r for r in q.reasons) == gated, q.reasons
+
+
+def test_an_ambiguous_rate_prior_is_flagged_with_its_figures():
+    """Where the two prior figures disagreed the nucleus is flagged, the reason giving the
+    shared departure in per cent of the rate and the ratio; otherwise nothing is added."""
+    q = assess_quality(**_good(), ambiguous_prior=(2.0, 0.151))
+    assert q.status == "low_confidence" and len(q.reasons) == 1
+    assert "rate prior ambiguous" in q.reasons[0] and "15 %" in q.reasons[0]
+    assert "2.0 times" in q.reasons[0]
+    assert assess_quality(**_good(), ambiguous_prior=None).status == "ok"
+
+
+def test_the_pipeline_reads_the_ambiguity_from_the_fit_record():
+    """The pipeline hands the gate the recorded figures only where the fit said the prior
+    was ambiguous."""
+    from chromarate.pipeline import _ambiguous_prior
+
+    class _Fit:  # only meta is read
+        def __init__(self, reg):
+            self.meta = {"regularisation": reg}
+
+    reg = {"prior_departure": 2.0, "prior_shared_departure": 0.2}
+    assert _ambiguous_prior(_Fit(reg)) is None
+    assert _ambiguous_prior(_Fit({**reg, "prior_ambiguous": True})) == (2.0, 0.2)
+    assert _ambiguous_prior(_Fit(None)) is None

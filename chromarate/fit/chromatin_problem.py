@@ -202,6 +202,9 @@ class _Problem:
         self.prior_departure: float | None = None
         #: With "auto" and two halves: :func:`chromarate.fit.prior.shared_departure`.
         self.prior_shared_departure: float | None = None
+        #: The two figures disagree: the ratio keeps the balance, the shared departure
+        #: reaches ``fit.prior.shared_departure_limit``; the closed form is taken.
+        self.prior_ambiguous = False
         wanted = config.prior.rate_prior
         if wanted == "closed_form" and config.prior.test_window_um is None:
             # without test windows the closed form is a pointwise ratio, no prior
@@ -237,10 +240,12 @@ class _Problem:
                             halves, reported, config, self.radius,
                             self.balance_sigma_um / self.pixel_um)
                     if self.prior_departure is not None:
+                        by_ratio = self.prior_departure >= DEPARTURE_RATIO
                         limit = config.prior.shared_departure_limit
-                        use_closed = self.prior_departure >= DEPARTURE_RATIO or (
-                            limit is not None and self.prior_shared_departure is not None
+                        self.prior_ambiguous = not by_ratio and limit is not None and (
+                            self.prior_shared_departure is not None
                             and self.prior_shared_departure >= limit)
+                        use_closed = by_ratio or self.prior_ambiguous
                     else:  # NaN: no evidence against the balance
                         use_closed = self.prior_agreement < 0.0
                     if use_closed:

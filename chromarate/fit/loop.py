@@ -314,6 +314,7 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     chosen = {**chosen, "rate_prior": prob.rate_prior, "prior_agreement": prob.prior_agreement,
               "prior_departure": prob.prior_departure,
               "prior_shared_departure": prob.prior_shared_departure,
+              **({"prior_ambiguous": True} if prob.prior_ambiguous else {}),
               "balance_window_um": prob.balance_sigma_um}
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     timings: dict[str, float] = {}

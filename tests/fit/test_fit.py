@@ -612,6 +612,8 @@ def test_balance_kept_by_the_departure_is_fitted_at_full_strength(ramp_fields, m
     assert hold_to_balance(manual, *choose_regularisation(fields, manual), 7.0)[1][
         "criterion"] == "manual"
 
+    # the ratio decides here: the shared departure stays below its limit
+    monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.0)
     monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
     fit = fit_rates(fields, cfg, halves=halves)
     reg = fit.meta["regularisation"]
@@ -743,9 +745,10 @@ def test_shared_departure_is_the_shared_structure_in_units_of_the_rate():
 
 def test_shared_departure_limit_takes_the_closed_form_whatever_the_ratio(ramp_fields,
                                                                          monkeypatch):
-    """With ``shared_departure_limit`` the closed form is the prior where the halves'
-    shared departure reaches it, though the ratio keeps the balance; without it the ratio
-    alone decides. The figure is the halves' own, recorded either way."""
+    """Where the halves' shared departure reaches ``shared_departure_limit`` the closed form
+    is the prior though the ratio keeps the balance, and the record says the two figures
+    disagreed (``prior_ambiguous``); below it, or with the limit off, the ratio alone
+    decides. The figure is the halves' own, recorded either way."""
     from dataclasses import replace
 
     import torch
@@ -758,6 +761,7 @@ def test_shared_departure_limit_takes_the_closed_form_whatever_the_ratio(ramp_fi
     noisy = tuple(replace(fields, phi_d=fields.phi_d + 0.002 * rng.standard_normal(fields.shape))
                   for _ in range(2))
     cfg = _tiny_config(prior=dict(rate_prior="auto", rate_smoothness=0.1, test_window_um=0.15))
+    assert cfg.prior.shared_departure_limit == 0.145  # on by default
     prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
     closed = [closed_form_prior(h, cfg, prob.radius) for h in noisy]
     where = closed_form_prior(fields, cfg, prob.radius)[1] & closed[0][1] & closed[1][1]
@@ -768,14 +772,24 @@ def test_shared_departure_limit_takes_the_closed_form_whatever_the_ratio(ramp_fi
 
     monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
     monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.2)
-    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
+    off = cfg.model_copy(update={"prior": cfg.prior.model_copy(
+        update={"shared_departure_limit": None})})
+    prob = chromatin_problem._Problem(fields, off, "cpu", torch.float64, halves=noisy)
     assert prob.rate_prior == "balance" and prob.prior_shared_departure == 0.2
-    limited = cfg.model_copy(update={"prior": cfg.prior.model_copy(
-        update={"shared_departure_limit": 0.2})})
-    prob = chromatin_problem._Problem(fields, limited, "cpu", torch.float64, halves=noisy)
-    assert prob.rate_prior == "closed_form"
-    monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.19)
-    prob = chromatin_problem._Problem(fields, limited, "cpu", torch.float64, halves=noisy)
-    assert prob.rate_prior == "balance"
-    reg = fit_rates(fields, limited, halves=noisy).meta["regularisation"]
-    assert reg["prior_shared_departure"] == 0.19 and reg["rate_prior"] == "balance"
+    assert not prob.prior_ambiguous
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
+    assert prob.rate_prior == "closed_form" and prob.prior_ambiguous
+    reg = fit_rates(fields, cfg, halves=noisy).meta["regularisation"]
+    assert reg["rate_prior"] == "closed_form" and reg["prior_ambiguous"] is True
+    assert (reg["prior_departure"], reg["prior_shared_departure"]) == (1.0, 0.2)
+    # the ratio alone takes the closed form: no disagreement
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 5.0)
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
+    assert prob.rate_prior == "closed_form" and not prob.prior_ambiguous
+    monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
+    monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.14)
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
+    assert prob.rate_prior == "balance" and not prob.prior_ambiguous
+    reg = fit_rates(fields, cfg, halves=noisy).meta["regularisation"]
+    assert reg["prior_shared_departure"] == 0.14 and reg["rate_prior"] == "balance"
+    assert "prior_ambiguous" not in reg
