@@ -6,13 +6,15 @@ The PINN's rate is pulled towards a prior map: the balance estimate ``G * phi_h 
 With two halves of the localizations the default ``rate_prior="auto"`` takes the closed
 form when :func:`chromarate.fit.prior.departure_ratio` (the closed form's departure from
 the balance in the part both halves share, over the balance's own reproducible variation)
-is at least ``DEPARTURE_RATIO``. For each nucleus (``seedN``: ``chromarate simulate --seed
+is at least ``DEPARTURE_RATIO``, or when the same shared departure is at least
+``fit.prior.shared_departure_limit`` of the rate (then recorded as ambiguous and flagged).
+For each nucleus (``seedN``: ``chromarate simulate --seed
 N`` through ``experiments/cli_seeds.py``'s cache; ``NAME@SEED``: a localization case of the
 validation suite) this runs the default pipeline and scores against the truth, over the
 fit's trusted pixels: the fit (r, bias of the mean), the balance estimate and the closed form
-on their own, the figures the rule recorded (``prior_departure``, and the sign rule's
-``prior_agreement``), and with ``--both-priors`` the fit with each prior forced. Prints one
-line per nucleus. Usage::
+on their own, the figures the rule recorded (``prior_departure``, ``prior_shared_departure``,
+``prior_ambiguous``, and the sign rule's ``prior_agreement``), and with ``--both-priors``
+the fit with each prior forced. Prints one line per nucleus. Usage::
 
     python experiments/prior_departure.py seed43 domains-box-loc1M@606 --both-priors \\
         --json experiments/results/prior_departure.json
@@ -79,6 +81,8 @@ def run_case(name: str, cache: str, cli_cache: Path, both: bool, quick: bool = F
     mask = np.asarray(fields.mask, bool)
     row = {"case": name, "rate_prior": reg.get("rate_prior"),
            "prior_departure": reg.get("prior_departure"),
+           "prior_shared_departure": reg.get("prior_shared_departure"),
+           "prior_ambiguous": bool(reg.get("prior_ambiguous")),
            "prior_agreement": reg.get("prior_agreement"), "strength": reg.get("strength"),
            "true_sd": float(np.std(true[sel])), "status": res.stack.provenance["qc"]["status"],
            "fit": _score(fit.rate, sel, true)}
@@ -95,7 +99,10 @@ def run_case(name: str, cache: str, cli_cache: Path, both: bool, quick: bool = F
             other = res if prior == row["rate_prior"] else _largest(forced, locs)
             row[f"fit_{prior}_prior"] = _score(other.fit.rate, sel, true)
     dep = row["prior_departure"]
-    print(f"{name:28s} departure {'-' if dep is None else f'{dep:.2f}':>6s}  agreement "
+    shared = row["prior_shared_departure"]
+    print(f"{name:28s} departure {'-' if dep is None else f'{dep:.2f}':>6s} / "
+          f"{'-' if shared is None else f'{shared:.3f}':>5s} of the rate"
+          f"{' (ambiguous)' if row['prior_ambiguous'] else ''}  agreement "
           f"{row['prior_agreement'] if row['prior_agreement'] is None else round(row['prior_agreement'], 2)}"
           f"  -> {row['rate_prior']:12s} fit r {row['fit']['r']:.3f} ({100 * row['fit']['bias']:+.1f} %)  "
           + "  ".join(f"{k} {v['r']:.3f}" for k, v in row.items()

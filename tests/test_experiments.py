@@ -649,7 +649,8 @@ def test_prior_departure_quick(tmp_path):
     for key in ("fit", "balance", "closed_form", "fit_balance_prior", "fit_closed_form_prior"):
         assert -1.0 <= row[key]["r"] <= 1.0 and math.isfinite(row[key]["bias"]), key
     assert row[f"fit_{row['rate_prior']}_prior"] == row["fit"]
-    assert re.search(r"^quick\s+departure\s+-\s+agreement", text, re.M), text
+    assert re.search(r"^quick\s+departure\s+-\s+/\s+- of the rate\s+agreement", text, re.M), text
+    assert row["prior_shared_departure"] is None and row["prior_ambiguous"] is False
 
 
 @pytest.mark.slow
