@@ -527,7 +527,7 @@ def test_auto_rate_prior_with_halves_follows_their_shared_departure(ramp_fields,
     import torch
 
     from chromarate.fit.direct import closed_form_prior
-    from chromarate.fit.prior import balance_rate, departure_ratio
+    from chromarate.fit.prior import balance_rate, departure_ratio, shared_departure
 
     rng = np.random.default_rng(1)
     _, fields = ramp_fields
@@ -540,8 +540,12 @@ def test_auto_rate_prior_with_halves_follows_their_shared_departure(ramp_fields,
     where = closed_form_prior(fields, cfg, prob.radius)[1] & closed[0][1] & closed[1][1]
     sigma = prob.balance_sigma_um / prob.pixel_um
     bal = [balance_rate(h.phi_h, h.phi_e, np.asarray(h.mask, bool), sigma) for h in noisy]
-    want = departure_ratio((bal[0], bal[1]), (closed[0][0], closed[1][0]), where)
+    pairs = ((bal[0], bal[1]), (closed[0][0], closed[1][0]), where)
+    want = departure_ratio(*pairs)
     assert np.isfinite(want) and prob.prior_departure == pytest.approx(want)
+    # and the shared departure in units of the rate, from the same maps
+    shared = shared_departure(*pairs)
+    assert np.isfinite(shared) and prob.prior_shared_departure == pytest.approx(shared)
     assert prob.rate_prior == ("closed_form" if want >= chromatin_problem.DEPARTURE_RATIO
                                else "balance")
     # the agreement no longer decides where halves exist
@@ -748,13 +752,11 @@ def test_shared_departure_limit_takes_the_closed_form_whatever_the_ratio(ramp_fi
     """Where the halves' shared departure reaches ``shared_departure_limit`` the closed form
     is the prior though the ratio keeps the balance, and the record says the two figures
     disagreed (``prior_ambiguous``); below it, or with the limit off, the ratio alone
-    decides. The figure is the halves' own, recorded either way."""
+    decides, and the figure is recorded either way (the figure itself:
+    ``test_auto_rate_prior_with_halves_follows_their_shared_departure``)."""
     from dataclasses import replace
 
     import torch
-
-    from chromarate.fit.direct import closed_form_prior
-    from chromarate.fit.prior import balance_rate, shared_departure
 
     rng = np.random.default_rng(1)
     _, fields = ramp_fields
@@ -762,14 +764,6 @@ def test_shared_departure_limit_takes_the_closed_form_whatever_the_ratio(ramp_fi
                   for _ in range(2))
     cfg = _tiny_config(prior=dict(rate_prior="auto", rate_smoothness=0.1, test_window_um=0.15))
     assert cfg.prior.shared_departure_limit == 0.145  # on by default
-    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
-    closed = [closed_form_prior(h, cfg, prob.radius) for h in noisy]
-    where = closed_form_prior(fields, cfg, prob.radius)[1] & closed[0][1] & closed[1][1]
-    sigma = prob.balance_sigma_um / prob.pixel_um
-    bal = [balance_rate(h.phi_h, h.phi_e, np.asarray(h.mask, bool), sigma) for h in noisy]
-    want = shared_departure((bal[0], bal[1]), (closed[0][0], closed[1][0]), where)
-    assert np.isfinite(want) and prob.prior_shared_departure == pytest.approx(want)
-
     monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
     monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.2)
     off = cfg.model_copy(update={"prior": cfg.prior.model_copy(
