@@ -69,6 +69,14 @@ Each check guards an assumption of the method:
     compared (the halves' balance maps share the error both are there to see), and a
     failed check says so (``held_to_balance``): the physics cannot confirm the map's
     pattern, which may be right or wrong.
+``prior_ambiguous``
+    Whether the two figures of the ``auto`` rate prior disagreed (the halves' shared
+    departure of the closed form from the balance estimate reached
+    ``fit.prior.shared_departure_limit`` of the rate while its ratio to the balance's own
+    variation stayed below 3.75; the closed form was taken). Always a reason: the halves
+    cannot tell rates that vary below the balance window from an error both halves'
+    closed forms share (right on three of nine fresh box nuclei with domains, wrong on two
+    thin ``simulate`` nuclei; docs/validation.md).
 """
 
 from __future__ import annotations
@@ -327,6 +335,7 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
     m["split_half_r"] = nan if split_half_r is None else float(split_half_r)
     m["attainable_r"] = attainable_r(m["split_half_r"])
     m["split_half_source"] = str(split_half_source)
+    m["prior_ambiguous"] = ambiguous_prior is not None
 
     reasons = []
 

@@ -590,23 +590,34 @@ def aligned(cells: Sequence[Sequence[str]], sep: str = "  ",
                      for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
 
 
+def seed_name(name: str) -> tuple[int, int | None] | None:
+    """``(N, M)`` of a ``seedN`` (M None) or ``seedN-nM`` case name (the nucleus of
+    ``chromarate simulate --seed N``, drawn with M localizations); None for any other name
+    not starting with ``seed``; SystemExit for a malformed ``seed…`` name."""
+    import re
+
+    if not name.startswith("seed"):
+        return None
+    match = re.fullmatch(r"seed(\d+)(?:-n(\d+))?", name)
+    if match is None:
+        raise SystemExit(f"expected seedN or seedN-nM (M localizations), got {name!r}")
+    return int(match.group(1)), None if match.group(2) is None else int(match.group(2))
+
+
 def localization_case(name: str, cache: str, cli_cache, quick: bool = False):
     """``(localizations, pipeline config, scoring target, its pixel size, its origin)`` of
     ``seedN`` (``chromarate simulate --seed N``, through ``experiments/cli_seeds.py``'s
     cache ``cli_cache``; ``seedN-nM``: the same nucleus drawn with M localizations) or of a
     localization case ``NAME@SEED`` of the suite."""
-    import re
-
     import numpy as np
 
-    seed = re.fullmatch(r"seed(\d+)(?:-n(\d+))?", name)
-    if seed:
+    seed = seed_name(name)
+    if seed is not None:
         import cli_seeds
         from chromarate.config import PipelineConfig
 
         Path(cli_cache).mkdir(parents=True, exist_ok=True)
-        count = None if seed.group(2) is None else int(seed.group(2))
-        locs, t = cli_seeds._simulate(int(seed.group(1)), Path(cli_cache), count)
+        locs, t = cli_seeds._simulate(seed[0], Path(cli_cache), seed[1])
         return locs, PipelineConfig(), np.asarray(t["rate"], float), float(t["pixel_size_nm"]), \
             tuple(t["origin_nm"])
     from chromarate.validation.run import target_rate

@@ -19,8 +19,15 @@ shared departure relative to the balance's mean (``shared_departure_over_mean``:
 amplitude, as a fraction of the rate, of the structure the halves' closed forms agree on
 and the balance does not have).
 
+It also builds the default fit's own problem on the nucleus (its data-chosen settings, the
+pipeline's split-half floor; nothing is trained) and records the two figures the fit reads
+(``fit_departure``, ``fit_shared_departure``) and the prior it picks with
+``fit.prior.shared_departure_limit`` (the config's, or ``--limit``: ``fit_prior``) and with
+the ratio alone (``fit_prior_ratio_only``).
+
 Cases are ``seedN`` (``chromarate simulate --seed N`` through ``experiments/cli_seeds.py``'s
-cache ``--cli-cache``) or localization cases ``NAME@SEED`` of the suite; the largest
+cache ``--cli-cache``; ``seedN-nM``: the same nucleus drawn with M localizations) or
+localization cases ``NAME@SEED`` of the suite; the largest
 nucleus of each, mapped as the pipeline maps it (calibrated; each half on its own under
 the default calibration), with
 the closed form at the settings the data choose for the whole and the balance at 0.55

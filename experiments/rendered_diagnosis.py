@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import (add_case_options, largest_nucleus, simulated_case, parser,  # noqa: E402
-                      write_json)
+from _harness import (add_case_options, largest_nucleus, seed_name, simulated_case,  # noqa: E402
+                      parser, write_json)
 
 
 def _fields(rho: np.ndarray, mask: np.ndarray, like, phi_e0: float, phi_max: float,
@@ -61,10 +61,8 @@ def _seed_case(name: str, cli_cache: str):
     import cli_seeds
     from chromarate.config import PipelineConfig
 
-    seed, _, n = name[4:].partition("-n")
-    if not seed.isdigit() or not (n == "" or n.isdigit()):
-        raise SystemExit(f"expected seedN or seedN-nM (M localizations), got {name!r}")
-    locs, t = cli_seeds._simulate(int(seed), Path(cli_cache), int(n) if n else None)
+    seed, count = seed_name(name)
+    locs, t = cli_seeds._simulate(seed, Path(cli_cache), count)
     syn = SimpleNamespace(
         localizations=locs, rate=np.asarray(t["rate"], float), phi_d=np.asarray(t["phi_d"], float),
         mask=np.asarray(t["mask"], bool), pixel_size_nm=float(t["pixel_size_nm"]),

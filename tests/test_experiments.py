@@ -74,6 +74,29 @@ else:
 """
 
 
+def test_harness_case_names_overrides_and_largest_task(harness):
+    """``seedN`` / ``seedN-nM`` names parse to (N, M), other names to None, a malformed
+    ``seed`` name exits; overrides read their values as YAML, as ``--set`` does; the
+    largest task is the one with the most mask pixels."""
+    from types import SimpleNamespace
+
+    assert harness.seed_name("seed5") == (5, None)
+    assert harness.seed_name("seed53-n100000") == (53, 100000)
+    assert harness.seed_name("domains-box-loc1M@101") is None
+    with pytest.raises(SystemExit, match="seedN-nM"):
+        harness.seed_name("seed5-100k")
+    assert harness.override_pair("fit.prior.shared_departure_limit=null") == (
+        "fit.prior.shared_departure_limit", None)
+    assert harness.override_pair("a.b=0.5") == ("a.b", 0.5)
+    assert harness.override_pair("phase.calibration=physics_censored")[1] == "physics_censored"
+    with pytest.raises(SystemExit):
+        harness.override_pair("no-equals-sign")
+    tasks = [SimpleNamespace(mask=np.ones((n, n), bool), n=n) for n in (3, 7, 5)]
+    assert harness.largest_task(tasks).n == 7
+    with pytest.raises(SystemExit):
+        harness.largest_task([])
+
+
 def test_harness_child_result_ok_crash_and_timeout(harness, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(_CHILD_SCRIPT.format(exp=str(EXPERIMENTS)))

@@ -195,19 +195,28 @@ def test_an_ambiguous_rate_prior_is_flagged_with_its_figures():
     assert q.status == "low_confidence" and len(q.reasons) == 1
     assert "rate prior ambiguous" in q.reasons[0] and "15 %" in q.reasons[0]
     assert "2.0 times" in q.reasons[0]
-    assert assess_quality(**_good(), ambiguous_prior=None).status == "ok"
+    assert q.metrics["prior_ambiguous"] is True
+    plain = assess_quality(**_good(), ambiguous_prior=None)
+    assert plain.status == "ok" and plain.metrics["prior_ambiguous"] is False
 
 
 def test_the_pipeline_reads_the_ambiguity_from_the_fit_record():
-    """The pipeline hands the gate the recorded figures only where the fit said the prior
-    was ambiguous."""
-    from chromarate.pipeline import _ambiguous_prior
+    """fields_quality hands the gate the recorded figures only where the fit said the
+    prior was ambiguous (a direct fit, so no closed form is computed)."""
+    from chromarate._types import FitResult, PhaseFields
+    from chromarate.pipeline import fields_quality
 
-    class _Fit:  # only meta is read
-        def __init__(self, reg):
-            self.meta = {"regularisation": reg}
-
+    kw = _good()
+    mask = kw["mask"]
+    fields = PhaseFields(phi_w=np.full(mask.shape, 0.5), phi_d=np.zeros(mask.shape), mask=mask,
+                         pixel_size_nm=20.0, meta=kw["phase_meta"])
+    rate = kw["rate"]
     reg = {"prior_departure": 2.0, "prior_shared_departure": 0.2}
-    assert _ambiguous_prior(_Fit(reg)) is None
-    assert _ambiguous_prior(_Fit({**reg, "prior_ambiguous": True})) == (2.0, 0.2)
-    assert _ambiguous_prior(_Fit(None)) is None
+    for record, flagged in ((reg, False), ({**reg, "prior_ambiguous": True}, True)):
+        fit = FitResult(rate=rate, phi_d_fit=np.zeros_like(rate), residual=np.zeros_like(rate),
+                        trusted=kw["trusted"], rate_std=None,
+                        meta={"method": "direct", "regularisation": record})
+        q = fields_quality(fields, fit, density=kw["denoised"])
+        assert q.metrics["prior_ambiguous"] is flagged
+        assert any("rate prior ambiguous" in r and "20 %" in r for r in q.reasons) == flagged, \
+            q.reasons

@@ -284,7 +284,7 @@ class PriorConfig(_Model):
         ``prior_ambiguous: true``; the quality gate flags the nucleus, since the halves
         cannot tell a rate that varies below the balance window from an error of the
         closed form that both halves share. None: only the ratio decides. The default,
-        0.145, lies between the largest figure of the 94 ``simulate`` seeds (0.137,
+        0.145, lies between the largest figure of the 100 ``simulate`` seeds (0.137,
         balance right) and the smallest of the rendered nuclei with domain-scale rates
         whose closed form beats the balance (0.151); measured in docs/validation.md ("The
         shared departure in units of the rate").

@@ -272,7 +272,11 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         halves share, is at least
         :data:`chromarate.fit.chromatin_problem.DEPARTURE_RATIO` times the balance
         estimate's reproducible variation (:func:`chromarate.fit.prior.departure_ratio`,
-        recorded as ``prior_departure``); without them, or on fields whose density-scale
+        recorded as ``prior_departure``) or, below that, when the same shared departure
+        is at least ``fit.prior.shared_departure_limit`` of the rate
+        (:func:`chromarate.fit.prior.shared_departure`, recorded as
+        ``prior_shared_departure``; the record then says ``prior_ambiguous``); without
+        them, or on fields whose density-scale
         calibration was skipped (``meta["calibration"]["method"] == "none"``), the sign
         of ``prior_agreement`` decides.
 

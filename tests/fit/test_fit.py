@@ -547,8 +547,10 @@ def test_auto_rate_prior_with_halves_follows_their_shared_departure(ramp_fields,
     shared = shared_departure(*pairs)
     assert np.isfinite(shared) and prob.prior_shared_departure == pytest.approx(shared)
     assert prob.rate_prior == ("closed_form" if want >= chromatin_problem.DEPARTURE_RATIO
-                               else "balance")
-    # the agreement no longer decides where halves exist
+                               or shared >= cfg.prior.shared_departure_limit else "balance")
+    # the agreement no longer decides where halves exist (the ratio does here: the shared
+    # departure is kept below its limit)
+    monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.0)
     monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: -0.5)
     monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 1.0)
     prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=tuple(noisy))
@@ -622,6 +624,7 @@ def test_balance_kept_by_the_departure_is_fitted_at_full_strength(ramp_fields, m
     fit = fit_rates(fields, cfg, halves=halves)
     reg = fit.meta["regularisation"]
     assert reg["rate_prior"] == "balance" and reg["prior_departure"] == 1.0
+    assert reg["prior_shared_departure"] == 0.0  # kept through the rebuilt problem
     assert reg["balance_full_strength"] is True
     assert (reg["strength"], reg["strength_floor"], reg["test_window_um"]) == (1.0, 1.0, STRONG[1])
     assert reg["rate_smoothness"] == cfg.prior.balance_kept_smoothness == 10.0
@@ -776,6 +779,10 @@ def test_shared_departure_limit_takes_the_closed_form_whatever_the_ratio(ramp_fi
     reg = fit_rates(fields, cfg, halves=noisy).meta["regularisation"]
     assert reg["rate_prior"] == "closed_form" and reg["prior_ambiguous"] is True
     assert (reg["prior_departure"], reg["prior_shared_departure"]) == (1.0, 0.2)
+    # at the limit itself
+    monkeypatch.setattr(chromatin_problem, "shared_departure", lambda *a: 0.145)
+    prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
+    assert prob.rate_prior == "closed_form" and prob.prior_ambiguous
     # the ratio alone takes the closed form: no disagreement
     monkeypatch.setattr(chromatin_problem, "departure_ratio", lambda *a: 5.0)
     prob = chromatin_problem._Problem(fields, cfg, "cpu", torch.float64, halves=noisy)
