@@ -266,10 +266,9 @@ def shared_departure(balance_halves: tuple[np.ndarray, np.ndarray],
 
     Parameters
     ----------
-    balance_halves, closed_halves : (numpy.ndarray, numpy.ndarray)
-        The two halves' balance estimates and closed forms on one grid.
-    where : numpy.ndarray
-        bool: the pixels compared (where all four maps are reported).
+    balance_halves, closed_halves, where
+        As for :func:`departure_ratio`: the two halves' maps on one grid and the pixels
+        compared.
 
     Returns
     -------
