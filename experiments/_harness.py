@@ -123,17 +123,14 @@ def simulated_case(name: str, cache: str, *, quick: bool = False, path: str = "l
 
 
 def override_pair(text: str) -> tuple[str, object]:
-    """``(key, value)`` of a ``KEY=VALUE`` override, the value read as YAML as the CLI's
-    ``--set`` reads it (``null`` is None, ``0.5`` a number); SystemExit when malformed."""
-    import yaml
+    """``(key, value)`` of a ``KEY=VALUE`` override, the value read as the CLI's ``--set``
+    reads it (YAML: ``null`` is None, ``0.5`` a number); SystemExit when malformed."""
+    from chromarate._cli.common import _parse_value
 
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise SystemExit(f"--override takes KEY=VALUE (got {text!r})")
-    try:
-        return key.strip(), yaml.safe_load(value.strip())
-    except yaml.YAMLError:
-        return key.strip(), value.strip()
+    return key.strip(), _parse_value(value.strip())
 
 
 def largest_nucleus(locs, config):

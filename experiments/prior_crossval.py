@@ -64,11 +64,13 @@ def fit_figures(fields, half_fields, cfg, limit: float) -> dict:
     from chromarate.pipeline import split_half_floor
 
     fit_cfg, _ = split_half_floor(fields, half_fields, cfg.fit)
+    # the limit does not enter the data-chosen settings: chosen once, the problem built
+    # once per limit
+    chosen_cfg, chosen = choose_regularisation(fields, fit_cfg)
     picks = {}
     for label, value in (("ratio_only", None), ("limit", limit)):
-        config = fit_cfg.model_copy(update={"prior": fit_cfg.prior.model_copy(
+        config = chosen_cfg.model_copy(update={"prior": chosen_cfg.prior.model_copy(
             update={"shared_departure_limit": value})})
-        config, chosen = choose_regularisation(fields, config)
         prob = _Problem(fields, config, torch.device("cpu"), torch.float64,
                         report_radius=chosen.get("report_radius_px"), halves=half_fields)
         picks[label] = prob.rate_prior
