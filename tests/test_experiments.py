@@ -97,6 +97,31 @@ def test_harness_case_names_overrides_and_largest_task(harness):
         harness.largest_task([])
 
 
+def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
+    """experiments/calibration_at_bound.py: a scale on the calibration's grid counts as
+    stopped there (a parabola vertex does not), uncalibrated nuclei are left out, a case
+    in two files counts once, and both result formats are read."""
+    sys.path.insert(0, str(_script("calibration_at_bound.py").parent))
+    from calibration_at_bound import on_grid, summarise
+
+    assert on_grid(0.85) and not on_grid(0.8517) and not on_grid(None)
+    row = lambda case, scale, bias, method="physics": {  # noqa: E731
+        "case": case, "bias": bias, "meta": {"calibration": {"method": method, "scale": scale}}}
+    suite = tmp_path / "v.json"
+    suite.write_text(json.dumps({"rows": [
+        row("hetero@1", 0.85, 0.10), row("hetero@2", 0.8517, 0.02), row("hetero@3", 0.9, 0.04),
+        row("hetero@4", 1.0, 0.5, method="none")]}))
+    seeds = tmp_path / "s.json"
+    seeds.write_text(json.dumps([{"seed": 1, "calibration_scale": 0.85, "bias": 0.03},
+                                 {"seed": 2, "calibration_scale": 0.8734, "bias": -0.01}]))
+    out = summarise([suite, seeds, suite])
+    h, s = out["hetero"], out["simulate"]
+    assert (h["n"], h["on_grid"]) == (3, 2) and h["cases_on_grid"] == ["hetero@1", "hetero@3"]
+    assert h["mean_bias_on_grid"] == pytest.approx(0.07) and h["mean_bias_off_grid"] == 0.02
+    assert h["rms_bias"] == pytest.approx(np.sqrt((0.01 + 0.0004 + 0.0016) / 3))
+    assert (s["n"], s["on_grid"], s["mean_bias_on_grid"]) == (2, 1, 0.03)
+
+
 def test_harness_child_result_ok_crash_and_timeout(harness, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(_CHILD_SCRIPT.format(exp=str(EXPERIMENTS)))

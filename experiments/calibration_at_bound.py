@@ -1,0 +1,96 @@
+"""Where does the density-scale calibration stop on a grid point, and how biased is the mean there?
+
+The physics calibration (:func:`chromarate.fit.calibrate.calibrate_scale`) scans a grid of
+scales and draws a parabola through the minimum and its neighbours. Where the neighbour
+above clips more than ``MAX_CLIPPED`` of the nucleus at phi_max it is inadmissible, no
+parabola is drawn and the scale is the grid point itself. This script reads stored results
+(no fitting) and, per recipe, counts the calibrated nuclei whose scale is a grid point and
+compares the bias of their mean rate with the others'; it also prints each recipe's mean
+and RMS bias. Inputs: ``experiments/validation.py`` result files (rows with
+``meta.calibration``) and ``experiments/cli_seeds.py`` files (``calibration_scale``; the
+recipe is ``simulate``). A case that appears in several files is counted once. Usage::
+
+    python experiments/calibration_at_bound.py experiments/results/validation_dev.json \\
+        experiments/results/cli_seeds_balance_kept.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _harness import parser  # noqa: E402
+
+
+def _rows(path: Path) -> list[tuple[str, str, float | None, float]]:
+    """``(recipe, case, scale or None, bias)`` of the calibrated nuclei in one result file."""
+    data = json.loads(path.read_text())
+    out = []
+    if isinstance(data, dict):  # validation.py
+        for row in data.get("rows", []):
+            cal = (row.get("meta") or {}).get("calibration") or {}
+            if cal.get("method") != "physics" or row.get("bias") is None:
+                continue
+            out.append((row["case"].split("@")[0], row["case"], cal.get("scale"), row["bias"]))
+    else:  # cli_seeds.py
+        for row in data:
+            if row.get("calibration_scale") is not None and row.get("bias") is not None:
+                out.append(("simulate", f"seed{row['seed']}", row["calibration_scale"],
+                            row["bias"]))
+    return out
+
+
+def on_grid(scale: float | None) -> bool:
+    """Whether ``scale`` is a point of the calibration's grid (no parabola was drawn)."""
+    from chromarate.fit.calibrate import SCALE_GRID
+
+    return scale is not None and bool(np.min(np.abs(np.asarray(SCALE_GRID) - scale)) < 1e-9)
+
+
+def summarise(paths: list[Path]) -> dict:
+    """Per recipe: counts and mean biases on and off the grid, mean and RMS bias."""
+    seen, by_recipe = set(), {}
+    for path in paths:
+        for recipe, case, scale, bias in _rows(path):
+            if case in seen:
+                continue
+            seen.add(case)
+            by_recipe.setdefault(recipe, []).append((case, scale, bias))
+    out = {}
+    for recipe, rows in sorted(by_recipe.items()):
+        bias = np.array([b for _, _, b in rows])
+        grid = np.array([on_grid(s) for _, s, _ in rows])
+        out[recipe] = {
+            "n": len(rows), "on_grid": int(grid.sum()),
+            "mean_bias_on_grid": float(bias[grid].mean()) if grid.any() else None,
+            "mean_bias_off_grid": float(bias[~grid].mean()) if (~grid).any() else None,
+            "mean_bias": float(bias.mean()), "rms_bias": float(np.sqrt((bias ** 2).mean())),
+            "cases_on_grid": sorted(c for (c, _, _), g in zip(rows, grid) if g)}
+    return out
+
+
+def main(argv=None) -> None:
+    ap = parser(__doc__, first="line")
+    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    summary = summarise(args.files)
+
+    def pct(x):
+        return "-" if x is None else f"{100 * x:+.1f} %"
+
+    for recipe, s in summary.items():
+        print(f"{recipe:28s} {s['n']:3d} calibrated, {s['on_grid']:3d} on a grid point: mean bias "
+              f"{pct(s['mean_bias_on_grid'])} there, {pct(s['mean_bias_off_grid'])} elsewhere; "
+              f"all: mean {pct(s['mean_bias'])}, RMS {100 * s['rms_bias']:.1f} %")
+    if args.json:
+        args.json.write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
