@@ -39,7 +39,7 @@ __all__ = ["Pipeline", "NucleusResult", "NucleusTask", "crop_density", "calibrat
            "half_balance_maps",
            "half_phase_fields", "halves_scale",
            "half_rate_maps",
-           "nucleus_quality", "split_half_floor",
+           "nucleus_quality", "split_half_floor", "with_level",
            "with_calibration_std", "with_split_half_std"]
 
 
@@ -296,7 +296,7 @@ class Pipeline:
             closed = closed_form_check(fields, fit, cfg)
             balance = balance_maps(fit, fields, half_fields)
             fit = with_split_half_std(fit, half_maps, closed, balance=balance)
-            fit = with_calibration_std(fit, fields)
+            fit = with_level(with_calibration_std(fit, fields), fields)
             gate_maps, source = gate_half_maps(fit, half_fields, lambda: half_maps,
                                                followed=None if balance is None else balance[1])
             qc = nucleus_quality(task, fields, fit, cfg, gate_maps, split_half_source=source,
@@ -366,7 +366,8 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
         return _fields_at_scale(density, mask, config, scale)
 
     censored = config.phase.calibration == "physics_censored"
-    cal = calibrate_scale(fields_at, config.fit, censored=censored)
+    cal = calibrate_scale(fields_at, config.fit, censored=censored,
+                          level_at_bound=config.phase.level_at_bound == "censored")
     fields = fields_at(cal.scale)
     method = "none" if cal.skipped else "physics"
     meta = {**fields.meta, "calibration": {"method": method, **cal.as_dict(),
@@ -746,6 +747,30 @@ def with_calibration_std(fit: FitResult, fields: PhaseFields) -> FitResult:
     std = interval_std(fit.rate_std, rel * np.abs(np.asarray(fit.rate, dtype=np.float64)))
     return replace(fit, rate_std=std.astype(np.float32),
                    meta={**fit.meta, "calibration_rel_std": float(rel)})
+
+
+def with_level(fit: FitResult, fields: PhaseFields) -> FitResult:
+    """``fit`` with its rate and ``rate_std`` multiplied by the calibration's level factor.
+
+    The factor is ``level_factor`` of ``fields.meta["calibration"]``
+    (:func:`chromarate.fit.calibrate.calibrate_scale` with ``level_at_bound``; recorded
+    only where the calibration's minimum is pinned at its clipping bound, and
+    ``phase.level_at_bound: censored``): the pattern stays the one fitted at the
+    calibrated scale, the mean is the censored scale's. A fit without the record, or one
+    that already carries ``meta["level_factor"]``, is returned unchanged; otherwise the
+    factor applied is recorded there.
+    """
+    if "level_factor" in fit.meta:
+        return fit
+    factor = float((fields.meta.get("calibration") or {}).get("level_factor", 1.0))
+    if not np.isfinite(factor) or factor <= 0:
+        factor = 1.0
+    if factor == 1.0:
+        return fit
+    std = None if fit.rate_std is None else (np.asarray(fit.rate_std) * factor).astype(
+        np.asarray(fit.rate_std).dtype)
+    rate = (np.asarray(fit.rate) * factor).astype(np.asarray(fit.rate).dtype)
+    return replace(fit, rate=rate, rate_std=std, meta={**fit.meta, "level_factor": factor})
 
 
 def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig = PipelineConfig(),

@@ -8,7 +8,11 @@ parabola is drawn and the scale is the grid point itself. This script reads stor
 compares the bias of their mean rate with the others'; it also prints each recipe's mean
 and RMS bias. Inputs: ``experiments/validation.py`` result files (rows with
 ``meta.calibration``) and ``experiments/cli_seeds.py`` files (``calibration_scale``; the
-recipe is ``simulate``). A case that appears in several files is counted once. Usage::
+recipe is ``simulate``). A case that appears in several files is counted once. Where a
+result records the level factor of ``phase.level_at_bound: censored`` (the fitted rate
+multiplied by it where the calibration was pinned at the clipping bound), it also prints
+the bias of those nuclei with and without the factor (``(1 + bias) / factor - 1``: the
+same fit, r unchanged). Usage::
 
     python experiments/calibration_at_bound.py experiments/results/validation_dev.json \\
         experiments/results/cli_seeds_balance_kept.json
@@ -27,8 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import parser  # noqa: E402
 
 
-def _rows(path: Path) -> list[tuple[str, str, float | None, float]]:
-    """``(recipe, case, scale or None, bias)`` of the calibrated nuclei in one result file."""
+def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None]]:
+    """``(recipe, case, scale or None, bias, level factor or None)`` of the calibrated
+    nuclei in one result file."""
     data = json.loads(path.read_text())
     out = []
     if isinstance(data, dict):  # validation.py
@@ -36,13 +41,20 @@ def _rows(path: Path) -> list[tuple[str, str, float | None, float]]:
             cal = (row.get("meta") or {}).get("calibration") or {}
             if cal.get("method") != "physics" or row.get("bias") is None:
                 continue
-            out.append((row["case"].split("@")[0], row["case"], cal.get("scale"), row["bias"]))
+            out.append((row["case"].split("@")[0], row["case"], cal.get("scale"), row["bias"],
+                        cal.get("level_factor")))
     else:  # cli_seeds.py
         for row in data:
             if row.get("calibration_scale") is not None and row.get("bias") is not None:
                 out.append(("simulate", f"seed{row['seed']}", row["calibration_scale"],
-                            row["bias"]))
+                            row["bias"], row.get("calibration_level_factor")))
     return out
+
+
+def _stats(bias: np.ndarray) -> dict:
+    return {"mean": float(bias.mean()), "rms": float(np.sqrt((bias ** 2).mean())),
+            "worst": float(bias[np.argmax(np.abs(bias))]),
+            "over_10pct": int(np.sum(np.abs(bias) > 0.10))}
 
 
 def on_grid(scale: float | None) -> bool:
@@ -56,21 +68,30 @@ def summarise(paths: list[Path]) -> dict:
     """Per recipe: counts and mean biases on and off the grid, mean and RMS bias."""
     seen, by_recipe = set(), {}
     for path in paths:
-        for recipe, case, scale, bias in _rows(path):
+        for recipe, case, scale, bias, factor in _rows(path):
             if case in seen:
                 continue
             seen.add(case)
-            by_recipe.setdefault(recipe, []).append((case, scale, bias))
+            by_recipe.setdefault(recipe, []).append((case, scale, bias, factor))
     out = {}
     for recipe, rows in sorted(by_recipe.items()):
-        bias = np.array([b for _, _, b in rows])
-        grid = np.array([on_grid(s) for _, s, _ in rows])
+        bias = np.array([r[2] for r in rows])
+        grid = np.array([on_grid(r[1]) for r in rows])
         out[recipe] = {
             "n": len(rows), "on_grid": int(grid.sum()),
             "mean_bias_on_grid": float(bias[grid].mean()) if grid.any() else None,
             "mean_bias_off_grid": float(bias[~grid].mean()) if (~grid).any() else None,
             "mean_bias": float(bias.mean()), "rms_bias": float(np.sqrt((bias ** 2).mean())),
-            "cases_on_grid": sorted(c for (c, _, _), g in zip(rows, grid) if g)}
+            "cases_on_grid": sorted(r[0] for r, g in zip(rows, grid) if g)}
+        # the censored level (phase.level_at_bound): the fitted rate was multiplied by the
+        # factor, so the bias without it is (1 + bias) / factor - 1, at the same r
+        levelled = [r for r in rows if r[3] is not None]
+        if levelled:
+            after = np.array([r[2] for r in levelled])
+            before = (1.0 + after) / np.array([r[3] for r in levelled]) - 1.0
+            out[recipe]["level"] = {
+                "n": len(levelled), "before": _stats(before), "after": _stats(after),
+                "factors": {r[0]: r[3] for r in levelled}}
     return out
 
 
@@ -88,6 +109,12 @@ def main(argv=None) -> None:
         print(f"{recipe:28s} {s['n']:3d} calibrated, {s['on_grid']:3d} on a grid point: mean bias "
               f"{pct(s['mean_bias_on_grid'])} there, {pct(s['mean_bias_off_grid'])} elsewhere; "
               f"all: mean {pct(s['mean_bias'])}, RMS {100 * s['rms_bias']:.1f} %")
+        if "level" in s:
+            lv = s["level"]
+            print(f"{'':28s} {lv['n']:3d} with the censored level: " + "; ".join(
+                f"{when} mean {pct(lv[when]['mean'])}, RMS {100 * lv[when]['rms']:.1f} %, "
+                f"worst {pct(lv[when]['worst'])}, {lv[when]['over_10pct']} beyond 10 %"
+                for when in ("before", "after")))
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
 

@@ -120,6 +120,23 @@ def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
     assert h["mean_bias_on_grid"] == pytest.approx(0.07) and h["mean_bias_off_grid"] == 0.02
     assert h["rms_bias"] == pytest.approx(np.sqrt((0.01 + 0.0004 + 0.0016) / 3))
     assert (s["n"], s["on_grid"], s["mean_bias_on_grid"]) == (2, 1, 0.03)
+    assert "level" not in h
+    # with the censored level's factor: the bias before it is (1 + bias) / factor - 1
+    lv = tmp_path / "l.json"
+    levelled = row("hetero@5", 0.85, 0.01)
+    levelled["meta"]["calibration"]["level_factor"] = 0.9
+    lv.write_text(json.dumps({"rows": [levelled, row("hetero@6", 0.9, -0.02)]}))
+    seeds_lv = tmp_path / "sl.json"
+    seeds_lv.write_text(json.dumps([{"seed": 3, "calibration_scale": 0.85, "bias": -0.2,
+                                     "calibration_level_factor": 0.8}]))
+    level = summarise([lv, seeds_lv])
+    assert level["hetero"]["level"]["n"] == 1
+    assert level["hetero"]["level"]["before"]["mean"] == pytest.approx(1.01 / 0.9 - 1)
+    assert level["hetero"]["level"]["after"] == {"mean": 0.01, "rms": 0.01, "worst": 0.01,
+                                                 "over_10pct": 0}
+    sim = level["simulate"]["level"]
+    assert sim["before"]["worst"] == pytest.approx(0.0) and sim["before"]["over_10pct"] == 0
+    assert sim["after"]["over_10pct"] == 1 and sim["factors"] == {"seed3": 0.8}
 
 
 def test_harness_child_result_ok_crash_and_timeout(harness, tmp_path):

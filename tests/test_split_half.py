@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -450,7 +451,7 @@ def test_a_censored_calibration_maps_the_halves_at_the_whole_nucleus_scale(tiny_
     cfg = _fast_config(**{"phase.calibration": "physics_censored"})
     _, task, res = _run_tiny(tiny_nucleus[0], cfg)
     record = res.fields.meta["calibration"]
-    assert chosen == {"censored": True}
+    assert chosen == {"censored": True, "level_at_bound": True}
     assert record["censored"] and record["method"] == "physics" and not record["skipped"]
     assert seen and all(s == 0.83 for s in seen)
     a, b = real(task.halves, res.fields.mask, cfg, task.background.level, scale=0.9)
@@ -460,3 +461,35 @@ def test_a_censored_calibration_maps_the_halves_at_the_whole_nucleus_scale(tiny_
     seen.clear()
     _run_tiny(tiny_nucleus[0], _fast_config())
     assert seen and all(s is None for s in seen)
+
+
+def test_a_level_factor_reaches_the_rate_its_std_and_the_provenance(tiny_nucleus, monkeypatch):
+    """Where the calibration records a level factor (pinned at its clipping bound), the
+    pipeline's rate and rate_std are the same fit's times that factor, and the calibration
+    record in the provenance and the summary row carry it."""
+    import chromarate.fit.calibrate as calibrate
+    from chromarate.batch.tasks import InputJob, row_from_stack
+
+    def fixed(factor):
+        def calibrate_scale(fields_at, config, **kwargs):
+            return calibrate.Calibration(scale=0.83, level_scale=0.9, level_factor=factor)
+        return calibrate_scale
+
+    cfg = _fast_config()
+    monkeypatch.setattr(calibrate, "calibrate_scale", fixed(1.0))
+    plain = _run_tiny(tiny_nucleus[0], cfg)[2]
+    monkeypatch.setattr(calibrate, "calibrate_scale", fixed(0.9))
+    levelled = _run_tiny(tiny_nucleus[0], cfg)[2]
+    sel = plain.fit.trusted & np.isfinite(plain.fit.rate)
+    assert np.allclose(levelled.fit.rate[sel], 0.9 * plain.fit.rate[sel], rtol=1e-5)
+    assert np.allclose(levelled.fit.rate_std[sel], 0.9 * plain.fit.rate_std[sel], rtol=1e-5)
+    assert levelled.fit.meta["level_factor"] == 0.9 and "level_factor" not in plain.fit.meta
+    record = levelled.stack.provenance["phase"]["calibration"]
+    assert record["level_scale"] == 0.9 and record["level_factor"] == 0.9
+    assert np.allclose(levelled.stack.channels["rate"][sel], 0.9 * plain.stack.channels["rate"][sel],
+                       rtol=1e-5)
+    job = InputJob(path=Path(tiny_nucleus[0]), name="tiny", out_dir=Path("."), config=cfg)
+    row = row_from_stack(levelled.stack, job, Path("tiny/nucleus_1.zarr"), resumed=False)
+    assert row["calibration_level_factor"] == 0.9 and row["calibration_scale"] == 0.83
+    plain_row = row_from_stack(plain.stack, job, Path("tiny/nucleus_1.zarr"), resumed=False)
+    assert plain_row["calibration_level_factor"] == 1.0

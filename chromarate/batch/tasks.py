@@ -52,7 +52,7 @@ SUMMARY_COLUMNS = (
     "input", "name", "nucleus_id", "status", "resumed", "error", "n_localizations",
     "pixel_size_nm", "rate_mean", "rate_median", "rate_q05", "rate_q95", "rate_corr_truth",
     "mollifier_radius_px", "report_radius_px", "qc_reasons", "split_half_r", "calibration_scale",
-    "background_level",
+    "calibration_level_factor", "background_level",
     "chosen_rate_smoothness", "chosen_test_window_um", "chosen_rate_fourier_scale_per_um",
     "chosen_rate_prior", "chosen_prior_departure", "chosen_prior_shared_departure",
     "chosen_strength_floor",
@@ -198,6 +198,8 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
         qc_reasons="; ".join(qc.get("reasons") or []),
         split_half_r=(qc.get("metrics") or {}).get("split_half_r", np.nan),
         calibration_scale=((prov.get("phase") or {}).get("calibration") or {}).get("scale", np.nan),
+        calibration_level_factor=_number(
+            ((prov.get("phase") or {}).get("calibration") or {}).get("level_factor")),
         background_level=((prov.get("phase") or {}).get("background") or {}).get("level", np.nan),
         chosen_rate_smoothness=chosen.get("rate_smoothness", np.nan),
         chosen_test_window_um=chosen.get("test_window_um", np.nan),

@@ -40,7 +40,7 @@ the bias of the mean rate of ``hetero-irr-env-loc250k@101`` +7.0 % -> +2.8 %, of
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -86,6 +86,16 @@ class Calibration:
         then the end point and less certain).
     skipped : str
         Why the nucleus was not calibrated ("" when it was); the scale is then 1.
+    level_scale : float or None
+        Where the minimum was pinned at the clipping bound and ``level_at_bound`` was
+        asked for: the scale the misfit with the clipped pixels censored chooses (None
+        otherwise).
+    level_factor : float
+        The windowed closed form's mean rate at ``level_scale`` over its mean at
+        ``scale`` (1 without ``level_scale``): the factor the pipeline applies to the
+        fitted rate (:func:`chromarate.pipeline.with_level`).
+    misfits_censored : tuple of float
+        The censored misfits, recorded with ``level_scale``.
     """
 
     scale: float
@@ -93,10 +103,17 @@ class Calibration:
     misfits: tuple[float, ...] = field(default_factory=tuple)
     interior_minimum: bool = True
     skipped: str = ""
+    level_scale: float | None = None
+    level_factor: float = 1.0
+    misfits_censored: tuple[float, ...] = field(default_factory=tuple)
 
     def as_dict(self) -> dict:
-        return {"scale": self.scale, "scales": list(self.scales), "misfits": list(self.misfits),
-                "interior_minimum": self.interior_minimum, "skipped": self.skipped}
+        out = {"scale": self.scale, "scales": list(self.scales), "misfits": list(self.misfits),
+               "interior_minimum": self.interior_minimum, "skipped": self.skipped}
+        if self.level_scale is not None:
+            out.update(level_scale=self.level_scale, level_factor=self.level_factor,
+                       misfits_censored=list(self.misfits_censored))
+        return out
 
 
 def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
@@ -132,6 +149,16 @@ def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
     -------
     float
     """
+    num, den, weight, window, test = _misfit_terms(fields, config, radius_px, blur_corrected)
+    if censored:
+        weight = _censor(weight, fields, config.physics.phi_max)
+    return _misfit(num, den, weight, window, test)[0]
+
+
+def _misfit_terms(fields: PhaseFields, config: FitConfig, radius_px: float | None,
+                  blur_corrected: bool):
+    """The closed form's terms of :func:`scale_misfit`: ``(num, den, weight, window,
+    test)``, the weight the tapered trusted region and the two widths in pixels."""
     pixel_um = fields.pixel_size_nm / 1000.0
     # blur_corrected=False (fit.regularise): the misfit measures how far the observed
     # fields are from a steady state, blur included (the priors were set on it); the
@@ -148,13 +175,16 @@ def scale_misfit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
                          "(--set render.pixel_size_nm=10)")
     taper, window = fit_scales(trusted, TAPER_PX, RATE_WINDOW_UM / pixel_um)
     weight = smooth_taper(trusted, taper)
-    if censored:
-        weight = _censor(weight, fields, config.physics.phi_max)
+    return num, den, weight, window, max(1.0, TEST_WINDOW_UM / pixel_um)
+
+
+def _misfit(num, den, weight, window, test) -> tuple[float, np.ndarray]:
+    """The relative misfit of :func:`scale_misfit` and the windowed rate it is measured
+    against."""
     lam = np.nan_to_num(windowed_ratio(num, den, weight, window))
-    test = max(1.0, TEST_WINDOW_UM / pixel_um)
     resid = ndi.gaussian_filter(weight * (den * lam - num), test)
     ref = ndi.gaussian_filter(weight * num, test)
-    return float(np.sum(resid**2) / max(np.sum(ref**2), 1e-300))
+    return float(np.sum(resid**2) / max(np.sum(ref**2), 1e-300)), lam
 
 
 def _censor(weight: np.ndarray, fields: PhaseFields, phi_max: float) -> np.ndarray:
@@ -168,7 +198,8 @@ def _censor(weight: np.ndarray, fields: PhaseFields, phi_max: float) -> np.ndarr
 
 
 def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig = FitConfig(),
-                    *, scales=SCALE_GRID, censored: bool = False) -> Calibration:
+                    *, scales=SCALE_GRID, censored: bool = False,
+                    level_at_bound: bool = False) -> Calibration:
     """Choose the multiplier of the baseline density that makes the fields most steady.
 
     Parameters
@@ -183,6 +214,12 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         Leave the pixels clipped at ``phi_max`` out of each misfit (see
         :func:`scale_misfit`; ``phase.calibration: physics_censored``); False (default)
         scores them as observed.
+    level_at_bound : bool
+        Where the minimum is pinned at the clipping bound (the next smaller scale clips
+        more than ``MAX_CLIPPED`` at ``phi_max``), also choose the scale with the clipped
+        pixels censored and record the ratio of the windowed closed form's mean rate at
+        that scale to its mean at the chosen one (``level_scale``, ``level_factor``;
+        ``phase.level_at_bound``). Ignored with ``censored``.
 
     Returns
     -------
@@ -205,18 +242,56 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         return Calibration(scale=1.0, interior_minimum=False,
                            skipped=f"nucleus too small: {n_trusted} pixels lie one kernel "
                                    f"support inside the envelope (< {MIN_TRUSTED_PIXELS})")
-    misfits, clipped = [], []
+    level_at_bound = level_at_bound and not censored
+    misfits, misfits_censored, clipped, clipped_high, levels = [], [], [], [], []
+    phi_max = config.physics.phi_max
     for k in ks:
         f = ref if k == 1.0 else fields_at(k)
-        misfits.append(scale_misfit(f, config, radius_px=radius, blur_corrected=True,
-                                    censored=censored))
-        clipped.append(max(float(f.meta.get("fraction_clipped_high", 0.0)),
-                           float(f.meta.get("fraction_clipped_low", 0.0))))
+        num, den, weight, window, test = _misfit_terms(f, config, radius, True)
+        kept = _censor(weight, f, phi_max)
+        misfit, lam = _misfit(num, den, kept if censored else weight, window, test)
+        misfits.append(misfit)
+        if level_at_bound:
+            misfits_censored.append(_misfit(num, den, kept, window, test)[0])
+            levels.append(_level(lam, weight))
+        high = float(f.meta.get("fraction_clipped_high", 0.0))
+        clipped_high.append(high)
+        clipped.append(max(high, float(f.meta.get("fraction_clipped_low", 0.0))))
     # the model keeps phi_h in [0, phi_max]; a scale that pushes more than a noise-sized
     # share of the nucleus outside is not a steady state (clipped plateaus look flat)
     allowed = [c <= MAX_CLIPPED for c in clipped]
     if not any(allowed):
         allowed = [True] * len(ks)
+    best, j, interior = _minimum(ks, misfits, allowed)
+    cal = Calibration(scale=round(best, 4), scales=tuple(ks),
+                      misfits=tuple(round(m, 6) for m in misfits), interior_minimum=interior)
+    if not (level_at_bound and j > 0 and clipped_high[j - 1] > MAX_CLIPPED):
+        return cal
+    # pinned at the clipping bound: the plateaus of the clipped pixels, which look steady,
+    # pull the scale low and the rate high; the censored misfit has no such pull
+    level_scale = round(_minimum(ks, misfits_censored, allowed)[0], 4)
+    if level_scale == cal.scale:
+        level = levels[j]
+    else:
+        f = fields_at(level_scale)
+        num, den, weight, window, test = _misfit_terms(f, config, radius, True)
+        # the same pixels as at the chosen scale, the trusted region of the mask
+        level = _level(_misfit(num, den, weight, window, test)[1], weight)
+    factor = level / levels[j] if levels[j] > 0 and np.isfinite(level) and level > 0 else 1.0
+    return replace(cal, level_scale=level_scale, level_factor=round(float(factor), 4),
+                   misfits_censored=tuple(round(m, 6) for m in misfits_censored))
+
+
+def _level(lam: np.ndarray, weight: np.ndarray) -> float:
+    """Weighted mean of a windowed rate (NaN without weight)."""
+    total = float(np.sum(weight))
+    return float(np.sum(weight * lam) / total) if total > 0 else float("nan")
+
+
+def _minimum(ks: list[float], misfits: list[float], allowed: list[bool]
+             ) -> tuple[float, int, bool]:
+    """The admissible scale of least misfit, refined by a parabola: ``(scale, index of
+    the grid minimum, whether it is interior)``."""
     masked = [m if ok else np.inf for m, ok in zip(misfits, allowed)]
     j = int(np.argmin(masked))
     # a minimum is interior when the misfit rises on both sides (an inadmissible neighbour
@@ -233,5 +308,4 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         b = (x2**2 * (y0 - y1) + x1**2 * (y2 - y0) + x0**2 * (y1 - y2)) / d
         if a > 0:
             best = float(np.clip(-b / (2 * a), x0, x2))
-    return Calibration(scale=round(best, 4), scales=tuple(ks),
-                       misfits=tuple(round(m, 6) for m in misfits), interior_minimum=interior)
+    return best, j, interior

@@ -431,3 +431,112 @@ def test_balance_window_averages_the_domains_out():
     assert np.ptp(est[inner]) < 0.01 * np.mean(est[inner])
     narrow = balance_rate(phi_h, phi_e, mask, 0.3 * 0.32 / 0.02)
     assert np.ptp(narrow[inner]) > 0.1 * np.mean(narrow[inner])
+
+
+def _designed_curves(monkeypatch, uncensored, censored):
+    """Make the calibration's misfit at scale ``k`` read ``uncensored(k)``, and the misfit
+    with the clipped pixels censored ``censored(k)``, keeping the real windowed rate."""
+    from chromarate.fit import calibrate
+
+    state = {}
+    real_terms, real_misfit = calibrate._misfit_terms, calibrate._misfit
+
+    def terms(fields, *a):
+        out = real_terms(fields, *a)
+        state.update(k=fields.meta["k"], weight=out[2])
+        return out
+
+    def misfit(num, den, weight, window, test):
+        lam = real_misfit(num, den, weight, window, test)[1]
+        curve = uncensored if weight is state["weight"] else censored
+        return curve(state["k"]), lam
+
+    monkeypatch.setattr(calibrate, "_misfit_terms", terms)
+    monkeypatch.setattr(calibrate, "_misfit", misfit)
+
+
+def _pinned_at(dens, mask, cfg, bound=0.83):
+    """``fields_at`` for which every scale below ``bound`` clips half the nucleus."""
+    from dataclasses import replace
+
+    def at(k):
+        f = phase_fields(dens, mask, cfg.phase.model_copy(update={"baseline_scale": k}))
+        high = 0.5 if k < bound else f.meta.get("fraction_clipped_high", 0.0)
+        return replace(f, meta={**f.meta, "k": k, "fraction_clipped_high": high})
+    return at
+
+
+def test_level_at_the_clipping_bound_comes_from_the_censored_misfit(steady, monkeypatch):
+    """Where the minimum is pinned at the clipping bound, the censored misfit's own minimum
+    (refined by its parabola) is the level scale, and the level factor is the windowed
+    closed form's mean rate there over its mean at the chosen scale: below 1 when the
+    censored scale is higher (a larger baseline, less heterochromatin, a lower rate)."""
+    from chromarate.fit import calibrate
+
+    _, phi_h, mask = steady
+    dens = _density(phi_h, mask)
+    cfg = PipelineConfig()
+    # the uncensored misfit keeps falling into the inadmissible scales; the censored one
+    # has its minimum at 0.95
+    _designed_curves(monkeypatch, lambda k: k, lambda k: (k - 0.95) ** 2 + 0.01)
+    at = _pinned_at(dens, mask, cfg)
+    cal = calibrate_scale(at, cfg.fit, level_at_bound=True)
+    assert cal.scale == 0.85 and cal.level_scale == pytest.approx(0.95)
+    radius = calibrate.resolve_radius(at(1.0), cfg.fit)[0]
+
+    def level(k):
+        num, den, weight, window, test = calibrate._misfit_terms(at(k), cfg.fit, radius, True)
+        return calibrate._level(calibrate._misfit(num, den, weight, window, test)[1], weight)
+
+    assert cal.level_factor == pytest.approx(level(0.95) / level(0.85), abs=1e-4)
+    assert cal.level_factor < 0.97
+    record = cal.as_dict()
+    assert record["level_scale"] == cal.level_scale and len(record["misfits_censored"]) == 15
+    # asked for nothing, censored throughout, or not pinned: no level record
+    assert calibrate_scale(at, cfg.fit).level_scale is None
+    assert calibrate_scale(at, cfg.fit, censored=True, level_at_bound=True).level_scale is None
+    # a minimum inside the admissible scans
+    monkeypatch.undo()
+    _designed_curves(monkeypatch, lambda k: (k - 1.0) ** 2, lambda k: (k - 0.95) ** 2)
+    unpinned = calibrate_scale(at, cfg.fit, level_at_bound=True)
+    assert unpinned.scale == pytest.approx(1.0) and unpinned.level_scale is None
+    assert "level_scale" not in unpinned.as_dict()
+
+
+def test_the_level_factor_scales_the_fitted_rate_once():
+    """``with_level`` multiplies the rate and its ``rate_std`` by the calibration's factor
+    and records it; a second call, or a record without the factor, changes nothing."""
+    from chromarate._types import FitResult
+    from chromarate.pipeline import with_level
+
+    rate = np.full((4, 4), 2.0, np.float32)
+    fit = FitResult(rate=rate, phi_d_fit=rate, residual=rate, trusted=np.ones((4, 4), bool),
+                    rate_std=np.full((4, 4), 0.5, np.float32))
+    fields = PhaseFields(phi_w=rate, phi_d=rate, mask=np.ones((4, 4), bool), pixel_size_nm=20.0,
+                         meta={"calibration": {"scale": 0.85, "level_factor": 0.9}})
+    out = with_level(fit, fields)
+    assert np.allclose(out.rate, 1.8) and np.allclose(out.rate_std, 0.45)
+    assert out.rate.dtype == np.float32 and out.meta["level_factor"] == 0.9
+    assert with_level(out, fields) is out
+    plain = PhaseFields(phi_w=rate, phi_d=rate, mask=np.ones((4, 4), bool), pixel_size_nm=20.0,
+                        meta={"calibration": {"scale": 0.85}})
+    assert with_level(fit, plain) is fit
+
+
+def test_the_pipeline_asks_for_the_level_unless_configured_off(steady, monkeypatch):
+    from chromarate.fit import calibrate
+
+    _, phi_h, mask = steady
+    dens = _density(phi_h, mask)
+    seen = []
+    real = calibrate.calibrate_scale
+
+    def spy(*a, **kw):
+        seen.append(kw.get("level_at_bound"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(calibrate, "calibrate_scale", spy)
+    calibrated_phase_fields(dens, mask, PipelineConfig())
+    off = PipelineConfig(phase=dict(level_at_bound="calibrated"))
+    calibrated_phase_fields(dens, mask, off)
+    assert seen == [True, False]
