@@ -367,7 +367,7 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
 
     censored = config.phase.calibration == "physics_censored"
     cal = calibrate_scale(fields_at, config.fit, censored=censored,
-                          level_at_bound=config.phase.level_at_bound == "censored")
+                          censored_level=config.phase.censored_level)
     fields = fields_at(cal.scale)
     method = "none" if cal.skipped else "physics"
     meta = {**fields.meta, "calibration": {"method": method, **cal.as_dict(),
@@ -753,9 +753,9 @@ def with_level(fit: FitResult, fields: PhaseFields) -> FitResult:
     """``fit`` with its rate and ``rate_std`` multiplied by the calibration's level factor.
 
     The factor is ``level_factor`` of ``fields.meta["calibration"]``
-    (:func:`chromarate.fit.calibrate.calibrate_scale` with ``level_at_bound``; recorded
-    only where the calibration's minimum is pinned at its clipping bound, and
-    ``phase.level_at_bound: censored``): the pattern stays the one fitted at the
+    (:func:`chromarate.fit.calibrate.calibrate_scale` with ``censored_level``; recorded
+    by default only where the calibration's minimum is pinned at its clipping bound,
+    ``phase.censored_level: at_bound``): the pattern stays the one fitted at the
     calibrated scale, the mean is the censored scale's. A fit without the record, or one
     that already carries ``meta["level_factor"]``, is returned unchanged; otherwise the
     factor applied is recorded there.

@@ -9,7 +9,7 @@ compares the bias of their mean rate with the others'; it also prints each recip
 and RMS bias. Inputs: ``experiments/validation.py`` result files (rows with
 ``meta.calibration``) and ``experiments/cli_seeds.py`` files (``calibration_scale``; the
 recipe is ``simulate``). A case that appears in several files is counted once. Where a
-result records the level factor of ``phase.level_at_bound: censored`` (the fitted rate
+result records the level factor of ``phase.censored_level`` (the fitted rate
 multiplied by it where the calibration was pinned at the clipping bound), it also prints
 the bias of those nuclei with and without the factor (``(1 + bias) / factor - 1``: the
 same fit, r unchanged). Usage::
@@ -83,7 +83,7 @@ def summarise(paths: list[Path]) -> dict:
             "mean_bias_off_grid": float(bias[~grid].mean()) if (~grid).any() else None,
             "mean_bias": float(bias.mean()), "rms_bias": float(np.sqrt((bias ** 2).mean())),
             "cases_on_grid": sorted(r[0] for r, g in zip(rows, grid) if g)}
-        # the censored level (phase.level_at_bound): the fitted rate was multiplied by the
+        # the censored level (phase.censored_level): the fitted rate was multiplied by the
         # factor, so the bias without it is (1 + bias) / factor - 1, at the same r
         levelled = [r for r in rows if r[3] is not None]
         if levelled:

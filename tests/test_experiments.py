@@ -139,6 +139,40 @@ def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
     assert sim["after"]["over_10pct"] == 1 and sim["factors"] == {"seed3": 0.8}
 
 
+def test_level_factor_reads_stored_fits_and_applies_the_factor(tmp_path):
+    """experiments/level_factor.py: a stored fit's bias has any factor it carried divided
+    out; the at-bound variant applies the factor only to pinned nuclei, the always variant
+    everywhere; the first file with a case wins; recipes are summarised apart."""
+    sys.path.insert(0, str(_script("level_factor.py").parent))
+    from level_factor import stored_biases, summarise, with_factors
+
+    suite = tmp_path / "v.json"
+    suite.write_text(json.dumps({"rows": [
+        {"case": "hetero@1", "bias": 0.01, "r": 0.8, "status": "ok",
+         "meta": {"calibration": {"scale": 0.85, "level_factor": 0.9}}},
+        {"case": "box@1", "bias": 0.05, "r": 0.9, "status": "ok",
+         "meta": {"calibration": {"scale": 0.8}}}]}))
+    later = tmp_path / "w.json"
+    later.write_text(json.dumps({"rows": [{"case": "box@1", "bias": 0.5, "r": 0.1, "meta": {}}]}))
+    seeds = tmp_path / "s.json"
+    seeds.write_text(json.dumps([{"seed": 3, "bias": 0.04, "r": 0.98, "status": "ok",
+                                  "calibration_scale": 0.85}]))
+    stored = stored_biases([suite, later, seeds])
+    assert stored["hetero@1"]["bias"] == pytest.approx(1.01 / 0.9 - 1)
+    assert stored["box@1"]["bias"] == pytest.approx(0.05) and stored["seed3"]["scale"] == 0.85
+    pinned = with_factors(stored["seed3"], {"level_factor": 0.9, "pinned": True})
+    free = with_factors(stored["box@1"], {"level_factor": 0.9, "pinned": False})
+    assert pinned["bias_at_bound"] == pinned["bias_always"] == pytest.approx(1.04 * 0.9 - 1)
+    assert free["bias_at_bound"] == free["bias_never"] == pytest.approx(0.05)
+    assert free["bias_always"] == pytest.approx(1.05 * 0.9 - 1)
+    rows = [{"case": "seed3", "calibration": {"pinned": True}, **pinned},
+            {"case": "box@1", "calibration": {}, **free}, {"case": "box@2", "calibration": {}}]
+    out = summarise(rows)
+    assert set(out) == {"simulate", "box"} and out["simulate"]["pinned"] == 1
+    assert out["box"]["n"] == 1 and out["box"]["always"]["mean"] == pytest.approx(1.05 * 0.9 - 1)
+    assert out["box"]["never"]["over_10pct"] == 0
+
+
 def test_harness_child_result_ok_crash_and_timeout(harness, tmp_path):
     script = tmp_path / "child.py"
     script.write_text(_CHILD_SCRIPT.format(exp=str(EXPERIMENTS)))

@@ -175,8 +175,8 @@ class PhaseConfig(_Model):
         bias from 7.5 % to 4.6 %, but costs the heterochromatin-tied nuclei r 0.09-0.19
         on four of six (docs/validation.md).
         ``none``: ``baseline_scale`` as given.
-    level_at_bound : {"censored", "calibrated"}
-        ``censored`` (default): where the ``physics`` calibration's minimum is pinned at
+    censored_level : {"at_bound", "always", "never"}
+        ``at_bound`` (default): where the ``physics`` calibration's minimum is pinned at
         its clipping bound (the next smaller scale clips more than 15 % of the nucleus at
         ``phi_max``), the rate's pattern is fitted at the calibrated scale but its level,
         the mean, is taken from the scale the misfit with the clipped pixels censored
@@ -185,7 +185,8 @@ class PhaseConfig(_Model):
         ``level_factor`` in the calibration record). There the clipped plateaus, which
         look steady, pull the scale low and the mean rate high, while the censored
         scale, which leaves them out, costs the pattern (docs/validation.md).
-        ``calibrated``: the rate as fitted at the calibrated scale.
+        ``always``: the censored scale's level on every calibrated nucleus (studied).
+        ``never``: the rate as fitted at the calibrated scale.
     background : {"ring", "none"}
         ``ring`` (default): the pipeline subtracts, before phase mapping, the mean raw
         density of a ring around the nucleus, ``background_gap_nm`` clear of it and of
@@ -210,7 +211,7 @@ class PhaseConfig(_Model):
     erode_nm: float = Field(100.0, ge=0.0)
     baseline_scale: float = Field(1.0, gt=0.05, le=20.0)
     calibration: Literal["physics", "physics_censored", "none"] = "physics"
-    level_at_bound: Literal["censored", "calibrated"] = "censored"
+    censored_level: Literal["at_bound", "always", "never"] = "at_bound"
     background: Literal["ring", "none"] = "ring"
     background_gap_nm: float = Field(300.0, ge=0.0, le=1e5)
     background_width_nm: float = Field(1000.0, gt=0.0, le=1e5)

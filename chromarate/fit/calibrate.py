@@ -30,7 +30,14 @@ bias on twelve fresh rendered nuclei from 7.5 % to 4.6 %, but the scale it choos
 more with the noise (on two development nuclei the halves of the localizations land on
 average 0.02-0.04 above the whole, against 0.01-0.02 without censoring) and it costs the
 heterochromatin-tied nuclei their pattern (r 0.09-0.19 lower on four of six;
-docs/validation.md). It
+docs/validation.md). What the default keeps of it
+(``censored_level="at_bound"``, ``phase.censored_level: at_bound``) is the level where the
+uncensored minimum is pinned at the clipping bound, the next smaller scale inadmissible:
+there the censored misfit's own scale is found as well (``"always"``: on every calibrated
+nucleus), and the ratio of the windowed
+closed form's mean rate at that scale to its mean at the chosen one is recorded as
+``level_factor``, which the pipeline applies to the rate fitted at the chosen scale (the
+pattern of the one, the mean of the other). It
 uses the closed form only, so it costs a fraction of a fit. The residual is corrected for
 the fields' observation blur as in the fit (:mod:`chromarate.fit.blur`): the scales are
 compared under the model the rate is then fitted with (measured on development nuclei:
@@ -87,15 +94,18 @@ class Calibration:
     skipped : str
         Why the nucleus was not calibrated ("" when it was); the scale is then 1.
     level_scale : float or None
-        Where the minimum was pinned at the clipping bound and ``level_at_bound`` was
-        asked for: the scale the misfit with the clipped pixels censored chooses (None
-        otherwise).
+        Where ``censored_level`` asked for it (``"at_bound"``: where the minimum was
+        pinned at the clipping bound; ``"always"``): the scale the misfit with the
+        clipped pixels censored chooses (None otherwise).
     level_factor : float
         The windowed closed form's mean rate at ``level_scale`` over its mean at
         ``scale`` (1 without ``level_scale``): the factor the pipeline applies to the
         fitted rate (:func:`chromarate.pipeline.with_level`).
     misfits_censored : tuple of float
         The censored misfits, recorded with ``level_scale``.
+    pinned : bool
+        Whether the minimum was pinned at the clipping bound (recorded with
+        ``level_scale``).
     """
 
     scale: float
@@ -106,13 +116,14 @@ class Calibration:
     level_scale: float | None = None
     level_factor: float = 1.0
     misfits_censored: tuple[float, ...] = field(default_factory=tuple)
+    pinned: bool = False
 
     def as_dict(self) -> dict:
         out = {"scale": self.scale, "scales": list(self.scales), "misfits": list(self.misfits),
                "interior_minimum": self.interior_minimum, "skipped": self.skipped}
         if self.level_scale is not None:
             out.update(level_scale=self.level_scale, level_factor=self.level_factor,
-                       misfits_censored=list(self.misfits_censored))
+                       misfits_censored=list(self.misfits_censored), pinned=self.pinned)
         return out
 
 
@@ -199,7 +210,7 @@ def _censor(weight: np.ndarray, fields: PhaseFields, phi_max: float) -> np.ndarr
 
 def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig = FitConfig(),
                     *, scales=SCALE_GRID, censored: bool = False,
-                    level_at_bound: bool = False) -> Calibration:
+                    censored_level: str = "never") -> Calibration:
     """Choose the multiplier of the baseline density that makes the fields most steady.
 
     Parameters
@@ -214,12 +225,14 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         Leave the pixels clipped at ``phi_max`` out of each misfit (see
         :func:`scale_misfit`; ``phase.calibration: physics_censored``); False (default)
         scores them as observed.
-    level_at_bound : bool
-        Where the minimum is pinned at the clipping bound (the next smaller scale clips
-        more than ``MAX_CLIPPED`` at ``phi_max``), also choose the scale with the clipped
-        pixels censored and record the ratio of the windowed closed form's mean rate at
-        that scale to its mean at the chosen one (``level_scale``, ``level_factor``;
-        ``phase.level_at_bound``). Ignored with ``censored``.
+    censored_level : {"never", "at_bound", "always"}
+        ``"at_bound"``: where the minimum is pinned at the clipping bound (the next
+        smaller scale clips more than ``MAX_CLIPPED`` at ``phi_max``), also choose the
+        scale with the clipped pixels censored and record the ratio of the windowed
+        closed form's mean rate at that scale to its mean at the chosen one
+        (``level_scale``, ``level_factor``; ``phase.censored_level``); ``"always"``: the
+        same on every calibrated nucleus; ``"never"`` (default): neither. Ignored with
+        ``censored``.
 
     Returns
     -------
@@ -242,7 +255,9 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         return Calibration(scale=1.0, interior_minimum=False,
                            skipped=f"nucleus too small: {n_trusted} pixels lie one kernel "
                                    f"support inside the envelope (< {MIN_TRUSTED_PIXELS})")
-    level_at_bound = level_at_bound and not censored
+    if censored_level not in ("never", "at_bound", "always"):
+        raise ValueError(f"censored_level must be never, at_bound or always, not {censored_level!r}")
+    level_wanted = censored_level != "never" and not censored
     misfits, misfits_censored, clipped, clipped_high, levels = [], [], [], [], []
     phi_max = config.physics.phi_max
     for k in ks:
@@ -251,7 +266,7 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         kept = _censor(weight, f, phi_max)
         misfit, lam = _misfit(num, den, kept if censored else weight, window, test)
         misfits.append(misfit)
-        if level_at_bound:
+        if level_wanted:
             misfits_censored.append(_misfit(num, den, kept, window, test)[0])
             levels.append(_level(lam, weight))
         high = float(f.meta.get("fraction_clipped_high", 0.0))
@@ -265,20 +280,24 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     best, j, interior = _minimum(ks, misfits, allowed)
     cal = Calibration(scale=round(best, 4), scales=tuple(ks),
                       misfits=tuple(round(m, 6) for m in misfits), interior_minimum=interior)
-    if not (level_at_bound and j > 0 and clipped_high[j - 1] > MAX_CLIPPED):
+    pinned = j > 0 and clipped_high[j - 1] > MAX_CLIPPED
+    if not level_wanted or (censored_level == "at_bound" and not pinned):
         return cal
-    # pinned at the clipping bound: the plateaus of the clipped pixels, which look steady,
+    # pinned at the clipping bound, the plateaus of the clipped pixels, which look steady,
     # pull the scale low and the rate high; the censored misfit has no such pull
     level_scale = round(_minimum(ks, misfits_censored, allowed)[0], 4)
-    if level_scale == cal.scale:
-        level = levels[j]
-    else:
-        f = fields_at(level_scale)
-        num, den, weight, window, test = _misfit_terms(f, config, radius, True)
-        # the same pixels as at the chosen scale, the trusted region of the mask
-        level = _level(_misfit(num, den, weight, window, test)[1], weight)
-    factor = level / levels[j] if levels[j] > 0 and np.isfinite(level) and level > 0 else 1.0
-    return replace(cal, level_scale=level_scale, level_factor=round(float(factor), 4),
+
+    def level_at(k: float) -> float:
+        if k in ks:
+            return levels[ks.index(k)]
+        num, den, weight, window, test = _misfit_terms(fields_at(k), config, radius, True)
+        # the pixels of every scale: the trusted region of the mask, tapered
+        return _level(_misfit(num, den, weight, window, test)[1], weight)
+
+    chosen, level = level_at(cal.scale), level_at(level_scale)
+    ok = np.isfinite(chosen) and np.isfinite(level) and chosen > 0 and level > 0
+    return replace(cal, level_scale=level_scale, pinned=pinned,
+                   level_factor=round(float(level / chosen), 4) if ok else 1.0,
                    misfits_censored=tuple(round(m, 6) for m in misfits_censored))
 
 

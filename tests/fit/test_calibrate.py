@@ -480,7 +480,7 @@ def test_level_at_the_clipping_bound_comes_from_the_censored_misfit(steady, monk
     # has its minimum at 0.95
     _designed_curves(monkeypatch, lambda k: k, lambda k: (k - 0.95) ** 2 + 0.01)
     at = _pinned_at(dens, mask, cfg)
-    cal = calibrate_scale(at, cfg.fit, level_at_bound=True)
+    cal = calibrate_scale(at, cfg.fit, censored_level="at_bound")
     assert cal.scale == 0.85 and cal.level_scale == pytest.approx(0.95)
     radius = calibrate.resolve_radius(at(1.0), cfg.fit)[0]
 
@@ -494,12 +494,18 @@ def test_level_at_the_clipping_bound_comes_from_the_censored_misfit(steady, monk
     assert record["level_scale"] == cal.level_scale and len(record["misfits_censored"]) == 15
     # asked for nothing, censored throughout, or not pinned: no level record
     assert calibrate_scale(at, cfg.fit).level_scale is None
-    assert calibrate_scale(at, cfg.fit, censored=True, level_at_bound=True).level_scale is None
+    assert calibrate_scale(at, cfg.fit, censored=True, censored_level="at_bound").level_scale is None
     # a minimum inside the admissible scans
     monkeypatch.undo()
     _designed_curves(monkeypatch, lambda k: (k - 1.0) ** 2, lambda k: (k - 0.95) ** 2)
-    unpinned = calibrate_scale(at, cfg.fit, level_at_bound=True)
+    unpinned = calibrate_scale(at, cfg.fit, censored_level="at_bound")
     assert unpinned.scale == pytest.approx(1.0) and unpinned.level_scale is None
+    always = calibrate_scale(at, cfg.fit, censored_level="always")
+    assert always.scale == unpinned.scale and always.level_scale == pytest.approx(0.95)
+    assert not always.pinned and cal.pinned
+    assert always.level_factor == pytest.approx(level(0.95) / level(always.scale), abs=1e-4)
+    with pytest.raises(ValueError, match="censored_level"):
+        calibrate_scale(at, cfg.fit, censored_level="sometimes")
     assert "level_scale" not in unpinned.as_dict()
 
 
@@ -532,11 +538,11 @@ def test_the_pipeline_asks_for_the_level_unless_configured_off(steady, monkeypat
     real = calibrate.calibrate_scale
 
     def spy(*a, **kw):
-        seen.append(kw.get("level_at_bound"))
+        seen.append(kw.get("censored_level"))
         return real(*a, **kw)
 
     monkeypatch.setattr(calibrate, "calibrate_scale", spy)
     calibrated_phase_fields(dens, mask, PipelineConfig())
-    off = PipelineConfig(phase=dict(level_at_bound="calibrated"))
+    off = PipelineConfig(phase=dict(censored_level="never"))
     calibrated_phase_fields(dens, mask, off)
-    assert seen == [True, False]
+    assert seen == ["at_bound", "never"]
