@@ -16,7 +16,7 @@ from .denoise import denoise_density
 from .fit import fit_rates, invert_direct
 from .io import open_result, read_localizations, read_result
 from .phase import phase_fields
-from .pipeline import Pipeline, calibrated_phase_fields
+from .pipeline import Pipeline, calibrated_phase_fields, with_level
 from .render import render_density
 from .segment import segment_nucleus
 
@@ -53,4 +53,5 @@ __all__ = [
     "run_batch",
     "segment_nucleus",
     "simulate_nucleus",
+    "with_level",
 ]

@@ -582,7 +582,9 @@ def _half_fields(density: DensityMap, mask: np.ndarray, config: PipelineConfig,
                  scale: float | None) -> PhaseFields:
     """One half's fields: calibrated on its own (``scale`` None) or mapped at ``scale``."""
     if scale is None:
-        return calibrated_phase_fields(density, mask, config)
+        # the halves' maps are compared, not reported: their own censored level is not used
+        return calibrated_phase_fields(density, mask, config.model_copy(update={
+            "phase": config.phase.model_copy(update={"censored_level": "never"})}))
     fields = _fields_at_scale(density, mask, config, scale)
     return replace(fields, meta={**fields.meta, "calibration": {
         "method": "whole_nucleus", "scale": float(scale)}})

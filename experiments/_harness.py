@@ -621,3 +621,19 @@ def localization_case(name: str, cache: str, cli_cache, quick: bool = False):
 
     _, syn, cfg = simulated_case(name, cache, quick=quick)
     return syn.localizations, cfg, target_rate(syn)[0], syn.pixel_size_nm, syn.origin_nm
+
+
+def bias_summary(bias) -> dict:
+    """Mean, RMS and worst (largest in size, with its sign) of relative biases of the mean
+    rate, and how many are beyond 10 %."""
+    import numpy as np
+
+    b = np.asarray(bias, dtype=float)
+    return {"mean": float(b.mean()), "rms": float(np.sqrt((b ** 2).mean())),
+            "worst": float(b[np.argmax(np.abs(b))]), "over_10pct": int(np.sum(np.abs(b) > 0.10))}
+
+
+def with_level_factor(bias: float, factor: float) -> float:
+    """The relative bias of a mean rate multiplied by ``factor`` (the censored level's
+    factor; ``1 / factor`` divides it out): r is unchanged, the mean scales."""
+    return (1.0 + float(bias)) * float(factor) - 1.0

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import parser  # noqa: E402
+from _harness import bias_summary, parser, with_level_factor  # noqa: E402
 
 
 def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None]]:
@@ -49,12 +49,6 @@ def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None]
                 out.append(("simulate", f"seed{row['seed']}", row["calibration_scale"],
                             row["bias"], row.get("calibration_level_factor")))
     return out
-
-
-def _stats(bias: np.ndarray) -> dict:
-    return {"mean": float(bias.mean()), "rms": float(np.sqrt((bias ** 2).mean())),
-            "worst": float(bias[np.argmax(np.abs(bias))]),
-            "over_10pct": int(np.sum(np.abs(bias) > 0.10))}
 
 
 def on_grid(scale: float | None) -> bool:
@@ -87,10 +81,10 @@ def summarise(paths: list[Path]) -> dict:
         # factor, so the bias without it is (1 + bias) / factor - 1, at the same r
         levelled = [r for r in rows if r[3] is not None]
         if levelled:
-            after = np.array([r[2] for r in levelled])
-            before = (1.0 + after) / np.array([r[3] for r in levelled]) - 1.0
+            after = [r[2] for r in levelled]
+            before = [with_level_factor(r[2], 1.0 / r[3]) for r in levelled]
             out[recipe]["level"] = {
-                "n": len(levelled), "before": _stats(before), "after": _stats(after),
+                "n": len(levelled), "before": bias_summary(before), "after": bias_summary(after),
                 "factors": {r[0]: r[3] for r in levelled}}
     return out
 

@@ -28,12 +28,10 @@ import time
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import (add_case_options, largest_nucleus, localization_case, parser,  # noqa: E402
-                      set_threads, write_json)
+from _harness import (add_case_options, bias_summary, largest_nucleus,  # noqa: E402
+                      localization_case, parser, set_threads, with_level_factor, write_json)
 
 
 def stored_biases(paths: list[Path]) -> dict[str, dict]:
@@ -53,7 +51,7 @@ def stored_biases(paths: list[Path]) -> dict[str, dict]:
             if case in out or row.get("bias") is None:
                 continue
             factor = cal.get("level_factor") or 1.0
-            out[case] = {"bias": (1.0 + float(row["bias"])) / float(factor) - 1.0,
+            out[case] = {"bias": with_level_factor(row["bias"], 1.0 / float(factor)),
                          "r": row.get("r"), "status": row.get("status"),
                          "scale": cal.get("scale")}
     return out
@@ -64,8 +62,8 @@ def with_factors(stored: dict, record: dict) -> dict:
     raw = stored["bias"]
     factor = float(record.get("level_factor", 1.0))
     at_bound = factor if record.get("pinned") else 1.0
-    return {"bias_never": raw, "bias_at_bound": (1.0 + raw) * at_bound - 1.0,
-            "bias_always": (1.0 + raw) * factor - 1.0}
+    return {"bias_never": raw, "bias_at_bound": with_level_factor(raw, at_bound),
+            "bias_always": with_level_factor(raw, factor)}
 
 
 def calibrate_case(spec: dict) -> dict:
@@ -94,10 +92,7 @@ def summarise(rows: list[dict]) -> dict:
     for recipe, rs in sorted(by_recipe.items()):
         out[recipe] = {"n": len(rs), "pinned": sum(bool(r["calibration"].get("pinned")) for r in rs)}
         for variant in ("never", "at_bound", "always"):
-            b = np.array([r[f"bias_{variant}"] for r in rs])
-            out[recipe][variant] = {"mean": float(b.mean()), "rms": float(np.sqrt((b ** 2).mean())),
-                                    "worst": float(b[np.argmax(np.abs(b))]),
-                                    "over_10pct": int(np.sum(np.abs(b) > 0.10))}
+            out[recipe][variant] = bias_summary([r[f"bias_{variant}"] for r in rs])
     return out
 
 

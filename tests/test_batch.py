@@ -164,3 +164,18 @@ def test_a_result_from_before_the_background_subtraction_is_not_resumed_as_curre
     assert _migrated_hash({"config": stored}) != config_hash(PipelineConfig())
     assert _migrated_hash({"config": stored}) == config_hash(
         with_overrides(PipelineConfig(), {"phase.background": "none"}))
+
+
+def test_a_result_from_before_the_censored_level_is_not_resumed_as_current():
+    """A stored config without ``phase.censored_level`` reported its rate without the level
+    factor: it hashes as ``censored_level: never``, so a batch refits it."""
+    from chromarate.batch.tasks import _migrated_hash
+    from chromarate.config import PipelineConfig, config_hash, with_overrides
+
+    stored = PipelineConfig().model_dump(mode="json")
+    stored["phase"].pop("censored_level")
+    assert _migrated_hash({"config": stored}) != config_hash(PipelineConfig())
+    assert _migrated_hash({"config": stored}) == config_hash(
+        with_overrides(PipelineConfig(), {"phase.censored_level": "never"}))
+    assert _migrated_hash({"config": PipelineConfig().model_dump(mode="json")}) == config_hash(
+        PipelineConfig())

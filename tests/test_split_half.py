@@ -484,6 +484,9 @@ def test_a_level_factor_reaches_the_rate_its_std_and_the_provenance(tiny_nucleus
     assert np.allclose(levelled.fit.rate[sel], 0.9 * plain.fit.rate[sel], rtol=1e-5)
     assert np.allclose(levelled.fit.rate_std[sel], 0.9 * plain.fit.rate_std[sel], rtol=1e-5)
     assert levelled.fit.meta["level_factor"] == 0.9 and "level_factor" not in plain.fit.meta
+    # the gate reads the reported rate
+    qc_mean = [r.stack.provenance["qc"]["metrics"]["rate_mean"] for r in (plain, levelled)]
+    assert qc_mean[1] == pytest.approx(0.9 * qc_mean[0], rel=1e-5)
     record = levelled.stack.provenance["phase"]["calibration"]
     assert record["level_scale"] == 0.9 and record["level_factor"] == 0.9
     assert np.allclose(levelled.stack.channels["rate"][sel], 0.9 * plain.stack.channels["rate"][sel],

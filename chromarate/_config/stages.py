@@ -184,8 +184,9 @@ class PhaseConfig(_Model):
         windowed closed form's mean rate at the two scales (recorded as
         ``level_factor`` in the calibration record). There the clipped plateaus, which
         look steady, pull the scale low and the mean rate high, while the censored
-        scale, which leaves them out, costs the pattern (docs/validation.md).
-        ``always``: the censored scale's level on every calibrated nucleus (studied).
+        scale, which leaves them out, costs the pattern (docs/validation.md). A factor
+        further than 25 % from 1 is not applied (the record's ``level_skipped`` says so);
+        the halves of the localizations are not levelled. ``always``: the censored scale's level on every calibrated nucleus (studied).
         ``never``: the rate as fitted at the calibrated scale.
     background : {"ring", "none"}
         ``ring`` (default): the pipeline subtracts, before phase mapping, the mean raw

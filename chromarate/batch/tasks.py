@@ -192,14 +192,14 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
     row = {c: np.nan for c in SUMMARY_COLUMNS}
     qc = prov.get("qc") or {}
     chosen = (fit.get("meta") or {}).get("regularisation") or {}
+    calibration = (prov.get("phase") or {}).get("calibration") or {}
     row.update(
         input=str(job.path), name=job.name, nucleus_id=int(prov.get("nucleus_id")),
         status=qc.get("status", "ok"), resumed=resumed, error="",
         qc_reasons="; ".join(qc.get("reasons") or []),
         split_half_r=(qc.get("metrics") or {}).get("split_half_r", np.nan),
-        calibration_scale=((prov.get("phase") or {}).get("calibration") or {}).get("scale", np.nan),
-        calibration_level_factor=_number(
-            ((prov.get("phase") or {}).get("calibration") or {}).get("level_factor")),
+        calibration_scale=calibration.get("scale", np.nan),
+        calibration_level_factor=_number(calibration.get("level_factor")),
         background_level=((prov.get("phase") or {}).get("background") or {}).get("level", np.nan),
         chosen_rate_smoothness=chosen.get("rate_smoothness", np.nan),
         chosen_test_window_um=chosen.get("test_window_um", np.nan),
@@ -236,7 +236,11 @@ def _migrated_hash(prov: dict) -> str | None:
     phase = stored.get("phase")
     if isinstance(phase, dict) and "background" not in phase:
         # written before the background subtraction existed: it was made without one
-        stored = {**stored, "phase": {**phase, "background": "none"}}
+        phase = {**phase, "background": "none"}
+        stored = {**stored, "phase": phase}
+    if isinstance(phase, dict) and "censored_level" not in phase:
+        # written before the censored level at the clipping bound: its rate has none
+        stored = {**stored, "phase": {**phase, "censored_level": "never"}}
     try:
         return config_hash(make_config(PipelineConfig, stored, context={QUIET_MIGRATION: True}))
     except (ConfigError, TypeError, ValueError, RecursionError):

@@ -76,6 +76,10 @@ TEST_WINDOW_UM = 0.1
 MIN_TRUSTED_PIXELS = 2000
 #: Largest share of the nucleus a candidate scale may clip at 0 or at phi_max.
 MAX_CLIPPED = 0.15
+#: Largest relative change of the mean rate the censored level may make (factors measured
+#: on pinned nuclei: 0.84-1.00); beyond it the calibrated level is kept and the record
+#: says why.
+MAX_LEVEL_CHANGE = 0.25
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,9 @@ class Calibration:
     pinned : bool
         Whether the minimum was pinned at the clipping bound (recorded with
         ``level_scale``).
+    level_skipped : str
+        Why a factor was not applied (``level_factor`` is then 1): the two means are not
+        finite and positive, or differ by more than ``MAX_LEVEL_CHANGE``.
     """
 
     scale: float
@@ -117,13 +124,15 @@ class Calibration:
     level_factor: float = 1.0
     misfits_censored: tuple[float, ...] = field(default_factory=tuple)
     pinned: bool = False
+    level_skipped: str = ""
 
     def as_dict(self) -> dict:
         out = {"scale": self.scale, "scales": list(self.scales), "misfits": list(self.misfits),
                "interior_minimum": self.interior_minimum, "skipped": self.skipped}
         if self.level_scale is not None:
             out.update(level_scale=self.level_scale, level_factor=self.level_factor,
-                       misfits_censored=list(self.misfits_censored), pinned=self.pinned)
+                       misfits_censored=list(self.misfits_censored), pinned=self.pinned,
+                       level_skipped=self.level_skipped)
         return out
 
 
@@ -275,12 +284,15 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     # the model keeps phi_h in [0, phi_max]; a scale that pushes more than a noise-sized
     # share of the nucleus outside is not a steady state (clipped plateaus look flat)
     allowed = [c <= MAX_CLIPPED for c in clipped]
-    if not any(allowed):
+    bounded = any(allowed)
+    if not bounded:
         allowed = [True] * len(ks)
     best, j, interior = _minimum(ks, misfits, allowed)
     cal = Calibration(scale=round(best, 4), scales=tuple(ks),
                       misfits=tuple(round(m, 6) for m in misfits), interior_minimum=interior)
-    pinned = j > 0 and clipped_high[j - 1] > MAX_CLIPPED
+    # stopped on the grid point next to the bound: the next smaller scale clips too much
+    # at phi_max (with every scale inadmissible there is no bound to stop at)
+    pinned = bounded and j > 0 and clipped_high[j - 1] > MAX_CLIPPED
     if not level_wanted or (censored_level == "at_bound" and not pinned):
         return cal
     # pinned at the clipping bound, the plateaus of the clipped pixels, which look steady,
@@ -288,17 +300,26 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     level_scale = round(_minimum(ks, misfits_censored, allowed)[0], 4)
 
     def level_at(k: float) -> float:
-        if k in ks:
-            return levels[ks.index(k)]
-        num, den, weight, window, test = _misfit_terms(fields_at(k), config, radius, True)
-        # the pixels of every scale: the trusted region of the mask, tapered
-        return _level(_misfit(num, den, weight, window, test)[1], weight)
+        return levels[ks.index(k)] if k in ks else _level_of(fields_at(k), config, radius)[1]
 
     chosen, level = level_at(cal.scale), level_at(level_scale)
-    ok = np.isfinite(chosen) and np.isfinite(level) and chosen > 0 and level > 0
+    factor = level / chosen if np.isfinite(chosen) and np.isfinite(level) and chosen > 0 else np.nan
+    skipped = ""
+    if not (np.isfinite(factor) and abs(factor - 1.0) <= MAX_LEVEL_CHANGE):
+        skipped = (f"the censored scale's mean rate is {factor:.3g} times the calibrated one's, "
+                   f"outside 1 +- {MAX_LEVEL_CHANGE:g}: not applied")
+        factor = 1.0
     return replace(cal, level_scale=level_scale, pinned=pinned,
-                   level_factor=round(float(level / chosen), 4) if ok else 1.0,
+                   level_factor=round(float(factor), 4), level_skipped=skipped,
                    misfits_censored=tuple(round(m, 6) for m in misfits_censored))
+
+
+def _level_of(fields: PhaseFields, config: FitConfig, radius: float) -> tuple[float, float]:
+    """``(misfit, mean windowed rate)`` of :func:`scale_misfit` at the fields' own scale,
+    uncensored, with the residual corrected for the observation blur (the calibration)."""
+    num, den, weight, window, test = _misfit_terms(fields, config, radius, True)
+    misfit, lam = _misfit(num, den, weight, window, test)
+    return misfit, _level(lam, weight)
 
 
 def _level(lam: np.ndarray, weight: np.ndarray) -> float:

@@ -504,9 +504,49 @@ def test_level_at_the_clipping_bound_comes_from_the_censored_misfit(steady, monk
     assert always.scale == unpinned.scale and always.level_scale == pytest.approx(0.95)
     assert not always.pinned and cal.pinned
     assert always.level_factor == pytest.approx(level(0.95) / level(always.scale), abs=1e-4)
+    assert "level_scale" not in unpinned.as_dict()
     with pytest.raises(ValueError, match="censored_level"):
         calibrate_scale(at, cfg.fit, censored_level="sometimes")
-    assert "level_scale" not in unpinned.as_dict()
+
+
+def _clipping(dens, mask, cfg, high=lambda k: 0.0, low=lambda k: 0.0):
+    """``fields_at`` with the given clipped fractions at phi_max (``high``) and 0 (``low``)."""
+    from dataclasses import replace
+
+    def at(k):
+        f = phase_fields(dens, mask, cfg.phase.model_copy(update={"baseline_scale": k}))
+        return replace(f, meta={**f.meta, "k": k, "fraction_clipped_high": high(k),
+                                "fraction_clipped_low": low(k)})
+    return at
+
+
+def test_no_bound_no_pin_and_no_level_beyond_its_limit(steady, monkeypatch):
+    """Only a neighbour inadmissible for clipping at phi_max pins the minimum; with every
+    scale inadmissible there is no bound; a factor beyond ``MAX_LEVEL_CHANGE`` (or a mean
+    that is not positive) is recorded as skipped and not applied."""
+    from chromarate.fit import calibrate
+
+    _, phi_h, mask = steady
+    dens = _density(phi_h, mask)
+    cfg = PipelineConfig()
+    _designed_curves(monkeypatch, lambda k: k, lambda k: (k - 0.95) ** 2 + 0.01)
+    # the neighbour clips at 0, not at phi_max: stopped there, but not by the plateaus
+    low = _clipping(dens, mask, cfg, low=lambda k: 0.5 if k < 0.83 else 0.0)
+    cal = calibrate_scale(low, cfg.fit, censored_level="at_bound")
+    assert cal.scale == 0.85 and not cal.pinned and cal.level_scale is None
+    everywhere = _clipping(dens, mask, cfg, high=lambda k: 0.5)
+    cal = calibrate_scale(everywhere, cfg.fit, censored_level="at_bound")
+    assert cal.scale == 0.55 and cal.level_scale is None
+    pinned = _clipping(dens, mask, cfg, high=lambda k: 0.5 if k < 0.83 else 0.0)
+    monkeypatch.setattr(calibrate, "MAX_LEVEL_CHANGE", 0.01)
+    cal = calibrate_scale(pinned, cfg.fit, censored_level="at_bound")
+    assert cal.pinned and cal.level_scale == pytest.approx(0.95)
+    assert cal.level_factor == 1.0 and "not applied" in cal.level_skipped
+    assert cal.as_dict()["level_skipped"] == cal.level_skipped
+    monkeypatch.setattr(calibrate, "MAX_LEVEL_CHANGE", 0.25)
+    monkeypatch.setattr(calibrate, "_level", lambda lam, weight: 0.0)
+    cal = calibrate_scale(pinned, cfg.fit, censored_level="at_bound")
+    assert cal.level_factor == 1.0 and cal.level_skipped
 
 
 def test_the_level_factor_scales_the_fitted_rate_once():
@@ -527,6 +567,12 @@ def test_the_level_factor_scales_the_fitted_rate_once():
     plain = PhaseFields(phi_w=rate, phi_d=rate, mask=np.ones((4, 4), bool), pixel_size_nm=20.0,
                         meta={"calibration": {"scale": 0.85}})
     assert with_level(fit, plain) is fit
+    for bad in (float("nan"), 0.0, -0.9):
+        odd = PhaseFields(phi_w=rate, phi_d=rate, mask=np.ones((4, 4), bool), pixel_size_nm=20.0,
+                          meta={"calibration": {"scale": 0.85, "level_factor": bad}})
+        assert with_level(fit, odd) is fit
+    no_std = FitResult(rate=rate, phi_d_fit=rate, residual=rate, trusted=np.ones((4, 4), bool))
+    assert with_level(no_std, fields).rate_std is None
 
 
 def test_the_pipeline_asks_for_the_level_unless_configured_off(steady, monkeypatch):
