@@ -17,7 +17,11 @@ It also reports the shipped rule's departure figure as this script measures it
 form from the balance relative to the balance's own reproducible variation) and the same
 shared departure relative to the balance's mean (``shared_departure_over_mean``: the
 amplitude, as a fraction of the rate, of the structure the halves' closed forms agree on
-and the balance does not have).
+and the balance does not have), and where that shared departure lies: its correlation with
+the heterochromatin fraction and with the interface density, both smoothed over the
+balance window (``departure_phi_h_r``, ``departure_interface_r``; a calibration-shaped
+error of the closed form would follow the heterochromatin pattern, a flux the balance
+misses need not).
 
 It also builds the default fit's own problem on the nucleus (its data-chosen settings, the
 pipeline's split-half floor; nothing is trained) and records the two figures the fit reads
@@ -79,6 +83,24 @@ def fit_figures(fields, half_fields, cfg, limit: float) -> dict:
             "fit_prior_ratio_only": picks["ratio_only"], "fit_prior": picks["limit"]}
 
 
+def departure_pattern(departures, phi_h, where, window_px: float) -> dict:
+    """Where the halves' shared departure of the closed form from the balance lies: its
+    correlation with the heterochromatin fraction and with the interface density
+    ``|grad phi_h|``, both smoothed over the balance window, on ``where``. A calibration-
+    shaped error of the closed form follows the heterochromatin pattern; a flux that the
+    balance misses need not."""
+    from scipy import ndimage as ndi
+
+    shared = 0.5 * (departures[0] + departures[1])
+    h = np.nan_to_num(np.asarray(phi_h, dtype=float))
+    gy, gx = np.gradient(h)
+    smooth = ndi.gaussian_filter(h, window_px)
+    interfaces = ndi.gaussian_filter(np.hypot(gx, gy), window_px)
+    sel = np.asarray(where, dtype=bool) & np.isfinite(shared)
+    return {"departure_phi_h_r": corr(shared[sel], smooth[sel]),
+            "departure_interface_r": corr(shared[sel], interfaces[sel])}
+
+
 def cross_validated_pick(rho: float, x: float) -> tuple[float, float, str]:
     """``(closed form's attainable r, balance's estimated r, pick)`` from the halves'
     closed-form agreement ``rho`` and the balance-to-other-half agreement ``x``."""
@@ -126,13 +148,14 @@ def run_case(name: str, cache: str, cli_cache, quick: bool = False,
     where = closed.trusted & half_fits[0].trusted & half_fits[1].trusted
     departure = departure_ratio((ba, bb), (ca, cb), where)
     over_mean = shared_departure((ba, bb), (ca, cb), where)
+    pattern = departure_pattern((ca - ba, cb - bb), fields.phi_h, where, window)
     r_closed, r_balance = corr(closed.rate[sel], true[sel]), corr(bw[sel], true[sel])
     return {"case": name, "r_closed_form": r_closed, "r_balance": r_balance,
             "halves_closed_form_r": rho, "halves_balance_r": corr(ba[sel], bb[sel]),
             "balance_vs_other_half_closed_form_r": x, "closed_form_attainable_r": attainable,
             "balance_estimated_r": balance_est, "pick": pick, "departure": departure,
             "shared_departure_over_mean": over_mean,
-            "better": "closed_form" if r_closed > r_balance else "balance",
+            "better": "closed_form" if r_closed > r_balance else "balance", **pattern,
             **fit_figures(fields, halves, cfg, limit)}
 
 

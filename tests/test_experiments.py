@@ -691,6 +691,30 @@ def test_prior_crossval_quick(tmp_path):
     # read them and both picks are the sign rule's
     assert row["fit_departure"] is None and row["fit_shared_departure"] is None, text
     assert row["fit_prior_ratio_only"] == row["fit_prior"] in ("balance", "closed_form")
+    assert -1.0 <= row["departure_phi_h_r"] <= 1.0 and -1.0 <= row["departure_interface_r"] <= 1.0
+
+
+def test_departure_pattern_follows_the_heterochromatin():
+    """A departure shaped like the smoothed heterochromatin pattern correlates with it at
+    1; one shaped like its interfaces with the interface density; noise with neither."""
+    sys.path.insert(0, str(_script("prior_crossval.py").parent))
+    from prior_crossval import departure_pattern
+    from scipy import ndimage as ndi
+
+    y, x = np.mgrid[:96, :96]
+    phi_h = 0.3 + 0.2 * np.tanh(np.sin(2 * np.pi * x / 32.0) * 4)
+    where = np.zeros_like(phi_h, bool)
+    where[16:80, 16:80] = True
+    smooth = ndi.gaussian_filter(phi_h, 3.0)
+    out = departure_pattern((smooth, smooth), phi_h, where, 3.0)
+    assert out["departure_phi_h_r"] == pytest.approx(1.0)
+    gy, gx = np.gradient(phi_h)
+    edges = ndi.gaussian_filter(np.hypot(gx, gy), 3.0)
+    assert departure_pattern((edges, edges), phi_h, where, 3.0)["departure_interface_r"] == pytest.approx(1.0)
+    rng = np.random.default_rng(0)
+    noise = departure_pattern((rng.standard_normal(phi_h.shape), rng.standard_normal(phi_h.shape)),
+                              phi_h, where, 3.0)
+    assert abs(noise["departure_phi_h_r"]) < 0.1 and abs(noise["departure_interface_r"]) < 0.1
 
 
 def test_cross_validated_pick_rule():
