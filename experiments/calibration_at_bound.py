@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import bias_summary, parser, with_level_factor  # noqa: E402
 
 
-def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None]]:
-    """``(recipe, case, scale or None, bias, level factor or None)`` of the calibrated
-    nuclei in one result file."""
+def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None, float | None]]:
+    """``(recipe, case, scale or None, bias, level factor or None, coverage or None)`` of the
+    calibrated nuclei in one result file."""
     data = json.loads(path.read_text())
     out = []
     if isinstance(data, dict):  # validation.py
@@ -42,12 +42,13 @@ def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None]
             if cal.get("method") != "physics" or row.get("bias") is None:
                 continue
             out.append((row["case"].split("@")[0], row["case"], cal.get("scale"), row["bias"],
-                        cal.get("level_factor")))
+                        cal.get("level_factor"), row.get("coverage90")))
     else:  # cli_seeds.py
         for row in data:
             if row.get("calibration_scale") is not None and row.get("bias") is not None:
                 out.append(("simulate", f"seed{row['seed']}", row["calibration_scale"],
-                            row["bias"], row.get("calibration_level_factor")))
+                            row["bias"], row.get("calibration_level_factor"),
+                            row.get("coverage90")))
     return out
 
 
@@ -58,15 +59,22 @@ def on_grid(scale: float | None) -> bool:
     return scale is not None and bool(np.min(np.abs(np.asarray(SCALE_GRID) - scale)) < 1e-9)
 
 
-def summarise(paths: list[Path]) -> dict:
-    """Per recipe: counts and mean biases on and off the grid, mean and RMS bias."""
+def _in_range(rows) -> int:
+    """How many of ``rows`` have a nominal 90 % interval covering 80-98 % of the pixels."""
+    return sum(1 for r in rows if r[4] is not None and 0.80 <= r[4] <= 0.98)
+
+
+def summarise(paths: list[Path], only: set[str] | None = None) -> dict:
+    """Per recipe: counts and mean biases on and off the grid, mean and RMS bias, the
+    range of the bias and the cases whose interval covers 80-98 %; ``"all"``: the bias
+    figures and that count pooled over every recipe. ``only``: these cases alone."""
     seen, by_recipe = set(), {}
     for path in paths:
-        for recipe, case, scale, bias, factor in _rows(path):
-            if case in seen:
+        for recipe, case, scale, bias, factor, coverage in _rows(path):
+            if case in seen or (only is not None and case not in only):
                 continue
             seen.add(case)
-            by_recipe.setdefault(recipe, []).append((case, scale, bias, factor))
+            by_recipe.setdefault(recipe, []).append((case, scale, bias, factor, coverage))
     out = {}
     for recipe, rows in sorted(by_recipe.items()):
         bias = np.array([r[2] for r in rows])
@@ -76,6 +84,8 @@ def summarise(paths: list[Path]) -> dict:
             "mean_bias_on_grid": float(bias[grid].mean()) if grid.any() else None,
             "mean_bias_off_grid": float(bias[~grid].mean()) if (~grid).any() else None,
             "mean_bias": float(bias.mean()), "rms_bias": float(np.sqrt((bias ** 2).mean())),
+            "min_bias": float(bias.min()), "max_bias": float(bias.max()),
+            "coverage_in_range": _in_range(rows),
             "cases_on_grid": sorted(r[0] for r, g in zip(rows, grid) if g)}
         # the censored level (phase.censored_level): the fitted rate was multiplied by the
         # factor, so the bias without it is (1 + bias) / factor - 1, at the same r
@@ -86,6 +96,12 @@ def summarise(paths: list[Path]) -> dict:
             out[recipe]["level"] = {
                 "n": len(levelled), "before": bias_summary(before), "after": bias_summary(after),
                 "factors": {r[0]: r[3] for r in levelled}}
+    pooled = [r for rows in by_recipe.values() for r in rows]
+    if pooled:
+        out["all"] = {"n": len(pooled), **bias_summary([r[2] for r in pooled]),
+                      "min": float(min(r[2] for r in pooled)),
+                      "max": float(max(r[2] for r in pooled)),
+                      "coverage_in_range": _in_range(pooled)}
     return out
 
 
@@ -93,16 +109,25 @@ def main(argv=None) -> None:
     ap = parser(__doc__, first="line")
     ap.add_argument("files", nargs="+", type=Path)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--only", nargs="+", default=None, metavar="CASE",
+                    help="only these cases (NAME@SEED, seedN)")
     args = ap.parse_args(argv)
-    summary = summarise(args.files)
+    summary = summarise(args.files, None if args.only is None else set(args.only))
 
     def pct(x):
         return "-" if x is None else f"{100 * x:+.1f} %"
 
     for recipe, s in summary.items():
+        if recipe == "all":
+            print(f"{'all recipes':28s} {s['n']:3d} calibrated: mean {pct(s['mean'])}, RMS "
+                  f"{100 * s['rms']:.2f} %, {pct(s['min'])} ... {pct(s['max'])}; interval "
+                  f"covering 80-98 %: {s['coverage_in_range']} of {s['n']}")
+            continue
         print(f"{recipe:28s} {s['n']:3d} calibrated, {s['on_grid']:3d} on a grid point: mean bias "
               f"{pct(s['mean_bias_on_grid'])} there, {pct(s['mean_bias_off_grid'])} elsewhere; "
-              f"all: mean {pct(s['mean_bias'])}, RMS {100 * s['rms_bias']:.1f} %")
+              f"all: mean {pct(s['mean_bias'])}, RMS {100 * s['rms_bias']:.1f} %, "
+              f"{pct(s['min_bias'])} ... {pct(s['max_bias'])}; interval covering 80-98 %: "
+              f"{s['coverage_in_range']} of {s['n']}")
         if "level" in s:
             lv = s["level"]
             print(f"{'':28s} {lv['n']:3d} with the censored level: " + "; ".join(

@@ -121,6 +121,17 @@ def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
     assert h["rms_bias"] == pytest.approx(np.sqrt((0.01 + 0.0004 + 0.0016) / 3))
     assert (s["n"], s["on_grid"], s["mean_bias_on_grid"]) == (2, 1, 0.03)
     assert "level" not in h
+    assert (s["min_bias"], s["max_bias"]) == (-0.01, 0.03)
+    assert out["all"]["n"] == 5 and out["all"]["min"] == -0.01 and out["all"]["max"] == 0.10
+    assert out["all"]["mean"] == pytest.approx((0.10 + 0.02 + 0.04 + 0.03 - 0.01) / 5)
+    # the interval's coverage counted in 80-98 %, and a chosen subset of cases
+    covered = tmp_path / "c.json"
+    covered.write_text(json.dumps([
+        {"seed": s, "calibration_scale": 0.86, "bias": 0.01, "coverage90": c}
+        for s, c in ((1, 0.79), (2, 0.80), (3, 0.98), (4, 0.99), (5, None))]))
+    assert summarise([covered])["simulate"]["coverage_in_range"] == 2
+    some = summarise([covered], only={"seed1", "seed3"})
+    assert some["all"]["n"] == 2 and some["all"]["coverage_in_range"] == 1
     # with the censored level's factor: the bias before it is (1 + bias) / factor - 1
     lv = tmp_path / "l.json"
     levelled = row("hetero@5", 0.85, 0.01)

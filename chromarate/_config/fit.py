@@ -286,8 +286,9 @@ class PriorConfig(_Model):
         closed form that both halves share. None: only the ratio decides. The default,
         0.145, lies between the largest figure of the 100 ``simulate`` seeds (0.137,
         balance right) and the smallest of the rendered nuclei with domain-scale rates
-        whose closed form beats the balance (0.151); measured in docs/validation.md ("The
-        shared departure in units of the rate").
+        whose closed form beats the balance (0.151) when it was set; later draws had such
+        nuclei at 0.117-0.144, which keep the balance (docs/validation.md, "The shared
+        departure in units of the rate" and "The mean from the censored scale").
     """
 
     regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"

@@ -272,7 +272,7 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     for k in ks:
         f = ref if k == 1.0 else fields_at(k)
         num, den, weight, window, test = _misfit_terms(f, config, radius, True)
-        kept = _censor(weight, f, phi_max)
+        kept = _censor(weight, f, phi_max) if censored or level_wanted else weight
         misfit, lam = _misfit(num, den, kept if censored else weight, window, test)
         misfits.append(misfit)
         if level_wanted:
@@ -300,7 +300,7 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     level_scale = round(_minimum(ks, misfits_censored, allowed)[0], 4)
 
     def level_at(k: float) -> float:
-        return levels[ks.index(k)] if k in ks else _level_of(fields_at(k), config, radius)[1]
+        return levels[ks.index(k)] if k in ks else _level_of(fields_at(k), config, radius)
 
     chosen, level = level_at(cal.scale), level_at(level_scale)
     factor = level / chosen if np.isfinite(chosen) and np.isfinite(level) and chosen > 0 else np.nan
@@ -314,12 +314,11 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
                    misfits_censored=tuple(round(m, 6) for m in misfits_censored))
 
 
-def _level_of(fields: PhaseFields, config: FitConfig, radius: float) -> tuple[float, float]:
-    """``(misfit, mean windowed rate)`` of :func:`scale_misfit` at the fields' own scale,
-    uncensored, with the residual corrected for the observation blur (the calibration)."""
+def _level_of(fields: PhaseFields, config: FitConfig, radius: float) -> float:
+    """The mean windowed rate :func:`scale_misfit` measures the fields against, uncensored,
+    with the residual corrected for the observation blur (as the calibration scans)."""
     num, den, weight, window, test = _misfit_terms(fields, config, radius, True)
-    misfit, lam = _misfit(num, den, weight, window, test)
-    return misfit, _level(lam, weight)
+    return _level(_misfit(num, den, weight, window, test)[1], weight)
 
 
 def _level(lam: np.ndarray, weight: np.ndarray) -> float:

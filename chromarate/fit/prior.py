@@ -260,9 +260,11 @@ def shared_departure(balance_halves: tuple[np.ndarray, np.ndarray],
     the balance estimate's variation. Where the rate is smooth, what the halves share is
     the closed form's own bias, a few per cent of the rate (0-0.137 on the 100 ``simulate``
     seeds 0-99); structure the balance averages out raises it (0.151-0.493 on 26 rendered
-    nuclei with domain-scale or heterochromatin-tied rates, though a later draw had one at
-    0.123; docs/validation.md). Unlike the ratio, it does not shrink where the balance
-    estimate itself varies much; like it, it grows as the localizations thin.
+    nuclei with domain-scale or heterochromatin-tied rates), but not on every draw: later
+    draws had box nuclei with domains, whose closed form is the better estimator, at
+    0.117-0.144, inside the seeds' range (docs/validation.md). Unlike the ratio, it does
+    not shrink where the balance estimate itself varies much; like it, it grows as the
+    localizations thin.
 
     Parameters
     ----------
