@@ -36,7 +36,16 @@ def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None,
     calibrated nuclei in one result file."""
     data = json.loads(path.read_text())
     out = []
-    if isinstance(data, dict):  # validation.py
+    if isinstance(data, dict) and any("bias_never" in row for row in data.get("rows", [])):
+        for row in data["rows"]:  # level_factor.py: the default's bias and, if pinned, factor
+            cal = row.get("calibration") or {}
+            if cal.get("method") != "physics" or row.get("bias_at_bound") is None:
+                continue
+            case = row["case"]
+            out.append(("simulate" if case.startswith("seed") else case.split("@")[0], case,
+                        cal.get("scale"), row["bias_at_bound"],
+                        cal.get("level_factor") if cal.get("pinned") else None, None))
+    elif isinstance(data, dict):  # validation.py
         for row in data.get("rows", []):
             cal = (row.get("meta") or {}).get("calibration") or {}
             if cal.get("method") != "physics" or row.get("bias") is None:
@@ -59,15 +68,21 @@ def on_grid(scale: float | None) -> bool:
     return scale is not None and bool(np.min(np.abs(np.asarray(SCALE_GRID) - scale)) < 1e-9)
 
 
-def _in_range(rows) -> int:
-    """How many of ``rows`` have a nominal 90 % interval covering 80-98 % of the pixels."""
+def _in_range(rows) -> int | None:
+    """How many of ``rows`` have a nominal 90 % interval covering 80-98 % of the pixels
+    (None where no row records its coverage)."""
+    if all(r[4] is None for r in rows):
+        return None
     return sum(1 for r in rows if r[4] is not None and 0.80 <= r[4] <= 0.98)
 
 
-def summarise(paths: list[Path], only: set[str] | None = None) -> dict:
+def summarise(paths: list[Path], only: set[str] | None = None,
+              powers: list[float] | None = None) -> dict:
     """Per recipe: counts and mean biases on and off the grid, mean and RMS bias, the
     range of the bias and the cases whose interval covers 80-98 %; ``"all"``: the bias
-    figures and that count pooled over every recipe. ``only``: these cases alone."""
+    figures and that count pooled over every recipe. ``only``: these cases alone.
+    ``powers``: for the nuclei with a level factor, the bias with the factor raised to
+    each power instead of applied once (``"level"["powers"]``)."""
     seen, by_recipe = set(), {}
     for path in paths:
         for recipe, case, scale, bias, factor, coverage in _rows(path):
@@ -96,6 +111,10 @@ def summarise(paths: list[Path], only: set[str] | None = None) -> dict:
             out[recipe]["level"] = {
                 "n": len(levelled), "before": bias_summary(before), "after": bias_summary(after),
                 "factors": {r[0]: r[3] for r in levelled}}
+            if powers:
+                out[recipe]["level"]["powers"] = {
+                    str(p): bias_summary([with_level_factor(b, r[3] ** p)
+                                          for b, r in zip(before, levelled)]) for p in powers}
     pooled = [r for rows in by_recipe.values() for r in rows]
     if pooled:
         out["all"] = {"n": len(pooled), **bias_summary([r[2] for r in pooled]),
@@ -111,29 +130,38 @@ def main(argv=None) -> None:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--only", nargs="+", default=None, metavar="CASE",
                     help="only these cases (NAME@SEED, seedN)")
+    ap.add_argument("--level-powers", nargs="+", type=float, default=None, metavar="P",
+                    help="also the bias with the level factor raised to these powers")
     args = ap.parse_args(argv)
-    summary = summarise(args.files, None if args.only is None else set(args.only))
+    summary = summarise(args.files, None if args.only is None else set(args.only),
+                        args.level_powers)
 
     def pct(x):
         return "-" if x is None else f"{100 * x:+.1f} %"
+
+    def covered(s):
+        return "not recorded" if s["coverage_in_range"] is None else f"{s['coverage_in_range']} of {s['n']}"
 
     for recipe, s in summary.items():
         if recipe == "all":
             print(f"{'all recipes':28s} {s['n']:3d} calibrated: mean {pct(s['mean'])}, RMS "
                   f"{100 * s['rms']:.2f} %, {pct(s['min'])} ... {pct(s['max'])}; interval "
-                  f"covering 80-98 %: {s['coverage_in_range']} of {s['n']}")
+                  f"covering 80-98 %: {covered(s)}")
             continue
         print(f"{recipe:28s} {s['n']:3d} calibrated, {s['on_grid']:3d} on a grid point: mean bias "
               f"{pct(s['mean_bias_on_grid'])} there, {pct(s['mean_bias_off_grid'])} elsewhere; "
               f"all: mean {pct(s['mean_bias'])}, RMS {100 * s['rms_bias']:.1f} %, "
               f"{pct(s['min_bias'])} ... {pct(s['max_bias'])}; interval covering 80-98 %: "
-              f"{s['coverage_in_range']} of {s['n']}")
+              f"{covered(s)}")
         if "level" in s:
             lv = s["level"]
             print(f"{'':28s} {lv['n']:3d} with the censored level: " + "; ".join(
                 f"{when} mean {pct(lv[when]['mean'])}, RMS {100 * lv[when]['rms']:.1f} %, "
                 f"worst {pct(lv[when]['worst'])}, {lv[when]['over_10pct']} beyond 10 %"
                 for when in ("before", "after")))
+            for p, b in lv.get("powers", {}).items():
+                print(f"{'':28s}     factor to the power {float(p):g}: mean {pct(b['mean'])}, RMS "
+                      f"{100 * b['rms']:.1f} %, worst {pct(b['worst'])}, {b['over_10pct']} beyond 10 %")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
 

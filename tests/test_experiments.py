@@ -148,6 +148,21 @@ def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
     sim = level["simulate"]["level"]
     assert sim["before"]["worst"] == pytest.approx(0.0) and sim["before"]["over_10pct"] == 0
     assert sim["after"]["over_10pct"] == 1 and sim["factors"] == {"seed3": 0.8}
+    assert level["hetero"]["coverage_in_range"] is None  # no coverage recorded
+    # the factor raised to a power: 0 is the bias before it, 1 as applied
+    powered = summarise([lv, seeds_lv], powers=[0.0, 0.5, 1.0])["simulate"]["level"]["powers"]
+    assert powered["0.0"] == sim["before"] and powered["1.0"]["mean"] == pytest.approx(-0.2)
+    assert powered["0.5"]["mean"] == pytest.approx(0.8 ** 0.5 - 1)  # before: 0 bias
+    # level_factor.py's rows: the default's bias, and the factor only where pinned
+    lf = tmp_path / "lf.json"
+    lf.write_text(json.dumps({"rows": [
+        {"case": "seed7", "bias_at_bound": -0.03, "bias_never": 0.02,
+         "calibration": {"method": "physics", "scale": 0.85, "pinned": True, "level_factor": 0.95}},
+        {"case": "hetero@9", "bias_at_bound": 0.04, "bias_never": 0.04,
+         "calibration": {"method": "physics", "scale": 0.87, "pinned": False, "level_factor": 0.9}}]}))
+    read = summarise([lf])
+    assert read["simulate"]["level"]["factors"] == {"seed7": 0.95}
+    assert read["simulate"]["mean_bias"] == -0.03 and "level" not in read["hetero"]
 
 
 def test_level_factor_reads_stored_fits_and_applies_the_factor(tmp_path):
