@@ -179,3 +179,16 @@ def test_a_result_from_before_the_censored_level_is_not_resumed_as_current():
         with_overrides(PipelineConfig(), {"phase.censored_level": "never"}))
     assert _migrated_hash({"config": PipelineConfig().model_dump(mode="json")}) == config_hash(
         PipelineConfig())
+
+
+def test_a_result_levelled_in_full_is_not_resumed_as_current():
+    """A stored config with the censored level but without ``censored_level_share`` applied
+    the full step: it hashes as share 1, so a batch refits it under the halfway default."""
+    from chromarate.batch.tasks import _migrated_hash
+    from chromarate.config import PipelineConfig, config_hash, with_overrides
+
+    stored = PipelineConfig().model_dump(mode="json")
+    stored["phase"].pop("censored_level_share")
+    assert _migrated_hash({"config": stored}) != config_hash(PipelineConfig())
+    assert _migrated_hash({"config": stored}) == config_hash(
+        with_overrides(PipelineConfig(), {"phase.censored_level_share": 1.0}))

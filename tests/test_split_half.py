@@ -451,7 +451,7 @@ def test_a_censored_calibration_maps_the_halves_at_the_whole_nucleus_scale(tiny_
     cfg = _fast_config(**{"phase.calibration": "physics_censored"})
     _, task, res = _run_tiny(tiny_nucleus[0], cfg)
     record = res.fields.meta["calibration"]
-    assert chosen == {"censored": True, "censored_level": "at_bound"}
+    assert chosen == {"censored": True, "censored_level": "at_bound", "level_share": 0.5}
     assert record["censored"] and record["method"] == "physics" and not record["skipped"]
     assert seen and all(s == 0.83 for s in seen)
     a, b = real(task.halves, res.fields.mask, cfg, task.background.level, scale=0.9)

@@ -240,7 +240,11 @@ def _migrated_hash(prov: dict) -> str | None:
         stored = {**stored, "phase": phase}
     if isinstance(phase, dict) and "censored_level" not in phase:
         # written before the censored level at the clipping bound: its rate has none
-        stored = {**stored, "phase": {**phase, "censored_level": "never"}}
+        phase = {**phase, "censored_level": "never"}
+        stored = {**stored, "phase": phase}
+    if isinstance(phase, dict) and "censored_level_share" not in phase:
+        # written before the share existed: a level applied then was the full step
+        stored = {**stored, "phase": {**phase, "censored_level_share": 1.0}}
     try:
         return config_hash(make_config(PipelineConfig, stored, context={QUIET_MIGRATION: True}))
     except (ConfigError, TypeError, ValueError, RecursionError):

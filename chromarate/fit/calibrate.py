@@ -36,8 +36,13 @@ uncensored minimum is pinned at the clipping bound, the next smaller scale inadm
 there the censored misfit's own scale is found as well (``"always"``: on every calibrated
 nucleus), and the ratio of the windowed
 closed form's mean rate at that scale to its mean at the chosen one is recorded as
-``level_factor``, which the pipeline applies to the rate fitted at the chosen scale (the
-pattern of the one, the mean of the other). It
+``level_ratio``. The two levels err on opposite sides: the clipped plateaus pull the
+calibrated scale's mean rate high, and leaving the clipped pixels out keeps, near the
+bound, only the pixels whose noise happened to be negative, which pulls the censored
+scale's low (the more so the noisier the data). The factor the pipeline applies to the
+rate fitted at the chosen scale, ``level_factor``, is the ratio raised to
+``level_share`` (``phase.censored_level_share``, 0.5 by default: halfway, in ratio,
+between the two levels; the pattern stays the chosen scale's). It
 uses the closed form only, so it costs a fraction of a fit. The residual is corrected for
 the fields' observation blur as in the fit (:mod:`chromarate.fit.blur`): the scales are
 compared under the model the rate is then fitted with (measured on development nuclei:
@@ -101,10 +106,12 @@ class Calibration:
         Where ``censored_level`` asked for it (``"at_bound"``: where the minimum was
         pinned at the clipping bound; ``"always"``): the scale the misfit with the
         clipped pixels censored chooses (None otherwise).
-    level_factor : float
+    level_ratio : float
         The windowed closed form's mean rate at ``level_scale`` over its mean at
-        ``scale`` (1 without ``level_scale``): the factor the pipeline applies to the
-        fitted rate (:func:`chromarate.pipeline.with_level`).
+        ``scale`` (1 without ``level_scale``).
+    level_factor : float
+        ``level_ratio`` raised to the ``level_share`` asked for: the factor the pipeline
+        applies to the fitted rate (:func:`chromarate.pipeline.with_level`).
     misfits_censored : tuple of float
         The censored misfits, recorded with ``level_scale``.
     pinned : bool
@@ -113,6 +120,8 @@ class Calibration:
     level_skipped : str
         Why a factor was not applied (``level_factor`` is then 1): the two means are not
         finite and positive, or differ by more than ``MAX_LEVEL_CHANGE``.
+    level_share : float
+        The power ``level_ratio`` was raised to (recorded with ``level_scale``).
     """
 
     scale: float
@@ -125,12 +134,15 @@ class Calibration:
     misfits_censored: tuple[float, ...] = field(default_factory=tuple)
     pinned: bool = False
     level_skipped: str = ""
+    level_ratio: float = 1.0
+    level_share: float = 1.0
 
     def as_dict(self) -> dict:
         out = {"scale": self.scale, "scales": list(self.scales), "misfits": list(self.misfits),
                "interior_minimum": self.interior_minimum, "skipped": self.skipped}
         if self.level_scale is not None:
             out.update(level_scale=self.level_scale, level_factor=self.level_factor,
+                       level_ratio=self.level_ratio, level_share=self.level_share,
                        misfits_censored=list(self.misfits_censored), pinned=self.pinned,
                        level_skipped=self.level_skipped)
         return out
@@ -219,7 +231,7 @@ def _censor(weight: np.ndarray, fields: PhaseFields, phi_max: float) -> np.ndarr
 
 def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig = FitConfig(),
                     *, scales=SCALE_GRID, censored: bool = False,
-                    censored_level: str = "never") -> Calibration:
+                    censored_level: str = "never", level_share: float = 1.0) -> Calibration:
     """Choose the multiplier of the baseline density that makes the fields most steady.
 
     Parameters
@@ -242,6 +254,9 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         (``level_scale``, ``level_factor``; ``phase.censored_level``); ``"always"``: the
         same on every calibrated nucleus; ``"never"`` (default): neither. Ignored with
         ``censored``.
+    level_share : float
+        The power in [0, 1] the ratio is raised to for ``level_factor`` (1, default: the
+        censored scale's level; 0.5: halfway in ratio; ``phase.censored_level_share``).
 
     Returns
     -------
@@ -266,6 +281,8 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
                                    f"support inside the envelope (< {MIN_TRUSTED_PIXELS})")
     if censored_level not in ("never", "at_bound", "always"):
         raise ValueError(f"censored_level must be never, at_bound or always, not {censored_level!r}")
+    if not 0.0 <= float(level_share) <= 1.0:
+        raise ValueError(f"level_share must lie in [0, 1], not {level_share!r}")
     level_wanted = censored_level != "never" and not censored
     misfits, misfits_censored, clipped, clipped_high, levels = [], [], [], [], []
     phi_max = config.physics.phi_max
@@ -309,8 +326,10 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         skipped = (f"the censored scale's mean rate is {factor:.3g} times the calibrated one's, "
                    f"outside 1 +- {MAX_LEVEL_CHANGE:g}: not applied")
         factor = 1.0
-    return replace(cal, level_scale=level_scale, pinned=pinned,
-                   level_factor=round(float(factor), 4), level_skipped=skipped,
+    ratio = round(float(factor), 4)
+    return replace(cal, level_scale=level_scale, pinned=pinned, level_ratio=ratio,
+                   level_share=float(level_share),
+                   level_factor=round(float(factor) ** float(level_share), 4), level_skipped=skipped,
                    misfits_censored=tuple(round(m, 6) for m in misfits_censored))
 
 

@@ -507,6 +507,15 @@ def test_level_at_the_clipping_bound_comes_from_the_censored_misfit(steady, monk
     assert "level_scale" not in unpinned.as_dict()
     with pytest.raises(ValueError, match="censored_level"):
         calibrate_scale(at, cfg.fit, censored_level="sometimes")
+    # the share: the ratio raised to it (recorded beside the ratio), 0 leaves the level
+    half = calibrate_scale(at, cfg.fit, censored_level="always", level_share=0.5)
+    assert half.level_ratio == always.level_factor == always.level_ratio
+    assert half.level_factor == pytest.approx(always.level_ratio ** 0.5, abs=1e-4)
+    assert half.as_dict()["level_share"] == 0.5 and half.as_dict()["level_ratio"] == half.level_ratio
+    assert calibrate_scale(at, cfg.fit, censored_level="always", level_share=0.0).level_factor == 1.0
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="level_share"):
+            calibrate_scale(at, cfg.fit, censored_level="always", level_share=bad)
 
 
 def _clipping(dens, mask, cfg, high=lambda k: 0.0, low=lambda k: 0.0):
@@ -584,11 +593,14 @@ def test_the_pipeline_asks_for_the_level_unless_configured_off(steady, monkeypat
     real = calibrate.calibrate_scale
 
     def spy(*a, **kw):
-        seen.append(kw.get("censored_level"))
+        seen.append((kw.get("censored_level"), kw.get("level_share")))
         return real(*a, **kw)
 
     monkeypatch.setattr(calibrate, "calibrate_scale", spy)
     calibrated_phase_fields(dens, mask, PipelineConfig())
     off = PipelineConfig(phase=dict(censored_level="never"))
     calibrated_phase_fields(dens, mask, off)
-    assert seen == ["at_bound", "never"]
+    calibrated_phase_fields(dens, mask, PipelineConfig(phase=dict(censored_level_share=1.0)))
+    assert seen == [("at_bound", 0.5), ("never", 0.5), ("at_bound", 1.0)]
+    with pytest.raises(ValueError):
+        PipelineConfig(phase=dict(censored_level_share=1.2))
