@@ -367,7 +367,8 @@ def calibrated_phase_fields(density: DensityMap, mask: np.ndarray,
 
     censored = config.phase.calibration == "physics_censored"
     cal = calibrate_scale(fields_at, config.fit, censored=censored,
-                          censored_level=config.phase.censored_level)
+                          censored_level=config.phase.censored_level,
+                          level_share=config.phase.censored_level_share)
     fields = fields_at(cal.scale)
     method = "none" if cal.skipped else "physics"
     meta = {**fields.meta, "calibration": {"method": method, **cal.as_dict(),
@@ -816,7 +817,8 @@ def fields_quality(fields: PhaseFields, fit: FitResult, config: PipelineConfig =
         mollifier_radius_px=fit.meta.get("mollifier_radius_px"), resolution_nm=resolution_nm,
         rate_std_source=fit.meta.get("rate_std_source"), split_half_r=split_r,
         split_half_source=split_half_source,
-        held_to_balance=_held_to_balance(fit), ambiguous_prior=_ambiguous_prior(fit))
+        held_to_balance=_held_to_balance(fit), ambiguous_prior=_ambiguous_prior(fit),
+        rate_prior=(fit.meta.get("regularisation") or {}).get("rate_prior"))
 
 
 def _timer(timings: dict[str, float]):

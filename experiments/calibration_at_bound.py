@@ -115,6 +115,14 @@ def summarise(paths: list[Path], only: set[str] | None = None,
                 out[recipe]["level"]["powers"] = {
                     str(p): bias_summary([with_level_factor(b, r[3] ** p)
                                           for b, r in zip(before, levelled)]) for p in powers}
+                # the recipe's every nucleus, the levelled ones at each power
+                raw = [r[2] if r[3] is None else with_level_factor(r[2], 1.0 / r[3]) for r in rows]
+                out[recipe]["level"]["powers_all"] = {}
+                for p in powers:
+                    b = [x if r[3] is None else with_level_factor(x, r[3] ** p)
+                         for x, r in zip(raw, rows)]
+                    out[recipe]["level"]["powers_all"][str(p)] = {
+                        "n": len(b), **bias_summary(b), "min": float(min(b)), "max": float(max(b))}
     pooled = [r for rows in by_recipe.values() for r in rows]
     if pooled:
         out["all"] = {"n": len(pooled), **bias_summary([r[2] for r in pooled]),
@@ -160,8 +168,11 @@ def main(argv=None) -> None:
                 f"worst {pct(lv[when]['worst'])}, {lv[when]['over_10pct']} beyond 10 %"
                 for when in ("before", "after")))
             for p, b in lv.get("powers", {}).items():
+                a = lv["powers_all"][p]
                 print(f"{'':28s}     factor to the power {float(p):g}: mean {pct(b['mean'])}, RMS "
-                      f"{100 * b['rms']:.1f} %, worst {pct(b['worst'])}, {b['over_10pct']} beyond 10 %")
+                      f"{100 * b['rms']:.1f} %, worst {pct(b['worst'])}, {b['over_10pct']} beyond 10 %"
+                      f" (all {a['n']}: mean {pct(a['mean'])}, RMS {100 * a['rms']:.2f} %, "
+                      f"{pct(a['min'])} ... {pct(a['max'])}, {a['over_10pct']} beyond 10 %)")
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1))
 

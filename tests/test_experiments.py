@@ -153,6 +153,9 @@ def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
     powered = summarise([lv, seeds_lv], powers=[0.0, 0.5, 1.0])["simulate"]["level"]["powers"]
     assert powered["0.0"] == sim["before"] and powered["1.0"]["mean"] == pytest.approx(-0.2)
     assert powered["0.5"]["mean"] == pytest.approx(0.8 ** 0.5 - 1)  # before: 0 bias
+    whole = summarise([lv, seeds_lv], powers=[0.5])["hetero"]["level"]["powers_all"]["0.5"]
+    assert whole["n"] == 2 and whole["max"] == pytest.approx(1.01 / 0.9 * 0.9 ** 0.5 - 1)
+    assert whole["min"] == -0.02  # the nucleus without a factor as it was
     # level_factor.py's rows: the default's bias, and the factor only where pinned
     lf = tmp_path / "lf.json"
     lf.write_text(json.dumps({"rows": [
@@ -817,3 +820,35 @@ def test_coverage_seeds_quick(tmp_path):
     assert re.search(rf"^\s+current: within 80-98 % on {inside} of 1", text, re.M), text
     if "previous_cal" in cov:  # a calibration term in quadrature only widens (same pixels)
         assert cov["previous_cal"] >= cov["previous"]
+
+
+def test_gate_figures_groups_nuclei_by_prior_and_distance_from_the_closed_form(tmp_path):
+    """experiments/gate_figures.py: suite nuclei grouped by recipe, prior and whether r lies
+    more than the margin below the closed form's; seeds apart; a case counted once; the
+    status filter; a figure missing from every member gives None."""
+    sys.path.insert(0, str(_script("gate_figures.py").parent))
+    from gate_figures import summarise
+
+    def row(case, prior, r, base, res, status="ok"):
+        return {"case": case, "r": r, "baseline_r": base, "status": status,
+                "regularisation": {"rate_prior": prior},
+                "meta": {"qc_metrics": {"residual_explained": res}}}
+
+    suite = tmp_path / "v.json"
+    suite.write_text(json.dumps({"rows": [
+        row("box@1", "balance", 0.5, 0.8, 0.97), row("box@2", "balance", 0.79, 0.8, 0.99),
+        row("box@3", "balance", 0.4, 0.9, 0.95, status="low_confidence"),
+        row("box@4", "closed_form", 0.8, 0.8, 0.99)]}))
+    seeds = tmp_path / "s.json"
+    seeds.write_text(json.dumps([
+        {"seed": s, "status": "ok", "regularisation": {"rate_prior": "balance"},
+         "qc_metrics": {"residual_explained": v}} for s, v in ((1, 0.985), (2, 0.99), (3, 0.995))]))
+    out = summarise([suite, seeds, suite], ["residual_explained", "absent"])
+    wrong = out["box, balance, > 0.05 below the closed form"]
+    assert wrong["n"] == 2 and wrong["residual_explained"] == (0.95, 0.96, 0.97)
+    assert out["box, balance"]["cases"] == ["box@2"] and out["box, closed_form"]["n"] == 1
+    assert out["simulate, balance"]["residual_explained"] == (0.985, 0.99, 0.995)
+    assert out["simulate, balance"]["absent"] is None
+    ok = summarise([suite], ["residual_explained"], status="ok")
+    assert ok["box, balance, > 0.05 below the closed form"]["cases"] == ["box@1"]
+    assert "box, balance, > 0.3 below the closed form" in summarise([suite], [], margin=0.3)

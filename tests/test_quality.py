@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chromarate.quality import (HELD_TO_BALANCE_NOTE, MIN_ATTAINABLE_R, assess_quality, attainable_r,
-                                density_contrast, map_agreement)
+from chromarate.quality import (HELD_TO_BALANCE_NOTE, MIN_ATTAINABLE_R, MIN_BALANCE_RESIDUAL_EXPLAINED,
+                                assess_quality, attainable_r, density_contrast, map_agreement)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "smlm"
 
@@ -220,3 +220,45 @@ def test_the_pipeline_reads_the_ambiguity_from_the_fit_record():
         assert q.metrics["prior_ambiguous"] is flagged
         assert any("rate prior ambiguous" in r and "20 %" in r for r in q.reasons) == flagged, \
             q.reasons
+
+
+@pytest.mark.parametrize("prior, term, reason", [
+    ("balance", 0.01, None),            # explains 99 %: passes
+    ("balance", 0.03, "balance"),       # 97 %: the balance leaves the flux out
+    ("closed_form", 0.03, None),        # the closed-form prior is not held to it
+    (None, 0.03, None),                 # no prior recorded (a closed-form fit)
+    ("balance", None, None),            # no residual recorded: no evidence
+    ("balance", 1.5, "residual"),       # explains nothing: that reason alone
+])
+def test_a_fit_held_to_the_balance_must_explain_the_residual(prior, term, reason):
+    """Where the fit followed the balance prior, residual_explained below
+    MIN_BALANCE_RESIDUAL_EXPLAINED flags the nucleus with the share left unexplained; other
+    priors, and a figure that could not be computed, are not held to it."""
+    q = assess_quality(**_good(residual_term=term), rate_prior=prior)
+    if reason is None:
+        assert q.status == "ok", q.reasons
+        return
+    assert q.status == "low_confidence" and len(q.reasons) == 1, q.reasons
+    if reason == "balance":
+        assert "held to the balance estimate leaves 3.0 % of the residual unexplained" in q.reasons[0]
+        assert f"> {100 * (1 - MIN_BALANCE_RESIDUAL_EXPLAINED):g} %" in q.reasons[0]
+    else:
+        assert q.reasons[0] == "the fit does not explain the residual"
+
+
+def test_the_pipeline_hands_the_gate_the_fits_rate_prior():
+    """fields_quality reads rate_prior from the fit's regularisation record."""
+    from chromarate._types import FitResult, PhaseFields
+    from chromarate.pipeline import fields_quality
+
+    kw = _good()
+    mask = kw["mask"]
+    fields = PhaseFields(phi_w=np.full(mask.shape, 0.5), phi_d=np.zeros(mask.shape), mask=mask,
+                         pixel_size_nm=20.0, meta=kw["phase_meta"])
+    for prior, flagged in (("balance", True), ("closed_form", False)):
+        fit = FitResult(rate=kw["rate"], phi_d_fit=np.zeros_like(kw["rate"]),
+                        residual=np.zeros_like(kw["rate"]), trusted=kw["trusted"], rate_std=None,
+                        meta={"method": "direct", "regularisation": {"rate_prior": prior},
+                              "final_terms": {"residual": 0.05}})
+        q = fields_quality(fields, fit, density=kw["denoised"])
+        assert any("balance estimate leaves" in r for r in q.reasons) == flagged, q.reasons
