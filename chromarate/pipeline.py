@@ -758,9 +758,11 @@ def with_level(fit: FitResult, fields: PhaseFields) -> FitResult:
     The factor is ``level_factor`` of ``fields.meta["calibration"]``
     (:func:`chromarate.fit.calibrate.calibrate_scale` with ``censored_level``; recorded
     by default only where the calibration's minimum is pinned at its clipping bound,
-    ``phase.censored_level: at_bound``): the pattern stays the one fitted at the
-    calibrated scale, the mean is the censored scale's. A fit without the record, or one
-    that already carries ``meta["level_factor"]``, is returned unchanged; otherwise the
+    ``phase.censored_level: at_bound``): the ratio of the censored scale's mean rate to
+    the calibrated scale's, raised to ``phase.censored_level_share`` (0.5 by default, so
+    the mean moves halfway, in ratio, towards the censored scale's), while the pattern
+    stays the one fitted at the calibrated scale. A fit without the record, or one that
+    already carries ``meta["level_factor"]``, is returned unchanged; otherwise the
     factor applied is recorded there.
     """
     if "level_factor" in fit.meta:

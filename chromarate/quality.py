@@ -384,7 +384,7 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
           "the fit does not explain the residual")
     check(rate_prior != "balance" or not m["residual_explained"] >= MIN_RESIDUAL_EXPLAINED
           or below("residual_explained", MIN_BALANCE_RESIDUAL_EXPLAINED),
-          f"the fit held to the balance estimate leaves {100 * (1 - m['residual_explained']):.1f} % "
+          f"the fit held to the balance estimate leaves {100 * (1 - m['residual_explained']):.3g} % "
           f"of the residual unexplained (> {100 * (1 - MIN_BALANCE_RESIDUAL_EXPLAINED):g} %): the "
           "rate may vary below the balance window, where the flux the balance leaves out matters")
     check(not _gates_uncertainty(rate_std_source)

@@ -31,9 +31,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import bias_summary, parser, with_level_factor  # noqa: E402
 
 
-def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None, float | None]]:
-    """``(recipe, case, scale or None, bias, level factor or None, coverage or None)`` of the
-    calibrated nuclei in one result file."""
+def _ratio(record: dict, factor: float | None, key: str = "level_ratio") -> float | None:
+    """The ratio of the two levels where a factor was applied: recorded beside it since
+    ``phase.censored_level_share``; before, the factor applied was the full ratio."""
+    if factor is None:
+        return None
+    ratio = record.get(key)
+    return float(factor) if ratio is None else float(ratio)
+
+
+def _rows(path: Path) -> list[tuple]:
+    """``(recipe, case, scale or None, bias, level factor or None, coverage or None, level
+    ratio or None)`` of the calibrated nuclei in one result file."""
     data = json.loads(path.read_text())
     out = []
     if isinstance(data, dict) and any("bias_never" in row for row in data.get("rows", [])):
@@ -41,23 +50,29 @@ def _rows(path: Path) -> list[tuple[str, str, float | None, float, float | None,
             cal = row.get("calibration") or {}
             if cal.get("method") != "physics" or row.get("bias_at_bound") is None:
                 continue
+            stored = row.get("scale_stored")
+            if stored is not None and abs(float(stored) - float(cal.get("scale"))) > 1e-4:
+                continue  # the stored fit was not made at this calibration's scale
             case = row["case"]
+            factor = cal.get("level_factor") if cal.get("pinned") else None
             out.append(("simulate" if case.startswith("seed") else case.split("@")[0], case,
-                        cal.get("scale"), row["bias_at_bound"],
-                        cal.get("level_factor") if cal.get("pinned") else None, None))
+                        cal.get("scale"), row["bias_at_bound"], factor, None,
+                        _ratio(cal, factor)))
     elif isinstance(data, dict):  # validation.py
         for row in data.get("rows", []):
             cal = (row.get("meta") or {}).get("calibration") or {}
             if cal.get("method") != "physics" or row.get("bias") is None:
                 continue
+            factor = cal.get("level_factor")
             out.append((row["case"].split("@")[0], row["case"], cal.get("scale"), row["bias"],
-                        cal.get("level_factor"), row.get("coverage90")))
+                        factor, row.get("coverage90"), _ratio(cal, factor)))
     else:  # cli_seeds.py
         for row in data:
             if row.get("calibration_scale") is not None and row.get("bias") is not None:
+                factor = row.get("calibration_level_factor")
                 out.append(("simulate", f"seed{row['seed']}", row["calibration_scale"],
-                            row["bias"], row.get("calibration_level_factor"),
-                            row.get("coverage90")))
+                            row["bias"], factor, row.get("coverage90"),
+                            _ratio(row, factor, "calibration_level_ratio")))
     return out
 
 
@@ -81,15 +96,16 @@ def summarise(paths: list[Path], only: set[str] | None = None,
     """Per recipe: counts and mean biases on and off the grid, mean and RMS bias, the
     range of the bias and the cases whose interval covers 80-98 %; ``"all"``: the bias
     figures and that count pooled over every recipe. ``only``: these cases alone.
-    ``powers``: for the nuclei with a level factor, the bias with the factor raised to
-    each power instead of applied once (``"level"["powers"]``)."""
+    ``powers``: for the nuclei with a level factor, the bias with the ratio of the two
+    levels raised to each power instead of the factor applied (``"level"["powers"]``, and
+    over the whole recipe ``"powers_all"``)."""
     seen, by_recipe = set(), {}
     for path in paths:
-        for recipe, case, scale, bias, factor, coverage in _rows(path):
+        for recipe, case, scale, bias, factor, coverage, ratio in _rows(path):
             if case in seen or (only is not None and case not in only):
                 continue
             seen.add(case)
-            by_recipe.setdefault(recipe, []).append((case, scale, bias, factor, coverage))
+            by_recipe.setdefault(recipe, []).append((case, scale, bias, factor, coverage, ratio))
     out = {}
     for recipe, rows in sorted(by_recipe.items()):
         bias = np.array([r[2] for r in rows])
@@ -112,14 +128,15 @@ def summarise(paths: list[Path], only: set[str] | None = None,
                 "n": len(levelled), "before": bias_summary(before), "after": bias_summary(after),
                 "factors": {r[0]: r[3] for r in levelled}}
             if powers:
+                # the ratio of the two levels raised to each power (0: none, 1: the full step)
                 out[recipe]["level"]["powers"] = {
-                    str(p): bias_summary([with_level_factor(b, r[3] ** p)
+                    str(p): bias_summary([with_level_factor(b, r[5] ** p)
                                           for b, r in zip(before, levelled)]) for p in powers}
                 # the recipe's every nucleus, the levelled ones at each power
                 raw = [r[2] if r[3] is None else with_level_factor(r[2], 1.0 / r[3]) for r in rows]
                 out[recipe]["level"]["powers_all"] = {}
                 for p in powers:
-                    b = [x if r[3] is None else with_level_factor(x, r[3] ** p)
+                    b = [x if r[3] is None else with_level_factor(x, r[5] ** p)
                          for x, r in zip(raw, rows)]
                     out[recipe]["level"]["powers_all"][str(p)] = {
                         "n": len(b), **bias_summary(b), "min": float(min(b)), "max": float(max(b))}
@@ -139,7 +156,7 @@ def main(argv=None) -> None:
     ap.add_argument("--only", nargs="+", default=None, metavar="CASE",
                     help="only these cases (NAME@SEED, seedN)")
     ap.add_argument("--level-powers", nargs="+", type=float, default=None, metavar="P",
-                    help="also the bias with the level factor raised to these powers")
+                    help="also the bias with the ratio of the two levels raised to these powers")
     args = ap.parse_args(argv)
     summary = summarise(args.files, None if args.only is None else set(args.only),
                         args.level_powers)
@@ -169,7 +186,7 @@ def main(argv=None) -> None:
                 for when in ("before", "after")))
             for p, b in lv.get("powers", {}).items():
                 a = lv["powers_all"][p]
-                print(f"{'':28s}     factor to the power {float(p):g}: mean {pct(b['mean'])}, RMS "
+                print(f"{'':28s}     ratio to the power {float(p):g}: mean {pct(b['mean'])}, RMS "
                       f"{100 * b['rms']:.1f} %, worst {pct(b['worst'])}, {b['over_10pct']} beyond 10 %"
                       f" (all {a['n']}: mean {pct(a['mean'])}, RMS {100 * a['rms']:.2f} %, "
                       f"{pct(a['min'])} ... {pct(a['max'])}, {a['over_10pct']} beyond 10 %)")

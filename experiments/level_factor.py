@@ -2,8 +2,10 @@
 
 ``phase.censored_level`` multiplies the rate fitted at the calibrated density scale by the
 ratio of the windowed closed form's mean rate at the scale the misfit with the clipped
-pixels censored chooses to its mean at the calibrated scale (by default only where the
-calibration is pinned at its clipping bound, ``at_bound``; ``always`` on every calibrated
+pixels censored chooses to its mean at the calibrated scale, raised to
+``phase.censored_level_share`` (the record's ``level_factor``; 0.5 by default, 1 before
+the share existed, so results from then hold the full ratio), by default only where the
+calibration is pinned at its clipping bound (``at_bound``; ``always`` on every calibrated
 nucleus). The factor multiplies the fitted map, so its r is unchanged and the bias of its
 mean becomes ``(1 + bias) * factor - 1``. This script calibrates each case's largest
 nucleus as the pipeline does with ``censored_level: always`` (nothing is fitted: about a
@@ -112,7 +114,8 @@ def main(argv=None) -> None:
             cal = row["calibration"]
             line = (f"{row['case']:30s} scale {cal.get('scale'):.4f} censored "
                     f"{cal.get('level_scale') or float('nan'):.4f} factor "
-                    f"{cal.get('level_factor', 1.0):.4f}{' pinned' if cal.get('pinned') else '       '}")
+                    f"{cal.get('level_factor', 1.0):.4f} (ratio {cal.get('level_ratio', 1.0):.4f})"
+                    f"{' pinned' if cal.get('pinned') else '       '}")
             if row["case"] in stored:
                 s = stored[row["case"]]
                 row.update(with_factors(s, cal), r=s["r"], status=s["status"],

@@ -192,3 +192,16 @@ def test_a_result_levelled_in_full_is_not_resumed_as_current():
     assert _migrated_hash({"config": stored}) != config_hash(PipelineConfig())
     assert _migrated_hash({"config": stored}) == config_hash(
         with_overrides(PipelineConfig(), {"phase.censored_level_share": 1.0}))
+    # where no level could apply (from before the censored level, so never; or never, or
+    # another calibration) the share changes nothing: such results still resume
+    older = PipelineConfig().model_dump(mode="json")
+    older["phase"].pop("censored_level_share")
+    older["phase"].pop("censored_level")
+    assert _migrated_hash({"config": older}) == config_hash(
+        with_overrides(PipelineConfig(), {"phase.censored_level": "never"}))
+    for setting in ({"censored_level": "never"}, {"calibration": "physics_censored"}):
+        other = PipelineConfig().model_dump(mode="json")
+        other["phase"].pop("censored_level_share")
+        other["phase"].update(setting)
+        assert _migrated_hash({"config": other}) == config_hash(with_overrides(
+            PipelineConfig(), {f"phase.{k}": v for k, v in setting.items()}))

@@ -166,6 +166,21 @@ def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
     read = summarise([lf])
     assert read["simulate"]["level"]["factors"] == {"seed7": 0.95}
     assert read["simulate"]["mean_bias"] == -0.03 and "level" not in read["hetero"]
+    # a result written under a share records the ratio: the powers raise the ratio, the
+    # factor applied is divided out (0.9 applied = 0.81 ** 0.5)
+    shared = tmp_path / "sh.json"
+    shared.write_text(json.dumps([{"seed": 4, "calibration_scale": 0.85, "bias": 0.0,
+                                   "calibration_level_factor": 0.9,
+                                   "calibration_level_ratio": 0.81}]))
+    lv4 = summarise([shared], powers=[0.0, 1.0])["simulate"]["level"]["powers"]
+    assert lv4["0.0"]["mean"] == pytest.approx(1 / 0.9 - 1)
+    assert lv4["1.0"]["mean"] == pytest.approx(0.81 / 0.9 - 1)
+    # a level_factor.py row whose stored fit had another scale is left out
+    stale = tmp_path / "stale.json"
+    stale.write_text(json.dumps({"rows": [
+        {"case": "seed8", "bias_at_bound": 0.0, "bias_never": 0.0, "scale_stored": 0.9,
+         "calibration": {"method": "physics", "scale": 0.85}}]}))
+    assert summarise([stale]) == {}
 
 
 def test_level_factor_reads_stored_fits_and_applies_the_factor(tmp_path):

@@ -229,6 +229,8 @@ def test_the_pipeline_reads_the_ambiguity_from_the_fit_record():
     (None, 0.03, None),                 # no prior recorded (a closed-form fit)
     ("balance", None, None),            # no residual recorded: no evidence
     ("balance", 1.5, "residual"),       # explains nothing: that reason alone
+    ("balance", 0.02, None),            # exactly the limit passes
+    ("balance", 1.0, "balance"),        # exactly nothing explained: the balance's reason
 ])
 def test_a_fit_held_to_the_balance_must_explain_the_residual(prior, term, reason):
     """Where the fit followed the balance prior, residual_explained below
@@ -240,7 +242,8 @@ def test_a_fit_held_to_the_balance_must_explain_the_residual(prior, term, reason
         return
     assert q.status == "low_confidence" and len(q.reasons) == 1, q.reasons
     if reason == "balance":
-        assert "held to the balance estimate leaves 3.0 % of the residual unexplained" in q.reasons[0]
+        left = f"{100 * term:.3g} %"
+        assert f"held to the balance estimate leaves {left} of the residual unexplained" in q.reasons[0]
         assert f"> {100 * (1 - MIN_BALANCE_RESIDUAL_EXPLAINED):g} %" in q.reasons[0]
     else:
         assert q.reasons[0] == "the fit does not explain the residual"

@@ -196,10 +196,11 @@ class PhaseConfig(_Model):
         level). The two levels err on opposite sides (the clipped plateaus pull the
         calibrated one high; leaving the clipped pixels out keeps near the bound only the
         pixels whose noise was negative and pulls the censored one low, the more so the
-        noisier the data): on ``simulate`` nuclei the full step took the mean 3-5 % low
-        at 250k localizations and 6-13 % low at 100k, halfway within 4 % (the
-        heterochromatin-tied rendered nuclei, +10.6 % before the level, are +1.9 % with
-        the full step and +6.2 % halfway; docs/validation.md).
+        noisier the data): on pinned ``simulate`` nuclei the full step took the mean
+        3-5 % low on average at 250k localizations and 7.6 % low at 100k (-12.8 ...
+        +3.2 %), halfway within 1.2 % of the truth on average (the heterochromatin-tied
+        rendered nuclei, +10.6 % before the level, are +1.9 % with the full step and
+        +6.2 % halfway; docs/validation.md).
     background : {"ring", "none"}
         ``ring`` (default): the pipeline subtracts, before phase mapping, the mean raw
         density of a ring around the nucleus, ``background_gap_nm`` clear of it and of

@@ -243,8 +243,12 @@ def _migrated_hash(prov: dict) -> str | None:
         phase = {**phase, "censored_level": "never"}
         stored = {**stored, "phase": phase}
     if isinstance(phase, dict) and "censored_level_share" not in phase:
-        # written before the share existed: a level applied then was the full step
-        stored = {**stored, "phase": {**phase, "censored_level_share": 1.0}}
+        # written before the share existed: a level applied then was the full step; where
+        # none could apply the share changes nothing, and the current default stands
+        levelled = (phase.get("censored_level") != "never"
+                    and phase.get("calibration", "physics") == "physics")
+        share = 1.0 if levelled else PipelineConfig().phase.censored_level_share
+        stored = {**stored, "phase": {**phase, "censored_level_share": share}}
     try:
         return config_hash(make_config(PipelineConfig, stored, context={QUIET_MIGRATION: True}))
     except (ConfigError, TypeError, ValueError, RecursionError):

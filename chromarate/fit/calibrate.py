@@ -81,9 +81,9 @@ TEST_WINDOW_UM = 0.1
 MIN_TRUSTED_PIXELS = 2000
 #: Largest share of the nucleus a candidate scale may clip at 0 or at phi_max.
 MAX_CLIPPED = 0.15
-#: Largest relative change of the mean rate the censored level may make (factors measured
-#: on pinned nuclei: 0.84-1.00); beyond it the calibrated level is kept and the record
-#: says why.
+#: Largest relative difference of the two means (``level_ratio``) the censored level may
+#: act on (ratios measured on pinned nuclei: 0.80-1.00, the lowest with 100k
+#: localizations); beyond it the calibrated level is kept and the record says why.
 MAX_LEVEL_CHANGE = 0.25
 
 
@@ -108,7 +108,8 @@ class Calibration:
         clipped pixels censored chooses (None otherwise).
     level_ratio : float
         The windowed closed form's mean rate at ``level_scale`` over its mean at
-        ``scale`` (1 without ``level_scale``).
+        ``scale`` (1 without ``level_scale``, or where it is not finite; recorded also
+        where it was refused).
     level_factor : float
         ``level_ratio`` raised to the ``level_share`` asked for: the factor the pipeline
         applies to the fitted rate (:func:`chromarate.pipeline.with_level`).
@@ -268,6 +269,10 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
     (``scale`` 1, ``skipped`` says why). The mollifier radius is fixed at its automatic
     value for ``k = 1`` so that every multiplier is judged with the same kernels.
     """
+    if censored_level not in ("never", "at_bound", "always"):
+        raise ValueError(f"censored_level must be never, at_bound or always, not {censored_level!r}")
+    if not 0.0 <= float(level_share) <= 1.0:
+        raise ValueError(f"level_share must lie in [0, 1], not {level_share!r}")
     ks = [float(k) for k in scales]
     ref = fields_at(1.0)
     radius, _ = resolve_radius(ref, config)
@@ -279,10 +284,6 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
         return Calibration(scale=1.0, interior_minimum=False,
                            skipped=f"nucleus too small: {n_trusted} pixels lie one kernel "
                                    f"support inside the envelope (< {MIN_TRUSTED_PIXELS})")
-    if censored_level not in ("never", "at_bound", "always"):
-        raise ValueError(f"censored_level must be never, at_bound or always, not {censored_level!r}")
-    if not 0.0 <= float(level_share) <= 1.0:
-        raise ValueError(f"level_share must lie in [0, 1], not {level_share!r}")
     level_wanted = censored_level != "never" and not censored
     misfits, misfits_censored, clipped, clipped_high, levels = [], [], [], [], []
     phi_max = config.physics.phi_max
@@ -321,12 +322,11 @@ def calibrate_scale(fields_at: Callable[[float], PhaseFields], config: FitConfig
 
     chosen, level = level_at(cal.scale), level_at(level_scale)
     factor = level / chosen if np.isfinite(chosen) and np.isfinite(level) and chosen > 0 else np.nan
-    skipped = ""
+    skipped, ratio = "", round(float(factor), 4) if np.isfinite(factor) else 1.0
     if not (np.isfinite(factor) and abs(factor - 1.0) <= MAX_LEVEL_CHANGE):
         skipped = (f"the censored scale's mean rate is {factor:.3g} times the calibrated one's, "
                    f"outside 1 +- {MAX_LEVEL_CHANGE:g}: not applied")
         factor = 1.0
-    ratio = round(float(factor), 4)
     return replace(cal, level_scale=level_scale, pinned=pinned, level_ratio=ratio,
                    level_share=float(level_share),
                    level_factor=round(float(factor) ** float(level_share), 4), level_skipped=skipped,

@@ -552,10 +552,15 @@ def test_no_bound_no_pin_and_no_level_beyond_its_limit(steady, monkeypatch):
     assert cal.pinned and cal.level_scale == pytest.approx(0.95)
     assert cal.level_factor == 1.0 and "not applied" in cal.level_skipped
     assert cal.as_dict()["level_skipped"] == cal.level_skipped
+    # the limit is on the ratio of the two means, whatever share of it would be applied;
+    # the refused ratio is still recorded
+    half = calibrate_scale(pinned, cfg.fit, censored_level="at_bound", level_share=0.5)
+    assert half.level_factor == 1.0 and "not applied" in half.level_skipped
+    assert abs(half.level_ratio - 1.0) > 0.01 and half.level_share == 0.5
     monkeypatch.setattr(calibrate, "MAX_LEVEL_CHANGE", 0.25)
     monkeypatch.setattr(calibrate, "_level", lambda lam, weight: 0.0)
     cal = calibrate_scale(pinned, cfg.fit, censored_level="at_bound")
-    assert cal.level_factor == 1.0 and cal.level_skipped
+    assert cal.level_factor == 1.0 and cal.level_skipped and cal.level_ratio == 1.0
 
 
 def test_the_level_factor_scales_the_fitted_rate_once():
