@@ -31,11 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import bias_summary, parser, with_level_factor  # noqa: E402
 
 
-def _ratio(record: dict, factor: float | None, key: str = "level_ratio") -> float | None:
-    """The ratio of the two levels where a factor was applied: recorded beside it since
-    ``phase.censored_level_share``; before, the factor applied was the full ratio."""
+def _ratio(record: dict, factor: float | None, key: str = "level_ratio",
+           skipped_key: str = "level_skipped") -> float | None:
+    """The ratio of the two levels where a factor was recorded: recorded beside it since
+    ``phase.censored_level_share`` (before, the factor applied was the full ratio); 1
+    where the ratio was refused, since no share of it would be applied."""
     if factor is None:
         return None
+    if record.get(skipped_key):
+        return 1.0
     ratio = record.get(key)
     return float(factor) if ratio is None else float(ratio)
 
@@ -72,7 +76,8 @@ def _rows(path: Path) -> list[tuple]:
                 factor = row.get("calibration_level_factor")
                 out.append(("simulate", f"seed{row['seed']}", row["calibration_scale"],
                             row["bias"], factor, row.get("coverage90"),
-                            _ratio(row, factor, "calibration_level_ratio")))
+                            _ratio(row, factor, "calibration_level_ratio",
+                                   "calibration_level_skipped")))
     return out
 
 
@@ -86,9 +91,32 @@ def on_grid(scale: float | None) -> bool:
 def _in_range(rows) -> int | None:
     """How many of ``rows`` have a nominal 90 % interval covering 80-98 % of the pixels
     (None where no row records its coverage)."""
-    if all(r[4] is None for r in rows):
-        return None
-    return sum(1 for r in rows if r[4] is not None and 0.80 <= r[4] <= 0.98)
+    return _coverage(rows)["in_range"]
+
+
+def _coverage(rows) -> dict:
+    """Of the rows that record their coverage: how many cover 80-98 %, how many more
+    (wider) and fewer (narrower), and the mean coverage (None without any)."""
+    c = [r[4] for r in rows if r[4] is not None]
+    if not c:
+        return {"in_range": None, "wider": None, "narrower": None, "mean": None}
+    return {"in_range": sum(0.80 <= x <= 0.98 for x in c), "wider": sum(x > 0.98 for x in c),
+            "narrower": sum(x < 0.80 for x in c), "mean": float(np.mean(c))}
+
+
+def _at_power(rows, p: float) -> list[float]:
+    """Each row's bias with the level ratio raised to ``p`` in place of the factor applied
+    (rows without a factor as they are)."""
+    return [r[2] if r[3] is None else with_level_factor(r[2], r[5] ** p / r[3]) for r in rows]
+
+
+def _powered(rows, powers) -> dict:
+    """Per power: the bias summary of ``rows`` at that power, with the range."""
+    out = {}
+    for p in powers:
+        b = _at_power(rows, p)
+        out[str(p)] = {"n": len(b), **bias_summary(b), "min": float(min(b)), "max": float(max(b))}
+    return out
 
 
 def summarise(paths: list[Path], only: set[str] | None = None,
@@ -116,7 +144,7 @@ def summarise(paths: list[Path], only: set[str] | None = None,
             "mean_bias_off_grid": float(bias[~grid].mean()) if (~grid).any() else None,
             "mean_bias": float(bias.mean()), "rms_bias": float(np.sqrt((bias ** 2).mean())),
             "min_bias": float(bias.min()), "max_bias": float(bias.max()),
-            "coverage_in_range": _in_range(rows),
+            "coverage_in_range": _in_range(rows), "coverage": _coverage(rows),
             "cases_on_grid": sorted(r[0] for r, g in zip(rows, grid) if g)}
         # the censored level (phase.censored_level): the fitted rate was multiplied by the
         # factor, so the bias without it is (1 + bias) / factor - 1, at the same r
@@ -128,24 +156,20 @@ def summarise(paths: list[Path], only: set[str] | None = None,
                 "n": len(levelled), "before": bias_summary(before), "after": bias_summary(after),
                 "factors": {r[0]: r[3] for r in levelled}}
             if powers:
-                # the ratio of the two levels raised to each power (0: none, 1: the full step)
+                # the ratio of the two levels raised to each power (0: none, 1: the full
+                # step), for the levelled nuclei and for the recipe's every nucleus
                 out[recipe]["level"]["powers"] = {
-                    str(p): bias_summary([with_level_factor(b, r[5] ** p)
-                                          for b, r in zip(before, levelled)]) for p in powers}
-                # the recipe's every nucleus, the levelled ones at each power
-                raw = [r[2] if r[3] is None else with_level_factor(r[2], 1.0 / r[3]) for r in rows]
-                out[recipe]["level"]["powers_all"] = {}
-                for p in powers:
-                    b = [x if r[3] is None else with_level_factor(x, r[5] ** p)
-                         for x, r in zip(raw, rows)]
-                    out[recipe]["level"]["powers_all"][str(p)] = {
-                        "n": len(b), **bias_summary(b), "min": float(min(b)), "max": float(max(b))}
+                    p: {k: v for k, v in b.items() if k in ("mean", "rms", "worst", "over_10pct")}
+                    for p, b in _powered(levelled, powers).items()}
+                out[recipe]["level"]["powers_all"] = _powered(rows, powers)
     pooled = [r for rows in by_recipe.values() for r in rows]
     if pooled:
         out["all"] = {"n": len(pooled), **bias_summary([r[2] for r in pooled]),
                       "min": float(min(r[2] for r in pooled)),
                       "max": float(max(r[2] for r in pooled)),
-                      "coverage_in_range": _in_range(pooled)}
+                      "coverage_in_range": _in_range(pooled), "coverage": _coverage(pooled)}
+        if powers:
+            out["all"]["powers"] = _powered(pooled, powers)
     return out
 
 
@@ -165,13 +189,20 @@ def main(argv=None) -> None:
         return "-" if x is None else f"{100 * x:+.1f} %"
 
     def covered(s):
-        return "not recorded" if s["coverage_in_range"] is None else f"{s['coverage_in_range']} of {s['n']}"
+        c = s["coverage"]
+        if c["in_range"] is None:
+            return "not recorded"
+        return (f"{c['in_range']} of {s['n']} ({c['wider']} wider, {c['narrower']} narrower; "
+                f"mean coverage {c['mean']:.3f})")
 
     for recipe, s in summary.items():
         if recipe == "all":
             print(f"{'all recipes':28s} {s['n']:3d} calibrated: mean {pct(s['mean'])}, RMS "
                   f"{100 * s['rms']:.2f} %, {pct(s['min'])} ... {pct(s['max'])}; interval "
                   f"covering 80-98 %: {covered(s)}")
+            for p, a in s.get("powers", {}).items():
+                print(f"{'':28s}     ratio to the power {float(p):g}: mean {pct(a['mean'])}, RMS "
+                      f"{100 * a['rms']:.2f} %, {pct(a['min'])} ... {pct(a['max'])}")
             continue
         print(f"{recipe:28s} {s['n']:3d} calibrated, {s['on_grid']:3d} on a grid point: mean bias "
               f"{pct(s['mean_bias_on_grid'])} there, {pct(s['mean_bias_off_grid'])} elsewhere; "

@@ -181,6 +181,21 @@ def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
         {"case": "seed8", "bias_at_bound": 0.0, "bias_never": 0.0, "scale_stored": 0.9,
          "calibration": {"method": "physics", "scale": 0.85}}]}))
     assert summarise([stale]) == {}
+    # a refused ratio stands for no level at any share
+    refused = tmp_path / "ref.json"
+    refused.write_text(json.dumps([{"seed": 5, "calibration_scale": 0.85, "bias": 0.1,
+                                    "calibration_level_factor": 1.0,
+                                    "calibration_level_ratio": 0.7,
+                                    "calibration_level_skipped": "outside 1 +- 0.25"}]))
+    assert summarise([refused], powers=[1.0])["simulate"]["level"]["powers"]["1.0"]["mean"] == \
+        pytest.approx(0.1)
+    # the coverage split and the pooled line at each power
+    cov = summarise([covered], powers=[1.0])
+    assert cov["all"]["coverage"] == {"in_range": 2, "wider": 1, "narrower": 1,
+                                      "mean": pytest.approx((0.79 + 0.80 + 0.98 + 0.99) / 4)}
+    cov = summarise([shared, covered], powers=[1.0])  # seed 4 from the first file
+    assert cov["all"]["powers"]["1.0"]["n"] == 5 and cov["all"]["coverage"]["wider"] == 0
+    assert cov["all"]["powers"]["1.0"]["min"] == pytest.approx(0.81 / 0.9 - 1)
 
 
 def test_level_factor_reads_stored_fits_and_applies_the_factor(tmp_path):

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._types import NucleusFailed
 from ..analysis import rate_correlation, rate_summary
-from ..config import QUIET_MIGRATION, PipelineConfig, config_hash, make_config
+from ..config import QUIET_MIGRATION, PhaseConfig, PipelineConfig, config_hash, make_config
 from ..data import read_truth_for
 from ..device import spread_device
 from ..errors import ChromarateError, ConfigError, InputFormatError, ResultStoreError
@@ -247,7 +247,7 @@ def _migrated_hash(prov: dict) -> str | None:
         # none could apply the share changes nothing, and the current default stands
         levelled = (phase.get("censored_level") != "never"
                     and phase.get("calibration", "physics") == "physics")
-        share = 1.0 if levelled else PipelineConfig().phase.censored_level_share
+        share = 1.0 if levelled else PhaseConfig.model_fields["censored_level_share"].default
         stored = {**stored, "phase": {**phase, "censored_level_share": share}}
     try:
         return config_hash(make_config(PipelineConfig, stored, context={QUIET_MIGRATION: True}))
