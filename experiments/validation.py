@@ -46,7 +46,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 COLUMNS = (  # header, row key, format
     ("case", "case", "s"), ("family", "family", "s"), ("path", "path", "s"),
-    ("r", "r", ".3f"), ("rho", "rho", ".3f"), ("bias", "bias", "+.3f"), ("RMSE", "rmse", ".3f"),
+    ("r", "r", ".3f"), ("r res", "r_resolvable", ".3f"), ("rho", "rho", ".3f"),
+    ("bias", "bias", "+.3f"), ("RMSE", "rmse", ".3f"),
     ("side1", "side_of_one", ".3f"), ("cov90", "coverage90", ".2f"),
     ("base r", "baseline_r", ".3f"), ("PINN-base", "delta_r", "+.3f"), ("status", "status", "s"),
     ("sim s", "simulate_s", ".1f"), ("fit s", "fit_s", ".1f"), ("peak MB", "peak_rss_mb", ".0f"),
@@ -65,7 +66,8 @@ def table_lines(rows: list[dict], sep: str = "  ") -> list[str]:
     """The per-case table as aligned text lines."""
     cells = [[h for h, _, _ in COLUMNS]] + [[_fmt(r.get(k), f) for _, k, f in COLUMNS]
                                              for r in rows]
-    return aligned(cells, sep, right=[i for i in range(len(COLUMNS)) if not (i < 3 or i == 11)])
+    left = {"case", "family", "path", "status"}
+    return aligned(cells, sep, right=[i for i, (h, _, _) in enumerate(COLUMNS) if h not in left])
 
 
 def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
@@ -90,6 +92,8 @@ def summary_lines(s: dict) -> list[str]:
     def one(name, st):
         return (f"{name:<10} n={st['n']:<3} median r={_fmt(st['median_r'], '.3f')}  "
                 f"min r={_fmt(st['min_r'], '.3f')}  "
+                f"(resolvable part: {_fmt(st.get('median_r_resolvable'), '.3f')} / "
+                f"{_fmt(st.get('min_r_resolvable'), '.3f')})  "
                 f"worst |bias|={_fmt(st['worst_abs_bias'], '.3f')}"
                 f"  median |bias|={_fmt(st['median_abs_bias'], '.3f')}")
     lines = [one("all", s["all"])] + [one(g, st) for g, st in s["by_status"].items()]
@@ -132,7 +136,8 @@ def run_one(case, quick: bool, steps: int | None, method: str, cache: str, threa
         nan = float("nan")
         row = {"case": case.name, "family": case.family, "path": case.path, "model": case.model,
                "envelope": case.envelope, "size_px": case.size_px, "pixel_nm": case.pixel_nm,
-               "method": method, "r": nan, "rho": nan, "bias": nan, "rmse": nan,
+               "method": method, "r": nan, "r_resolvable": nan, "rho": nan, "bias": nan,
+               "rmse": nan,
                "side_of_one": nan, "coverage90": nan, "n_pixels": 0, "baseline_r": nan,
                "delta_r": nan, "status": "failed",
                "reasons": [f"{type(exc).__name__}: {exc}"], "simulate_s": nan, "fit_s": nan,

@@ -277,7 +277,14 @@ def test_qc_status_and_summary():
     assert s["by_status"]["ok"]["n"] == 2 and s["by_status"]["ok"]["min_r"] == 0.9
     assert s["n_flagged"] == 2 and s["flag_reasons"] == {"x": 2, "y": 1}
     assert s["worse_than_baseline"] == ["b"]
+    assert math.isnan(s["all"]["median_r_resolvable"])  # rows from before the figure
     json.dumps(s)
+    for row, rr in zip(rows, (0.95, 0.6, float("nan"), 0.8)):
+        row["r_resolvable"] = rr
+    s = summarise(rows)
+    assert s["all"]["median_r_resolvable"] == pytest.approx(0.8)
+    assert s["all"]["min_r_resolvable"] == 0.6
+    assert s["by_status"]["ok"]["median_r_resolvable"] == 0.95
     # reasons count by kind, their numbers aside
     rows = [{"case": c, "r": 0.5, "bias": 0.0, "status": "low_confidence", "baseline_r": 0.1,
              "reasons": [f"small for the kernel: {n} trusted pixels ({p} % of the nucleus)"]}
@@ -355,8 +362,21 @@ def test_run_case_fields_end_to_end(tmp_path):
     assert row["fit_s"] > 0 and row["peak_rss_mb"] > 0 and row["simulate_s"] > 0
     assert res.rate.shape == res.target.shape == case.shape
     json.dumps(row)
+    # r against the truth low-passed at the suite's resolution scale, on the same pixels
+    sel = res.trusted & np.isfinite(res.rate)
+    smooth = resolvable_part(res.target, pixel_nm=case.pixel_nm)  # same grid on this path
+    expect = np.corrcoef(res.rate[sel], smooth[sel])[0, 1]
+    assert row["r_resolvable"] == pytest.approx(expect, abs=2e-3)
     direct = run_case(case, config=_quick_config(case), method="direct", cache_dir=tmp_path)
     assert direct.meta["from_cache"] and direct.row()["r"] == row["baseline_r"]
+
+
+def test_run_case_fine_family_r_resolvable_is_r(tmp_path):
+    case = next(c for c in suite(DEV_SEEDS, quick=True) if c.name.startswith("fine-box"))
+    case = replace(case, size_px=48, nucleus_um=0.7)
+    row = run_case(case, config=_quick_config(case), cache_dir=tmp_path, baseline=False).row()
+    assert row["status"] != "failed", row["reasons"]
+    assert row["r_resolvable"] == row["r"] and math.isfinite(row["r"])
 
 
 @pytest.mark.slow

@@ -60,6 +60,13 @@ class CaseResult:
     rate, target, trusted : numpy.ndarray or None
         Inferred lambda, the truth it was scored against resampled onto its grid, and the
         trusted mask (for figures; not in :meth:`row`).
+    r_resolvable : float
+        Pearson r against the resolvable part of the true rate
+        (:func:`~chromarate.validation.scoring.resolvable_part`, a Gaussian of
+        :data:`~chromarate.validation.scoring.RESOLUTION_UM`) on the same pixels, for every
+        family: how much of the gap to 1 is structure finer than the suite's resolution
+        scale rather than error (the "fine" family's ``r`` is already this). NaN when the
+        run failed.
     """
 
     case: Case
@@ -78,6 +85,7 @@ class CaseResult:
     rate: np.ndarray | None = None
     target: np.ndarray | None = None
     trusted: np.ndarray | None = None
+    r_resolvable: float = float("nan")
 
     def row(self) -> dict[str, Any]:
         """A flat, JSON-serialisable row (no arrays)."""
@@ -89,7 +97,7 @@ class CaseResult:
             "model": self.case.model, "envelope": self.case.envelope,
             "size_px": self.case.size_px, "pixel_nm": self.case.pixel_nm,
             "nucleus_um": self.case.nucleus_um, "method": self.method,
-            "r": r, "rho": s.spearman_rho if s else nan, "bias": s.bias if s else nan,
+            "r": r, "r_resolvable": self.r_resolvable, "rho": s.spearman_rho if s else nan, "bias": s.bias if s else nan,
             "rmse": s.rmse if s else nan, "side_of_one": s.side_of_one if s else nan,
             "coverage90": s.coverage90 if s else nan, "n_pixels": s.n_pixels if s else 0,
             "baseline_r": self.baseline_r, "delta_r": r - self.baseline_r,
@@ -266,6 +274,8 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
             meta["calibration"] = fields.meta.get("calibration")
         rss1 = peak_rss_mb()
         scores = score_fit(fit, fields, syn, target)
+        r_res = (scores.pearson_r if target_name == "resolvable_part" else score_fit(
+            fit, fields, syn, resolvable_part(syn.rate, pixel_nm=syn.pixel_size_nm)).pearson_r)
     except ChromarateError as exc:
         rss1 = peak_rss_mb()
         return CaseResult(case, method, None, nan, "failed", [f"{type(exc).__name__}: {exc}"],
@@ -288,7 +298,7 @@ def run_case(case: Case, *, config: PipelineConfig | None = None,
     return CaseResult(case, method, scores, base_r, status, reasons, sim_s, fit_s, run_s,
                       rss1, rss1 - rss0, regularisation=fit.meta.get("regularisation"),
                       meta=meta, rate=np.asarray(fit.rate), target=true_on_grid,
-                      trusted=np.asarray(fit.trusted, bool))
+                      trusted=np.asarray(fit.trusted, bool), r_resolvable=float(r_res))
 
 
 def truth_on_grid(target: np.ndarray, syn: SyntheticCase, fields) -> np.ndarray:

@@ -213,11 +213,14 @@ def _finite(values: Iterable[Any]) -> np.ndarray:
 
 def _stats(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     r = _finite(row.get("r") for row in rows)
+    r_res = _finite(row.get("r_resolvable") for row in rows)
     b = np.abs(_finite(row.get("bias") for row in rows))
     nan = float("nan")
     return {"n": len(rows),
             "median_r": float(np.median(r)) if r.size else nan,
             "min_r": float(np.min(r)) if r.size else nan,
+            "median_r_resolvable": float(np.median(r_res)) if r_res.size else nan,
+            "min_r_resolvable": float(np.min(r_res)) if r_res.size else nan,
             "worst_abs_bias": float(np.max(b)) if b.size else nan,
             "median_abs_bias": float(np.median(b)) if b.size else nan}
 
@@ -238,11 +241,12 @@ def reason_kind(reason: str) -> str:
 def summarise(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     """Summary of a suite run from its per-case rows.
 
-    Median and minimum Pearson r, worst and median |bias| (NaN values, e.g. r of a constant
-    truth, left out), over all cases and per status group: ``ok``, ``flagged`` (any other
-    QC status), ``unchecked`` (no QC block), ``failed`` (the run raised); the number of
-    flagged cases with a count of each reason, and the cases where the fit's r is below the
-    closed-form baseline's. Reasons are counted by kind (:func:`reason_kind`: numbers
+    Median and minimum Pearson r (and of ``r_resolvable``, r against the truth's resolvable
+    part, where the rows have it), worst and median |bias| (NaN values, e.g. r of a
+    constant truth, left out), over all cases and per status group: ``ok``, ``flagged``
+    (any other QC status), ``unchecked`` (no QC block), ``failed`` (the run raised); the
+    number of flagged cases with a count of each reason, and the cases where the fit's r
+    is below the closed-form baseline's. Reasons are counted by kind (:func:`reason_kind`: numbers
     replaced by ``#``); the rows keep them verbatim.
 
     Parameters
