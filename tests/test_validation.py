@@ -220,6 +220,11 @@ def test_score_against_numpy_and_scipy():
     assert s.bias == pytest.approx((est[sel].mean() - truth[sel].mean()) / truth[sel].mean())
     assert s.rmse == pytest.approx(np.sqrt(np.mean((est[sel] - truth[sel]) ** 2)))
     assert math.isnan(s.coverage90)
+    # a constant truth has no r, also after the resolvable part's filter left ripples
+    flat = resolvable_part(np.full((30, 30), 1.7), pixel_nm=20.0)
+    flat[3, 3] += 1e-13
+    s = score(est, trusted, None, flat, pixel_nm=20.0)
+    assert math.isnan(s.pearson_r) and math.isnan(s.spearman_rho) and math.isfinite(s.bias)
 
 
 def test_score_coverage_and_side_of_one_hand_made():

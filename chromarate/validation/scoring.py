@@ -31,6 +31,10 @@ __all__ = [
 #: a Gaussian of this standard deviation before it is compared (see :func:`resolvable_part`).
 RESOLUTION_UM = 0.15
 
+#: A truth whose standard deviation over the scored pixels is at most this times its
+#: largest value (or 1) is constant: it has no r or rho.
+CONSTANT_RTOL = 1e-9
+
 #: Pixels whose true rate is within this of 1 are left out of the side-of-1 score.
 SIDE_MARGIN = 0.05
 
@@ -146,7 +150,10 @@ def score(rate: np.ndarray, trusted: np.ndarray, rate_std: np.ndarray | None,
     nan = float("nan")
     if n == 0:
         return Scores(nan, nan, nan, nan, nan, nan, 0)
-    corr_ok = n >= 3 and np.std(est) > 0 and np.std(tru) > 0
+    # a constant truth has no r, also where filtering it (the resolvable part) left
+    # rounding-level ripples
+    flat = np.std(tru) <= CONSTANT_RTOL * max(1.0, float(np.abs(tru).max()))
+    corr_ok = n >= 3 and np.std(est) > 0 and not flat
     r = float(np.corrcoef(est, tru)[0, 1]) if corr_ok else nan
     rho = float(stats.spearmanr(est, tru)[0]) if corr_ok else nan
     bias = float((est.mean() - tru.mean()) / tru.mean())
