@@ -103,6 +103,15 @@ def summary_lines(s: dict) -> list[str]:
     worse = s["worse_than_baseline"]
     lines.append(f"r below the closed-form baseline: {len(worse)}"
                  + (f" ({', '.join(worse)})" if worse else ""))
+    if "below_baseline_margin" in s:  # summaries written before these two keys lack them
+        margin = s["below_baseline_margin"]
+        lines.append(f"r more than 0.02 below it: {len(margin)}"
+                     + (f" ({', '.join(margin)})" if margin else ""))
+    if "coverage" in s:
+        c = s["coverage"]
+        lines.append(f"nominal 90 % interval: covers 80-98 % of the pixels on {c['in_range']} of "
+                     f"{c['n']} cases ({c['wider']} wider, {c['narrower']} narrower); "
+                     f"pooled over all pixels {_fmt(c['pooled'], '.3f')}")
     return lines
 
 

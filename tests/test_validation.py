@@ -14,7 +14,8 @@ from scipy import stats
 from chromarate.validation import (DEV_SEEDS, UNSEEN_SEEDS, Case, default_config, run_case,
                                    score, simulate_case, suite, summarise)
 from chromarate.validation.cases import FAMILIES, PHI_E0, make_case_mask, make_case_rate, truth_key
-from chromarate.validation.scoring import RESOLUTION_UM, qc_status, resolvable_part
+from chromarate.validation.scoring import (RESOLUTION_UM, coverage_summary, qc_status,
+                                           resolvable_part)
 from chromarate.validation.suite import QUICK_MAX_PX, QUICK_MAX_PX_LOCALIZATIONS
 
 
@@ -227,6 +228,19 @@ def test_score_against_numpy_and_scipy():
     assert math.isnan(s.pearson_r) and math.isnan(s.spearman_rho) and math.isfinite(s.bias)
 
 
+def test_coverage_summary_counts_and_pools():
+    rows = [{"coverage90": 0.90, "n_pixels": 100}, {"coverage90": 1.0, "n_pixels": 300},
+            {"coverage90": 0.5, "n_pixels": 100}, {"coverage90": 0.98, "n_pixels": 0},
+            {"coverage90": float("nan"), "n_pixels": 50}, {"coverage90": None}]
+    c = coverage_summary(rows)
+    assert (c["n"], c["in_range"], c["wider"], c["narrower"]) == (4, 2, 1, 1)
+    assert c["pooled"] == pytest.approx((90 + 300 + 50) / 500)
+    rows = [{"case": "x", "r": 0.80, "baseline_r": 0.815, "bias": 0.0, "status": "ok"},
+            {"case": "y", "r": 0.80, "baseline_r": 0.83, "bias": 0.0, "status": "ok"}]
+    s = summarise(rows)
+    assert s["worse_than_baseline"] == ["x", "y"] and s["below_baseline_margin"] == ["y"]
+
+
 def test_score_coverage_and_side_of_one_hand_made():
     truth = np.array([[0.5, 0.98, 1.5, 2.0, 3.0]])
     est = np.array([[0.9, 1.2, 1.5 - 1.6, 2.0 + 1.7, 3.0 - 1.0]])
@@ -283,6 +297,8 @@ def test_qc_status_and_summary():
     assert s["n_flagged"] == 2 and s["flag_reasons"] == {"x": 2, "y": 1}
     assert s["worse_than_baseline"] == ["b"]
     assert math.isnan(s["all"]["median_r_resolvable"])  # rows from before the figure
+    assert s["below_baseline_margin"] == ["b"]  # 0.2 below; d is above its baseline
+    assert s["coverage"]["n"] == 0 and math.isnan(s["coverage"]["pooled"])
     json.dumps(s)
     for row, rr in zip(rows, (0.95, 0.6, float("nan"), 0.8)):
         row["r_resolvable"] = rr

@@ -15,10 +15,13 @@ from scipy import stats
 from ..analysis.compare import resample_to_grid
 
 __all__ = [
+    "BASELINE_MARGIN",
+    "COVERAGE_RANGE",
     "RESOLUTION_UM",
     "SIDE_MARGIN",
     "Z90",
     "Scores",
+    "coverage_summary",
     "peak_rss_mb",
     "qc_status",
     "reason_kind",
@@ -37,6 +40,12 @@ CONSTANT_RTOL = 1e-9
 
 #: Pixels whose true rate is within this of 1 are left out of the side-of-1 score.
 SIDE_MARGIN = 0.05
+
+#: The coverage of the nominal 90 % interval a case should have (issue 12: 80-98 %).
+COVERAGE_RANGE = (0.80, 0.98)
+
+#: How far below the closed form's r the fit may lie ("never worse than the baseline").
+BASELINE_MARGIN = 0.02
 
 #: Half-width of the nominal 90 % interval in standard deviations.
 Z90 = 1.645
@@ -252,9 +261,11 @@ def summarise(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     part, where the rows have it), worst and median |bias| (NaN values, e.g. r of a
     constant truth, left out), over all cases and per status group: ``ok``, ``flagged``
     (any other QC status), ``unchecked`` (no QC block), ``failed`` (the run raised); the
-    number of flagged cases with a count of each reason, and the cases where the fit's r
-    is below the closed-form baseline's. Reasons are counted by kind (:func:`reason_kind`: numbers
-    replaced by ``#``); the rows keep them verbatim.
+    number of flagged cases with a count of each reason, the cases where the fit's r
+    is below the closed-form baseline's (``worse_than_baseline``) and more than
+    :data:`BASELINE_MARGIN` below it (``below_baseline_margin``), and the nominal 90 %
+    interval's coverage (``coverage``, :func:`coverage_summary`). Reasons are counted by
+    kind (:func:`reason_kind`: numbers replaced by ``#``); the rows keep them verbatim.
 
     Parameters
     ----------
@@ -271,13 +282,36 @@ def summarise(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         groups.setdefault(_group(str(row.get("status", "unchecked"))), []).append(row)
     reasons = Counter(reason_kind(x) for row in groups.get("flagged", [])
                       for x in row.get("reasons", []))
-    worse = [row["case"] for row in rows
-             if row.get("r") is not None and row.get("baseline_r") is not None
-             and math.isfinite(row["r"]) and math.isfinite(row["baseline_r"])
-             and row["r"] < row["baseline_r"]]
+    paired = [row for row in rows
+              if row.get("r") is not None and row.get("baseline_r") is not None
+              and math.isfinite(row["r"]) and math.isfinite(row["baseline_r"])]
     return {"all": _stats(list(rows)),
             "by_status": {g: _stats(v) for g, v in sorted(groups.items())},
             "n_flagged": len(groups.get("flagged", [])),
             "flag_reasons": dict(reasons),
             "n_failed": len(groups.get("failed", [])),
-            "worse_than_baseline": worse}
+            "worse_than_baseline": [row["case"] for row in paired
+                                    if row["r"] < row["baseline_r"]],
+            "below_baseline_margin": [row["case"] for row in paired
+                                      if row["r"] < row["baseline_r"] - BASELINE_MARGIN],
+            "coverage": coverage_summary(rows)}
+
+
+def coverage_summary(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """How the nominal 90 % interval covers, over the rows that record ``coverage90``.
+
+    Returns
+    -------
+    dict
+        ``n`` (rows with a coverage), ``in_range`` (covering 80-98 % of their pixels,
+        :data:`COVERAGE_RANGE`), ``wider`` (more), ``narrower`` (less), and ``pooled``:
+        the coverage over all their pixels (each row's coverage weighted by its
+        ``n_pixels``; NaN without pixels).
+    """
+    lo, hi = COVERAGE_RANGE
+    c = [(float(r["coverage90"]), int(r.get("n_pixels") or 0)) for r in rows
+         if r.get("coverage90") is not None and math.isfinite(float(r["coverage90"]))]
+    pixels = sum(n for _, n in c)
+    return {"n": len(c), "in_range": sum(lo <= x <= hi for x, _ in c),
+            "wider": sum(x > hi for x, _ in c), "narrower": sum(x < lo for x, _ in c),
+            "pooled": sum(x * n for x, n in c) / pixels if pixels else float("nan")}
