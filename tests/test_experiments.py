@@ -882,3 +882,30 @@ def test_gate_figures_groups_nuclei_by_prior_and_distance_from_the_closed_form(t
     ok = summarise([suite], ["residual_explained"], status="ok")
     assert ok["box, balance, > 0.05 below the closed form"]["cases"] == ["box@1"]
     assert "box, balance, > 0.3 below the closed form" in summarise([suite], [], margin=0.3)
+
+
+def test_small_nuclei_level_oracle_interpolates_the_zero_crossing():
+    """experiments/small_nuclei_level.py: the oracle scale is where the bias of the mean
+    crosses zero, linear between grid points; None where it never does."""
+    sys.path.insert(0, str(_script("small_nuclei_level.py").parent))
+    from small_nuclei_level import _oracle
+
+    assert _oracle([(0.9, -0.1), (0.8, 0.1)]) == pytest.approx(0.85)  # any order
+    assert _oracle([(0.8, math.nan), (0.9, 0.1), (1.0, -0.3)]) == pytest.approx(0.925)
+    assert _oracle([(0.8, 0.2), (0.9, 0.1)]) is None
+
+
+@pytest.mark.slow
+def test_small_nuclei_level_quick(tmp_path):
+    out = tmp_path / "o.json"
+    proc = subprocess.run([sys.executable, str(_script("small_nuclei_level.py")),
+                           "cli-size96-loc250k@101", "--quick", "--fixed", "0.85",
+                           "--cache", str(tmp_path / "cache"), "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = json.loads(out.read_text())
+    rules = row["rules"]
+    assert set(rules) == {"fallback", "forced", "fixed_0.85", "oracle"}
+    assert "too small" in rules["fallback"]["skipped"] and rules["fallback"]["scale"] == 1.0
+    assert rules["fixed_0.85"]["scale"] == 0.85 and math.isfinite(rules["forced"]["bias"])
+    assert "fallback" in proc.stdout and "RMS" in proc.stdout
