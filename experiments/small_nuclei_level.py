@@ -12,10 +12,13 @@ settings, regularisation chosen from the data) at the density scale each rule pi
 - ``forced``: the calibration run anyway at the kernel radius it would use, the size
   limit lifted;
 - ``forced_rN``: the same at a mollifier radius of N px (``--radii``), the size limit
-  lifted (the kernel then fits more pixels inside, at more noise);
+  lifted (the kernel then fits more pixels inside, at more noise); only the calibration
+  uses that radius, the closed form that scores its scale keeps the default one;
 - ``fixed_K``: a fixed scale K (``--fixed``), e.g. the scale most calibrated nuclei get;
-- ``oracle``: the scale whose closed-form mean matches the truth's (interpolated on the
-  calibration's grid; a bound on what any rule could reach).
+- ``oracle``: the smallest scale on the calibration's grid where the closed form's mean
+  crosses the truth's, interpolated linearly (what a rule that knew the answer would
+  pick; where the mean is not monotonic in the scale the interpolated point need not
+  be exact, and where it never crosses on the grid there is none).
 
 It prints per case the chosen scale and the bias of the closed form's mean λ for each
 rule, and per rule the RMS and worst bias over the cases. Usage::
@@ -34,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import (add_case_options, bias_summary, largest_nucleus, parser,  # noqa: E402
-                      simulated_case, write_json)
+                      simulated_case, with_level_factor, write_json)
 
 
 def _closed_form(fields, syn, target, direct) -> dict:
@@ -47,7 +50,9 @@ def _closed_form(fields, syn, target, direct) -> dict:
 
 
 def _forced(den, mask, cfg, radius_px: float | None) -> dict:
-    """The calibration with its size limit lifted (and at ``radius_px`` where given)."""
+    """The calibration with its size limit lifted to 16 pixels, the least the misfit
+    itself needs (and at ``radius_px`` where given); ``skipped`` says why where even that
+    is not met."""
     import chromarate.fit.calibrate as calibrate
     from chromarate.pipeline import _fields_at_scale
 
@@ -64,11 +69,13 @@ def _forced(den, mask, cfg, radius_px: float | None) -> dict:
     finally:
         calibrate.MIN_TRUSTED_PIXELS = limit
     return {"scale": cal.scale, "level_factor": cal.level_factor,
-            "interior_minimum": cal.interior_minimum}
+            "interior_minimum": cal.interior_minimum, "skipped": cal.skipped}
 
 
 def _oracle(biases: list[tuple[float, float]]) -> float | None:
-    """The scale where the bias crosses zero (linear between grid points), or None."""
+    """The smallest scale where the bias crosses zero (linear between neighbouring grid
+    points, both finite), or None; a NaN point between two of opposite sign hides that
+    crossing."""
     biases = sorted(biases)
     for (k0, b0), (k1, b1) in zip(biases, biases[1:]):
         if np.isfinite(b0) and np.isfinite(b1) and b0 * b1 <= 0 and b0 != b1:
@@ -91,16 +98,18 @@ def study(name: str, cache: str, *, radii=(), fixed=(), quick: bool = False) -> 
     def at(scale: float, factor: float = 1.0) -> dict:
         out = _closed_form(_fields_at_scale(den, mask, cfg, scale), syn, target, direct)
         return {"scale": float(scale), "r": out["r"],
-                "bias": (1.0 + out["bias"]) * float(factor) - 1.0}
+                "bias": with_level_factor(out["bias"], factor)}
 
     own = calibrated_phase_fields(den, mask, cfg)
     cal = own.meta["calibration"]
     rules = {"fallback": {**_closed_form(own, syn, target, direct), "scale": cal["scale"],
                           "skipped": cal.get("skipped", "")}}
-    rules["fallback"]["bias"] = (1.0 + rules["fallback"]["bias"]) * cal.get("level_factor", 1.0) - 1.0
+    rules["fallback"]["bias"] = with_level_factor(rules["fallback"]["bias"],
+                                                  cal.get("level_factor", 1.0))
     for key, radius in [("forced", None)] + [(f"forced_r{r:g}", r) for r in radii]:
         f = _forced(den, mask, cfg, radius)
-        rules[key] = {**at(f["scale"], f["level_factor"]), "interior_minimum": f["interior_minimum"]}
+        rules[key] = {**at(f["scale"], f["level_factor"]),
+                      "interior_minimum": f["interior_minimum"], "skipped": f["skipped"]}
     for k in fixed:
         rules[f"fixed_{k:g}"] = at(k)
     grid = [(float(k), at(float(k))["bias"]) for k in SCALE_GRID]

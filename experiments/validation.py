@@ -89,10 +89,14 @@ def markdown(rows: list[dict], summary: dict, meta: dict) -> str:
 
 def summary_lines(s: dict) -> list[str]:
     """The suite summary as text lines."""
+    from chromarate.validation.scoring import BASELINE_MARGIN, COVERAGE_RANGE
+
     def one(name, st):
+        n_res, n_r = st.get("n_r_resolvable"), st.get("n_r")
+        over = f" of {n_res} cases" if n_res is not None and n_r is not None and n_res < n_r else ""
         return (f"{name:<10} n={st['n']:<3} median r={_fmt(st['median_r'], '.3f')}  "
                 f"min r={_fmt(st['min_r'], '.3f')}  "
-                f"(resolvable part: {_fmt(st.get('median_r_resolvable'), '.3f')} / "
+                f"(resolvable part{over}: {_fmt(st.get('median_r_resolvable'), '.3f')} / "
                 f"{_fmt(st.get('min_r_resolvable'), '.3f')})  "
                 f"worst |bias|={_fmt(st['worst_abs_bias'], '.3f')}"
                 f"  median |bias|={_fmt(st['median_abs_bias'], '.3f')}")
@@ -103,13 +107,16 @@ def summary_lines(s: dict) -> list[str]:
     worse = s["worse_than_baseline"]
     lines.append(f"r below the closed-form baseline: {len(worse)}"
                  + (f" ({', '.join(worse)})" if worse else ""))
-    if "below_baseline_margin" in s:  # summaries written before these two keys lack them
+    # summaries read back from JSON written before these two keys lack them (``--merge``
+    # recomputes its summary, so it always has them)
+    if "below_baseline_margin" in s:
         margin = s["below_baseline_margin"]
-        lines.append(f"r more than 0.02 below it: {len(margin)}"
+        lines.append(f"r more than {BASELINE_MARGIN:g} below it: {len(margin)}"
                      + (f" ({', '.join(margin)})" if margin else ""))
     if "coverage" in s:
-        c = s["coverage"]
-        lines.append(f"nominal 90 % interval: covers 80-98 % of the pixels on {c['in_range']} of "
+        c, (lo, hi) = s["coverage"], COVERAGE_RANGE
+        lines.append(f"nominal 90 % interval: covers {100 * lo:g}-{100 * hi:g} % of the pixels "
+                     f"on {c['in_range']} of "
                      f"{c['n']} cases ({c['wider']} wider, {c['narrower']} narrower); "
                      f"pooled over all pixels {_fmt(c['pooled'], '.3f')}")
     return lines

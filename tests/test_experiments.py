@@ -909,3 +909,27 @@ def test_small_nuclei_level_quick(tmp_path):
     assert "too small" in rules["fallback"]["skipped"] and rules["fallback"]["scale"] == 1.0
     assert rules["fixed_0.85"]["scale"] == 0.85 and math.isfinite(rules["forced"]["bias"])
     assert "fallback" in proc.stdout and "RMS" in proc.stdout
+
+
+def test_validation_summary_lines_read_old_and_new_summaries():
+    """experiments/validation.py prints a summary stored before the resolvable part, the
+    margin and the coverage existed, and says over how many cases the resolvable part is
+    taken where some rows lack it."""
+    sys.path.insert(0, str(_script("validation.py").parent))
+    from validation import summary_lines
+
+    from chromarate.validation import summarise
+
+    old = {"all": {"n": 2, "median_r": 0.9, "min_r": 0.8, "worst_abs_bias": 0.1,
+                   "median_abs_bias": 0.05},
+           "by_status": {}, "n_flagged": 0, "flag_reasons": {}, "n_failed": 0,
+           "worse_than_baseline": []}
+    text = "\n".join(summary_lines(old))
+    assert "resolvable part: - / -" in text and "interval" not in text
+    rows = [{"case": "a", "r": 0.9, "r_resolvable": 0.95, "bias": 0.0, "status": "ok",
+             "baseline_r": 0.95, "coverage90": 0.9, "n_pixels": 10},
+            {"case": "b", "r": 0.8, "bias": 0.0, "status": "ok", "baseline_r": 0.7}]
+    text = "\n".join(summary_lines(summarise(rows)))
+    assert "resolvable part of 1 cases: 0.950 / 0.950" in text
+    assert "more than 0.02 below it: 1 (a)" in text
+    assert "covers 80-98 % of the pixels on 1 of 1 cases" in text

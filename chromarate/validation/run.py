@@ -66,7 +66,7 @@ class CaseResult:
         :data:`~chromarate.validation.scoring.RESOLUTION_UM`) on the same pixels, for every
         family: how much of the gap to 1 is structure finer than the suite's resolution
         scale rather than error (the "fine" family's ``r`` is already this). NaN when the
-        run failed.
+        run failed or the truth is constant.
     """
 
     case: Case

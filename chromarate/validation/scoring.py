@@ -16,6 +16,7 @@ from ..analysis.compare import resample_to_grid
 
 __all__ = [
     "BASELINE_MARGIN",
+    "CONSTANT_RTOL",
     "COVERAGE_RANGE",
     "RESOLUTION_UM",
     "SIDE_MARGIN",
@@ -34,8 +35,8 @@ __all__ = [
 #: a Gaussian of this standard deviation before it is compared (see :func:`resolvable_part`).
 RESOLUTION_UM = 0.15
 
-#: A truth whose standard deviation over the scored pixels is at most this times its
-#: largest value (or 1) is constant: it has no r or rho.
+#: A truth whose standard deviation over the scored pixels is at most this times
+#: max(1, its largest absolute value) is constant: it has no r or rho.
 CONSTANT_RTOL = 1e-9
 
 #: Pixels whose true rate is within this of 1 are left out of the side-of-1 score.
@@ -58,8 +59,9 @@ class Scores:
     Attributes
     ----------
     pearson_r, spearman_rho : float
-        Correlations (NaN with fewer than 3 pixels or a constant map, e.g. the "constant"
-        family's truth).
+        Correlations (NaN with fewer than 3 pixels, a constant estimate, or a truth
+        constant to within :data:`CONSTANT_RTOL`, e.g. the "constant" family's, also
+        after a filter).
     bias : float
         Relative bias of the mean, ``(mean(est) - mean(true)) / mean(true)``.
     rmse : float
@@ -229,7 +231,7 @@ def _finite(values: Iterable[Any]) -> np.ndarray:
 
 def _stats(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     r = _finite(row.get("r") for row in rows)
-    r_res = _finite(row.get("r_resolvable") for row in rows)
+    r_res = _finite(row.get("r_resolvable") for row in rows)  # absent from older rows
     b = np.abs(_finite(row.get("bias") for row in rows))
     nan = float("nan")
     return {"n": len(rows),
@@ -237,6 +239,7 @@ def _stats(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
             "min_r": float(np.min(r)) if r.size else nan,
             "median_r_resolvable": float(np.median(r_res)) if r_res.size else nan,
             "min_r_resolvable": float(np.min(r_res)) if r_res.size else nan,
+            "n_r": int(r.size), "n_r_resolvable": int(r_res.size),
             "worst_abs_bias": float(np.max(b)) if b.size else nan,
             "median_abs_bias": float(np.median(b)) if b.size else nan}
 
@@ -300,16 +303,27 @@ def summarise(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
 def coverage_summary(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     """How the nominal 90 % interval covers, over the rows that record ``coverage90``.
 
+    Parameters
+    ----------
+    rows : list of dict
+        Rows with ``coverage90`` (None or NaN: left out) and ``n_pixels``.
+
     Returns
     -------
     dict
         ``n`` (rows with a coverage), ``in_range`` (covering 80-98 % of their pixels,
         :data:`COVERAGE_RANGE`), ``wider`` (more), ``narrower`` (less), and ``pooled``:
         the coverage over all their pixels (each row's coverage weighted by its
-        ``n_pixels``; NaN without pixels).
+        ``n_pixels``; a row without a finite pixel count counts in the others but not
+        here; NaN without pixels).
     """
     lo, hi = COVERAGE_RANGE
-    c = [(float(r["coverage90"]), int(r.get("n_pixels") or 0)) for r in rows
+
+    def pixels(row) -> int:
+        n = row.get("n_pixels")
+        return int(n) if n is not None and math.isfinite(float(n)) else 0
+
+    c = [(float(r["coverage90"]), pixels(r)) for r in rows
          if r.get("coverage90") is not None and math.isfinite(float(r["coverage90"]))]
     pixels = sum(n for _, n in c)
     return {"n": len(c), "in_range": sum(lo <= x <= hi for x, _ in c),
