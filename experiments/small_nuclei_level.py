@@ -21,7 +21,12 @@ settings, regularisation chosen from the data) at the density scale each rule pi
   be exact, and where it never crosses on the grid there is none).
 
 It prints per case the chosen scale and the bias of the closed form's mean λ for each
-rule, and per rule the RMS and worst bias over the cases. Usage::
+rule, and per rule the RMS and worst bias over the cases. With ``--pipeline`` it also
+runs the whole default pipeline (the PINN fit and its quality gate, as the validation
+suite runs a case) twice per case, as shipped and with the calibration's size limit
+lifted, and reports r and the bias of the mean of both (``pipeline`` and
+``pipeline_forced``): the closed form is only a proxy for the level the PINN reports.
+Usage::
 
     python experiments/small_nuclei_level.py cli-size96-loc250k@101 bump-irr-env-loc50k@101 \\
         --radii 12 16 --fixed 0.85 --json out.json
@@ -72,6 +77,28 @@ def _forced(den, mask, cfg, radius_px: float | None) -> dict:
             "interior_minimum": cal.interior_minimum, "skipped": cal.skipped}
 
 
+def _pipeline(name: str, cache: str, quick: bool, *, forced: bool) -> dict:
+    """r, bias, status and calibration of the whole default pipeline on one case (the
+    validation suite's :func:`~chromarate.validation.run_case`), with the calibration's
+    size limit lifted to 16 pixels where ``forced``."""
+    import chromarate.fit.calibrate as calibrate
+    from chromarate.validation import run_case
+    from chromarate.validation.suite import case_by_name
+
+    limit = calibrate.MIN_TRUSTED_PIXELS
+    if forced:
+        calibrate.MIN_TRUSTED_PIXELS = 16
+    try:
+        res = run_case(case_by_name(name, quick=quick), cache_dir=cache, baseline=False)
+    finally:
+        calibrate.MIN_TRUSTED_PIXELS = limit
+    row = res.row()
+    cal = row["meta"].get("calibration") or {}
+    return {"r": row["r"], "bias": row["bias"], "status": row["status"],
+            "reasons": row["reasons"], "scale": cal.get("scale"),
+            "skipped": cal.get("skipped", "")}
+
+
 def _oracle(biases: list[tuple[float, float]]) -> float | None:
     """The smallest scale where the bias crosses zero (linear between neighbouring grid
     points, both finite), or None; a NaN point between two of opposite sign hides that
@@ -83,7 +110,8 @@ def _oracle(biases: list[tuple[float, float]]) -> float | None:
     return None
 
 
-def study(name: str, cache: str, *, radii=(), fixed=(), quick: bool = False) -> dict:
+def study(name: str, cache: str, *, radii=(), fixed=(), quick: bool = False,
+          pipeline: bool = False) -> dict:
     """The figures of one case (see the module docstring)."""
     from chromarate.fit.calibrate import SCALE_GRID
     from chromarate.pipeline import _fields_at_scale, calibrated_phase_fields, phase_density
@@ -115,6 +143,9 @@ def study(name: str, cache: str, *, radii=(), fixed=(), quick: bool = False) -> 
     grid = [(float(k), at(float(k))["bias"]) for k in SCALE_GRID]
     k_star = _oracle(grid)
     rules["oracle"] = at(k_star) if k_star is not None else {"scale": None, "r": None, "bias": None}
+    if pipeline:
+        rules["pipeline"] = _pipeline(name, cache, quick, forced=False)
+        rules["pipeline_forced"] = _pipeline(name, cache, quick, forced=True)
     out = {"case": name, "nucleus_px": int(mask.sum()), "rules": rules,
            "bias_on_grid": grid}
     print(f"{name}: {out['nucleus_px']} px; "
@@ -134,9 +165,11 @@ def main() -> None:
                     help="also calibrate at these mollifier radii (px), the size limit lifted")
     ap.add_argument("--fixed", type=float, nargs="+", default=[], metavar="K",
                     help="also these fixed density scales")
+    ap.add_argument("--pipeline", action="store_true",
+                    help="also the whole pipeline (PINN), as shipped and with the size limit lifted")
     args = ap.parse_args()
-    rows = [study(n, args.cache, radii=args.radii, fixed=args.fixed, quick=args.quick)
-            for n in args.cases]
+    rows = [study(n, args.cache, radii=args.radii, fixed=args.fixed, quick=args.quick,
+                  pipeline=args.pipeline) for n in args.cases]
     print()
     for key in rows[0]["rules"] if rows else []:
         b = [r["rules"][key]["bias"] for r in rows if r["rules"][key].get("bias") is not None]
