@@ -899,14 +899,20 @@ def test_small_nuclei_level_oracle_interpolates_the_zero_crossing():
 def test_small_nuclei_level_quick(tmp_path):
     out = tmp_path / "o.json"
     proc = subprocess.run([sys.executable, str(_script("small_nuclei_level.py")),
-                           "cli-size96-loc250k@101", "--quick", "--fixed", "0.85",
+                           "cli-size96-loc250k@101", "--quick", "--fixed", "0.85", "--pipeline",
                            "--cache", str(tmp_path / "cache"), "--json", str(out)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (row,) = json.loads(out.read_text())
     rules = row["rules"]
-    assert set(rules) == {"fallback", "forced", "fixed_0.85", "oracle"}
+    assert set(rules) == {"fallback", "forced", "fixed_0.85", "oracle", "pipeline",
+                          "pipeline_forced"}
     assert "too small" in rules["fallback"]["skipped"] and rules["fallback"]["scale"] == 1.0
+    # the pipeline as shipped skips the calibration; with the limit lifted it calibrates,
+    # at the scale the forced closed-form rule found (the same fields and kernels)
+    assert "too small" in rules["pipeline"]["skipped"] and rules["pipeline"]["scale"] == 1.0
+    assert not rules["pipeline_forced"]["skipped"]
+    assert rules["pipeline_forced"]["scale"] == pytest.approx(rules["forced"]["scale"])
     assert rules["fixed_0.85"]["scale"] == 0.85 and math.isfinite(rules["forced"]["bias"])
     assert "fallback" in proc.stdout and "RMS" in proc.stdout
 
