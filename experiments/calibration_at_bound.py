@@ -96,12 +96,14 @@ def _in_range(rows) -> int | None:
 
 def _coverage(rows) -> dict:
     """Of the rows that record their coverage: how many cover 80-98 %, how many more
-    (wider) and fewer (narrower), and the mean coverage (None without any)."""
-    c = [r[4] for r in rows if r[4] is not None]
-    if not c:
+    (wider) and fewer (narrower), and the mean coverage (None without any; the suite's
+    :func:`chromarate.validation.scoring.coverage_summary`)."""
+    from chromarate.validation.scoring import coverage_summary
+
+    c = coverage_summary([{"coverage90": r[4]} for r in rows])
+    if not c["n"]:
         return {"in_range": None, "wider": None, "narrower": None, "mean": None}
-    return {"in_range": sum(0.80 <= x <= 0.98 for x in c), "wider": sum(x > 0.98 for x in c),
-            "narrower": sum(x < 0.80 for x in c), "mean": float(np.mean(c))}
+    return {k: c[k] for k in ("in_range", "wider", "narrower", "mean")}
 
 
 def _at_power(rows, p: float) -> list[float]:

@@ -235,6 +235,8 @@ def test_coverage_summary_counts_and_pools():
     c = coverage_summary(rows)
     assert (c["n"], c["in_range"], c["wider"], c["narrower"]) == (4, 2, 1, 1)
     assert c["pooled"] == pytest.approx((90 + 300 + 50) / 500)
+    assert c["mean"] == pytest.approx((0.90 + 1.0 + 0.5 + 0.98) / 4)  # every row alike
+    assert math.isnan(coverage_summary([])["mean"]) and coverage_summary([])["n"] == 0
     rows = [{"case": "x", "r": 0.80, "baseline_r": 0.815, "bias": 0.0, "status": "ok"},
             {"case": "y", "r": 0.80, "baseline_r": 0.83, "bias": 0.0, "status": "ok"}]
     s = summarise(rows)

@@ -312,20 +312,23 @@ def coverage_summary(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
     -------
     dict
         ``n`` (rows with a coverage), ``in_range`` (covering 80-98 % of their pixels,
-        :data:`COVERAGE_RANGE`), ``wider`` (more), ``narrower`` (less), and ``pooled``:
-        the coverage over all their pixels (each row's coverage weighted by its
-        ``n_pixels``; a row without a finite pixel count counts in the others but not
-        here; NaN without pixels).
+        :data:`COVERAGE_RANGE`), ``wider`` (more), ``narrower`` (less), ``mean`` (the
+        rows' coverages averaged, each row alike) and ``pooled``: the coverage over all
+        their pixels (each row's coverage weighted by its ``n_pixels``; a row without a
+        finite pixel count counts in the others but not here). ``mean`` and ``pooled``
+        are NaN without rows or pixels.
     """
     lo, hi = COVERAGE_RANGE
 
-    def pixels(row) -> int:
+    def n_pixels(row) -> int:
         n = row.get("n_pixels")
         return int(n) if n is not None and math.isfinite(float(n)) else 0
 
-    c = [(float(r["coverage90"]), pixels(r)) for r in rows
+    c = [(float(r["coverage90"]), n_pixels(r)) for r in rows
          if r.get("coverage90") is not None and math.isfinite(float(r["coverage90"]))]
-    pixels = sum(n for _, n in c)
+    total = sum(n for _, n in c)
+    nan = float("nan")
     return {"n": len(c), "in_range": sum(lo <= x <= hi for x, _ in c),
             "wider": sum(x > hi for x, _ in c), "narrower": sum(x < lo for x, _ in c),
-            "pooled": sum(x * n for x, n in c) / pixels if pixels else float("nan")}
+            "mean": sum(x for x, _ in c) / len(c) if c else nan,
+            "pooled": sum(x * n for x, n in c) / total if total else nan}
