@@ -8,6 +8,7 @@
 from . import errors
 from .analysis import iter_nuclei, nucleus_table
 from .batch import run_batch
+from .calibrated_phase import calibrated_phase_fields
 from ._types import DensityMap, FitResult, Localizations, PhaseFields, ResultStack
 from .config import (DenoiseConfig, FitConfig, PhaseConfig, PipelineConfig, RenderConfig,
                      SegmentConfig, SimulateConfig, load_config)
@@ -16,7 +17,8 @@ from .denoise import denoise_density
 from .fit import fit_rates, invert_direct
 from .io import open_result, read_localizations, read_result
 from .phase import phase_fields
-from .pipeline import Pipeline, calibrated_phase_fields, with_level
+from .pipeline import Pipeline
+from .rate_interval import with_level
 from .render import render_density
 from .segment import segment_nucleus
 

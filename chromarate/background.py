@@ -19,13 +19,15 @@ one count per pixel), and the median of sparse counts is zero.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from ._types import DensityMap
+
 __all__ = ["Background", "MAX_BASELINE_SHARE", "MIN_RING_PIXELS", "limit_to_baseline",
-           "ring_background"]
+           "ring_background", "subtract_level"]
 
 #: Fewer ring pixels than this: no estimate (level 0, ``skipped`` says why).
 MIN_RING_PIXELS = 200
@@ -173,3 +175,9 @@ def limit_to_baseline(background: Background, baseline: float,
                               f"{max_share:g} of the nucleus' baseline density {baseline:.3g}; "
                               f"not subtracted")
 
+
+def subtract_level(density: DensityMap, level: float) -> DensityMap:
+    """``density`` less a constant level (the same map when the level is 0)."""
+    if not level:
+        return density
+    return replace(density, data=(np.asarray(density.data, dtype=np.float32) - np.float32(level)))

@@ -43,7 +43,7 @@ def phase_fields(
     config : PhaseConfig, optional
         ``phi_e0``, ``baseline_percentile``, ``baseline_scale`` and ``erode_nm``
         (``calibration`` is the pipeline's business, see
-        :func:`chromarate.pipeline.calibrated_phase_fields`).
+        :func:`chromarate.calibrated_phase.calibrated_phase_fields`).
     phi_max : float, optional
         Upper clip of ``phi_h``: the model's ``fit.physics.phi_max``, which the pipeline
         passes; None (default) takes the default of

@@ -287,7 +287,7 @@ def assess_quality(*, n_localizations: int | None, pixel_size_nm: float, mask: n
     split_half_source : str
         The estimator of those maps, recorded as the metric ``split_half_source`` and named
         in the reason: ``"closed-form"`` (default), or ``"balance"`` where the fit followed
-        the balance prior at full strength (:func:`chromarate.pipeline.half_balance_maps`).
+        the balance prior at full strength (:func:`chromarate.halves.half_balance_maps`).
     held_to_balance : bool
         The fit was raised to full strength and held to the balance estimate because the
         halves' departure figure kept that prior (``balance_full_strength`` true in

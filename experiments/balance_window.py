@@ -108,9 +108,10 @@ def score(locs, truth, windows=WINDOWS_UM, closed_form: bool = False, *, flux: b
 
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.config import PipelineConfig
+    from chromarate.calibrated_phase import calibrated_phase_fields
     from chromarate.fit.prior import balance_rate, domain_spacing_um
-    from chromarate.pipeline import (_level, calibrated_phase_fields, half_phase_fields,
-                                     halves_scale, phase_density)
+    from chromarate.halves import half_phase_fields, halves_scale
+    from chromarate.pipeline import _level, phase_density
 
     cfg = PipelineConfig()
     task = largest_nucleus(locs, cfg)

@@ -62,7 +62,8 @@ def run_case(name: str, cache: str, cli_cache, splits: int = 3, quick: bool = Fa
     from chromarate.fit.calibrate import calibrate_scale
     from chromarate.fit.prior import balance_rate, domain_spacing_um
     from chromarate.phase import phase_fields
-    from chromarate.pipeline import _level, calibrated_phase_fields, phase_density
+    from chromarate.calibrated_phase import calibrated_phase_fields
+    from chromarate.pipeline import _level, phase_density
     from chromarate.split_half import half_density_maps
 
     t0 = time.perf_counter()

@@ -65,7 +65,7 @@ def run_one(name: str, cache: str, quick: bool = False) -> dict:
     """Fit one fields case and score every variant's coverage."""
     set_threads(1)
     from chromarate.fit.loop import fit_rates
-    from chromarate.pipeline import closed_form_check
+    from chromarate.halves import closed_form_check
     from chromarate.validation.run import score_fit, target_rate
 
     _, syn, cfg = simulated_case(name, cache, quick=quick, path="fields")

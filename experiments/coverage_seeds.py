@@ -11,8 +11,8 @@ coverage of the nominal 90 % interval built from:
 
 - ``current``: the pipeline's ``rate_std`` (now ``nearest`` where the fit followed the
   balance at full strength, ``previous`` elsewhere, with the calibration term:
-  :func:`chromarate.pipeline.with_split_half_std` and
-  :func:`chromarate.pipeline.with_calibration_std`);
+  :func:`chromarate.rate_interval.with_split_half_std` and
+  :func:`chromarate.rate_interval.with_calibration_std`);
 - ``previous``: the rule before, the larger of ``closed_halves`` and ``own``;
 - ``closed_halves``: the closed-form halves' noise and the bias, without the disagreement;
 - ``own``: the fit's own single-fit interval (disagreement with the closed form and bias);

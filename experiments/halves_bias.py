@@ -1,7 +1,7 @@
 """Does the difference between the halves' and the whole's closed form measure the bias?
 
 On localization inputs the pipeline maps two independent halves of the localizations with
-their own density-scale calibration and closed form (``chromarate.pipeline.half_rate_maps``).
+their own density-scale calibration and closed form (``chromarate.halves.half_rate_maps``).
 If an estimator's bias grows in proportion to the noise variance (one over the counts), a
 half, with twice the variance, carries twice the whole's bias, and the whole's bias is
 about ``beta = (a + b) / 2 - closed`` (a jackknife estimate; ``closed`` is the whole
@@ -41,6 +41,7 @@ def _capture(name: str, cache: str, quick: bool):
     the truth on the fields' grid and the pipeline's configuration."""
     import chromarate.pipeline as pipeline
     from chromarate.analysis.compare import resample_to_grid
+    from chromarate.halves import half_rate_maps
 
     got: dict = {}
     shipped = pipeline.nucleus_quality  # sees each nucleus' fields, final fit and half maps
@@ -49,8 +50,8 @@ def _capture(name: str, cache: str, quick: bool):
         if "fields" not in got or fields.mask.sum() > got["fields"].mask.sum():
             closed = half_maps  # this study needs the closed-form maps, whatever the gate used
             if kw.get("split_half_source", "closed-form") != "closed-form":
-                closed = pipeline.half_rate_maps(fields, fit, config, task.halves,
-                                                 pipeline._level(task))
+                closed = half_rate_maps(fields, fit, config, task.halves,
+                                        pipeline._level(task))
             got.update(fit=fit, fields=fields, halves=closed)
         return shipped(task, fields, fit, config, half_maps, **kw)
 
@@ -91,7 +92,7 @@ def run_one(name: str, cache: str, quick: bool = False) -> dict:
     """The figures of one case (see the module docstring)."""
     set_threads(1)
     from chromarate.fit.uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, local_mean
-    from chromarate.pipeline import closed_form_check
+    from chromarate.halves import closed_form_check
 
     got, true, cfg = _capture(name, cache, quick)
     fit, fields, halves = got["fit"], got["fields"], got["halves"]

@@ -71,8 +71,9 @@ def with_factors(stored: dict, record: dict) -> dict:
 def calibrate_case(spec: dict) -> dict:
     """The calibration record of one case's largest nucleus with ``censored_level: always``."""
     set_threads(1)
+    from chromarate.calibrated_phase import calibrated_phase_fields
     from chromarate.config import with_overrides
-    from chromarate.pipeline import calibrated_phase_fields, phase_density
+    from chromarate.pipeline import phase_density
 
     t0 = time.perf_counter()
     locs, cfg, *_ = localization_case(spec["case"], spec["cache"], spec["cli_cache"])

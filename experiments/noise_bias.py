@@ -120,7 +120,8 @@ def run_case(name: str, cache: str, cli_cache: Path, variants, pinn: bool, quick
     from chromarate.fit import chromatin_problem, direct
     from chromarate.fit.direct import invert_direct
     from chromarate.fit.loop import fit_rates
-    from chromarate.pipeline import calibrated_phase_fields, phase_density
+    from chromarate.calibrated_phase import calibrated_phase_fields
+    from chromarate.pipeline import phase_density
 
     locs, cfg, target, target_pixel, target_origin = localization_case(name, cache, cli_cache, quick)
     task = largest_nucleus(locs, cfg)

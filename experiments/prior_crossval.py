@@ -65,7 +65,7 @@ def fit_figures(fields, half_fields, cfg, limit: float) -> dict:
 
     from chromarate.fit.chromatin_problem import _Problem
     from chromarate.fit.regularise import choose_regularisation
-    from chromarate.pipeline import split_half_floor
+    from chromarate.halves import split_half_floor
 
     fit_cfg, _ = split_half_floor(fields, half_fields, cfg.fit)
     # the limit does not enter the data-chosen settings: chosen once, the problem built
@@ -118,8 +118,9 @@ def run_case(name: str, cache: str, cli_cache, quick: bool = False,
     from chromarate.fit.direct import closed_form_settings, invert_direct
     from chromarate.fit.prior import (balance_rate, departure_ratio, domain_spacing_um,
                                       shared_departure)
-    from chromarate.pipeline import (_level, calibrated_phase_fields, half_phase_fields,
-                                     halves_scale, phase_density)
+    from chromarate.calibrated_phase import calibrated_phase_fields
+    from chromarate.halves import half_phase_fields, halves_scale
+    from chromarate.pipeline import _level, phase_density
 
     locs, cfg, rate, truth_px, truth_origin = localization_case(name, cache, cli_cache, quick=quick)
     limit = cfg.fit.prior.shared_departure_limit if limit is None else limit

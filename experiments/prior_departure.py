@@ -67,7 +67,7 @@ def run_case(name: str, cache: str, cli_cache: Path, both: bool, quick: bool = F
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import invert_direct
     from chromarate.fit.prior import balance_rate
-    from chromarate.pipeline import _closed_config
+    from chromarate.halves import closed_config
 
     locs, cfg, target, t_pixel, t_origin = (_quick_case() if name == "quick" else
                                             localization_case(name, cache, cli_cache, quick))
@@ -90,7 +90,7 @@ def run_case(name: str, cache: str, cli_cache: Path, both: bool, quick: bool = F
     if window:
         row["balance"] = _score(balance_rate(fields.phi_h, fields.phi_e, mask,
                                              window * 1000.0 / fields.pixel_size_nm), sel, true)
-    row["closed_form"] = _score(np.asarray(invert_direct(fields, _closed_config(fit, cfg)).rate,
+    row["closed_form"] = _score(np.asarray(invert_direct(fields, closed_config(fit, cfg)).rate,
                                            float), sel, true)
     if both:
         for prior in PRIORS:

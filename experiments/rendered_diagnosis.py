@@ -81,7 +81,8 @@ def diagnose(name: str, cache: str, *, quick: bool = False, cli_cache: str | Non
     from chromarate.analysis.compare import resample_to_grid
     from chromarate.fit.direct import invert_direct
     from chromarate.phase import phase_fields
-    from chromarate.pipeline import calibrated_phase_fields, phase_density
+    from chromarate.calibrated_phase import calibrated_phase_fields
+    from chromarate.pipeline import phase_density
     from chromarate.validation.cases import PHI_E0
     from chromarate.validation.run import score_fit, target_rate
 

@@ -59,7 +59,7 @@ def _forced(den, mask, cfg, radius_px: float | None) -> dict:
     itself needs (and at ``radius_px`` where given); ``skipped`` says why where even that
     is not met."""
     import chromarate.fit.calibrate as calibrate
-    from chromarate.pipeline import _fields_at_scale
+    from chromarate.calibrated_phase import fields_at_scale
 
     fit = cfg.fit
     if radius_px is not None:
@@ -68,7 +68,7 @@ def _forced(den, mask, cfg, radius_px: float | None) -> dict:
     limit = calibrate.MIN_TRUSTED_PIXELS
     calibrate.MIN_TRUSTED_PIXELS = 16
     try:
-        cal = calibrate.calibrate_scale(lambda k: _fields_at_scale(den, mask, cfg, k), fit,
+        cal = calibrate.calibrate_scale(lambda k: fields_at_scale(den, mask, cfg, k), fit,
                                         censored_level=cfg.phase.censored_level,
                                         level_share=cfg.phase.censored_level_share)
     finally:
@@ -114,7 +114,8 @@ def study(name: str, cache: str, *, radii=(), fixed=(), quick: bool = False,
           pipeline: bool = False) -> dict:
     """The figures of one case (see the module docstring)."""
     from chromarate.fit.calibrate import SCALE_GRID
-    from chromarate.pipeline import _fields_at_scale, calibrated_phase_fields, phase_density
+    from chromarate.calibrated_phase import calibrated_phase_fields, fields_at_scale
+    from chromarate.pipeline import phase_density
     from chromarate.validation.run import target_rate
 
     _, syn, cfg = simulated_case(name, cache, quick=quick)
@@ -124,7 +125,7 @@ def study(name: str, cache: str, *, radii=(), fixed=(), quick: bool = False,
     direct = cfg.fit.model_copy(update={"method": "direct"})
 
     def at(scale: float, factor: float = 1.0) -> dict:
-        out = _closed_form(_fields_at_scale(den, mask, cfg, scale), syn, target, direct)
+        out = _closed_form(fields_at_scale(den, mask, cfg, scale), syn, target, direct)
         return {"scale": float(scale), "r": out["r"],
                 "bias": with_level_factor(out["bias"], factor)}
 

@@ -53,7 +53,11 @@ def _prepare(out: str) -> dict:
     from chromarate.config import PipelineConfig
     from chromarate.data import sample_paths
     from chromarate.io import read_localizations
-    from chromarate.pipeline import NucleusTask, Pipeline, calibrated_phase_fields
+    from chromarate.pipeline import NucleusTask, Pipeline
+    try:  # its own module since the pipeline's helpers were split out (older trees: pipeline)
+        from chromarate.calibrated_phase import calibrated_phase_fields
+    except ImportError:
+        from chromarate.pipeline import calibrated_phase_fields
 
     cfg = PipelineConfig()
     locs = read_localizations(sample_paths()[0])

@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 
 from chromarate._types import DensityMap, Localizations
-from chromarate.background import MIN_RING_PIXELS, ring_background
+from chromarate.background import MIN_RING_PIXELS, ring_background, subtract_level
 from chromarate.config import PipelineConfig, with_overrides
 from chromarate.io.localizations import read_localizations
 from chromarate.phase import phase_fields
-from chromarate.pipeline import NucleusTask, Pipeline, _minus
+from chromarate.pipeline import NucleusTask, Pipeline
 
 
 def _disk(shape, centre, radius):
@@ -71,7 +71,7 @@ def test_subtracting_the_level_restores_the_phase_fields_of_the_clean_density():
     assert bg.level == pytest.approx(level, abs=0.01)
     cfg = PipelineConfig().phase
     with_bg = phase_fields(DensityMap(data=noisy_bg.astype(np.float32), **grid), mask, cfg)
-    fixed = phase_fields(_minus(DensityMap(data=noisy_bg.astype(np.float32), **grid), bg.level),
+    fixed = phase_fields(subtract_level(DensityMap(data=noisy_bg.astype(np.float32), **grid), bg.level),
                          mask, cfg)
     ref = phase_fields(DensityMap(data=clean.astype(np.float32), **grid), mask, cfg)
     err_with = np.abs(with_bg.phi_d - ref.phi_d)[mask].mean()

@@ -171,8 +171,8 @@ def test_the_halves_measure_the_noise_part_of_rate_std(fast_run):
     from chromarate.fit.uncertainty import (CALIBRATION_REL_STD, SPLIT_HALF_SMOOTHING_WINDOWS,
                                             local_rms, nearest_estimator_noise, smoothing_bias,
                                             split_half_std)
-    from chromarate.pipeline import (balance_maps, closed_form_check, half_phase_fields,
-                                     half_rate_maps, with_split_half_std)
+    from chromarate.halves import balance_maps, closed_form_check, half_phase_fields, half_rate_maps
+    from chromarate.rate_interval import with_split_half_std
 
     cfg, pipe, task, res = fast_run
     fit, fields = res.fit, res.fields
@@ -240,7 +240,7 @@ def test_the_halves_put_a_floor_under_the_data_chosen_prior(tiny_nucleus):
     agreement at each prior strength, fits at a strength of at least the floor and records
     both; switched off, or with a manual prior, nothing is measured."""
     from chromarate.fit.regularise import SPLIT_HALF_STRENGTHS, settings_at_strength
-    from chromarate.pipeline import half_phase_fields, split_half_floor
+    from chromarate.halves import half_phase_fields, split_half_floor
 
     cfg = with_overrides(PipelineConfig(), {"fit.training.steps": 3, "fit.network.width": 16,
                                             "fit.network.fourier_features": 8})
@@ -294,11 +294,12 @@ def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(fa
     """At full data-chosen strength with the balance prior the gate compares the halves'
     balance maps over the fit's balance window; at a lower strength, with the closed-form
     prior or with a manual prior it compares the closed-form maps (None here)."""
+    import chromarate.halves as hv
     import chromarate.pipeline as pl
     from chromarate.fit.prior import balance_rate
 
     cfg, pipe, task, res = fast_run
-    halves = pl.half_phase_fields(task.halves, res.fields.mask, cfg, task.background.level)
+    halves = hv.half_phase_fields(task.halves, res.fields.mask, cfg, task.background.level)
     reg = res.fit.meta["regularisation"]
     assert reg["balance_window_um"] > 0            # recorded by every fit with the balance
     assert res.stack.provenance["qc"]["metrics"]["split_half_source"] == "closed-form"
@@ -307,26 +308,26 @@ def test_a_fit_that_follows_the_balance_is_checked_on_the_halves_balance_maps(fa
         return replace(res.fit, meta={**res.fit.meta, "regularisation": {**reg, **kw}})
 
     strong = with_reg(strength=1.0, rate_prior="balance", balance_window_um=0.3)
-    a, b = pl.half_balance_maps(strong, halves)
+    a, b = hv.half_balance_maps(strong, halves)
     sigma_px = 0.3 * 1000.0 / res.fields.pixel_size_nm
     np.testing.assert_allclose(a, balance_rate(halves[0].phi_h, halves[0].phi_e,
                                                np.asarray(halves[0].mask, bool), sigma_px))
     assert not np.allclose(a, b)                   # two independent draws
-    assert pl.half_balance_maps(with_reg(strength=0.8, rate_prior="balance",
+    assert hv.half_balance_maps(with_reg(strength=0.8, rate_prior="balance",
                                          balance_window_um=0.3), halves) is None
-    assert pl.half_balance_maps(with_reg(strength=1.0, rate_prior="closed_form",
+    assert hv.half_balance_maps(with_reg(strength=1.0, rate_prior="closed_form",
                                          balance_window_um=0.3), halves) is None
     # full strength only because the departure kept the balance: the closed-form check and
     # interval of the strength the data chose
     raised = with_reg(strength=1.0, rate_prior="balance", balance_window_um=0.3,
                       balance_full_strength=True)
-    assert pl.half_balance_maps(raised, halves) is None
-    assert pl.balance_maps(raised, res.fields, halves) is None
-    assert pl.gate_half_maps(raised, halves, lambda: (a, b))[1] == "closed-form"
+    assert hv.half_balance_maps(raised, halves) is None
+    assert hv.balance_maps(raised, res.fields, halves) is None
+    assert hv.gate_half_maps(raised, halves, lambda: (a, b))[1] == "closed-form"
     manual = {k: v for k, v in reg.items() if k != "strength"}
-    assert pl.half_balance_maps(replace(res.fit, meta={**res.fit.meta, "regularisation": {
+    assert hv.half_balance_maps(replace(res.fit, meta={**res.fit.meta, "regularisation": {
         **manual, "rate_prior": "balance"}}), halves) is None
-    assert pl.half_balance_maps(strong, None) is None
+    assert hv.half_balance_maps(strong, None) is None
     qc = pl.nucleus_quality(task, res.fields, strong, cfg, (a, b), split_half_source="balance")
     assert qc.metrics["split_half_source"] == "balance"
     assert qc.metrics["split_half_r"] == pytest.approx(
@@ -345,7 +346,7 @@ def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(fast_r
     pipeline's gate and fields_quality(halves=...) compare the halves' balance maps, say so,
     and name them in the reason; rate_std takes the balance as a second estimator, so its
     noise part can only shrink (the smaller figure of the two, pixel by pixel)."""
-    import chromarate.pipeline as pl
+    import chromarate.halves as hv
 
     cfg, pipe, task, plain = fast_run
     rng = np.random.default_rng(0)
@@ -356,7 +357,7 @@ def test_the_pipeline_and_fields_quality_gate_on_the_maps_the_fit_follows(fast_r
             return (np.asarray(fit.rate, float),)
         return (1.5 + 1e-3 * noise, 1.5 - 1e-3 * noise)
 
-    monkeypatch.setattr(pl, "_followed_balance", followed)
+    monkeypatch.setattr(hv, "_followed_balance", followed)
     res = [e for e in pipe.iter_nucleus(task) if hasattr(e, "stack")][0]
     qc = res.stack.provenance["qc"]
     assert qc["metrics"]["split_half_source"] == "balance"
@@ -376,7 +377,8 @@ def test_the_balance_estimator_enters_the_interval_only_with_the_closed_form(fas
     that agree): the noise part is zero and rate_std is the smoothing bias alone; without
     the whole closed form the balance is not used (the closed-form rule stands)."""
     from chromarate.fit.uncertainty import smoothing_bias
-    from chromarate.pipeline import closed_form_check, half_rate_maps, with_split_half_std
+    from chromarate.halves import closed_form_check, half_rate_maps
+    from chromarate.rate_interval import with_split_half_std
 
     cfg, pipe, task, res = fast_run
     fit, fields = res.fit, res.fields
@@ -400,7 +402,7 @@ def test_the_calibration_error_of_the_absolute_level_is_added_to_a_single_fit(fa
     quadrature (its measured relative size times the rate, by the calibration's method);
     fields without a calibration record and an ensemble's spread are left alone."""
     from chromarate.fit.uncertainty import CALIBRATION_REL_STD
-    from chromarate.pipeline import with_calibration_std
+    from chromarate.rate_interval import with_calibration_std
 
     _, pipe, task, res = fast_run
     fit, fields = res.fit, res.fields

@@ -112,7 +112,7 @@ class Calibration:
         where it was refused).
     level_factor : float
         ``level_ratio`` raised to the ``level_share`` asked for: the factor the pipeline
-        applies to the fitted rate (:func:`chromarate.pipeline.with_level`).
+        applies to the fitted rate (:func:`chromarate.rate_interval.with_level`).
     misfits_censored : tuple of float
         The censored misfits, recorded with ``level_scale``.
     pinned : bool

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from chromarate._types import DensityMap, PhaseFields
+from chromarate.calibrated_phase import calibrated_phase_fields
 from chromarate.config import FitConfig, PipelineConfig
 from chromarate.data import make_rate_map
 from chromarate.errors import ConfigError
@@ -15,7 +16,6 @@ from chromarate.fit.regularise import (FINE_WINDOW_UM, J_WEAK, RADIUS_SEARCH_MIN
                                        fourier_scale_for_window, regularisation_from_misfit)
 from chromarate.fit.simulate import steady_state
 from chromarate.phase import phase_fields
-from chromarate.pipeline import calibrated_phase_fields
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_clipped_plateaus_do_not_count_as_steady(steady):
     (``phase.calibration: physics_censored``) they do not. A scale that clips nothing is
     scored the same either way; the censored choice lands within 1 % of the true mean, closer
     than the default's, and its halves are mapped at the whole's scale."""
-    from chromarate.pipeline import halves_scale
+    from chromarate.halves import halves_scale
 
     _, phi_h, mask = steady
     dens = _density(phi_h, mask)
@@ -567,7 +567,7 @@ def test_the_level_factor_scales_the_fitted_rate_once():
     """``with_level`` multiplies the rate and its ``rate_std`` by the calibration's factor
     and records it; a second call, or a record without the factor, changes nothing."""
     from chromarate._types import FitResult
-    from chromarate.pipeline import with_level
+    from chromarate.rate_interval import with_level
 
     rate = np.full((4, 4), 2.0, np.float32)
     fit = FitResult(rate=rate, phi_d_fit=rate, residual=rate, trusted=np.ones((4, 4), bool),
