@@ -939,3 +939,24 @@ def test_validation_summary_lines_read_old_and_new_summaries():
     assert "resolvable part of 1 cases: 0.950 / 0.950" in text
     assert "more than 0.02 below it: 1 (a)" in text
     assert "covers 80-98 % of the pixels on 1 of 1 cases" in text
+
+
+@pytest.mark.slow
+def test_training_trace_quick(tmp_path):
+    """experiments/training_trace.py: one row per case and variant, r at every logged step,
+    the last one close to the final map's (the monitor reads the network at the last logged
+    step, one optimiser step before the end at most), the variant's override applied."""
+    out = tmp_path / "o.json"
+    proc = subprocess.run([sys.executable, str(_script("training_trace.py")), "bump-box-n0@101",
+                           "--quick", "--variant", "", "--variant",
+                           "fit.training.learning_rate=0.006", "--cache", str(tmp_path / "cache"),
+                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads(out.read_text())
+    assert [r["overrides"] for r in rows] == [{}, {"fit.training.learning_rate": 0.006}]
+    for row in rows:
+        assert row["steps"] == sorted(row["steps"]) and len(row["steps"]) == len(row["r"]) >= 2
+        assert row["r"][-1] == pytest.approx(row["final_r"], abs=1e-2)
+        assert row["peak_r"] == max(row["r"]) and math.isfinite(row["closed_form_r"])
+    assert rows[0]["r"] != rows[1]["r"]
+    assert "closed form" in proc.stdout
