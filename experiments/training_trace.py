@@ -5,9 +5,12 @@ fits), the default fit (:func:`chromarate.fit_rates`, regularisation chosen from
 data) runs with a monitor that reads the rate network's map at every logged step, and
 each map is scored (Pearson r) against the case's target over the final fit's trusted
 pixels. The windowed closed form on the same fields and settings is scored too (the
-suite's baseline). ``--override KEY=VALUE`` changes the configuration (a study, e.g.
-``fit.training.learning_rate=0.006`` or ``fit.prior.rate_prior=closed_form``); several
-``--variant`` groups run one after the other on each case.
+suite's baseline), and the final map also as the suite scores it (``scored_r``,
+:func:`chromarate.validation.run.score_fit`, on the truth's own grid). Each
+``--variant KEY=VALUE[,KEY=VALUE]`` (repeatable; ``""`` the defaults) is a configuration
+to run on each case, one after the other (a study, e.g.
+``fit.training.learning_rate=0.006``, which scales both networks' steps, or
+``fit.prior.rate_prior=closed_form``).
 
 It answers one question: is a fit that ends below its closed form short of steps
 (r still rising at the last step) or at an optimum of its loss that is worse than an
@@ -37,7 +40,7 @@ def trace(name: str, cache: str, overrides: dict, quick: bool = False) -> dict:
     from chromarate.config import with_overrides
     from chromarate.fit.direct import invert_direct
     from chromarate.fit.loop import iter_fit
-    from chromarate.validation.run import target_rate, truth_on_grid
+    from chromarate.validation.run import score_fit, target_rate, truth_on_grid
 
     case, syn, cfg = simulated_case(name, cache, quick=quick, path="fields")
     if overrides:
@@ -62,7 +65,9 @@ def trace(name: str, cache: str, overrides: dict, quick: bool = False) -> dict:
     peak = int(np.nanargmax(rs)) if rs else 0
     reg = fit.meta.get("regularisation") or {}
     return {"case": name, "overrides": {k: v for k, v in overrides.items()},
-            "final_r": r_of(fit.rate), "peak_r": rs[peak] if rs else None,
+            "final_r": r_of(fit.rate),
+            "scored_r": float(score_fit(fit, syn.fields, syn, target).pearson_r),
+            "peak_r": rs[peak] if rs else None,
             "peak_step": steps[peak] if rs else None, "closed_form_r": r_of(closed.rate),
             "steps": steps, "r": rs, "rate_prior": reg.get("rate_prior"),
             "strength": reg.get("strength"), "train_steps": reg.get("steps")}

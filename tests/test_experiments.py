@@ -950,7 +950,7 @@ def test_training_trace_quick(tmp_path):
     proc = subprocess.run([sys.executable, str(_script("training_trace.py")), "bump-box-n0@101",
                            "--quick", "--variant", "", "--variant",
                            "fit.training.learning_rate=0.006", "--cache", str(tmp_path / "cache"),
-                           "--json", str(out)], capture_output=True, text=True, timeout=600)
+                           "--json", str(out)], capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads(out.read_text())
     assert [r["overrides"] for r in rows] == [{}, {"fit.training.learning_rate": 0.006}]
@@ -958,5 +958,7 @@ def test_training_trace_quick(tmp_path):
         assert row["steps"] == sorted(row["steps"]) and len(row["steps"]) == len(row["r"]) >= 2
         assert row["r"][-1] == pytest.approx(row["final_r"], abs=1e-2)
         assert row["peak_r"] == max(row["r"]) and math.isfinite(row["closed_form_r"])
+        # the script's own scoring agrees with the suite's (truth resampled, its mask)
+        assert row["final_r"] == pytest.approx(row["scored_r"], abs=1e-6)
     assert rows[0]["r"] != rows[1]["r"]
     assert "closed form" in proc.stdout
