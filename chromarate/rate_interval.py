@@ -4,7 +4,8 @@ After a single fit the pipeline replaces the noise part of its ``rate_std`` by t
 two halves of the localizations measure (:func:`with_split_half_std`), adds the density
 scale calibration's error of the absolute rate (:func:`with_calibration_std`) and applies
 the calibration's level factor to the rate and its interval (:func:`with_level`). Each
-returns a new :class:`chromarate.FitResult`; :mod:`chromarate.fit.uncertainty` is imported
+returns a new :class:`chromarate.FitResult` with the change, or the fit itself where there
+is nothing to change (see each function); :mod:`chromarate.fit.uncertainty` is imported
 only inside the functions that need it.
 """
 
