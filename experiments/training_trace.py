@@ -31,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import add_case_options, override_pair, parser, simulated_case, write_json  # noqa: E402
+from _harness import (add_case_options, corr, override_pair, parser, simulated_case,  # noqa: E402
+                      write_json)
 
 
 def trace(name: str, cache: str, overrides: dict, quick: bool = False) -> dict:
@@ -55,9 +56,7 @@ def trace(name: str, cache: str, overrides: dict, quick: bool = False) -> dict:
     where = np.asarray(fit.trusted, bool) & np.isfinite(truth)
 
     def r_of(rate) -> float:
-        a = np.asarray(rate, np.float64)[where]
-        ok = np.isfinite(a)
-        return float(np.corrcoef(a[ok], truth[where][ok])[0, 1]) if ok.sum() > 2 else float("nan")
+        return corr(np.asarray(rate, np.float64)[where], truth[where])
 
     steps = [int(s) for s, _ in maps]
     rs = [r_of(m) for _, m in maps]
