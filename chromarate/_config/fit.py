@@ -289,6 +289,20 @@ class PriorConfig(_Model):
         whose closed form beats the balance (0.151) when it was set; later draws had such
         nuclei at 0.117-0.144, which keep the balance (docs/validation.md, "The shared
         departure in units of the rate" and "The mean from the censored scale").
+    rate_variation_reference : float or None
+        A floor under the data-chosen ``rate_smoothness`` set by how much the rate varies:
+        where the fit has the windowed closed form's map (``rate_prior`` ``auto`` or
+        ``closed_form``), its relative variation v (standard deviation over mean on the
+        pixels it reports) sets the floor ``1e-3 * (reference / v)**2``, at least 1e-3 and
+        at most 1e-2 (:func:`chromarate.fit.regularise.variation_smoothness_floor`). The
+        penalty weight a Gaussian prior on the rate's gradients wants grows as the noise
+        over the signal variance: a rate that varies by 3 % of its level leaves the weak
+        end's penalty (1e-3, chosen for rates varying by 10-40 %) too weak, and the fit
+        turns the fields' noise into structure. It binds only where the strength the data
+        chose is below a third (the penalty there is under 1e-2), i.e. on clean fields.
+        Recorded as ``rate_variation`` and ``smoothness_floor`` in
+        ``FitResult.meta["regularisation"]``. None: no floor. Measured in
+        docs/validation.md ("A smoothness floor from the rate's variation").
     """
 
     regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"
@@ -305,6 +319,7 @@ class PriorConfig(_Model):
     balance_full_strength: bool = True
     balance_kept_smoothness: float = Field(10.0, gt=0.0, le=1e4)
     shared_departure_limit: float | None = Field(0.145, gt=0.0, le=10.0)
+    rate_variation_reference: float | None = Field(0.08, gt=0.0, le=10.0)
 
     @model_validator(mode="after")
     def _check_manual(self) -> "PriorConfig":

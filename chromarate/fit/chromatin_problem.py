@@ -16,7 +16,7 @@ from ..errors import ChromarateError, StageError
 from .blur import blur_correction, observation_blur_nm
 from .derivatives import Grid, MollifierBackend, make_backend, make_grid
 from .direct import TAPER_PX, closed_form_prior, resolve_radius, restrict_to_report
-from .prior import departure_ratio, prior_agreement, shared_departure
+from .prior import departure_ratio, prior_agreement, rate_variation, shared_departure
 from .lattice import _blur, _blur_full, _dilate, _embed, _on_lattice, auto_stride
 from .mollifier import apply_2d_numpy, make_kernels
 from .networks import make_field_network
@@ -205,6 +205,9 @@ class _Problem:
         #: The two figures disagree: the ratio keeps the balance, the shared departure
         #: reaches ``fit.prior.shared_departure_limit``; the closed form is taken.
         self.prior_ambiguous = False
+        #: Relative variation of the windowed closed form over its reported pixels
+        #: (:func:`chromarate.fit.prior.rate_variation`), None where it was not solved.
+        self.closed_variation: float | None = None
         wanted = config.prior.rate_prior
         if wanted == "closed_form" and config.prior.test_window_um is None:
             # without test windows the closed form is a pointwise ratio, no prior
@@ -220,7 +223,8 @@ class _Problem:
                                      self.balance_sigma_um / self.pixel_um)
                 self.rate_prior = "balance"
             if wanted == "closed_form":
-                lam_b, _ = closed_form_prior(fields, config, self.radius)
+                lam_b, reported = closed_form_prior(fields, config, self.radius)
+                self.closed_variation = rate_variation(lam_b, reported & self.rate_trusted_np)
                 self.rate_prior = "closed_form"
             elif wanted == "auto" and config.prior.test_window_um is not None:
                 try:
@@ -228,6 +232,7 @@ class _Problem:
                 except ChromarateError:  # no closed form: no evidence against the balance
                     closed = None
                 if closed is not None:
+                    self.closed_variation = rate_variation(closed, reported & self.rate_trusted_np)
                     # the no-flux assumption is tested where it holds best: one spacing
                     test_um = balance_window_um(fields, self.mask_np, self.pixel_um,
                                                 config.prior.test_window_um,

@@ -58,7 +58,8 @@ from .engine import ParamGroup, TrainProgress, TrainSettings, iter_train, train
 from .lattice import _blur  # noqa: F401
 from .networks import RateNetwork
 from .prior import denoise_fields
-from .regularise import choose_regularisation, hold_to_balance, rate_fourier_scale
+from .regularise import (choose_regularisation, hold_to_balance, raise_smoothness_floor,
+                         rate_fourier_scale)
 from .uncertainty import SPLIT_HALF_SMOOTHING_WINDOWS, interval_std, local_rms, smoothing_bias
 from .width import noise_map
 
@@ -313,6 +314,12 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         # the 0.7 s of the first build with the halves on a simulate nucleus
         prob = _Problem(fields, _with_prior(config, "balance"), dev, dtype,
                         radius_noise=(decided.radius, decided.noise), report_radius=report)
+    elif decided.closed_variation is not None:
+        smoothness = config.prior.rate_smoothness
+        config, chosen = raise_smoothness_floor(config, chosen, decided.closed_variation)
+        if config.prior.rate_smoothness != smoothness:  # the penalty is read at training time
+            prob = _Problem(fields, _with_prior(config, decided.rate_prior), dev, dtype,
+                            radius_noise=(decided.radius, decided.noise), report_radius=report)
     chosen = {**chosen, "rate_prior": prob.rate_prior,
               "prior_agreement": decided.prior_agreement,
               "prior_departure": decided.prior_departure,

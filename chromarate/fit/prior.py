@@ -20,7 +20,7 @@ from scipy import ndimage as ndi
 from skimage.restoration import denoise_tv_chambolle
 
 __all__ = ["denoise_fields", "departure_ratio", "fill_nearest", "fit_scales", "prior_agreement",
-           "shared_departure", "smooth_taper", "windowed_ratio"]
+           "rate_variation", "shared_departure", "smooth_taper", "windowed_ratio"]
 
 
 def denoise_fields(phi_d: np.ndarray, phi_w: np.ndarray, mask: np.ndarray, noise: float, *,
@@ -198,6 +198,42 @@ def prior_agreement(balance: np.ndarray, closed: np.ndarray, where: np.ndarray) 
     from ..quality import map_agreement  # the gate's map correlation, numpy only
 
     return map_agreement(balance, closed, where)
+
+
+def rate_variation(rate: np.ndarray, where: np.ndarray) -> float:
+    """Relative variation of a rate map: its standard deviation over its mean on ``where``.
+
+    How much the rate varies against its level, read from the windowed closed form: the
+    signal side of the smoothness penalty's weight
+    (:func:`chromarate.fit.regularise.variation_smoothness_floor`).
+
+    Parameters
+    ----------
+    rate : numpy.ndarray
+        A rate map.
+    where : numpy.ndarray
+        bool: the pixels read (the closed form's reported region).
+
+    Returns
+    -------
+    float
+        NaN with fewer than 16 finite pixels or a mean that is not positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[0.9, 1.1] * 8] * 2)
+    >>> round(rate_variation(x, np.ones_like(x, bool)), 3)
+    0.1
+    >>> rate_variation(x, np.zeros_like(x, bool))
+    nan
+    """
+    v = np.asarray(rate, dtype=np.float64)[np.asarray(where, dtype=bool)]
+    v = v[np.isfinite(v)]
+    if v.size < 16:
+        return float("nan")
+    mean = float(np.mean(v))
+    return float(np.std(v) / mean) if mean > 0.0 else float("nan")
 
 
 def departure_ratio(balance_halves: tuple[np.ndarray, np.ndarray],

@@ -71,8 +71,9 @@ from .direct import min_radius_px, resolve_radius
 from .width import estimate_noise
 
 __all__ = ["choose_kernel_radius", "choose_regularisation", "fourier_scale_for_window",
-           "hold_to_balance", "raise_strength_floor", "rate_fourier_scale",
-           "regularisation_from_misfit", "settings_at_strength", "split_half_strength"]
+           "hold_to_balance", "raise_smoothness_floor", "raise_strength_floor",
+           "rate_fourier_scale", "regularisation_from_misfit", "settings_at_strength",
+           "split_half_strength", "variation_smoothness_floor"]
 
 #: Misfit at and below which the weak prior is used.
 J_WEAK = 0.15
@@ -88,6 +89,9 @@ SPLIT_HALF_TOLERANCE = 0.02
 #: (rate_smoothness, test_window_um) at the two ends.
 WEAK = (1e-3, 0.15)
 STRONG = (1.0, 0.3)
+#: Largest factor by which a rate that varies little raises the weak end's smoothness
+#: (:func:`variation_smoothness_floor`): the floor reaches at most 1e-2.
+VARIATION_FLOOR_MAX_FACTOR = 10.0
 #: Test window (um) for the cleanest fields, at and below a misfit of ``J_FINE``; it widens
 #: to the weak end's window at ``J_FINE_END``. Where the fourth-order terms carry little
 #: noise a narrower window resolves more of lambda (measured on the 1 % noise dev cases, J
@@ -431,6 +435,74 @@ def raise_strength_floor(given: FitConfig, chosen: FitConfig, record: dict[str, 
     config, settled = _settle(base, record["criterion"], record["value"], record["misfit"],
                               floor)
     return config, {**record, **settled}
+
+
+def variation_smoothness_floor(variation: float, reference: float | None) -> float:
+    """The least ``rate_smoothness`` for a rate whose relative variation is ``variation``.
+
+    The penalty weight a Gaussian prior on the rate's gradients calls for grows as the
+    noise over the signal's variance. J (:func:`regularisation_from_misfit`) reads the
+    noise side; this reads the signal side: ``WEAK[0] * (reference / variation)**2``,
+    clipped to 1-``VARIATION_FLOOR_MAX_FACTOR`` times the weak end's penalty.
+
+    Parameters
+    ----------
+    variation : float
+        The closed form's relative variation (:func:`chromarate.fit.prior.rate_variation`).
+    reference : float or None
+        ``fit.prior.rate_variation_reference``: the variation at and above which the floor
+        is the weak end's penalty. None: no floor (0).
+
+    Returns
+    -------
+    float
+        0 without a reference or a finite variation.
+
+    Examples
+    --------
+    >>> variation_smoothness_floor(0.2, 0.08), variation_smoothness_floor(0.04, 0.08)
+    (0.001, 0.004)
+    >>> variation_smoothness_floor(0.001, 0.08), variation_smoothness_floor(0.04, None)
+    (0.01, 0.0)
+    """
+    if reference is None or not np.isfinite(variation):
+        return 0.0
+    factor = (float(reference) / max(float(variation), 1e-12)) ** 2
+    factor = min(max(factor, 1.0), VARIATION_FLOOR_MAX_FACTOR)
+    return float(round(WEAK[0] * factor, 6))
+
+
+def raise_smoothness_floor(config: FitConfig, record: dict[str, Any],
+                           variation: float) -> tuple[FitConfig, dict[str, Any]]:
+    """A data-chosen fit configuration with its ``rate_smoothness`` raised, where it is
+    lower, to the floor the rate's variation sets (:func:`variation_smoothness_floor`).
+
+    Parameters
+    ----------
+    config : FitConfig
+        As :func:`choose_regularisation` returned it (or :func:`raise_strength_floor`).
+    record : dict
+        Its record.
+    variation : float
+        The closed form's relative variation.
+
+    Returns
+    -------
+    (FitConfig, dict)
+        The record adds ``rate_variation`` and ``smoothness_floor``, and carries the
+        raised ``rate_smoothness``; the strength, window, Fourier scale and steps stay. A
+        manual choice is returned unchanged.
+    """
+    if record.get("criterion") == "manual":
+        return config, record
+    floor = variation_smoothness_floor(variation, config.prior.rate_variation_reference)
+    record = {**record, "rate_variation": None if not np.isfinite(variation) else round(float(variation), 5),
+              "smoothness_floor": floor}
+    if floor <= config.prior.rate_smoothness:
+        return config, record
+    config = config.model_copy(update={"prior": config.prior.model_copy(
+        update={"rate_smoothness": floor})})
+    return config, {**record, "rate_smoothness": floor}
 
 
 def hold_to_balance(given: FitConfig, chosen: FitConfig, record: dict[str, Any],
