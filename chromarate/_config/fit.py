@@ -299,7 +299,9 @@ class PriorConfig(_Model):
         over the signal variance: a rate that varies by 3 % of its level leaves the weak
         end's penalty (1e-3, chosen for rates varying by 10-40 %) too weak, and the fit
         turns the fields' noise into structure. It binds only where the strength the data
-        chose is below a third (the penalty there is under 1e-2), i.e. on clean fields.
+        chose is below a third (the penalty there is under 1e-2) and the steadiness misfit
+        is above 0.005 (the cleanest fields keep the weak end), i.e. on clean fields that
+        still carry noise.
         Recorded as ``rate_variation`` and ``smoothness_floor`` in
         ``FitResult.meta["regularisation"]``. None: no floor. Measured in
         docs/validation.md ("A smoothness floor from the rate's variation").

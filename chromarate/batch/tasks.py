@@ -55,7 +55,7 @@ SUMMARY_COLUMNS = (
     "calibration_level_factor", "background_level",
     "chosen_rate_smoothness", "chosen_test_window_um", "chosen_rate_fourier_scale_per_um",
     "chosen_rate_prior", "chosen_prior_departure", "chosen_prior_shared_departure",
-    "chosen_strength_floor",
+    "chosen_strength_floor", "chosen_rate_variation", "chosen_smoothness_floor",
     "observation_blur_nm", "fit_seconds", "total_seconds", "device", "config_hash", "result_path",
 )
 
@@ -208,6 +208,8 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
         chosen_prior_departure=_number(chosen.get("prior_departure")),
         chosen_prior_shared_departure=_number(chosen.get("prior_shared_departure")),
         chosen_strength_floor=chosen.get("strength_floor", np.nan),
+        chosen_rate_variation=_number(chosen.get("rate_variation")),
+        chosen_smoothness_floor=_number(chosen.get("smoothness_floor")),
         observation_blur_nm=(fit.get("meta") or {}).get("observation_blur_nm", np.nan),
         n_localizations=prov.get("n_localizations", np.nan),
         pixel_size_nm=stack.pixel_size_nm,

@@ -28,6 +28,14 @@ resolves. The number of Adam steps grows from ``fit.training.steps`` (strong pri
 ``WEAK_STEPS_FACTOR`` times that (weak prior): a weakly regularised rate travels further
 from its start.
 
+**A floor from the rate's variation.** Where the fit solves the windowed closed form, its
+relative variation sets a floor under the chosen ``rate_smoothness``
+(:func:`variation_smoothness_floor`): the weight a Gaussian prior on the gradients calls
+for grows as the noise over the signal's variance, and the weak end's weight was set on
+rates varying by 10-40 % of their level. It binds only on clean fields (a strength under a
+third) that still carry noise (J above ``J_FINE``) of a rate that varies by less than
+``fit.prior.rate_variation_reference`` (8 %).
+
 The mollifier radius is chosen from the same ``J`` (:func:`choose_kernel_radius`, with
 ``mollifier.radius_px="auto"``): the smallest radius from 8 px whose ``J`` stays at or
 below ``J_WEAK``, bounded by the noise rule. The prior is then set from ``J`` at that
@@ -489,13 +497,18 @@ def raise_smoothness_floor(config: FitConfig, record: dict[str, Any],
     Returns
     -------
     (FitConfig, dict)
-        The record adds ``rate_variation`` and ``smoothness_floor``, and carries the
+        The record adds ``rate_variation`` and ``smoothness_floor`` (0 where the misfit J
+        is at most ``J_FINE``: the cleanest fields keep the weak end), and carries the
         raised ``rate_smoothness``; the strength, window, Fourier scale and steps stay. A
         manual choice is returned unchanged.
     """
     if record.get("criterion") == "manual":
         return config, record
     floor = variation_smoothness_floor(variation, config.prior.rate_variation_reference)
+    if not float(record.get("misfit", np.nan)) > J_FINE:
+        # fields this clean carry no noise for a prior to remove: the physics pins the rate
+        # (a noise-free constant rate held to a structured balance estimate lost its flatness)
+        floor = 0.0
     record = {**record, "rate_variation": None if not np.isfinite(variation) else round(float(variation), 5),
               "smoothness_floor": floor}
     if floor <= config.prior.rate_smoothness:

@@ -794,3 +794,67 @@ def test_shared_departure_limit_takes_the_closed_form_whatever_the_ratio(ramp_fi
     reg = fit_rates(fields, cfg, halves=noisy).meta["regularisation"]
     assert reg["prior_shared_departure"] == 0.14 and reg["rate_prior"] == "balance"
     assert "prior_ambiguous" not in reg
+
+
+def test_smoothness_floor_from_the_rate_variation(ramp_fields, monkeypatch):
+    """A closed form that varies little raises the data-chosen penalty to the floor its
+    variation sets (recorded, and the loss reads the raised weight); a rate that varies
+    much, ``rate_variation_reference: null``, a balance prior without a closed form and a
+    manual choice leave it as chosen."""
+    from chromarate.fit.regularise import (VARIATION_FLOOR_MAX_FACTOR, WEAK,
+                                           choose_regularisation, raise_smoothness_floor,
+                                           variation_smoothness_floor)
+
+    assert variation_smoothness_floor(0.08, 0.08) == WEAK[0]
+    assert variation_smoothness_floor(0.04, 0.08) == pytest.approx(4 * WEAK[0])
+    assert variation_smoothness_floor(0.02, 0.08) == WEAK[0] * VARIATION_FLOOR_MAX_FACTOR  # capped
+    assert variation_smoothness_floor(0.0, 0.08) == WEAK[0] * VARIATION_FLOOR_MAX_FACTOR
+    assert variation_smoothness_floor(float("nan"), 0.08) == 0.0
+    from dataclasses import replace
+
+    from chromarate.fit.regularise import J_FINE
+
+    _, clean = ramp_fields
+    # 3 % white noise: J above J_FINE, still the weak end (pixel_noise: no radius search)
+    noise = 0.03 * np.ptp(clean.phi_d[clean.mask]) * np.random.default_rng(5).standard_normal(clean.shape)
+    fields = replace(clean, phi_d=clean.phi_d + noise)
+    cfg = _tiny_config(prior=dict(regularisation="pixel_noise", rate_prior="auto"))
+    chosen, record = choose_regularisation(fields, cfg)
+    assert record["rate_smoothness"] == WEAK[0] and record["misfit"] > J_FINE
+    # the cleanest fields keep the weak end whatever the variation
+    assert raise_smoothness_floor(chosen, {**record, "misfit": J_FINE}, 0.01)[1][
+        "smoothness_floor"] == 0.0
+    raised, rec = raise_smoothness_floor(chosen, record, 0.04)
+    assert raised.prior.rate_smoothness == rec["rate_smoothness"] == rec["smoothness_floor"] == 0.004
+    assert (rec["rate_variation"], rec["strength"], rec["test_window_um"]) == (
+        0.04, record["strength"], record["test_window_um"])
+    same, rec = raise_smoothness_floor(chosen, record, 0.3)
+    assert same.prior.rate_smoothness == WEAK[0] and rec["smoothness_floor"] == WEAK[0]
+    off = chosen.model_copy(update={"prior": chosen.prior.model_copy(
+        update={"rate_variation_reference": None})})
+    assert raise_smoothness_floor(off, record, 0.01)[0].prior.rate_smoothness == WEAK[0]
+    manual = _tiny_config()
+    m_cfg, m_rec = choose_regularisation(fields, manual)
+    assert raise_smoothness_floor(m_cfg, m_rec, 0.01) == (m_cfg, m_rec)
+
+    # through the fit: the closed form's variation read on the reported pixels
+    seen = []
+
+    def variation(rate, where):
+        seen.append(int(np.sum(where)))
+        return 0.02
+
+    monkeypatch.setattr(chromatin_problem, "rate_variation", variation)
+    fit = fit_rates(fields, cfg)
+    reg = fit.meta["regularisation"]
+    assert seen and seen[0] > 0
+    assert reg["rate_variation"] == 0.02 and reg["rate_smoothness"] == reg["smoothness_floor"] == 0.01
+    assert fit.config["prior"]["rate_smoothness"] == 0.01
+    plain = fit_rates(fields, cfg.model_copy(update={"prior": cfg.prior.model_copy(
+        update={"rate_variation_reference": None})}))
+    assert plain.meta["regularisation"]["rate_smoothness"] == WEAK[0]
+    assert plain.meta["regularisation"]["smoothness_floor"] == 0.0
+    assert plain.meta["final_loss"] != fit.meta["final_loss"]
+    balance = fit_rates(fields, cfg.model_copy(update={"prior": cfg.prior.model_copy(
+        update={"rate_prior": "balance"})}))
+    assert "smoothness_floor" not in balance.meta["regularisation"]
