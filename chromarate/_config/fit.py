@@ -291,8 +291,9 @@ class PriorConfig(_Model):
         departure in units of the rate" and "The mean from the censored scale").
     rate_variation_reference : float or None
         A floor under the data-chosen ``rate_smoothness`` set by how much the rate varies:
-        where the fit has the windowed closed form's map (``rate_prior`` ``auto`` or
-        ``closed_form``), its relative variation v (standard deviation over mean on the
+        wherever the fit solves the windowed closed form (``rate_prior`` ``closed_form``,
+        and ``auto`` whichever prior it then picks, except where the departure figure kept
+        the balance at full strength), its relative variation v (standard deviation over mean on the
         pixels it reports) sets the floor ``1e-3 * (reference / v)**2``, at least 1e-3 and
         at most 1e-2 (:func:`chromarate.fit.regularise.variation_smoothness_floor`). The
         penalty weight a Gaussian prior on the rate's gradients wants grows as the noise

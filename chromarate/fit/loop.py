@@ -325,7 +325,10 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
               "prior_departure": decided.prior_departure,
               "prior_shared_departure": decided.prior_shared_departure,
               **({"prior_ambiguous": True} if decided.prior_ambiguous else {}),
-              "balance_window_um": prob.balance_sigma_um}
+              # a problem rebuilt on the closed-form prior makes no balance map: the window
+              # is the one the prior was chosen with
+              "balance_window_um": (prob.balance_sigma_um if prob.balance_sigma_um is not None
+                                    else decided.balance_sigma_um)}
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     timings: dict[str, float] = {}
     rates, fitted_all, resid_all, terms_all = [], [], [], []

@@ -212,7 +212,8 @@ def rate_variation(rate: np.ndarray, where: np.ndarray) -> float:
     rate : numpy.ndarray
         A rate map.
     where : numpy.ndarray
-        bool: the pixels read (the closed form's reported region).
+        bool: the pixels read (the fit passes the closed form's reported pixels that it
+        reports the rate on).
 
     Returns
     -------

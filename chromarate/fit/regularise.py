@@ -497,9 +497,10 @@ def raise_smoothness_floor(config: FitConfig, record: dict[str, Any],
     Returns
     -------
     (FitConfig, dict)
-        The record adds ``rate_variation`` and ``smoothness_floor`` (0 where the misfit J
-        is at most ``J_FINE``: the cleanest fields keep the weak end), and carries the
-        raised ``rate_smoothness``; the strength, window, Fourier scale and steps stay. A
+        The record adds ``rate_variation`` (None when not finite) and
+        ``smoothness_floor`` (0 where the misfit J is at most ``J_FINE``, the cleanest
+        fields keeping the weak end, and without a reference or a finite variation), and
+        carries the raised ``rate_smoothness``; the strength, window, Fourier scale and steps stay. A
         manual choice is returned unchanged.
     """
     if record.get("criterion") == "manual":

@@ -805,10 +805,11 @@ def test_smoothness_floor_from_the_rate_variation(ramp_fields, monkeypatch):
                                            choose_regularisation, raise_smoothness_floor,
                                            variation_smoothness_floor)
 
-    assert variation_smoothness_floor(0.08, 0.08) == WEAK[0]
-    assert variation_smoothness_floor(0.04, 0.08) == pytest.approx(4 * WEAK[0])
-    assert variation_smoothness_floor(0.02, 0.08) == WEAK[0] * VARIATION_FLOOR_MAX_FACTOR  # capped
-    assert variation_smoothness_floor(0.0, 0.08) == WEAK[0] * VARIATION_FLOOR_MAX_FACTOR
+    assert WEAK[0] == 0.001 and VARIATION_FLOOR_MAX_FACTOR == 10.0
+    assert variation_smoothness_floor(0.08, 0.08) == 0.001
+    assert variation_smoothness_floor(0.04, 0.08) == pytest.approx(0.004)
+    assert variation_smoothness_floor(0.02, 0.08) == 0.01  # capped
+    assert variation_smoothness_floor(0.0, 0.08) == 0.01
     assert variation_smoothness_floor(float("nan"), 0.08) == 0.0
     from dataclasses import replace
 
@@ -850,6 +851,17 @@ def test_smoothness_floor_from_the_rate_variation(ramp_fields, monkeypatch):
     assert seen and seen[0] > 0
     assert reg["rate_variation"] == 0.02 and reg["rate_smoothness"] == reg["smoothness_floor"] == 0.01
     assert fit.config["prior"]["rate_smoothness"] == 0.01
+    assert reg["balance_window_um"] is not None  # recorded through the rebuilt problem
+    # on the closed-form prior too, whose rebuilt problem makes no balance map
+    monkeypatch.setattr(chromatin_problem, "prior_agreement", lambda *a: -0.5)
+    cf = fit_rates(fields, cfg).meta["regularisation"]
+    assert cf["rate_prior"] == "closed_form" and cf["rate_smoothness"] == 0.01
+    assert cf["balance_window_um"] == reg["balance_window_um"]
+    monkeypatch.undo()
+    # the noise-free fields (J at most J_FINE) keep the weak end through the fit as well
+    reg = fit_rates(clean, cfg).meta["regularisation"]
+    assert reg["misfit"] <= J_FINE
+    assert reg["smoothness_floor"] == 0.0 and reg["rate_smoothness"] == 0.001
     plain = fit_rates(fields, cfg.model_copy(update={"prior": cfg.prior.model_copy(
         update={"rate_variation_reference": None})}))
     assert plain.meta["regularisation"]["rate_smoothness"] == WEAK[0]
