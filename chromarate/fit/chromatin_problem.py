@@ -5,6 +5,7 @@ window of the grid (see :mod:`chromarate.fit.loop` for the model and the loss te
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -295,6 +296,15 @@ class _Problem:
         self._blur_spectra: dict = {}
 
     # -- windows ---------------------------------------------------------------------------
+    def with_smoothness(self, weight: float) -> "_Problem":
+        """This problem with the rate's smoothness weight ``weight``: a shallow copy whose
+        configuration differs in ``prior.rate_smoothness`` only. The weight is read by the
+        loss alone, so nothing built here (prior map, closed form, kernels) is solved again."""
+        twin = copy.copy(self)
+        twin.config = self.config.model_copy(update={"prior": self.config.prior.model_copy(
+            update={"rate_smoothness": float(weight)})})
+        return twin
+
     def full_window(self) -> _Window:
         return _Window(0, 0, self.grid.ny, self.grid.nx)
 

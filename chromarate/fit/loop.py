@@ -315,20 +315,14 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
         prob = _Problem(fields, _with_prior(config, "balance"), dev, dtype,
                         radius_noise=(decided.radius, decided.noise), report_radius=report)
     elif decided.closed_variation is not None:
-        smoothness = config.prior.rate_smoothness
         config, chosen = raise_smoothness_floor(config, chosen, decided.closed_variation)
-        if config.prior.rate_smoothness != smoothness:  # the penalty is read at training time
-            prob = _Problem(fields, _with_prior(config, decided.rate_prior), dev, dtype,
-                            radius_noise=(decided.radius, decided.noise), report_radius=report)
+        prob = decided.with_smoothness(config.prior.rate_smoothness)
     chosen = {**chosen, "rate_prior": prob.rate_prior,
               "prior_agreement": decided.prior_agreement,
               "prior_departure": decided.prior_departure,
               "prior_shared_departure": decided.prior_shared_departure,
               **({"prior_ambiguous": True} if decided.prior_ambiguous else {}),
-              # a problem rebuilt on the closed-form prior makes no balance map: the window
-              # is the one the prior was chosen with
-              "balance_window_um": (prob.balance_sigma_um if prob.balance_sigma_um is not None
-                                    else decided.balance_sigma_um)}
+              "balance_window_um": prob.balance_sigma_um}
     history: dict[str, list] = {"step": [], "loss": [], "data": [], "residual": [], "smooth": []}
     timings: dict[str, float] = {}
     rates, fitted_all, resid_all, terms_all = [], [], [], []
