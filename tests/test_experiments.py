@@ -962,3 +962,28 @@ def test_training_trace_quick(tmp_path):
         assert row["final_r"] == pytest.approx(row["scored_r"], abs=1e-6)
     assert rows[0]["r"] != rows[1]["r"]
     assert "closed form" in proc.stdout
+
+
+@pytest.mark.slow
+def test_smoothness_floor_quick(tmp_path):
+    """experiments/smoothness_floor.py: J, v and the shipped floor as the fit reads them, r
+    at each weak-end weight (the patch applied, and undone: the default fit of seed 0 is the
+    weight-1e-3 fit), the seeds' maps and the smoothed map scored."""
+    from chromarate.fit.regularise import variation_smoothness_floor
+
+    out = tmp_path / "o.json"
+    proc = subprocess.run([sys.executable, str(_script("smoothness_floor.py")), "domains-box-n1@101",
+                           "--quick", "--weights", "0.001", "0.01", "--seeds", "0", "1",
+                           "--smooth-nm", "60", "--cache", str(tmp_path / "cache"), "--json", str(out)],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = json.loads(out.read_text())
+    assert row["strength"] == 0.0 and 0.0 < row["rate_variation"] < 1.0
+    assert row["shipped_floor"] == variation_smoothness_floor(row["rate_variation"], 0.08)
+    assert set(row["r_at_weight"]) == {"0.001", "0.01"}
+    assert row["r_at_weight"]["0.001"] != row["r_at_weight"]["0.01"]
+    assert row["r_per_seed"][0] == pytest.approx(row["r_at_weight"]["0.001"], abs=1e-9)
+    assert len(row["r_per_seed"]) == 2 and -1.0 <= row["seed_map_r"] <= 1.0
+    assert set(row["r_smoothed"]) == {"60.0"} and math.isfinite(row["r_smoothed"]["60.0"])
+    assert math.isfinite(row["error_vs_unresolved_r"])
+    assert "shipped floor" in proc.stdout
