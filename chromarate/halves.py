@@ -251,7 +251,7 @@ def balance_maps(fit: FitResult, fields: PhaseFields,
     reproducible even where its no-flux assumption is wrong, would make the interval too
     narrow: on the flagged ``hetero-irr-env-loc250k@303`` (strength 0.85, r 0.55) it
     covered 11 % of the pixels against 64 % with the closed form alone
-    (docs/validation.md)."""
+    (docs/validation-studies.md)."""
     whole = _followed_balance(fit, (fields,))
     halves = None if whole is None else half_balance_maps(fit, half_fields)
     return None if halves is None else (whole[0], halves)

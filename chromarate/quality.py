@@ -24,7 +24,7 @@ Each check guards an assumption of the method:
     above noise. Weak contrast alone is no defect: a simulated 15 um nucleus whose phi_h spans
     only 0.08-0.25 (p95/p5 1.45-1.57) is fitted at r 0.95. Membranes, beads and bacteria
     show the opposite (p5 near zero, p95/p5 in the tens or infinite); the sparse, clipping,
-    calibration and mean-rate checks are what flag them (docs/validation.md).
+    calibration and mean-rate checks are what flag them (docs/validation-studies.md).
 ``fraction_clipped_low`` / ``fraction_clipped_high``
     Fractions of nucleus pixels whose heterochromatin fraction was clipped at 0 or phi_max.
 ``trusted_fraction``, ``trusted_pixels``
@@ -67,7 +67,7 @@ Each check guards an assumption of the method:
     recalibrated on its own and neither estimator is linear in the density), and it is the
     estimator's, not the PINN's: a wrong PINN map can pass (the balance estimate is
     reproducible and still wrong where the flux through its windows matters), and a good
-    PINN map can be flagged (docs/validation.md). Where the fit was raised to full strength
+    PINN map can be flagged (docs/validation-studies.md). Where the fit was raised to full strength
     and held to the balance by the halves' departure figure, the closed-form maps are
     compared (the halves' balance maps share the error both are there to see), and a
     failed check says so (``held_to_balance``): the physics cannot confirm the map's
@@ -79,7 +79,7 @@ Each check guards an assumption of the method:
     variation stayed below 3.75; the closed form was taken). Always a reason: the halves
     cannot tell rates that vary below the balance window from an error both halves'
     closed forms share (right on three of nine fresh box nuclei with domains, wrong on two
-    thin ``simulate`` nuclei; docs/validation.md).
+    thin ``simulate`` nuclei; docs/validation-studies.md).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ MIN_TRUSTED_PIXELS = 400
 MIN_RESIDUAL_EXPLAINED = 0.0
 #: Where the fit followed the balance prior: on rendered box nuclei with domains held to
 #: a wrong balance 0.966-0.985 (four of six passed as ok below it), on simulate seeds
-#: 0-19 and 94-113, where the balance is right, 0.983-0.996 (docs/validation.md).
+#: 0-19 and 94-113, where the balance is right, 0.983-0.996 (docs/validation-studies.md).
 MIN_BALANCE_RESIDUAL_EXPLAINED = 0.98
 MAX_RELATIVE_UNCERTAINTY = 0.5
 RATE_MEAN_RANGE = (0.2, 10.0)
@@ -111,7 +111,7 @@ MIN_ATTAINABLE_R = 0.8
 #: Added to a failed split-half check of a fit held to the balance estimate: the map shown
 #: follows the balance, and what the halves failed to reproduce is the physics' departure
 #: from it (of the 17 such fits on simulate seeds 0-93, the 7 this check flagged ranged
-#: from r 0.736 to 0.982; docs/validation.md).
+#: from r 0.736 to 0.982; docs/validation-studies.md).
 HELD_TO_BALANCE_NOTE = ("; the map shown is the balance estimate the rate prior holds it to, "
                         "and the halves cannot confirm its pattern")
 

@@ -39,7 +39,7 @@ def with_split_half_std(fit: FitResult,
     fit that follows the balance prior is then charged with the balance estimate's noise
     and its departure from it, not with the closed form's noise, which its prior keeps out
     (on the ``simulate`` nuclei the closed form's made the interval cover 99-100 % of the
-    pixels; docs/validation.md).
+    pixels; docs/validation-studies.md).
 
     Without ``closed`` a PINN fit's own interval (``"disagreement"``: its disagreement with
     the closed form and the same bias, :mod:`chromarate.fit.loop`) stands for the closed

@@ -201,7 +201,7 @@ class PriorConfig(_Model):
         ``FitResult.meta["regularisation"]`` (``rate_prior``, ``prior_departure``,
         ``prior_shared_departure``, ``prior_agreement``, and ``prior_ambiguous`` where the
         two departure figures disagreed). Measured
-        (docs/validation.md): on the `chromarate simulate` nuclei the closed form agrees with
+        (docs/validation-studies.md): on the `chromarate simulate` nuclei the closed form agrees with
         the balance estimate (correlation 0.46-0.89) and ``closed_form`` there costs r (the
         demo 0.968 -> 0.753); on the suite's rendered nuclei with domain-scale rates the
         two disagree, and the PINN with the balance prior fell up to 0.15 below its own
@@ -251,7 +251,7 @@ class PriorConfig(_Model):
         least the test window. The default, 0.55, is the narrowest window that averages
         the domains out: a Gaussian of 0.55 spacings passes exp(-2 pi^2 0.55^2) = 0.3 % of
         a modulation at the domain spacing (0.3 spacings pass 17 %), and a wider one only
-        blurs lambda. Measured on the development nuclei (docs/validation.md): of windows of
+        blurs lambda. Measured on the development nuclei (docs/validation-studies.md): of windows of
         0.32-1.29 spacings the balance estimate alone is closest to the true rate at 0.65
         (0.48 within 0.06) on all six dev ``simulate`` nuclei, and the default fit with
         0.55 instead of one spacing lifted them from r 0.968 / 0.883 / 0.964 / 0.927 /
@@ -273,7 +273,7 @@ class PriorConfig(_Model):
     balance_kept_smoothness : float
         ``rate_smoothness`` of those fits (default 10; the strong end's is 1): the map
         keeps the balance estimate's shape up to smooth departures, the physics setting
-        its level. Measured in docs/validation.md ("Full prior strength where the
+        its level. Measured in docs/validation-studies.md ("Full prior strength where the
         departure keeps the balance").
     shared_departure_limit : float or None
         With ``rate_prior="auto"`` and two halves, also take the closed form when the
@@ -287,7 +287,7 @@ class PriorConfig(_Model):
         0.145, lies between the largest figure of the 100 ``simulate`` seeds (0.137,
         balance right) and the smallest of the rendered nuclei with domain-scale rates
         whose closed form beats the balance (0.151) when it was set; later draws had such
-        nuclei at 0.117-0.144, which keep the balance (docs/validation.md, "The shared
+        nuclei at 0.117-0.144, which keep the balance (docs/validation-studies.md, "The shared
         departure in units of the rate" and "The mean from the censored scale").
     rate_variation_reference : float or None
         A floor under the data-chosen ``rate_smoothness`` set by how much the rate varies:
@@ -305,7 +305,7 @@ class PriorConfig(_Model):
         still carry noise.
         Recorded as ``rate_variation`` and ``smoothness_floor`` in
         ``FitResult.meta["regularisation"]``. None: no floor. Measured in
-        docs/validation.md ("A smoothness floor from the rate's variation").
+        docs/validation-studies.md ("A smoothness floor from the rate's variation").
     """
 
     regularisation: Literal["steadiness", "pixel_noise", "manual"] = "steadiness"

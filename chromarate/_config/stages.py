@@ -173,7 +173,7 @@ class PhaseConfig(_Model):
         the two halves of the localizations mapped at the whole nucleus' scale. Studied,
         not the default: on twelve fresh rendered nuclei it brings the mean rate's RMS
         bias from 7.5 % to 4.6 %, but costs the heterochromatin-tied nuclei r 0.09-0.19
-        on four of six (docs/validation.md).
+        on four of six (docs/validation-studies.md).
         ``none``: ``baseline_scale`` as given.
     censored_level : {"at_bound", "always", "never"}
         ``at_bound`` (default): where the ``physics`` calibration's minimum is pinned at
@@ -185,7 +185,7 @@ class PhaseConfig(_Model):
         calibration record) raised to ``censored_level_share`` (``level_factor``). There
         the clipped plateaus, which look steady, pull the scale low and the mean rate
         high, while the censored scale, which leaves them out, costs the pattern
-        (docs/validation.md). A ratio further than 25 % from 1 is not applied (the
+        (docs/validation-studies.md). A ratio further than 25 % from 1 is not applied (the
         record's ``level_skipped`` says so); the halves of the localizations are not
         levelled. ``always``: the same on every calibrated nucleus (studied). ``never``:
         the rate as fitted at the calibrated scale.
@@ -200,7 +200,7 @@ class PhaseConfig(_Model):
         3-5 % low on average at 250k localizations and 7.6 % low at 100k (-12.8 ...
         +3.2 %), halfway within 1.2 % of the truth on average (the heterochromatin-tied
         rendered nuclei, +10.6 % before the level, are +1.9 % with the full step and
-        +6.2 % halfway; docs/validation.md).
+        +6.2 % halfway; docs/validation-studies.md).
     background : {"ring", "none"}
         ``ring`` (default): the pipeline subtracts, before phase mapping, the mean raw
         density of a ring around the nucleus, ``background_gap_nm`` clear of it and of

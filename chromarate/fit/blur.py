@@ -15,7 +15,7 @@ so the residual of the observed fields gains ``M lap_eps * c`` with the correcti
 ``c = (s^2 / 2) f'''(phi_h) |grad phi_h|^2`` evaluated on the denoised observed fields
 (the gradient from the mollifier's first-order kernels). It is formed once per nucleus,
 so it costs the fit nothing per step. Measured with the closed form on a rendered suite
-nucleus (docs/validation.md): the true fields of ``hetero-irr-env-loc250k`` blurred by
+nucleus (docs/validation-studies.md): the true fields of ``hetero-irr-env-loc250k`` blurred by
 40 nm lose r 0.963 -> 0.767 at the weakest prior, and the correction brings them back to
 0.957.
 

@@ -30,7 +30,7 @@ bias on twelve fresh rendered nuclei from 7.5 % to 4.6 %, but the scale it choos
 more with the noise (on two development nuclei the halves of the localizations land on
 average 0.02-0.04 above the whole, against 0.01-0.02 without censoring) and it costs the
 heterochromatin-tied nuclei their pattern (r 0.09-0.19 lower on four of six;
-docs/validation.md). What the default keeps of it
+docs/validation-studies.md). What the default keeps of it
 (``censored_level="at_bound"``, ``phase.censored_level: at_bound``) is the level where the
 uncensored minimum is pinned at the clipping bound, the next smaller scale inadmissible:
 there the censored misfit's own scale is found as well (``"always"``: on every calibrated

@@ -34,7 +34,7 @@ __all__ = ["AGREEMENT_WINDOW_SPACINGS", "DEPARTURE_RATIO", "FIELD_DERIVATIVES", 
 #: nucleus with heterochromatin-tied lambda read a positive agreement (0.29, against -0.40
 #: at one spacing), took the balance prior and fell 0.861 -> 0.774, 0.08 below its
 #: closed form. Not settled: on two fresh draws of the same recipe the test over 0.55
-#: spacings did better (0.824 / 0.861 against 0.754 / 0.845; docs/validation.md).
+#: spacings did better (0.824 / 0.861 against 0.754 / 0.845; docs/validation-studies.md).
 AGREEMENT_WINDOW_SPACINGS = 1.0
 
 #: ``rate_prior="auto"`` with two independent halves of the data: the closed form is the
@@ -43,7 +43,7 @@ AGREEMENT_WINDOW_SPACINGS = 1.0
 #: (:func:`chromarate.fit.prior.departure_ratio`). Chosen between the largest figure of
 #: the ``simulate`` seeds studied (3.1, balance right) and the smallest of the suite's
 #: rendered nuclei with domain-scale or heterochromatin-tied rates (4.5, closed form
-#: right); docs/validation.md. Not read where the density scale was not calibrated
+#: right); docs/validation-studies.md. Not read where the density scale was not calibrated
 #: (:func:`_scale_calibrated`): there the sign of the agreement decides.
 DEPARTURE_RATIO = 3.75
 

@@ -252,7 +252,7 @@ def departure_ratio(balance_halves: tuple[np.ndarray, np.ndarray],
     (4.5-21 on the validation suite's rendered nuclei with domain-scale or
     heterochromatin-tied rates). Where the rate is smooth, the balance follows it and
     the departure is the fourth-order terms' noise and bias (0-3.1 on the ``simulate``
-    seeds; docs/validation.md).
+    seeds; docs/validation-studies.md).
 
     Parameters
     ----------
@@ -299,7 +299,7 @@ def shared_departure(balance_halves: tuple[np.ndarray, np.ndarray],
     seeds 0-99); structure the balance averages out raises it (0.151-0.493 on 26 rendered
     nuclei with domain-scale or heterochromatin-tied rates), but not on every draw: later
     draws had box nuclei with domains, whose closed form is the better estimator, at
-    0.117-0.144, inside the seeds' range (docs/validation.md). Unlike the ratio, it does
+    0.117-0.144, inside the seeds' range (docs/validation-studies.md). Unlike the ratio, it does
     not shrink where the balance estimate itself varies much; like it, it grows as the
     localizations thin.
 

@@ -18,7 +18,7 @@ window are interpolated on a log scale of ``J`` between the weak setting
 (``rate_smoothness`` 1e-3, 0.15 um windows; measured best for white noise up to 5 %) below
 ``J_WEAK`` and the strong one (1.0, 0.3 um; measured best on the rendered ``simulate``
 nuclei at J >= 0.3) above ``J_STRONG``. ``J_WEAK`` is 0.15: rendered suite nuclei at
-J ~ 0.21 recovered lambda best with ``rate_smoothness`` 0.01-0.03 (docs/validation.md).
+J ~ 0.21 recovered lambda best with ``rate_smoothness`` 0.01-0.03 (docs/validation-studies.md).
 Below ``J_FINE_END`` the window narrows towards ``FINE_WINDOW_UM`` (0.1 um at ``J_FINE``):
 with little noise in the fourth-order terms a narrower window resolves more of lambda.
 J measures the noise only; how rough lambda is, which also sets the best prior, it cannot
@@ -48,7 +48,7 @@ measured the result).
 falls as the localizations grow, down to the level where rendered nuclei with domain-scale
 lambda want a weak prior; a nucleus with a smooth, nearly flat lambda drawn with many
 localizations then gets a weak prior and loses its map (a ``simulate`` nucleus with 1M
-localizations: r 0.601 against 0.924 with the strong prior; docs/validation.md). Where two
+localizations: r 0.601 against 0.924 with the strong prior; docs/validation-studies.md). Where two
 independent halves of the localizations exist (the pipeline's split, blocks of frames),
 :func:`split_half_strength` measures how reproducible the windowed closed form is at each
 prior strength on a grid from the weak end (0) to the strong one (1): the agreement of the
@@ -117,7 +117,7 @@ J_FINE_END = 0.02
 #: 0.3 cycles/um that the strong prior's 0.3 um window (the sample nucleus, ``simulate``
 #: seeds 0 and 4) was validated with and gives 0.6 cycles/um at 0.15 um (the suite's
 #: rendered nuclei, at 0.17-0.27 um windows, get 0.33-0.52). Chosen on the dev set
-#: (docs/validation.md): fine-scale lambda gained (0.834 -> 0.859) and no other case moved
+#: (docs/validation-studies.md): fine-scale lambda gained (0.834 -> 0.859) and no other case moved
 #: by more than 0.006; on the unseen set no case moved by more than 0.004 (fine-scale
 #: lambda 0.970 -> 0.967: the gain did not carry over).
 FOURIER_REACH = 0.09
