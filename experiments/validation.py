@@ -21,6 +21,7 @@ case.
     python experiments/validation.py --set dev --workers 2        # the full dev suite
     python experiments/validation.py --cases bump-box-n0 cli-size96-loc250k --figure fig.png
     python experiments/validation.py --set unseen                 # final settings only
+    python experiments/validation.py --doc-table experiments/results/validation_dev.json
 """
 
 from __future__ import annotations
@@ -266,6 +267,27 @@ def scores_figure(path: Path, rows: list[dict]) -> None:
     plt.close(fig)
 
 
+DOC_COLUMNS = (  # the per-case tables of docs/validation.md: header, row key, format
+    ("case", "case", "s"), ("path", "path", "s"), ("r", "r", ".3f"),
+    ("r res", "r_resolvable", ".3f"), ("ρ", "rho", ".3f"), ("bias", "bias", "+.3f"),
+    ("RMSE", "rmse", ".3f"), ("side1", "side_of_one", ".3f"), ("cov90", "coverage90", ".2f"),
+    ("base r", "baseline_r", ".3f"), ("PINN−base", "delta_r", "+.3f"), ("status", "status", "s"),
+    ("fit s", "fit_s", ".0f"),
+)
+
+
+def doc_table(rows: list[dict]) -> list[str]:
+    """The per-case markdown table of docs/validation.md (rows sorted by case, the QC
+    reasons last)."""
+    head = [h for h, _, _ in DOC_COLUMNS] + ["reasons"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in sorted(rows, key=lambda row: row["case"]):
+        reasons = "; ".join(r.get("reasons", [])).replace("|", "/")
+        out.append("| " + " | ".join(_fmt(r.get(k), f) for _, k, f in DOC_COLUMNS)
+                   + f" | {reasons} |")
+    return out
+
+
 def merge(paths: list[str], out: Path) -> dict:
     """Combine the rows of several runs (later files win per case) and re-summarise."""
     from chromarate.validation import summarise
@@ -318,7 +340,17 @@ def main(argv=None) -> dict:
     ap.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                     help="combine earlier runs' JSON (a later file's row replaces an earlier "
                          "one of the same case) into --out, recomputing the summary; no fit")
+    ap.add_argument("--doc-table", nargs="+", default=None, metavar="JSON",
+                    help="print the per-case markdown table of docs/validation.md for the rows "
+                         "of these result files (a later file's row replaces an earlier one "
+                         "of the same case); no fit")
     args = ap.parse_args(argv)
+    if args.doc_table:
+        rows: dict[str, dict] = {}
+        for p in args.doc_table:
+            rows.update((row["case"], row) for row in json.loads(Path(p).read_text())["rows"])
+        print("\n".join(doc_table(list(rows.values()))))
+        return {"rows": list(rows.values())}
     if args.merge:
         report = merge(args.merge, Path(args.out) if args.out else RESULTS / "validation_merged.json")
         if args.figure:

@@ -198,6 +198,29 @@ def test_calibration_at_bound_counts_grid_points_and_their_bias(tmp_path):
     assert cov["all"]["powers"]["1.0"]["min"] == pytest.approx(0.81 / 0.9 - 1)
 
 
+def test_validation_doc_table_from_stored_rows(tmp_path, capsys):
+    """experiments/validation.py --doc-table: the docs' per-case table from result files, rows
+    sorted by case, a later file's row replacing an earlier one, missing figures as '-' and
+    a '|' in a reason escaped."""
+    sys.path.insert(0, str(_script("validation.py").parent))
+    import validation
+
+    row = {"case": "b@1", "path": "fields", "r": 0.91234, "r_resolvable": None, "rho": 0.9,
+           "bias": -0.0123, "rmse": 0.1, "side_of_one": 1.0, "coverage90": 0.876,
+           "baseline_r": 0.9, "delta_r": 0.01234, "status": "ok", "fit_s": 12.4, "reasons": []}
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"rows": [row, {**row, "case": "a@1", "r": float("nan"),
+                                                 "status": "low_confidence",
+                                                 "reasons": ["x | y"]}]}))
+    second.write_text(json.dumps({"rows": [{**row, "r": 0.5}]}))
+    validation.main(["--doc-table", str(first), str(second)])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("| case | path | r | r res |") and lines[0].endswith("| reasons |")
+    assert lines[2] == ("| a@1 | fields | - | - | 0.900 | -0.012 | 0.100 | 1.000 | 0.88 | 0.900 "
+                        "| +0.012 | low_confidence | 12 | x / y |")
+    assert lines[3].startswith("| b@1 | fields | 0.500 | - |") and len(lines) == 4
+
+
 def test_level_factor_reads_stored_fits_and_applies_the_factor(tmp_path):
     """experiments/level_factor.py: a stored fit's bias has any factor it carried divided
     out; the at-bound variant applies the factor only to pinned nuclei, the always variant
