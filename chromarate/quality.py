@@ -100,9 +100,10 @@ MIN_TRUSTED_FRACTION = 0.1
 MIN_TRUSTED_PIXELS = 400
 MIN_RESIDUAL_EXPLAINED = 0.0
 #: Where the fit followed the balance prior: on rendered box nuclei with domains held to
-#: a wrong balance 0.966-0.985 (four of six passed as ok below it), on simulate seeds
-#: 0-19 and 94-113, where the balance is right, 0.983-0.996 (docs/validation-studies.md).
-MIN_BALANCE_RESIDUAL_EXPLAINED = 0.98
+#: a wrong balance 0.927-0.985 (9 of 11 below it), on the 184 simulate seeds 0-183, where
+#: the balance is right, 0.9830-0.9974 (none below it). It was 0.98 until a fresh draw passed
+#: a box nucleus at 0.9807 (docs/validation.md, "Rendered nuclei on further draws").
+MIN_BALANCE_RESIDUAL_EXPLAINED = 0.9825
 MAX_RELATIVE_UNCERTAINTY = 0.5
 RATE_MEAN_RANGE = (0.2, 10.0)
 #: The validation suite's target for the smallest r (docs/validation.md): a split-half

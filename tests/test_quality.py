@@ -229,7 +229,8 @@ def test_the_pipeline_reads_the_ambiguity_from_the_fit_record():
     (None, 0.03, None),                 # no prior recorded (a closed-form fit)
     ("balance", None, None),            # no residual recorded: no evidence
     ("balance", 1.5, "residual"),       # explains nothing: that reason alone
-    ("balance", 0.02, None),            # exactly the limit passes
+    ("balance", 0.02, "balance"),       # 98 %: still short of the limit
+    ("balance", 1 - MIN_BALANCE_RESIDUAL_EXPLAINED, None),   # exactly the limit passes
     ("balance", 1.0, "balance"),        # exactly nothing explained: the balance's reason
 ])
 def test_a_fit_held_to_the_balance_must_explain_the_residual(prior, term, reason):
