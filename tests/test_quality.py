@@ -230,6 +230,8 @@ def test_the_pipeline_reads_the_ambiguity_from_the_fit_record():
     ("balance", None, None),            # no residual recorded: no evidence
     ("balance", 1.5, "residual"),       # explains nothing: that reason alone
     ("balance", 0.02, "balance"),       # 98 %: still short of the limit
+    ("balance", 0.0176, "balance"),     # 98.24 %: short of 98.25 %
+    ("balance", 0.0174, None),          # 98.26 %: passes
     ("balance", 1 - MIN_BALANCE_RESIDUAL_EXPLAINED, None),   # exactly the limit passes
     ("balance", 1.0, "balance"),        # exactly nothing explained: the balance's reason
 ])
