@@ -316,7 +316,8 @@ def iter_fit(fields: PhaseFields, config: FitConfig = FitConfig(), *,
                         radius_noise=(decided.radius, decided.noise), report_radius=report)
     elif decided.closed_variation is not None:
         config, chosen = raise_smoothness_floor(config, chosen, decided.closed_variation)
-        prob = decided.with_smoothness(config.prior.rate_smoothness)
+        if config.prior.rate_smoothness != decided.config.prior.rate_smoothness:
+            prob = decided.with_smoothness(config.prior.rate_smoothness)
     chosen = {**chosen, "rate_prior": prob.rate_prior,
               "prior_agreement": decided.prior_agreement,
               "prior_departure": decided.prior_departure,
