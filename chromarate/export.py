@@ -2,8 +2,9 @@
 
 The stack is what :func:`chromarate.io.write_result` writes as one OME-Zarr image: seven
 float32 channels on the nucleus crop grid (:data:`CHANNELS`), the nucleus mask as the label
-image ``"nucleus"``, and a JSON-serialisable provenance block that carries
-:data:`SCHEMA_VERSION`.
+image ``"nucleus"``, the pixels where the rate is reported as trusted as the label image
+``"trusted"`` (:data:`TRUSTED_LABEL`), and a JSON-serialisable provenance block that
+carries :data:`SCHEMA_VERSION`.
 
 :data:`CHANNEL_TABLE` is the one description of those channels: unit, display colour of
 the OME-Zarr store and the TIFF exports, napari colormap, layer title, contrast rule and
@@ -32,12 +33,19 @@ __all__ = [
     "CHANNEL_TABLE",
     "FALLBACK_COLORS",
     "SCHEMA_VERSION",
+    "TRUSTED_LABEL",
     "ChannelSpec",
     "build_result_stack",
     "channel_color",
     "channel_spec",
     "json_safe",
 ]
+
+#: Label image of the pixels where the fit reports the rate as trusted (``FitResult.trusted``
+#: inside the nucleus): the rate's summaries (summary.csv, the nucleus table, the napari
+#: statistics and the quality gate) are taken over them. Results written before it was
+#: stored lack it; readers then use the nucleus pixels with a finite rate.
+TRUSTED_LABEL = "trusted"
 
 #: Version of the result layout and of the ``chromarate`` attribute block. Bump it when the
 #: channels, labels or provenance keys change meaning; readers refuse versions they do not
@@ -284,8 +292,8 @@ def build_result_stack(
     -------
     ResultStack
         Channels :data:`CHANNELS` as float32 arrays (``rate_std`` is NaN when the fit has
-        no uncertainty), labels ``{"nucleus": uint8 mask}``, pixel size and origin of
-        ``fields``.
+        no uncertainty), labels ``{"nucleus": uint8 mask, "trusted": uint8 mask}`` (the
+        trusted pixels of the fit inside the nucleus), pixel size and origin of ``fields``.
 
     Raises
     ------
@@ -314,6 +322,7 @@ def build_result_stack(
     _check_grid("fit.rate", np.shape(fit.rate), grid)
     _check_grid("fit.phi_d_fit", np.shape(fit.phi_d_fit), grid)
     _check_grid("fit.residual", np.shape(fit.residual), grid)
+    _check_grid("fit.trusted", np.shape(fit.trusted), grid)
     if fit.rate_std is not None:
         _check_grid("fit.rate_std", np.shape(fit.rate_std), grid)
         rate_std = fit.rate_std
@@ -333,7 +342,9 @@ def build_result_stack(
         name: np.ascontiguousarray(np.asarray(a), dtype=np.float32)
         for name, a in zip(CHANNELS, arrays)
     }
-    labels = {"nucleus": np.asarray(fields.mask).astype(np.uint8)}
+    mask = np.asarray(fields.mask, dtype=bool)
+    labels = {"nucleus": mask.astype(np.uint8),
+              TRUSTED_LABEL: (mask & np.asarray(fit.trusted, dtype=bool)).astype(np.uint8)}
 
     final_loss, final_terms = _final_loss(fit)
     prov = dict(provenance)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from chromarate._types import DensityMap, FitResult, PhaseFields, ResultStack
 from chromarate.errors import ChromarateError, StageError
-from chromarate.export import CHANNELS, SCHEMA_VERSION, build_result_stack, json_safe
+from chromarate.export import CHANNELS, SCHEMA_VERSION, TRUSTED_LABEL, build_result_stack, json_safe
 
 SHAPE = (40, 50)
 PIXEL = 20.0
@@ -67,10 +68,26 @@ def test_channels_names_order_dtype_and_grid():
     np.testing.assert_allclose(stack.channels["phi_d_fitted"], inp["fit"].phi_d_fit, rtol=1e-6)
     np.testing.assert_allclose(stack.channels["rate"], inp["fit"].rate, rtol=1e-6)
     np.testing.assert_allclose(stack.channels["rate_std"], 0.1, rtol=1e-6)
-    assert set(stack.labels) == {"nucleus"}
+    assert set(stack.labels) == {"nucleus", TRUSTED_LABEL}
     lab = stack.labels["nucleus"]
     assert lab.dtype == np.uint8
     np.testing.assert_array_equal(lab, inp["fields"].mask.astype(np.uint8))
+
+
+def test_trusted_label_is_the_fits_trusted_pixels_inside_the_nucleus():
+    """The ``trusted`` label holds the fit's trusted pixels, cut to the nucleus; a trusted
+    map on another grid is refused."""
+    inp = _inputs()
+    trusted = np.zeros(SHAPE, bool)
+    trusted[:, : SHAPE[1] // 2] = True
+    inp["fit"] = dataclasses.replace(inp["fit"], trusted=trusted)
+    lab = build_result_stack(**inp).labels[TRUSTED_LABEL]
+    assert lab.dtype == np.uint8
+    np.testing.assert_array_equal(lab, (trusted & inp["fields"].mask).astype(np.uint8))
+    assert 0 < lab.sum() < inp["fields"].mask.sum()
+    inp["fit"] = dataclasses.replace(inp["fit"], trusted=trusted[1:])
+    with pytest.raises(StageError, match="fit.trusted"):
+        build_result_stack(**inp)
 
 
 def test_rate_std_is_nan_without_uncertainty():

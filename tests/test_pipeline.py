@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from chromarate._types import FitProgress, StageDone
 from chromarate.config import with_overrides, PipelineConfig
@@ -67,3 +68,34 @@ def test_tiff_density_input_and_auto_smoothing(tiny_nucleus, tmp_path):
     assert report.n_failed == 0, report.rows
     row = report.rows[0]
     assert row["pixel_size_nm"] == 20.0 and row["n_localizations"] > 0
+
+
+def test_rate_summaries_are_over_the_trusted_pixels(tiny_nucleus, tmp_path):
+    """summary.csv, the nucleus table and the quality gate give one mean rate, over the
+    pixels the fit trusts (the store's ``trusted`` label), though the PINN's rate is drawn
+    over the whole nucleus."""
+    import pandas as pd
+
+    from chromarate.analysis import nucleus_table
+    from chromarate.batch import run_batch
+    from chromarate.export import TRUSTED_LABEL
+    from chromarate.io.zarr_store import read_result
+
+    csv, _, _ = tiny_nucleus
+    cfg = with_overrides(PipelineConfig(), {"fit.training.steps": 4, "fit.network.width": 16,
+                                            "fit.network.fourier_features": 8})
+    report = run_batch(cfg, [csv], tmp_path / "out")
+    assert report.n_failed == 0, report.rows
+    row = pd.read_csv(tmp_path / "out" / "summary.csv").iloc[0]
+    stack = read_result(row.result_path)
+    trusted, mask = stack.labels[TRUSTED_LABEL] > 0, stack.labels["nucleus"] > 0
+    rate = stack.channels["rate"].astype(np.float64)
+    assert 0 < trusted.sum() < mask.sum() and not trusted[~mask].any()
+    assert np.isfinite(rate[mask]).all()
+    qc_mean = stack.provenance["qc"]["metrics"]["rate_mean"]
+    assert qc_mean == pytest.approx(rate[trusted].mean(), rel=1e-5)
+    assert row.rate_mean == pytest.approx(qc_mean, rel=1e-5)
+    assert row.rate_median == pytest.approx(np.median(rate[trusted]), rel=1e-5)
+    table = nucleus_table(tmp_path / "out").iloc[0]
+    assert table.rate_mean == pytest.approx(qc_mean, rel=1e-5)
+    assert table.rate_coverage == pytest.approx(trusted.sum() / mask.sum())

@@ -52,13 +52,16 @@ def layer_metadata(layer) -> dict:
 MAX_POINTS = 50_000
 
 
-_LABEL_TITLES = {"nucleus": "nucleus", "domains": "domains"}
+_LABEL_TITLES = {"nucleus": "nucleus", "domains": "domains", "trusted": "trusted rate"}
+
+#: Label images drawn as outlines: the nucleus, and where its rate is trusted.
+_OUTLINED = ("nucleus", "trusted")
 
 #: Opacity of the rate map over the density (translucent blending: the density shows
 #: through a little inside the nucleus and fully outside, where the rate is NaN).
 RATE_OPACITY = 0.85
 
-#: Outline width (pixels) of the nucleus labels layer.
+#: Outline width (pixels) of the nucleus and trusted-rate labels layers.
 NUCLEUS_CONTOUR = 2
 
 
@@ -116,10 +119,11 @@ def result_layer_data(
     list of tuple
         ``(data, kwargs, "image" | "labels")``, named ``"<name> · <short title>"``.
         Density and rate are visible, the other channels hidden; the rate map is blended
-        translucently over the density (with a colorbar) and the nucleus is drawn as an
-        outline. Each layer's ``metadata["chromarate"]`` holds ``channel`` (or ``label``),
-        ``result`` (the name), ``source``, the ``stack`` itself and the ``display``
-        settings napari's constructors do not take.
+        translucently over the density (with a colorbar), and the nucleus and the pixels
+        where the rate is trusted are drawn as outlines. Each layer's
+        ``metadata["chromarate"]`` holds ``channel`` (or ``label``), ``result`` (the name),
+        ``source``, the ``stack`` itself and the ``display`` settings napari's
+        constructors do not take.
     """
     placement = _placement(stack.pixel_size_nm, stack.origin_nm)
     base_meta = {"result": name, "source": source, "stack": stack}
@@ -143,10 +147,10 @@ def result_layer_data(
             kwargs["multiscale"] = True
         out.append((pyramid if pyramid is not None else np.asarray(data), kwargs, "image"))
     for label, data in stack.labels.items():
-        display = {"contour": NUCLEUS_CONTOUR} if label == "nucleus" else {}
+        display = {"contour": NUCLEUS_CONTOUR} if label in _OUTLINED else {}
         out.append((np.asarray(data), {
             "name": f"{name} · {_LABEL_TITLES.get(label, label)}",
-            "opacity": 1.0 if label == "nucleus" else 0.5,
+            "opacity": 1.0 if label in _OUTLINED else 0.5,
             "metadata": {METADATA_KEY: {**base_meta, "label": label, DISPLAY_KEY: display}},
             **placement,
         }, "labels"))

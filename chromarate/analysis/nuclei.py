@@ -19,6 +19,7 @@ import numpy as np
 
 from .._types import ResultStack
 from ..errors import ResultStoreError
+from ..export import TRUSTED_LABEL
 from ..io.zarr_store import read_result
 
 __all__ = ["Nucleus", "find_results", "iter_nuclei", "load_nucleus", "nucleus_from_stack"]
@@ -50,6 +51,9 @@ class Nucleus:
     provenance : dict
         The store's ``chromarate`` block: config, config hash, input path and sha256,
         timings, fit information, metrics.
+    trusted : numpy.ndarray or None
+        bool: the pixels where the fit reports the rate as trusted (the store's
+        ``trusted`` label); None for results written before it was stored.
     """
 
     path: Path
@@ -60,12 +64,22 @@ class Nucleus:
     pixel_size_nm: float
     origin_nm: tuple[float, float]
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    trusted: np.ndarray | None = None
 
     # --- maps
     @property
     def rate(self) -> np.ndarray:
         """Inferred lambda = Gamma_me / Gamma_ac (NaN where not inferred)."""
         return self.channels["rate"]
+
+    @property
+    def rate_region(self) -> np.ndarray:
+        """bool: the pixels the rate's statistics are taken over: the trusted pixels inside
+        the nucleus, or, for results written before the ``trusted`` label was stored, the
+        nucleus pixels with a finite rate."""
+        if self.trusted is not None:
+            return np.asarray(self.trusted, dtype=bool) & self.mask
+        return self.mask & np.isfinite(np.asarray(self.rate))
 
     @property
     def rate_std(self) -> np.ndarray:
@@ -163,7 +177,8 @@ def nucleus_from_stack(stack: ResultStack, path: str | os.PathLike, *,
     ----------
     stack : ResultStack
         A chromarate result. Its mask is the ``nucleus`` label; without that label, the
-        pixels with a finite rate.
+        pixels with a finite rate. Its ``trusted`` label, where present, gives
+        :attr:`Nucleus.trusted`.
     path : str or path-like
         The store it came from (or a stand-in such as ``<name>/<nucleus-id>``). Without a
         ``nucleus_id`` in the provenance, a numeric store name (``3.ome.zarr``) gives it.
@@ -175,6 +190,7 @@ def nucleus_from_stack(stack: ResultStack, path: str | os.PathLike, *,
     label = stack.labels.get("nucleus")
     mask = (np.asarray(label) > 0 if label is not None
             else np.isfinite(np.asarray(stack.channels["rate"])))
+    trusted = stack.labels.get(TRUSTED_LABEL)
     nid = prov.get("nucleus_id")
     if nid is None:
         stem = path.name[: -len(_SUFFIX)] if path.name.endswith(_SUFFIX) else path.stem
@@ -183,7 +199,7 @@ def nucleus_from_stack(stack: ResultStack, path: str | os.PathLike, *,
                    nucleus_id=int(nid), channels=dict(stack.channels), mask=mask,
                    pixel_size_nm=float(stack.pixel_size_nm),
                    origin_nm=(float(stack.origin_nm[0]), float(stack.origin_nm[1])),
-                   provenance=prov)
+                   provenance=prov, trusted=None if trusted is None else np.asarray(trusted) > 0)
 
 
 def load_nucleus(path: str | os.PathLike) -> Nucleus:

@@ -7,9 +7,11 @@ Columns (lengths in um, areas in um^2; rates are lambda = Gamma_me / Gamma_ac):
 - ``area_um2``, ``n_localizations``, ``localizations_per_um2``;
 - ``mean_phi_h`` and ``heterochromatin_fraction`` (area fraction with phi_h above the
   domain threshold);
-- the inferred map: ``rate_mean``, ``rate_median``, ``rate_std`` (spatial), the
+- the inferred map, over the pixels where the fit reports it as trusted
+  (:attr:`~chromarate.analysis.Nucleus.rate_region`; the quality gate's ``rate_mean`` is
+  over the same pixels): ``rate_mean``, ``rate_median``, ``rate_std`` (spatial), the
   quantiles ``rate_q05`` ... of :class:`AnalysisConfig`, ``rate_coverage`` (fraction of
-  the nucleus where the rate is defined), ``rate_heterochromatin`` and
+  the nucleus where the rate is reported as trusted), ``rate_heterochromatin`` and
   ``rate_euchromatin`` (mean inside and outside heterochromatin);
 - ``rate_balance``: the steady-state balance estimate sum(phi_h) / sum(phi_e) of the mean
   rate (:func:`~chromarate.analysis.rates.rate_balance`);
@@ -17,8 +19,8 @@ Columns (lengths in um, areas in um^2; rates are lambda = Gamma_me / Gamma_ac):
   ``domain_radius_um``, ``domain_nn_distance_um``, ``domain_spacing_um``, the lab closed
   form ``lab_lambda`` and the inferred rate over the same territories ``rate_territory``;
 - ``rate_corr_truth`` (from the result, when the batch found a truth file) and
-  ``truth_rate_mean`` (mean true lambda over the nucleus, when ``<stem>.truth.npz`` lies
-  beside the input).
+  ``truth_rate_mean`` (mean true lambda over the same pixels as ``rate_mean``, when
+  ``<stem>.truth.npz`` lies beside the input).
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def _truth_mean(nucleus: Nucleus) -> float:
     true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
                             src_origin_nm=truth["origin_nm"], shape=nucleus.mask.shape,
                             pixel_nm=nucleus.pixel_size_nm, origin_nm=nucleus.origin_nm)
-    v = true[nucleus.mask & np.isfinite(true)]
+    v = true[nucleus.rate_region & np.isfinite(true)]
     return float(v.mean()) if v.size else float("nan")
 
 
@@ -91,6 +93,7 @@ def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig
     dict
     """
     mask = nucleus.mask
+    region = nucleus.rate_region
     rate = nucleus.rate.astype(np.float64)
     phi_h = nucleus.phi_h(config.field)
     if domains is None:
@@ -115,10 +118,10 @@ def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig
         "localizations_per_um2": nucleus.n_localizations / area if area > 0 else np.nan,
         "mean_phi_h": float(np.nanmean(phi_h[mask])) if mask.any() else np.nan,
         "heterochromatin_fraction": float(hetero.sum() / mask.sum()) if mask.any() else np.nan,
-        **rate_quantiles(rate, mask, config.quantiles),
-        "rate_coverage": float(np.isfinite(rate[mask]).mean()) if mask.any() else np.nan,
-        "rate_heterochromatin": _mean_where(rate, hetero),
-        "rate_euchromatin": _mean_where(rate, mask & ~hetero),
+        **rate_quantiles(rate, region, config.quantiles),
+        "rate_coverage": float(region.sum() / mask.sum()) if mask.any() else np.nan,
+        "rate_heterochromatin": _mean_where(rate, region & hetero),
+        "rate_euchromatin": _mean_where(rate, region & ~hetero),
         "rate_balance": rate_balance(np.clip(phi_h, 0.0, None), nucleus.phi_e, mask),
         "n_domains": int(len(domains.table)),
         "n_interior_domains": int(len(inner)),

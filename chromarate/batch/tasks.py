@@ -28,6 +28,7 @@ from ..config import QUIET_MIGRATION, PhaseConfig, PipelineConfig, config_hash, 
 from ..data import read_truth_for
 from ..device import spread_device
 from ..errors import ChromarateError, ConfigError, InputFormatError, ResultStoreError
+from ..export import TRUSTED_LABEL
 from ..io.batch_files import read_json, write_json
 from ..io.zarr_store import read_result, write_result
 from ..pipeline import NucleusResult, NucleusTask, Pipeline
@@ -187,7 +188,12 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
     prov = stack.provenance
     fit = prov.get("fit") or {}
     timings = prov.get("timings") or {}
-    mask = np.asarray(stack.labels.get("nucleus"), dtype=bool)
+    # the rate is summarised where the fit trusts it (results written before the trusted
+    # label: over the nucleus, where rate_summary keeps the finite values)
+    region = np.asarray(stack.labels.get("nucleus"), dtype=bool)
+    trusted = stack.labels.get(TRUSTED_LABEL)
+    if trusted is not None:
+        region = region & (np.asarray(trusted) > 0)
     corr = (prov.get("metrics") or {}).get("rate_corr_truth")
     row = {c: np.nan for c in SUMMARY_COLUMNS}
     qc = prov.get("qc") or {}
@@ -213,7 +219,7 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
         observation_blur_nm=(fit.get("meta") or {}).get("observation_blur_nm", np.nan),
         n_localizations=prov.get("n_localizations", np.nan),
         pixel_size_nm=stack.pixel_size_nm,
-        **rate_summary(stack.channels["rate"], mask),
+        **rate_summary(stack.channels["rate"], region),
         rate_corr_truth=np.nan if corr is None else float(corr),
         mollifier_radius_px=(fit.get("meta") or {}).get("mollifier_radius_px", np.nan),
         report_radius_px=chosen.get("report_radius_px",
