@@ -27,7 +27,7 @@ from ._config.fit import (FitConfig, MollifierConfig, NetworkConfig, PhysicsConf
 from ._config.io import _UniqueKeyLoader, config_hash, dump_config, make_config
 from ._config.migrate import (CONFIG_VERSION, QUIET_MIGRATION, check_phase_phi_max,
                               migrate_pipeline, override_key, read_older, warn_moved)
-from ._config.localizations import DriftConfig, FilterConfig
+from ._config.localizations import DriftConfig, FilterConfig, ReadConfig
 from ._config.stages import (DenoiseConfig, PhaseConfig, RenderConfig, SegmentConfig,
                              SimulateConfig)
 from .errors import ConfigError
@@ -44,6 +44,7 @@ __all__ = [
     "PhysicsConfig",
     "PipelineConfig",
     "PriorConfig",
+    "ReadConfig",
     "RenderConfig",
     "SegmentConfig",
     "SimulateConfig",
@@ -58,8 +59,9 @@ __all__ = [
 class PipelineConfig(_Model):
     """A whole pipeline: one model per stage plus the schema version.
 
-    ``filter`` (all filters off by default) and ``drift`` (None: no drift correction) act
-    on the localizations before rendering. ``version`` is :data:`CONFIG_VERSION` once
+    ``read`` states what input tables may leave open (their length unit, the camera pixel
+    size; unset by default). ``filter`` (all filters off by default) and ``drift`` (None:
+    no drift correction) act on the localizations before rendering. ``version`` is :data:`CONFIG_VERSION` once
     validated: older versions and older keys are migrated on reading (one
     :class:`~chromarate.errors.ConfigDeprecationWarning` names the moved keys).
     ``fit.physics.phi_max`` is the one ``phi_max``: the phase stage clips ``phi_h`` there.
@@ -67,6 +69,7 @@ class PipelineConfig(_Model):
 
     version: int = CONFIG_VERSION
     name: str = "default"
+    read: ReadConfig = ReadConfig()
     filter: FilterConfig = FilterConfig()
     drift: DriftConfig | None = None
     render: RenderConfig = RenderConfig()

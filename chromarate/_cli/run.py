@@ -101,12 +101,19 @@ def _dry_run(config, inputs, out, *, workers, scheduler, overwrite) -> int:
                    "$CHROMARATE_READ_LIMIT, else 4 GiB or a quarter of the memory).")
 @click.option("--no-wait", is_flag=True,
               help="Fail at once if another run is writing into OUT (default: wait for it).")
+@click.option("--units", type=click.Choice(["nm", "um", "px"]), default=None,
+              help="Length unit of inputs whose coordinate columns state none, e.g. a CSV "
+                   "with a plain x,y header (sets read.units; never overrides a unit a file "
+                   "states).")
+@click.option("--pixel-size-nm", type=click.FloatRange(min=0.0, min_open=True), default=None,
+              metavar="NM", help="Camera pixel size for inputs whose coordinates are in pixels "
+                                 "(sets read.pixel_size_nm).")
 @click.option("-v", "--verbose", is_flag=True, help="Stage timings, debug log.")
 @click.option("-q", "--quiet", is_flag=True, help="Only failures and the final summary.")
 @_PROGRESS_OPTION
 @click.pass_context
 def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_run, overwrite,
-        read_limit, no_wait, verbose, quiet, progress_every) -> None:
+        read_limit, no_wait, units, pixel_size_nm, verbose, quiet, progress_every) -> None:
     """Run PIPELINE (a YAML file or a preset name) on INPUTS (files, folders, globs).
 
     Each nucleus is written to OUT/<input>/<nucleus-id>.ome.zarr, with OUT/summary.csv
@@ -114,7 +121,10 @@ def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_r
     """
     verbose = verbose or ctx.obj.get("verbose", False)
     _setup_logging(verbose, quiet)
-    cfg = _load_pipeline_config(pipeline, overrides)
+    read = [f"read.{key}={value}" for key, value in (("units", units),
+                                                      ("pixel_size_nm", pixel_size_nm))
+            if value is not None]
+    cfg = _load_pipeline_config(pipeline, [*overrides, *read])
     if dry_run:
         sys.exit(_dry_run(cfg, list(inputs), Path(out), workers=workers, scheduler=scheduler,
                           overwrite=overwrite))

@@ -1,4 +1,4 @@
-"""Config models of the localization-table stages: filtering and drift correction."""
+"""Config models of the localization-table stages: reading, filtering and drift correction."""
 
 from __future__ import annotations
 
@@ -8,7 +8,41 @@ from pydantic import Field, model_validator
 
 from .base import _Model
 
-__all__ = ["DriftConfig", "FilterConfig"]
+__all__ = ["DriftConfig", "FilterConfig", "ReadConfig"]
+
+
+class ReadConfig(_Model):
+    """What an input file's table may leave open, stated for every input of a batch (both
+    unset by default: a file that needs them is refused, naming the setting).
+
+    Attributes
+    ----------
+    units : {"nm", "um", "px"} or None
+        Length unit of coordinate columns whose header states none (a CSV with a plain
+        ``x, y`` header); it never overrides a unit the file states. ``"px"`` needs
+        ``pixel_size_nm``.
+    pixel_size_nm : float or None
+        Camera pixel size converting coordinates stored in pixels (a ``[px]`` header, a
+        Picasso file without its YAML sidecar, ``units: px``). Where the file records
+        its own pixel size (a Picasso YAML), this value replaces it.
+
+    Each reaches only the formats that take it (``read_localizations(...,
+    defaults=...)``); rendered TIFF inputs are read with the pixel size they record.
+    """
+
+    units: Literal["nm", "um", "px"] | None = None
+    pixel_size_nm: float | None = Field(None, gt=0.0, le=1e5)
+
+    @model_validator(mode="after")
+    def _check_px(self) -> "ReadConfig":
+        if self.units == "px" and self.pixel_size_nm is None:
+            raise ValueError("read.units px needs read.pixel_size_nm (the camera pixel size in nm)")
+        return self
+
+    def options(self) -> dict[str, object]:
+        """The reader options set (``read_localizations(..., defaults=...)``)."""
+        return {k: v for k, v in (("units", self.units), ("pixel_size_nm", self.pixel_size_nm))
+                if v is not None}
 
 
 class FilterConfig(_Model):

@@ -133,7 +133,7 @@ def iter_inference(request: InferenceRequest) -> Iterator[object]:
             if request.path is None:
                 raise ChromarateError("no localizations: choose a localization layer or file")
             t0 = time.perf_counter()
-            locs = read_localizations(request.path)
+            locs = read_localizations(request.path, defaults=request.config.read.options())
             yield StageDone(stage="read", seconds=time.perf_counter() - t0)
         events = Pipeline(request.config).iter_run(locs, device=request.device,
                                                    provenance=_provenance(request))

@@ -169,6 +169,21 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+#: What a reader's advice to pass an option becomes in a batch: the config's setting, and
+#: the ``run`` command's option.
+_READ_HINTS = (("units=", "read.units (chromarate run --units)"),
+               ("pixel_size_nm=", "read.pixel_size_nm (chromarate run --pixel-size-nm)"))
+
+
+def _with_read_hint(message: str) -> str:
+    """A reader's error with the batch's way to give the option it asks for, where it asks
+    for ``units=`` or ``pixel_size_nm=`` (Python keywords a batch user cannot pass)."""
+    named = [hint for key, hint in _READ_HINTS if key in message]
+    if not named:
+        return message
+    return f"{message}; in a batch set {' and '.join(named)}"
+
+
 def result_path(job: InputJob, nucleus_id: int) -> Path:
     """Where the result of nucleus ``nucleus_id`` of ``job`` is written."""
     return job.folder / f"{nucleus_id}.ome.zarr"
@@ -391,7 +406,10 @@ def prepare_input(job: InputJob) -> InputPlan:
             fmt = "tiff-density"
             items = pipe.iter_prepare_density(read_density_image(path))
         else:
-            locs = read_localizations(path)
+            try:
+                locs = read_localizations(path, defaults=job.config.read.options())
+            except InputFormatError as exc:
+                raise InputFormatError(_with_read_hint(exc.message), path=exc.path) from None
             fmt = locs.meta.get("format")
             items = pipe.iter_prepare(locs)
         tasks, failed = [], []

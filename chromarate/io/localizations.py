@@ -87,7 +87,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Mapping, NoReturn
 
 from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
@@ -115,7 +115,8 @@ _BINARY_SIGNATURES = (
 )
 
 
-def read_localizations(path: str | os.PathLike, format: str = "auto", **options: Any) -> Localizations:
+def read_localizations(path: str | os.PathLike, format: str = "auto", *,
+                       defaults: Mapping[str, Any] | None = None, **options: Any) -> Localizations:
     """Read a localization file into a canonical table in nanometres.
 
     Parameters
@@ -125,8 +126,14 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", **options:
     format : str, optional
         ``"auto"`` (default) detects the format from the file's content; or one of
         the registered formats (:func:`chromarate.io.registry.registered_formats`; see the
-        module docstring for each built-in format's units, frame base and options). Tables of no known format are read with ``format="generic"``,
+        module docstring for each built-in format's units, frame base and options).
+        Tables of no known format are read with ``format="generic"``,
         ``columns={"x_nm": ..., "y_nm": ...}`` and ``units=...``.
+    defaults : mapping, optional
+        Options passed only to a format that declares them (a reader taking any
+        ``**options`` gets none), and not where ``options`` gives them: a batch's
+        ``units`` and ``pixel_size_nm`` (``read`` of the pipeline config) reach the
+        formats that take them and are left out for the others. None values are left out.
     **options
         Format options (each format's module documents its own). For ``"thunderstorm"``:
 
@@ -192,7 +199,25 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", **options:
             f"available formats: {', '.join(registry.available_formats())}",
             path=path,
         )
+    if defaults:
+        accepted = registry.accepted_options(reader)
+        options = {**{k: v for k, v in defaults.items()
+                      if v is not None and accepted is not None and k in accepted}, **options}
     return registry.read_with(reader, path, options)
+
+
+def _hdf5_damage(path: Path) -> str | None:
+    """Why h5py cannot open a file that starts with the HDF5 signature (None when it opens,
+    or when h5py is not installed)."""
+    try:
+        import h5py
+    except ImportError:
+        return None
+    try:
+        with h5py.File(path, "r"):
+            return None
+    except Exception as exc:  # h5py raises OSError, but a damaged file may raise anything
+        return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _raise_undetected(path: Path, raw: bytes) -> NoReturn:
@@ -202,6 +227,13 @@ def _raise_undetected(path: Path, raw: bytes) -> NoReturn:
     missing = f"; unavailable here: {'; '.join(unavailable)}" if unavailable else ""
     for magic, what in _BINARY_SIGNATURES:
         if raw.startswith(magic):
+            damage = _hdf5_damage(path) if magic == _BINARY_SIGNATURES[0][0] else None
+            if damage:
+                raise InputFormatError(
+                    f"{what} that cannot be opened: it is truncated or damaged ({damage}); "
+                    "expected a complete Picasso, DECODE or SMAP file",
+                    path=path,
+                )
             raise InputFormatError(
                 f"{what} that no localization reader recognises; supported formats: "
                 f"{formats}{missing}",

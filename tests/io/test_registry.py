@@ -62,6 +62,30 @@ def test_unknown_option_names_format_and_accepted(tmp_path):
                            units="nm", channel=1)
 
 
+def test_defaults_reach_only_the_formats_that_take_them(tmp_path, scratch_registry):
+    """A batch's ``units`` / ``pixel_size_nm`` fill what a table leaves open, are dropped for
+    a format that does not take them, never override a unit the file states or an option
+    given explicitly."""
+    plain = _write(tmp_path / "plain.csv", "x,y\n1,2\n3,4\n")
+    with pytest.raises(InputFormatError, match="has no unit"):
+        read_localizations(plain)
+    um = read_localizations(plain, defaults={"units": "um", "pixel_size_nm": 100.0})
+    assert um.table["x_nm"].tolist() == [1000.0, 3000.0]
+    given = read_localizations(plain, defaults={"units": "um"}, units="nm")
+    assert given.table["x_nm"].tolist() == [1.0, 3.0]
+    stated = _write(tmp_path / "stated.csv", '"x [nm]","y [nm]"\n1,2\n')
+    assert read_localizations(stated, defaults={"units": "um"}).table["x_nm"].tolist() == [1.0]
+    px = _write(tmp_path / "px.csv", '"x [px]","y [px]"\n1,2\n')
+    in_px = read_localizations(px, defaults={"pixel_size_nm": 108.0, "units": None})
+    assert in_px.table["x_nm"].tolist() == [108.0]
+    scratch_registry.register_reader(
+        registry.ReaderSpec("mine", _read_mine, magic=(b"MINE",), suffixes=(".mine",)))
+    mine = _write(tmp_path / "cell.mine", "MINE v1\n1 2\n")
+    # a reader that declares neither option gets neither
+    other = read_localizations(mine, defaults={"units": "um", "pixel_size_nm": 5.0})
+    assert other.table["x_nm"].tolist() == [1.0]
+
+
 # --------------------------------------------------------------------------- units
 
 
