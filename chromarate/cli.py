@@ -45,12 +45,29 @@ for _command in (run, config_group, info, report, demo, export, simulate):
 del _command
 
 
+def _tracebacks_asked(args: list[str]) -> bool:
+    """Whether the group's own ``-v`` (before the command's name) asks for tracebacks;
+    a command's ``-v`` (``run -v``: stage timings) does not.
+
+    Examples
+    --------
+    >>> _tracebacks_asked(["-v", "run", "default"]), _tracebacks_asked(["run", "-v"])
+    (True, False)
+    """
+    for arg in args:
+        if not arg.startswith("-"):
+            return False
+        if arg in ("-v", "--verbose"):
+            return True
+    return False
+
+
 def main(argv=None) -> None:
     """Entry point of the ``chromarate`` console script."""
     from .errors import ChromarateError
 
     args = list(sys.argv[1:] if argv is None else argv)
-    verbose = "-v" in args or "--verbose" in args
+    verbose = _tracebacks_asked(args)
     try:
         cli.main(args=args, prog_name="chromarate", standalone_mode=False)
     except ChromarateError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .errors import DeviceError
 
-__all__ = ["resolve_device", "resolve_dtype", "describe_device", "spread_device"]
+__all__ = ["check_device", "resolve_device", "resolve_dtype", "describe_device", "spread_device"]
 
 
 def resolve_device(spec: str = "auto"):
@@ -55,6 +55,49 @@ def resolve_device(spec: str = "auto"):
             raise DeviceError(f"device {spec!r} requested but MPS is not available here")
         return dev
     raise DeviceError(f"unsupported device type {dev.type!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def check_device(spec: str | None, *, here: bool = True) -> None:
+    """Refuse a device name before any work is done.
+
+    Parameters
+    ----------
+    spec : str or None
+        A ``--device`` value (None: the config's, not checked here).
+    here : bool
+        The fits run on this machine: the device must exist here
+        (:func:`resolve_device`). False (a remote dask scheduler): only the name is checked,
+        since the workers' devices are not visible from here.
+
+    Raises
+    ------
+    DeviceError
+        An unknown name, or (``here``) a device this machine does not have.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    >>> check_device("banana", here=False)
+    Traceback (most recent call last):
+    ...
+    chromarate.errors.DeviceError: unknown device 'banana'; use auto, cpu, cuda, cuda:N or mps
+    """
+    if spec is None:
+        return
+    if here:
+        resolve_device(spec)
+        return
+    import torch
+
+    name = spec.strip().lower()
+    if name == "auto":
+        return
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"unsupported device type {dev.type!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
 def resolve_dtype(name: str):

@@ -73,6 +73,20 @@ def test_two_workers_isolate_the_corrupt_file(first_run):
     assert not [p for p in out.rglob(".*") if ".tmp-" in p.name]
 
 
+def test_counts_stay_integers_beside_a_failed_input(first_run):
+    """summary.csv's counts and the dry run's stay integers though the failed input has
+    none (pandas would write 241619.0 and print 1.0)."""
+    out, _, rates, _ = first_run
+    raw = pd.read_csv(out / "summary.csv", dtype=str)
+    for column in ("nucleus_id", "n_localizations"):
+        values = raw[column].dropna()
+        assert len(values) == len(rates) and values.str.fullmatch(r"\d+").all(), values
+    res = CliRunner().invoke(cli, ["run", "quick-cpu", str(_inputs(first_run)), "--out", str(out),
+                                   "--dry-run", *DIRECT])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("[skip: all 1 nucleus(es) done]") == len(rates), res.output
+
+
 def test_resume_fits_nothing_and_overwrite_refits(first_run):
     out, _, rates, corrupt = first_run
     before = _stores(out)

@@ -206,3 +206,92 @@ def test_changed_config_refits_and_logs_the_replacement(tiny_nucleus, tmp_path):
     assert "1.ome.zarr will be replaced: made with another config (hash " in log
     assert read_result(out / "tiny" / "1.ome.zarr").provenance["config"]["fit"]["mollifier"][
         "radius_px"] == 6
+
+
+DIRECT = ["--set", "fit.method=direct"]
+
+
+def _unitless(tiny_nucleus, path: Path, scale: float = 1.0) -> Path:
+    """The tiny nucleus as a CSV at ``path`` whose header states no unit (``x,y,frame``),
+    its coordinates divided by ``scale`` (1000: micrometres)."""
+    csv, _, _ = tiny_nucleus
+    table = pd.read_csv(csv)
+    pd.DataFrame({"x": table["x [nm]"] / scale, "y": table["y [nm]"] / scale,
+                  "frame": table["frame"]}).to_csv(path, index=False)
+    return path
+
+
+def test_units_of_a_table_that_states_none_come_from_the_command_line(tiny_nucleus, tmp_path):
+    """A table without units is refused, naming the batch's setting; ``--units`` (or
+    ``--set read.units``) reads it; the same nucleus in micrometres reads the same."""
+    in_nm = _unitless(tiny_nucleus, tmp_path / "plain.csv")
+    res = CliRunner().invoke(cli, ["run", "quick-cpu", str(in_nm), "--out", str(tmp_path / "a"),
+                                   *DIRECT])
+    assert res.exit_code == 1, res.output
+    error = pd.read_csv(tmp_path / "a" / "summary.csv").iloc[0]["error"]
+    assert "has no unit" in error and "read.units (chromarate run --units)" in error
+    in_um = _unitless(tiny_nucleus, tmp_path / "plain_um.csv", scale=1000.0)
+    counts = []
+    for out, path, extra in (("b", in_nm, ["--units", "nm"]),
+                             ("c", in_um, ["--set", "read.units=um"])):
+        res = CliRunner().invoke(cli, ["run", "quick-cpu", str(path), "--out", str(tmp_path / out),
+                                       *DIRECT, *extra])
+        assert res.exit_code == 0, res.output
+        row = pd.read_csv(tmp_path / out / "summary.csv").iloc[0]
+        assert row["status"] != "failed"
+        counts.append(int(row["n_localizations"]))
+    assert counts[0] == counts[1] > 0
+
+
+def test_pixel_coordinates_are_read_with_the_pixel_size_from_the_command_line(tiny_nucleus,
+                                                                              tmp_path):
+    """A ``[px]`` table is refused without a pixel size, naming ``--pixel-size-nm``, and read
+    with it; ``read.units: px`` without a pixel size is an invalid config."""
+    csv, _, _ = tiny_nucleus
+    table = pd.read_csv(csv)
+    px = tmp_path / "px.csv"
+    pd.DataFrame({"frame": table["frame"], "x [px]": table["x [nm]"] / 108.0,
+                  "y [px]": table["y [nm]"] / 108.0}).to_csv(px, index=False)
+    res = CliRunner().invoke(cli, ["run", "quick-cpu", str(px), "--out", str(tmp_path / "a"), *DIRECT])
+    assert res.exit_code == 1
+    assert "chromarate run --pixel-size-nm" in pd.read_csv(tmp_path / "a" / "summary.csv").iloc[0]["error"]
+    res = CliRunner().invoke(cli, ["run", "quick-cpu", str(px), "--out", str(tmp_path / "b"), *DIRECT,
+                                   "--pixel-size-nm", "108"])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["config", "show", "quick-cpu", "--set", "read.units=px"])
+    assert res.exit_code != 0 and "read.pixel_size_nm" in str(res.exception or res.output)
+
+
+def test_bad_device_and_read_limit_are_refused_before_any_input_is_read(tiny_nucleus, tmp_path,
+                                                                        capsys, monkeypatch):
+    csv, _, _ = tiny_nucleus
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "quick-cpu", str(csv), "--out", str(tmp_path / "d"), "--device", "banana"])
+    assert exc.value.code == 1
+    assert "unknown device 'banana'" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "summary.csv").exists()
+    monkeypatch.setenv("CHROMARATE_READ_LIMIT", "garbage")
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "quick-cpu", str(csv), "--out", str(tmp_path / "e")])
+    assert exc.value.code == 1
+    assert "CHROMARATE_READ_LIMIT" in capsys.readouterr().err
+    assert not (tmp_path / "e" / "summary.csv").exists()
+
+
+def test_a_commands_verbose_flag_does_not_print_tracebacks(tiny_nucleus, tmp_path, capsys):
+    """``run -v`` means stage timings; only ``chromarate -v`` shows tracebacks."""
+    csv, _, _ = tiny_nucleus
+    args = ["run", "quick-cpu", str(csv), "--out", str(tmp_path / "o"), "--set",
+            "fit.network.width=1"]
+    with pytest.raises(SystemExit):
+        main([*args, "-v"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "fit.network.width" in err
+    with pytest.raises(Exception, match="fit.network.width"):
+        main(["-v", *args])
+
+
+def test_nan_given_with_set_is_refused_by_name(capsys):
+    with pytest.raises(SystemExit):
+        main(["config", "show", "quick-cpu", "--set", "render.pixel_size_nm=NaN"])
+    assert "render.pixel_size_nm: NaN is not a value" in capsys.readouterr().err

@@ -17,8 +17,21 @@ EXIT_INTERRUPTED = 130
 
 
 def _parse_value(text: str):
+    """A ``--set`` value read as YAML reads it (``null`` is None, ``0.5`` a number), except
+    that ``nan`` (any case) is NaN, as float() reads it, so that the config refuses it by
+    name instead of failing a range check with a misleading message.
+
+    Examples
+    --------
+    >>> _parse_value("0.5"), _parse_value("null"), _parse_value("nm")
+    (0.5, None, 'nm')
+    >>> _parse_value("NaN") != _parse_value("NaN")
+    True
+    """
     import yaml
 
+    if text.strip().lower() in ("nan", "+nan", "-nan"):
+        return float("nan")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:

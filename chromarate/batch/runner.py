@@ -25,9 +25,10 @@ import pandas as pd
 
 from .. import __version__
 from ..config import PipelineConfig, config_hash
+from ..device import check_device
 from ..errors import ChromarateError
 from ..io.batch_files import batch_log, write_table
-from ..io.limits import parse_size, read_limit as _read_limit
+from ..io.limits import current_read_limit, parse_size, read_limit as _read_limit
 from ..io.outdir import OutputLock, check_inside
 from ..io.zarr_store import remove_stale_temporaries
 from .events import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
@@ -99,9 +100,12 @@ class BatchReport:
 
     @property
     def table(self) -> pd.DataFrame:
-        """The summary as a DataFrame (``nucleus_id`` empty for inputs that failed whole)."""
+        """The summary as a DataFrame (``nucleus_id`` and ``n_localizations`` empty for
+        inputs that failed whole)."""
         table = pd.DataFrame(self.rows, columns=list(SUMMARY_COLUMNS))
-        table["nucleus_id"] = table["nucleus_id"].astype("Int64")
+        # counts stay integers where some rows have none (pandas would make them floats)
+        for column in ("nucleus_id", "n_localizations"):
+            table[column] = pd.to_numeric(table[column]).round().astype("Int64")
         return table
 
 
@@ -159,7 +163,9 @@ def plan_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
         rows.append({"input": str(job.path), "name": job.name, "state": st["state"],
                      "n_nuclei": st.get("n_nuclei"), "n_done": st.get("n_done"),
                      "error": st.get("error", "")})
-    return pd.DataFrame(rows, columns=["input", "name", "state", "n_nuclei", "n_done", "error"])
+    table = pd.DataFrame(rows, columns=["input", "name", "state", "n_nuclei", "n_done", "error"])
+    # counts stay integers where some are missing (pandas would make them floats)
+    return table.astype({"n_nuclei": "Int64", "n_done": "Int64"})
 
 
 def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
@@ -222,7 +228,11 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     ResultStoreError
         If another run holds ``out_dir`` beyond ``wait_for_lock``.
     ConfigError
-        If ``read_limit`` is not a size.
+        If ``read_limit`` is not a size, or (without ``scheduler``) the
+        ``CHROMARATE_READ_LIMIT`` environment variable is set to something else.
+    DeviceError
+        If ``device`` is not a device name, or (without ``scheduler``) names a device this
+        machine does not have; checked before anything is read.
     KeyboardInterrupt
         Re-raised after the summary of the finished nuclei is written.
 
@@ -237,6 +247,10 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     limit = None if read_limit is None else parse_size(read_limit)
+    here = scheduler is None
+    if limit is None and here:
+        current_read_limit()  # a bad $CHROMARATE_READ_LIMIT: refused now, not once per input
+    check_device(device, here=here)
     with OutputLock(out_dir, wait=wait_for_lock, on_wait=log.warning):
         return _run_locked(config, inputs, out_dir, device=device, workers=workers,
                            scheduler=scheduler, overwrite=overwrite, on_event=on_event,
