@@ -194,7 +194,8 @@ def render_density(
         ny = (math.floor((y.max() + pad) / P) - ky + 1) * s
         nx = (math.floor((x.max() + pad) / P) - kx + 1) * s
         origin = (ky * P, kx * P)
-        _check_size(ny, nx, p)
+        _check_size(ny, nx, p, f" (the localizations span y {y.min():.6g} ... {y.max():.6g} nm, "
+                               f"x {x.min():.6g} ... {x.max():.6g} nm)")
         # Index from floor(coord / p) so that pixel edges are exactly the multiples of p.
         iy = np.floor(y / p).astype(np.int64)
         iy -= ky * s
@@ -534,13 +535,22 @@ def _whole_pixels(extent: float, p: float) -> int:
     return int(r) if abs(n - r) < _WHOLE_PIXEL_TOL * max(1.0, n) else int(math.ceil(n))
 
 
-def _check_size(ny: int, nx: int, p: float) -> None:
+#: The largest pixel a pipeline config takes (``render.pixel_size_nm``): a larger pixel is
+#: never the way out of a grid too large to render.
+_MAX_CONFIG_PIXEL_NM = 1000.0
+
+
+def _check_size(ny: int, nx: int, p: float, span: str = "") -> None:
+    """Refuse a grid above :data:`MAX_PIXELS`, saying how large the data spread and what to
+    change (``span``: the coordinates' extent, for the message)."""
     n = ny * nx
     if n > MAX_PIXELS:
         suggest = math.ceil(p * math.sqrt(n / MAX_PIXELS))
+        coarser = (f"use pixel_size_nm >= {suggest} (render.pixel_size_nm in a pipeline "
+                   "config), or " if suggest <= _MAX_CONFIG_PIXEL_NM else "")
         raise StageError(
             f"the density grid would be {ny} x {nx} = {n:.3g} pixels at "
-            f"pixel_size_nm={p:g}, above the limit of {MAX_PIXELS:.0e}; use "
-            f"pixel_size_nm >= {suggest} (or pass bounds_nm to render a smaller region; "
-            f"check that the coordinates are in nm)"
+            f"pixel_size_nm={p:g}, above the limit of {MAX_PIXELS:.0e}{span}; {coarser}"
+            f"keep a smaller region (filter.region_nm in a pipeline config, bounds_nm here) "
+            f"or remove the outlying rows; check that the coordinates are in nm"
         )

@@ -243,6 +243,7 @@ def _filter_objects(labels: np.ndarray, p: float, config: SegmentConfig):
     keep = np.zeros(n + 1, bool)
     keep[present] = True
     report = {"found": int(present.size), "border": 0, "min_area": 0, "max_area": 0,
+              "field_nm": (labels.shape[0] * p, labels.shape[1] * p),
               "area_range": ((float(areas_um2[present].min()), float(areas_um2[present].max()))
                              if present.size else (0.0, 0.0))}
     if config.exclude_border:
@@ -271,6 +272,11 @@ def _filter_objects(labels: np.ndarray, p: float, config: SegmentConfig):
     return lut[labels], report
 
 
+#: A rendered field smaller than this on both sides cannot hold a nucleus: its coordinates
+#: were most likely read in the wrong unit.
+_FIELD_TOO_SMALL_NM = 2000.0
+
+
 def _nothing_left_message(report: dict, config: SegmentConfig) -> str:
     lo, hi = report["area_range"]
     n = report["found"]
@@ -285,7 +291,13 @@ def _nothing_left_message(report: dict, config: SegmentConfig) -> str:
     else:
         found = (f"all {n} segmented objects (largest area {hi:.3g} um^2, smallest "
                  f"{lo:.3g} um^2)")
-    return f"no nucleus left: {found} failed the limits: " + "; ".join(parts)
+    message = f"no nucleus left: {found} failed the limits: " + "; ".join(parts)
+    fy, fx = report.get("field_nm", (np.inf, np.inf))
+    if max(fy, fx) < _FIELD_TOO_SMALL_NM:
+        message += (f"; the whole field is only {fy:.3g} x {fx:.3g} nm: are the coordinates in "
+                    "um or camera pixels rather than nm? (a table whose header states no unit "
+                    "is read with read.units, `chromarate run --units`)")
+    return message
 
 
 def _crops(labels: np.ndarray, density: DensityMap, p: float, margin: int) -> list[NucleusCrop]:

@@ -235,6 +235,26 @@ def test_a_gzip_stream_cut_short_is_refused(tmp_path):
         read_localizations(path)
 
 
+def test_an_hdf5_file_cut_short_or_damaged_is_named_as_such(tmp_path):
+    """A Picasso file cut in half, and an HDF5 signature followed by junk, are refused as
+    truncated or damaged HDF5, not as a format nobody recognises."""
+    h5py = pytest.importorskip("h5py")
+    whole = tmp_path / "whole.hdf5"
+    locs = np.zeros(20_000, dtype=[("frame", "u4"), ("x", "f4"), ("y", "f4"), ("photons", "f4")])
+    with h5py.File(whole, "w") as f:
+        f.create_dataset("locs", data=locs)
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.hdf5"
+    cut.write_bytes(data[: len(data) // 2])
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(data[:8] + bytes(range(256)) * 20)
+    for path in (cut, junk):
+        with pytest.raises(InputFormatError, match="HDF5 file that cannot be opened: it is "
+                                                   "truncated or damaged") as info:
+            read_localizations(path)
+        assert str(path) in str(info.value)
+
+
 @pytest.mark.parametrize("text, options", [
     ("X,Y,frame\n1.0,2.0,1\n3.0,4.0,2\n5.0,6", dict(format="generic", units="nm",
                                                   columns={"x_nm": "X", "y_nm": "Y"})),

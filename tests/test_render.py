@@ -155,6 +155,19 @@ def test_huge_grid_raises_with_suggested_pixel_size():
     suggested = float(str(info.value).split("pixel_size_nm >= ")[1].split()[0])
     n_pixels = lambda p: (np.floor(1e7 / p) + 1) ** 2  # noqa: E731
     assert n_pixels(suggested) <= 2e8 < n_pixels(0.9 * suggested)
+    # the message says how far the data spread and names the pipeline's settings
+    assert "span y 0 ... 1e+07 nm" in str(info.value)
+    assert "render.pixel_size_nm" in str(info.value) and "filter.region_nm" in str(info.value)
+
+
+def test_a_grid_no_pixel_size_can_fit_suggests_a_region_not_a_pixel_size():
+    """One row far away (x = 1e15 nm) needs a pixel beyond any config's: the message
+    suggests keeping a region or removing the row instead."""
+    locs = _locs([0.0, 10.0, 1e15], [0.0, 10.0, 0.0])
+    with pytest.raises(StageError, match="filter.region_nm") as info:
+        render_density(locs, RenderConfig(pixel_size_nm=20.0))
+    assert "pixel_size_nm >=" not in str(info.value)
+    assert "remove the outlying rows" in str(info.value)
 
 
 def test_bad_bounds_raise():

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from chromarate._types import DensityMap
-from chromarate.config import SegmentConfig
+from chromarate._types import DensityMap, Localizations
+from chromarate.config import RenderConfig, SegmentConfig
 from chromarate.errors import SegmentationError, StageError
+from chromarate.render import render_density
 from chromarate.segment import crop_to_mask, segment_nucleus
 
 P = 20.0          # nm per pixel
@@ -134,6 +136,21 @@ def test_too_small_nucleus_raises_with_area_and_limit():
         segment_nucleus(dm, SegmentConfig(min_area_um2=1.0))
     mask = segment_nucleus(dm, SegmentConfig(min_area_um2=0.5))
     assert _iou(mask, _truth(*disk)) > 0.8
+
+
+def test_a_field_too_small_for_a_nucleus_asks_about_the_unit():
+    """Coordinates in um read as nm make a field a few hundred nm across: the error says so;
+    a field of nucleus size does not get the hint."""
+    rng = np.random.default_rng(0)
+    xy = rng.normal(5.0, 1.0, (20_000, 2))  # a 5 um blob written in um, read as nm
+    locs = Localizations(pd.DataFrame({"x_nm": xy[:, 0], "y_nm": xy[:, 1]}))
+    dm = render_density(locs, RenderConfig(pixel_size_nm=20.0))
+    with pytest.raises(SegmentationError, match="are the coordinates in um or camera pixels"):
+        segment_nucleus(dm, SegmentConfig())
+    dm = _scene([(4000.0, 4000.0, 500.0)], seed=5)
+    with pytest.raises(SegmentationError) as info:
+        segment_nucleus(dm, SegmentConfig(min_area_um2=1.0))
+    assert "are the coordinates" not in str(info.value)
 
 
 def test_segmentation_error_is_a_stage_error():

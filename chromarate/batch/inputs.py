@@ -192,10 +192,17 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
     return find_inputs(specs, exclude=exclude)[0]
 
 
+#: Names an input's output folder may not take: ``chromarate report`` writes its pages into
+#: the output folder's ``report/`` (:data:`chromarate.report.REPORT_DIR`).
+RESERVED_NAMES = frozenset({"report"})
+
+
 def output_names(paths: Sequence[str | os.PathLike]) -> dict[Path, str]:
     """A distinct output folder name for each input.
 
-    The name is :func:`input_stem` made safe (:func:`chromarate.io.names.safe_name`); inputs that would share one get as many parent folder
+    The name is :func:`input_stem` made safe (:func:`chromarate.io.names.safe_name`), with
+    ``-input`` appended to a name the output folder keeps for itself
+    (:data:`RESERVED_NAMES`); inputs that would share one get as many parent folder
     names prefixed (joined by ``__``) as needed to tell them apart, and, if even the full
     paths agree (the same name given twice), a ``-2``, ``-3`` ... suffix. The result is the
     same for the same list of inputs, so a resumed batch finds its earlier results.
@@ -205,6 +212,8 @@ def output_names(paths: Sequence[str | os.PathLike]) -> dict[Path, str]:
     >>> names = output_names(["ctrl/cell1.csv", "treated/cell1.csv", "ctrl/cell2.csv"])
     >>> sorted(names.values())
     ['cell2', 'ctrl__cell1', 'treated__cell1']
+    >>> output_names(["data/report.csv"])[Path("data/report.csv")]
+    'report-input'
     """
     paths = [Path(p) for p in paths]
     parents = {p: [safe_name(part, fallback="_") for part in Path(_real(p)).parent.parts
@@ -214,7 +223,8 @@ def output_names(paths: Sequence[str | os.PathLike]) -> dict[Path, str]:
 
     def name_of(p: Path) -> str:
         prefix = parents[p][len(parents[p]) - depth[p]:] if depth[p] else []
-        return safe_name("__".join([*prefix, safe_name(input_stem(p))]))
+        name = safe_name("__".join([*prefix, safe_name(input_stem(p))]))
+        return f"{name}-input" if name.lower() in RESERVED_NAMES else name
 
     while True:
         groups: dict[str, list[Path]] = defaultdict(list)

@@ -64,8 +64,11 @@ def test_widget_runs_a_tiny_pipeline_and_adds_the_layers(widgets, notifications,
     assert stats.current == "tiny/1"
     table = dict(stats.table.data.to_list())  # rows of (statistic, value)
     assert table["nucleus_id"] == "1"
+    # the statistics are over the pixels where the rate is trusted, outlined as a layer
+    trusted = stack.labels["trusted"] > 0
     assert float(table["rate_mean"]) == pytest.approx(
-        float(np.nanmean(stack.channels["rate"][stack.labels["nucleus"] > 0])), rel=1e-3)
+        float(np.nanmean(stack.channels["rate"][trusted])), rel=1e-3)
+    assert "tiny/1 · trusted rate" in names
     assert table["device"] == "cpu" and table["name"] == "tiny"
     stats.domains_button.clicked.emit()
     domains = viewer.layers["tiny/1 · domains"]
