@@ -118,6 +118,26 @@ def test_version_and_help():
     assert "run" in r.output and "demo" in r.output and "simulate" in r.output
 
 
+def test_run_help_names_every_preset_and_every_option_has_help():
+    """``run --help`` lists the presets there are, and no option of any command is left
+    without a help text."""
+    import click
+
+    from chromarate.presets import list_presets
+
+    text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    for preset in list_presets():
+        assert preset in text
+    commands = [cli]
+    while commands:
+        command = commands.pop()
+        if isinstance(command, click.Group):
+            commands.extend(command.commands.values())
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name not in ("help", "version"):
+                assert param.help, f"{command.name} {param.opts} has no help"
+
+
 # --- config, info, dry-run, presets ----------------------------------------------------
 
 

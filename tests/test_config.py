@@ -73,3 +73,22 @@ def test_configs_are_frozen():
     cfg = PipelineConfig()
     with pytest.raises(Exception):
         cfg.fit = FitConfig(seed=3)  # type: ignore[misc]
+
+
+def test_a_misspelled_key_is_named_with_the_nearest_known_one(tmp_path):
+    """A typo in a config file names the key and the one meant, at any depth; a key like
+    nothing known lists what the section takes."""
+    from chromarate.config import load_config
+    from chromarate.errors import ConfigError
+
+    path = tmp_path / "typo.yaml"
+    path.write_text("rendr:\n  pixel_size_nm: 20\nfit:\n  trainin:\n    steps: 5\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert "rendr: unknown key; did you mean 'render'?" in text
+    assert "fit.trainin: unknown key; did you mean 'training'?" in text
+    assert "Extra inputs" not in text
+    path.write_text("drift:\n  zzz: 1\n")
+    with pytest.raises(ConfigError, match="drift.zzz: unknown key; expected one of blur_nm"):
+        load_config(path)

@@ -78,7 +78,15 @@ def test_info_and_report_list_the_failures_when_nothing_succeeded(tmp_path):
     with pytest.raises(ResultStoreError, match=r"all 1 .*failed.*noxy\.csv"):
         make_report(out)
 
+    # a folder without results (empty, or of inputs) and an input file are not results,
+    # for info as for report
     empty = tmp_path / "empty"
     empty.mkdir()
-    res = CliRunner().invoke(cli, ["info", str(empty)])
-    assert res.exit_code == 0 and "0 nucleus result(s)" in res.output
+    for target in (empty, tmp_path, bad):
+        for command in ("info", "report"):
+            res = CliRunner().invoke(cli, [command, str(target)])
+            assert res.exit_code != 0, (command, target, res.output)
+        res = CliRunner().invoke(cli, ["info", str(target)])
+        assert "0 nucleus result(s)" not in res.output
+    assert "no *.ome.zarr result under this folder" in str(CliRunner().invoke(
+        cli, ["info", str(empty)]).exception)

@@ -301,18 +301,23 @@ def test_nan_through_set_is_named():
 
 
 @pytest.mark.parametrize("args, match", [
-    (["--size", "0"], "shape must be at least 16"),
-    (["--pixel-nm", "0"], "pixel_size_nm"),
+    (["--size", "0"], "Invalid value for '--size'"),
+    (["--pixel-nm", "0"], "Invalid value for '--pixel-nm'"),
+    (["--n-localizations", "0"], "Invalid value for '--n-localizations'"),
     (["--tolerance", "-1"], "tolerance"),
     (["--rate", "2", "1"], "0 < LOW <= HIGH"),
     (["--rate", "nan", "1"], "NaN is not a value"),
 ])
 def test_simulate_argument_defects(tmp_path, capsys, args, match):
+    """Each bad argument is refused in one line naming it (an out-of-range option as the
+    command line's usage error, exit 2; a bad value of the model, exit 1)."""
     from chromarate.cli import main
 
     with pytest.raises(SystemExit) as info:
         main(["simulate", "--out", str(tmp_path / "s.csv"), *args])
-    assert info.value.code == 1
+    usage = match.startswith("Invalid value")
+    assert info.value.code == (2 if usage else 1)
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and match in err and "Traceback" not in err
+    assert err.startswith("Usage:" if usage else "error: ") and match in err
+    assert "Traceback" not in err
     assert not (tmp_path / "s.csv").exists()

@@ -16,16 +16,23 @@ def info(result) -> None:
     """Describe a result store (<id>.ome.zarr), or list the results of a batch folder."""
     from ..analysis import load_nucleus, rate_summary
     from ..analysis.nuclei import find_results
-    from ..errors import ChromarateError
+    from ..errors import ChromarateError, ResultStoreError
 
     path = Path(result)
     if not path.name.endswith(".ome.zarr"):
+        if path.is_file():
+            raise ResultStoreError("not a result: expected a <nucleus-id>.ome.zarr store or a "
+                                   "batch output folder (localization files are analysed with "
+                                   "chromarate run)", path=path)
         paths = find_results(path)
         failed = _print_failures(path)
         if not paths and failed:
             click.echo(f"{path}: no nucleus result: every input or nucleus of this batch "
                        f"failed ({failed}, listed above)", err=True)
             sys.exit(EXIT_FAILED)
+        if not paths:
+            raise ResultStoreError("no *.ome.zarr result under this folder; expected the output "
+                                   "folder of chromarate run", path=path)
         click.echo(f"{path}: {len(paths)} nucleus result(s)")
         bad = 0
         for p in paths:
@@ -35,7 +42,7 @@ def info(result) -> None:
                 bad += 1
                 click.echo(f"  {p}: cannot be read: {exc.message}")
                 continue
-            s = rate_summary(n.rate, n.mask)
+            s = rate_summary(n.rate, n.rate_region)
             click.echo(f"  {n.name} nucleus {n.nucleus_id}: area {n.area_um2:.2f} um^2, rate "
                        f"median {_fmt(s['rate_median'])}, config {n.config_hash}, {n.device}")
         if bad:
@@ -44,7 +51,7 @@ def info(result) -> None:
         return
     n = load_nucleus(path)
     prov = n.provenance
-    s = rate_summary(n.rate, n.mask)
+    s = rate_summary(n.rate, n.rate_region)
     ny, nx = n.mask.shape
     fit = prov.get("fit") or {}
     versions = prov.get("versions") or {}
@@ -61,7 +68,9 @@ def info(result) -> None:
         + ", ".join(f"{k} {float(v):.2f} s" for k, v in (prov.get("timings") or {}).items()
                     if isinstance(v, (int, float))),
         f"  rate         mean {_fmt(s['rate_mean'])}, median {_fmt(s['rate_median'])}, "
-        f"5-95 % {_fmt(s['rate_q05'])} .. {_fmt(s['rate_q95'])}",
+        f"5-95 % {_fmt(s['rate_q05'])} .. {_fmt(s['rate_q95'])} (over the "
+        f"{100 * n.rate_region.sum() / max(n.mask.sum(), 1):.0f} % of the nucleus where it is "
+        "trusted)",
         "  versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()),
     ]
     metrics = prov.get("metrics") or {}

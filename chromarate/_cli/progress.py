@@ -124,15 +124,17 @@ class _BatchPrinter:
         if row["status"] == "failed":
             self.failed += 1
             self.echo(f"{where}: FAILED: {row['error']}", err=True)
-        elif row["resumed"]:
-            if self.verbose:
-                self.echo(f"{where}: done earlier, skipped ({row['result_path']})")
-        elif not self.quiet:
+        else:
             corr = row.get("rate_corr_truth")
             extra = "" if _fmt(corr) == "-" else f"  corr(truth)={_fmt(corr)}"
-            self.echo(f"{where}: rate mean {_fmt(row['rate_mean'])} median "
-                      f"{_fmt(row['rate_median'])}  fit {_fmt(row['fit_seconds'], '.1f')} s "
-                      f"on {row['device']}{extra}")
+            rates = f"rate mean {_fmt(row['rate_mean'])} median {_fmt(row['rate_median'])}"
+            if row["resumed"]:
+                if self.verbose:
+                    self.echo(f"{where}: done earlier, skipped ({row['result_path']}): "
+                              f"{rates}{extra}")
+            elif not self.quiet:
+                self.echo(f"{where}: {rates}  fit {_fmt(row['fit_seconds'], '.1f')} s "
+                          f"on {row['device']}{extra}")
         if row["status"] == "low_confidence" and not self.quiet:
             self.echo(f"{where}: LOW CONFIDENCE: {row.get('qc_reasons', '')}", err=True)
         if self.bar is not None:

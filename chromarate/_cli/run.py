@@ -36,16 +36,41 @@ def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwri
         click.echo(f"interrupted; finished results are kept, run the same command again to "
                    f"resume (summary: {Path(out) / SUMMARY_NAME})", err=True)
         return EXIT_INTERRUPTED
+    failed = _failed_counts(report.rows)
     click.echo(f"{report.n_ok} nucleus result(s): {report.n_fitted} fitted, "
-               f"{report.n_resumed} done earlier (skipped); {report.n_failed} failed; "
+               f"{report.n_resumed} done earlier (skipped); {failed or 'nothing'} failed; "
                f"{report.seconds:.1f} s")
     click.echo(f"summary: {report.summary_path}")
     click.echo(f"log: {report.log_path}")
     if report.n_failed:
-        click.echo(f"{report.n_failed} of {len(report.rows)} failed (see the summary's "
-                   "error column)", err=True)
+        click.echo(f"{failed} failed (see the summary's error column)", err=True)
         return EXIT_FAILED
     return 0
+
+
+def _failed_counts(rows) -> str:
+    """What failed, as inputs (read or segmentation failed: no nucleus) and nuclei.
+
+    Examples
+    --------
+    >>> _failed_counts([{"status": "failed", "nucleus_id": None},
+    ...                 {"status": "failed", "nucleus_id": 2}, {"status": "ok", "nucleus_id": 1}])
+    '1 input and 1 nucleus'
+    >>> _failed_counts([{"status": "ok", "nucleus_id": 1}])
+    ''
+    """
+    import math
+
+    def whole(row) -> bool:
+        nid = row.get("nucleus_id")
+        return nid is None or (isinstance(nid, float) and math.isnan(nid))
+
+    bad = [row for row in rows if row.get("status") == "failed"]
+    inputs = sum(whole(row) for row in bad)
+    nuclei = len(bad) - inputs
+    parts = [f"{inputs} input{'s' if inputs != 1 else ''}" if inputs else "",
+             f"{nuclei} nucle{'i' if nuclei != 1 else 'us'}" if nuclei else ""]
+    return " and ".join(p for p in parts if p)
 
 
 def _fit_steps(config) -> int | None:
@@ -85,7 +110,7 @@ def _dry_run(config, inputs, out, *, workers, scheduler, overwrite) -> int:
 @click.option("--out", "-o", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config value, e.g. --set fit.training.steps=100 (repeatable).")
-@click.option("--device", default=None, metavar="auto|cpu|cuda:N",
+@click.option("--device", default=None, metavar="auto|cpu|cuda[:N]|mps",
               help="Device of the fits (default: the config's; does not change the config hash).")
 @click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
               help="1: run here; N > 1: N local dask worker processes (with GPUs: one each).")
@@ -114,7 +139,8 @@ def _dry_run(config, inputs, out, *, workers, scheduler, overwrite) -> int:
 @click.pass_context
 def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_run, overwrite,
         read_limit, no_wait, units, pixel_size_nm, verbose, quiet, progress_every) -> None:
-    """Run PIPELINE (a YAML file or a preset name) on INPUTS (files, folders, globs).
+    """Run PIPELINE (a YAML file, or a preset: default, quick-cpu, publication) on INPUTS
+    (files, folders, globs).
 
     Each nucleus is written to OUT/<input>/<nucleus-id>.ome.zarr, with OUT/summary.csv
     and OUT/batch.log. Running the same command again skips finished nuclei.

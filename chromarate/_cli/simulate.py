@@ -12,16 +12,24 @@ from .progress import _SolverProgress
 
 @click.command()
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
-              help="Localization file to write (.csv or .csv.gz); the truth goes beside it.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--size", default=256, show_default=True, type=int, help="Grid side in pixels.")
-@click.option("--pixel-nm", default=20.0, show_default=True, type=float)
-@click.option("--n-localizations", default=250_000, show_default=True, type=int)
+              help="Localization file to write, as a ThunderSTORM CSV (gzip-compressed when "
+                   "the name ends in .gz, e.g. sim.csv.gz); the truth goes beside it "
+                   "(<stem>.truth.npz).")
+@click.option("--seed", default=0, show_default=True, type=int,
+              help="Random seed of the rate map, the steady state's start and the localizations.")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(min=16),
+              help="Grid side in pixels (the nucleus scales with the grid).")
+@click.option("--pixel-nm", default=20.0, show_default=True,
+              type=click.FloatRange(min=0.0, min_open=True), help="Pixel size of the grid in nm.")
+@click.option("--n-localizations", default=250_000, show_default=True,
+              type=click.IntRange(min=1), help="Localizations drawn from the steady state.")
 @click.option("--tolerance", default=1e-3, show_default=True, type=float,
               help="Stop the forward solver when max |residual| is below this.")
 @click.option("--rate", "rate_range", nargs=2, type=float, default=None, metavar="LOW HIGH",
               help="Range of the true rate map (default 1.0 2.4); LOW = HIGH gives a constant rate.")
-@_PROGRESS_OPTION
+@click.option("--progress-every", default=None, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="Seconds between progress lines of the steady-state solver on stderr when it "
+                   "is not a terminal (default 15; 0: none).")
 def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range,
              progress_every) -> None:
     """Simulate a nucleus with a known rate map and write its localizations and truth."""

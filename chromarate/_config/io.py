@@ -18,13 +18,49 @@ __all__ = ["config_hash", "dump_config", "make_config"]
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _format_validation(err: ValidationError) -> str:
+def _format_validation(err: ValidationError, model: type[BaseModel] | None = None) -> str:
     parts = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"])
         msg = str(e["msg"]).removeprefix("Value error, ")
+        if e.get("type") == "extra_forbidden":
+            msg = _unknown_key(model, tuple(e["loc"]))
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
+
+
+def _unknown_key(model: type[BaseModel] | None, loc: tuple) -> str:
+    """The message for a key the model does not have, with the nearest known key.
+
+    Examples
+    --------
+    >>> from chromarate.config import PipelineConfig
+    >>> _unknown_key(PipelineConfig, ("rendr",))
+    "unknown key; did you mean 'render'?"
+    >>> _unknown_key(PipelineConfig, ("fit", "trainin"))
+    "unknown key; did you mean 'training'?"
+    """
+    import difflib
+
+    node = model
+    for part in loc[:-1]:  # walk down to the model that holds the key
+        field_info = getattr(node, "model_fields", {}).get(part) if node is not None else None
+        node = _model_of(field_info.annotation) if field_info is not None else None
+    known = sorted(getattr(node, "model_fields", {})) if node is not None else []
+    near = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if near:
+        return f"unknown key; did you mean {near[0]!r}?"
+    return f"unknown key; expected one of {', '.join(known)}" if known else "unknown key"
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model in an annotation (``X``, ``X | None``), if any."""
+    import typing
+
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -85,7 +121,7 @@ def make_config(model: type[_M], raw: dict[str, Any], *,
     try:
         return model.model_validate(raw, context=context)
     except ValidationError as exc:
-        raise ConfigError(f"invalid config: {_format_validation(exc)}", path=path) from None
+        raise ConfigError(f"invalid config: {_format_validation(exc, model)}", path=path) from None
 
 
 def dump_config(config: BaseModel) -> str:

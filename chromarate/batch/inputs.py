@@ -26,7 +26,7 @@ from ..errors import InputFormatError, ResultStoreError
 from ..io.batch_files import read_json
 from ..io.names import INPUT_SUFFIXES, input_stem, path_tag, safe_name
 from ..io.zarr_store import open_result
-from .tasks import MANIFEST_NAME
+from .tasks import LOG_NAME, MANIFEST_NAME, SUMMARY_NAME
 
 __all__ = ["INPUT_SUFFIXES", "claim_output_names", "discover_inputs", "find_inputs",
            "input_problem", "input_stem", "output_names"]
@@ -83,8 +83,22 @@ def input_problem(path: str | os.PathLike) -> str | None:
     return None
 
 
+#: Files every batch output folder holds (``summary.csv``, ``batch.log``): a folder with both
+#: holds results, not inputs, and is not searched (its tables are not localizations).
+OUTPUT_MARKERS = (SUMMARY_NAME, LOG_NAME)
+
+
+def _is_output_folder(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in OUTPUT_MARKERS)
+
+
 def _search_folder(folder: Path, exclude: Sequence[str],
                    problems: dict[Path, str]) -> list[Path]:
+    if _is_output_folder(folder):
+        raise InputFormatError(
+            f"a chromarate output folder (it holds {' and '.join(OUTPUT_MARKERS)}), not "
+            "inputs; give the folder of localization files, or open the results with "
+            "chromarate info / report or napari", path=folder)
     found = []
 
     def unreadable(exc: OSError) -> None:
@@ -95,7 +109,8 @@ def _search_folder(folder: Path, exclude: Sequence[str],
     for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames
-                             if not _skipped(here / d, folder, exclude))
+                             if not _skipped(here / d, folder, exclude)
+                             and not _is_output_folder(here / d))
         for name in sorted(filenames):
             p = here / name
             if _is_supported(p) and not _skipped(p, folder, exclude):
@@ -164,8 +179,8 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
     specs : iterable of str or path-like
         Files (kept as given, even if missing or of an unknown format, so that the batch
         reports them), folders (searched recursively for :data:`INPUT_SUFFIXES`, skipping
-        hidden entries and ``*.ome.zarr`` stores; symbolic links to folders are not
-        followed) and glob patterns (``data/*/cell*.csv``, ``**`` allowed).
+        hidden entries, ``*.ome.zarr`` stores and batch output folders, which hold
+        :data:`OUTPUT_MARKERS`; symbolic links to folders are not followed) and glob patterns (``data/*/cell*.csv``, ``**`` allowed).
     exclude : iterable of path, optional
         Folders never searched (the batch passes its output folder).
 
@@ -180,8 +195,8 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
     Raises
     ------
     InputFormatError
-        If a folder holds no supported file or a pattern matches nothing (the message
-        names it and lists the suffixes searched for).
+        If a folder holds no supported file, is itself a batch output folder, or a pattern
+        matches nothing (the message names it and lists the suffixes searched for).
 
     Examples
     --------

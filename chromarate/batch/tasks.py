@@ -67,6 +67,10 @@ def _number(value) -> float:
 
 #: File in each input's output folder recording what segmentation found.
 MANIFEST_NAME = "input.json"
+
+#: File names in the batch output folder.
+SUMMARY_NAME = "summary.csv"
+LOG_NAME = "batch.log"
 _MANIFEST_FORMAT = "chromarate-batch-input"
 _MANIFEST_VERSION = 1
 _IMAGE_SUFFIXES = (".tif", ".tiff")
@@ -169,16 +173,23 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-#: What a reader's advice to pass an option becomes in a batch: the config's setting, and
-#: the ``run`` command's option.
-_READ_HINTS = (("units=", "read.units (chromarate run --units)"),
-               ("pixel_size_nm=", "read.pixel_size_nm (chromarate run --pixel-size-nm)"))
-
-
 def _with_read_hint(message: str) -> str:
-    """A reader's error with the batch's way to give the option it asks for, where it asks
-    for ``units=`` or ``pixel_size_nm=`` (Python keywords a batch user cannot pass)."""
-    named = [hint for key, hint in _READ_HINTS if key in message]
+    """A reader's error with the batch's way to give the option it asks for: where it asks
+    to ``pass units=`` or ``pass pixel_size_nm=`` (Python keywords a batch user cannot
+    pass), the ``read`` settings and the ``run`` command's options that give them.
+
+    Examples
+    --------
+    >>> _with_read_hint('column "x" has no unit; pass units="nm"')
+    'column "x" has no unit; pass units="nm"; in a batch set read.units (chromarate run --units)'
+    >>> _with_read_hint('not a recognised format; pass format="generic" ... units="nm"')
+    'not a recognised format; pass format="generic" ... units="nm"'
+    """
+    units = "pass units=" in message
+    pixel = "pass pixel_size_nm=" in message or (units and "pixel_size_nm=" in message)
+    named = [hint for asked, hint in ((units, "read.units (chromarate run --units)"),
+                                      (pixel, "read.pixel_size_nm (chromarate run --pixel-size-nm)"))
+             if asked]
     if not named:
         return message
     return f"{message}; in a batch set {' and '.join(named)}"
