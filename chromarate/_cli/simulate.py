@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from .common import _PROGRESS_OPTION
 from .progress import _SolverProgress
 
 

@@ -180,7 +180,8 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
         Files (kept as given, even if missing or of an unknown format, so that the batch
         reports them), folders (searched recursively for :data:`INPUT_SUFFIXES`, skipping
         hidden entries, ``*.ome.zarr`` stores and batch output folders, which hold
-        :data:`OUTPUT_MARKERS`; symbolic links to folders are not followed) and glob patterns (``data/*/cell*.csv``, ``**`` allowed).
+        :data:`OUTPUT_MARKERS`; symbolic links to folders are not followed) and glob
+        patterns (``data/*/cell*.csv``, ``**`` allowed).
     exclude : iterable of path, optional
         Folders never searched (the batch passes its output folder).
 
