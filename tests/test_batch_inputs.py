@@ -38,6 +38,22 @@ def test_output_folder_is_excluded(tmp_path):
     assert discover_inputs([data], exclude=[data / "results"]) == [cell]
 
 
+def test_an_earlier_batchs_output_folder_is_not_searched(tmp_path):
+    """A folder holding summary.csv and batch.log is results: skipped inside a data
+    folder, refused (naming what it is) when given as the input folder."""
+    data = tmp_path / "data"
+    cell = _touch(data / "cell.csv")
+    old = data / "old-results"
+    for name in ("summary.csv", "batch.log", "nuclei.csv", "report/domains.csv"):
+        _touch(old / name)
+    _touch(data / "notes" / "summary.csv")  # one marker alone is a plain folder
+    assert sorted(discover_inputs([data])) == sorted([cell, data / "notes" / "summary.csv"])
+    with pytest.raises(InputFormatError, match="a chromarate output folder") as info:
+        discover_inputs([old])
+    assert str(old) in str(info.value)
+    assert output_names(["x/report.csv"])[Path("x/report.csv")] == "report-input"
+
+
 def test_globs_files_and_duplicates(tmp_path):
     a = _touch(tmp_path / "a" / "c1.csv")
     b = _touch(tmp_path / "b" / "c2.csv")
