@@ -5,7 +5,7 @@ on the bundled sample nucleus, writes the result store, opens it in napari throu
 own reader choice (``viewer.open(path, plugin=None)``, what drag and drop does, with the
 reader preference chromarate sets on activation) and takes a screenshot of the whole
 window as a user sees it after the drop: the density, the rate map over it with its
-colorbar, the nucleus outline and the scale bar, with the "Nucleus statistics" widget
+colorbar, the nucleus and trusted-rate outlines and the scale bar, with the "Nucleus statistics" widget
 docked.
 
 Needs the napari extra and a display; on a headless Linux machine run it under xvfb::
