@@ -1,6 +1,6 @@
 """Take docs/napari_sample_nucleus.png: napari showing the sample nucleus's result.
 
-Runs the default pipeline (what ``chromarate demo`` runs; about 4 minutes on 2 CPU cores)
+Runs the default pipeline (what ``chromarate demo`` runs; about 15 s for the fit on 2 CPU cores)
 on the bundled sample nucleus, writes the result store, opens it in napari through napari's
 own reader choice (``viewer.open(path, plugin=None)``, what drag and drop does, with the
 reader preference chromarate sets on activation) and takes a screenshot of the whole
