@@ -24,7 +24,7 @@ from pydantic import ValidationInfo, model_validator
 from ._config.base import _Model
 from ._config.fit import (FitConfig, MollifierConfig, NetworkConfig, PhysicsConfig, PriorConfig,
                           TrainingConfig, UncertaintyConfig)
-from ._config.io import _UniqueKeyLoader, config_hash, dump_config, make_config
+from ._config.io import _UniqueKeyLoader, config_hash, dump_config, make_config, unknown_key
 from ._config.migrate import (CONFIG_VERSION, QUIET_MIGRATION, check_phase_phi_max,
                               migrate_pipeline, override_key, read_older, warn_moved)
 from ._config.localizations import DriftConfig, FilterConfig, ReadConfig
@@ -145,6 +145,13 @@ def config_from_dict(raw: dict[str, Any], *, path: str | Path | None = None) -> 
     return make_config(PipelineConfig, raw, path=path)
 
 
+def _unknown(key: str, parts: list[str]) -> str:
+    """The error of an override key the config does not have (``parts``: down to the part
+    that is unknown), with the nearest known key."""
+    hint = unknown_key(PipelineConfig, tuple(parts))
+    return f"unknown config key {key!r}" + (f": {hint}" if hint else "")
+
+
 def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> PipelineConfig:
     """Return a copy of ``config`` with dotted-key overrides applied and validated.
 
@@ -170,12 +177,16 @@ def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> Pipelin
             key = new
         node = raw
         parts = key.split(".")
-        for p in parts[:-1]:
+        for i, p in enumerate(parts[:-1]):
             if not isinstance(node.get(p), dict):
-                raise ConfigError(f"unknown config key {key!r}")
+                if p in node:  # a setting, or a section that is off (null)
+                    raise ConfigError(f"unknown config key {key!r}: "
+                                      f"{'.'.join(parts[:i + 1])} is "
+                                      f"{'null' if node[p] is None else repr(node[p])}, not a section")
+                raise ConfigError(_unknown(key, parts[:i + 1]))
             node = node[p]
         if parts[-1] not in node:
-            raise ConfigError(f"unknown config key {key!r}")
+            raise ConfigError(_unknown(key, parts))
         node[parts[-1]] = value
     if "phase.phi_max" in overrides:
         try:

@@ -34,10 +34,7 @@ def resolve_device(spec: str = "auto"):
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    try:
-        dev = torch.device(spec)
-    except (RuntimeError, ValueError) as exc:
-        raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    dev = _parse_device(spec)
     if dev.type == "cpu":
         return dev
     if dev.type == "cuda":
@@ -57,13 +54,23 @@ def resolve_device(spec: str = "auto"):
     raise DeviceError(f"unsupported device type {dev.type!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
+def _parse_device(spec: str):
+    """``torch.device(spec)``, or DeviceError naming the spec (not "auto")."""
+    import torch
+
+    try:
+        return torch.device(spec)
+    except (RuntimeError, ValueError) as exc:
+        raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+
+
 def check_device(spec: str | None, *, here: bool = True) -> None:
     """Refuse a device name before any work is done.
 
     Parameters
     ----------
     spec : str or None
-        A ``--device`` value (None: the config's, not checked here).
+        A ``--device`` value (None: the config's, not checked here; "auto" always resolves).
     here : bool
         The fits run on this machine: the device must exist here
         (:func:`resolve_device`). False (a remote dask scheduler): only the name is checked,
@@ -82,20 +89,13 @@ def check_device(spec: str | None, *, here: bool = True) -> None:
     ...
     chromarate.errors.DeviceError: unknown device 'banana'; use auto, cpu, cuda, cuda:N or mps
     """
-    if spec is None:
+    name = (spec or "auto").strip().lower()
+    if name == "auto":  # always resolves (and must not start CUDA in a pool's parent)
         return
     if here:
-        resolve_device(spec)
+        resolve_device(name)
         return
-    import torch
-
-    name = spec.strip().lower()
-    if name == "auto":
-        return
-    try:
-        dev = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise DeviceError(f"unknown device {spec!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    dev = _parse_device(name)
     if dev.type not in ("cpu", "cuda", "mps"):
         raise DeviceError(f"unsupported device type {dev.type!r}; use auto, cpu, cuda, cuda:N or mps")
 

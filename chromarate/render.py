@@ -195,7 +195,7 @@ def render_density(
         nx = (math.floor((x.max() + pad) / P) - kx + 1) * s
         origin = (ky * P, kx * P)
         _check_size(ny, nx, p, f" (the localizations span y {y.min():.6g} ... {y.max():.6g} nm, "
-                               f"x {x.min():.6g} ... {x.max():.6g} nm)")
+                               f"x {x.min():.6g} ... {x.max():.6g} nm)", s)
         # Index from floor(coord / p) so that pixel edges are exactly the multiples of p.
         iy = np.floor(y / p).astype(np.int64)
         iy -= ky * s
@@ -206,7 +206,7 @@ def render_density(
         ny = _whole_pixels(y1 - y0, p)
         nx = _whole_pixels(x1 - x0, p)
         origin = (y0, x0)
-        _check_size(ny, nx, p)
+        _check_size(ny, nx, p, supersample=s)
         fy = np.floor((y - y0) / p)
         fx = np.floor((x - x0) / p)
         keep = (fy >= 0) & (fy < ny) & (fx >= 0) & (fx < nx)  # before casting far values
@@ -535,22 +535,28 @@ def _whole_pixels(extent: float, p: float) -> int:
     return int(r) if abs(n - r) < _WHOLE_PIXEL_TOL * max(1.0, n) else int(math.ceil(n))
 
 
-#: The largest pixel a pipeline config takes (``render.pixel_size_nm``): a larger pixel is
-#: never the way out of a grid too large to render.
-_MAX_CONFIG_PIXEL_NM = 1000.0
+def _max_config_pixel_nm() -> float:
+    """The largest ``render.pixel_size_nm`` a pipeline config takes (its ``le`` bound): a
+    larger pixel is never the way out of a grid too large to render."""
+    bounds = [m.le for m in RenderConfig.model_fields["pixel_size_nm"].metadata
+              if getattr(m, "le", None) is not None]
+    return float(min(bounds)) if bounds else math.inf
 
 
-def _check_size(ny: int, nx: int, p: float, span: str = "") -> None:
+def _check_size(ny: int, nx: int, p: float, span: str = "", supersample: int = 1) -> None:
     """Refuse a grid above :data:`MAX_PIXELS`, saying how large the data spread and what to
-    change (``span``: the coordinates' extent, for the message)."""
+    change (``span``: the coordinates' extent, for the message; ``p`` the rendered pixel,
+    ``supersample`` times smaller than the config's ``pixel_size_nm`` the advice is for)."""
     n = ny * nx
     if n > MAX_PIXELS:
-        suggest = math.ceil(p * math.sqrt(n / MAX_PIXELS))
+        suggest = math.ceil(p * supersample * math.sqrt(n / MAX_PIXELS))
         coarser = (f"use pixel_size_nm >= {suggest} (render.pixel_size_nm in a pipeline "
-                   "config), or " if suggest <= _MAX_CONFIG_PIXEL_NM else "")
+                   "config), or " if suggest <= _max_config_pixel_nm() else "")
+        finer = f" (supersampled {supersample} x)" if supersample > 1 else ""
         raise StageError(
             f"the density grid would be {ny} x {nx} = {n:.3g} pixels at "
-            f"pixel_size_nm={p:g}, above the limit of {MAX_PIXELS:.0e}{span}; {coarser}"
+            f"pixel_size_nm={p * supersample:g}{finer}, above the limit of "
+            f"{MAX_PIXELS:.0e}{span}; {coarser}"
             f"keep a smaller region (filter.region_nm in a pipeline config, bounds_nm here) "
             f"or remove the outlying rows; check that the coordinates are in nm"
         )

@@ -122,6 +122,10 @@ def run_case(name: str, cache: str, cli_cache: Path, quick: bool, whole_scale: b
         cp._half_departure = original
         pl.halves_scale = own_scale
     row = {"case": name, **seen}
+    if not seen:
+        print(f"{name:28s} the auto rule did not read the halves here (no halves, an "
+              "uncalibrated scale, or no closed form): nothing to compare", flush=True)
+        return row
     rec = seen.get("recorded") or (None, None)
     print(f"{name:28s} recorded {_f(rec[0])} / {_f(rec[1], 3)}  halves {_f(seen.get('ratio_halves'))}"
           f" / {_f(seen.get('shared_halves'), 3)}  whole {_f(seen.get('ratio_whole'))} / "

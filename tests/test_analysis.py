@@ -126,6 +126,33 @@ def test_statistics_of_a_known_nucleus():
     assert np.isnan(row["truth_rate_mean"])
 
 
+def test_rate_statistics_are_over_the_trusted_label_or_the_finite_pixels_of_older_stores(tmp_path):
+    """A store with a ``trusted`` label is summarised over it (the rate drawn beyond it is
+    left out, here 5.0 on the outer half); one written before the label, over the nucleus'
+    finite pixels, as before."""
+    ch, mask, prov = _nucleus(nid=1)
+    ny, nx = mask.shape
+    trusted = mask.copy()
+    trusted[:, nx // 2:] = False
+    rate = np.where(mask & ~trusted, 5.0, ch["rate"]).astype(np.float32)
+    ch = {**ch, "rate": rate}
+    labels = {"nucleus": mask.astype(np.uint8), "trusted": trusted.astype(np.uint8)}
+    write_result(ResultStack(channels=ch, labels=labels, pixel_size_nm=P_NM,
+                             origin_nm=(0.0, 0.0), provenance=prov), tmp_path / "new" / "1.ome.zarr")
+    write_result(ResultStack(channels=ch, labels={"nucleus": labels["nucleus"]}, pixel_size_nm=P_NM,
+                             origin_nm=(0.0, 0.0), provenance=prov), tmp_path / "old" / "1.ome.zarr")
+    new, old = (next(iter_nuclei(tmp_path / name)) for name in ("new", "old"))
+    np.testing.assert_array_equal(new.rate_region, trusted)
+    np.testing.assert_array_equal(old.rate_region, mask)
+    config = AnalysisConfig(smooth_nm=0.0)
+    row_new, row_old = (nucleus_statistics(n, config) for n in (new, old))
+    assert row_new["rate_mean"] == pytest.approx(float(rate[trusted].mean()), rel=1e-6)
+    assert row_old["rate_mean"] == pytest.approx(float(rate[mask].mean()), rel=1e-6)
+    assert row_new["rate_coverage"] == pytest.approx(trusted.sum() / mask.sum())
+    assert row_old["rate_coverage"] == 1.0
+    assert row_new["rate_q95"] < 5.0 and row_old["rate_q95"] == 5.0
+
+
 def test_iter_nuclei_reads_stores_and_skips_damaged_ones(tmp_path):
     for nid in (1, 2, 10):
         ch, mask, prov = _nucleus(nid=nid)

@@ -92,3 +92,10 @@ def test_a_misspelled_key_is_named_with_the_nearest_known_one(tmp_path):
     path.write_text("drift:\n  zzz: 1\n")
     with pytest.raises(ConfigError, match="drift.zzz: unknown key; expected one of blur_nm"):
         load_config(path)
+    # the same through --set
+    from chromarate.config import PipelineConfig, with_overrides
+
+    with pytest.raises(ConfigError, match=r"'fit.trainin.steps': did you mean 'training'\?"):
+        with_overrides(PipelineConfig(), {"fit.trainin.steps": 5})
+    with pytest.raises(ConfigError, match=r"'drift.blur_nm': drift is null, not a section"):
+        with_overrides(PipelineConfig(), {"drift.blur_nm": 5})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from chromarate.device import resolve_device, resolve_dtype
+from chromarate.device import check_device, resolve_device, resolve_dtype
 from chromarate.errors import DeviceError
 
 
@@ -34,3 +34,18 @@ def test_dtypes():
     assert resolve_dtype("float32") is torch.float32
     with pytest.raises(DeviceError):
         resolve_dtype("float16x")
+
+
+def test_check_device_before_a_batch():
+    """A local batch must have the device; a remote scheduler's is checked by name only;
+    ``auto`` and None always pass."""
+    for spec in (None, "auto", "cpu"):
+        check_device(spec)
+        check_device(spec, here=False)
+    check_device("cuda:7", here=False)  # the workers may have it
+    for bad in ("banana", "tpu"):
+        with pytest.raises(DeviceError, match="unknown device"):
+            check_device(bad, here=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            check_device("cuda:7")

@@ -1010,3 +1010,39 @@ def test_smoothness_floor_quick(tmp_path):
     assert set(row["r_smoothed"]) == {"60.0"} and math.isfinite(row["r_smoothed"]["60.0"])
     assert math.isfinite(row["error_vs_unresolved_r"])
     assert "shipped floor" in proc.stdout
+
+
+def test_whole_departure_figures_and_the_code_it_patches():
+    """experiments/whole_departure.py: on halves that share a signal and carry independent
+    noise, the halves' covariance and the whole's variance less the halves' noise read the
+    same shared departure, and the reliability estimates follow their formulas. The script
+    patches ``chromatin_problem._half_departure`` and reads its caller's locals, so the
+    signature and the caller's names it relies on are checked here."""
+    import inspect
+
+    sys.path.insert(0, str(_script("whole_departure.py").parent))
+    from whole_departure import _figures
+
+    from chromarate.fit import chromatin_problem as cp
+
+    rng = np.random.default_rng(0)
+    n = 20_000
+    balance = 1.5 + 0.1 * np.sin(np.arange(n) / 300.0)
+    signal = 0.2 * np.sign(np.sin(np.arange(n) / 7.0))
+    noise_a, noise_b = 0.1 * rng.standard_normal(n), 0.1 * rng.standard_normal(n)
+    b_a = balance + 0.01 * rng.standard_normal(n)
+    b_b = balance + 0.01 * rng.standard_normal(n)
+    c_a, c_b = balance + signal + noise_a, balance + signal + noise_b
+    whole_b, whole_c = 0.5 * (b_a + b_b), balance + signal + 0.5 * (noise_a + noise_b)
+    out = _figures(whole_b, whole_c, (b_a, b_b), (c_a, c_b), np.ones(n, bool))
+    assert out["pixels"] == n
+    assert out["ratio_whole"] == pytest.approx(out["ratio_halves"], rel=0.05)
+    assert out["shared_halves"] == pytest.approx(0.2 / 1.5, rel=0.05)
+    rho = out["closed_halves_r"]
+    assert out["est_r_closed"] == pytest.approx(math.sqrt(2 * rho / (1 + rho)))
+    assert out["est_r_balance"] == pytest.approx(out["balance_cross_r"] / math.sqrt(rho))
+    assert list(inspect.signature(cp._half_departure).parameters) == [
+        "halves", "reported", "config", "radius_px", "balance_sigma_px"]
+    source = inspect.getsource(cp)
+    assert "closed, reported = closed_form_prior(fields, config, self.radius)" in source
+    assert "self.prior_departure, self.prior_shared_departure = _half_departure(" in source

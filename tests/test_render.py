@@ -160,6 +160,19 @@ def test_huge_grid_raises_with_suggested_pixel_size():
     assert "render.pixel_size_nm" in str(info.value) and "filter.region_nm" in str(info.value)
 
 
+def test_the_suggested_pixel_size_is_the_configs_when_supersampling():
+    """With supersample 2 the grid is rendered at half the config's pixel; the advice is
+    for the config's pixel_size_nm, which then fits."""
+    locs = _locs([0.0, 1e6], [0.0, 1e6])
+    with pytest.raises(StageError, match=r"pixel_size_nm >= \d+") as info:
+        render_density(locs, RenderConfig(pixel_size_nm=20.0, supersample=2))
+    text = str(info.value)
+    assert "pixel_size_nm=20 (supersampled 2 x)" in text
+    suggested = float(text.split("pixel_size_nm >= ")[1].split()[0])
+    n_pixels = lambda p: (np.floor(1e6 / (p / 2)) + 1) ** 2  # noqa: E731
+    assert n_pixels(suggested) <= 2e8 < n_pixels(0.9 * suggested)
+
+
 def test_a_grid_no_pixel_size_can_fit_suggests_a_region_not_a_pixel_size():
     """One row far away (x = 1e15 nm) needs a pixel beyond any config's: the message
     suggests keeping a region or removing the row instead."""

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
 
-__all__ = ["config_hash", "dump_config", "make_config"]
+__all__ = ["config_hash", "dump_config", "make_config", "unknown_key"]
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -24,21 +24,23 @@ def _format_validation(err: ValidationError, model: type[BaseModel] | None = Non
         loc = ".".join(str(p) for p in e["loc"])
         msg = str(e["msg"]).removeprefix("Value error, ")
         if e.get("type") == "extra_forbidden":
-            msg = _unknown_key(model, tuple(e["loc"]))
+            hint = unknown_key(model, tuple(e["loc"]))
+            msg = f"unknown key; {hint}" if hint else "unknown key"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "; ".join(parts)
 
 
-def _unknown_key(model: type[BaseModel] | None, loc: tuple) -> str:
-    """The message for a key the model does not have, with the nearest known key.
+def unknown_key(model: type[BaseModel] | None, loc: tuple) -> str:
+    """What to say of a key (``loc``, its path in the config) the model does not have: the
+    nearest known key, else the keys its section takes ("" when the section is unknown).
 
     Examples
     --------
     >>> from chromarate.config import PipelineConfig
-    >>> _unknown_key(PipelineConfig, ("rendr",))
-    "unknown key; did you mean 'render'?"
-    >>> _unknown_key(PipelineConfig, ("fit", "trainin"))
-    "unknown key; did you mean 'training'?"
+    >>> unknown_key(PipelineConfig, ("rendr",))
+    "did you mean 'render'?"
+    >>> unknown_key(PipelineConfig, ("fit", "trainin"))
+    "did you mean 'training'?"
     """
     import difflib
 
@@ -49,8 +51,8 @@ def _unknown_key(model: type[BaseModel] | None, loc: tuple) -> str:
     known = sorted(getattr(node, "model_fields", {})) if node is not None else []
     near = difflib.get_close_matches(str(loc[-1]), known, n=1)
     if near:
-        return f"unknown key; did you mean {near[0]!r}?"
-    return f"unknown key; expected one of {', '.join(known)}" if known else "unknown key"
+        return f"did you mean {near[0]!r}?"
+    return f"expected one of {', '.join(known)}" if known else ""
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:

@@ -23,11 +23,12 @@ class ReadConfig(_Model):
         ``pixel_size_nm``.
     pixel_size_nm : float or None
         Camera pixel size converting coordinates stored in pixels (a ``[px]`` header, a
-        Picasso file without its YAML sidecar, ``units: px``). Where the file records
-        its own pixel size (a Picasso YAML), this value replaces it.
+        Picasso file without its YAML sidecar, ``units: px``). A pixel size the file
+        records (a Picasso YAML) is kept.
 
-    Each reaches only the formats that take it (``read_localizations(...,
-    defaults=...)``); rendered TIFF inputs are read with the pixel size they record.
+    Each is used only where a file leaves it open, and only by the formats that take it
+    (``read_localizations(..., defaults=...)``); rendered TIFF inputs are read with the
+    pixel size they record. Both are part of the config hash: changing them refits.
     """
 
     units: Literal["nm", "um", "px"] | None = None

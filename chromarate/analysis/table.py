@@ -71,10 +71,13 @@ def _mean_where(rate: np.ndarray, region: np.ndarray) -> float:
 
 
 def nucleus_domains(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig()) -> Domains:
-    """The heterochromatin domains of a nucleus (:func:`find_domains` on its phi_h and rate)."""
+    """The heterochromatin domains of a nucleus (:func:`find_domains` on its phi_h, and on
+    its rate where it is trusted: ``rate_territory`` and ``rate_in_domain`` average the
+    trusted pixels, :attr:`~chromarate.analysis.Nucleus.rate_region`)."""
+    rate = np.where(nucleus.rate_region, nucleus.rate.astype(np.float64), np.nan)
     return find_domains(nucleus.phi_h(config.field), nucleus.mask,
                         pixel_size_nm=nucleus.pixel_size_nm, phi_max=nucleus.phi_max,
-                        rate=nucleus.rate.astype(np.float64), config=config)
+                        rate=rate, config=config)
 
 
 def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig(), *,

@@ -13,6 +13,7 @@ manifest (``<out>/<name>/input.json``) lists nuclei that are all done is not eve
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ import numpy as np
 
 from .._types import NucleusFailed
 from ..analysis import rate_correlation, rate_summary
+from ..analysis.nuclei import nucleus_from_stack
 from ..config import QUIET_MIGRATION, PhaseConfig, PipelineConfig, config_hash, make_config
 from ..data import read_truth_for
 from ..device import spread_device
@@ -46,6 +48,8 @@ __all__ = [
     "row_from_stack",
     "run_nucleus",
 ]
+
+log = logging.getLogger("chromarate.batch")
 
 #: Columns of ``summary.csv``, one row per nucleus (or per input that failed before
 #: segmentation, with an empty ``nucleus_id``).
@@ -185,14 +189,14 @@ def _with_read_hint(message: str) -> str:
     >>> _with_read_hint('not a recognised format; pass format="generic" ... units="nm"')
     'not a recognised format; pass format="generic" ... units="nm"'
     """
-    units = "pass units=" in message
-    pixel = "pass pixel_size_nm=" in message or (units and "pixel_size_nm=" in message)
-    named = [hint for asked, hint in ((units, "read.units (chromarate run --units)"),
-                                      (pixel, "read.pixel_size_nm (chromarate run --pixel-size-nm)"))
-             if asked]
-    if not named:
-        return message
-    return f"{message}; in a batch set {' and '.join(named)}"
+    pixel = "read.pixel_size_nm (chromarate run --pixel-size-nm)"
+    if "pass units=" in message:
+        # a unit is asked for; the pixel size only if the unit turns out to be px
+        extra = f", and for px also {pixel}" if "pixel_size_nm=" in message else ""
+        return f"{message}; in a batch set read.units (chromarate run --units){extra}"
+    if "pass pixel_size_nm=" in message:
+        return f"{message}; in a batch set {pixel}"
+    return message
 
 
 def result_path(job: InputJob, nucleus_id: int) -> Path:
@@ -214,12 +218,12 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
     prov = stack.provenance
     fit = prov.get("fit") or {}
     timings = prov.get("timings") or {}
-    # the rate is summarised where the fit trusts it (results written before the trusted
-    # label: over the nucleus, where rate_summary keeps the finite values)
-    region = np.asarray(stack.labels.get("nucleus"), dtype=bool)
-    trusted = stack.labels.get(TRUSTED_LABEL)
-    if trusted is not None:
-        region = region & (np.asarray(trusted) > 0)
+    # the rate is summarised where the fit trusts it (Nucleus.rate_region: results written
+    # before the trusted label are summarised over the nucleus, and the log says so)
+    region = nucleus_from_stack(stack, path).rate_region
+    if stack.labels.get(TRUSTED_LABEL) is None:
+        log.warning("%s: written before results stored where the rate is trusted; its rate "
+                    "summary is over the whole nucleus (run with --overwrite to refit it)", path)
     corr = (prov.get("metrics") or {}).get("rate_corr_truth")
     row = {c: np.nan for c in SUMMARY_COLUMNS}
     qc = prov.get("qc") or {}

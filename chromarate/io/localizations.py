@@ -130,10 +130,13 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", *,
         Tables of no known format are read with ``format="generic"``,
         ``columns={"x_nm": ..., "y_nm": ...}`` and ``units=...``.
     defaults : mapping, optional
-        Options passed only to a format that declares them (a reader taking any
-        ``**options`` gets none), and not where ``options`` gives them: a batch's
-        ``units`` and ``pixel_size_nm`` (``read`` of the pipeline config) reach the
-        formats that take them and are left out for the others. None values are left out.
+        Options for what a file leaves open (a batch's ``units`` and ``pixel_size_nm``,
+        ``read`` of the pipeline config): the file is read without them first, and again
+        with them only where the reader refuses it asking for one (``pass units=...``), so
+        they never replace what a file states (a unit in its header, a Picasso YAML's pixel
+        size). Only options the format declares are passed (a reader taking any
+        ``**options`` gets none), never one that ``options`` gives; None values are left
+        out.
     **options
         Format options (each format's module documents its own). For ``"thunderstorm"``:
 
@@ -199,11 +202,16 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", *,
             f"available formats: {', '.join(registry.available_formats())}",
             path=path,
         )
-    if defaults:
-        accepted = registry.accepted_options(reader)
-        options = {**{k: v for k, v in defaults.items()
-                      if v is not None and accepted is not None and k in accepted}, **options}
-    return registry.read_with(reader, path, options)
+    accepted = registry.accepted_options(reader) if defaults else None
+    extra = {k: v for k, v in (defaults or {}).items()
+             if v is not None and accepted is not None and k in accepted and k not in options}
+    if extra:  # fill only what the file leaves open: read without them first
+        try:
+            return registry.read_with(reader, path, options)
+        except InputFormatError as exc:
+            if not any(f"{key}=" in exc.message for key in extra):
+                raise
+    return registry.read_with(reader, path, {**extra, **options})
 
 
 def _hdf5_damage(path: Path) -> str | None:
@@ -230,8 +238,8 @@ def _raise_undetected(path: Path, raw: bytes) -> NoReturn:
             damage = _hdf5_damage(path) if magic == _BINARY_SIGNATURES[0][0] else None
             if damage:
                 raise InputFormatError(
-                    f"{what} that cannot be opened: it is truncated or damaged ({damage}); "
-                    "expected a complete Picasso, DECODE or SMAP file",
+                    f"{what} that cannot be opened (h5py: {damage}); is it truncated or "
+                    "damaged? expected a complete Picasso, DECODE or SMAP file",
                     path=path,
                 )
             raise InputFormatError(

@@ -157,7 +157,7 @@ def make_report(folder: str | os.PathLike, config: AnalysisConfig = AnalysisConf
         domains = nucleus_domains(nucleus, config)
         stats = nucleus_statistics(nucleus, config, domains=domains)
         rows.append(stats)
-        rates[(nucleus.name, nucleus.nucleus_id)] = finite_values(nucleus.rate, nucleus.mask)
+        rates[(nucleus.name, nucleus.nucleus_id)] = finite_values(nucleus.rate, nucleus.rate_region)
         domain_parts.append(domain_rows(nucleus, domains))
         if figures:
             rel = f"nuclei/{_safe(nucleus.name)}_{nucleus.nucleus_id}.png"

@@ -83,7 +83,8 @@ def nucleus_figure(nucleus: Nucleus, domains: Domains, stats: dict) -> bytes:
     ax = axes[4]
     rate = n.rate.astype(np.float64)
     het = domains.heterochromatin
-    inside, outside = rate[het & np.isfinite(rate)], rate[n.mask & ~het & np.isfinite(rate)]
+    trusted = n.rate_region & np.isfinite(rate)  # the pixels the table's rates are over
+    inside, outside = rate[het & trusted], rate[~het & trusted]
     both = np.concatenate([inside, outside])
     if both.size:
         lo, hi = _robust_range(both)

@@ -152,6 +152,23 @@ def _write_picasso(tmp_path: Path, name: str = "cell_locs", locs=None, yaml_text
     return path
 
 
+def test_a_batchs_pixel_size_fills_only_a_picasso_file_without_one(tmp_path):
+    """``read_localizations(defaults={"pixel_size_nm": ...})``: a Picasso file whose YAML
+    gives the pixel size keeps it; one without its YAML takes the default (an explicit
+    option still replaces the YAML's)."""
+    from chromarate.io.localizations import read_localizations
+
+    with_yaml = _write_picasso(tmp_path, "a")  # Pixelsize: 100
+    without = _write_picasso(tmp_path, "b", yaml_text=None)
+    defaults = {"pixel_size_nm": 130.0, "units": "nm"}
+    kept = read_localizations(with_yaml, defaults=defaults)
+    np.testing.assert_array_equal(kept.table["x_nm"], (10 + np.arange(5)) * 100.0)
+    filled = read_localizations(without, defaults=defaults)
+    np.testing.assert_array_equal(filled.table["x_nm"], (10 + np.arange(5)) * 130.0)
+    given = read_localizations(with_yaml, defaults=defaults, pixel_size_nm=130.0)
+    np.testing.assert_array_equal(given.table["x_nm"], (10 + np.arange(5)) * 130.0)
+
+
 def test_picasso_synthetic_roundtrip(tmp_path):
     path = _write_picasso(tmp_path)
     locs = picasso.read(path)
