@@ -106,6 +106,10 @@ def test_tracker_text_follows_the_nuclei():
     text = tracker.text()
     assert text.startswith("0 of 2 nucleus(es) done, 1 failed")
     assert "a#1 fit step 50/200 (25 %), ETA 30 s" in text
+    # later steps are timed from the first progress event, without the setup before it
+    tracker.nucleus_event("a", 1, FitProgress(step=100, total_steps=200, loss=1.0, terms={},
+                                              elapsed_s=12.0))
+    assert "a#1 fit step 100/200 (50 %), ETA 4 s" in tracker.text()
     tracker.nucleus_event("a", 2, StageDone(stage="fit", seconds=3.0, nucleus_id=2))
     assert "a#2 export" in tracker.text()
     tracker.batch_event(NucleusFinished(row={"name": "a", "nucleus_id": 1, "status": "ok"}))

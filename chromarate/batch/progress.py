@@ -37,6 +37,30 @@ class _Nucleus:
     step: int = 0
     total_steps: int = 0
     fit_elapsed_s: float = 0.0
+    #: (step, elapsed) of the fit's first progress event: the step rate is measured from
+    #: there, leaving out the setup before the first step (the data-chosen settings)
+    first: tuple[int, float] | None = None
+
+
+def _steps_left_s(st: _Nucleus) -> float | None:
+    """Seconds the fit's remaining steps will take, at the rate measured since its first
+    progress event (at the average rate from the start while only one was seen); None
+    before any step.
+
+    Examples
+    --------
+    >>> st = _Nucleus(step=50, total_steps=250, fit_elapsed_s=50.0, first=(25, 45.0))
+    >>> _steps_left_s(st)  # 25 steps in 5 s: 200 steps left take 40 s
+    40.0
+    """
+    if st.step <= 0:
+        return None
+    remaining = st.total_steps - st.step
+    if st.first is not None and st.step > st.first[0]:
+        rate = (st.fit_elapsed_s - st.first[1]) / (st.step - st.first[0])
+    else:
+        rate = st.fit_elapsed_s / st.step
+    return max(rate, 0.0) * remaining
 
 
 def _duration(seconds: float) -> str:
@@ -100,6 +124,8 @@ class ProgressTracker:
                 state.stage = "fit"
                 state.step, state.total_steps = int(event.step), int(event.total_steps)
                 state.fit_elapsed_s = float(event.elapsed_s)
+                if state.first is None or state.step < state.first[0]:
+                    state.first = (state.step, state.fit_elapsed_s)
 
     # -- reports
     def text(self) -> str:
@@ -113,8 +139,8 @@ class ProgressTracker:
                 what = f"{name}#{nid} {st.stage}"
                 if st.stage == "fit" and st.total_steps:
                     what += f" step {st.step}/{st.total_steps} ({100 * st.step / st.total_steps:.0f} %)"
-                    if st.step > 0:
-                        left = st.fit_elapsed_s / st.step * (st.total_steps - st.step)
+                    left = _steps_left_s(st)
+                    if left is not None:
                         what += f", ETA {_duration(left)}"
                 else:
                     what += f" for {_duration(now - st.since)}"
