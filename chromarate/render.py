@@ -191,11 +191,16 @@ def render_density(
         pad = float(config.padding_nm)
         ky = math.floor((y.min() - pad) / P)
         kx = math.floor((x.min() - pad) / P)
-        ny = (math.floor((y.max() + pad) / P) - ky + 1) * s
-        nx = (math.floor((x.max() + pad) / P) - kx + 1) * s
+        lo_y, hi_y, lo_x, hi_x = float(y.min()), float(y.max()), float(x.min()), float(x.max())
+
+        def grid_at(q: float) -> tuple[int, int]:  # the grid at config pixel q
+            return ((math.floor((hi_y + pad) / q) - math.floor((lo_y - pad) / q) + 1) * s,
+                    (math.floor((hi_x + pad) / q) - math.floor((lo_x - pad) / q) + 1) * s)
+
+        ny, nx = grid_at(P)
         origin = (ky * P, kx * P)
-        _check_size(ny, nx, p, f" (the localizations span y {y.min():.6g} ... {y.max():.6g} nm, "
-                               f"x {x.min():.6g} ... {x.max():.6g} nm)", s)
+        _check_size(ny, nx, p, f" (the localizations span y {lo_y:.6g} ... {hi_y:.6g} nm, "
+                               f"x {lo_x:.6g} ... {hi_x:.6g} nm)", s, grid_at)
         # Index from floor(coord / p) so that pixel edges are exactly the multiples of p.
         iy = np.floor(y / p).astype(np.int64)
         iy -= ky * s
@@ -206,7 +211,8 @@ def render_density(
         ny = _whole_pixels(y1 - y0, p)
         nx = _whole_pixels(x1 - x0, p)
         origin = (y0, x0)
-        _check_size(ny, nx, p, supersample=s)
+        _check_size(ny, nx, p, supersample=s,
+                    grid_at=lambda q: (_whole_pixels(y1 - y0, q / s), _whole_pixels(x1 - x0, q / s)))
         fy = np.floor((y - y0) / p)
         fx = np.floor((x - x0) / p)
         keep = (fy >= 0) & (fy < ny) & (fx >= 0) & (fx < nx)  # before casting far values
@@ -543,15 +549,21 @@ def _max_config_pixel_nm() -> float:
     return float(min(bounds)) if bounds else math.inf
 
 
-def _check_size(ny: int, nx: int, p: float, span: str = "", supersample: int = 1) -> None:
+def _check_size(ny: int, nx: int, p: float, span: str = "", supersample: int = 1,
+                grid_at=None) -> None:
     """Refuse a grid above :data:`MAX_PIXELS`, saying how large the data spread and what to
     change (``span``: the coordinates' extent, for the message; ``p`` the rendered pixel,
-    ``supersample`` times smaller than the config's ``pixel_size_nm`` the advice is for)."""
+    ``supersample`` times smaller than the config's ``pixel_size_nm`` the advice is for;
+    ``grid_at(q)``, the grid's shape at config pixel ``q``, makes the suggested pixel one
+    whose grid, padding and rounding included, fits)."""
     n = ny * nx
     if n > MAX_PIXELS:
         suggest = math.ceil(p * supersample * math.sqrt(n / MAX_PIXELS))
+        cap = _max_config_pixel_nm()
+        while grid_at is not None and suggest <= cap and math.prod(grid_at(suggest)) > MAX_PIXELS:
+            suggest += max(1, math.ceil(0.01 * suggest))
         coarser = (f"use pixel_size_nm >= {suggest} (render.pixel_size_nm in a pipeline "
-                   "config), or " if suggest <= _max_config_pixel_nm() else "")
+                   "config), or " if suggest <= cap else "")
         finer = f" (supersampled {supersample} x)" if supersample > 1 else ""
         raise StageError(
             f"the density grid would be {ny} x {nx} = {n:.3g} pixels at "

@@ -151,6 +151,33 @@ def test_rate_statistics_are_over_the_trusted_label_or_the_finite_pixels_of_olde
     assert row_new["rate_coverage"] == pytest.approx(trusted.sum() / mask.sum())
     assert row_old["rate_coverage"] == 1.0
     assert row_new["rate_q95"] < 5.0 and row_old["rate_q95"] == 5.0
+    # the domain territories too: the 5.0 drawn beyond the trusted half reaches only the old
+    assert row_new["rate_territory"] <= 2.0 < row_old["rate_territory"]
+
+
+def test_domain_rates_need_the_rate_on_half_of_the_domain():
+    """With the rate known only on the left half of the nucleus (a trusted region), the
+    domains and territories there get their rate, those on the right none, and one cut
+    by the border of the known half only if at least half of it is known."""
+    from chromarate.analysis.domains import MIN_RATE_SHARE, find_domains
+
+    phi_h, mask, rate, _ = _lattice()
+    n = mask.shape[1]
+    known = mask.copy()
+    known[:, n // 2:] = False
+    d = find_domains(phi_h, mask, pixel_size_nm=P_NM, phi_max=0.7, rate=np.where(known, rate, np.nan),
+                     config=AnalysisConfig(smooth_nm=0.0))
+    table = d.table
+    labels = d.labels
+    share = np.array([known[labels == k].mean() for k in table["domain"]])
+    has_rate = np.isfinite(table["rate_in_domain"].to_numpy())
+    np.testing.assert_array_equal(has_rate, share >= MIN_RATE_SHARE)
+    assert has_rate.any() and not has_rate.all()
+    assert np.allclose(table["rate_in_domain"][has_rate], 2.0)
+    terr = table["rate_territory"].to_numpy()
+    x_um = table["centroid_x_um"].to_numpy()
+    right = np.isfinite(table["spacing_um"].to_numpy()) & (x_um > (n // 2) * P_NM / 1000.0 + 0.05)
+    assert right.any() and np.isnan(terr[right]).all()
 
 
 def test_iter_nuclei_reads_stores_and_skips_damaged_ones(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from chromarate._types import DensityMap, Localizations
 from chromarate.config import RenderConfig
 from chromarate.errors import ChromarateError, StageError
-from chromarate.render import render_density
+from chromarate.render import MAX_PIXELS, render_density
 
 
 def _locs(x, y, **extra) -> Localizations:
@@ -169,8 +169,12 @@ def test_the_suggested_pixel_size_is_the_configs_when_supersampling():
     text = str(info.value)
     assert "pixel_size_nm=20 (supersampled 2 x)" in text
     suggested = float(text.split("pixel_size_nm >= ")[1].split()[0])
-    n_pixels = lambda p: (np.floor(1e6 / (p / 2)) + 1) ** 2  # noqa: E731
-    assert n_pixels(suggested) <= 2e8 < n_pixels(0.9 * suggested)
+    pad = RenderConfig().padding_nm
+
+    def n_pixels(q):  # the grid at config pixel q, padding and whole cells included
+        return ((np.floor((1e6 + pad) / q) - np.floor(-pad / q) + 1) * 2) ** 2
+
+    assert n_pixels(suggested) <= MAX_PIXELS < n_pixels(0.95 * suggested)
 
 
 def test_a_grid_no_pixel_size_can_fit_suggests_a_region_not_a_pixel_size():

@@ -29,6 +29,10 @@ DOMAIN_COLUMNS = (
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
+#: ``rate_in_domain`` and ``rate_territory`` are averaged only where the rate is known
+#: (finite) on at least this share of the domain or its territory inside the nucleus.
+MIN_RATE_SHARE = 0.5
+
 
 @dataclass(frozen=True)
 class Domains:
@@ -43,7 +47,9 @@ class Domains:
         One row per labelled domain, columns :data:`DOMAIN_COLUMNS`; lengths in um,
         centroids relative to the grid origin. ``nn_distance_um``, ``spacing_um``,
         ``lab_lambda`` and ``rate_territory`` are NaN for domains that are not interior
-        (and for every domain when fewer than two are interior).
+        (and for every domain when fewer than two are interior); ``rate_in_domain`` and
+        ``rate_territory`` also where the rate is known on less than
+        :data:`MIN_RATE_SHARE` of the domain or of its territory.
     heterochromatin : numpy.ndarray
         bool mask of all pixels above the threshold inside the nucleus (before the size
         limit), the basis of the heterochromatin fraction.
@@ -177,15 +183,19 @@ def find_domains(phi_h: np.ndarray, mask: np.ndarray, *, pixel_size_nm: float,
         finite = np.isfinite(r)
         sums = np.asarray(ndi.sum_labels(np.where(finite, r, 0.0), labels, idx), dtype=float)
         counts = np.asarray(ndi.sum_labels(finite, labels, idx), dtype=float)
-        rate_in = np.divide(sums, counts, out=np.full(n, np.nan), where=counts > 0)
+        # a mean only where the rate is known on at least half of the region (a rate map
+        # reported on the trusted pixels only leaves domains near the envelope without one)
+        enough = counts >= MIN_RATE_SHARE * np.asarray(area_px, dtype=float)
+        rate_in = np.divide(sums, counts, out=np.full(n, np.nan), where=enough & (counts > 0))
         ny, nx = mask.shape
         yy = (np.arange(ny) + 0.5) * p_um
         xx = (np.arange(nx) + 0.5) * p_um
         for k in np.flatnonzero(np.isfinite(spacing)):
             disc = ((yy[:, None] - cents_um[k, 0]) ** 2 + (xx[None, :] - cents_um[k, 1]) ** 2
-                    <= spacing[k] ** 2) & finite
-            if disc.any():
-                rate_terr[k] = float(r[disc].mean())
+                    <= spacing[k] ** 2) & mask
+            known = disc & finite
+            if known.any() and known.sum() >= MIN_RATE_SHARE * disc.sum():
+                rate_terr[k] = float(r[known].mean())
 
     table = pd.DataFrame({
         "domain": idx.astype(int), "area_um2": np.asarray(area_px) * p_um**2,

@@ -3,7 +3,8 @@
 (The example needs a result folder written by ``chromarate run``; it is not run as a doctest.)
 
 >>> for nucleus in iter_nuclei("results/"):           # doctest: +SKIP
-...     print(nucleus.name, nucleus.nucleus_id, nucleus.area_um2, np.nanmean(nucleus.rate))
+...     print(nucleus.name, nucleus.nucleus_id, nucleus.area_um2,
+...           nucleus.rate[nucleus.rate_region].mean())        # where the rate is trusted
 """
 
 from __future__ import annotations

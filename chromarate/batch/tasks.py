@@ -219,11 +219,10 @@ def row_from_stack(stack, job: InputJob, path: Path, *, resumed: bool) -> dict:
     fit = prov.get("fit") or {}
     timings = prov.get("timings") or {}
     # the rate is summarised where the fit trusts it (Nucleus.rate_region: results written
-    # before the trusted label are summarised over the nucleus, and the log says so)
+    # before the trusted label are summarised over the nucleus, docs/batch.md)
     region = nucleus_from_stack(stack, path).rate_region
     if stack.labels.get(TRUSTED_LABEL) is None:
-        log.warning("%s: written before results stored where the rate is trusted; its rate "
-                    "summary is over the whole nucleus (run with --overwrite to refit it)", path)
+        log.debug("%s: written before the trusted label; rate summary over the nucleus", path)
     corr = (prov.get("metrics") or {}).get("rate_corr_truth")
     row = {c: np.nan for c in SUMMARY_COLUMNS}
     qc = prov.get("qc") or {}

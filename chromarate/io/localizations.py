@@ -131,12 +131,12 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", *,
         ``columns={"x_nm": ..., "y_nm": ...}`` and ``units=...``.
     defaults : mapping, optional
         Options for what a file leaves open (a batch's ``units`` and ``pixel_size_nm``,
-        ``read`` of the pipeline config): the file is read without them first, and again
-        with them only where the reader refuses it asking for one (``pass units=...``), so
-        they never replace what a file states (a unit in its header, a Picasso YAML's pixel
-        size). Only options the format declares are passed (a reader taking any
-        ``**options`` gets none), never one that ``options`` gives; None values are left
-        out.
+        ``read`` of the pipeline config): the file is read without them first, and each is
+        added only once the reader refuses the file asking for it (``pass units=...``,
+        ``pass pixel_size_nm=...``), so they never replace what a file states (a unit in
+        its header, a Picasso YAML's or a DECODE file's pixel size). Only options the
+        format declares are passed (a reader taking any ``**options`` gets none), never one
+        that ``options`` gives; None values are left out.
     **options
         Format options (each format's module documents its own). For ``"thunderstorm"``:
 
@@ -205,13 +205,15 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", *,
     accepted = registry.accepted_options(reader) if defaults else None
     extra = {k: v for k, v in (defaults or {}).items()
              if v is not None and accepted is not None and k in accepted and k not in options}
-    if extra:  # fill only what the file leaves open: read without them first
+    given = dict(options)
+    while True:  # fill only what the file leaves open: each default once the reader asks for it
         try:
-            return registry.read_with(reader, path, options)
+            return registry.read_with(reader, path, given)
         except InputFormatError as exc:
-            if not any(f"{key}=" in exc.message for key in extra):
+            asked = [key for key in extra if f"pass {key}=" in exc.message]
+            if not asked:
                 raise
-    return registry.read_with(reader, path, {**extra, **options})
+            given.update({key: extra.pop(key) for key in asked})
 
 
 def _hdf5_damage(path: Path) -> str | None:

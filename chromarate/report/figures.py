@@ -74,8 +74,9 @@ def nucleus_figure(nucleus: Nucleus, domains: Domains, stats: dict) -> bytes:
     _panel(fig, axes[0], n.denoised, n, "density (denoised)", "magma", "loc. / pixel")
     _panel(fig, axes[1], n.phi_d, n, "phase field phi_d", "viridis", "phi_d",
            outline=domains.labels > 0)
-    lo, hi = _robust_range(n.rate[n.mask])
-    _panel(fig, axes[2], n.rate, n, "rate lambda", "cividis", "lambda", vmin=lo, vmax=hi)
+    lo, hi = _robust_range(n.rate[n.rate_region])  # the range of the trusted values
+    _panel(fig, axes[2], n.rate, n, "rate lambda (outline: trusted)", "cividis", "lambda",
+           vmin=lo, vmax=hi, outline=n.rate_region)
     res = n.residual.astype(np.float64)
     r = np.nanpercentile(np.abs(res[n.mask]), 99) if np.isfinite(res[n.mask]).any() else None
     _panel(fig, axes[3], res, n, "PDE residual", "coolwarm", "residual",
@@ -127,8 +128,8 @@ def _rates_by(table: pd.DataFrame, nuclei_rates: dict, key: str) -> tuple[list[s
 def batch_figures(table: pd.DataFrame, nuclei_rates: dict) -> dict[str, bytes]:
     """Figures of the summary page as ``{file name: PNG bytes}``.
 
-    ``rate_by_input.png``: distribution of the rate over all pixels of the nuclei of each
-    input (violins) with each nucleus's median (dots); ``rate_by_group.png``: the same per
+    ``rate_by_input.png``: distribution of the rate over the trusted pixels of the nuclei of
+    each input (violins) with each nucleus's median (dots); ``rate_by_group.png``: the same per
     input folder when there are several; ``lab_vs_inferred.png``: lab closed form against
     the inferred rate over the same territories and the balance estimate;
     ``inferred_vs_truth.png``: mean inferred and balance estimates against the true mean

@@ -443,6 +443,25 @@ def _write_decode(path: Path, xyz, meta: dict | None = None, **data) -> Path:
     return path
 
 
+def test_a_batchs_defaults_fill_a_decode_file_one_at_a_time(tmp_path):
+    """A DECODE file that gives px_size but no xy_unit asks for the unit only: a batch's
+    ``units: px`` is added, its pixel size is not, and the file's px_size is used; without
+    px_size the pixel size is asked for next and added."""
+    from chromarate.io.localizations import read_localizations
+
+    xyz = [[1.0, 2.0, 0.0], [3.0, 4.0, 0.0]]
+    defaults = {"units": "px", "pixel_size_nm": 130.0}
+    with_px = _write_decode(tmp_path / "a.h5", xyz, {"px_size": np.array([100.0, 100.0])})
+    locs = read_localizations(with_px, defaults=defaults)
+    np.testing.assert_array_equal(locs.table["x_nm"], [100.0, 300.0])
+    assert locs.meta["pixel_size_nm"] == 100.0
+    without = _write_decode(tmp_path / "b.h5", xyz)
+    np.testing.assert_array_equal(read_localizations(without, defaults=defaults).table["x_nm"],
+                                  [130.0, 390.0])
+    with pytest.raises(InputFormatError, match="pass units="):
+        read_localizations(without, defaults={"pixel_size_nm": 130.0})
+
+
 def test_decode_units(tmp_path):
     xyz = [[1.0, 2.0, 0.0], [3.0, 4.0, 0.0]]
     nm = _write_decode(tmp_path / "nm.h5", xyz, {"xy_unit": "nm", "px_size": np.array([100.0, 100.0])})

@@ -108,6 +108,24 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None,
         present = [k for k, v in datasets.items() if v.shape is not None]
         empty = sorted(k for k, v in datasets.items() if v.shape is None)
 
+        # the unit and pixel size first: a file that needs an option fails before its data
+        # are read
+        unit = _xy_unit(file_meta.get("xy_unit"), option_units, path)
+        file_px = _file_px_size(file_meta.get("px_size"))
+        if unit == "px":
+            if option_px is not None:
+                px_xy = (option_px, option_px)
+            elif file_px is not None:
+                px_xy = file_px
+            else:
+                raise InputFormatError(
+                    "x, y are in pixels (meta xy_unit 'px') but the file gives no usable px_size; "
+                    "pass pixel_size_nm=... (camera pixel size in nm) to convert them to nm",
+                    path=path,
+                )
+        else:
+            px_xy = (1.0, 1.0)
+
         xyz = _table(xyz_ds, "data/xyz", path)
         n = xyz.shape[0]
         if n == 0:
@@ -130,22 +148,6 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None,
             "emitter",
             path=path,
         )
-
-    unit = _xy_unit(file_meta.get("xy_unit"), option_units, path)
-    file_px = _file_px_size(file_meta.get("px_size"))
-    if unit == "px":
-        if option_px is not None:
-            px_xy = (option_px, option_px)
-        elif file_px is not None:
-            px_xy = file_px
-        else:
-            raise InputFormatError(
-                "x, y are in pixels (meta xy_unit 'px') but the file gives no usable px_size; "
-                "pass pixel_size_nm=... (camera pixel size in nm) to convert them to nm",
-                path=path,
-            )
-    else:
-        px_xy = (1.0, 1.0)
 
     cols = b.ColumnSet(path)
     for i, axis in enumerate(("x", "y")):
