@@ -180,9 +180,12 @@ def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> Pipelin
         for i, p in enumerate(parts[:-1]):
             if not isinstance(node.get(p), dict):
                 if p in node:  # a setting, or a section that is off (null)
-                    raise ConfigError(f"unknown config key {key!r}: "
-                                      f"{'.'.join(parts[:i + 1])} is "
-                                      f"{'null' if node[p] is None else repr(node[p])}, not a section")
+                    where = ".".join(parts[:i + 1])
+                    if node[p] is None:
+                        raise ConfigError(f"unknown config key {key!r}: {where} is off (null); "
+                                          f"turn it on with its defaults first: --set '{where}={{}}'")
+                    raise ConfigError(f"unknown config key {key!r}: {where} is {node[p]!r}, "
+                                      "not a section")
                 raise ConfigError(_unknown(key, parts[:i + 1]))
             node = node[p]
         if parts[-1] not in node:

@@ -97,5 +97,7 @@ def test_a_misspelled_key_is_named_with_the_nearest_known_one(tmp_path):
 
     with pytest.raises(ConfigError, match=r"'fit.trainin.steps': did you mean 'training'\?"):
         with_overrides(PipelineConfig(), {"fit.trainin.steps": 5})
-    with pytest.raises(ConfigError, match=r"'drift.blur_nm': drift is null, not a section"):
+    with pytest.raises(ConfigError, match=r"'drift.blur_nm': drift is off \(null\); turn it on "
+                                          r"with its defaults first: --set 'drift=\{\}'"):
         with_overrides(PipelineConfig(), {"drift.blur_nm": 5})
+    assert with_overrides(PipelineConfig(), {"drift": {}}).drift is not None
