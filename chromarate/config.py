@@ -61,9 +61,9 @@ class PipelineConfig(_Model):
 
     ``read`` states what input tables may leave open (their length unit, the camera pixel
     size; unset by default). ``filter`` (all filters off by default) and ``drift`` (None:
-    no drift correction) act on the localizations before rendering. ``version`` is :data:`CONFIG_VERSION` once
-    validated: older versions and older keys are migrated on reading (one
-    :class:`~chromarate.errors.ConfigDeprecationWarning` names the moved keys).
+    no drift correction) act on the localizations before rendering. ``version`` is
+    :data:`CONFIG_VERSION` once validated: older versions and older keys are migrated on
+    reading (one :class:`~chromarate.errors.ConfigDeprecationWarning` names the moved keys).
     ``fit.physics.phi_max`` is the one ``phi_max``: the phase stage clips ``phi_h`` there.
     """
 

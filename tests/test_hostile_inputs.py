@@ -249,8 +249,8 @@ def test_an_hdf5_file_cut_short_or_damaged_is_named_as_such(tmp_path):
     junk = tmp_path / "junk.h5"
     junk.write_bytes(data[:8] + bytes(range(256)) * 20)
     for path in (cut, junk):
-        with pytest.raises(InputFormatError, match=r"HDF5 file that cannot be opened \(h5py: "
-                                                   r".*is it truncated or damaged") as info:
+        with pytest.raises(InputFormatError, match=r"truncated or corrupt HDF5 file \(.*\); "
+                                                   r"expected a complete") as info:
             read_localizations(path)
         assert str(path) in str(info.value)
 

@@ -128,8 +128,13 @@ def _is_tty(stream) -> bool:
         return False
 
 
-#: ``--progress-every`` of run, demo and simulate.
-_PROGRESS_OPTION = click.option(
-    "--progress-every", default=None, type=click.FloatRange(min=0), metavar="SECONDS",
-    help="Seconds between progress lines in batch.log, and on stderr when it is not a "
-         "terminal (default 15; 0: none).")
+def _progress_option(lines: str):
+    """``--progress-every``: seconds between ``lines`` (the help's words for where they go)."""
+    return click.option(
+        "--progress-every", default=None, type=click.FloatRange(min=0), metavar="SECONDS",
+        help=f"Seconds between {lines} (default 15; 0: none).")
+
+
+#: ``--progress-every`` of run and demo.
+_PROGRESS_OPTION = _progress_option("progress lines in batch.log, and on stderr when it is "
+                                    "not a terminal")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .common import _progress_option
 from .progress import _SolverProgress
 
 
@@ -26,9 +27,8 @@ from .progress import _SolverProgress
               help="Stop the forward solver when max |residual| is below this.")
 @click.option("--rate", "rate_range", nargs=2, type=float, default=None, metavar="LOW HIGH",
               help="Range of the true rate map (default 1.0 2.4); LOW = HIGH gives a constant rate.")
-@click.option("--progress-every", default=None, type=click.FloatRange(min=0), metavar="SECONDS",
-              help="Seconds between progress lines of the steady-state solver on stderr when it "
-                   "is not a terminal (default 15; 0: none).")
+@_progress_option("progress lines of the steady-state solver on stderr when it is not a "
+                  "terminal")
 def simulate(out, seed, size, pixel_nm, n_localizations, tolerance, rate_range,
              progress_every) -> None:
     """Simulate a nucleus with a known rate map and write its localizations and truth."""

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .._types import DensityMap, Localizations, ResultStack
-from ..export import channel_spec
+from ..export import TRUSTED_LABEL, channel_spec
 
 __all__ = [
     "DISPLAY_KEY",
@@ -52,10 +52,10 @@ def layer_metadata(layer) -> dict:
 MAX_POINTS = 50_000
 
 
-_LABEL_TITLES = {"nucleus": "nucleus", "domains": "domains", "trusted": "trusted rate"}
+_LABEL_TITLES = {"nucleus": "nucleus", "domains": "domains", TRUSTED_LABEL: "trusted rate"}
 
 #: Label images drawn as outlines: the nucleus, and where its rate is trusted.
-_OUTLINED = ("nucleus", "trusted")
+_OUTLINED = ("nucleus", TRUSTED_LABEL)
 
 #: Opacity of the rate map over the density (translucent blending: the density shows
 #: through a little inside the nucleus and fully outside, where the rate is NaN).

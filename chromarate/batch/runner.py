@@ -35,8 +35,8 @@ from .events import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
 from .executors import make_executor
 from .progress import PROGRESS_EVERY_S, ProgressTracker, WorkerForwarder, decode_forwarded
 from .inputs import claim_output_names, find_inputs, output_names
-from .tasks import (LOG_NAME, SUMMARY_COLUMNS, SUMMARY_NAME, InputJob, InputPlan, failure_row, input_state,
-                    prepare_input, run_nucleus)
+from .tasks import (LOG_NAME, SUMMARY_COLUMNS, SUMMARY_NAME, InputJob, InputPlan, failure_row,
+                    input_state, prepare_input, run_nucleus)
 
 __all__ = ["BatchReport", "LOG_NAME", "SUMMARY_NAME", "plan_batch", "run_batch"]
 

@@ -93,6 +93,7 @@ from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 from chromarate.io import registry
 from chromarate.io._textscan import HEAD_BYTES, read_start, read_text_head
+from chromarate.io.formats._binary import open_hdf5
 from chromarate.io.formats.thunderstorm import foreign_delimiter, header_fields
 from chromarate.io.formats.thunderstorm import write_thunderstorm_csv, xy_table
 
@@ -216,20 +217,6 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", *,
             given.update({key: extra.pop(key) for key in asked})
 
 
-def _hdf5_damage(path: Path) -> str | None:
-    """Why h5py cannot open a file that starts with the HDF5 signature (None when it opens,
-    or when h5py is not installed)."""
-    try:
-        import h5py
-    except ImportError:
-        return None
-    try:
-        with h5py.File(path, "r"):
-            return None
-    except Exception as exc:  # h5py raises OSError, but a damaged file may raise anything
-        return " ".join(str(exc).split())[:200] or type(exc).__name__
-
-
 def _raise_undetected(path: Path, raw: bytes) -> NoReturn:
     """Raise the error for a file no reader claims, saying what it looks like."""
     unavailable = [f"{n} ({why})" for n, why in registry.unavailable_formats().items()]
@@ -237,13 +224,10 @@ def _raise_undetected(path: Path, raw: bytes) -> NoReturn:
     missing = f"; unavailable here: {'; '.join(unavailable)}" if unavailable else ""
     for magic, what in _BINARY_SIGNATURES:
         if raw.startswith(magic):
-            damage = _hdf5_damage(path) if magic == _BINARY_SIGNATURES[0][0] else None
-            if damage:
-                raise InputFormatError(
-                    f"{what} that cannot be opened (h5py: {damage}); is it truncated or "
-                    "damaged? expected a complete Picasso, DECODE or SMAP file",
-                    path=path,
-                )
+            if magic == _BINARY_SIGNATURES[0][0]:
+                # one h5py cannot open is named as truncated or corrupt (open_hdf5 says so)
+                with open_hdf5(path, "Picasso, DECODE or SMAP HDF5"):
+                    pass
             raise InputFormatError(
                 f"{what} that no localization reader recognises; supported formats: "
                 f"{formats}{missing}",
