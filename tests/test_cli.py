@@ -266,7 +266,8 @@ def test_units_of_a_table_that_states_none_come_from_the_command_line(tiny_nucle
 def test_pixel_coordinates_are_read_with_the_pixel_size_from_the_command_line(tiny_nucleus,
                                                                               tmp_path):
     """A ``[px]`` table is refused without a pixel size, naming ``--pixel-size-nm``, and read
-    with it; ``read.units: px`` without a pixel size is an invalid config."""
+    with it; ``read.units: px`` without a pixel size is a valid config (a file may record
+    its own), and a plain ``x, y`` table read with it is refused naming the pixel size."""
     csv, _, _ = tiny_nucleus
     table = pd.read_csv(csv)
     px = tmp_path / "px.csv"
@@ -279,7 +280,14 @@ def test_pixel_coordinates_are_read_with_the_pixel_size_from_the_command_line(ti
                                    "--pixel-size-nm", "108"])
     assert res.exit_code == 0, res.output
     res = CliRunner().invoke(cli, ["config", "show", "quick-cpu", "--set", "read.units=px"])
-    assert res.exit_code != 0 and "read.pixel_size_nm" in str(res.exception or res.output)
+    assert res.exit_code == 0, res.output
+    plain = tmp_path / "plain.csv"
+    pd.DataFrame({"frame": table["frame"], "x": table["x [nm]"] / 108.0,
+                  "y": table["y [nm]"] / 108.0}).to_csv(plain, index=False)
+    res = CliRunner().invoke(cli, ["run", "quick-cpu", str(plain), "--out", str(tmp_path / "c"),
+                                   *DIRECT, "--units", "px"])
+    assert res.exit_code == 1
+    assert "chromarate run --pixel-size-nm" in pd.read_csv(tmp_path / "c" / "summary.csv").iloc[0]["error"]
 
 
 def test_bad_device_and_read_limit_are_refused_before_any_input_is_read(tiny_nucleus, tmp_path,

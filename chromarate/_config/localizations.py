@@ -19,8 +19,9 @@ class ReadConfig(_Model):
     ----------
     units : {"nm", "um", "px"} or None
         Length unit of coordinate columns whose header states none (a CSV with a plain
-        ``x, y`` header); it never overrides a unit the file states. ``"px"`` needs
-        ``pixel_size_nm``.
+        ``x, y`` header); it never overrides a unit the file states. With ``"px"`` a file
+        that records no pixel size of its own (a DECODE file records ``px_size``) also needs
+        ``pixel_size_nm``, and is refused naming it.
     pixel_size_nm : float or None
         Camera pixel size converting coordinates stored in pixels (a ``[px]`` header, a
         Picasso file without its YAML sidecar, ``units: px``). A pixel size the file
@@ -33,12 +34,6 @@ class ReadConfig(_Model):
 
     units: Literal["nm", "um", "px"] | None = None
     pixel_size_nm: float | None = Field(None, gt=0.0, le=1e5)
-
-    @model_validator(mode="after")
-    def _check_px(self) -> "ReadConfig":
-        if self.units == "px" and self.pixel_size_nm is None:
-            raise ValueError("read.units px needs read.pixel_size_nm (the camera pixel size in nm)")
-        return self
 
     def options(self) -> dict[str, object]:
         """The reader options set (``read_localizations(..., defaults=...)``)."""

@@ -173,6 +173,24 @@ def test_truncated_or_corrupt_sample_raises_naming_file(tmp_path):
 
 
 @needs_asdf
+def test_units_and_size_are_checked_before_the_data_block_is_read(tmp_path):
+    """A file refused for its unit or its declared size is refused before its data block is
+    read: a corrupt block is not what the error names (it would be, read eagerly)."""
+    from chromarate.io.limits import read_limit
+
+    meta = {"unit": [{"property": "position_x", "unit": "px"}, {"property": "position_y", "unit": "px"}]}
+    path = _write_locan(tmp_path / "px.asdf", ["position_x", "position_y"],
+                        np.arange(4000.0).reshape(-1, 2), meta)
+    raw = bytearray(path.read_bytes())
+    raw[raw.index(b"\n...\n") + 200] ^= 0xFF  # a byte of the data block: its checksum fails
+    path.write_bytes(bytes(raw))
+    _check_error(path, "pixel_size_nm")
+    with read_limit("4KB"):
+        _check_error(path, "read limit", pixel_size_nm=100)
+    _check_error(path, "corrupt", pixel_size_nm=100)
+
+
+@needs_asdf
 def test_not_asdf_or_not_locan_layout(tmp_path):
     text = tmp_path / "plain.asdf"
     text.write_text("x,y\n1,2\n")

@@ -455,7 +455,11 @@ def test_a_batchs_defaults_fill_a_decode_file_one_at_a_time(tmp_path):
     locs = read_localizations(with_px, defaults=defaults)
     np.testing.assert_array_equal(locs.table["x_nm"], [100.0, 300.0])
     assert locs.meta["pixel_size_nm"] == 100.0
+    alone = read_localizations(with_px, defaults={"units": "px"})  # read.units: px alone
+    np.testing.assert_array_equal(alone.table["x_nm"], [100.0, 300.0])
     without = _write_decode(tmp_path / "b.h5", xyz)
+    with pytest.raises(InputFormatError, match="pixel_size_nm"):
+        read_localizations(without, defaults={"units": "px"})
     np.testing.assert_array_equal(read_localizations(without, defaults=defaults).table["x_nm"],
                                   [130.0, 390.0])
     with pytest.raises(InputFormatError, match="pass units="):

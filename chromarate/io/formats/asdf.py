@@ -72,7 +72,7 @@ import json
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -124,7 +124,17 @@ def read(path: str | Path, *, frame_base: int = 0, units: str | None = None,
         )
     asdf = _import_asdf(path)
 
-    columns, data, meta_raw, writer, asdf_warnings = _load_tree(asdf, path)
+    def check_lengths(columns: list[str], meta_raw: Any) -> None:
+        """Refuse a length column the options cannot convert before the data block is read."""
+        stated = _locan_units(_parse_meta(meta_raw))
+        present = {c.lower(): c for c in columns}
+        lengths = [n for n in _COORDS.values()] + [
+            n for _, pair, single in _LENGTHS for n in (*pair, single)]
+        for name in lengths:
+            if name in present:
+                _length_scale(present[name], stated, units_option, pixel_size, path)
+
+    columns, data, meta_raw, writer, asdf_warnings = _load_tree(asdf, path, check_lengths)
     locan_meta = _parse_meta(meta_raw)
     stated_units = _locan_units(locan_meta)
 
@@ -231,24 +241,31 @@ def _import_asdf(path: Path):
 
 
 def _open_kwargs(asdf: Any) -> dict[str, Any]:
-    """Read everything eagerly, without memory maps, and verify block checksums -- with the
-    keywords this version of asdf knows."""
-    wanted = {"validate_checksums": True, "lazy_load": False, "memmap": False,
+    """Read the tree at once and each data block only when it is asked for (so its declared
+    size is checked before it is read), without memory maps, verifying block checksums --
+    with the keywords this version of asdf knows."""
+    wanted = {"validate_checksums": True, "lazy_load": True, "memmap": False,
               "lazy_tree": False, "copy_arrays": True}
     try:
         params = inspect.signature(asdf.open).parameters
     except (TypeError, ValueError):  # pragma: no cover - asdf.open is a plain function
         return {"validate_checksums": True}
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return {"validate_checksums": True, "lazy_load": False}
+        return {"validate_checksums": True, "lazy_load": True}
     kwargs = {k: v for k, v in wanted.items() if k in params}
     if "memmap" in kwargs:
         kwargs.pop("copy_arrays", None)  # the older spelling of memmap=False
     return kwargs
 
 
-def _load_tree(asdf: Any, path: Path) -> tuple[list[str], np.ndarray, Any, str | None, list[str]]:
-    """(column names, 2-D float64 data, raw meta, writer, warnings) from the file's tree."""
+def _load_tree(
+    asdf: Any, path: Path, check_columns: Callable[[list[str], Any], None],
+) -> tuple[list[str], np.ndarray, Any, str | None, list[str]]:
+    """(column names, 2-D float64 data, raw meta, writer, warnings) from the file's tree.
+
+    ``check_columns(columns, raw meta)`` runs, and the data array's declared size is checked,
+    before its block is read.
+    """
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -280,11 +297,12 @@ def _load_tree(asdf: Any, path: Path) -> tuple[list[str], np.ndarray, Any, str |
                         "a complete locan .asdf file",
                         path=path,
                     )
-                _check_declared_size(raw_data, path)
-                data = np.array(raw_data, copy=True)
                 columns = _column_names(raw_columns, path)
                 meta_raw = tree.get("meta")
                 meta_raw = meta_raw if isinstance(meta_raw, str) else _plain(meta_raw)
+                check_columns(columns, meta_raw)
+                _check_declared_size(raw_data, path)
+                data = np.asarray(raw_data)  # reads the block; _as_table copies it to float64
                 writer = _writer(tree.get("asdf_library"))
     except ChromarateError:
         raise
