@@ -1046,3 +1046,27 @@ def test_whole_departure_figures_and_the_code_it_patches():
     source = inspect.getsource(cp)
     assert "closed, reported = closed_form_prior(fields, config, self.radius)" in source
     assert "self.prior_departure, self.prior_shared_departure = _half_departure(" in source
+
+
+def test_fine_window_upper_rule_reads_the_window_at_the_noise_rules_radius():
+    """experiments/fine_window_upper.py: its wrapped choice takes the window from J at the
+    noise rule's radius (0.1 um at J_FINE or below, the chosen window where that J is at
+    J_FINE_END or above), and the Fourier scale follows the window."""
+    sys.path.insert(0, str(_script("fine_window_upper.py").parent))
+    from fine_window_upper import upper_window_rule
+
+    from chromarate.config import FitConfig
+    from chromarate.fit import regularise as reg
+
+    def original(fields, config):
+        chosen, record = reg._settle(config, "steadiness", 0.04, 0.04, 0.0)
+        return chosen, {**record, "misfit_at_upper_radius": fields}
+
+    choose = upper_window_rule(original)
+    chosen, record = choose(0.001, FitConfig())
+    assert record["test_window_um"] == chosen.prior.test_window_um == reg.FINE_WINDOW_UM
+    assert chosen.prior.rate_fourier_scale_per_um == pytest.approx(
+        reg.fourier_scale_for_window(reg.FINE_WINDOW_UM))
+    same, kept = choose(0.05, FitConfig())
+    assert kept["test_window_um"] == same.prior.test_window_um == reg.WEAK[1]
+    assert "window_from" not in kept
