@@ -18,6 +18,7 @@ __all__ = [
     "FitDivergedError",
     "InputFormatError",
     "ResultStoreError",
+    "ResultVersionError",
     "SegmentationError",
     "StageError",
 ]
@@ -87,3 +88,8 @@ class FitDivergedError(ChromarateError, FloatingPointError):
 
 class ResultStoreError(ChromarateError, OSError):
     """A result store is foreign, damaged, or cannot be written."""
+
+
+class ResultVersionError(ResultStoreError):
+    """A result store written under a schema version this chromarate does not read (by a
+    newer release): not damaged, so a batch never replaces it unasked."""

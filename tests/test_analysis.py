@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from chromarate._types import ResultStack
 from chromarate.analysis import (AnalysisConfig, Nucleus, find_domains, iter_nuclei, lab_lambda,
-                                 nucleus_statistics, nucleus_table, rate_balance)
-from chromarate.errors import ResultStoreError
+                                 nucleus_columns, nucleus_statistics, nucleus_table, rate_balance)
+from chromarate.errors import ConfigError, ResultStoreError
 from chromarate.export import CHANNELS
 from chromarate.io.zarr_store import write_result
 
@@ -194,6 +194,23 @@ def test_iter_nuclei_reads_stores_and_skips_damaged_ones(tmp_path):
     assert nuclei[0].name == "cell" and nuclei[0].n_localizations == 12345
     table = nucleus_table(tmp_path, AnalysisConfig(smooth_nm=0.0))
     assert list(table["nucleus_id"]) == [1, 2, 10]
+    assert list(table.columns) == nucleus_columns(AnalysisConfig(smooth_nm=0.0)) == list(
+        nucleus_statistics(nuclei[0], AnalysisConfig(smooth_nm=0.0)))
+    # store paths and a mapping as the config; an empty source keeps the columns
+    paths = [tmp_path / "cell" / f"{nid}.ome.zarr" for nid in (2, 1)]
+    by_path = nucleus_table(paths, {"smooth_nm": 0.0, "quantiles": [0.1, 0.9]})
+    assert list(by_path["nucleus_id"]) == [2, 1] and "rate_q10" in by_path
+    empty = nucleus_table([])
+    assert empty.empty and list(empty.columns) == nucleus_columns()
+    assert empty.groupby("group")["rate_median"].describe().empty
+    with pytest.raises(TypeError, match="result store paths"):
+        nucleus_table([1, 2])
+    with pytest.raises(TypeError, match="AnalysisConfig"):
+        nucleus_table(tmp_path, 0.4)
+    with pytest.raises(ConfigError, match="threshold"):
+        nucleus_table(paths, {"threshold": 2.0})
+    with pytest.raises(ResultStoreError, match="3.ome.zarr"):
+        nucleus_table([tmp_path / "cell" / "3.ome.zarr"])
 
 
 def test_analysis_config_validation():
@@ -216,3 +233,19 @@ def test_a_store_without_rate_std_reads_and_tabulates(tmp_path):
     assert nucleus.rate_std.shape == nucleus.rate.shape and np.isnan(nucleus.rate_std).all()
     table = nucleus_table(tmp_path, AnalysisConfig(smooth_nm=0.0))
     assert list(table["nucleus_id"]) == [1]
+
+
+def test_rate_correlation_takes_a_truth_file(tmp_path):
+    from chromarate.analysis.compare import rate_correlation
+    from chromarate.io.truth import write_truth
+
+    yy, xx = np.mgrid[0:20, 0:30].astype(float)
+    rate = 1.0 + 0.02 * xx + 0.01 * yy
+    ones = np.ones_like(rate)
+    path = write_truth(tmp_path / "c.truth.npz", rate=rate, phi_w=ones, phi_d=ones,
+                       mask=ones > 0, pixel_size_nm=20.0, origin_nm=(0.0, 0.0), meta={})
+    r = rate_correlation(rate * 2.0, ones > 0, pixel_nm=20.0, origin_nm=(0.0, 0.0),
+                         truth=str(path))
+    assert r == pytest.approx(1.0)
+    with pytest.raises(TypeError, match="truth.npz"):
+        rate_correlation(rate, ones > 0, pixel_nm=20.0, origin_nm=(0.0, 0.0), truth=3)

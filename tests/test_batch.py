@@ -10,6 +10,7 @@ the worker imports are most of that.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,19 @@ def test_report_writes_html_and_figures(first_run):
     assert len(table) == len(rates)
 
 
+def test_report_names_a_damaged_store_once_and_exits_1(first_run, tmp_path):
+    out, _, rates, _ = first_run
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("report", "nuclei.csv"))
+    damaged = sorted(copy.rglob("1.ome.zarr"))[0]
+    (damaged / "zarr.json").write_text("{")
+    res = CliRunner().invoke(cli, ["report", str(copy), "--no-figures"])
+    assert res.exit_code == 1, res.output
+    assert res.stderr.count(str(damaged)) == 1, res.stderr
+    assert "1 result(s) cannot be read" in res.stderr
+    assert len(pd.read_csv(copy / "nuclei.csv")) == len(rates) - 1
+
+
 def test_a_result_from_before_the_background_subtraction_is_not_resumed_as_current():
     """A stored config without ``phase.background`` was made without the subtraction: it
     hashes as ``background: none``, not as today's default, so a batch refits it."""
@@ -219,3 +233,68 @@ def test_a_result_levelled_in_full_is_not_resumed_as_current():
         other["phase"].update(setting)
         assert _migrated_hash({"config": other}) == config_hash(with_overrides(
             PipelineConfig(), {f"phase.{k}": v for k, v in setting.items()}))
+
+
+def _copy(first_run, tmp_path) -> Path:
+    out = tmp_path / "results"
+    shutil.copytree(first_run[0], out, ignore=shutil.ignore_patterns("report", "nuclei.csv",
+                                                                      ".chromarate.lock"))
+    return out
+
+
+def test_the_summary_keeps_rows_of_inputs_this_run_was_not_given(first_run, tmp_path):
+    """A run over some of the inputs keeps the earlier rows of the others while their
+    results are there; an input the run reached has only its own rows."""
+    out = _copy(first_run, tmp_path)
+    before = _summary(out)
+    inputs = _inputs(first_run)
+    res = _invoke(inputs / "cell2.csv", "--out", out)
+    assert res.exit_code == 0, res.output
+    after = _summary(out)
+    assert len(after) == len(before) and after.iloc[0]["name"] == "cell2"
+    assert bool(after.iloc[0]["resumed"]) and set(after["name"]) == set(before["name"])
+    assert (after["status"] == "failed").sum() == 1  # the corrupt input's row is kept
+    shutil.rmtree(out / "cell3")  # a result that is gone is not kept
+    res = _invoke(inputs / "cell2.csv", "--out", out)
+    assert set(_summary(out)["name"]) == set(before["name"]) - {"cell3"}
+
+
+def test_a_result_of_a_newer_schema_is_kept_and_named(first_run, tmp_path):
+    import json
+
+    out = _copy(first_run, tmp_path)
+    meta = out / "cell2" / "1.ome.zarr" / "zarr.json"
+    doc = json.loads(meta.read_text())
+    doc["attributes"]["chromarate"]["schema_version"] = 99
+    meta.write_text(json.dumps(doc))
+    res = _invoke(_inputs(first_run) / "cell2.csv", "--out", out)
+    assert res.exit_code == 1, res.output
+    row = _summary(out).set_index("name").loc["cell2"]
+    assert row["status"] == "failed" and "newer chromarate" in row["error"]
+    assert "--overwrite" in row["error"]
+    assert json.loads(meta.read_text())["attributes"]["chromarate"]["schema_version"] == 99
+
+
+def test_an_interrupted_rewrite_is_settled_by_the_next_run(first_run, tmp_path):
+    out = _copy(first_run, tmp_path)
+    store = out / "cell2" / "1.ome.zarr"
+    backup = store.parent / ".1.ome.zarr.old-cafebabe"
+    store.rename(backup)  # killed between moving the old store aside and the new one in
+    res = _invoke(_inputs(first_run) / "cell2.csv", "--out", out)
+    assert res.exit_code == 0, res.output
+    assert is_complete_result(store) and not backup.exists()
+    assert bool(_summary(out).set_index("name").loc["cell2", "resumed"])  # not refitted
+    shutil.copytree(store, backup)  # killed after the new store was in place
+    res = _invoke(_inputs(first_run) / "cell2.csv", "--out", out)
+    assert is_complete_result(store) and not backup.exists()
+    log = (out / "batch.log").read_text()
+    assert "restored the previous result" in log and "removed the previous result" in log
+
+
+def test_the_input_folder_as_the_output_folder_is_refused_before_writing(first_run):
+    inputs = _inputs(first_run)
+    before = sorted(p.name for p in inputs.iterdir())
+    res = _invoke(inputs, "--out", inputs)
+    assert res.exit_code == 1
+    assert "the batch's output folder (--out)" in str(res.exception or res.output)
+    assert sorted(p.name for p in inputs.iterdir()) == before  # no lock file, no summary

@@ -36,6 +36,19 @@ def test_output_folder_is_excluded(tmp_path):
     cell = _touch(data / "cell.csv")
     _touch(data / "results" / "summary.csv")
     assert discover_inputs([data], exclude=[data / "results"]) == [cell]
+    # the output folder itself, or a folder inside it, as the input folder is named
+    for inside in (data, data / "results"):
+        with pytest.raises(InputFormatError, match=r"the batch's output folder \(--out\)"):
+            discover_inputs([inside], exclude=[inside if inside == data else data])
+
+
+def test_one_input_given_alone_is_one_input(tmp_path):
+    """A str or path in place of a list is one input, not its characters (a str 'data/'
+    once searched '/' and 'a' and 't')."""
+    data = tmp_path / "data"
+    cell = _touch(data / "cell.csv")
+    assert discover_inputs(str(data)) == [cell] == discover_inputs(data)
+    assert discover_inputs(str(cell)) == [cell]
 
 
 def test_an_earlier_batchs_output_folder_is_not_searched(tmp_path):

@@ -4,6 +4,8 @@ progress."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import sys
 import threading
 
@@ -93,8 +95,10 @@ def test_demo_piped_through_cat_prints_progress(tmp_path):
 def test_tracker_text_follows_the_nuclei():
     events = []
     tracker = ProgressTracker(events.append, None)
-    from chromarate.batch import InputPrepared, NucleusFinished
+    from chromarate.batch import BatchStarted, InputPrepared, NucleusFinished
 
+    tracker.batch_event(BatchStarted(n_inputs=3, out_dir=Path("out"), config_name="c",
+                                     config_hash="h", executor="here"))
     tracker.batch_event(InputPrepared(input="a.csv", name="a", n_nuclei=2, n_to_fit=2,
                                       n_resumed=0, n_failed=0, seconds=0.1))
     tracker.batch_event(InputPrepared(input="b.csv", name="b", n_nuclei=0, n_to_fit=0,
@@ -104,7 +108,7 @@ def test_tracker_text_follows_the_nuclei():
     tracker.nucleus_event("a", 1, FitProgress(step=50, total_steps=200, loss=1.0, terms={},
                                               elapsed_s=10.0))
     text = tracker.text()
-    assert text.startswith("0 of 2 nucleus(es) done, 1 failed")
+    assert text.startswith("0 of 2 nucleus(es) done (1 input(s) not read yet), 1 failed")
     assert "a#1 fit step 50/200 (25 %), ETA 30 s" in text
     # later steps are timed from the first progress event, without the setup before it
     tracker.nucleus_event("a", 1, FitProgress(step=100, total_steps=200, loss=1.0, terms={},
@@ -114,6 +118,9 @@ def test_tracker_text_follows_the_nuclei():
     assert "a#2 export" in tracker.text()
     tracker.batch_event(NucleusFinished(row={"name": "a", "nucleus_id": 1, "status": "ok"}))
     assert "a#1" not in tracker.text() and tracker.text().startswith("1 of 2")
+    tracker.batch_event(InputPrepared(input="c.csv", name="c", n_nuclei=1, n_to_fit=1,
+                                      n_resumed=0, n_failed=0, seconds=0.1))
+    assert tracker.text().startswith("1 of 3 nucleus(es) done, 1 failed")
     event = tracker.report()
     assert isinstance(event, BatchProgress) and events == [event] and event.n_done == 1
 

@@ -11,7 +11,7 @@ from .common import EXIT_FAILED, _fmt
 
 
 @click.command()
-@click.argument("result", type=click.Path(exists=True))
+@click.argument("result", type=click.Path())  # a missing store is named by load_nucleus
 def info(result) -> None:
     """Describe a result store (<id>.ome.zarr), or list the results of a batch folder."""
     from ..analysis import load_nucleus, rate_summary
@@ -20,6 +20,9 @@ def info(result) -> None:
 
     path = Path(result)
     if not path.name.endswith(".ome.zarr"):
+        if not path.exists():
+            raise ResultStoreError("no such file or folder; expected a <nucleus-id>.ome.zarr "
+                                   "store or a batch output folder", path=path)
         if path.is_file():
             raise ResultStoreError("not a result: expected a <nucleus-id>.ome.zarr store or a "
                                    "batch output folder (localization files are analysed with "
@@ -68,9 +71,11 @@ def info(result) -> None:
         + ", ".join(f"{k} {float(v):.2f} s" for k, v in (prov.get("timings") or {}).items()
                     if isinstance(v, (int, float))),
         f"  rate         mean {_fmt(s['rate_mean'])}, median {_fmt(s['rate_median'])}, "
-        f"5-95 % {_fmt(s['rate_q05'])} .. {_fmt(s['rate_q95'])} (over the "
-        f"{100 * n.rate_region.sum() / max(n.mask.sum(), 1):.0f} % of the nucleus where it is "
-        "trusted)",
+        f"5-95 % {_fmt(s['rate_q05'])} .. {_fmt(s['rate_q95'])} " + (
+            f"(over the {100 * n.rate_region.sum() / max(n.mask.sum(), 1):.0f} % of the "
+            "nucleus where it is trusted)" if n.trusted is not None else
+            "(over the nucleus: this result stores no 'trusted' label, as those written "
+            "before it was added)"),
         "  versions     " + ", ".join(f"{k} {v}" for k, v in versions.items()),
     ]
     metrics = prov.get("metrics") or {}
@@ -107,5 +112,7 @@ def report(folder, no_figures) -> None:
     rep = make_report(folder, figures=not no_figures)
     click.echo(f"{len(rep.table)} nucleus(es): table {rep.table_path}; {len(rep.figures)} "
                f"figure(s); page {rep.html}")
-    for s in rep.skipped:
-        click.echo(f"skipped: {s}", err=True)
+    if rep.skipped:  # each was named in a warning as it was skipped
+        click.echo(f"{len(rep.skipped)} result(s) cannot be read and are not in the report "
+                   "(named above)", err=True)
+        sys.exit(EXIT_FAILED)

@@ -69,23 +69,29 @@ def read_result_layers(path: str | list[str]) -> list[tuple]:
 def get_localization_reader(path: str | list[str]) -> ReaderFunction | None:
     """Reader for a localization file of any format chromarate reads.
 
-    The file is read here (the format is detected from its content); a file that is not a
-    localization table gives None. The reader function then renders the density image at
-    20 nm (chromarate's default rendering) and, for files with at most :data:`MAX_POINTS`
+    Only the start of the file is read here, to detect its format from its content: a file
+    no format claims gives None (other readers may take it). The reader function then reads
+    it -- a file of a detected format that cannot be read (truncated, no unit) raises the
+    reader's error naming it, which napari shows -- renders the density image at 20 nm
+    (chromarate's default rendering) and, for files with at most :data:`MAX_POINTS`
     localizations, adds the localizations as points.
     """
+    from ..io import registry
+    from ..io._textscan import HEAD_BYTES, read_start
     from ..io.localizations import read_localizations
 
     p = _single_path(path)
     if p is None or not p.is_file() or not p.name.lower().endswith(LOCALIZATION_SUFFIXES):
         return None
     try:
-        locs = read_localizations(p)
-    except (ChromarateError, TypeError):
+        fmt = registry.detect_format(p, read_start(p, HEAD_BYTES))
+    except (ChromarateError, OSError):
+        return None
+    if fmt is None:
         return None
 
     def reader(_path: str | list[str]) -> list[tuple]:
-        return localization_layers(locs, p)
+        return localization_layers(read_localizations(p, format=fmt), p)
 
     return reader
 

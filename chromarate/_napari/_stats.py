@@ -72,7 +72,8 @@ def result_statistics(stack: ResultStack, *, name: str, path: str | Path | None 
     first = ("status", "qc_reasons")
     row = {**{k: stats[k] for k in first}, **{k: v for k, v in stats.items() if k not in first}}
     fit = (stack.provenance or {}).get("fit") or {}
-    timings = fit.get("timings") or {}
+    # the pipeline's fit stage, as summary.csv's fit_seconds and chromarate info give it
+    timings = (stack.provenance or {}).get("timings") or {}
     row["final_loss"] = fit.get("final_loss")
     row["fit_seconds"] = timings.get("fit")
     row["device"] = fit.get("device")

@@ -20,8 +20,8 @@ from .config import AnalysisConfig
 from .domains import Domains, find_domains, lab_lambda
 from .nuclei import Nucleus, iter_nuclei, load_nucleus
 from .rates import rate_balance, rate_summary
-from .table import (domain_table, nucleus_domains, nucleus_statistics, nucleus_table,
-                    write_nucleus_table)
+from .table import (domain_table, nucleus_columns, nucleus_domains, nucleus_statistics,
+                    nucleus_table, write_nucleus_table)
 
 # The user-facing names (docs/api.md). Helpers such as find_results, finite_values,
 # rate_quantiles, domain_rows and DOMAIN_COLUMNS are imported from their modules.
@@ -36,6 +36,7 @@ __all__ = [
     "load_nucleus",
     "nucleus_domains",
     "nucleus_statistics",
+    "nucleus_columns",
     "nucleus_table",
     "rate_balance",
     "rate_correlation",

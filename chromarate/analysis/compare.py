@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping
 
 import numpy as np
@@ -24,12 +25,20 @@ def resample_to_grid(values: np.ndarray, *, src_pixel_nm: float, src_origin_nm, 
 
 
 def rate_correlation(rate: np.ndarray, trusted: np.ndarray, *, pixel_nm: float, origin_nm,
-                     truth: Mapping[str, Any]) -> float:
+                     truth: Mapping[str, Any] | str | os.PathLike) -> float:
     """Pearson correlation of an inferred rate map with the true one over ``trusted``.
 
-    ``truth`` is what :func:`chromarate.io.truth.read_truth` returns; the true rate is
-    resampled (bilinear) onto the result grid.
+    ``truth`` is what :func:`chromarate.io.truth.read_truth` returns, or the path of a
+    ``.truth.npz`` file it reads; the true rate is resampled (bilinear) onto the result
+    grid.
     """
+    if isinstance(truth, (str, os.PathLike)):
+        from ..io.truth import read_truth  # noqa: PLC0415 - only for a truth given by path
+
+        truth = read_truth(truth)
+    if not isinstance(truth, Mapping):
+        raise TypeError(f"truth must be what chromarate.io.truth.read_truth returns or the "
+                        f"path of a .truth.npz file, not a {type(truth).__name__}")
     true = resample_to_grid(truth["rate"], src_pixel_nm=truth["pixel_size_nm"],
                             src_origin_nm=truth["origin_nm"], shape=rate.shape,
                             pixel_nm=pixel_nm, origin_nm=origin_nm)

@@ -27,22 +27,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .._config.io import make_config
 from ..data import read_truth_for
 from ..errors import InputFormatError
 from ..io.batch_files import write_table
 from .compare import resample_to_grid
 from .config import AnalysisConfig
 from .domains import DOMAIN_COLUMNS, Domains, find_domains
-from .nuclei import Nucleus, iter_nuclei
+from .nuclei import Nucleus, iter_nuclei, load_nucleus
 from .rates import finite_values, rate_balance, rate_quantiles
 
-__all__ = ["concat_domain_rows", "domain_rows", "domain_table", "nucleus_domains", "nucleus_statistics", "nucleus_table",
-           "write_nucleus_table"]
+__all__ = ["concat_domain_rows", "domain_rows", "domain_table", "nucleus_columns", "nucleus_domains",
+           "nucleus_statistics", "nucleus_table", "write_nucleus_table"]
 
 
 def _truth_mean(nucleus: Nucleus) -> float:
@@ -139,20 +140,29 @@ def nucleus_statistics(nucleus: Nucleus, config: AnalysisConfig = AnalysisConfig
     return row
 
 
-def nucleus_table(source: str | os.PathLike | Iterable[Nucleus],
-                  config: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
+def nucleus_table(source: str | os.PathLike | Iterable[Nucleus | str | os.PathLike],
+                  config: AnalysisConfig | Mapping[str, Any] = AnalysisConfig()) -> pd.DataFrame:
     """The statistics table of many nuclei, one row each.
 
     Parameters
     ----------
-    source : str, path-like or iterable of Nucleus
-        A result folder (damaged stores are logged and skipped) or nuclei.
-    config : AnalysisConfig
+    source : str, path-like, Nucleus, or an iterable of Nucleus or result store paths
+        A result folder (damaged stores are logged and skipped), or nuclei (a store given
+        by its path is read with :func:`~chromarate.analysis.load_nucleus`, which raises
+        for a damaged one).
+    config : AnalysisConfig or mapping
+        A mapping is validated as an :class:`AnalysisConfig`.
 
     Returns
     -------
     pandas.DataFrame
-        Rows in the order of the nuclei; empty (with no columns) when there are none.
+        Rows in the order of the nuclei, columns :func:`nucleus_columns` (also when there
+        are no nuclei).
+
+    Raises
+    ------
+    TypeError
+        ``source`` or ``config`` is of another kind.
 
     Examples
     --------
@@ -161,17 +171,59 @@ def nucleus_table(source: str | os.PathLike | Iterable[Nucleus],
     >>> table = nucleus_table("results/")                      # doctest: +SKIP
     >>> table.groupby("group")["rate_median"].describe()       # doctest: +SKIP
     """
-    nuclei = (iter_nuclei(source, skip_damaged=True) if isinstance(source, (str, os.PathLike))
-              else source)
-    return pd.DataFrame([nucleus_statistics(n, config) for n in nuclei])
+    config = _analysis_config(config)
+    return pd.DataFrame([nucleus_statistics(n, config) for n in _nuclei(source)],
+                        columns=nucleus_columns(config))
 
 
-def domain_table(source: str | os.PathLike | Iterable[Nucleus],
-                 config: AnalysisConfig = AnalysisConfig()) -> pd.DataFrame:
-    """Every domain of every nucleus: ``name``, ``nucleus_id`` and :data:`DOMAIN_COLUMNS`."""
-    nuclei = (iter_nuclei(source, skip_damaged=True) if isinstance(source, (str, os.PathLike))
-              else source)
-    return concat_domain_rows([domain_rows(n, nucleus_domains(n, config)) for n in nuclei])
+def domain_table(source: str | os.PathLike | Iterable[Nucleus | str | os.PathLike],
+                 config: AnalysisConfig | Mapping[str, Any] = AnalysisConfig()) -> pd.DataFrame:
+    """Every domain of every nucleus: ``name``, ``nucleus_id`` and :data:`DOMAIN_COLUMNS`
+    (``source`` and ``config`` as for :func:`nucleus_table`)."""
+    config = _analysis_config(config)
+    return concat_domain_rows([domain_rows(n, nucleus_domains(n, config))
+                               for n in _nuclei(source)])
+
+
+def nucleus_columns(config: AnalysisConfig = AnalysisConfig()) -> list[str]:
+    """The columns of :func:`nucleus_table` (the keys of :func:`nucleus_statistics`)."""
+    quantiles = rate_quantiles(np.zeros(0), np.zeros(0, bool), config.quantiles)
+    return ["name", "group", "input", "nucleus_id", "result_path", "config_hash", "status",
+            "qc_reasons", "area_um2", "n_localizations", "localizations_per_um2", "mean_phi_h",
+            "heterochromatin_fraction", *quantiles, "rate_coverage", "rate_heterochromatin",
+            "rate_euchromatin", "rate_balance", "n_domains", "n_interior_domains",
+            "domain_radius_um", "domain_nn_distance_um", "domain_spacing_um", "lab_lambda",
+            "rate_territory", "rate_corr_truth", "truth_rate_mean"]
+
+
+def _analysis_config(config: Any) -> AnalysisConfig:
+    if isinstance(config, AnalysisConfig):
+        return config
+    if isinstance(config, Mapping):
+        return make_config(AnalysisConfig, dict(config))
+    raise TypeError(f"config must be an AnalysisConfig or a mapping of its fields, not "
+                    f"{type(config).__name__}")
+
+
+def _nuclei(source: Any) -> Iterator[Nucleus]:
+    """The nuclei of a result folder, of result store paths, or given as Nucleus objects."""
+    if isinstance(source, (str, os.PathLike)):
+        yield from iter_nuclei(source, skip_damaged=True)
+        return
+    if isinstance(source, Nucleus):
+        yield source
+        return
+    if not isinstance(source, Iterable):
+        raise TypeError(f"expected a result folder, or Nucleus objects or result store paths; "
+                        f"got a {type(source).__name__}")
+    for item in source:
+        if isinstance(item, Nucleus):
+            yield item
+        elif isinstance(item, (str, os.PathLike)):
+            yield load_nucleus(item)
+        else:
+            raise TypeError(f"expected Nucleus objects or result store paths (<id>.ome.zarr); "
+                            f"got a {type(item).__name__}")
 
 
 def domain_rows(nucleus: Nucleus, domains: Domains) -> pd.DataFrame:

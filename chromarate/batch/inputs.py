@@ -28,8 +28,8 @@ from ..io.names import INPUT_SUFFIXES, input_stem, path_tag, safe_name
 from ..io.zarr_store import open_result
 from .tasks import LOG_NAME, MANIFEST_NAME, SUMMARY_NAME
 
-__all__ = ["INPUT_SUFFIXES", "claim_output_names", "discover_inputs", "find_inputs",
-           "input_problem", "input_stem", "output_names"]
+__all__ = ["INPUT_SUFFIXES", "as_input_list", "check_input_folders", "claim_output_names",
+           "discover_inputs", "find_inputs", "input_problem", "input_stem", "output_names"]
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -89,7 +89,10 @@ OUTPUT_MARKERS = (SUMMARY_NAME, LOG_NAME)
 
 
 def _is_output_folder(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in OUTPUT_MARKERS)
+    try:
+        return all((folder / name).is_file() for name in OUTPUT_MARKERS)
+    except OSError:  # a folder that cannot be entered: reported when it is listed
+        return False
 
 
 def _search_folder(folder: Path, exclude: Sequence[str],
@@ -118,6 +121,32 @@ def _search_folder(folder: Path, exclude: Sequence[str],
     return found
 
 
+def _refuse_excluded(folder: Path, excluded: Sequence[str]) -> None:
+    if _skipped(folder, folder, excluded):
+        raise InputFormatError(
+            "this folder is, or lies inside, the batch's output folder (--out); results are "
+            "not written among the inputs: give another --out (a folder inside the inputs' "
+            "folder is fine)", path=folder)
+
+
+def as_input_list(specs: str | os.PathLike | Iterable[str | os.PathLike]) -> list:
+    """The inputs of a batch as a list: one file, folder or pattern given alone is one
+    input (not the characters of its name)."""
+    if isinstance(specs, (str, bytes, os.PathLike)):
+        return [specs]
+    return list(specs)
+
+
+def check_input_folders(specs: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> None:
+    """Refuse an input folder that is, or lies inside, the output folder, before anything
+    is written there (:class:`~chromarate.errors.InputFormatError` naming it)."""
+    excluded = [_real(out_dir)]
+    for spec in specs:
+        path = Path(os.fspath(spec))
+        if path.is_dir():
+            _refuse_excluded(path, excluded)
+
+
 def find_inputs(specs: Iterable[str | os.PathLike], *,
                 exclude: Iterable[str | os.PathLike] = ()) -> tuple[list[Path], dict[Path, str]]:
     """:func:`discover_inputs`, plus why some of the entries found cannot be read.
@@ -131,6 +160,7 @@ def find_inputs(specs: Iterable[str | os.PathLike], *,
         dangling links, unreadable files, folders that cannot be listed): the reason. The
         batch records each as a failed input.
     """
+    specs = as_input_list(specs)
     excluded = [_real(e) for e in exclude]
     out: list[Path] = []
     seen: set[str] = set()
@@ -146,6 +176,7 @@ def find_inputs(specs: Iterable[str | os.PathLike], *,
         text = os.fspath(spec)
         path = Path(text)
         if path.is_dir():
+            _refuse_excluded(path, excluded)
             found = _search_folder(path, excluded, problems)
             if not found:
                 raise InputFormatError(
@@ -176,12 +207,12 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
 
     Parameters
     ----------
-    specs : iterable of str or path-like
-        Files (kept as given, even if missing or of an unknown format, so that the batch
-        reports them), folders (searched recursively for :data:`INPUT_SUFFIXES`, skipping
-        hidden entries, ``*.ome.zarr`` stores and batch output folders, which hold
-        :data:`OUTPUT_MARKERS`; symbolic links to folders are not followed) and glob
-        patterns (``data/*/cell*.csv``, ``**`` allowed).
+    specs : str, path-like or an iterable of them
+        One input, or several: files (kept as given, even if missing or of an unknown
+        format, so that the batch reports them), folders (searched recursively for
+        :data:`INPUT_SUFFIXES`, skipping hidden entries, ``*.ome.zarr`` stores and batch
+        output folders, which hold :data:`OUTPUT_MARKERS`; symbolic links to folders are
+        not followed) and glob patterns (``data/*/cell*.csv``, ``**`` allowed).
     exclude : iterable of path, optional
         Folders never searched (the batch passes its output folder).
 
@@ -196,8 +227,9 @@ def discover_inputs(specs: Iterable[str | os.PathLike], *,
     Raises
     ------
     InputFormatError
-        If a folder holds no supported file, is itself a batch output folder, or a pattern
-        matches nothing (the message names it and lists the suffixes searched for).
+        If a folder holds no supported file, is itself a batch output folder or is (or lies
+        inside) an excluded folder, or a pattern matches nothing (the message names it and
+        lists the suffixes searched for).
 
     Examples
     --------

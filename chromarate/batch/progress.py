@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .._types import FitProgress, StageDone
-from .events import BatchProgress, InputPrepared, NucleusFinished, NucleusProgress
+from .events import BatchProgress, BatchStarted, InputPrepared, NucleusFinished, NucleusProgress
 
 __all__ = ["PROGRESS_EVERY_S", "ProgressTracker", "WorkerForwarder", "decode_forwarded"]
 
@@ -92,6 +92,8 @@ class ProgressTracker:
         self._lock = threading.Lock()
         self._t0 = time.perf_counter()
         self._running: dict[tuple[str, int], _Nucleus] = {}
+        self.n_inputs = 0
+        self.n_read = 0
         self.n_total = 0
         self.n_done = 0
         self.n_failed = 0
@@ -102,7 +104,10 @@ class ProgressTracker:
     def batch_event(self, event: object) -> None:
         """Follow an event of the batch itself (inputs prepared, nuclei finished)."""
         with self._lock:
-            if isinstance(event, InputPrepared):
+            if isinstance(event, BatchStarted):
+                self.n_inputs = int(event.n_inputs)
+            elif isinstance(event, InputPrepared):
+                self.n_read += 1
                 if event.error:  # the whole input failed: no nucleus of it will finish
                     self.n_failed += 1
                 else:
@@ -132,8 +137,10 @@ class ProgressTracker:
         """The progress line: nuclei done, then what each running nucleus is doing."""
         now = time.perf_counter()
         with self._lock:
-            head = (f"{self.n_done} of {self.n_total} nucleus(es) done, {self.n_failed} "
-                    f"failed, {_duration(now - self._t0)}")
+            unread = self.n_inputs - self.n_read
+            head = (f"{self.n_done} of {self.n_total} nucleus(es) done"
+                    + (f" ({unread} input(s) not read yet)" if unread > 0 else "")
+                    + f", {self.n_failed} failed, {_duration(now - self._t0)}")
             parts = [head]
             for (name, nid), st in sorted(self._running.items(), key=lambda kv: kv[1].since):
                 what = f"{name}#{nid} {st.stage}"

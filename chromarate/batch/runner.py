@@ -30,11 +30,13 @@ from ..errors import ChromarateError
 from ..io.batch_files import batch_log, write_table
 from ..io.limits import current_read_limit, parse_size, read_limit as _read_limit
 from ..io.outdir import OutputLock, check_inside
-from ..io.zarr_store import remove_stale_temporaries
+from ..io.zarr_store import remove_stale_temporaries, settle_backups
 from .events import BatchFinished, BatchStarted, InputPrepared, NucleusFinished
 from .executors import make_executor
 from .progress import PROGRESS_EVERY_S, ProgressTracker, WorkerForwarder, decode_forwarded
-from .inputs import claim_output_names, find_inputs, output_names
+from .earlier import earlier_rows, merged_rows
+from .inputs import (as_input_list, check_input_folders, claim_output_names, find_inputs,
+                     output_names)
 from .tasks import (LOG_NAME, SUMMARY_COLUMNS, SUMMARY_NAME, InputJob, InputPlan, failure_row,
                     input_state, prepare_input, run_nucleus)
 
@@ -97,13 +99,19 @@ class BatchReport:
 
     @property
     def table(self) -> pd.DataFrame:
-        """The summary as a DataFrame (``nucleus_id`` and ``n_localizations`` empty for
-        inputs that failed whole)."""
-        table = pd.DataFrame(self.rows, columns=list(SUMMARY_COLUMNS))
-        # counts stay integers where some rows have none (pandas would make them floats)
-        for column in ("nucleus_id", "n_localizations"):
-            table[column] = pd.to_numeric(table[column]).round().astype("Int64")
-        return table
+        """This run's rows as a DataFrame (``nucleus_id`` and ``n_localizations`` empty for
+        inputs that failed whole). ``summary.csv`` also keeps an earlier run's rows of
+        inputs this run did not reach (:mod:`chromarate.batch.earlier`)."""
+        return summary_table(self.rows)
+
+
+def summary_table(rows) -> pd.DataFrame:
+    """Summary rows as a DataFrame with :data:`SUMMARY_COLUMNS`, counts as integers."""
+    table = pd.DataFrame(list(rows), columns=list(SUMMARY_COLUMNS))
+    # counts stay integers where some rows have none (pandas would make them floats)
+    for column in ("nucleus_id", "n_localizations"):
+        table[column] = pd.to_numeric(table[column], errors="coerce").round().astype("Int64")
+    return table
 
 
 @dataclass
@@ -176,9 +184,10 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     Parameters
     ----------
     config : PipelineConfig
-    inputs : iterable of str or path
+    inputs : str, path or an iterable of them
         Files, folders (searched recursively) and glob patterns
-        (see :func:`chromarate.batch.discover_inputs`).
+        (see :func:`chromarate.batch.discover_inputs`); one given alone is one input. A
+        folder that is, or lies inside, ``out_dir`` is refused before anything is written.
     out_dir : str or path
         Results go to ``out_dir/<name>/<nucleus-id>.ome.zarr`` (``name``: see
         :func:`chromarate.batch.inputs.output_names`), the summary to ``out_dir/summary.csv``, the
@@ -248,6 +257,8 @@ def run_batch(config: PipelineConfig, inputs: Iterable, out_dir: str | Path, *,
     if limit is None and here:
         current_read_limit()  # a bad $CHROMARATE_READ_LIMIT: refused now, not once per input
     check_device(device, here=here)
+    inputs = as_input_list(inputs)
+    check_input_folders(inputs, out_dir)  # before the lock file is written into it
     with OutputLock(out_dir, wait=wait_for_lock, on_wait=log.warning):
         return _run_locked(config, inputs, out_dir, device=device, workers=workers,
                            scheduler=scheduler, overwrite=overwrite, on_event=on_event,
@@ -273,11 +284,12 @@ def _run_locked(config, inputs, out_dir: Path, *, device, workers, scheduler, ov
         rows = sorted(report.rows, key=lambda r: (order.get(r["name"], 0),
                                                   -1 if r["nucleus_id"] is None else r["nucleus_id"]))
         report.rows[:] = rows
-        write_table(report.summary_path, report.table)
+        write_table(report.summary_path, summary_table(merged_rows(rows, earlier, order)))
 
     for own in (report.log_path, report.summary_path):
         if os.path.lexists(own):  # a link planted there must not be written through
             check_inside(out_dir, own)
+    earlier = earlier_rows(report.summary_path, out_dir)
     with batch_log(report.log_path, log):
         log.info("chromarate %s batch: %d input(s) -> %s; config %r (hash %s); overwrite=%s",
                  __version__, len(jobs), out_dir, config.name, chash, overwrite)
@@ -285,6 +297,9 @@ def _run_locked(config, inputs, out_dir: Path, *, device, workers, scheduler, ov
             log.warning("%s", note)
         runnable = [job for job in jobs if job.name not in batch.problems]
         for job in runnable:  # safe: this run holds the folder's lock
+            for backup, action in settle_backups(job.folder):
+                log.warning("%s the previous result an interrupted rewrite left at %s",
+                            action, backup)
             for stale in remove_stale_temporaries(job.folder):
                 log.warning("removed a half-written result left by an earlier run: %s", stale)
         try:

@@ -29,7 +29,7 @@ from ..analysis.nuclei import nucleus_from_stack
 from ..config import QUIET_MIGRATION, PhaseConfig, PipelineConfig, config_hash, make_config
 from ..data import read_truth_for
 from ..device import spread_device
-from ..errors import ChromarateError, ConfigError, InputFormatError, ResultStoreError
+from ..errors import ChromarateError, ConfigError, InputFormatError, ResultStoreError, ResultVersionError
 from ..export import TRUSTED_LABEL
 from ..io.batch_files import read_json, write_json
 from ..io.zarr_store import read_result, write_result
@@ -304,6 +304,9 @@ def _check_done(job: InputJob, nucleus_id: int, sha256: str) -> tuple[dict | Non
         return None, "--overwrite"
     try:
         stack = read_result(path)
+    except ResultVersionError as exc:  # not damaged: kept, like a result of other content
+        return failure_row(job, f"{path} was not replaced: {exc.message}; pass --overwrite "
+                                "to replace it", nucleus_id), ""
     except ResultStoreError as exc:
         return None, f"damaged ({exc.message})"  # fit again and replace it
     prov = stack.provenance

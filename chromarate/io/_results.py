@@ -40,6 +40,9 @@ def validate_stack(stack: ResultStack, path: Path) -> tuple[int, int]:
         shape or a non-integer type, a non-positive pixel size or a non-finite origin. The
         message names ``path``, the result being written.
     """
+    if not isinstance(stack, ResultStack):
+        raise TypeError(f"expected a ResultStack (chromarate.io.read_result reads one from a "
+                        f"result store), got a {type(stack).__name__}")
     if not stack.channels:
         raise ResultStoreError("result stack has no channels", path=path)
     shape = None

@@ -18,7 +18,8 @@ from pathlib import Path
 from ..errors import ResultStoreError
 from ._atomic import exchange_paths, rename_no_replace
 
-__all__ = ["backups", "commit", "remove_stale_temporaries", "remove_tree", "temporary"]
+__all__ = ["backups", "commit", "remove_stale_temporaries", "remove_tree", "settle_backups",
+           "temporary"]
 
 _TMP_MARK = ".tmp-"  # hidden siblings: .<name>.tmp-<token> (being written)
 _OLD_MARK = ".old-"  # and .<name>.old-<token> (previous store, being replaced)
@@ -50,7 +51,8 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 
     Only the hidden ``.<name>.ome.zarr.tmp-<token>`` siblings
     :func:`chromarate.io.zarr_store.write_result` builds stores in are removed: complete
-    results and the ``.old-`` backups of interrupted rewrites are kept. A store being
+    results are kept, and the ``.old-`` backups of interrupted rewrites are left to
+    :func:`settle_backups` (the batch calls it first). A store being
     written by another process looks just the same, so call this only while holding the
     output folder's lock (:class:`chromarate.io.outdir.OutputLock`), as the batch does.
 
@@ -74,6 +76,42 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
             remove_tree(entry)
             removed.append(entry)
     return removed
+
+
+def settle_backups(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+    """Settle the ``.old-`` backups an interrupted rewrite left in ``folder`` (not recursive).
+
+    A rewrite without an atomic exchange moves the previous store aside, moves the new one
+    into place, then removes the previous one. Killed between the first two renames it
+    leaves the result path empty: the newest backup is put back there. Killed after the
+    second, the result path holds the new, complete store: its backups are removed. Call
+    this only while holding the output folder's lock, as :func:`remove_stale_temporaries`.
+
+    Returns
+    -------
+    list of (Path, str)
+        Each backup and what was done with it (``"restored"`` or ``"removed"``).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    mark = f".ome.zarr{_OLD_MARK}"
+    targets = {entry.name[1:entry.name.index(mark) + len(".ome.zarr")]
+               for entry in folder.iterdir() if entry.name.startswith(".") and mark in entry.name}
+    done: list[tuple[Path, str]] = []
+    for name in sorted(targets):
+        path = folder / name
+        found = sorted(backups(path), key=lambda p: p.stat().st_mtime)
+        if found and not os.path.lexists(path):
+            try:
+                rename_no_replace(found[-1], path)
+                done.append((found.pop(), "restored"))
+            except OSError:
+                continue  # left as it is; the result path is refitted
+        for old in found:
+            remove_tree(old)
+            done.append((old, "removed"))
+    return done
 
 
 def commit(tmp: Path, path: Path, *, overwrite: bool, token: str) -> None:

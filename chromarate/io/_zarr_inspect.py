@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import ResultStoreError
+from ..errors import ResultStoreError, ResultVersionError
 from ._ngff import FORMATS, find_metadata
 from ._zarr_block import (BLOCK, SUPPORTED_SCHEMA_VERSIONS, check_grid, corner_origin,
                           provenance_of)
@@ -235,7 +235,8 @@ def _open_root(path: Path):
         if found:
             raise _fail(path, f"no such result store, but an interrupted rewrite left the "
                               f"previous result at {found[-1]}; rename it to {path.name} "
-                              f"to keep it, or write the result again")
+                              f"to keep it (the next chromarate run into this folder does so), or write "
+                              f"the result again")
         raise _fail(path, "no such result store")
     if not path.is_dir():
         raise _fail(path, "not a zarr store (a file, expected a directory)")
@@ -300,8 +301,13 @@ def _inspect_unguarded(path: Path) -> tuple[Any, Plan]:
                           f"attribute block")
     version = block.get("schema_version")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
-        raise _fail(path, f"result schema version {version!r} is not supported (this "
-                          f"chromarate reads {', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))})")
+        message = (f"result schema version {version!r} is not supported (this chromarate "
+                   f"reads {', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))})")
+        if isinstance(version, int) and not isinstance(version, bool) \
+                and version > max(SUPPORTED_SCHEMA_VERSIONS):
+            raise ResultVersionError(f"{message}: written by a newer chromarate; read it "
+                                     "with that release", path=path)
+        raise _fail(path, message)
     if ngff not in FORMATS:
         raise _fail(path, f"unsupported or missing NGFF version {ngff!r} (expected "
                           f"{' or '.join(FORMATS)})")

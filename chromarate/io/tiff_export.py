@@ -49,7 +49,7 @@ def _lut(rrggbb: str) -> np.ndarray:
 
 
 def write_result_tiff(
-    stack: ResultStack,
+    stack: ResultStack | str | os.PathLike,
     path: str | os.PathLike,
     *,
     include_labels: bool = True,
@@ -59,8 +59,9 @@ def write_result_tiff(
 
     Parameters
     ----------
-    stack : ResultStack
-        Channels, labels, pixel size, origin and provenance (see :mod:`chromarate.export`).
+    stack : ResultStack, str or path-like
+        Channels, labels, pixel size, origin and provenance (see :mod:`chromarate.export`),
+        or a result store (``<id>.ome.zarr``) to read them from.
     path : str or path-like
         The ``.tif`` file to write; missing parent directories are created.
     include_labels : bool
@@ -76,8 +77,11 @@ def write_result_tiff(
     Raises
     ------
     ResultStoreError
-        If the stack is invalid, the file exists and ``overwrite`` is False, or it cannot
-        be written. An existing file is then left as it was.
+        If the stack is invalid, the store given cannot be read, the file exists and
+        ``overwrite`` is False, or it cannot be written. An existing file is then left as
+        it was.
+    TypeError
+        ``stack`` is neither a ResultStack nor a path.
 
     Examples
     --------
@@ -93,6 +97,10 @@ def write_result_tiff(
     """
     import tifffile  # imported here: only this writer needs it
 
+    if isinstance(stack, (str, os.PathLike)):
+        from .zarr_store import read_result  # noqa: PLC0415 - only for a store given by path
+
+        stack = read_result(stack)
     path = Path(path)
     validate_stack(stack, path)
     if os.path.lexists(path) and not overwrite:

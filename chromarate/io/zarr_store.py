@@ -64,7 +64,7 @@ from ._ngff import FORMATS, NgffFormat, ngff_format
 from ._results import display_window, validate_stack
 from ._zarr_block import BLOCK, SUPPORTED_SCHEMA_VERSIONS, provenance_block
 from ._zarr_commit import commit as _commit
-from ._zarr_commit import remove_stale_temporaries, remove_tree, temporary
+from ._zarr_commit import remove_stale_temporaries, remove_tree, settle_backups, temporary
 from ._zarr_inspect import MAX_CHUNKS, damaged_data, inspect
 from ._zarr_pyramid import Level, downsample, pyramid_levels
 from .limits import check_decoded_size
@@ -79,6 +79,7 @@ __all__ = [
     "open_result_levels",
     "read_result",
     "remove_stale_temporaries",
+    "settle_backups",
     "write_result",
 ]
 

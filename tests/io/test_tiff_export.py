@@ -105,3 +105,18 @@ def test_invalid_stack_is_refused(tmp_path):
     with pytest.raises(ResultStoreError, match="not unique"):
         write_result_tiff(clash, tmp_path / "n.tif")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_result_store_given_by_its_path_is_written(tmp_path):
+    from chromarate.io.zarr_store import write_result
+
+    store = write_result(make_stack(), tmp_path / "cell" / "1.ome.zarr")
+    out = write_result_tiff(str(store), tmp_path / "n.tif")
+    with tifffile.TiffFile(out) as tif:
+        assert tif.imagej_metadata["Labels"][0] == "density"
+    with pytest.raises(ResultStoreError, match="2.ome.zarr"):
+        write_result_tiff(tmp_path / "cell" / "2.ome.zarr", tmp_path / "m.tif")
+    with pytest.raises(TypeError, match="ResultStack"):
+        write_result_tiff({"rate": None}, tmp_path / "m.tif")
+    assert not (tmp_path / "m.tif").exists()
+

@@ -494,3 +494,25 @@ def test_export_to_store_end_to_end(tmp_path):
     for name in back.channels:
         np.testing.assert_array_equal(back.channels[name], stack.channels[name])
     assert back.provenance["fit"]["final_loss"] == 0.25
+
+
+def test_info_says_a_result_without_a_trusted_label_is_summarised_over_the_nucleus(tmp_path):
+    from click.testing import CliRunner
+
+    from chromarate.cli import cli
+    from chromarate.export import TRUSTED_LABEL
+    from chromarate.io.zarr_store import write_result
+
+    stack = make_stack()
+    old = write_result(stack, tmp_path / "old" / "1.ome.zarr")
+    res = CliRunner().invoke(cli, ["info", str(old)])
+    assert res.exit_code == 0, res.output
+    assert "over the nucleus: this result stores no 'trusted' label" in res.output
+    trusted = np.zeros_like(stack.labels["nucleus"])
+    trusted[: trusted.shape[0] // 2] = stack.labels["nucleus"][: trusted.shape[0] // 2]
+    new = write_result(ResultStack(stack.channels, {**stack.labels, TRUSTED_LABEL: trusted},
+                                   PIXEL, ORIGIN, provenance=stack.provenance),
+                       tmp_path / "new" / "1.ome.zarr")
+    res = CliRunner().invoke(cli, ["info", str(new)])
+    assert res.exit_code == 0, res.output
+    assert "% of the nucleus where it is trusted" in res.output

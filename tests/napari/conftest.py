@@ -98,7 +98,8 @@ def make_result(shape=(30, 40), pixel=20.0, origin=(100.0, 260.0), seed=0) -> Re
                        provenance={"schema_version": SCHEMA_VERSION, "nucleus_id": 1,
                                    "n_localizations": 1234,
                                    "fit": {"device": "cpu", "final_loss": 0.25,
-                                           "timings": {"fit": 3.5}},
+                                           "timings": {"fit": 2.5}},
+                                   "timings": {"fit": 3.5, "render": 0.5},
                                    "metrics": {"rate_corr_truth": 0.9}})
 
 

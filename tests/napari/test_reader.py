@@ -8,6 +8,7 @@ import zarr
 
 from chromarate._napari._layers import METADATA_KEY
 from chromarate._napari._reader import get_localization_reader, get_result_reader
+from chromarate.errors import InputFormatError
 from chromarate.io.localizations import write_thunderstorm_csv
 from chromarate.io.zarr_store import write_result
 
@@ -51,6 +52,15 @@ def test_localization_reader(tmp_path, tiny_nucleus):
     picture = tmp_path / "x.png"
     picture.write_bytes(b"\x89PNG")
     assert get_localization_reader(str(picture)) is None
+
+    # a file of a detected format that cannot be read: napari shows the reader's error
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(csv.read_bytes()[:3000])
+    reader = get_localization_reader(str(cut))
+    assert callable(reader)
+    with pytest.raises(InputFormatError, match="truncated") as info:
+        reader(str(cut))
+    assert "cut.csv" in str(info.value)
 
     # layers are named as the batch names the input's folder (cell.1.csv -> cell.1)
     dotted = tmp_path / "cell.1.csv"
