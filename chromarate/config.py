@@ -30,6 +30,7 @@ from ._config.migrate import (CONFIG_VERSION, QUIET_MIGRATION, check_phase_phi_m
 from ._config.localizations import DriftConfig, FilterConfig, ReadConfig
 from ._config.stages import (DenoiseConfig, PhaseConfig, RenderConfig, SegmentConfig,
                              SimulateConfig)
+from ._yaml_guard import YamlLimitError, check_yaml_tree, read_yaml_bytes
 from .errors import ConfigError
 
 __all__ = [
@@ -114,7 +115,9 @@ def load_config(path: str | Path) -> PipelineConfig:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = read_yaml_bytes(path)
+    except YamlLimitError as exc:
+        raise ConfigError(f"cannot read config: {exc}", path=path) from None
     except OSError as exc:
         raise ConfigError(f"cannot read config: {exc.strerror or exc}", path=path) from exc
     try:
@@ -123,7 +126,10 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise ConfigError(f"not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at offset "
                           f"{exc.start}); save the config as UTF-8", path=path) from None
     try:
+        check_yaml_tree(text)
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except YamlLimitError as exc:
+        raise ConfigError(f"not a usable config: {exc}", path=path) from None
     except ConfigError as exc:
         raise ConfigError(exc.message, path=path) from None
     except yaml.YAMLError as exc:
@@ -191,6 +197,8 @@ def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> Pipelin
         if parts[-1] not in node:
             raise ConfigError(_unknown(key, parts))
         node[parts[-1]] = value
+        if isinstance(value, dict):  # a section turned on (drift={}): its keys, for the next
+            raw = config_from_dict(raw).model_dump(mode="json")
     if "phase.phi_max" in overrides:
         try:
             check_phase_phi_max(overrides["phase.phi_max"], raw["fit"]["physics"]["phi_max"])

@@ -33,6 +33,12 @@ __all__ = ["DriftEstimate", "apply_drift", "correct_drift", "estimate_drift"]
 
 #: Largest number of pixels of the grid the segments are rendered on.
 MAX_PIXELS = 50_000_000
+#: Most pixels the pairwise correlations may transform in all (n_segments (n_segments - 1) / 2
+#: correlations of the padded grid; the default 10 segments of a 30 um field at 20 nm take
+#: about 1.0e8, a few seconds).
+MAX_CORRELATION_PIXELS = 2e10
+#: Most memory the segments' spectra may take (the default settings take a few MB).
+MAX_SPECTRA_BYTES = 2 << 30
 
 
 @dataclass(frozen=True)
@@ -108,6 +114,19 @@ class DriftEstimate:
             "pixel_size_nm": float(self.pixel_size_nm),
         }
 
+
+def _check_budget(n_seg: int, ny: int, nx: int, pixel_nm: float) -> None:
+    """Refuse drift settings whose spectra would take more than :data:`MAX_SPECTRA_BYTES`
+    or whose pairwise correlations would take hours, before any is computed."""
+    spectra = n_seg * ny * (nx // 2 + 1) * 8  # complex64, one per segment
+    work = 0.5 * n_seg * (n_seg - 1) * ny * nx
+    if spectra > MAX_SPECTRA_BYTES or work > MAX_CORRELATION_PIXELS:
+        raise StageError(
+            f"drift estimation with n_segments={n_seg} on a {ny} x {nx} correlation grid "
+            f"(drift.pixel_size_nm={pixel_nm:g}, padded by drift.max_drift_nm) would hold "
+            f"{spectra / 2**30:.3g} GiB of spectra (at most {MAX_SPECTRA_BYTES / 2**30:g} GiB) "
+            f"and transform {work:.2g} pixels (at most {MAX_CORRELATION_PIXELS:.0e}); use "
+            "fewer segments, a larger drift.pixel_size_nm or a smaller drift.max_drift_nm")
 
 def estimate_drift(locs: Localizations, config: DriftConfig = DriftConfig()) -> DriftEstimate:
     """Estimate lateral drift by redundant cross-correlation of time segments.
@@ -204,6 +223,7 @@ def estimate_drift(locs: Localizations, config: DriftConfig = DriftConfig()) -> 
     margin = int(math.ceil(4.0 * blur_px))
     Ny = sfft.next_fast_len(ny + m_y + margin + 1, real=True)
     Nx = sfft.next_fast_len(nx + m_x + margin + 1, real=True)
+    _check_budget(n_seg, Ny, Nx, p)
     iy = np.floor(y / p).astype(np.int64) - ky0
     ix = np.floor(x / p).astype(np.int64) - kx0
 

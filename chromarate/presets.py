@@ -71,6 +71,9 @@ def resolve_pipeline(spec: str | os.PathLike) -> tuple[PipelineConfig, Path]:
         If the file is invalid, or ``spec`` is neither an existing file nor a preset.
     """
     path = Path(spec)
-    if not path.exists() and path.suffix.lower() not in (".yaml", ".yml") and path.name == str(spec):
+    # a bare name is a preset unless a file of that name is there (a folder never is a
+    # config: an output folder named after a preset must not hide it)
+    if (not path.is_file() and path.suffix.lower() not in (".yaml", ".yml")
+            and path.name == str(spec) and (not path.exists() or str(spec) in list_presets())):
         path = preset_path(str(spec))
     return load_config(path), path

@@ -57,6 +57,10 @@ __all__ = ["FALLBACK_SIGMA_NM", "MAX_PIXELS", "render_density"]
 #: Largest number of pixels a rendered grid may have (float32: 800 MB).
 MAX_PIXELS = 200_000_000
 
+#: Largest localization precision (nm) a Gaussian is rendered with, and that counts in the
+#: recorded blur: a micrometre is no localization (failed fits report 1e5 nm and more).
+MAX_PRECISION_NM = 1000.0
+
 #: Sigma (nm) of ``method="gaussian"`` when the table has no ``precision_nm`` column and
 #: ``RenderConfig.fixed_sigma_nm`` is not set (recorded in ``meta["sigma_source"]``).
 FALLBACK_SIGMA_NM = 20.0
@@ -271,6 +275,15 @@ def _sigmas_nm(table, config: RenderConfig) -> tuple[np.ndarray, str]:
             f"negative precision_nm (first at row {first}, value {sig[first]!r}); drop "
             f"them, or set render.fixed_sigma_nm to render every localization with one sigma"
         )
+    wide = sig > MAX_PRECISION_NM
+    if wide.any():
+        first = int(np.flatnonzero(wide)[0])
+        raise StageError(
+            f"{int(wide.sum())} of {sig.size} localizations have a precision_nm above "
+            f"{MAX_PRECISION_NM:g} nm (first at row {first}, {sig[first]:.3g} nm): failed fits, "
+            f"or a precision in another unit; drop them with filter.max_precision_nm (e.g. "
+            f"100), or set render.fixed_sigma_nm to render every localization with one sigma"
+        )
     if floor > 0:
         np.maximum(sig, floor, out=sig)
     return sig, "precision_nm"
@@ -290,7 +303,7 @@ def _blur_nm(table, sigma: np.ndarray | None, pixel_nm: float) -> float:
             prec = table["precision_nm"].to_numpy(dtype=np.float64)
         except (TypeError, ValueError):  # not numeric: no usable precision
             prec = np.empty(0)
-        prec = prec[np.isfinite(prec) & (prec >= 0)]
+        prec = prec[np.isfinite(prec) & (prec >= 0) & (prec <= MAX_PRECISION_NM)]
         if prec.size:
             var += float(np.mean(prec**2))
     if sigma is not None:

@@ -323,3 +323,17 @@ def test_nan_given_with_set_is_refused_by_name(capsys):
     with pytest.raises(SystemExit):
         main(["config", "show", "quick-cpu", "--set", "render.pixel_size_nm=NaN"])
     assert "render.pixel_size_nm: NaN is not a value" in capsys.readouterr().err
+
+
+def test_a_bad_read_limit_is_named_by_info_report_and_the_dry_run(tiny_nucleus, tmp_path,
+                                                                  monkeypatch):
+    csv, _, _ = tiny_nucleus
+    res = CliRunner().invoke(cli, ["run", "quick-cpu", str(csv), "--out", str(tmp_path / "d"),
+                                   "--dry-run", "--read-limit", "0"])
+    assert res.exit_code != 0 and "positive size" in str(res.exception or res.output)
+    assert not (tmp_path / "d").exists()
+    monkeypatch.setenv("CHROMARATE_READ_LIMIT", "0")
+    for command in (["info", str(tmp_path / "x.ome.zarr")], ["report", str(tmp_path)]):
+        res = CliRunner().invoke(cli, command)
+        assert res.exit_code != 0
+        assert "environment variable CHROMARATE_READ_LIMIT" in str(res.exception or res.output)

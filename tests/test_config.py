@@ -101,3 +101,26 @@ def test_a_misspelled_key_is_named_with_the_nearest_known_one(tmp_path):
                                           r"with its defaults first: --set 'drift=\{\}'"):
         with_overrides(PipelineConfig(), {"drift.blur_nm": 5})
     assert with_overrides(PipelineConfig(), {"drift": {}}).drift is not None
+
+
+def test_a_boolean_is_not_taken_for_a_number(tmp_path):
+    """pydantic reads ``true`` as 1 where a number goes; configs refuse it by name."""
+    from chromarate.config import PipelineConfig, load_config, with_overrides
+    from chromarate.errors import ConfigError
+
+    for key in ("fit.training.steps", "render.pixel_size_nm"):
+        with pytest.raises(ConfigError, match=f"{key}: expected a number"):
+            with_overrides(PipelineConfig(), {key: True})
+    path = tmp_path / "b.yaml"
+    path.write_text("fit:\n  training:\n    steps: yes\n")
+    with pytest.raises(ConfigError, match="fit.training.steps"):
+        load_config(path)
+    assert with_overrides(PipelineConfig(), {"fit.prior.split_half_floor": False}) \
+        .fit.prior.split_half_floor is False  # a boolean setting still takes one
+
+
+def test_a_section_turned_on_by_set_takes_its_keys_in_the_next_set():
+    from chromarate.config import PipelineConfig, with_overrides
+
+    cfg = with_overrides(PipelineConfig(), {"drift": {}, "drift.n_segments": 20})
+    assert cfg.drift is not None and cfg.drift.n_segments == 20

@@ -213,3 +213,24 @@ def test_config_validation_and_types():
         estimate_drift(pd.DataFrame({"x_nm": [0.0]}))
     cfg = DriftConfig(n_segments=7, subpixel="upsample", outlier_sigma=None)
     assert DriftConfig.model_validate(cfg.model_dump(mode="json")) == cfg
+
+
+
+def test_settings_beyond_the_memory_or_time_budget_are_refused_before_any_transform(
+        monkeypatch):
+    """1000 segments on a fine grid, within the settings' ranges, once took 5 GB; the
+    spectra and the pairwise work are now sized first."""
+    import chromarate.drift as drift
+
+    def no_fft(*args, **kwargs):
+        raise AssertionError("a transform was computed")
+
+    monkeypatch.setattr(drift.sfft, "rfft2", no_fft)
+    rng = np.random.default_rng(0)
+    n = 20_000
+    t = pd.DataFrame({"x_nm": rng.uniform(0, 2500, n), "y_nm": rng.uniform(0, 2500, n),
+                      "frame": np.arange(n)})
+    cfg = DriftConfig(pixel_size_nm=2.0, n_segments=1000, min_localizations_per_segment=1,
+                      max_drift_nm=100_000)
+    with pytest.raises(StageError, match="n_segments=1000.*drift.pixel_size_nm=2"):
+        estimate_drift(Localizations(t), cfg)

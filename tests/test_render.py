@@ -444,3 +444,19 @@ def test_render_config_validation():
         with pytest.raises(ValidationError):
             RenderConfig(**bad)
     assert RenderConfig().method == "histogram" and RenderConfig().supersample == 1
+
+
+def test_a_precision_beyond_a_micrometre_is_refused_by_gaussians_and_left_out_of_the_blur():
+    """Failed fits report precisions of 1e5 nm and more: a Gaussian that wide once
+    overflowed the kernel's size, and in the recorded blur it made the fit's loss
+    non-finite at step 1."""
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 2000, 500), rng.uniform(0, 2000, 500)
+    sig = np.full(500, 15.0)
+    sig[:3] = 1e30
+    locs = _locs(x, y, precision_nm=sig)
+    with pytest.raises(StageError, match=r"3 of 500 .*above 1000 nm.*filter.max_precision_nm"):
+        render_density(locs, RenderConfig(method="gaussian"))
+    dm = render_density(locs, RenderConfig(method="histogram"))
+    assert dm.meta["blur_nm"] == pytest.approx(np.sqrt(15.0**2 + RenderConfig().pixel_size_nm**2 / 12),
+                                               rel=1e-6)

@@ -17,7 +17,9 @@ def info(result) -> None:
     from ..analysis import load_nucleus, rate_summary
     from ..analysis.nuclei import find_results
     from ..errors import ChromarateError, ResultStoreError
+    from ..io.limits import current_read_limit
 
+    current_read_limit()  # a bad $CHROMARATE_READ_LIMIT is named as such, not as the store's
     path = Path(result)
     if not path.name.endswith(".ome.zarr"):
         if not path.exists():
@@ -101,7 +103,10 @@ def _print_failures(folder: Path) -> int:
 def report(folder, no_figures) -> None:
     """Write FOLDER/nuclei.csv and FOLDER/report/ (HTML page, per-nucleus figures)."""
     from ..analysis.nuclei import find_results
+    from ..io.limits import current_read_limit
     from ..report import make_report
+
+    current_read_limit()  # a bad $CHROMARATE_READ_LIMIT is named as such, not as a store's
 
     if not find_results(Path(folder)):
         failed = _print_failures(Path(folder))

@@ -151,6 +151,12 @@ def run(ctx, pipeline, inputs, out, overrides, device, workers, scheduler, dry_r
                                                       ("pixel_size_nm", pixel_size_nm))
             if value is not None]
     cfg = _load_pipeline_config(pipeline, [*overrides, *read])
+    from ..io.limits import current_read_limit, parse_size
+
+    if read_limit is not None:  # refused now, also for a dry run
+        parse_size(read_limit)
+    else:
+        current_read_limit()  # a bad $CHROMARATE_READ_LIMIT
     if dry_run:
         sys.exit(_dry_run(cfg, list(inputs), Path(out), workers=workers, scheduler=scheduler,
                           overwrite=overwrite))

@@ -77,6 +77,7 @@ from typing import Any, Callable
 import numpy as np
 
 from chromarate._types import Localizations
+from chromarate._yaml_guard import YamlLimitError, check_yaml_tree
 from chromarate.errors import ChromarateError, InputFormatError
 
 from chromarate.io._units import LENGTH_UNITS, PHOTON_UNITS, check_units
@@ -123,6 +124,7 @@ def read(path: str | Path, *, frame_base: int = 0, units: str | None = None,
             path=path,
         )
     asdf = _import_asdf(path)
+    _check_tree_text(path)
 
     def check_lengths(columns: list[str], meta_raw: Any) -> None:
         """Refuse a length column the options cannot convert before the data block is read."""
@@ -317,6 +319,40 @@ def _load_tree(
     data = _as_table(data, columns, path)
     notes = [" ".join(str(w.message).split())[:300] for w in caught]
     return columns, data, meta_raw, writer, notes
+
+
+#: Largest YAML tree read (locan keeps its data in binary blocks: its trees are a few kB).
+MAX_TREE_BYTES = 16 << 20
+_TREE_END = (b"\n...\n", b"\n...\r\n")
+_BLOCK_MAGIC = b"\xd3BLK"
+
+
+def _check_tree_text(path: Path) -> None:
+    """Refuse a file whose YAML tree is larger than :data:`MAX_TREE_BYTES` or whose aliases
+    stand for a huge tree (:func:`chromarate._yaml_guard.check_yaml_tree`), before the asdf
+    package parses it (it walks the expanded tree, and reads a tree without an end whole)."""
+    with open(path, "rb") as fh:
+        head = fh.read(MAX_TREE_BYTES + 1)
+    ends = [i + len(m) for m in _TREE_END if (i := head.find(m)) >= 0]
+    block = head.find(_BLOCK_MAGIC)
+    if ends:
+        tree = head[:min(ends)]
+    elif block >= 0:
+        tree = head[:block]
+    elif len(head) > MAX_TREE_BYTES:
+        raise InputFormatError(
+            f"its YAML tree has no end ('...') within the first {MAX_TREE_BYTES >> 20} MiB; "
+            "expected a locan .asdf file, whose data are in binary blocks after a small tree",
+            path=path)
+    else:
+        tree = head
+    try:
+        check_yaml_tree(tree.decode("utf-8", errors="replace"))
+    except YamlLimitError as exc:
+        raise InputFormatError(f"its YAML tree is not usable: {exc}; expected a locan .asdf "
+                               "file", path=path) from None
+    except Exception:  # noqa: BLE001 - not valid YAML: asdf names what is wrong
+        return
 
 
 def _check_declared_size(raw_data: Any, path: Path) -> None:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from chromarate._types import Localizations
+from chromarate._yaml_guard import YamlLimitError, check_yaml_tree, read_yaml_text
 from chromarate.errors import InputFormatError
 
 from . import _binary as b
@@ -232,10 +233,12 @@ def _load_yaml(yaml_path: Path) -> list[Any]:
 
     _Loader.add_multi_constructor("", _plain)
     try:
-        text = yaml_path.read_text(encoding="utf-8")
+        text = read_yaml_text(yaml_path)
+        check_yaml_tree(text, loader=_Loader)
         return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"cannot read the sidecar YAML '{yaml_path.name}': {exc}", path=yaml_path) from None
+    except (OSError, UnicodeDecodeError, YamlLimitError) as exc:
+        raise InputFormatError(f"cannot read the sidecar YAML '{yaml_path.name}': {exc}",
+                               path=yaml_path) from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
