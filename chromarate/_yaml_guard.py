@@ -17,9 +17,9 @@ file.
 from __future__ import annotations
 
 import os
-import stat
-from pathlib import Path
 from typing import Any
+
+from ._readfile import NotReadableError, read_regular
 
 __all__ = ["MAX_NODES", "MAX_YAML_BYTES", "YamlLimitError", "check_yaml_tree", "expanded_size",
            "read_yaml_bytes", "read_yaml_text"]
@@ -49,7 +49,8 @@ def read_yaml_text(path: str | os.PathLike, *, max_bytes: int = MAX_YAML_BYTES,
 
 
 def read_yaml_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_YAML_BYTES) -> bytes:
-    """The bytes of a YAML file that is a regular file of at most ``max_bytes`` bytes.
+    """The bytes of a YAML file that is a regular file of at most ``max_bytes`` bytes
+    (:func:`chromarate._readfile.read_regular`).
 
     Raises
     ------
@@ -59,20 +60,10 @@ def read_yaml_bytes(path: str | os.PathLike, *, max_bytes: int = MAX_YAML_BYTES)
     OSError
         It cannot be read.
     """
-    path = Path(path)
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise YamlLimitError("not a regular file (a folder, device, pipe or socket); expected "
-                             "a YAML text file")
-    if st.st_size > max_bytes:
-        raise YamlLimitError(f"{st.st_size} bytes, more than the {max_bytes >> 20} MiB a YAML "
-                             "file of this kind may take")
-    with open(path, "rb") as fh:
-        data = fh.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise YamlLimitError(f"more than the {max_bytes >> 20} MiB a YAML file of this kind "
-                             "may take")
-    return data
+    try:
+        return read_regular(path, max_bytes, expected="a YAML text file")
+    except NotReadableError as exc:
+        raise YamlLimitError(str(exc)) from None
 
 
 def _children(node: Any) -> list[Any]:

@@ -210,7 +210,11 @@ def read_truth_for(input_path: str | Path) -> dict[str, Any] | None:
     tp = truth_path_for(input_path)
     if tp is None:
         return None
-    st = tp.stat()
+    try:
+        st = tp.stat()
+    except OSError as exc:  # gone or unreadable since it was found
+        raise InputFormatError(f"cannot read the ground-truth file: {exc.strerror or exc}",
+                               path=tp) from None
     return dict(_read_truth_cached(str(tp.resolve()), st.st_mtime_ns, st.st_size))
 
 

@@ -110,8 +110,8 @@ def test_same_file_name_in_two_folders_never_shares_a_result(tmp_path, tiny_nucl
     assert [r["name"] for r in second.rows] == [f"cell1-{tag}"]
     assert second.n_failed == 0 and not second.rows[0]["resumed"]
     assert _snapshot(out / "cell1") == kept and is_complete_result(ctrl_store)
-    summary = pd.read_csv(out / "summary.csv")
-    assert list(summary.name) == [f"cell1-{tag}"]
+    summary = pd.read_csv(out / "summary.csv")  # this run's row, then the earlier one's
+    assert list(summary.name) == [f"cell1-{tag}", "cell1"]
     assert "holds the results of" in (out / "batch.log").read_text()
 
     third = run_batch(config, [treated / "cell1.csv"], out)  # the same name again: resumed

@@ -517,11 +517,24 @@ def run_nucleus(plan: InputPlan, task: NucleusTask, *, device: str | None = None
         return row
 
 
+def _truth_or_warn(input_path: Path) -> dict | None:
+    """The ground truth beside ``input_path`` (:func:`read_truth_for`), or None when there
+    is none or it cannot be read; the truth is optional validation metadata, so a bad truth
+    file is a logged warning, never a failed nucleus."""
+    try:
+        return read_truth_for(input_path)
+    except (ChromarateError, OSError) as exc:
+        log.warning("%s: ground truth not used, the result is written without "
+                    "rate_corr_truth: %s", input_path, exc)
+        return None
+
+
 def _with_truth_metrics(result: NucleusResult, input_path: Path):
-    """The result stack, with ``metrics.rate_corr_truth`` when a truth file is beside the
-    input (read once for all the nuclei of an input, see :func:`read_truth_for`)."""
+    """The result stack, with ``metrics.rate_corr_truth`` when a readable truth file is
+    beside the input (read once for all the nuclei of an input, see
+    :func:`read_truth_for`; one that cannot be read is warned about and left out)."""
     stack = result.stack
-    truth = read_truth_for(input_path)
+    truth = _truth_or_warn(input_path)
     if truth is None:
         return stack
     corr = rate_correlation(result.fit.rate, result.fit.trusted, pixel_nm=stack.pixel_size_nm,

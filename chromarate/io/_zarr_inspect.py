@@ -5,12 +5,20 @@
 declared shape, dtype, decoded size and chunk grid of every array and resolution level --
 then counts the chunk files on disk. It returns the open root group and a :class:`Plan` of
 what to load, or raises :class:`~chromarate.errors.ResultStoreError` naming what is wrong.
+
+Every file zarr would read is checked from ``stat`` before zarr opens it: the metadata
+files of each group and array on the way (``zarr.json``, or ``.zgroup``/``.zattrs``/
+``.zarray``/``.zmetadata`` of NGFF 0.4 stores) and each chunk file must be regular files
+(a FIFO would block the reader, a link to ``/dev/zero`` would never end), metadata files
+of at most :data:`MAX_METADATA_BYTES` and chunk files no larger than their decoded size
+plus the codecs' overhead.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -24,11 +32,22 @@ from ._zarr_block import (BLOCK, SUPPORTED_SCHEMA_VERSIONS, check_grid, corner_o
 from ._zarr_commit import backups
 from .limits import check_decoded_size
 
-__all__ = ["MAX_CHUNKS", "Plan", "damaged_data", "inspect"]
+__all__ = ["MAX_CHUNKS", "MAX_METADATA_BYTES", "Plan", "damaged_data", "inspect"]
 
 #: Most chunks one array of a result store may declare (a store that declares more is
 #: refused from its metadata, before its chunks are counted or read).
 MAX_CHUNKS = 1 << 17
+
+#: Largest metadata file of a result store (the root's, which holds the provenance, is a
+#: few tens of kB); a larger one is refused before it is read.
+MAX_METADATA_BYTES = 8 << 20
+
+#: The metadata files zarr reads in a group's or an array's folder (zarr v3, then v2).
+_METADATA_NAMES = ("zarr.json", ".zgroup", ".zattrs", ".zarray", ".zmetadata")
+
+#: Bytes a chunk file may hold beyond its decoded size: the codecs' headers and the growth
+#: of data that does not compress (zstd, blosc and zlib add well under 1/8 plus a header).
+_CHUNK_SLACK_BYTES = 4096
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,83 @@ class Plan:
 
 def _fail(path: Path, message: str) -> ResultStoreError:
     return ResultStoreError(message, path=path)
+
+
+def _check_file(path: Path, file: Path, max_bytes: int, what: str) -> None:
+    """Refuse ``file`` of the store ``path`` unless it is missing or a regular file of at
+    most ``max_bytes`` bytes (checked from ``stat``, symbolic links followed; nothing is
+    opened).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The result store (named in the error).
+    file : pathlib.Path
+        The file zarr would read.
+    max_bytes : int
+        Its largest sane size.
+    what : str
+        What it is, e.g. ``"metadata file"``.
+
+    Raises
+    ------
+    ResultStoreError
+        ``file`` is a FIFO, device, socket or folder (also through a symbolic link), a
+        broken symbolic link, cannot be examined, or is larger than ``max_bytes``.
+    """
+    rel = os.path.relpath(file, path)
+    try:
+        st = os.stat(file)
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(file):
+            raise _fail(path, f"{what} {rel!r} is a broken symbolic link") from None
+        return  # missing: zarr says what is missing
+    except OSError as exc:
+        raise _fail(path, f"{what} {rel!r} cannot be examined "
+                          f"({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise _fail(path, f"{what} {rel!r} is not a regular file (a FIFO, device, socket or "
+                          f"folder, or a link to one); expected a file written by zarr")
+    if st.st_size > max_bytes:
+        raise _fail(path, f"{what} {rel!r} has {st.st_size} bytes, expected at most "
+                          f"{max_bytes}; the store is damaged")
+
+
+def _node_parts(path: Path, key: str) -> list[str]:
+    """The path segments of node ``key`` (zarr's normalisation: empty segments dropped).
+
+    Raises
+    ------
+    ResultStoreError
+        A segment is ``.`` or ``..`` (zarr refuses such paths; so does chromarate, before
+        looking outside the store).
+    """
+    parts = [p for p in key.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise _fail(path, f"invalid array or group path {key!r} (contains '.' or '..')")
+    return parts
+
+
+def _check_metadata(path: Path, key: str) -> None:
+    """Check the metadata files of every group from the root down to node ``key`` (``""``:
+    the root alone) with :func:`_check_file`, before zarr opens any of them.
+
+    Raises
+    ------
+    ResultStoreError
+        A metadata file is not a regular file or is larger than :data:`MAX_METADATA_BYTES`.
+    """
+    parts = _node_parts(path, key)
+    for depth in range(len(parts) + 1):
+        folder = Path(path).joinpath(*parts[:depth])
+        for name in _METADATA_NAMES:
+            _check_file(path, folder / name, MAX_METADATA_BYTES, "metadata file")
+
+
+def _full_key(group, key: str) -> str:
+    """Path of ``key`` of ``group`` from the store's root."""
+    base = str(getattr(group, "path", "") or "")
+    return f"{base}/{key}" if base else key
 
 
 def damaged_data(path: Path, exc: BaseException) -> ResultStoreError:
@@ -118,8 +214,11 @@ def _open_array(root, key: str, path: Path, what: str):
     :data:`MAX_CHUNKS` and the read limit), so a store that declares an enormous array is
     refused before anything is counted or read; the chunk files are then counted by listing
     what is on disk (bounded by the checked chunk grid), never by probing every declared
-    chunk key.
+    chunk key. Each chunk file found is checked to be a regular file no larger than its
+    decoded size plus the codecs' overhead; the metadata files on the way to the array are
+    checked before it is opened (see :func:`_check_file`).
     """
+    _check_metadata(path, _full_key(root, key))
     try:
         arr = root[key]
     except KeyError:
@@ -144,7 +243,9 @@ def _open_array(root, key: str, path: Path, what: str):
                           f"chunks of {chunks}); chromarate results have at most "
                           f"{MAX_CHUNKS}")
     try:
-        stored = _stored_chunks(Path(path) / arr.path, arr, grid)
+        stored = _stored_chunks(path, Path(path) / arr.path, arr, grid, f"{what}: array {key!r}")
+    except ResultStoreError:
+        raise
     except Exception as exc:
         raise _fail(path, f"{what}: array {key!r} is damaged ({exc})") from exc
     if stored != n_chunks:
@@ -153,12 +254,11 @@ def _open_array(root, key: str, path: Path, what: str):
     return arr
 
 
-def _stored_chunks(array_dir: Path, arr, grid: tuple[int, ...]) -> int:
-    """How many of the chunks of ``grid`` have a file in ``array_dir``.
+def _listed_files(array_dir: Path, grid: tuple[int, ...]) -> set[str]:
+    """Relative paths (``/``-separated) of the files in ``array_dir``.
 
-    Lists the files of the array's folder (stopping after more entries than the grid has
-    chunks, plus room for metadata), then looks up each chunk key of the grid -- at most
-    :data:`MAX_CHUNKS` of them, checked before.
+    Stops after more entries than the grid has chunks, plus room for metadata, and does not
+    descend deeper than a chunk key can reach; symbolic links to folders are not followed.
     """
     present: set[str] = set()
     budget = 4 * math.prod(grid) + 64  # chunk files plus the folders holding them
@@ -172,8 +272,39 @@ def _stored_chunks(array_dir: Path, arr, grid: tuple[int, ...]) -> int:
         budget -= len(filenames) + len(dirnames)
         if budget < 0:
             break
+    return present
+
+
+def _max_chunk_bytes(arr) -> int:
+    """Largest size a sound chunk file of ``arr`` can have: its decoded size plus the
+    codecs' overhead (an eighth, plus :data:`_CHUNK_SLACK_BYTES`)."""
+    decoded = math.prod(int(c) for c in arr.chunks) * np.dtype(arr.dtype).itemsize
+    return decoded + decoded // 8 + _CHUNK_SLACK_BYTES
+
+
+def _stored_chunks(path: Path, array_dir: Path, arr, grid: tuple[int, ...], what: str) -> int:
+    """How many of the chunks of ``grid`` have a file in ``array_dir``.
+
+    Lists the files of the array's folder (:func:`_listed_files`), then looks up each chunk
+    key of the grid -- at most :data:`MAX_CHUNKS` of them, checked before -- and checks
+    each chunk file found from ``stat`` (:func:`_check_file`: a regular file of at most
+    :func:`_max_chunk_bytes`).
+
+    Raises
+    ------
+    ResultStoreError
+        A chunk file is not a regular file or is too large for its chunk.
+    """
+    present = _listed_files(array_dir, grid)
     encode = arr.metadata.encode_chunk_key
-    return sum(encode(coords) in present for coords in np.ndindex(*grid))
+    limit = _max_chunk_bytes(arr)
+    stored = 0
+    for coords in np.ndindex(*grid):
+        name = encode(coords)
+        if name in present:
+            _check_file(path, array_dir / name, limit, f"{what}: chunk file")
+            stored += 1
+    return stored
 
 
 def _check_levels(group, path: Path, what: str, datasets: list, base, pixel: float
@@ -240,6 +371,7 @@ def _open_root(path: Path):
         raise _fail(path, "no such result store")
     if not path.is_dir():
         raise _fail(path, "not a zarr store (a file, expected a directory)")
+    _check_metadata(path, "")
     try:
         root = zarr.open_group(str(path), mode="r")
     except Exception as exc:
@@ -266,6 +398,7 @@ def _channel_names(path: Path, ome: Mapping) -> list[str]:
 def _labels(root, path: Path, image, pixel: float) -> dict[str, str]:
     """Label name -> full-resolution array path of every label image the store lists."""
     labels: dict[str, str] = {}
+    _check_metadata(path, "labels")
     if "labels" not in root:
         return labels
     try:
@@ -275,6 +408,7 @@ def _labels(root, path: Path, image, pixel: float) -> dict[str, str]:
     _, lome = find_metadata(lattrs)
     for lname in lome.get("labels") or []:
         key = f"labels/{lname}"
+        _check_metadata(path, key)
         if key not in root:
             raise _fail(path, f"label image {key!r} is missing")
         _, il = find_metadata(dict(root[key].attrs.asdict()))

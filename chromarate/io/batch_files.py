@@ -17,10 +17,12 @@ from typing import Any, Iterator, Mapping
 
 import pandas as pd
 
+from .._readfile import NotReadableError, read_regular
 from ..errors import ResultStoreError
 from ._atomic import atomic_binary
 
 __all__ = [
+    "MAX_JSON_BYTES",
     "batch_log",
     "read_json",
     "write_bytes",
@@ -28,6 +30,18 @@ __all__ = [
     "write_table",
     "write_text",
 ]
+
+#: Largest JSON file :func:`read_json` reads (a manifest lists the nuclei of one input:
+#: a few kB, a few MB for an input of tens of thousands of nuclei).
+MAX_JSON_BYTES = 64 << 20
+
+#: How text that cannot be encoded as UTF-8 is written: a file name that is not valid
+#: UTF-8 reaches Python as a str with lone surrogates ("bad\udcff.csv"); it is written as
+#: that escape, readably, instead of stopping the batch.
+_TEXT_ERRORS = "backslashreplace"
+
+log = logging.getLogger("chromarate.io")
+
 
 def _prepare(path: str | os.PathLike) -> Path:
     path = Path(path)
@@ -57,8 +71,13 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`write_bytes`)."""
-    return write_bytes(path, text.encode("utf-8"))
+    """Write ``text`` as UTF-8 to ``path`` atomically (see :func:`write_bytes`).
+
+    Characters UTF-8 cannot encode (the lone surrogates of a file name that is not valid
+    UTF-8) are written as backslash escapes (``bad\\udcff.csv``), so such a name never
+    stops a batch from writing its summary.
+    """
+    return write_bytes(path, text.encode("utf-8", errors=_TEXT_ERRORS))
 
 
 def write_table(path: str | os.PathLike, table: pd.DataFrame) -> Path:
@@ -71,16 +90,40 @@ def write_json(path: str | os.PathLike, obj: Mapping[str, Any]) -> Path:
     return write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
-def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
+def read_json(path: str | os.PathLike, *, max_bytes: int = MAX_JSON_BYTES
+              ) -> dict[str, Any] | None:
     """Read a JSON object written by :func:`write_json`; None if missing or unreadable.
 
     A batch treats a manifest it cannot read as absent and redoes the work it describes,
-    so this never raises for a bad file.
+    so this never raises for a bad file. Only a regular file of at most ``max_bytes``
+    bytes is read: a FIFO, device or socket at ``path`` (which would block or never end)
+    or a larger file is treated as missing, with a warning naming it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The JSON file.
+    max_bytes : int
+        Largest file read (:data:`MAX_JSON_BYTES`).
+
+    Returns
+    -------
+    dict or None
+        The object; None when the file is missing, not a regular file, too large, not
+        JSON or not a JSON object.
     """
     try:
-        with open(path, encoding="utf-8") as fh:
-            obj = json.load(fh)
-    except (OSError, ValueError):
+        data = read_regular(path, max_bytes, expected="a JSON file")
+    except FileNotFoundError:
+        return None
+    except NotReadableError as exc:
+        log.warning("%s: %s; treated as missing", path, exc)
+        return None
+    except OSError:
+        return None
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -91,11 +134,13 @@ def batch_log(path: str | os.PathLike, logger: logging.Logger, *,
     """Append the records of ``logger`` to the text file ``path`` while the block runs.
 
     Lines are ``<ISO time> <LEVEL> <message>``; each record is flushed at once, so the log
-    of a killed batch ends with the last event it handled.
+    of a killed batch ends with the last event it handled. Text UTF-8 cannot encode (a file
+    name that is not valid UTF-8) is written as backslash escapes, as by
+    :func:`write_text`.
     """
     path = _prepare(path)
     try:
-        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8", errors=_TEXT_ERRORS)
     except OSError as exc:
         raise ResultStoreError(f"cannot open batch log: {exc.strerror or exc}", path=path) from exc
     handler.setLevel(level)

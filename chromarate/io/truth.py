@@ -27,14 +27,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+from numpy.lib import format as _npy
 
 from chromarate.errors import InputFormatError
 from chromarate.io._atomic import atomic_binary as _atomic_binary
+from chromarate.io.limits import check_decoded_size
 
 __all__ = ["read_truth", "write_truth", "TRUTH_FORMAT", "TRUTH_VERSION"]
 
@@ -133,6 +137,12 @@ def write_truth(
 def read_truth(path: str | os.PathLike) -> dict[str, Any]:
     """Read a ground-truth file written by :func:`write_truth`.
 
+    Only a regular file is read. The declared shape and dtype of every array (from its
+    ``.npy`` header) are checked before any array is loaded: object arrays are refused
+    (nothing is unpickled) and the arrays together must fit the read limit
+    (:func:`chromarate.io.limits.check_decoded_size`), so a small archive that declares a
+    huge array is refused without allocating it.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -147,8 +157,9 @@ def read_truth(path: str | os.PathLike) -> dict[str, Any]:
     Raises
     ------
     InputFormatError
-        The file is missing, not an ``.npz`` archive, lacks keys, has arrays of the wrong
-        shape, or its ``meta`` is not a JSON object. The message names the file.
+        The file is missing, not a regular file, not an ``.npz`` archive, lacks keys,
+        holds object arrays or arrays beyond the read limit, has arrays of the wrong shape,
+        or its ``meta`` is not a JSON object. The message names the file.
 
     Examples
     --------
@@ -156,34 +167,157 @@ def read_truth(path: str | os.PathLike) -> dict[str, Any]:
     >>> truth["rate"].shape  # doctest: +SKIP
     """
     path = Path(path)
-    if not path.is_file():
-        what = "is a directory" if path.is_dir() else "file not found"
-        raise InputFormatError(f"{what}; expected a chromarate ground-truth .npz file", path=path)
     try:
-        # Open the file ourselves so that it is closed even when numpy fails half-way.
-        with open(path, "rb") as fh:
-            loaded = np.load(fh, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise InputFormatError(
-                    "holds a single .npy array, expected a ground-truth .npz archive", path=path
-                )
-            with loaded as npz:
-                missing = [k for k in _KEYS if k not in npz.files]
-                if missing:
-                    raise InputFormatError(
-                        f"not a chromarate ground-truth file: missing key(s) {', '.join(missing)}; "
-                        f"expected keys {', '.join(_KEYS)}",
-                        path=path,
-                    )
-                raw = {k: npz[k] for k in _KEYS}
+        with _open_regular(path) as fh:
+            _refuse_single_array(fh, path)
+            with zipfile.ZipFile(fh) as zf:
+                members = _member_names(zf, path)
+                _check_headers(zf, members, path)
+                raw = {key: _load_member(zf, name) for key, name in members.items()}
     except InputFormatError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, zlib.error,
+            NotImplementedError, RuntimeError) as exc:
         raise InputFormatError(
             f"cannot read the file as a ground-truth .npz archive ({type(exc).__name__}: {exc})",
             path=path,
         ) from None
+    return _validated(raw, path)
 
+
+def _open_regular(path: Path):
+    """``path`` opened for binary reading if it is a regular file.
+
+    The file is opened without waiting (a FIFO would wait for a writer) and checked on the
+    open descriptor, so what is read is the file that was checked.
+
+    Raises
+    ------
+    InputFormatError
+        It is missing, a directory, or not a regular file (a FIFO, device or socket).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InputFormatError("file not found; expected a chromarate ground-truth .npz file",
+                               path=path) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "is a directory" if stat.S_ISDIR(mode) else \
+                "not a regular file (a FIFO, device or socket)"
+            raise InputFormatError(f"{what}; expected a chromarate ground-truth .npz file",
+                                   path=path)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _refuse_single_array(fh, path: Path) -> None:
+    """Refuse a file that is one ``.npy`` array rather than an ``.npz`` archive."""
+    head = fh.read(len(_npy.MAGIC_PREFIX))
+    fh.seek(0)
+    if head == _npy.MAGIC_PREFIX:
+        raise InputFormatError(
+            "holds a single .npy array, expected a ground-truth .npz archive", path=path)
+
+
+def _member_names(zf: zipfile.ZipFile, path: Path) -> dict[str, str]:
+    """Key -> archive member of every key of a truth file (``<key>`` before ``<key>.npy``,
+    as :func:`numpy.load` resolves them).
+
+    Raises
+    ------
+    InputFormatError
+        Keys are missing.
+    """
+    names = set(zf.namelist())
+    members = {}
+    for key in _KEYS:
+        for name in (key, f"{key}.npy"):
+            if name in names:
+                members[key] = name
+                break
+    missing = [k for k in _KEYS if k not in members]
+    if missing:
+        raise InputFormatError(
+            f"not a chromarate ground-truth file: missing key(s) {', '.join(missing)}; "
+            f"expected keys {', '.join(_KEYS)}",
+            path=path,
+        )
+    return members
+
+
+def _member_header(zf: zipfile.ZipFile, name: str, key: str, path: Path
+                   ) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) the ``.npy`` header of member ``name`` declares; no data is read.
+
+    Raises
+    ------
+    InputFormatError
+        The member is not a ``.npy`` array (version 1.0 or 2.0 header) or holds objects.
+    """
+    with zf.open(name) as fh:
+        if fh.read(len(_npy.MAGIC_PREFIX)) != _npy.MAGIC_PREFIX:
+            raise InputFormatError(f"key {key!r} is not a .npy array", path=path)
+        fh.seek(0)
+        version = _npy.read_magic(fh)
+        readers = {(1, 0): _npy.read_array_header_1_0, (2, 0): _npy.read_array_header_2_0}
+        if version not in readers:
+            raise InputFormatError(f"key {key!r}: .npy format version {version} is not "
+                                   "supported (expected 1.0 or 2.0)", path=path)
+        shape, _, dtype = readers[version](fh)
+    if dtype.hasobject:
+        raise InputFormatError(f"key {key!r} holds Python objects (dtype {dtype}); a "
+                               "ground-truth file holds numbers and text only", path=path)
+    return tuple(int(n) for n in shape), dtype
+
+
+def _check_headers(zf: zipfile.ZipFile, members: dict[str, str], path: Path) -> None:
+    """Check the declared arrays of every key before loading: plain ``.npy`` arrays, grid
+    arrays 2-D of one shape, and all of them together within the read limit.
+
+    Raises
+    ------
+    InputFormatError
+        A member is not a plain ``.npy`` array, the grid arrays differ in shape, or the
+        arrays together would take more memory than the read limit.
+    """
+    declared = []
+    for key, name in members.items():
+        shape, dtype = _member_header(zf, name, key, path)
+        declared.append((math.prod(shape) * dtype.itemsize, key, shape, dtype))
+    _check_grid_shapes({key: shape for _, key, shape, _ in declared}, path)
+    _, key, shape, dtype = max(declared, key=lambda d: d[0])
+    check_decoded_size(path, sum(d[0] for d in declared),
+                       f"the ground-truth arrays (largest: {key!r}, shape {shape}, {dtype})")
+
+
+def _check_grid_shapes(shapes: dict[str, tuple[int, ...]], path: Path) -> None:
+    """Refuse grid arrays that are not 2-D of one shape, from their declared shapes.
+
+    Raises
+    ------
+    InputFormatError
+        Naming the first array whose shape differs from ``rate``'s or is not 2-D.
+    """
+    expected = shapes["rate"]
+    for key in _GRID_KEYS:
+        if len(shapes[key]) != 2 or shapes[key] != expected:
+            raise InputFormatError(f"array {key!r} has shape {shapes[key]}, expected 2-D "
+                                   f"{expected} (all of {', '.join(_GRID_KEYS)} share one "
+                                   "grid)", path=path)
+
+
+def _load_member(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    """The array of member ``name`` (header already checked; never unpickled)."""
+    with zf.open(name) as fh:
+        return _npy.read_array(fh, allow_pickle=False)
+
+
+def _validated(raw: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
+    """The truth dict of :func:`read_truth` from the loaded keys, after checking them."""
     if raw["format"].shape != () or str(raw["format"]) != TRUTH_FORMAT:
         raise InputFormatError(f"format key is {raw['format']!r}, expected {TRUTH_FORMAT!r}", path=path)
     try:
@@ -192,7 +326,8 @@ def read_truth(path: str | os.PathLike) -> dict[str, Any]:
         version = None
     if version != TRUTH_VERSION:
         raise InputFormatError(
-            f"unsupported truth file version {raw['version']!r}; this chromarate reads version {TRUTH_VERSION}",
+            f"unsupported truth file version {raw['version']!r}; this chromarate reads "
+            f"version {TRUTH_VERSION}",
             path=path,
         )
     shape = raw["rate"].shape

@@ -270,8 +270,11 @@ def open_result(path: str | os.PathLike) -> ResultStack:
     is validated from its metadata: NGFF and ``chromarate`` blocks, declared array shapes
     against the grid the provenance records, their decoded size against the read limit
     (:mod:`chromarate.io.limits`) and their chunk grids against :data:`MAX_CHUNKS`; then
-    the chunk files are counted. It returns within seconds on any store, whatever shapes
-    it declares.
+    the chunk files are counted. Every metadata and chunk file is checked from ``stat``
+    before zarr opens it: a FIFO, device or socket (also through a symbolic link), a
+    metadata file over :data:`~chromarate.io._zarr_inspect.MAX_METADATA_BYTES` or a chunk
+    file larger than its decoded size plus the codecs' overhead is refused, naming it. It
+    returns within seconds on any store, whatever shapes it declares.
 
     Parameters
     ----------

@@ -9,7 +9,9 @@
     report/nuclei/<name>_<id>.png one five-panel figure per nucleus
 
 matplotlib draws the figures (a dependency of chromarate; a clear error names it if it is
-missing). Every file is written atomically through :mod:`chromarate.io.batch_files`.
+missing). Every file is written atomically through :mod:`chromarate.io.batch_files`, and
+only inside the folder: a symbolic link at ``report/``, ``report/nuclei/`` or a file's name
+(which would send the files elsewhere) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..analysis.rates import finite_values
 from ..analysis.table import concat_domain_rows, domain_rows
 from ..errors import ResultStoreError
 from ..io.batch_files import write_bytes, write_table, write_text
+from ..io.outdir import check_inside
 from .figures import batch_figures, nucleus_figure
 from .page import summary_page
 
@@ -39,6 +42,9 @@ log = logging.getLogger("chromarate.report")
 
 REPORT_DIR = "report"
 TABLE_NAME = "nuclei.csv"
+DOMAINS_NAME = "domains.csv"
+PAGE_NAME = "index.html"
+NUCLEI_DIR = "nuclei"
 
 
 @dataclass
@@ -89,13 +95,30 @@ def failure_lines(failures: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _readable_summary(path: Path) -> bool:
+    """True if ``path`` is a regular file of at most
+    :data:`chromarate.batch.earlier.MAX_SUMMARY_BYTES` bytes (a larger one is logged)."""
+    from ..batch.earlier import MAX_SUMMARY_BYTES
+
+    if not path.is_file():
+        return False
+    size = path.stat().st_size
+    if size > MAX_SUMMARY_BYTES:
+        log.warning("%s: %d bytes, more than a summary may take (%d); its failures are not "
+                    "listed", path, size, MAX_SUMMARY_BYTES)
+        return False
+    return True
+
+
 def _failures(folder: Path) -> pd.DataFrame:
+    """The failed rows of ``folder/summary.csv``; none when it is missing, not a regular
+    file, too large (:func:`_readable_summary`) or unreadable."""
     from ..batch.runner import SUMMARY_NAME
 
     path = folder / SUMMARY_NAME
-    if not path.is_file():
-        return pd.DataFrame(columns=["input", "nucleus_id", "error"])
     try:
+        if not _readable_summary(path):
+            return pd.DataFrame(columns=["input", "nucleus_id", "error"])
         summary = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError):
         return pd.DataFrame(columns=["input", "nucleus_id", "error"])
@@ -103,6 +126,36 @@ def _failures(folder: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=["input", "nucleus_id", "error"])
     failed = summary[summary["status"] == "failed"]
     return failed.reindex(columns=["input", "nucleus_id", "error"])
+
+
+def _inside(folder: Path, path: Path) -> Path:
+    """``path``, a file the report writes under ``folder``, once checked to stay there.
+
+    Every part of ``path`` below ``folder`` (``report/``, ``report/nuclei/``, the file's
+    own name) must not be a symbolic link, and ``path`` must resolve inside ``folder``
+    (:func:`chromarate.io.outdir.check_inside`).
+
+    Raises
+    ------
+    ResultStoreError
+        Naming the symbolic link, or the path that resolves outside ``folder``.
+    """
+    part = folder
+    for name in path.relative_to(folder).parts:
+        part = part / name
+        if part.is_symlink():
+            raise ResultStoreError(
+                f"is a symbolic link; chromarate report writes only inside {folder} (remove "
+                "the link, or copy the results to a folder of their own)", path=part)
+    return check_inside(folder, path)
+
+
+def _check_targets(folder: Path) -> None:
+    """Check the fixed paths of the report (:func:`_inside`) before anything is read or
+    written, so a planted link stops the report at once."""
+    out = folder / REPORT_DIR
+    for path in (folder / TABLE_NAME, out / DOMAINS_NAME, out / PAGE_NAME, out / NUCLEI_DIR):
+        _inside(folder, path)
 
 
 def _safe(name: str) -> str:
@@ -130,7 +183,9 @@ def make_report(folder: str | os.PathLike, config: AnalysisConfig = AnalysisConf
     ------
     ResultStoreError
         If ``folder`` does not exist or holds no result store (the message lists the
-        failed inputs of its ``summary.csv`` when every nucleus of the batch failed).
+        failed inputs of its ``summary.csv`` when every nucleus of the batch failed), or a
+        file of the report would be written outside it (``report/``, ``nuclei.csv`` or
+        another of its files is a symbolic link).
     """
     folder = Path(folder)
     paths = find_results(folder)
@@ -142,6 +197,7 @@ def make_report(folder: str | os.PathLike, config: AnalysisConfig = AnalysisConf
                 f"(summary.csv): " + "; ".join(failed), path=folder)
         raise ResultStoreError("no *.ome.zarr result under this folder; run a batch first",
                                path=folder)
+    _check_targets(folder)
     out = folder / REPORT_DIR
     rows, skipped, written = [], [], []
     rates: dict[tuple, np.ndarray] = {}
@@ -160,19 +216,20 @@ def make_report(folder: str | os.PathLike, config: AnalysisConfig = AnalysisConf
         rates[(nucleus.name, nucleus.nucleus_id)] = finite_values(nucleus.rate, nucleus.rate_region)
         domain_parts.append(domain_rows(nucleus, domains))
         if figures:
-            rel = f"nuclei/{_safe(nucleus.name)}_{nucleus.nucleus_id}.png"
-            written.append(write_bytes(out / rel, nucleus_figure(nucleus, domains, stats)))
+            rel = f"{NUCLEI_DIR}/{_safe(nucleus.name)}_{nucleus.nucleus_id}.png"
+            written.append(write_bytes(_inside(folder, out / rel),
+                                       nucleus_figure(nucleus, domains, stats)))
             nucleus_pngs[(nucleus.name, nucleus.nucleus_id)] = rel
     table = pd.DataFrame(rows)
-    table_path = write_table(folder / TABLE_NAME, table)
-    write_table(out / "domains.csv", concat_domain_rows(domain_parts))
+    table_path = write_table(_inside(folder, folder / TABLE_NAME), table)
+    write_table(_inside(folder, out / DOMAINS_NAME), concat_domain_rows(domain_parts))
     batch_pngs = []
     for name, png in batch_figures(table, rates).items():
-        written.append(write_bytes(out / name, png))
+        written.append(write_bytes(_inside(folder, out / name), png))
         batch_pngs.append(name)
     page = summary_page(folder=str(folder), table=table, failures=_failures(folder),
                         batch_figures=batch_pngs, nucleus_figures=nucleus_pngs,
                         skipped=skipped)
-    html_path = write_text(out / "index.html", page)
+    html_path = write_text(_inside(folder, out / PAGE_NAME), page)
     return Report(html=html_path, table_path=table_path, table=table, figures=written,
                   skipped=skipped)
