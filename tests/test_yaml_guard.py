@@ -51,7 +51,7 @@ def test_a_config_that_is_a_bomb_too_deep_or_not_a_file_is_refused(tmp_path):
     folder = tmp_path / "folder.yaml"
     folder.mkdir()
     for path, words in ((bomb, "aliases expand"), (deep, "nested too deeply"),
-                        (folder, "not a regular file")):
+                        (folder, "is a directory")):
         with pytest.raises(ConfigError, match=words) as info:
             load_config(path)
         assert str(path) in str(info.value)

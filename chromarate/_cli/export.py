@@ -15,8 +15,24 @@ _EXPORT_KINDS = ((".ome.tif", "density"), (".ome.tiff", "density"), (".hdf5", "p
                  (".csv", "thunderstorm"), (".csv.gz", "thunderstorm"))
 
 
+def _regular_input(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse an INPUT that is no regular file (a FIFO, socket or device) from its stat.
+
+    ``click.Path(exists=True, dir_okay=False)`` lets a FIFO through, and reading one would
+    wait forever for a writer; it is refused here, before anything is opened or written.
+    """
+    from ..errors import InputFormatError
+    from ..io._textscan import require_regular_file
+
+    try:
+        require_regular_file(value)
+    except InputFormatError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
 @click.command("export")
-@click.argument("input", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input", type=click.Path(exists=True, dir_okay=False), callback=_regular_input)
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
               help="File to write; its name says what: .csv/.csv.gz ThunderSTORM CSV, "
                    ".hdf5 Picasso (+ .yaml sidecar), .ome.tif rendered density (OME-TIFF).")

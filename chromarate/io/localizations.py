@@ -92,7 +92,7 @@ from typing import Any, Mapping, NoReturn
 from chromarate._types import Localizations
 from chromarate.errors import InputFormatError
 from chromarate.io import registry
-from chromarate.io._textscan import HEAD_BYTES, read_start, read_text_head
+from chromarate.io._textscan import HEAD_BYTES, read_start, read_text_head, require_regular_file
 from chromarate.io.formats._binary import open_hdf5
 from chromarate.io.formats.thunderstorm import foreign_delimiter, header_fields
 from chromarate.io.formats.thunderstorm import write_thunderstorm_csv, xy_table
@@ -163,7 +163,8 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", *,
     Raises
     ------
     InputFormatError
-        The file is missing, empty, not a recognised format, or has missing, duplicated,
+        The file is missing, empty, a folder, FIFO, socket or device (refused before it is
+        opened), not a recognised format, or has missing, duplicated,
         non-numeric or non-finite coordinate columns, unknown or missing units, negative
         precisions, or is a truncated gzip stream. The message names the file.
     ConfigError
@@ -192,6 +193,9 @@ def read_localizations(path: str | os.PathLike, format: str = "auto", *,
             f"{', '.join(repr(f) for f in known)}",
             path=path,
         )
+    # a folder, FIFO, socket or device is refused here, from its stat, before any reader
+    # opens it (a FIFO would block the open, a device might never end)
+    require_regular_file(path)
     if fmt == "auto":
         head = read_start(path, HEAD_BYTES)
         fmt = registry.detect_format(path, head) or _raise_undetected(path, head)

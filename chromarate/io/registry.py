@@ -40,6 +40,7 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from chromarate._types import Localizations
 from chromarate.errors import ChromarateError, InputFormatError
 from chromarate.io._options import check_options
+from chromarate.io._textscan import require_regular_file
 
 __all__ = [
     "BUILTIN_READERS",
@@ -257,7 +258,8 @@ def register_reader(reader: LocalizationReader, *, replace: bool = False) -> Non
                         f"got {type(reader).__name__}")
     name = reader.name
     if not isinstance(name, str) or not name or name != name.strip().lower() or name == "auto":
-        raise ValueError(f"a reader's name must be a non-empty lower-case word other than 'auto', got {name!r}")
+        raise ValueError("a reader's name must be a non-empty lower-case word other than 'auto', "
+                         f"got {name!r}")
     if name in _READERS and not replace:
         raise ValueError(f"a reader for format {name!r} is already registered; pass replace=True")
     _READERS[name] = reader
@@ -318,8 +320,14 @@ def detect_format(path: Path, head: bytes) -> str | None:
     Returns
     -------
     str or None
-        None when no reader claims it. A reader that raises does not claim it.
+        None when no reader claims it. A reader that raises does not claim it. None also
+        for a path that is no regular file (a folder, FIFO, socket or device): detectors
+        open the file again, and opening a FIFO would wait for a writer.
     """
+    try:
+        require_regular_file(path)
+    except InputFormatError:
+        return None
     for name in registered_formats():
         reader = _READERS[name]
         try:
@@ -344,10 +352,13 @@ def read_with(reader: LocalizationReader, path: Path, options: dict[str, Any]) -
 
     Options the reader does not declare raise ``TypeError`` naming them and those accepted;
     unexpected low-level errors on bad content become :class:`~chromarate.errors.InputFormatError`.
+    A path that is no regular file (a folder, FIFO, socket or device) is refused before the
+    reader is called, so no reader opens one.
     """
     accepted = accepted_options(reader)
     if accepted is not None:
         check_options(options, accepted, reader.name)
+    require_regular_file(path)
     try:
         return reader.read(path, **options)
     except (ChromarateError, TypeError, MemoryError, KeyboardInterrupt):

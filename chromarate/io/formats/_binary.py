@@ -21,11 +21,15 @@ from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import ChromarateError, InputFormatError
 from chromarate.io._options import check_frame_base, check_options, check_pixel_size
 from chromarate.io._options import clean as _clean
-from chromarate.io._textscan import GZIP_MAGIC
+from chromarate.io._textscan import GZIP_MAGIC, require_regular_file
 from chromarate.io.limits import check_decoded_size
 
 #: Rows of an HDF5 dataset read at a time (bounds the temporary memory of a read).
 HDF5_BLOCK_ROWS = 1 << 20
+
+#: Soft links followed at most while looking up one HDF5 object (HDF5's own limit, 16,
+#: for the links of one path); more is a loop or a file made to keep the reader busy.
+MAX_SOFT_LINKS = 16
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
@@ -71,15 +75,12 @@ def import_h5py(path: Path, what: str):
 
 
 def check_regular_file(path: Path, what: str) -> None:
-    """Raise InputFormatError unless ``path`` is an existing, non-empty regular file."""
-    try:
-        if path.is_dir():
-            raise InputFormatError(f"is a directory; expected a {what} file", path=path)
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise InputFormatError(f"file not found; expected an existing {what} file", path=path) from None
-    except OSError as exc:
-        raise InputFormatError(f"cannot open the file: {exc.strerror or exc}", path=path) from None
+    """Raise InputFormatError unless ``path`` is an existing, non-empty regular file.
+
+    A folder, FIFO, socket or device is refused from its ``stat`` alone, before it is
+    opened (opening a FIFO waits for a writer; a device may never end).
+    """
+    size = require_regular_file(path, f"{what} file")
     if size == 0:
         raise InputFormatError(f"empty file (0 bytes); expected a {what} file", path=path)
 
@@ -128,16 +129,149 @@ def open_hdf5(path: Path, what: str) -> Iterator[Any]:
 
 def detect_hdf5(path: Path, head: bytes, what: str, probe: Callable[[Path, Any, Any], Any]) -> bool:
     """``probe(path, h5py, fh)`` on an HDF5 file opened read-only; False when ``head`` is not
-    HDF5 or anything fails (``detect`` functions never raise)."""
+    HDF5 or anything fails (``detect`` functions never raise).
+
+    A probe that meets an object the readers refuse (:class:`UnsafeHDF5Error`: an external
+    link, external storage or a virtual dataset where the format keeps its data) claims the
+    file, so that reading it says what is refused instead of "no reader recognises it".
+    The probe must look objects up with :func:`hdf5_get`, which never leaves the file.
+    """
     try:
         if not is_hdf5(head):
             return False
         path = Path(path)
         h5py = import_h5py(path, what)
         with h5py.File(path, "r") as fh:
-            return bool(probe(path, h5py, fh))
+            try:
+                return bool(probe(path, h5py, fh))
+            except UnsafeHDF5Error:
+                return True
     except Exception:  # noqa: BLE001 - detection never raises
         return False
+
+
+class UnsafeHDF5Error(InputFormatError):
+    """An HDF5 object whose data live outside the file: an external link, a dataset with
+    external storage, a virtual dataset (or a soft link chain that does not end).
+
+    Following one would read a file the user did not give (any path: ``/etc/...``) or wait
+    forever (a FIFO), so the readers refuse them; :func:`detect_hdf5` lets such a file be
+    claimed by the format whose layout it names, so that its reader explains the refusal.
+    """
+
+
+def _link_name(parent: Any, name: str) -> str:
+    base = getattr(parent, "name", None) or "/"
+    return f"{base.rstrip('/')}/{name}".lstrip("/") or "/"
+
+
+def hdf5_get(parent: Any, name: str, path: Path, *, _hops: list[int] | None = None) -> Any:
+    """The member ``name`` of the HDF5 group ``parent``, following only links inside the file.
+
+    The link is looked at before anything is opened (``getlink=True``): a hard link gives
+    its object; a soft link is followed, component by component, inside this file (at most
+    :data:`MAX_SOFT_LINKS` soft links per look-up); an external link (or a user-defined
+    one) is refused. A dataset found is checked with :func:`check_dataset_storage` before
+    it is returned, so that neither its shape nor its data is asked for when its values
+    live in other files.
+
+    Parameters
+    ----------
+    parent : h5py.Group or h5py.File
+        The group holding the link.
+    name : str
+        One link name (no ``/``).
+    path : Path
+        The file, for messages.
+
+    Returns
+    -------
+    h5py.Group, h5py.Dataset, h5py.Datatype or None
+        None when there is no such member (or a soft link leads nowhere).
+
+    Raises
+    ------
+    UnsafeHDF5Error
+        The member is an external or user-defined link, leads through one, is a dataset
+        stored outside the file, or its soft links do not end.
+    """
+    import h5py  # noqa: PLC0415 - the caller imported it already (import_h5py)
+
+    if "/" in name:
+        raise ValueError(f"hdf5_get takes one link name, got {name!r}")
+    hops = [0] if _hops is None else _hops
+    shown = _link_name(parent, name)
+    link = parent.get(name, getlink=True)
+    if link is None:
+        return None
+    if isinstance(link, h5py.HardLink):
+        obj = parent.get(name)
+    elif isinstance(link, h5py.SoftLink):
+        hops[0] += 1
+        if hops[0] > MAX_SOFT_LINKS:
+            raise UnsafeHDF5Error(
+                f"'{shown}' is reached through more than {MAX_SOFT_LINKS} soft links (a loop?); "
+                "expected an object stored in this HDF5 file", path=path)
+        target = str(link.path)
+        obj = parent.file if target.startswith("/") else parent
+        for component in target.split("/"):
+            if component in ("", "."):
+                continue
+            if not isinstance(obj, h5py.Group):
+                return None
+            obj = hdf5_get(obj, component, path, _hops=hops)
+            if obj is None:
+                return None
+    elif isinstance(link, h5py.ExternalLink):
+        raise UnsafeHDF5Error(
+            f"'{shown}' is an external link to '{link.path}' in the file '{link.filename}'; links "
+            "to other files are not followed (they could read any file, or wait forever on a "
+            "pipe); expected the data stored in this HDF5 file", path=path)
+    else:  # pragma: no cover - h5py raises for user-defined links before this
+        raise UnsafeHDF5Error(f"'{shown}' is a link of an unsupported type; expected an object "
+                              "stored in this HDF5 file", path=path)
+    if isinstance(obj, h5py.Dataset):
+        check_dataset_storage(obj, f"'{shown}'", path)
+    return obj
+
+
+def hdf5_members(group: Any, path: Path) -> dict[str, Any]:
+    """Every member of ``group`` by name, each looked up with :func:`hdf5_get`.
+
+    Raises
+    ------
+    UnsafeHDF5Error
+        A member is an external link or a dataset stored outside the file.
+    """
+    return {name: hdf5_get(group, name, path) for name in group.keys()}
+
+
+def check_dataset_storage(ds: Any, where: str, path: Path) -> None:
+    """Refuse a dataset whose values are not stored in the HDF5 file itself.
+
+    A virtual dataset reads them from other files (even its shape may need them); one with
+    external storage reads raw bytes from files named in the HDF5 file, which may be any
+    file (``/etc/...``) or a FIFO that blocks forever. Both are refused from the dataset's
+    creation properties, before its shape or data is asked for.
+
+    Raises
+    ------
+    UnsafeHDF5Error
+        Naming the dataset ``where`` and, for external storage, the files it names.
+    """
+    if ds.is_virtual:
+        raise UnsafeHDF5Error(
+            f"{where} is a virtual dataset: its values are read from other files; virtual "
+            "datasets are not read (expected a dataset stored in this HDF5 file)", path=path)
+    external = ds.external
+    if external:
+        names = [e[0].decode("utf-8", "replace") if isinstance(e[0], bytes) else str(e[0])
+                 for e in external]
+        shown = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+        raise UnsafeHDF5Error(
+            f"{where} keeps its values in external file(s) {shown}, outside this HDF5 file; "
+            "external storage is not read (it could read any file, or wait forever on a pipe); "
+            "expected a dataset stored in this HDF5 file", path=path)
 
 
 def attr_value(value: Any) -> Any:
@@ -188,7 +322,10 @@ def read_dataset(ds: Any, where: str, path: Path, *, fields: tuple[str, ...] | N
     ------
     InputFormatError
         If the declared size exceeds the read limit.
+    UnsafeHDF5Error
+        If the dataset's values live outside the file (:func:`check_dataset_storage`).
     """
+    check_dataset_storage(ds, where, path)
     shape = tuple(int(n) for n in (ds.shape or ()))
     dtype = np.dtype(ds.dtype)
     if fields is not None:
@@ -304,6 +441,36 @@ def check_non_negative(
         )
 
 
+#: The largest frame number read: above 2**53 a float64 no longer holds every integer, so a
+#: frame number there is not read exactly (and no image series is that long).
+MAX_FRAME = 2.0**53
+
+
+def frame_limit_error(value: float, where: str, path: Path) -> InputFormatError:
+    """The error for frame number ``value`` (at ``where``) above :data:`MAX_FRAME`.
+
+    Parameters
+    ----------
+    value : float
+        The frame number as read.
+    where : str
+        Where it is, e.g. ``'column "frame" at line 3'``.
+    path : Path
+        The file.
+
+    Returns
+    -------
+    InputFormatError
+        To be raised by the caller.
+    """
+    return InputFormatError(
+        f"frame number {value:.6g} in {where} is beyond the largest frame number supported, "
+        f"2**53 = {int(MAX_FRAME)} (above it frame numbers are not exactly representable as "
+        "read); expected the frame numbers of an image series -- is this column frames?",
+        path=path,
+    )
+
+
 def frames_zero_based(
     values: np.ndarray, frame_base: int, source: str, path: Path, hint: str = ""
 ) -> tuple[np.ndarray | None, str | None]:
@@ -325,8 +492,10 @@ def frames_zero_based(
             f"the first frame number of this format{hint}; expected integers >= {frame_base}",
             path=path,
         )
-    if values.size and values.max() > 2.0**53:
-        raise InputFormatError(f"frame numbers in {source} are too large (> 2**53)", path=path)
+    above = values > MAX_FRAME
+    if above.any():
+        i = int(np.argmax(above))
+        raise frame_limit_error(values[i], f"{source} at row {i} (0-based)", path)
     return values.astype(np.int64) - frame_base, None
 
 
@@ -471,11 +640,15 @@ __all__ = [
     "ColumnSet",
     "GZIP_MAGIC",
     "HDF5_SIGNATURE",
+    "MAX_FRAME",
+    "MAX_SOFT_LINKS",
     "OWN_META_KEYS",
+    "UnsafeHDF5Error",
     "ZIP_MAGICS",
     "as_float",
     "attr_value",
     "build_localizations",
+    "check_dataset_storage",
     "check_finite_coordinates",
     "check_frame_base",
     "check_non_negative",
@@ -485,7 +658,10 @@ __all__ = [
     "check_same_length",
     "detect_hdf5",
     "first_bad_length",
+    "frame_limit_error",
     "frames_zero_based",
+    "hdf5_get",
+    "hdf5_members",
     "hdf5_signature_offset",
     "import_h5py",
     "is_hdf5",

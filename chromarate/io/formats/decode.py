@@ -69,12 +69,15 @@ def detect(path: Path, head: bytes) -> bool:
 
 
 def _is_decode(path: Path, h5py: Any, fh: Any) -> bool:
-    data = fh.get("data")
+    # every look-up stays inside the file (b.hdf5_get); one that would leave it raises
+    # UnsafeHDF5Error, which claims the file so that read() explains the refusal
+    data = b.hdf5_get(fh, "data", path)
     return (
         isinstance(data, h5py.Group)
-        and isinstance(data.get("xyz"), h5py.Dataset)
-        and isinstance(data.get("frame_ix"), h5py.Dataset)
-        and (isinstance(fh.get("meta"), h5py.Group) or isinstance(fh.get("decode"), h5py.Group))
+        and isinstance(b.hdf5_get(data, "xyz", path), h5py.Dataset)
+        and isinstance(b.hdf5_get(data, "frame_ix", path), h5py.Dataset)
+        and (isinstance(b.hdf5_get(fh, "meta", path), h5py.Group)
+             or isinstance(b.hdf5_get(fh, "decode", path), h5py.Group))
     )
 
 
@@ -88,8 +91,9 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None,
 
     with b.open_hdf5(path, _WHAT) as fh:
         h5py = b.import_h5py(path, _WHAT)
-        data = fh.get("data")
-        xyz_ds = data.get("xyz") if isinstance(data, h5py.Group) else None
+        # links and dataset storage outside the file are refused (b.hdf5_get)
+        data = b.hdf5_get(fh, "data", path)
+        xyz_ds = b.hdf5_get(data, "xyz", path) if isinstance(data, h5py.Group) else None
         if not isinstance(xyz_ds, h5py.Dataset):
             found = ", ".join(repr(k) for k in fh.keys()) or "nothing"
             raise InputFormatError(
@@ -97,14 +101,15 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None,
                 "groups 'data' (xyz, frame_ix, phot, ...) and 'meta' (xy_unit, px_size)",
                 path=path,
             )
-        meta_group = fh.get("meta")
+        meta_group = b.hdf5_get(fh, "meta", path)
         file_meta = (
             {k: b.attr_value(v) for k, v in meta_group.attrs.items()}
             if isinstance(meta_group, h5py.Group) else {}
         )
-        decode_group = fh.get("decode")
-        version = b.attr_value(decode_group.attrs.get("version")) if isinstance(decode_group, h5py.Group) else None
-        datasets = {k: v for k, v in data.items() if isinstance(v, h5py.Dataset)}
+        decode_group = b.hdf5_get(fh, "decode", path)
+        version = (b.attr_value(decode_group.attrs.get("version"))
+                   if isinstance(decode_group, h5py.Group) else None)
+        datasets = {k: v for k, v in b.hdf5_members(data, path).items() if isinstance(v, h5py.Dataset)}
         present = [k for k, v in datasets.items() if v.shape is not None]
         empty = sorted(k for k, v in datasets.items() if v.shape is None)
 

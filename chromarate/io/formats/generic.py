@@ -37,6 +37,7 @@ The text-table machinery it uses is shared with the other text readers and lives
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import Mapping
@@ -49,11 +50,11 @@ from chromarate.io.formats._text import (
     Planner,
     assemble,
     head_text,
+    iter_lines,
     parse_table,
-    read_text,
+    read_body,
     sniff_delimiter,
     split_fields,
-    split_header,
 )
 
 FORMAT = "generic"
@@ -150,13 +151,14 @@ def read(
         if missing:
             raise ConfigError(f"columns must map {' and '.join(missing)} to a file column")
 
-    tf = read_text(path, what="a delimited text table (CSV/TSV)")
-    (header,), body, first = split_header(tf.text, 1)
-    sample = [ln for ln in LINE_SPLIT.split(body, maxsplit=8)[:8] if ln.strip()]
+    # header and body decoded apart: the whole text is never held next to the body
+    tf, header, body, first = read_body(path, what="a delimited text table (CSV/TSV)")
+    sample = [ln for ln in itertools.islice(iter_lines(body), 8) if ln.strip()]
     sep = _DELIM_OPTIONS[delim_opt] if delim_opt is not None else sniff_delimiter(header, sample)
     fields = split_fields(header, sep)
     if not any(fields):
-        raise InputFormatError("the first line is blank; expected a header line naming the columns", path=path)
+        raise InputFormatError("the first line is blank; expected a header line naming the columns",
+                               path=path)
     if decimal is None:
         decimal = "," if sep == ";" and _uses_decimal_comma(sample, sep) else "."
 
@@ -170,7 +172,8 @@ def read(
             )
         columns = {f: f for f in fields if f in CANONICAL_COLUMNS}
         if units not in (None, "nm", "nanometer", "nanometre"):
-            raise ConfigError(f"the header names canonical nm columns (x_nm, ...); units={units!r} contradicts them")
+            raise ConfigError(f"the header names canonical nm columns (x_nm, ...); units={units!r} "
+                              "contradicts them")
         units = "nm"
         implied = True
     else:

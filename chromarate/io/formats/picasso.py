@@ -67,7 +67,9 @@ def detect(path: Path, head: bytes) -> bool:
 
 
 def _is_picasso(path: Path, h5py: Any, fh: Any) -> bool:
-    if isinstance(fh.get("locs"), h5py.Dataset):
+    # looked up without leaving the file: an external link or external storage in 'locs'
+    # raises UnsafeHDF5Error, which claims the file so that read() explains the refusal
+    if isinstance(b.hdf5_get(fh, "locs", path), h5py.Dataset):
         return True
     if "saveloc" in fh or ("data" in fh and "meta" in fh):  # SMAP, DECODE
         return False
@@ -86,7 +88,7 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None) -> Localizatio
 
     with b.open_hdf5(path, _WHAT) as fh:
         h5py = b.import_h5py(path, _WHAT)
-        obj = fh.get("locs")
+        obj = b.hdf5_get(fh, "locs", path)  # refuses links and storage outside the file
         if obj is None:
             found = ", ".join(repr(k) for k in fh.keys()) or "nothing"
             raise InputFormatError(

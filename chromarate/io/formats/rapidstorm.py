@@ -56,7 +56,8 @@ FORMAT = "rapidstorm"
 __all__ = ["FORMAT", "detect", "read"]
 
 _FRAME_BASE = 0  # the first frame number the software writes
-_TRACKS_DOC = ('{"merged", "points"}, optional', "One localization per track (default) or every point of every track.")
+_TRACKS_DOC = ('{"merged", "points"}, optional',
+               "One localization per track (default) or every point of every track.")
 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _PHOTON_UNITS = {"photon", "photons", "photon count", "photoelectron"}
@@ -68,6 +69,7 @@ class _Field:
     identifier: str
     unit: str | None
     semantic: str
+    minimum: str | None = None  # the ``min`` attribute as written (e.g. "0 fr")
 
 
 def detect(path: Path, head: bytes) -> bool:
@@ -101,7 +103,8 @@ def _parse_header(line: str, path: Path) -> tuple[list[_Field], list[_Field] | N
             if not ident:
                 raise InputFormatError("a <field> of the rapidSTORM header has no identifier", path=path)
             unit = f.get("unit")
-            out.append(_Field(ident, unit.strip() if unit else None, f.get("semantic") or ""))
+            out.append(_Field(ident, unit.strip() if unit else None, f.get("semantic") or "",
+                              f.get("min")))
         return out
 
     outer = fields_of(root)
@@ -116,12 +119,14 @@ def _parse_header(line: str, path: Path) -> tuple[list[_Field], list[_Field] | N
         seen: set[str] = set()
         for f in fields:
             if f.identifier in seen:
-                raise InputFormatError(f'duplicated field "{f.identifier}" in the rapidSTORM header', path=path)
+                raise InputFormatError(f'duplicated field "{f.identifier}" in the rapidSTORM header',
+                                       path=path)
             seen.add(f.identifier)
     return outer, inner
 
 
-def _plan(fields: list[_Field], *, units, pixel_size_nm, path) -> tuple[g.Planner, tuple[int, str] | None, dict]:
+def _plan(fields: list[_Field], *, units, pixel_size_nm,
+          path) -> tuple[g.Planner, tuple[int, str] | None, dict]:
     """Map rapidSTORM fields to canonical columns."""
     by_id = {f.identifier: i for i, f in enumerate(fields)}
     planner = g.Planner(FORMAT, path, units, pixel_size_nm)
@@ -160,9 +165,23 @@ def _plan(fields: list[_Field], *, units, pixel_size_nm, path) -> tuple[g.Planne
     return planner, frame, skipped
 
 
-def _declared_min_frame(line: str) -> int | None:
-    m = re.search(r'identifier="ImageNumber-0-0"[^>]*?\bmin="\s*(-?\d+)\s*fr', line)
-    return int(m.group(1)) if m else None
+_MIN_FRAME = re.compile(r"\s*(-?\d+)\s*fr")
+
+
+def _declared_min_frame(fields: list[_Field]) -> int | None:
+    """The first frame number the header declares: the ``min`` of the first
+    ``ImageNumber-0-0`` field that has one in frames (``min="0 fr"``), or None.
+
+    Read from the parsed header (``fields``), so the work is linear in the header's length
+    whatever it holds (a pattern searched over the raw line was quadratic in the number of
+    ``identifier="ImageNumber-0-0"`` texts in it).
+    """
+    for f in fields:
+        if f.identifier == "ImageNumber-0-0" and f.minimum is not None:
+            m = _MIN_FRAME.match(f.minimum)
+            if m:
+                return int(m.group(1))
+    return None
 
 
 @reader_doc(TEXT, frame_base=_FRAME_BASE, tracks=_TRACKS_DOC)
@@ -174,10 +193,10 @@ def read(path: str | Path, *, tracks: str = "merged", frame_base: int | None = N
     if tracks not in ("merged", "points"):
         raise ConfigError(f"tracks must be 'merged' or 'points', got {tracks!r}")
 
-    tf = g.read_text(path, what="a rapidSTORM localization file")
-    (header,), body, first = g.split_header(tf.text, 1)
+    # header and body decoded apart: the whole text is never held next to the body
+    tf, header, body, first = g.read_body(path, what="a rapidSTORM localization file")
     outer, inner = _parse_header(header, path)
-    declared_min_frame = _declared_min_frame(header)
+    declared_min_frame = _declared_min_frame(outer + (inner or []))
 
     if inner is None:
         planner, frame, skipped = _plan(outer, units=units, pixel_size_nm=pixel_size_nm, path=path)
@@ -189,7 +208,8 @@ def read(path: str | Path, *, tracks: str = "merged", frame_base: int | None = N
     else:
         fields = outer if tracks == "merged" else inner
         planner, frame, skipped = _plan(fields, units=units, pixel_size_nm=pixel_size_nm, path=path)
-        outer_rows, inner_rows, sizes, outer_lines, inner_lines = _parse_tracks(path, body, first, outer, inner)
+        outer_rows, inner_rows, sizes, outer_lines, inner_lines = _parse_tracks(
+            path, body, first, outer, inner)
         if tracks == "merged":
             data = {i: outer_rows[:, i] for i in range(len(outer))}
             line_numbers = outer_lines
@@ -199,7 +219,8 @@ def read(path: str | Path, *, tracks: str = "merged", frame_base: int | None = N
         if len(line_numbers) == 0:
             raise InputFormatError("no localizations: the track file holds no points", path=path)
         meta = tf.meta(
-            [f.identifier for f in outer] + ["(number of points)"] + [f"{f.identifier} (track point)" for f in inner],
+            [f.identifier for f in outer] + ["(number of points)"]
+            + [f"{f.identifier} (track point)" for f in inner],
             declared_min_frame=declared_min_frame, tracks=tracks, n_tracks=int(len(sizes)),
         )
         if tracks == "points":
@@ -215,7 +236,7 @@ def _parse_tracks(path: Path, body: str, first: int, outer: list[_Field], inner:
     sizes: list[int] = []
     outer_lines: list[int] = []
     inner_lines: list[int] = []
-    for offset, line in enumerate(re.split(r"\r\n|\r|\n", body)):
+    for offset, line in enumerate(g.iter_lines(body)):
         tokens = line.split()
         if not tokens:
             continue

@@ -66,8 +66,10 @@ def detect(path: Path, head: bytes) -> bool:
 
 
 def _is_smap(path: Path, h5py: Any, fh: Any) -> bool:
-    saveloc = fh.get("saveloc")
-    return isinstance(saveloc, h5py.Group) and isinstance(saveloc.get("loc"), h5py.Group)
+    # look-ups stay inside the file (b.hdf5_get): one that would leave it raises
+    # UnsafeHDF5Error, which claims the file so that read() explains the refusal
+    saveloc = b.hdf5_get(fh, "saveloc", path)
+    return isinstance(saveloc, h5py.Group) and isinstance(b.hdf5_get(saveloc, "loc", path), h5py.Group)
 
 
 @reader_doc(BINARY)
@@ -87,7 +89,8 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None) -> Localizatio
 
     with b.open_hdf5(path, _WHAT) as fh:
         h5py = b.import_h5py(path, _WHAT)
-        saveloc = fh.get("saveloc")
+        # links and dataset storage outside the file are refused (b.hdf5_get)
+        saveloc = b.hdf5_get(fh, "saveloc", path)
         if not isinstance(saveloc, h5py.Group):
             found = ", ".join(repr(k) for k in fh.keys() if not k.startswith("#")) or "nothing"
             raise InputFormatError(
@@ -95,19 +98,20 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None) -> Localizatio
                 "localizations are in saveloc.loc",
                 path=path,
             )
-        loc = saveloc.get("loc")
+        loc = b.hdf5_get(saveloc, "loc", path)
         if not isinstance(loc, h5py.Group):
             raise InputFormatError(
                 "the struct 'saveloc' has no field 'loc'; expected SMAP localizations in saveloc.loc",
                 path=path,
             )
-        fields = [k for k in loc.keys() if isinstance(loc.get(k), h5py.Dataset)]
+        members = b.hdf5_members(loc, path)
+        fields = [k for k, v in members.items() if isinstance(v, h5py.Dataset)]
         b.require_fields(sorted(fields), ("xnm", "ynm"), "saveloc.loc",
                          "SMAP coordinates xnm, ynm in nm", path)
         wanted = ("xnm", "ynm", "znm", "frame", "phot", "bg", "locprecnm", "PSFxnm", "PSFynm",
                   "channel", "filenumber")
-        vectors = {name: _vector(loc[name], name, path) for name in wanted if name in fields}
-        camera_px = _camera_pixel_size_nm(saveloc, h5py)
+        vectors = {name: _vector(members[name], name, path) for name in wanted if name in fields}
+        camera_px = _camera_pixel_size_nm(saveloc, h5py, path)
 
     n = len(vectors["xnm"])
     b.check_same_length(vectors, n, "saveloc.loc.{}", f"saveloc.loc.xnm has {n}", "vectors of equal length",
@@ -165,13 +169,24 @@ def _vector(ds: Any, name: str, path: Path) -> np.ndarray:
     return b.as_float(b.read_dataset(ds, f"saveloc.loc.{name}", path), f"saveloc.loc.{name}", path)
 
 
-def _camera_pixel_size_nm(saveloc: Any, h5py: Any) -> float | list[float] | None:
-    """Camera pixel size from saveloc.file.info.cam_pixelsize_um (None if not readable)."""
+def _camera_pixel_size_nm(saveloc: Any, h5py: Any, path: Path) -> float | list[float] | None:
+    """Camera pixel size from saveloc.file.info.cam_pixelsize_um (None if not readable).
+
+    Raises
+    ------
+    UnsafeHDF5Error
+        The metadata is reached through a link to another file or stored outside the file
+        (refused like any data, although the metadata is optional).
+    """
     try:
-        ds = saveloc["file"]["info"]["cam_pixelsize_um"]
+        ds: Any = saveloc
+        for name in ("file", "info", "cam_pixelsize_um"):
+            ds = b.hdf5_get(ds, name, path) if isinstance(ds, h5py.Group) else None
         if not isinstance(ds, h5py.Dataset) or ds.dtype.kind not in "iuf" or ds.size > 16:
             return None
         values = np.asarray(ds[()], dtype=np.float64).reshape(-1) * 1000.0
+    except b.UnsafeHDF5Error:
+        raise
     except Exception:  # noqa: BLE001 - optional metadata; several files make it a reference array
         return None
     values = values[np.isfinite(values) & (values > 0)]

@@ -61,6 +61,7 @@ import json
 import math
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,12 @@ FORMAT = "smlm"
 
 _WHAT = "SMLM (.smlm zip)"
 _MANIFEST = "manifest.json"
-_MAX_MANIFEST = 64 << 20
+#: Largest manifest.json read (decompressed bytes, checked from the zip header before it is
+#: inflated). Real manifests are a few kB (one entry per table file and some metadata; the
+#: locan sample's is 2.6 kB); JSON builds up to ~24 bytes of Python objects per byte of text
+#: (``[{},{},...]``), so 1 MiB bounds the decoded manifest to some 25 MB, where 64 MiB let
+#: a 58 KB archive decode to 1.8 GB of objects.
+_MAX_MANIFEST = 1 << 20
 _MEMBER_BLOCK = 1 << 20  # bytes decompressed at a time
 
 _DTYPES = {name: np.dtype(name).newbyteorder("<") for name in (
@@ -100,7 +106,7 @@ def detect(path: Path, head: bytes) -> bool:
             except KeyError:
                 return False
             if info.file_size > _MAX_MANIFEST:
-                return False
+                return True  # never inflated here; read() says the manifest is too large
             try:
                 manifest = json.loads(zf.read(info).decode("utf-8-sig"))
             except Exception:  # noqa: BLE001 - damaged manifest: let read() explain
@@ -141,7 +147,9 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None, frame_base: in
         px_manifest = _manifest_pixel_size(manifest, tables)
         px = option_px if option_px is not None else px_manifest
         locan_units = _locan_units(manifest)
-        parsed = [_read_table(zf, manifest, info, path) for info in tables]
+        layouts = [_table_layout(manifest, info, path) for info in tables]
+        _check_tables_size(layouts, path)
+        parsed = [_read_table(zf, layout, info, path) for layout, info in zip(layouts, tables)]
 
     per_table = []
     ctx = ColumnContext(path=path, pixel_size=px, locan_units=locan_units, frame_base=frame_base)
@@ -171,7 +179,8 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None, frame_base: in
     }
     return b.localizations(
         path, columns, fmt=FORMAT, pixel_size_nm=px if ctx.used_pixels else None, frame_base=frame_base,
-        columns_in_file=parsed[0][0], column_map={c: ctx.column_map[c] for c in columns if c in ctx.column_map},
+        columns_in_file=parsed[0][0],
+        column_map={c: ctx.column_map[c] for c in columns if c in ctx.column_map},
         units={c: ctx.units[c] for c in columns if c in ctx.units}, extra=extra, skipped=ctx.skipped,
         dropped=ctx.dropped,
     )
@@ -191,13 +200,15 @@ def _manifest(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
             "SMLM file whose manifest.json describes its tables",
             path=path,
         ) from None
-    if info.file_size > _MAX_MANIFEST:
+    if info.file_size > _MAX_MANIFEST:  # from the zip header, before inflating anything
         raise InputFormatError(
-            f"manifest.json is {info.file_size} bytes; expected a small JSON text", path=path
+            f"manifest.json is {info.file_size} bytes (decompressed); expected a small JSON "
+            f"text of at most {_MAX_MANIFEST} bytes (real manifests are a few kB)", path=path
         )
-    raw = _read_member(zf, info.filename, path, limit=_MAX_MANIFEST)
+    raw = _read_member(zf, info.filename, path, limit=_MAX_MANIFEST,
+                       what="allowed for manifest.json")
     try:
-        manifest = json.loads(raw.decode("utf-8-sig"))
+        manifest = json.loads(bytes(raw).decode("utf-8-sig"))
     except UnicodeDecodeError as exc:
         raise InputFormatError(
             f"manifest.json is not UTF-8 text (invalid byte at offset {exc.start})", path=path
@@ -226,23 +237,35 @@ def _manifest(zf: zipfile.ZipFile, path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_member(zf: zipfile.ZipFile, name: str, path: Path, *, limit: int) -> bytes:
-    """The member ``name`` decompressed, streamed in blocks; reading stops as soon as it
-    passes ``limit`` bytes (the size the manifest declares), whatever the zip headers say,
-    so a member that inflates far beyond it never fills memory."""
+def _read_member(zf: zipfile.ZipFile, name: str, path: Path, *, limit: int,
+                 what: str = "manifest.json declares for it") -> memoryview:
+    """The member ``name`` decompressed into a buffer of ``limit`` bytes, streamed in blocks.
+
+    Reading stops as soon as the member passes ``limit`` bytes (the size the manifest
+    declares, or :data:`_MAX_MANIFEST`), whatever the zip headers say, so a member that
+    inflates far beyond it never fills memory; the data is read straight into one buffer
+    (no second copy). ``what`` names the limit in the message.
+
+    Returns
+    -------
+    memoryview
+        The member's bytes (possibly fewer than ``limit``).
+    """
     try:
-        out = bytearray()
+        buf = bytearray(limit)
+        view = memoryview(buf)
+        n = 0
         with zf.open(name) as fh:
-            while True:
-                block = fh.read(min(_MEMBER_BLOCK, limit + 1 - len(out)) or 1)
-                if not block:
-                    return bytes(out)
-                out += block
-                if len(out) > limit:
-                    raise InputFormatError(
-                        f"'{name}' in the zip archive inflates to more than the {limit} bytes "
-                        "manifest.json declares for it; the table is corrupt or the manifest "
-                        "is wrong", path=path)
+            while n < limit:
+                got = fh.readinto(view[n:n + _MEMBER_BLOCK])
+                if not got:
+                    break
+                n += got
+            if n == limit and fh.read(1):
+                raise InputFormatError(
+                    f"'{name}' in the zip archive inflates to more than the {limit} bytes "
+                    f"{what}; the archive is corrupt or the manifest is wrong", path=path)
+        return view[:n]
     except KeyError:
         raise InputFormatError(
             f"the manifest lists '{name}' but the zip archive has no such file", path=path
@@ -333,10 +356,31 @@ def _count(value: Any) -> int | None:
     return None
 
 
-def _read_table(
-    zf: zipfile.ZipFile, manifest: dict[str, Any], info: dict[str, Any], path: Path
-) -> tuple[list[str], list[str], dict[str, np.ndarray], int]:
-    """(headers, units, column values with offsets applied, rows) of one binary table file."""
+@dataclass(frozen=True)
+class _Layout:
+    """One binary table as manifest.json describes it (nothing of it read yet)."""
+
+    name: str
+    headers: list[str]
+    units: list[str]
+    row_dtype: np.dtype
+    rows: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the table file: rows x row size."""
+        return self.rows * self.row_dtype.itemsize
+
+    @property
+    def decoded_bytes(self) -> int:
+        """Memory reading the table takes: its bytes, then 16 bytes per scalar value (the
+        float64 column, and its share of the canonical columns made of it)."""
+        n_scalar = sum(self.row_dtype[h].shape == () for h in self.headers)
+        return self.nbytes + self.rows * n_scalar * 16
+
+
+def _table_layout(manifest: dict[str, Any], info: dict[str, Any], path: Path) -> _Layout:
+    """The :class:`_Layout` of the table file ``info`` lists, checked against the manifest."""
     name = info.get("name")
     if not isinstance(name, str) or not name:
         raise InputFormatError("a table entry in manifest.json has no file 'name'", path=path)
@@ -393,11 +437,35 @@ def _read_table(
             f"table '{name}' has no valid 'rows' count in manifest.json (got {info.get('rows')!r})",
             path=path,
         )
-    expected = rows * row_dtype.itemsize
-    n_scalar = sum(row_dtype[h].shape == () for h in headers)
-    check_decoded_size(path, expected + rows * n_scalar * 16,
-                       f"table '{name}' ({rows} rows of {row_dtype.itemsize} bytes, as "
-                       "manifest.json declares)")
+    return _Layout(name, list(headers), units, row_dtype, rows)
+
+
+def _check_tables_size(layouts: list[_Layout], path: Path) -> None:
+    """Refuse tables whose decoded sizes, summed, pass the read limit -- before any is read.
+
+    The tables are all held until they are joined, so the limit applies to their sum (a
+    manifest listing one table file 25 times reads it 25 times).
+    """
+    total = sum(t.decoded_bytes for t in layouts)
+    if len(layouts) == 1:
+        t = layouts[0]
+        what = (f"table '{t.name}' ({t.rows} rows of {t.row_dtype.itemsize} bytes, as "
+                "manifest.json declares)")
+    else:
+        rows = sum(t.rows for t in layouts)
+        names = {t.name for t in layouts}
+        what = (f"the {len(layouts)} tables manifest.json lists ({rows} rows in all, from "
+                f"{len(names)} distinct table file(s))")
+    check_decoded_size(path, total, what)
+
+
+def _read_table(
+    zf: zipfile.ZipFile, layout: _Layout, info: dict[str, Any], path: Path
+) -> tuple[list[str], list[str], dict[str, np.ndarray], int]:
+    """(headers, units, column values with offsets applied, rows) of one binary table file
+    (its size already checked, see :func:`_check_tables_size`)."""
+    name, headers, row_dtype, rows = layout.name, layout.headers, layout.row_dtype, layout.rows
+    expected = layout.nbytes
     raw = _read_member(zf, name, path, limit=expected)
     if len(raw) != expected:
         raise InputFormatError(
@@ -424,7 +492,7 @@ def _read_table(
                 path=path,
             )
         values[h] = col + off if off != 0 else col
-    return list(headers), units, values, rows
+    return list(headers), layout.units, values, rows
 
 
 def _number(value: Any) -> float | None:

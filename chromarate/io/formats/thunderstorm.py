@@ -47,11 +47,22 @@ from chromarate.io._textscan import (
     check_last_line,
     gzip_error,
     open_binary,
+    open_regular,
     read_text_head,
     scan_text_file,
 )
 from chromarate.io._units import PHOTON_UNITS, check_units
-from chromarate.io.formats._text import NA_TOKENS, Planner, first_line
+from chromarate.io.formats._binary import MAX_FRAME, frame_limit_error
+from chromarate.io.formats._text import (
+    NA_TOKENS,
+    ColumnsOverBudget,
+    Planner,
+    column_budget,
+    columns_over_budget,
+    first_line,
+    first_non_numeric,
+    read_csv_columns,
+)
 
 FORMAT = "thunderstorm"
 
@@ -252,7 +263,8 @@ def read(
             _check_non_negative(values, col, path, head)
         table[p.canonical] = values * p.scale if p.scale != 1.0 else values
     if frame_col is not None:
-        table["frame"] = _frames(data[frame_col.index].to_numpy(dtype=np.float64), frame_col, frame_base, path, head)
+        table["frame"] = _frames(data[frame_col.index].to_numpy(dtype=np.float64), frame_col, frame_base,
+                                 path, head)
 
     # Table and meta are built here, not by the text readers' ``assemble``: the file is
     # streamed (no ``TextFile``, so no ``encoding`` entry), values are checked before scaling,
@@ -293,7 +305,7 @@ def _check_duplicates(columns: list[_Column], path: Path) -> None:
 
 
 def _read_table(path: Path, head: TextHead, columns: list[_Column], used: list[_Column]) -> pd.DataFrame:
-    """Parse the data rows with pandas' C engine; used columns as float64.
+    """Parse the data rows with pandas' C engine; only the used columns, as float64.
 
     First the decompressed size is checked against the read limit and the last line
     against the header (a file cut short is refused), see :mod:`chromarate.io._textscan`.
@@ -301,15 +313,25 @@ def _read_table(path: Path, head: TextHead, columns: list[_Column], used: list[_
     scan = scan_text_file(path, head.gzipped)
     check_last_line(scan.tail, len(columns), ",", path)
     dtype = {c.index: np.float64 for c in used}
+    # The file is parsed a block of rows at a time and only the used columns are kept
+    # (read_csv_columns): pandas' whole-file parse (low_memory=False) held every token of
+    # the file at once, about 10 times the text for a table of short numbers, and every
+    # column, used or not.
     kwargs = dict(
         header=None, skiprows=1, sep=",", engine="c", dtype=dtype, encoding="utf-8",
         compression="gzip" if head.gzipped else None, na_values=NA_TOKENS,
-        keep_default_na=False, skip_blank_lines=True, low_memory=False,
+        keep_default_na=False, skip_blank_lines=True, low_memory=True,
     )
     try:
-        data = pd.read_csv(path, **kwargs)
+        with open_regular(path) as fh:  # streamed: no copy of the text is held
+            data, width = read_csv_columns(fh, sorted({c.index for c in used}),
+                                           budget=column_budget(0, len(columns), scan.size),
+                                           **kwargs)
+    except ColumnsOverBudget as exc:
+        raise columns_over_budget(path, exc, 0) from None
     except pd.errors.EmptyDataError:
-        raise InputFormatError("no localizations: the file has a header line but no data rows", path=path) from None
+        raise InputFormatError("no localizations: the file has a header line but no data rows",
+                               path=path) from None
     except UnicodeDecodeError as exc:
         raise InputFormatError(
             f"not UTF-8 text ({exc.reason} at byte {exc.start} of a block); expected a text table",
@@ -328,11 +350,11 @@ def _read_table(path: Path, head: TextHead, columns: list[_Column], used: list[_
     except (OverflowError, csv.Error) as exc:  # pragma: no cover - defensive
         raise InputFormatError(f"malformed CSV: {clean(exc)}", path=path) from None
 
-    if len(data) == 0:
+    if width == 0 or len(data) == 0:
         raise InputFormatError("no localizations: the file has a header line but no data rows", path=path)
-    if data.shape[1] != len(columns):
+    if width != len(columns):
         raise InputFormatError(
-            f"the first data row (line {_line_of_row(path, head, 0)}) has {data.shape[1]} "
+            f"the first data row (line {_line_of_row(path, head, 0)}) has {width} "
             f"fields but the header names {len(columns)} columns; expected one field per "
             "header column, separated by commas",
             path=path,
@@ -340,35 +362,29 @@ def _read_table(path: Path, head: TextHead, columns: list[_Column], used: list[_
     return data
 
 
-def _non_numeric_error(path: Path, head: TextHead, used: list[_Column], exc: BaseException) -> InputFormatError:
-    """Find the first value of a used column that is not a number, for a precise message."""
+def _non_numeric_error(path: Path, head: TextHead, used: list[_Column],
+                       exc: BaseException) -> InputFormatError:
+    """Find the first value of a used column that is not a number, for a precise message
+    (reading the file a block at a time, see :func:`~._text.first_non_numeric`)."""
+    by_index = {c.index: c for c in used}
     try:
-        text = pd.read_csv(
-            path, header=None, skiprows=1, sep=",", engine="c", dtype=str, encoding="utf-8",
-            compression="gzip" if head.gzipped else None, usecols=[c.index for c in used],
-            na_values=NA_TOKENS, keep_default_na=False, skip_blank_lines=True, low_memory=False,
-        )
+        with open_regular(path) as fh:
+            best = first_non_numeric(
+                fh, sorted(by_index), header=None, skiprows=1, sep=",", engine="c",
+                encoding="utf-8", compression="gzip" if head.gzipped else None,
+                na_values=NA_TOKENS, keep_default_na=False, skip_blank_lines=True)
     except Exception:  # fall back to pandas' own message  # noqa: BLE001
-        text = None
-    if text is not None:
-        best: tuple[int, _Column, str] | None = None
-        for col in used:
-            if col.index not in text.columns:
-                continue
-            s = text[col.index]
-            num = pd.to_numeric(s, errors="coerce")
-            bad = np.flatnonzero(num.isna().to_numpy() & s.notna().to_numpy())
-            if bad.size and (best is None or bad[0] < best[0]):
-                best = (int(bad[0]), col, str(s.iloc[bad[0]]))
-        if best is not None:
-            row, col, value = best
-            shown = value if len(value) <= 40 else value[:40] + "..."
-            return InputFormatError(
-                f'non-numeric value {shown!r} in column "{col.raw}" at line '
-                f"{_line_of_row(path, head, row)}; expected a number",
-                path=path,
-            )
-    return InputFormatError(f"non-numeric value in a numeric column: {clean(exc)}; expected numbers", path=path)
+        best = None
+    if best is not None:
+        row, index, value = best
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        return InputFormatError(
+            f'non-numeric value {shown!r} in column "{by_index[index].raw}" at line '
+            f"{_line_of_row(path, head, row)}; expected a number",
+            path=path,
+        )
+    return InputFormatError(f"non-numeric value in a numeric column: {clean(exc)}; expected numbers",
+                            path=path)
 
 
 def _line_of_row(path: Path, head: TextHead, row: int) -> int:
@@ -425,8 +441,11 @@ def _check_non_negative(values: np.ndarray, col: _Column, path: Path, head: Text
 
 def _frames(values: np.ndarray, col: _Column, frame_base: int, path: Path, head: TextHead) -> np.ndarray:
     with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(values) | (values != np.round(values)) | (values < frame_base) | (values > 2.0**53)
+        big = values > MAX_FRAME
+        bad = ~np.isfinite(values) | (values != np.round(values)) | (values < frame_base) | big
     i = _first_bad(bad)
+    if i is not None and big[i]:
+        raise frame_limit_error(values[i], f'column "{col.raw}" at line {_line_of_row(path, head, i)}', path)
     if i is not None:
         raise InputFormatError(
             f'invalid frame number {values[i]} in column "{col.raw}" at line '
