@@ -267,26 +267,24 @@ def _sigmas_nm(table, config: RenderConfig) -> tuple[np.ndarray, str]:
         sig = table["precision_nm"].to_numpy(dtype=np.float64, copy=True)
     except (TypeError, ValueError) as exc:
         raise StageError(f"precision_nm must be numeric to render Gaussians: {exc}") from exc
-    bad = ~np.isfinite(sig) | (sig < 0)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
-        raise StageError(
-            f"{int(bad.sum())} of {sig.size} localizations have a missing, non-finite or "
-            f"negative precision_nm (first at row {first}, value {sig[first]!r}); drop "
-            f"them, or set render.fixed_sigma_nm to render every localization with one sigma"
-        )
-    wide = sig > MAX_PRECISION_NM
-    if wide.any():
-        first = int(np.flatnonzero(wide)[0])
-        raise StageError(
-            f"{int(wide.sum())} of {sig.size} localizations have a precision_nm above "
-            f"{MAX_PRECISION_NM:g} nm (first at row {first}, {sig[first]:.3g} nm): failed fits, "
-            f"or a precision in another unit; drop them with filter.max_precision_nm (e.g. "
-            f"100), or set render.fixed_sigma_nm to render every localization with one sigma"
-        )
+    _refuse_precisions(sig, ~np.isfinite(sig) | (sig < 0), "missing, non-finite or negative",
+                       "drop them")
+    _refuse_precisions(sig, sig > MAX_PRECISION_NM, f"above {MAX_PRECISION_NM:g} nm",
+                       "failed fits, or a precision in another unit: drop them with "
+                       "filter.max_precision_nm (e.g. 100)")
     if floor > 0:
         np.maximum(sig, floor, out=sig)
     return sig, "precision_nm"
+
+
+def _refuse_precisions(sig: np.ndarray, bad: np.ndarray, what: str, remedy: str) -> None:
+    """Refuse the table if any localization's precision is ``bad`` (``what`` it is)."""
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise StageError(
+            f"{int(bad.sum())} of {sig.size} localizations have a precision_nm {what} "
+            f"(first at row {first}, value {float(sig[first])!r}); {remedy}, or set "
+            f"render.fixed_sigma_nm to render every localization with one sigma")
 
 
 def _blur_nm(table, sigma: np.ndarray | None, pixel_nm: float) -> float:
