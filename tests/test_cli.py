@@ -337,3 +337,38 @@ def test_a_bad_read_limit_is_named_by_info_report_and_the_dry_run(tiny_nucleus, 
         res = CliRunner().invoke(cli, command)
         assert res.exit_code != 0
         assert "environment variable CHROMARATE_READ_LIMIT" in str(res.exception or res.output)
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGTERM") or __import__("os").name != "posix",
+                    reason="needs POSIX signals")
+def test_sigterm_stops_a_batch_as_ctrl_c_does(tiny_nucleus, tmp_path):
+    """A scheduler's time limit sends SIGTERM: the batch writes its summary and log and
+    exits 130, as on Ctrl-C (it used to die at once with 143 and no summary)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    csv, _, _ = tiny_nucleus
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from chromarate.cli import main; main(sys.argv[1:])",
+         "run", "quick-cpu", str(csv), "--out", str(out),
+         "--set", "fit.training.steps=200000", "--progress-every", "0.5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        log = out / "batch.log"
+        while time.monotonic() < deadline and not (log.exists() and " fit " in log.read_text()):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert (out / "summary.csv").exists()
+    assert "batch interrupted" in (out / "batch.log").read_text()

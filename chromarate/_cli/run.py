@@ -3,7 +3,10 @@ progress and outcome."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -12,6 +15,26 @@ from .. import __version__
 from .common import (_PROGRESS_OPTION, EXIT_FAILED, EXIT_INTERRUPTED, _load_pipeline_config,
                      _setup_logging)
 from .progress import _BatchPrinter
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While the block runs, SIGTERM (what a cluster scheduler sends at its time limit, and
+    ``kill``'s default) stops the batch as Ctrl-C does: the summary of what finished is
+    written and the log says the batch was interrupted. The former handler comes back
+    after; nothing is changed outside the main thread (signals are only handled there)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    former = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, former)
 
 
 def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwrite=False,
@@ -25,11 +48,12 @@ def _run(config, inputs, out, *, device=None, workers=1, scheduler=None, overwri
     printer = _BatchPrinter(verbose, quiet, fit_steps=_fit_steps(config))
     try:
         try:
-            report = run_batch(config, inputs, out, device=device, workers=workers,
-                               scheduler=scheduler, overwrite=overwrite, on_event=printer,
-                               read_limit=read_limit, wait_for_lock=wait_for_lock,
-                               progress_every=(PROGRESS_EVERY_S if progress_every is None
-                                               else progress_every))
+            with _terminate_as_interrupt():
+                report = run_batch(config, inputs, out, device=device, workers=workers,
+                                   scheduler=scheduler, overwrite=overwrite, on_event=printer,
+                                   read_limit=read_limit, wait_for_lock=wait_for_lock,
+                                   progress_every=(PROGRESS_EVERY_S if progress_every is None
+                                                   else progress_every))
         finally:
             printer.close()  # before any message, so no progress bar is left drawn
     except KeyboardInterrupt:
