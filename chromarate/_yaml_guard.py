@@ -85,6 +85,11 @@ def expanded_size(root: Any, cap: int = MAX_NODES) -> int:
     YamlLimitError
         A node contains itself (a recursive alias).
     """
+    return _sizes(root, cap)[0]
+
+
+def _sizes(root: Any, cap: int) -> tuple[int, int]:
+    """(expanded size at most ``cap + 1``, distinct nodes) of a composed node graph."""
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[Any, bool]] = [(root, False)]
@@ -104,11 +109,17 @@ def expanded_size(root: Any, cap: int = MAX_NODES) -> int:
                 raise YamlLimitError("a recursive alias (a node that contains itself)")
             if id(child) not in sizes:
                 stack.append((child, False))
-    return sizes[id(root)]
+    return sizes[id(root)], len(sizes)
+
+
+def distinct_cap(text: str) -> int:
+    """An upper bound on the nodes a YAML text writes out (one per character at most)."""
+    return len(text) + 1
 
 
 def check_yaml_tree(text: str, *, loader: Any = None, max_nodes: int = MAX_NODES) -> None:
-    """Refuse YAML whose documents stand for more than ``max_nodes`` nodes in all.
+    """Refuse YAML whose aliases add more than ``max_nodes`` nodes in all to the nodes it
+    writes out (a large tree written out in full is only as large as its text).
 
     Parameters
     ----------
@@ -128,14 +139,17 @@ def check_yaml_tree(text: str, *, loader: Any = None, max_nodes: int = MAX_NODES
     """
     import yaml  # noqa: PLC0415
 
-    total = 0
+    added = 0  # nodes the aliases add: the expanded tree less the nodes written out
     try:
+        # the pure-Python composer: libyaml's (CSafeLoader) is faster but recurses in C,
+        # and crashes the process on nesting the Python one refuses with RecursionError
         for document in yaml.compose_all(text, Loader=loader or yaml.SafeLoader):
             if document is not None:
-                total += expanded_size(document, max_nodes)
-            if total > max_nodes:
+                expanded, distinct = _sizes(document, max_nodes + distinct_cap(text))
+                added += max(0, expanded - distinct)
+            if added > max_nodes:
                 raise YamlLimitError(
-                    f"its aliases expand to more than {max_nodes:,} nodes (anchors and aliases "
-                    "nested to describe a huge tree); expected plain YAML")
+                    f"its aliases expand it by more than {max_nodes:,} nodes (anchors and "
+                    "aliases nested to describe a huge tree); expected plain YAML")
     except RecursionError:
         raise YamlLimitError("nested too deeply for the YAML parser") from None

@@ -158,6 +158,19 @@ def _unknown(key: str, parts: list[str]) -> str:
     return f"unknown config key {key!r}" + (f": {hint}" if hint else "")
 
 
+def _section_model(parts: list[str]):
+    """The config model of the section at dotted key ``parts`` (None for a plain setting)."""
+    from ._config.io import _model_of
+
+    model: Any = PipelineConfig
+    for part in parts:
+        info = getattr(model, "model_fields", {}).get(part)
+        model = _model_of(info.annotation) if info is not None else None
+        if model is None:
+            return None
+    return model
+
+
 def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> PipelineConfig:
     """Return a copy of ``config`` with dotted-key overrides applied and validated.
 
@@ -196,9 +209,13 @@ def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> Pipelin
             node = node[p]
         if parts[-1] not in node:
             raise ConfigError(_unknown(key, parts))
+        section = _section_model(parts) if isinstance(value, dict) else None
+        if section is not None:  # a section turned on (drift={}): its keys, for the next
+            try:
+                value = {**section().model_dump(mode="json"), **value}
+            except (ValueError, TypeError):  # defaults that need a value: validated below
+                pass
         node[parts[-1]] = value
-        if isinstance(value, dict):  # a section turned on (drift={}): its keys, for the next
-            raw = config_from_dict(raw).model_dump(mode="json")
     if "phase.phi_max" in overrides:
         try:
             check_phase_phi_max(overrides["phase.phi_max"], raw["fit"]["physics"]["phi_max"])

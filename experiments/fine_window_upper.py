@@ -4,7 +4,7 @@ The window rule of ``fit/regularise.py`` narrows the test window from 0.15 to 0.
 the cleanest fields (J at most ``J_FINE`` = 0.005, widening back at ``J_FINE_END`` = 0.02).
 Those thresholds were set on J measured at the noise rule's kernel radius; since the radius
 search, J is read at the searched radius (8 px on fields cases), where the same 1 % noise
-reads 0.009-0.056, so the 1 % fields cases get 0.12-0.15 um windows. This script fits
+reads 0.011-0.066, so the 1 % fields cases get 0.127-0.15 um windows. This script fits
 each case twice: with the default rule, and with the window read from J at the noise rule's
 radius (``misfit_at_upper_radius`` of the regularisation record), everything else as
 chosen. It prints r, r against the resolvable part, the bias of the mean, the interval's

@@ -132,3 +132,22 @@ def test_truth_is_read_once_for_all_nuclei_of_an_input(tmp_path, monkeypatch):
     assert len(calls) == 1  # one read, shared by every nucleus of the input
     np.testing.assert_array_equal(first["rate"], rate)
     assert second["rate"] is first["rate"] and not first["rate"].flags.writeable
+
+
+def test_earlier_failed_rows_are_kept_only_while_their_input_is_there(tmp_path):
+    from chromarate.batch.earlier import earlier_rows, merged_rows
+
+    there = _touch(tmp_path / "bad.csv")
+    summary = tmp_path / "out" / "summary.csv"
+    summary.parent.mkdir()
+    summary.write_text("input,name,nucleus_id,status,error\n"
+                       f"{there},bad,,failed,no x column\n"
+                       f"{tmp_path / 'gone.csv'},gone,,failed,no x column\n"
+                       f"{there},ok,1,ok,\n")  # its result store is not there: dropped
+    rows = earlier_rows(summary, summary.parent)
+    assert [r["name"] for r in rows] == ["bad"]
+    now = [{"name": "new", "nucleus_id": 1, "status": "ok"}]
+    assert [r["name"] for r in merged_rows(now, rows, {"new": 0})] == ["new", "bad"]
+    assert [r["name"] for r in merged_rows(now + [{"name": "bad", "nucleus_id": None,
+                                                   "status": "failed"}], rows,
+                                           {"new": 0, "bad": 1})] == ["new", "bad"]

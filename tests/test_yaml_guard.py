@@ -37,6 +37,10 @@ def test_the_expanded_size_counts_shared_nodes_once_per_use():
     with pytest.raises(YamlLimitError, match=f"{MAX_NODES:,} nodes"):
         check_yaml_tree(_bomb())
     assert time.perf_counter() - t0 < 5.0  # the graph, not the expanded tree, is walked
+    # a tree written out in full is only as large as its text: not refused
+    check_yaml_tree("data:\n" + "".join(f"  - [{i}, {i}]\n" for i in range(500)), max_nodes=100)
+    with pytest.raises(YamlLimitError, match="more than 100 nodes"):
+        check_yaml_tree(_bomb(3), max_nodes=100)
     with pytest.raises(YamlLimitError, match="recursive alias"):
         check_yaml_tree("a: &a [*a]\n")
     with pytest.raises(YamlLimitError, match="nested too deeply"):

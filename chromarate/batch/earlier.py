@@ -5,8 +5,9 @@ results that are still in the output folder when their input was not given to th
 or when this run stopped (Ctrl-C, a crash) before it reached that input; such rows are
 kept, so that an interrupted rerun, or a run over a subset of the inputs, does not empty
 the summary of a folder whose results are all there. An input this run reached has only
-this run's rows. A kept row whose result store is gone is dropped; failed rows of inputs
-not reached are kept as they were.
+this run's rows. A kept row whose result store is gone is dropped, and so is a failed
+row whose input file is gone (as the summary names it, from the folder the run was
+started in).
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def earlier_rows(summary: Path, out_dir: Path) -> list[dict[str, Any]]:
             if row["nucleus_id"] is None or not os.path.isdir(
                     out_dir / name / f"{row['nucleus_id']}.ome.zarr"):
                 continue  # its result is gone
+        elif not row.get("input") or not os.path.lexists(str(row["input"])):
+            continue  # the input that failed is gone (moved, or removed by its user)
         rows.append(row)
     return rows
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import stat
 from pathlib import Path
 
 from ..errors import ResultStoreError
@@ -101,16 +102,24 @@ def settle_backups(folder: str | os.PathLike) -> list[tuple[Path, str]]:
     done: list[tuple[Path, str]] = []
     for name in sorted(targets):
         path = folder / name
-        found = sorted(backups(path), key=lambda p: p.stat().st_mtime)
-        if found and not os.path.lexists(path):
+        found = []
+        for old in backups(path):  # only folders this module made: never a link out
             try:
+                st = os.lstat(old)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                found.append((st.st_mtime, old))
+        found = [old for _, old in sorted(found)]
+        try:
+            if found and not os.path.lexists(path):
                 rename_no_replace(found[-1], path)
                 done.append((found.pop(), "restored"))
-            except OSError:
-                continue  # left as it is; the result path is refitted
-        for old in found:
-            remove_tree(old)
-            done.append((old, "removed"))
+            for old in found:
+                remove_tree(old)
+                done.append((old, "removed"))
+        except OSError:
+            continue  # left as it is; the result path is refitted
     return done
 
 

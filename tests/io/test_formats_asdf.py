@@ -270,3 +270,21 @@ def test_unitless_units_option_pixels_and_option_errors(tmp_path):
         read_localizations(path, format="asdf", units="furlong")
     with pytest.raises(TypeError, match="channel"):
         read_localizations(path, channel="a")
+
+
+@needs_asdf
+def test_an_array_stored_in_another_file_is_refused_without_opening_it(tmp_path):
+    """asdf's external array storage names another file as the data's source; it could be a
+    pipe (the read would hang) or any file. Nothing but the tree is read."""
+    import asdf
+    import os
+
+    path = tmp_path / "loc.asdf"
+    asdf.AsdfFile({"columns": ["position_x", "position_y"], "data": np.ones((4, 2)),
+                   "meta": "{}"}).write_to(path, all_array_storage="external")
+    external = tmp_path / "loc0000.asdf"
+    assert external.exists()
+    external.unlink()
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(external)  # opening it for reading would wait for a writer
+    _check_error(path, "stored in another file", "loc0000.asdf")

@@ -516,3 +516,24 @@ def test_info_says_a_result_without_a_trusted_label_is_summarised_over_the_nucle
     res = CliRunner().invoke(cli, ["info", str(new)])
     assert res.exit_code == 0, res.output
     assert "% of the nucleus where it is trusted" in res.output
+
+
+def test_settle_backups_restores_removes_and_leaves_links_alone(tmp_path):
+    """An interrupted rewrite's backup is put back where the result path is empty, removed
+    where the new store is in place; a link named like a backup (dangling, or pointing out
+    of the folder) is neither followed nor put in place, and stops nothing."""
+    from chromarate.io.zarr_store import settle_backups
+
+    folder = tmp_path / "cell"
+    kept = write_result(make_stack(), folder / "1.ome.zarr")
+    kept.rename(folder / ".1.ome.zarr.old-aaaa")
+    write_result(make_stack(), folder / "2.ome.zarr")
+    write_result(make_stack(), folder / ".2.ome.zarr.old-bbbb")
+    os.symlink(tmp_path / "nowhere", folder / ".3.ome.zarr.old-cccc")
+    outside = write_result(make_stack(), tmp_path / "outside.ome.zarr")
+    os.symlink(outside, folder / ".4.ome.zarr.old-dddd")
+    done = {p.name: action for p, action in settle_backups(folder)}
+    assert done == {".1.ome.zarr.old-aaaa": "restored", ".2.ome.zarr.old-bbbb": "removed"}
+    assert is_complete_result(folder / "1.ome.zarr") and is_complete_result(folder / "2.ome.zarr")
+    assert not (folder / "3.ome.zarr").exists() and not (folder / "4.ome.zarr").exists()
+    assert is_complete_result(outside)

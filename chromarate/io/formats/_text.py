@@ -49,7 +49,7 @@ from chromarate.io._textscan import (
     is_gzip,
     open_regular,
 )
-from chromarate.io.limits import current_read_limit, size_error
+from chromarate.io.limits import current_read_limit, format_size, size_error
 from chromarate.io.formats._binary import MAX_FRAME, frame_limit_error
 from chromarate.io.formats._plan import Assembly, Plan, Planner, values_of
 from chromarate.io.formats._plan import assemble as _assemble
@@ -455,9 +455,9 @@ class _Growing:
 class ColumnsOverBudget(Exception):
     """The columns :func:`read_csv_columns` gathered passed its ``budget``."""
 
-    def __init__(self, held: int, rows: int) -> None:
-        super().__init__(f"{held} bytes of columns after {rows} rows")
-        self.held, self.rows = held, rows
+    def __init__(self, held: int, rows: int, budget: int) -> None:
+        super().__init__(f"{held} bytes of columns after {rows} rows, over {budget}")
+        self.held, self.rows, self.budget = held, rows, budget
 
 
 def column_budget(text_held: int, n_fields: int, n_text: int) -> int:
@@ -469,11 +469,13 @@ def column_budget(text_held: int, n_fields: int, n_text: int) -> int:
     return max(0, current_read_limit() - text_held - block)
 
 
-def columns_over_budget(path: Path, exc: ColumnsOverBudget, text_bytes: int) -> InputFormatError:
-    """The read-limit error for a table whose parsed columns passed the limit."""
-    return size_error(path, f"the table's parsed columns (more than {exc.rows} rows, with "
-                            f"{text_bytes} bytes of text)", exc.held + text_bytes,
-                      current_read_limit())
+def columns_over_budget(path: Path, exc: ColumnsOverBudget) -> InputFormatError:
+    """The read-limit error for a table whose parsed columns passed their budget: what they
+    hold plus what the budget left aside (the text held and the parser's buffers)."""
+    limit = current_read_limit()
+    return size_error(path, f"the table (its columns passed {format_size(exc.held)} after "
+                            f"{exc.rows} rows, with the text and the parser's buffers)",
+                      exc.held + max(0, limit - exc.budget), limit)
 
 
 def read_csv_columns(source: Any, keep: Sequence[int], *, budget: int | None = None,
@@ -527,7 +529,7 @@ def read_csv_columns(source: Any, keep: Sequence[int], *, budget: int | None = N
             if budget is not None:
                 held = sum(column.held() for column in gathered.values())
                 if held > budget:
-                    raise ColumnsOverBudget(held, rows)
+                    raise ColumnsOverBudget(held, rows, budget)
     columns = {}
     for i in keep:
         values = gathered.pop(i).result()
@@ -613,7 +615,7 @@ def parse_table(
                                        budget=column_budget(2 * text_bytes, ncols, len(body)),
                                        **kwargs)
     except ColumnsOverBudget as exc:
-        raise columns_over_budget(path, exc, 2 * text_bytes) from None
+        raise columns_over_budget(path, exc) from None
     except pd.errors.EmptyDataError:
         raise InputFormatError("no localizations: the file has a header but no data rows",
                                path=path) from None

@@ -303,6 +303,7 @@ def _load_tree(
                 meta_raw = tree.get("meta")
                 meta_raw = meta_raw if isinstance(meta_raw, str) else _plain(meta_raw)
                 check_columns(columns, meta_raw)
+                _check_source(raw_data, path)
                 _check_declared_size(raw_data, path)
                 data = np.asarray(raw_data)  # reads the block; _as_table copies it to float64
                 writer = _writer(tree.get("asdf_library"))
@@ -353,6 +354,16 @@ def _check_tree_text(path: Path) -> None:
                                "file", path=path) from None
     except Exception:  # noqa: BLE001 - not valid YAML: asdf names what is wrong
         return
+
+
+def _check_source(raw_data: Any, path: Path) -> None:
+    """Refuse a 'data' array stored in another file (asdf's external array storage names a
+    file by its ``source``): reading it would open whatever that name is, a pipe included."""
+    source = getattr(raw_data, "_source", None)
+    if isinstance(source, str):
+        raise InputFormatError(
+            f"its 'data' array is stored in another file ({source!r}), which is not read; "
+            "expected a locan .asdf file that holds its data", path=path)
 
 
 def _check_declared_size(raw_data: Any, path: Path) -> None:

@@ -328,7 +328,7 @@ def _read_table(path: Path, head: TextHead, columns: list[_Column], used: list[_
                                            budget=column_budget(0, len(columns), scan.size),
                                            **kwargs)
     except ColumnsOverBudget as exc:
-        raise columns_over_budget(path, exc, 0) from None
+        raise columns_over_budget(path, exc) from None
     except pd.errors.EmptyDataError:
         raise InputFormatError("no localizations: the file has a header line but no data rows",
                                path=path) from None
