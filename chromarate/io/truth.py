@@ -38,6 +38,7 @@ from numpy.lib import format as _npy
 
 from chromarate.errors import InputFormatError
 from chromarate.io._atomic import atomic_binary as _atomic_binary
+from chromarate.io._zipdir import check_zip_directory
 from chromarate.io.limits import check_decoded_size
 
 __all__ = ["read_truth", "write_truth", "TRUTH_FORMAT", "TRUTH_VERSION"]
@@ -170,6 +171,7 @@ def read_truth(path: str | os.PathLike) -> dict[str, Any]:
     try:
         with _open_regular(path) as fh:
             _refuse_single_array(fh, path)
+            check_zip_directory(fh, path, "a ground-truth .npz archive")
             with zipfile.ZipFile(fh) as zf:
                 members = _member_names(zf, path)
                 _check_headers(zf, members, path)

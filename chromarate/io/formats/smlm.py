@@ -69,6 +69,7 @@ import numpy as np
 
 from chromarate._types import CANONICAL_COLUMNS, Localizations
 from chromarate.errors import InputFormatError
+from chromarate.io._zipdir import MAX_ZIP_DIRECTORY_BYTES, check_zip_directory, zip_directory_size
 from chromarate.io.limits import check_decoded_size
 
 from . import _binary as b
@@ -100,6 +101,10 @@ def detect(path: Path, head: bytes) -> bool:
     try:
         if head[:4] not in b.ZIP_MAGICS:
             return False
+        with open(path, "rb") as fh:
+            found = zip_directory_size(fh)
+        if found is not None and found[1] > MAX_ZIP_DIRECTORY_BYTES:
+            return True  # never parsed here; read() says the directory is too large
         with zipfile.ZipFile(Path(path)) as zf:
             try:
                 info = zf.getinfo(_MANIFEST)
@@ -126,6 +131,8 @@ def read(path: str | Path, *, pixel_size_nm: float | None = None, frame_base: in
     if channel is not None:
         channel = str(channel)
     b.check_regular_file(path, _WHAT)
+    with open(path, "rb") as fh:
+        check_zip_directory(fh, path, "an SMLM file")
 
     try:
         zf = zipfile.ZipFile(path)
