@@ -200,7 +200,8 @@ def read_truth_for(input_path: str | Path) -> dict[str, Any] | None:
     """The ground truth beside an input (:func:`truth_path_for`), or None if there is none.
 
     The file is read once and kept (the last few, keyed by path, size and modification
-    time), so the nuclei of one input share a single read; its arrays are read-only.
+    time), so the nuclei of one input share a single read; its arrays are read-only. A
+    file that cannot be read is kept as such too: its error is raised again, not read again.
 
     Raises
     ------
@@ -215,14 +216,20 @@ def read_truth_for(input_path: str | Path) -> dict[str, Any] | None:
     except OSError as exc:  # gone or unreadable since it was found
         raise InputFormatError(f"cannot read the ground-truth file: {exc.strerror or exc}",
                                path=tp) from None
-    return dict(_read_truth_cached(str(tp.resolve()), st.st_mtime_ns, st.st_size))
+    truth = _read_truth_cached(str(tp.resolve()), st.st_mtime_ns, st.st_size)
+    if isinstance(truth, InputFormatError):
+        raise InputFormatError(truth.message, path=truth.path)
+    return dict(truth)
 
 
 @lru_cache(maxsize=4)
-def _read_truth_cached(path: str, mtime_ns: int, size: int) -> dict[str, Any]:
+def _read_truth_cached(path: str, mtime_ns: int, size: int) -> dict[str, Any] | InputFormatError:
     from .io.truth import read_truth
 
-    truth = read_truth(path)
+    try:
+        truth = read_truth(path)
+    except InputFormatError as exc:
+        return exc
     for value in truth.values():
         if isinstance(value, np.ndarray):
             value.flags.writeable = False

@@ -389,3 +389,27 @@ def test_report_does_not_read_an_oversized_summary(tmp_path, monkeypatch, caplog
     with caplog.at_level(logging.WARNING, logger="chromarate.report"):
         assert batch_failures(folder).empty
     assert "summary.csv" in caplog.text and "more than a summary may take" in caplog.text
+
+
+def test_a_truth_that_cannot_be_read_is_read_once_for_all_nuclei(tmp_path, monkeypatch):
+    """The nuclei of one input share one read of its truth file, also when it fails."""
+    from chromarate import data
+    from chromarate.errors import InputFormatError
+    from chromarate.io import truth as truth_module
+
+    csv = tmp_path / "cell.csv"
+    csv.write_text("x,y\n1,2\n")
+    (tmp_path / "cell.truth.npz").write_bytes(b"not a zip archive")
+    calls = []
+    real = truth_module.read_truth
+
+    def counting(path):
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(truth_module, "read_truth", counting)
+    data._read_truth_cached.cache_clear()
+    for _ in range(3):
+        with pytest.raises(InputFormatError, match="cell.truth.npz"):
+            data.read_truth_for(csv)
+    assert len(calls) == 1
