@@ -151,3 +151,15 @@ def test_earlier_failed_rows_are_kept_only_while_their_input_is_there(tmp_path):
     assert [r["name"] for r in merged_rows(now + [{"name": "bad", "nucleus_id": None,
                                                    "status": "failed"}], rows,
                                            {"new": 0, "bad": 1})] == ["new", "bad"]
+
+
+def test_a_summary_whose_rows_would_pass_the_read_limit_is_not_read_back(tmp_path):
+    from chromarate.batch.earlier import SUMMARY_MEMORY_FACTOR, readable_summary
+    from chromarate.io.limits import read_limit
+
+    summary = tmp_path / "summary.csv"
+    summary.write_text("input,name,nucleus_id,status\n" + "a.csv,a,1,ok\n" * 200)
+    assert readable_summary(summary)
+    with read_limit(summary.stat().st_size * SUMMARY_MEMORY_FACTOR - 1):
+        assert not readable_summary(summary)
+    assert not readable_summary(tmp_path / "missing.csv")

@@ -453,17 +453,16 @@ def require_regular_file(path: str | Path, what: str = "localization file") -> i
 def open_regular(path: str | Path, what: str = "localization file") -> IO[bytes]:
     """Open ``path`` for reading bytes, refusing anything but a regular file.
 
-    :func:`require_regular_file` is checked first; the file is then opened without
-    blocking (``O_NONBLOCK``, which changes nothing for a regular file) and checked again on
-    the open descriptor, so a file replaced by a FIFO in between is refused too, never
-    waited on.
+    The file is opened without blocking (``O_NONBLOCK``, which changes nothing for a regular
+    file) and checked on the open descriptor (:func:`chromarate._readfile.open_checked`), so
+    a FIFO or device is refused, never waited on, with the messages of
+    :func:`require_regular_file`.
 
     Raises
     ------
     InputFormatError
         As :func:`require_regular_file`, or the file cannot be opened.
     """
-    require_regular_file(path, what)
     try:
         fd = open_checked(path)
     except NotReadableError as exc:

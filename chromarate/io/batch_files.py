@@ -32,8 +32,9 @@ __all__ = [
 ]
 
 #: Largest JSON file :func:`read_json` reads (a manifest lists the nuclei of one input:
-#: a few kB, a few MB for an input of tens of thousands of nuclei).
-MAX_JSON_BYTES = 64 << 20
+#: a few kB; 50,000 nuclei take some 400 kB). Parsed JSON takes up to ~24 bytes of Python
+#: objects per byte of text, so 8 MiB bounds a crafted one at about 200 MB.
+MAX_JSON_BYTES = 8 << 20
 
 #: How text that cannot be encoded as UTF-8 is written: a file name that is not valid
 #: UTF-8 reaches Python as a str with lone surrogates ("bad\udcff.csv"); it is written as

@@ -95,29 +95,15 @@ def failure_lines(failures: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _readable_summary(path: Path) -> bool:
-    """True if ``path`` is a regular file of at most
-    :data:`chromarate.batch.earlier.MAX_SUMMARY_BYTES` bytes (a larger one is logged)."""
-    from ..batch.earlier import MAX_SUMMARY_BYTES
-
-    if not path.is_file():
-        return False
-    size = path.stat().st_size
-    if size > MAX_SUMMARY_BYTES:
-        log.warning("%s: %d bytes, more than a summary may take (%d); its failures are not "
-                    "listed", path, size, MAX_SUMMARY_BYTES)
-        return False
-    return True
-
-
 def _failures(folder: Path) -> pd.DataFrame:
     """The failed rows of ``folder/summary.csv``; none when it is missing, not a regular
-    file, too large (:func:`_readable_summary`) or unreadable."""
+    file, too large (:func:`chromarate.batch.earlier.readable_summary`) or unreadable."""
+    from ..batch.earlier import readable_summary
     from ..batch.runner import SUMMARY_NAME
 
     path = folder / SUMMARY_NAME
     try:
-        if not _readable_summary(path):
+        if not readable_summary(path):
             return pd.DataFrame(columns=["input", "nucleus_id", "error"])
         summary = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError):

@@ -77,7 +77,7 @@ from typing import Any, Callable
 import numpy as np
 
 from chromarate._types import Localizations
-from chromarate._yaml_guard import YamlLimitError, check_yaml_tree
+from chromarate._yaml_guard import MAX_YAML_BYTES, YamlLimitError, check_yaml_tree
 from chromarate.errors import ChromarateError, InputFormatError
 
 from chromarate.io._units import LENGTH_UNITS, PHOTON_UNITS, check_units
@@ -323,7 +323,7 @@ def _load_tree(
 
 
 #: Largest YAML tree read (locan keeps its data in binary blocks: its trees are a few kB).
-MAX_TREE_BYTES = 16 << 20
+MAX_TREE_BYTES = MAX_YAML_BYTES  # the public sample's tree is 2.3 kB
 _TREE_END = (b"\n...\n", b"\n...\r\n")
 _BLOCK_MAGIC = b"\xd3BLK"
 
